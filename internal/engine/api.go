@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Lookup reads output key of the vertex id ("kind/name"); ok is false when the
+// vertex has not produced it (yet).
+type Lookup func(id, key string) (value string, ok bool)
+
+// Spec is one vertex as the engine needs it: identity, policies, edges and a
+// way to build the resource once the outputs it references exist.
+type Spec struct {
+	Kind string
+	Name string
+	Meta Meta
+	// DependsOn are ids ("kind/name") this vertex waits for, explicit or
+	// implied by references. Refs ⊆ DependsOn.
+	DependsOn []string
+	// Refs are the ids whose outputs Build reads.
+	Refs []string
+	// NotifiedBy are ids whose changes call this vertex's Refresh.
+	NotifiedBy []string
+	// Hash identifies the unresolved spec: a graph swap keeps a vertex whose
+	// Hash is unchanged running untouched.
+	Hash string
+	// Build makes the resource with references resolved through lookup. It
+	// returns the resolved fingerprint: when it changes (an output it reads
+	// changed), the engine stops the old resource and starts the new one.
+	Build func(lookup Lookup) (r Resource, fingerprint string, err error)
+}
+
+// ID is the vertex's "kind/name".
+func (s *Spec) ID() string { return s.Kind + "/" + s.Name }
+
+// Graph is a validated set of specs.
+type Graph struct {
+	Name  string
+	Specs []*Spec
+}
+
+// NewGraph checks ids are unique, every edge names a vertex, and there is no
+// cycle. (The config package reports the same faults with file and line;
+// this is the engine's own guard.)
+func NewGraph(name string, specs []*Spec) (*Graph, error) {
+	return newGraph(name, specs)
+}
+
+// Options configure an Engine.
+type Options struct {
+	Workers int          // CheckApply calls at once; default 2*GOMAXPROCS, at least 4
+	Noop    bool         // check only, everywhere (kiln plan, run --noop)
+	Log     *slog.Logger // default: discard
+	Metrics *Metrics     // nil: none
+	// Once: Run returns when every vertex has settled (converged, failed for
+	// good, or blocked by a failed dependency). The error lists the failures.
+	Once bool
+	// ConvergedTimeout > 0: Run returns nil once the whole graph has been
+	// converged and idle this long.
+	ConvergedTimeout time.Duration
+}
+
+// State of a vertex.
+type State string
+
+const (
+	StatePending   State = "pending"   // not started
+	StateWaiting   State = "waiting"   // on a dependency
+	StateChecking  State = "checking"  // CheckApply running
+	StateConverged State = "converged" // last check found it right
+	StateFailed    State = "failed"    // last CheckApply failed (may retry)
+	StateBlocked   State = "blocked"   // a dependency failed
+)
+
+// VertexStatus is a snapshot of one vertex, for plan, summaries and pages.
+type VertexStatus struct {
+	ID, Kind, Name string
+	State          State
+	DependsOn      []string
+	Pending        bool // noop: a check found it differs (would change)
+	Checks         int  // CheckApply calls
+	Applies        int  // CheckApply calls that changed something
+	LastCheck      time.Time
+	LastChange     time.Time
+	LastError      string
+}
+
+// Engine runs graphs. Use New, then Run; Swap may be called at any time.
+type Engine struct{ e *engine }
+
+// New makes an engine for g. It starts nothing.
+func New(g *Graph, o Options) *Engine { return &Engine{newEngine(g, o)} }
+
+// Run converges the graph and keeps it converged until ctx is done (or, with
+// Once / ConvergedTimeout, until that condition). Every Watch is stopped and
+// every goroutine has returned before Run returns. After ctx is cancelled it
+// returns ctx.Err().
+func (e *Engine) Run(ctx context.Context) error { return e.e.run(ctx) }
+
+// Swap replaces the graph: vertices whose Hash is unchanged keep running
+// untouched, changed ones restart, removed ones stop, new ones start.
+func (e *Engine) Swap(g *Graph) { e.e.swap(g) }
+
+// Status returns a snapshot of every vertex, in graph order.
+func (e *Engine) Status() []VertexStatus { return e.e.status() }
+
+// Subscribe returns a channel (capacity 1, coalescing) that receives a value
+// whenever any vertex's status changes, and a cancel func. For live pages.
+func (e *Engine) Subscribe() (<-chan struct{}, func()) { return e.e.subscribe() }

@@ -1,0 +1,114 @@
+// Package engine converges a graph of resources and keeps it converged.
+//
+// A resource says two things: Watch (tell me when the real world may have
+// drifted) and CheckApply (is the real world right; if not and apply is true,
+// make it so). The engine adds everything else: dependency order, a bounded
+// worker pool, retries, rate limits, timeouts, notify edges, outputs and
+// references, converged detection and graph swaps.
+//
+// Two races are part of the contract:
+//
+//  1. Running means watching. A vertex's first CheckApply runs only after its
+//     Watch has called Events.Running, so a change between "checked" and
+//     "watching" cannot be missed.
+//  2. No lost event during CheckApply. The engine clears a vertex's dirty flag
+//     before CheckApply starts; an event that arrives while it runs marks the
+//     vertex dirty again and causes exactly one more pass. Events coalesce; they
+//     are never dropped.
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Resource is one thing the engine keeps converged. Implementations are
+// synchronous: the engine adds the concurrency.
+type Resource interface {
+	// Watch blocks until ctx is done. It calls ev.Running() exactly once, as soon
+	// as the watch is really established, and ev.Changed() whenever the real
+	// state may have drifted. Changed never blocks; calls coalesce. A non-nil
+	// error other than ctx.Err() fails the vertex (and is retried per meta).
+	Watch(ctx context.Context, ev Events) error
+	// CheckApply reports whether the real state already matches the spec. When
+	// it does not and apply is true, it converges it first and returns ok=false
+	// (something was changed). It must be idempotent. Errors are retried per the
+	// meta-params unless marked Permanent.
+	CheckApply(ctx context.Context, apply bool) (ok bool, err error)
+}
+
+// Events is what Watch reports to the engine. Both methods are safe for
+// concurrent use and never block.
+type Events interface {
+	// Running says the watch is established. Only the first call counts.
+	Running()
+	// Changed says the real state may have drifted: check again.
+	Changed()
+}
+
+// Optional interfaces, found by type assertion.
+type (
+	// Initer receives the vertex's identity and logger before Watch starts.
+	Initer interface {
+		Init(env Env) error
+	}
+	// Outputter exposes values that dependents read as ${kind/name.key}.
+	// Called after a successful CheckApply.
+	Outputter interface {
+		Outputs() map[string]string
+	}
+	// Refresher is called (apply mode only) when a resource that notifies this
+	// one changed something; e.g. exec's refresh_only commands run here.
+	Refresher interface {
+		Refresh(ctx context.Context) error
+	}
+	// SelfPoller is a resource whose Watch already polls (with events as the
+	// fast path). The poll meta-param is handed to it instead of the engine
+	// replacing Watch with a ticker.
+	SelfPoller interface {
+		SetPoll(d time.Duration)
+	}
+)
+
+// Env is what the engine tells a resource about itself.
+type Env struct {
+	Graph string       // the graph's name (kiln tags what it creates with it)
+	ID    string       // "kind/name"
+	Kind  string       // e.g. "aws:ec2"
+	Name  string       // the resource's name
+	Meta  Meta         // its meta-params
+	Log   *slog.Logger // with "resource" = ID
+}
+
+// Meta are the per-resource policies (mgmt's names).
+type Meta struct {
+	Poll    time.Duration // >0: replace Watch with a ticker of this period (see SelfPoller)
+	Retry   int           // retries of a failed CheckApply; -1 forever
+	Delay   time.Duration // first delay between retries; grows with backoff
+	Limit   float64       // CheckApply calls per second; 0 means unlimited
+	Burst   int           // burst for Limit
+	Noop    bool          // check only, never apply
+	Timeout time.Duration // per CheckApply; 0 means none
+}
+
+// Permanent marks an error that retrying cannot fix (unknown AMI,
+// UnauthorizedOperation): the engine stops retrying and reports it.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
