@@ -16,10 +16,14 @@ var durationType = reflect.TypeFor[time.Duration]()
 // and every problem is reported with its line and dotted field path.
 type decoder struct {
 	report func(line int, field, msg string)
+	n      int // problems reported so far
 	lines  map[string]int // field path -> line of its key
 	// skip: top-level fields holding a reference that cannot be decoded
 	// into their Go type before it is resolved.
 	skip map[string]bool
+	// failed: top-level fields that did not decode (Validate's view of
+	// them would only repeat the problem).
+	failed map[string]bool
 }
 
 // structFields maps YAML keys to field indexes of struct type t.
@@ -49,25 +53,29 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, prefix string) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			d.report(k.Line, prefix, "keys must be plain names")
+			d.problem(k.Line, prefix, "keys must be plain names")
 			continue
 		}
 		path := prefix + k.Value
 		if seen[k.Value] {
-			d.report(k.Line, path, "given twice")
+			d.problem(k.Line, path, "given twice")
 			continue
 		}
 		seen[k.Value] = true
 		idx, ok := fields[k.Value]
 		if !ok {
-			d.report(k.Line, "", fmt.Sprintf("unknown field %q", path))
+			d.problem(k.Line, "", fmt.Sprintf("unknown field %q", path))
 			continue
 		}
 		d.lines[path] = k.Line
 		if prefix == "" && d.skip[k.Value] {
 			continue
 		}
+		before := d.n
 		d.value(val, v.Field(idx), path)
+		if prefix == "" && d.n > before {
+			d.failed[k.Value] = true
+		}
 	}
 }
 
@@ -80,23 +88,23 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	switch {
 	case t == durationType:
 		if n.Kind != yaml.ScalarNode {
-			d.report(n.Line, path, "want a duration like \"10s\", got "+describe(n))
+			d.problem(n.Line, path, "want a duration like \"10s\", got "+describe(n))
 			return
 		}
 		dur, err := time.ParseDuration(n.Value)
 		if err != nil {
-			d.report(n.Line, path, fmt.Sprintf("invalid duration %q (want e.g. \"10s\", \"5m\")", n.Value))
+			d.problem(n.Line, path, fmt.Sprintf("invalid duration %q (want e.g. \"10s\", \"5m\")", n.Value))
 			return
 		}
 		if dur < 0 {
-			d.report(n.Line, path, fmt.Sprintf("negative duration %q", n.Value))
+			d.problem(n.Line, path, fmt.Sprintf("negative duration %q", n.Value))
 			return
 		}
 		v.SetInt(int64(dur))
 		return
 	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			d.report(n.Line, path, "want a mapping, got "+describe(n))
+			d.problem(n.Line, path, "want a mapping, got "+describe(n))
 			return
 		}
 		p := reflect.New(t.Elem())
@@ -105,14 +113,14 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		return
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			d.report(n.Line, path, "want a mapping, got "+describe(n))
+			d.problem(n.Line, path, "want a mapping, got "+describe(n))
 			return
 		}
 		d.mapping(n, v, path+".")
 		return
 	case t.Kind() == reflect.Slice && (t.Elem().Kind() == reflect.Struct || t.Elem() == durationType):
 		if n.Kind != yaml.SequenceNode {
-			d.report(n.Line, path, "want a list, got "+describe(n))
+			d.problem(n.Line, path, "want a list, got "+describe(n))
 			return
 		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
@@ -123,7 +131,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if err := n.Decode(v.Addr().Interface()); err != nil {
-		d.report(n.Line, path, fmt.Sprintf("want %s, got %s", typeName(t), describe(n)))
+		d.problem(n.Line, path, fmt.Sprintf("want %s, got %s", typeName(t), describe(n)))
 	}
 }
 
@@ -158,4 +166,9 @@ func describe(n *yaml.Node) string {
 		return fmt.Sprintf("%q", n.Value)
 	}
 	return "nothing"
+}
+
+func (d *decoder) problem(line int, field, msg string) {
+	d.n++
+	d.report(line, field, msg)
 }

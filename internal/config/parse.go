@@ -296,7 +296,7 @@ func (p *parser) meta(n *yaml.Node, label string) engine.Meta {
 		p.errorf(n.Line, label, "meta", "want a mapping, got %s", describe(n))
 		return engine.Meta{}
 	}
-	d := &decoder{lines: map[string]int{}, report: func(line int, field, msg string) {
+	d := &decoder{lines: map[string]int{}, failed: map[string]bool{}, report: func(line int, field, msg string) {
 		p.errorf(line, label, field, "%s", msg)
 	}}
 	d.mapping(n, reflect.ValueOf(&m).Elem(), "meta.")
@@ -341,7 +341,7 @@ func (p *parser) fields(it *item) {
 	if it.newRes == nil {
 		return
 	}
-	d := &decoder{lines: map[string]int{}, skip: map[string]bool{}, report: func(line int, field, msg string) {
+	d := &decoder{lines: map[string]int{}, skip: map[string]bool{}, failed: map[string]bool{}, report: func(line int, field, msg string) {
 		p.errorf(line, it.label, field, "%s", msg)
 	}}
 	res := it.newRes()
@@ -359,6 +359,9 @@ func (p *parser) fields(it *item) {
 		}
 	}
 	d.mapping(it.fields, rv.Elem(), "")
+	for f := range d.failed {
+		skip[f] = true
+	}
 	p.validate(res, d.lines, skip, it)
 	p.buildFunc(it)
 }
@@ -449,12 +452,12 @@ func (p *parser) buildFunc(it *item) {
 			return nil, "", fmt.Errorf("%s: %w", label, subErr)
 		}
 		bp := &parser{file: file}
-		d := &decoder{lines: map[string]int{}, report: func(line int, field, msg string) {
+		d := &decoder{lines: map[string]int{}, failed: map[string]bool{}, report: func(line int, field, msg string) {
 			bp.errorf(line, label, field, "%s", msg)
 		}}
 		res := newRes()
 		d.mapping(n, reflect.ValueOf(res).Elem(), "")
-		bp.validate(res, d.lines, nil, &item{label: label, line: n.Line})
+		bp.validate(res, d.lines, d.failed, &item{label: label, line: n.Line})
 		if len(bp.errs) > 0 {
 			bp.errs.sort()
 			return nil, "", engine.Permanent(bp.errs)
