@@ -16,7 +16,7 @@ var durationType = reflect.TypeFor[time.Duration]()
 // and every problem is reported with its line and dotted field path.
 type decoder struct {
 	report func(line int, field, msg string)
-	n      int // problems reported so far
+	n      int            // problems reported so far
 	lines  map[string]int // field path -> line of its key
 	// skip: top-level fields holding a reference that cannot be decoded
 	// into their Go type before it is resolved.

@@ -23,8 +23,12 @@ type thing struct {
 	Hidden string `yaml:"-"`
 }
 
-func (t *thing) Watch(ctx context.Context, ev engine.Events) error { ev.Running(); <-ctx.Done(); return nil }
-func (t *thing) CheckApply(context.Context, bool) (bool, error)    { return true, nil }
+func (t *thing) Watch(ctx context.Context, ev engine.Events) error {
+	ev.Running()
+	<-ctx.Done()
+	return nil
+}
+func (t *thing) CheckApply(context.Context, bool) (bool, error) { return true, nil }
 func (t *thing) Validate() error {
 	var errs []error
 	if t.Path == "" {
@@ -40,8 +44,12 @@ func (t *thing) Validate() error {
 
 type plain struct{}
 
-func (p *plain) Watch(ctx context.Context, ev engine.Events) error { ev.Running(); <-ctx.Done(); return nil }
-func (p *plain) CheckApply(context.Context, bool) (bool, error)    { return true, nil }
+func (p *plain) Watch(ctx context.Context, ev engine.Events) error {
+	ev.Running()
+	<-ctx.Done()
+	return nil
+}
+func (p *plain) CheckApply(context.Context, bool) (bool, error) { return true, nil }
 
 var testKinds = Kinds{
 	"thing":   func() engine.Resource { return &thing{Hidden: "kept"} },
