@@ -1,0 +1,414 @@
+package awsapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+)
+
+// Options configure Hubs. The zero value loads the standard AWS
+// configuration and uses production timings.
+type Options struct {
+	// Config, when set, is used instead of LoadConfig (the --sim path passes
+	// ec2sim.ClientConfig here). Its Retryer is kept as given.
+	Config *aws.Config
+	Retry  RetryOptions // for LoadConfig
+	Batch  BatchOptions
+	// Poll is the poller's interval for subscribers that ask for none.
+	// Default 60 s: events are the fast path, the poll is the fallback.
+	Poll time.Duration
+	// Wait paces re-checks while awaiting a state (events cut it short).
+	// Default 1 s .. 15 s: a boot takes ~15 s, a stop ~30 s.
+	Wait Backoff
+	// Retries paces Retry of throttled and "not yet" calls. Default 250 ms .. 30 s.
+	Retries Backoff
+	Log     *slog.Logger
+}
+
+func (o *Options) fill() {
+	if o.Poll <= 0 {
+		o.Poll = 60 * time.Second
+	}
+	o.Wait = o.Wait.orDefault(time.Second, 15*time.Second)
+	o.Retries = o.Retries.orDefault(250*time.Millisecond, 30*time.Second)
+	o.Batch.fill()
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Hubs holds one Hub per region, created on first use and shared by every
+// resource of the process.
+type Hubs struct {
+	o    Options
+	wake chan struct{} // a hub was created: Run starts it
+
+	mu      sync.Mutex
+	cfg     *aws.Config
+	hubs    map[string]*Hub
+	started map[*Hub]bool
+}
+
+// NewHubs makes the hub set. It starts nothing and loads no configuration.
+func NewHubs(o Options) *Hubs {
+	o.fill()
+	return &Hubs{o: o, cfg: o.Config, wake: make(chan struct{}, 1), hubs: map[string]*Hub{}, started: map[*Hub]bool{}}
+}
+
+// Options returns the options in effect.
+func (hs *Hubs) Options() Options { return hs.o }
+
+// config returns the base configuration, loading it once.
+func (hs *Hubs) config(ctx context.Context) (aws.Config, error) {
+	hs.mu.Lock()
+	cfg := hs.cfg
+	hs.mu.Unlock()
+	if cfg != nil {
+		return *cfg, nil
+	}
+	c, err := LoadConfig(ctx, hs.o.Retry)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.cfg == nil {
+		hs.cfg = &c
+	}
+	return *hs.cfg, nil
+}
+
+// DefaultRegion is the configured region (AWS_REGION, profile), for
+// resources that name none.
+func (hs *Hubs) DefaultRegion(ctx context.Context) (string, error) {
+	cfg, err := hs.config(ctx)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Region == "" {
+		return "", errors.New("no region: set region: in the graph or AWS_REGION")
+	}
+	return cfg.Region, nil
+}
+
+// Hub returns the hub of region ("" = DefaultRegion), creating it on first
+// use. Its loops run once Run is running.
+func (hs *Hubs) Hub(ctx context.Context, region string) (*Hub, error) {
+	if region == "" {
+		r, err := hs.DefaultRegion(ctx)
+		if err != nil {
+			return nil, err
+		}
+		region = r
+	}
+	hs.mu.Lock()
+	h := hs.hubs[region]
+	hs.mu.Unlock()
+	if h != nil {
+		return h, nil
+	}
+	cfg, err := hs.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if h := hs.hubs[region]; h != nil {
+		return h, nil
+	}
+	h = newHub(region, NewEC2(cfg, region), hs.o)
+	hs.hubs[region] = h
+	select {
+	case hs.wake <- struct{}{}:
+	default:
+	}
+	return h, nil
+}
+
+// Run runs every hub's batcher and poller, including hubs created while it
+// runs, until ctx is done; then it waits for them and returns ctx.Err().
+func (hs *Hubs) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		hs.mu.Lock()
+		for _, h := range hs.hubs {
+			if !hs.started[h] {
+				hs.started[h] = true
+				wg.Go(func() { _ = h.Run(ctx) })
+			}
+		}
+		hs.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-hs.wake:
+		}
+	}
+}
+
+// Deliver routes a pushed event to the hub of its region. Events for a
+// region no resource uses are dropped. It never blocks on AWS.
+func (hs *Hubs) Deliver(ev Event) {
+	hs.mu.Lock()
+	h := hs.hubs[ev.Region]
+	hs.mu.Unlock()
+	if h != nil {
+		h.Deliver(ev)
+	}
+}
+
+// Event is a pushed state change (EventBridge, directly or through SNS).
+type Event struct {
+	ID         string // the event's id
+	Region     string
+	Source     string // "aws.ec2", "aws.autoscaling"
+	DetailType string // "EC2 Instance State-change Notification", ...
+	Resource   string // instance id, image id or Auto Scaling group name
+	State      string // "stopped", "available", ...
+	Time       time.Time
+}
+
+// Owner identifies the resource that owns cloud objects: what kiln tags
+// them with.
+type Owner struct {
+	Graph    string // kiln:owner
+	Resource string // kiln:resource, "kind/name"
+}
+
+type sub struct {
+	owner Owner
+	poll  time.Duration
+	fn    func()
+	fresh bool // not yet seen by a poll: notified on its first poll
+}
+
+// Hub is one region's shared machinery. All methods are safe for
+// concurrent use.
+type Hub struct {
+	region string
+	ec2    *ec2.Client
+	o      Options
+	batch  *Batcher
+	wake   chan struct{} // poller: subscriptions changed
+
+	mu      sync.Mutex
+	subs    map[Owner]map[*sub]struct{}
+	owners  map[string]Owner                      // cloud id → owner (tracked, or learned from tags)
+	waiters map[string]map[chan struct{}]struct{} // cloud id → Changes channels
+	graphs  map[string]*graphPoll
+}
+
+func newHub(region string, c *ec2.Client, o Options) *Hub {
+	return &Hub{
+		region: region, ec2: c, o: o,
+		batch:   newBatcher(c, o.Batch),
+		wake:    make(chan struct{}, 1),
+		subs:    map[Owner]map[*sub]struct{}{},
+		owners:  map[string]Owner{},
+		waiters: map[string]map[chan struct{}]struct{}{},
+		graphs:  map[string]*graphPoll{},
+	}
+}
+
+// NewHub makes a lone hub for client c (tests, tools). Run it with Run.
+func NewHub(region string, c *ec2.Client, o Options) *Hub {
+	o.fill()
+	return newHub(region, c, o)
+}
+
+// Region is the hub's region.
+func (h *Hub) Region() string { return h.region }
+
+// EC2 is the region's shared client.
+func (h *Hub) EC2() *ec2.Client { return h.ec2 }
+
+// Instances is the batcher: use its DescribeInstances in place of the
+// client's for lookups by id or by one varying tag.
+func (h *Hub) Instances() *Batcher { return h.batch }
+
+// Options returns the hub's options.
+func (h *Hub) Options() Options { return h.o }
+
+// Run runs the batcher and the poller until ctx is done and returns ctx.Err().
+func (h *Hub) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = h.batch.Run(ctx) })
+	wg.Go(func() { _ = h.pollLoop(ctx) })
+	wg.Wait()
+	return ctx.Err()
+}
+
+// Subscribe calls fn whenever something owned by owner may have changed: a
+// pushed event for one of its objects, or a poll that found a difference.
+// poll is the fallback interval it wants (0: the hub's default); the graph
+// is polled at the shortest interval any subscriber asks for. The first poll
+// after subscribing calls fn once, so a change between the caller's last
+// look and the subscription is never missed. fn must not block. cancel
+// removes the subscription.
+func (h *Hub) Subscribe(owner Owner, poll time.Duration, fn func()) (cancel func()) {
+	if poll <= 0 {
+		poll = h.o.Poll
+	}
+	s := &sub{owner: owner, poll: poll, fn: fn, fresh: true}
+	h.mu.Lock()
+	if h.subs[owner] == nil {
+		h.subs[owner] = map[*sub]struct{}{}
+	}
+	h.subs[owner][s] = struct{}{}
+	g := h.graphs[owner.Graph]
+	if g == nil {
+		g = &graphPoll{}
+		h.graphs[owner.Graph] = g
+	}
+	g.refresh(h.subs, owner.Graph)
+	h.mu.Unlock()
+	h.poke()
+	return func() {
+		h.mu.Lock()
+		delete(h.subs[owner], s)
+		if len(h.subs[owner]) == 0 {
+			delete(h.subs, owner)
+		}
+		if g := h.graphs[owner.Graph]; g != nil && !g.refresh(h.subs, owner.Graph) {
+			delete(h.graphs, owner.Graph)
+		}
+		h.mu.Unlock()
+		h.poke()
+	}
+}
+
+func (h *Hub) poke() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Track records that owner owns the cloud objects ids, so pushed events
+// for them reach its subscribers before a poll has seen their tags.
+func (h *Hub) Track(owner Owner, ids ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		if id != "" {
+			h.owners[id] = owner
+		}
+	}
+}
+
+// Changes returns a coalescing channel that receives when the cloud object
+// id may have changed (pushed event or poll difference), and a cancel func.
+func (h *Hub) Changes(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	if h.waiters[id] == nil {
+		h.waiters[id] = map[chan struct{}]struct{}{}
+	}
+	h.waiters[id][ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.waiters[id], ch)
+		if len(h.waiters[id]) == 0 {
+			delete(h.waiters, id)
+		}
+		h.mu.Unlock()
+	}
+}
+
+// Deliver hands a pushed event to the waiters on its object and to the
+// subscribers of the object's owner. It never blocks.
+func (h *Hub) Deliver(ev Event) {
+	if ev.Resource == "" {
+		return
+	}
+	h.mu.Lock()
+	fns := h.notifyLocked([]string{ev.Resource}, nil)
+	if owner, ok := h.owners[ev.Resource]; ok {
+		// Keep the poller from reporting the same change a second time.
+		if g := h.graphs[owner.Graph]; g != nil && ev.State != "" {
+			if s, ok := g.snap[ev.Resource]; ok {
+				s.state = ev.State
+				g.snap[ev.Resource] = s
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// notifyLocked signals the waiters on ids and returns the callbacks of the
+// owners of ids plus extra owners, to be called after unlocking.
+func (h *Hub) notifyLocked(ids []string, extra []Owner) []func() {
+	var fns []func()
+	seen := map[Owner]bool{}
+	add := func(o Owner) {
+		if seen[o] {
+			return
+		}
+		seen[o] = true
+		for s := range h.subs[o] {
+			fns = append(fns, s.fn)
+		}
+	}
+	for _, id := range ids {
+		for ch := range h.waiters[id] {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+		if o, ok := h.owners[id]; ok {
+			add(o)
+		}
+	}
+	for _, o := range extra {
+		add(o)
+	}
+	return fns
+}
+
+// Await calls check until it reports done, returns an error that retrying
+// cannot fix, or ctx is done. Between calls it waits for a change of id
+// (pushed event or poll) or a backoff of Options.Wait, whichever is first.
+// Throttling and NotYet errors from check are waited out, not returned.
+func (h *Hub) Await(ctx context.Context, id string, check func(ctx context.Context) (done bool, err error)) error {
+	ch, cancel := h.Changes(id)
+	defer cancel()
+	for n := 0; ; n++ {
+		done, err := check(ctx)
+		if err != nil && !isRetryableLocally(err) {
+			return Classify(err)
+		}
+		if err == nil && done {
+			return nil
+		}
+		t := time.NewTimer(h.o.Wait.delay(n))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err != nil {
+				return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+			}
+			return ctx.Err()
+		case <-ch:
+			n = -1 // an event: look now, then start the backoff again
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Retry is awsapi.Retry with the hub's backoff.
+func (h *Hub) Retry(ctx context.Context, fn func(ctx context.Context) error) error {
+	return Retry(ctx, h.o.Retries, fn)
+}

@@ -1,0 +1,192 @@
+package awsapi
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// pollPageSize is DescribeInstances' largest page: one call per 1,000
+// instances is the whole cost of watching a graph.
+const pollPageSize = 1000
+
+// graphPoll is the poller's state for one graph; guarded by Hub.mu.
+type graphPoll struct {
+	interval time.Duration
+	next     time.Time
+	snap     map[string]instSnap // nil until the first poll
+}
+
+// instSnap is what a poll remembers of an instance: the facts whose change
+// a resource cares about.
+type instSnap struct {
+	owner               Owner
+	state, typ, image   string
+	privateIP, publicIP string
+}
+
+// refresh recomputes the interval from the graph's subscribers and reports
+// whether any are left.
+func (g *graphPoll) refresh(subs map[Owner]map[*sub]struct{}, graph string) bool {
+	var iv time.Duration
+	for o, ss := range subs {
+		if o.Graph != graph {
+			continue
+		}
+		for s := range ss {
+			if iv == 0 || s.poll < iv {
+				iv = s.poll
+			}
+		}
+	}
+	if iv == 0 {
+		return false
+	}
+	if g.interval != iv && !g.next.IsZero() {
+		// A shorter interval takes effect now, not after the old one.
+		g.next = g.next.Add(iv - g.interval)
+	}
+	g.interval = iv
+	return true
+}
+
+func (h *Hub) pollLoop(ctx context.Context) error {
+	for {
+		now := time.Now()
+		var due []string
+		var next time.Time
+		h.mu.Lock()
+		for name, g := range h.graphs {
+			if !g.next.After(now) {
+				due = append(due, name)
+				g.next = now.Add(g.interval)
+			}
+			if next.IsZero() || g.next.Before(next) {
+				next = g.next
+			}
+		}
+		h.mu.Unlock()
+		for _, name := range due {
+			if err := h.Poll(ctx, name); err != nil && ctx.Err() == nil {
+				h.o.Log.Warn("poll failed", "region", h.region, "graph", name, "err", err)
+			}
+		}
+		if len(due) > 0 {
+			continue // polls take time: look at the clock again
+		}
+		var timer <-chan time.Time
+		var t *time.Timer
+		if !next.IsZero() {
+			t = time.NewTimer(time.Until(next))
+			timer = t.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-h.wake:
+		case <-timer:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// Poll lists every instance of graph with one tag-filtered, paginated
+// DescribeInstances (one call per 1,000 instances), compares with the last
+// poll and notifies the owners of what changed, appeared or vanished, and
+// every subscriber that has not been through a poll yet. The poller calls
+// it on its interval; tests and tools may call it directly.
+func (h *Hub) Poll(ctx context.Context, graph string) error {
+	snap := map[string]instSnap{}
+	p := ec2.NewDescribeInstancesPaginator(h.ec2, &ec2.DescribeInstancesInput{
+		Filters:    []types.Filter{{Name: aws.String("tag:" + TagOwner), Values: []string{graph}}},
+		MaxResults: aws.Int32(pollPageSize),
+	})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("poll instances of graph %q: %w", graph, err)
+		}
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				snap[aws.ToString(in.InstanceId)] = snapOf(graph, in)
+			}
+		}
+	}
+
+	h.mu.Lock()
+	g := h.graphs[graph]
+	if g == nil { // no subscriber left
+		h.mu.Unlock()
+		return nil
+	}
+	var changed []string
+	var extra []Owner
+	if g.snap != nil {
+		for id, s := range snap {
+			if old, ok := g.snap[id]; !ok || old != s {
+				changed = append(changed, id)
+			}
+		}
+		for id, old := range g.snap {
+			if _, ok := snap[id]; !ok {
+				changed = append(changed, id)
+				extra = append(extra, old.owner)
+			}
+		}
+	}
+	for id, s := range snap {
+		if s.owner.Resource != "" {
+			h.owners[id] = s.owner
+		}
+	}
+	g.snap = snap
+	for o, ss := range h.subs {
+		if o.Graph != graph {
+			continue
+		}
+		for s := range ss {
+			if s.fresh {
+				s.fresh = false
+				extra = append(extra, o)
+			}
+		}
+	}
+	fns := h.notifyLocked(changed, extra)
+	h.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+	return nil
+}
+
+func snapOf(graph string, in types.Instance) instSnap {
+	s := instSnap{
+		owner:     Owner{Graph: graph, Resource: TagValue(in.Tags, TagResource)},
+		typ:       string(in.InstanceType),
+		image:     aws.ToString(in.ImageId),
+		privateIP: aws.ToString(in.PrivateIpAddress),
+		publicIP:  aws.ToString(in.PublicIpAddress),
+	}
+	if in.State != nil {
+		s.state = string(in.State.Name)
+	}
+	return s
+}
+
+// TagValue returns the value of tag key in tags ("" when absent).
+func TagValue(tags []types.Tag, key string) string {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
+}
