@@ -160,6 +160,7 @@ func (r *Exec) run(ctx context.Context, which, command string, level slog.Level)
 	}
 	out := &lineLog{log: r.log, level: level, which: which}
 	cmd.Stdout, cmd.Stderr = out, out
+	ownGroup(cmd)
 	cmd.WaitDelay = time.Second // children holding the pipes open cannot hang a cancelled run
 	start := time.Now()
 	err := cmd.Run()

@@ -70,7 +70,7 @@ func (r *Print) Refresh(context.Context) error {
 
 func (r *Print) print() error {
 	if r.log != nil {
-		r.log.Info("print", "msg", r.Msg)
+		r.log.Info("print", "message", r.Msg)
 	}
 	if r.Out == nil {
 		return nil

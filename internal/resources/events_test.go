@@ -1,0 +1,84 @@
+package resources
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"kiln/internal/engine"
+)
+
+// events records what a Watch reports. Channels of capacity 1 coalesce the
+// way the engine does.
+type events struct {
+	running, changed chan struct{}
+}
+
+func newEvents() *events {
+	return &events{running: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
+}
+
+func (e *events) Running() { signal(e.running) }
+func (e *events) Changed() { signal(e.changed) }
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// watch runs r.Watch until the test ends and waits for Running.
+func watch(t *testing.T, r engine.Resource) *events {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	ev := newEvents()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Go(func() { errc <- r.Watch(ctx, ev) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		if err := <-errc; err != nil {
+			t.Errorf("Watch() = %v; want nil", err)
+		}
+	})
+	select {
+	case <-ev.running:
+	case err := <-errc:
+		t.Fatalf("Watch() returned %v before Running", err)
+	}
+	return ev
+}
+
+// drain empties the changed channel.
+func (e *events) drain() {
+	select {
+	case <-e.changed:
+	default:
+	}
+}
+
+// logBuffer is a logger whose text output a test can read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func testEnv(id string, w *logBuffer) engine.Env {
+	return engine.Env{ID: id, Log: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+}
