@@ -1,0 +1,780 @@
+// Package awsres holds kiln's AWS resource kinds (aws:ec2 here; aws:ami and
+// aws:asg beside it). Each kind finds what it owns by kiln's tags
+// (kiln:owner = graph, kiln:resource = kind/name), converges it through the
+// region's shared awsapi.Hub, waits on the hub's events and batched polls
+// rather than per-object SDK waiters, and declares the IAM actions it calls.
+// Throttling and eventual-consistency "not yet" errors are waited out; what
+// retrying cannot fix comes back engine.Permanent.
+package awsres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/config"
+	"kiln/internal/engine"
+)
+
+// instanceAPI is what aws:ec2 calls, in the SDK's shape: *ec2.Client
+// satisfies it.
+type instanceAPI interface {
+	RunInstances(context.Context, *ec2.RunInstancesInput, ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error)
+	StartInstances(context.Context, *ec2.StartInstancesInput, ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error)
+	StopInstances(context.Context, *ec2.StopInstancesInput, ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	TerminateInstances(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
+	ModifyInstanceAttribute(context.Context, *ec2.ModifyInstanceAttributeInput, ...func(*ec2.Options)) (*ec2.ModifyInstanceAttributeOutput, error)
+	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+}
+
+// describeAPI is the lookup aws:ec2 makes; the hub's batcher satisfies it
+// (and so does *ec2.Client).
+type describeAPI interface {
+	DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+}
+
+// Desired instance states.
+const (
+	StateRunning    = "running"
+	StateStopped    = "stopped"
+	StateTerminated = "terminated"
+)
+
+// tagUserData holds a digest of the user data the instance was given, so a
+// change is seen without a per-instance DescribeInstanceAttribute call.
+const tagUserData = "kiln:user-data"
+
+// maxUserData is EC2's limit on user data before base64.
+const maxUserData = 16 * 1024
+
+// Instance is the aws:ec2 kind: one EC2 instance, named by the resource's
+// name (its Name tag), kept in State.
+type Instance struct {
+	Region         string            `yaml:"region"`          // default: AWS_REGION
+	State          string            `yaml:"state"`           // running (default) | stopped | terminated
+	Image          string            `yaml:"image"`           // AMI id
+	Type           string            `yaml:"type"`            // instance type
+	UserData       string            `yaml:"user_data"`       // plain text; kiln base64-encodes it
+	Subnet         string            `yaml:"subnet"`          // subnet id
+	SecurityGroups []string          `yaml:"security_groups"` // group ids
+	KeyName        string            `yaml:"key_name"`
+	IAMProfile     string            `yaml:"iam_profile"` // instance profile name or ARN
+	Tags           map[string]string `yaml:"tags"`
+	// AllowRestart lets kiln stop, modify and start a live instance to
+	// change its type or user data.
+	AllowRestart bool `yaml:"allow_restart"`
+	// Replace lets kiln terminate and relaunch the instance when a field
+	// that cannot change on a live instance (image, subnet) differs.
+	Replace bool `yaml:"replace"`
+
+	hubs *awsapi.Hubs
+	env  engine.Env
+	poll time.Duration
+
+	// Set on first use (resolve).
+	hub      *awsapi.Hub
+	api      instanceAPI
+	describe describeAPI
+
+	mu  sync.Mutex
+	out map[string]string
+}
+
+// NewInstance returns an empty aws:ec2 resource using the shared hubs.
+func NewInstance(hubs *awsapi.Hubs) *Instance {
+	return &Instance{hubs: hubs}
+}
+
+// Validate checks the fields (values holding a ${...} reference are checked
+// once resolved).
+func (r *Instance) Validate() error {
+	var errs []error
+	switch r.State {
+	case "", StateRunning, StateStopped, StateTerminated:
+	default:
+		errs = append(errs, config.Fieldf("state", "want running, stopped or terminated, got %q", r.State))
+	}
+	if r.State != StateTerminated {
+		if r.Image == "" {
+			errs = append(errs, config.Fieldf("image", "required (an AMI id)"))
+		} else if !config.HasRef(r.Image) && !strings.HasPrefix(r.Image, "ami-") {
+			errs = append(errs, config.Fieldf("image", "want an AMI id like \"ami-0abc...\", got %q", r.Image))
+		}
+		if r.Type == "" {
+			errs = append(errs, config.Fieldf("type", "required (e.g. t3.micro)"))
+		} else if !config.HasRef(r.Type) && !strings.Contains(r.Type, ".") {
+			errs = append(errs, config.Fieldf("type", "want an instance type like \"t3.micro\", got %q", r.Type))
+		}
+	}
+	if len(r.UserData) > maxUserData {
+		errs = append(errs, config.Fieldf("user_data", "%d bytes; EC2 takes at most %d", len(r.UserData), maxUserData))
+	}
+	if r.Subnet != "" && !config.HasRef(r.Subnet) && !strings.HasPrefix(r.Subnet, "subnet-") {
+		errs = append(errs, config.Fieldf("subnet", "want a subnet id like \"subnet-0abc...\", got %q", r.Subnet))
+	}
+	for i, g := range r.SecurityGroups {
+		if !config.HasRef(g) && !strings.HasPrefix(g, "sg-") {
+			errs = append(errs, config.Fieldf(fmt.Sprintf("security_groups[%d]", i), "want a group id like \"sg-0abc...\", got %q", g))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Tags)) {
+		if k == awsapi.TagName || strings.HasPrefix(k, "kiln:") || strings.HasPrefix(k, "aws:") {
+			errs = append(errs, config.Fieldf("tags."+k, "reserved tag key (kiln sets Name and kiln:*; aws:* is AWS's)"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Init receives the vertex's identity.
+func (r *Instance) Init(env engine.Env) error {
+	r.env = env
+	return nil
+}
+
+// SetPoll sets the fallback poll interval (the poll meta-param); events are
+// the fast path. Default: the hub's (60 s).
+func (r *Instance) SetPoll(d time.Duration) { r.poll = d }
+
+// IAMActions are the EC2 actions this instance's CheckApply may call.
+func (r *Instance) IAMActions() []string {
+	acts := []string{"ec2:DescribeInstances", "ec2:TerminateInstances"}
+	if r.State == StateTerminated {
+		return acts
+	}
+	acts = append(acts, "ec2:RunInstances", "ec2:CreateTags", "ec2:StartInstances", "ec2:StopInstances")
+	if r.AllowRestart {
+		acts = append(acts, "ec2:ModifyInstanceAttribute")
+	}
+	if r.IAMProfile != "" {
+		acts = append(acts, "iam:PassRole")
+	}
+	return acts
+}
+
+// Outputs are instance_id, private_ip and public_ip of the converged
+// instance (empty strings for an instance that is stopped or terminated).
+func (r *Instance) Outputs() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.out)
+}
+
+func (r *Instance) setOutputs(in *types.Instance) {
+	out := map[string]string{"instance_id": "", "private_ip": "", "public_ip": ""}
+	if in != nil {
+		out["instance_id"] = aws.ToString(in.InstanceId)
+		out["private_ip"] = aws.ToString(in.PrivateIpAddress)
+		out["public_ip"] = aws.ToString(in.PublicIpAddress)
+	}
+	r.mu.Lock()
+	r.out = out
+	r.mu.Unlock()
+}
+
+func (r *Instance) owner() awsapi.Owner {
+	return awsapi.Owner{Graph: r.env.Graph, Resource: r.id()}
+}
+
+func (r *Instance) id() string {
+	if r.env.ID != "" {
+		return r.env.ID
+	}
+	return "aws:ec2/" + r.env.Name
+}
+
+func (r *Instance) state() string {
+	if r.State == "" {
+		return StateRunning
+	}
+	return r.State
+}
+
+// resolve finds the region's hub on first use.
+func (r *Instance) resolve(ctx context.Context) error {
+	if r.hub != nil {
+		return nil
+	}
+	if r.hubs == nil {
+		return engine.Permanent(errors.New("aws:ec2: no AWS hubs (constructed without NewInstance)"))
+	}
+	h, err := r.hubs.Hub(ctx, r.Region)
+	if err != nil {
+		return fmt.Errorf("aws:ec2 %q: %w", r.env.Name, err)
+	}
+	r.hub, r.api, r.describe = h, h.EC2(), h.Instances()
+	return nil
+}
+
+// Watch subscribes to the hub's events and poller for this resource's
+// instances, then calls Running; every event or poll difference calls
+// Changed. It blocks until ctx is done.
+func (r *Instance) Watch(ctx context.Context, ev engine.Events) error {
+	if err := r.resolve(ctx); err != nil {
+		return err
+	}
+	cancel := r.hub.Subscribe(r.owner(), r.poll, ev.Changed)
+	defer cancel()
+	ev.Running()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func stateOf(in types.Instance) string {
+	if in.State == nil {
+		return ""
+	}
+	return string(in.State.Name)
+}
+
+func isLive(in types.Instance) bool {
+	s := stateOf(in)
+	return s != string(types.InstanceStateNameTerminated) && s != string(types.InstanceStateNameShuttingDown)
+}
+
+// find lists the instances tagged as this resource's, oldest first.
+func (r *Instance) find(ctx context.Context) ([]types.Instance, error) {
+	in := &ec2.DescribeInstancesInput{Filters: []types.Filter{
+		{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{r.env.Graph}},
+		{Name: aws.String("tag:" + awsapi.TagResource), Values: []string{r.id()}},
+	}}
+	var all []types.Instance
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		out, err := r.describe.DescribeInstances(ctx, in)
+		if err != nil {
+			return err
+		}
+		all = all[:0]
+		for _, res := range out.Reservations {
+			all = append(all, res.Instances...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find instance %q: %w", r.env.Name, err)
+	}
+	slices.SortStableFunc(all, func(a, b types.Instance) int {
+		if c := aws.ToTime(a.LaunchTime).Compare(aws.ToTime(b.LaunchTime)); c != 0 {
+			return c
+		}
+		return strings.Compare(aws.ToString(a.InstanceId), aws.ToString(b.InstanceId))
+	})
+	return all, nil
+}
+
+// CheckApply finds the instance by its tags and, when apply is set, makes
+// it match: launch, start, stop, terminate, stop→modify→start (type or user
+// data, with allow_restart), terminate→launch (image or subnet, with
+// replace), tags. It waits until the state is reached, so dependents see a
+// running instance and its outputs.
+func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
+	if err := r.resolve(ctx); err != nil {
+		return false, err
+	}
+	all, err := r.find(ctx)
+	if err != nil {
+		return false, err
+	}
+	var live []types.Instance
+	var prev string // the newest gone instance: what a launch replaces
+	for _, in := range all {
+		if isLive(in) {
+			live = append(live, in)
+		} else {
+			prev = aws.ToString(in.InstanceId)
+		}
+	}
+	if len(live) > 1 {
+		ids := make([]string, len(live))
+		for i, in := range live {
+			ids[i] = aws.ToString(in.InstanceId)
+		}
+		return false, fmt.Errorf("aws:ec2 %q: %d live instances claim this resource: %s; kiln will not pick one: terminate the extras",
+			r.env.Name, len(live), strings.Join(ids, ", "))
+	}
+	ids := make([]string, 0, len(all))
+	for _, in := range all {
+		ids = append(ids, aws.ToString(in.InstanceId))
+	}
+	r.hub.Track(r.owner(), ids...)
+
+	want := r.state()
+	if want == StateTerminated {
+		if len(live) == 0 {
+			r.setOutputs(nil)
+			return true, nil
+		}
+		if !apply {
+			r.plan("terminate instance", live[0])
+			return false, nil
+		}
+		if err := r.terminate(ctx, live[0]); err != nil {
+			return false, err
+		}
+		r.setOutputs(nil)
+		return false, nil
+	}
+
+	ok := true
+	var cur types.Instance
+	if len(live) == 0 {
+		if !apply {
+			r.log().Info("would launch instance", "replaces", prev)
+			return false, nil
+		}
+		in, err := r.launch(ctx, prev)
+		if err != nil {
+			return false, err
+		}
+		cur, ok = in, false
+	} else {
+		cur = live[0]
+		if drift := r.immutableDrift(cur); drift != "" {
+			if !r.Replace {
+				return false, engine.Permanent(fmt.Errorf("aws:ec2 %q: instance %s: %s; set replace: true to let kiln replace it",
+					r.env.Name, aws.ToString(cur.InstanceId), drift))
+			}
+			if !apply {
+				r.plan("replace instance ("+drift+")", cur)
+				return false, nil
+			}
+			if err := r.terminate(ctx, cur); err != nil {
+				return false, err
+			}
+			in, err := r.launch(ctx, aws.ToString(cur.InstanceId))
+			if err != nil {
+				return false, err
+			}
+			cur, ok = in, false
+		}
+	}
+
+	if drift := r.restartDrift(cur); drift != "" {
+		if !r.AllowRestart {
+			return false, engine.Permanent(fmt.Errorf("aws:ec2 %q: instance %s: %s; changing it needs a stop and start: set allow_restart: true",
+				r.env.Name, aws.ToString(cur.InstanceId), drift))
+		}
+		if !apply {
+			r.plan("stop, modify and start instance ("+drift+")", cur)
+			return false, nil
+		}
+		in, err := r.modify(ctx, cur)
+		if err != nil {
+			return false, err
+		}
+		cur, ok = in, false
+	}
+
+	if missing := r.missingTags(cur); len(missing) > 0 {
+		if !apply {
+			r.plan("tag instance", cur)
+			return false, nil
+		}
+		if err := r.tag(ctx, cur, missing); err != nil {
+			return false, err
+		}
+		ok = false
+	}
+
+	in, changed, err := r.converge(ctx, cur, want, apply)
+	if err != nil {
+		return false, err
+	}
+	if changed {
+		ok = false
+	}
+	if ok || apply {
+		r.setOutputs(&in)
+	}
+	return ok, nil
+}
+
+// converge brings cur to state want (running or stopped) and waits for it.
+func (r *Instance) converge(ctx context.Context, cur types.Instance, want string, apply bool) (types.Instance, bool, error) {
+	id := aws.ToString(cur.InstanceId)
+	s := stateOf(cur)
+	if s == want {
+		return cur, false, nil
+	}
+	if !apply {
+		r.plan(map[string]string{StateRunning: "start instance", StateStopped: "stop instance"}[want], cur)
+		return cur, true, nil
+	}
+	var err error
+	switch want {
+	case StateRunning:
+		if s == string(types.InstanceStateNameStopping) {
+			if cur, err = r.await(ctx, id, StateStopped); err != nil {
+				return cur, true, err
+			}
+		}
+		if stateOf(cur) == StateStopped {
+			if err := r.start(ctx, id); err != nil {
+				return cur, true, err
+			}
+		}
+		cur, err = r.await(ctx, id, StateRunning)
+	case StateStopped:
+		if s == string(types.InstanceStateNamePending) {
+			if cur, err = r.await(ctx, id, StateRunning); err != nil {
+				return cur, true, err
+			}
+		}
+		if stateOf(cur) == StateRunning {
+			if err := r.stop(ctx, id); err != nil {
+				return cur, true, err
+			}
+		}
+		cur, err = r.await(ctx, id, StateStopped)
+	}
+	return cur, true, err
+}
+
+func (r *Instance) plan(what string, in types.Instance) {
+	r.log().Info("would "+what, "instance", aws.ToString(in.InstanceId), "state", stateOf(in))
+}
+
+func (r *Instance) log() *slog.Logger {
+	if r.env.Log != nil {
+		return r.env.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// immutableDrift describes a difference that only a replacement can fix.
+func (r *Instance) immutableDrift(in types.Instance) string {
+	var d []string
+	if got := aws.ToString(in.ImageId); got != r.Image {
+		d = append(d, fmt.Sprintf("image is %s, spec wants %s", got, r.Image))
+	}
+	if r.Subnet != "" && aws.ToString(in.SubnetId) != r.Subnet {
+		d = append(d, fmt.Sprintf("subnet is %s, spec wants %s", aws.ToString(in.SubnetId), r.Subnet))
+	}
+	return strings.Join(d, "; ")
+}
+
+// restartDrift describes a difference fixed by stop → modify → start.
+func (r *Instance) restartDrift(in types.Instance) string {
+	var d []string
+	if got := string(in.InstanceType); got != r.Type {
+		d = append(d, fmt.Sprintf("type is %s, spec wants %s", got, r.Type))
+	}
+	if awsapi.TagValue(in.Tags, tagUserData) != userDataDigest(r.UserData) {
+		d = append(d, "user_data differs")
+	}
+	return strings.Join(d, "; ")
+}
+
+func userDataDigest(s string) string {
+	if s == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
+
+// tags are every tag the instance should carry.
+func (r *Instance) tags() []types.Tag {
+	m := maps.Clone(r.Tags)
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[awsapi.TagName] = r.env.Name
+	m[awsapi.TagOwner] = r.env.Graph
+	m[awsapi.TagResource] = r.id()
+	if d := userDataDigest(r.UserData); d != "" {
+		m[tagUserData] = d
+	}
+	out := make([]types.Tag, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
+	}
+	return out
+}
+
+func (r *Instance) missingTags(in types.Instance) []types.Tag {
+	var out []types.Tag
+	for _, t := range r.tags() {
+		k := aws.ToString(t.Key)
+		if k == tagUserData {
+			continue // restartDrift's business
+		}
+		if v, ok := tagLookup(in.Tags, k); !ok || v != aws.ToString(t.Value) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func tagLookup(tags []types.Tag, key string) (string, bool) {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value), true
+		}
+	}
+	return "", false
+}
+
+// ClientToken is RunInstances' idempotency token for the launch of
+// resource id in graph that replaces the instance prev ("" for the first):
+// derived only from durable facts, so a process killed right after
+// RunInstances sends the same token again and gets the same instance.
+func ClientToken(graph, id, prev string) string {
+	sum := sha256.Sum256([]byte(graph + "\x00" + id + "\x00" + prev))
+	return "kiln-" + hex.EncodeToString(sum[:24]) // 53 chars ≤ 64
+}
+
+// Codes that retrying a launch cannot fix.
+var launchPermanent = []string{
+	"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable", "InvalidParameterValue",
+	"InvalidParameterCombination", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound", "InvalidKeyPair.NotFound",
+	"InvalidInstanceType", "Unsupported", "InvalidUserData.Malformed",
+}
+
+// maxLaunchHops bounds following old tokens to terminated instances.
+const maxLaunchHops = 10
+
+// launch runs the instance (tags in the same call, so it is never untagged)
+// and waits until it is running.
+func (r *Instance) launch(ctx context.Context, prev string) (types.Instance, error) {
+	for range maxLaunchHops {
+		in := r.runInput(ClientToken(r.env.Graph, r.id(), prev))
+		var inst types.Instance
+		err := r.hub.Retry(ctx, func(ctx context.Context) error {
+			out, err := r.api.RunInstances(ctx, in)
+			if awsapi.Code(err) == "IdempotentParameterMismatch" {
+				// An earlier launch with this token (before a crash, with other
+				// fields) exists: wait until the tag lookup sees it.
+				all, ferr := r.find(ctx)
+				if ferr != nil {
+					return ferr
+				}
+				for _, i := range all {
+					if isLive(i) {
+						inst = i
+						return nil
+					}
+				}
+				return awsapi.NotYet(err)
+			}
+			if err != nil {
+				return awsapi.Classify(err, launchPermanent...)
+			}
+			if len(out.Instances) == 0 {
+				return errors.New("RunInstances returned no instance")
+			}
+			inst = out.Instances[0]
+			return nil
+		})
+		if err != nil {
+			return types.Instance{}, fmt.Errorf("run instance %q: %w", r.env.Name, err)
+		}
+		id := aws.ToString(inst.InstanceId)
+		r.hub.Track(r.owner(), id)
+		if !isLive(inst) {
+			// The token was spent on an instance that has since gone (AWS
+			// remembers tokens longer than it shows terminated instances).
+			prev = id
+			continue
+		}
+		r.log().Info("instance launched", "instance", id)
+		return r.await(ctx, id, StateRunning)
+	}
+	return types.Instance{}, fmt.Errorf("run instance %q: every client token led to a terminated instance", r.env.Name)
+}
+
+func (r *Instance) runInput(token string) *ec2.RunInstancesInput {
+	in := &ec2.RunInstancesInput{
+		ImageId:      aws.String(r.Image),
+		InstanceType: types.InstanceType(r.Type),
+		MinCount:     aws.Int32(1),
+		MaxCount:     aws.Int32(1),
+		ClientToken:  aws.String(token),
+		TagSpecifications: []types.TagSpecification{
+			{ResourceType: types.ResourceTypeInstance, Tags: r.tags()},
+		},
+	}
+	if r.UserData != "" {
+		in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(r.UserData)))
+	}
+	if r.Subnet != "" {
+		in.SubnetId = aws.String(r.Subnet)
+	}
+	if len(r.SecurityGroups) > 0 {
+		in.SecurityGroupIds = r.SecurityGroups
+	}
+	if r.KeyName != "" {
+		in.KeyName = aws.String(r.KeyName)
+	}
+	if r.IAMProfile != "" {
+		if strings.HasPrefix(r.IAMProfile, "arn:") {
+			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(r.IAMProfile)}
+		} else {
+			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(r.IAMProfile)}
+		}
+	}
+	return in
+}
+
+// await waits on the hub (pushed events, then backoff re-checks through the
+// batcher) until instance id is in state want. NotFound is "not yet", except
+// when waiting for terminated, where it means gone.
+func (r *Instance) await(ctx context.Context, id, want string) (types.Instance, error) {
+	var cur types.Instance
+	err := r.hub.Await(ctx, id, func(ctx context.Context) (bool, error) {
+		out, err := r.describe.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if awsapi.IsNotFound(err) {
+			if want == StateTerminated {
+				return true, nil
+			}
+			return false, awsapi.NotYet(err)
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, res := range out.Reservations {
+			for _, in := range res.Instances {
+				if aws.ToString(in.InstanceId) == id {
+					cur = in
+				}
+			}
+		}
+		s := stateOf(cur)
+		if want != StateTerminated && (s == StateTerminated || s == string(types.InstanceStateNameShuttingDown)) {
+			return false, fmt.Errorf("instance %s is %s while waiting for %s", id, s, want)
+		}
+		return s == want, nil
+	})
+	if err != nil {
+		return cur, fmt.Errorf("wait for instance %s %s: %w", id, want, err)
+	}
+	return cur, nil
+}
+
+func (r *Instance) start(ctx context.Context, id string) error {
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		_, err := r.api.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}})
+		return notFoundNotYet(err)
+	})
+	if err != nil {
+		return fmt.Errorf("start instance %s: %w", id, err)
+	}
+	r.log().Info("instance started", "instance", id)
+	return nil
+}
+
+func (r *Instance) stop(ctx context.Context, id string) error {
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		_, err := r.api.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}})
+		return notFoundNotYet(err)
+	})
+	if err != nil {
+		return fmt.Errorf("stop instance %s: %w", id, err)
+	}
+	r.log().Info("instance stopped", "instance", id)
+	return nil
+}
+
+func (r *Instance) terminate(ctx context.Context, in types.Instance) error {
+	id := aws.ToString(in.InstanceId)
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		_, err := r.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+		return notFoundNotYet(err)
+	})
+	if err != nil {
+		return fmt.Errorf("terminate instance %s: %w", id, err)
+	}
+	r.log().Info("instance terminating", "instance", id)
+	if _, err := r.await(ctx, id, StateTerminated); err != nil {
+		return err
+	}
+	return nil
+}
+
+// modify stops the instance, changes type and user data, and leaves it
+// stopped (converge starts it again when the spec says running).
+func (r *Instance) modify(ctx context.Context, cur types.Instance) (types.Instance, error) {
+	id := aws.ToString(cur.InstanceId)
+	cur, _, err := r.converge(ctx, cur, StateStopped, true)
+	if err != nil {
+		return cur, err
+	}
+	if string(cur.InstanceType) != r.Type {
+		err := r.hub.Retry(ctx, func(ctx context.Context) error {
+			_, err := r.api.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+				InstanceId: aws.String(id), InstanceType: &types.AttributeValue{Value: aws.String(r.Type)},
+			})
+			return awsapi.Classify(err, launchPermanent...)
+		})
+		if err != nil {
+			return cur, fmt.Errorf("modify instance %s type: %w", id, err)
+		}
+		cur.InstanceType = types.InstanceType(r.Type)
+	}
+	if awsapi.TagValue(cur.Tags, tagUserData) != userDataDigest(r.UserData) {
+		err := r.hub.Retry(ctx, func(ctx context.Context) error {
+			_, err := r.api.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+				InstanceId: aws.String(id), UserData: &types.SecureBlobAttributeValue{Value: []byte(r.UserData)},
+			})
+			return awsapi.Classify(err, launchPermanent...)
+		})
+		if err != nil {
+			return cur, fmt.Errorf("modify instance %s user data: %w", id, err)
+		}
+		d := userDataDigest(r.UserData)
+		if err := r.tag(ctx, cur, []types.Tag{{Key: aws.String(tagUserData), Value: aws.String(d)}}); err != nil {
+			return cur, err
+		}
+		cur.Tags = setTag(cur.Tags, tagUserData, d)
+	}
+	r.log().Info("instance modified", "instance", id, "type", r.Type)
+	return cur, nil
+}
+
+func setTag(tags []types.Tag, k, v string) []types.Tag {
+	out := slices.DeleteFunc(slices.Clone(tags), func(t types.Tag) bool { return aws.ToString(t.Key) == k })
+	return append(out, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+}
+
+func (r *Instance) tag(ctx context.Context, in types.Instance, tags []types.Tag) error {
+	id := aws.ToString(in.InstanceId)
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		_, err := r.api.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: tags})
+		return notFoundNotYet(err)
+	})
+	if err != nil {
+		return fmt.Errorf("tag instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// notFoundNotYet: a NotFound for an instance kiln has just seen is
+// eventual consistency.
+func notFoundNotYet(err error) error {
+	if awsapi.IsNotFound(err) {
+		return awsapi.NotYet(err)
+	}
+	return err
+}
+
+var (
+	_ engine.Resource    = (*Instance)(nil)
+	_ engine.Initer      = (*Instance)(nil)
+	_ engine.Outputter   = (*Instance)(nil)
+	_ engine.SelfPoller  = (*Instance)(nil)
+	_ config.Validator   = (*Instance)(nil)
+	_ awsapi.IAMActioner = (*Instance)(nil)
+)
