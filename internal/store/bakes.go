@@ -1,0 +1,518 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// BakeState is where a bake is in its life: queued → running → one of the
+// final states succeeded, failed or cancelled (a queued bake can also be
+// cancelled directly).
+type BakeState string
+
+// The states of a bake.
+const (
+	Queued    BakeState = "queued"
+	Running   BakeState = "running"
+	Succeeded BakeState = "succeeded"
+	Failed    BakeState = "failed"
+	Cancelled BakeState = "cancelled"
+)
+
+// Final reports whether the bake is over.
+func (s BakeState) Final() bool { return s == Succeeded || s == Failed || s == Cancelled }
+
+// Valid reports whether s is one of the five states.
+func (s BakeState) Valid() bool { return s == Queued || s == Running || s.Final() }
+
+// Bake is one bake of a project at a commit.
+type Bake struct {
+	ID              int64
+	Project         string
+	Commit          string
+	Ref             string
+	Message         string // the head commit's message
+	Repo            string // e.g. "acme/web"
+	DeliveryID      string // the webhook delivery that last set the commit
+	State           BakeState
+	CancelRequested bool // set by RequestCancel on a running bake
+	Created         time.Time
+	Updated         time.Time
+	Started         time.Time // zero until running
+	Finished        time.Time // zero until final
+	ImageID         string    // set by SetImage once CreateImage returned
+	BuilderID       string    // set by SetBuilder once the builder launched
+	Reason          string    // why it failed or was cancelled
+	ConsoleTail     string    // the end of the builder's console output
+}
+
+const bakeColumns = `id, project, commit_sha, ref, message, repo, delivery_id, state, cancel_requested,
+	created_at, updated_at, started_at, finished_at, image_id, builder_id, reason, console_tail`
+
+func scanBake(r scanner) (*Bake, error) {
+	var (
+		b                 Bake
+		state             string
+		created, updated  int64
+		started, finished sql.NullInt64
+	)
+	err := r.Scan(&b.ID, &b.Project, &b.Commit, &b.Ref, &b.Message, &b.Repo, &b.DeliveryID, &state,
+		&b.CancelRequested, &created, &updated, &started, &finished, &b.ImageID, &b.BuilderID,
+		&b.Reason, &b.ConsoleTail)
+	if err != nil {
+		return nil, err
+	}
+	b.State = BakeState(state)
+	b.Created, b.Updated = fromMS(created), fromMS(updated)
+	b.Started, b.Finished = fromNullMS(started), fromNullMS(finished)
+	return &b, nil
+}
+
+// Push is one accepted webhook push, to be baked.
+type Push struct {
+	Project    string
+	DeliveryID string // required: the dedupe key, unique per project
+	Commit     string
+	Ref        string
+	Message    string
+	Repo       string
+}
+
+// PushResult says what EnqueuePush did.
+type PushResult struct {
+	BakeID int64
+	// New: a bake was created (and EnqueueFunc was called). False when the
+	// push replaced the commit of the project's already-queued bake, or was a
+	// duplicate.
+	New bool
+	// Duplicate: the delivery id was seen before; BakeID is the bake it led
+	// to and nothing changed.
+	Duplicate bool
+}
+
+// EnqueueFunc inserts the durable job for a new bake inside the transaction
+// that creates it, e.g. riverClient.InsertTx(ctx, tx, args, nil). It must use
+// tx, never the pool (see the package comment).
+type EnqueueFunc func(ctx context.Context, tx *sql.Tx, bakeID int64) error
+
+// EnqueuePush records a push in one transaction, coalescing bursts so that a
+// project has at most one queued bake:
+//
+//   - a delivery id seen before returns its bake, Duplicate set, nothing changed;
+//   - when the project has a queued bake, the push replaces its commit, ref,
+//     message and delivery id, and that bake's id is returned (New false);
+//   - otherwise a queued bake is created and enqueue (when non-nil) is called
+//     with it in the same transaction; New is set.
+//
+// The delivery is recorded against the bake either way. A project that does
+// not exist gives ErrNotFound. If enqueue fails, nothing is written.
+func (s *Store) EnqueuePush(ctx context.Context, p Push, enqueue EnqueueFunc) (PushResult, error) {
+	if p.DeliveryID == "" {
+		return PushResult{}, fmt.Errorf("enqueue push to %q: empty delivery id", p.Project)
+	}
+	var res PushResult
+	now := ms(s.now())
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res = PushResult{}
+		if err := projectExists(ctx, tx, p.Project); err != nil {
+			return err
+		}
+		err := tx.QueryRowContext(ctx, `SELECT bake_id FROM deliveries WHERE project = ? AND delivery_id = ?`,
+			p.Project, p.DeliveryID).Scan(&res.BakeID)
+		if err == nil {
+			res.Duplicate = true
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		err = tx.QueryRowContext(ctx, `UPDATE bakes SET commit_sha = ?, ref = ?, message = ?, repo = ?,
+			delivery_id = ?, updated_at = ? WHERE project = ? AND state = 'queued' RETURNING id`,
+			p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, p.Project).Scan(&res.BakeID)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			err = tx.QueryRowContext(ctx, `INSERT INTO bakes (project, commit_sha, ref, message, repo,
+				delivery_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id`,
+				p.Project, p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, now).Scan(&res.BakeID)
+			if err != nil {
+				return err
+			}
+			res.New = true
+			if enqueue != nil {
+				if err := enqueue(ctx, tx, res.BakeID); err != nil {
+					return fmt.Errorf("enqueue bake %d: %w", res.BakeID, err)
+				}
+			}
+		case err != nil:
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO deliveries (project, delivery_id, bake_id, received_at)
+			VALUES (?, ?, ?, ?)`, p.Project, p.DeliveryID, res.BakeID, now)
+		return err
+	})
+	if err != nil {
+		return PushResult{}, fmt.Errorf("enqueue push to %q: %w", p.Project, err)
+	}
+	return res, nil
+}
+
+// DeliveryBake returns the bake a delivery led to, or ErrNotFound.
+func (s *Store) DeliveryBake(ctx context.Context, project, deliveryID string) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT bake_id FROM deliveries WHERE project = ? AND delivery_id = ?`,
+		project, deliveryID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get delivery %q of %q: %w", deliveryID, project, err)
+	}
+	return id, nil
+}
+
+// CreateBake inserts a queued bake directly (a manual `kiln bake PROJECT`)
+// and calls enqueue in the same transaction. Like a push it coalesces: when
+// the project already has a queued bake, that one is returned with New false
+// and its commit is replaced only when commit is non-empty.
+func (s *Store) CreateBake(ctx context.Context, project, commit, ref string, enqueue EnqueueFunc) (PushResult, error) {
+	var res PushResult
+	now := ms(s.now())
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res = PushResult{}
+		if err := projectExists(ctx, tx, project); err != nil {
+			return err
+		}
+		err := tx.QueryRowContext(ctx, `UPDATE bakes SET
+			commit_sha = CASE WHEN ? = '' THEN commit_sha ELSE ? END,
+			ref = CASE WHEN ? = '' THEN ref ELSE ? END, updated_at = ?
+			WHERE project = ? AND state = 'queued' RETURNING id`,
+			commit, commit, ref, ref, now, project).Scan(&res.BakeID)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		err = tx.QueryRowContext(ctx, `INSERT INTO bakes (project, commit_sha, ref, state, created_at, updated_at)
+			VALUES (?, ?, ?, 'queued', ?, ?) RETURNING id`, project, commit, ref, now, now).Scan(&res.BakeID)
+		if err != nil {
+			return err
+		}
+		res.New = true
+		if enqueue != nil {
+			if err := enqueue(ctx, tx, res.BakeID); err != nil {
+				return fmt.Errorf("enqueue bake %d: %w", res.BakeID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return PushResult{}, fmt.Errorf("create bake of %q: %w", project, err)
+	}
+	return res, nil
+}
+
+// projectExists returns ErrNotFound unless the project exists.
+func projectExists(ctx context.Context, tx *sql.Tx, name string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM projects WHERE name = ?`, name).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Bake returns one bake, or ErrNotFound.
+func (s *Store) Bake(ctx context.Context, id int64) (*Bake, error) {
+	b, err := scanBake(s.db.QueryRowContext(ctx, `SELECT `+bakeColumns+` FROM bakes WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get bake %d: %w", id, err)
+	}
+	return b, nil
+}
+
+// BakeQuery selects a page of bakes, newest first.
+type BakeQuery struct {
+	Project  string      // empty: every project
+	States   []BakeState // empty: every state
+	BeforeID int64       // keyset cursor: only bakes with id < BeforeID; 0: from the newest
+	Limit    int         // 0: 50; capped at 1000
+}
+
+// Bakes returns a page of bakes, newest (highest id) first. For the next
+// page pass the last bake's ID as BeforeID.
+func (s *Store) Bakes(ctx context.Context, q BakeQuery) ([]Bake, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 1000)
+	var (
+		where []string
+		args  []any
+	)
+	if q.Project != "" {
+		where = append(where, "project = ?")
+		args = append(args, q.Project)
+	}
+	if len(q.States) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(q.States)-1)+")")
+		for _, st := range q.States {
+			args = append(args, string(st))
+		}
+	}
+	if q.BeforeID > 0 {
+		where = append(where, "id < ?")
+		args = append(args, q.BeforeID)
+	}
+	query := `SELECT ` + bakeColumns + ` FROM bakes`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY id DESC LIMIT ?"
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list bakes: %w", err)
+	}
+	defer rows.Close()
+	var out []Bake
+	for rows.Next() {
+		b, err := scanBake(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list bakes: %w", err)
+		}
+		out = append(out, *b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list bakes: %w", err)
+	}
+	return out, nil
+}
+
+// CountBakes counts the bakes the query selects, ignoring BeforeID and Limit.
+func (s *Store) CountBakes(ctx context.Context, q BakeQuery) (int, error) {
+	q.BeforeID, q.Limit = 0, 0
+	var (
+		where []string
+		args  []any
+	)
+	if q.Project != "" {
+		where = append(where, "project = ?")
+		args = append(args, q.Project)
+	}
+	if len(q.States) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(q.States)-1)+")")
+		for _, st := range q.States {
+			args = append(args, string(st))
+		}
+	}
+	query := `SELECT COUNT(*) FROM bakes`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count bakes: %w", err)
+	}
+	return n, nil
+}
+
+// Claim is the outcome of ClaimBake.
+type Claim int
+
+// The outcomes of ClaimBake.
+const (
+	// ClaimStarted: the bake was queued and is now running; run it.
+	ClaimStarted Claim = iota + 1
+	// ClaimResumed: the bake was already running (the process died or the
+	// job was retried); resume it, each step finding its earlier work again.
+	ClaimResumed
+	// ClaimBusy: another bake of the project is running; snooze the job and
+	// claim again later.
+	ClaimBusy
+	// ClaimFinished: the bake is over (done, or cancelled while queued);
+	// complete the job without doing anything.
+	ClaimFinished
+)
+
+func (c Claim) String() string {
+	switch c {
+	case ClaimStarted:
+		return "started"
+	case ClaimResumed:
+		return "resumed"
+	case ClaimBusy:
+		return "busy"
+	case ClaimFinished:
+		return "finished"
+	}
+	return fmt.Sprintf("Claim(%d)", int(c))
+}
+
+// ClaimBake is how a bake job starts: it moves the bake from queued to
+// running unless another bake of the project is running, in one
+// transaction. It returns the bake as it is afterwards, or ErrNotFound.
+func (s *Store) ClaimBake(ctx context.Context, id int64) (Claim, *Bake, error) {
+	var claim Claim
+	var b *Bake
+	now := ms(s.now())
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		b, err = scanBake(tx.QueryRowContext(ctx, `SELECT `+bakeColumns+` FROM bakes WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		switch b.State {
+		case Running:
+			claim = ClaimResumed
+			return nil
+		case Queued:
+		default:
+			claim = ClaimFinished
+			return nil
+		}
+		var running int
+		err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM bakes WHERE project = ? AND state = 'running'`,
+			b.Project).Scan(&running)
+		if err != nil {
+			return err
+		}
+		if running > 0 {
+			claim = ClaimBusy
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE bakes SET state = 'running', started_at = ?, updated_at = ?
+			WHERE id = ?`, now, now, id)
+		if err != nil {
+			return err
+		}
+		claim = ClaimStarted
+		b.State, b.Started, b.Updated = Running, fromMS(now), fromMS(now)
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("claim bake %d: %w", id, err)
+	}
+	return claim, b, nil
+}
+
+// SetBuilder records the builder instance of a running bake, so a restart
+// and the sweeper find it.
+func (s *Store) SetBuilder(ctx context.Context, id int64, instanceID string) error {
+	return s.setField(ctx, "set builder of bake", id, "builder_id", instanceID)
+}
+
+// SetImage records the image of a running bake as soon as CreateImage
+// returned, so cancel and a restart find a partial image.
+func (s *Store) SetImage(ctx context.Context, id int64, imageID string) error {
+	return s.setField(ctx, "set image of bake", id, "image_id", imageID)
+}
+
+func (s *Store) setField(ctx context.Context, op string, id int64, column, value string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE bakes SET `+column+` = ?, updated_at = ? WHERE id = ?`,
+		value, ms(s.now()), id)
+	if err == nil {
+		err = wantOne(res)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %d: %w", op, id, err)
+	}
+	return nil
+}
+
+// Outcome is how a bake ended.
+type Outcome struct {
+	State       BakeState // Succeeded, Failed or Cancelled
+	ImageID     string    // kept when empty
+	Reason      string
+	ConsoleTail string
+}
+
+// ErrBakeFinished is returned when a bake that is already over is asked to
+// finish differently or to cancel.
+var ErrBakeFinished = errors.New("bake already finished")
+
+// FinishBake moves a queued or running bake to a final state. Finishing a
+// bake again with the same state is a no-op (a retried job); with another
+// state it is ErrBakeFinished.
+func (s *Store) FinishBake(ctx context.Context, id int64, o Outcome) error {
+	if !o.State.Final() {
+		return fmt.Errorf("finish bake %d: %q is not a final state", id, o.State)
+	}
+	now := ms(s.now())
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var state string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM bakes WHERE id = ?`, id).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if BakeState(state).Final() {
+			if BakeState(state) == o.State {
+				return nil
+			}
+			return fmt.Errorf("%w (%s)", ErrBakeFinished, state)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE bakes SET state = ?, finished_at = ?, updated_at = ?,
+			image_id = CASE WHEN ? = '' THEN image_id ELSE ? END, reason = ?, console_tail = ?
+			WHERE id = ?`, string(o.State), now, now, o.ImageID, o.ImageID, o.Reason, o.ConsoleTail, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("finish bake %d: %w", id, err)
+	}
+	return nil
+}
+
+// RequestCancel cancels a bake: a queued one becomes cancelled at once; a
+// running one gets CancelRequested set, and its worker (which checks it
+// between steps) terminates the builder, removes a partial image and
+// finishes it as cancelled. It returns the bake afterwards; a bake already
+// over gives ErrBakeFinished.
+func (s *Store) RequestCancel(ctx context.Context, id int64, reason string) (*Bake, error) {
+	now := ms(s.now())
+	var b *Bake
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		b, err = scanBake(tx.QueryRowContext(ctx, `SELECT `+bakeColumns+` FROM bakes WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		switch b.State {
+		case Queued:
+			_, err = tx.ExecContext(ctx, `UPDATE bakes SET state = 'cancelled', cancel_requested = 1,
+				reason = ?, finished_at = ?, updated_at = ? WHERE id = ?`, reason, now, now, id)
+			b.State, b.Finished, b.Reason = Cancelled, fromMS(now), reason
+		case Running:
+			_, err = tx.ExecContext(ctx, `UPDATE bakes SET cancel_requested = 1, reason = ?, updated_at = ?
+				WHERE id = ?`, reason, now, id)
+			b.Reason = reason
+		default:
+			return fmt.Errorf("%w (%s)", ErrBakeFinished, b.State)
+		}
+		b.CancelRequested, b.Updated = true, fromMS(now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cancel bake %d: %w", id, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,138 @@
+// Package store keeps the bakery's state in one SQLite file: projects (with
+// their webhook secrets), bakes and their steps, webhook deliveries (for
+// dedupe) and the images kept per project. The same file holds River's
+// tables, so a bake's row and its durable job are written in one
+// transaction.
+//
+// Open runs the store's versioned migrations and River's migrations before it
+// returns, so a freshly opened Store is ready for use and a newer binary
+// upgrades an older file in place.
+//
+// Concurrency: SQLite allows one writer at a time, and River's SQLite driver
+// works best with a single connection, so the pool holds exactly ONE
+// connection shared by the store and River. Every method is safe for
+// concurrent use; calls queue for the connection in order. The one rule for
+// code that borrows the pool (DB, a River worker's own transactions, the
+// EnqueueFunc of EnqueuePush): never start a second query on the pool while a
+// transaction or an open *sql.Rows holds the connection, use that
+// transaction instead, or the call waits forever.
+//
+// Errors: ErrNotFound when a named row does not exist; other errors wrap the
+// database error as "op object: err".
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// ErrNotFound is returned when the project, bake or delivery asked for does
+// not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the bakery's database. The zero value is not usable; call Open.
+type Store struct {
+	db  *sql.DB
+	now func() time.Time // replaced in tests
+}
+
+// busyTimeout bounds how long a connection waits for another process holding
+// the write lock (a second kiln on the same file, or the sqlite3 shell)
+// before the call fails with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// dsn builds the driver's data source name for path: WAL so readers of other
+// processes do not block the writer, synchronous=NORMAL (durable at every
+// checkpoint, safe against corruption in WAL mode), foreign keys on, and
+// IMMEDIATE transactions so a transaction takes the write lock when it begins
+// instead of failing on an upgrade from read to write.
+func dsn(path string) string {
+	return path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(NORMAL)" +
+		"&_pragma=foreign_keys(1)" +
+		"&_txlock=immediate"
+}
+
+// Open opens (creating when missing) the database file at path, runs the
+// store's migrations and River's, and returns the Store. It blocks until the
+// migrations are done; ctx cancels them. The caller closes the Store.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open database %q: want a plain file path without '?' or '#'", path)
+	}
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("open database %q: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	s := &Store{db: db, now: time.Now}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %q: %w", path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %q: %w", path, err)
+	}
+	if err := s.migrateRiver(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %q: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database. Stop every River client made from this Store
+// first: they use the same pool.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}
+
+// DB returns the underlying pool (one connection; see the package comment),
+// for River workers that complete a job in their own transaction.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// inTx runs fn in a transaction and commits it when fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Times are stored as Unix milliseconds; NULL or 0 reads as the zero time.
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func nullMS(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func fromNullMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMS(v.Int64)
+}
