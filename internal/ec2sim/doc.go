@@ -1,0 +1,82 @@
+// Package ec2sim is kiln's stand-in for Amazon EC2 and Auto Scaling: an
+// http.Handler that speaks the EC2 Query protocol (Version 2016-11-15,
+// form POST, XML in the EC2 namespace, errors as
+// <Response><Errors><Error><Code>) and the Auto Scaling awsquery protocol
+// (Version 2011-01-01, <XResponse><XResult>, errors as
+// <ErrorResponse><Error><Type/><Code/><Message/>) exactly as aws-sdk-go-v2
+// serializes and deserializes them, so the SDK's retries, paginators and
+// waiters run unchanged against it.
+//
+// # Contract
+//
+// Behaviour follows the AWS documentation, not kiln's convenience: state
+// machines with durations (pending→running, stopping→stopped,
+// shutting-down→terminated, image pending→available|failed; terminated
+// instances stay visible for an hour), ClientToken idempotency
+// (IdempotentParameterMismatch), unique AMI names
+// (InvalidAMIName.Duplicate), IncorrectInstanceState, NotFound and
+// Malformed id errors, MaxResults/NextToken paging, tag filters with *
+// and ? wildcards. Unknown actions answer InvalidAction (400); malformed
+// input answers the AWS error, never a 500 and never a panic.
+//
+// Every simulated duration (Options.Durations) is multiplied by
+// Options.TimeScale: 1 is realistic, 0.01 a hundred times faster, 0
+// immediate. New starts no goroutine. On the real clock, Run fires
+// transitions when due and delivers events; without Run, every request
+// still first applies whatever fell due, so state is always current when
+// observed. With Options.ManualClock time stands still until Advance(d),
+// which runs the due transitions synchronously, in order, and then
+// delivers queued events synchronously, so a test never sleeps.
+//
+// Faults and control, as Go methods and as JSON under /_sim/ (see
+// serveControl): per-action call and throttle counts (Calls, Throttled);
+// AWS's token buckets (Options.Throttle or SetThrottle:
+// RequestLimitExceeded, 503); injected errors per action by count or
+// rate (InjectFault); added latency (SetLatency); an eventual-consistency
+// window in which new instance and image ids answer NotFound
+// (Options.Consistency); images that fail (FailNextImages); and
+// out-of-band changes (StopInstance, StartInstance, TerminateInstance,
+// RebootInstance, SetTags). State changes are pushed as EventBridge events
+// ("EC2 Instance State-change Notification", "EC2 AMI State Change") to
+// Options.Events, as an API destination delivers them (JSON POST, API key
+// header); delivery is best effort through a bounded queue.
+//
+// # Guest model
+//
+// User data that starts with "#!" is run by the guest once, on the
+// instance's first boot, when it reaches running. The guest interprets a
+// small subset of POSIX sh, line by line, so that the same script behaves
+// the same on a real Linux instance:
+//
+//   - echo ARGS, optionally "> /dev/console" or ">&2": ARGS (quotes
+//     removed, $? expanded) are appended to the console output; "> FILE"
+//     or ">> FILE" writes the guest's file instead;
+//   - sleep N: N seconds of simulated time (scaled); true; false (status
+//     1); exit N; set -e (a failing command ends the script with its status);
+//   - cat > PATH <<'TAG' ... TAG: a here-document written to the guest's
+//     files; sh PATH / bash PATH runs that file with the same interpreter,
+//     and its status is that script's exit status;
+//   - if CMD; then ... else ... fi, CMD a simple command; in the else
+//     branch $? is CMD's status;
+//   - poweroff, shutdown -h now, halt -p: the OS powers off, and the
+//     instance goes stopping→stopped, or shutting-down→terminated when its
+//     InstanceInitiatedShutdownBehavior is terminate; reboot reboots;
+//   - comments and blank lines are skipped; any other command succeeds and
+//     takes Durations.Command (2 s simulated by default).
+//
+// A stop or reboot kills the script; it does not run again. A script that
+// ends without powering off leaves the instance running (a failing status
+// is logged by "cloud-init" on the console). Console output is buffered as
+// on AWS: what GetConsoleOutput returns is posted Durations.Console after
+// boot, reboot, stop and termination (Latest=true on a running instance
+// returns it live); the last 64 KB are kept.
+//
+// # Extending
+//
+// Each protocol has one action table, one line per action (ec2Actions,
+// autoscalingActions in protocol.go). Auto Scaling and launch templates
+// live in their own files and use the shared state and helpers: lock /
+// s.mu, launchLocked (launch from a launchSpec), terminateLocked,
+// instanceLocked, setStateLocked, after (timers), PublishEvent, the request
+// helpers in params.go and writeQueryResponse's shapes.
+package ec2sim
