@@ -80,11 +80,13 @@ type VertexStatus struct {
 	State          State
 	DependsOn      []string
 	Pending        bool // noop: a check found it differs (would change)
+	WouldRefresh   bool // noop: a resource notifying this one would have changed
 	Checks         int  // CheckApply calls
 	Applies        int  // CheckApply calls that changed something
 	LastCheck      time.Time
 	LastChange     time.Time
 	LastError      string
+	BlockedBy      []string // StateBlocked: the dependencies that failed or are blocked
 }
 
 // Engine runs graphs. Use New, then Run; Swap may be called at any time.
@@ -96,7 +98,11 @@ func New(g *Graph, o Options) *Engine { return &Engine{newEngine(g, o)} }
 // Run converges the graph and keeps it converged until ctx is done (or, with
 // Once / ConvergedTimeout, until that condition). Every Watch is stopped and
 // every goroutine has returned before Run returns. After ctx is cancelled it
-// returns ctx.Err().
+// returns ctx.Err() (context.Canceled on a clean shutdown). With Once it
+// returns nil when every vertex converged, else a *NotConvergedError listing
+// the failed and blocked vertices. With ConvergedTimeout it returns nil once
+// the graph has been converged, with no change and no failure, that long.
+// Run may be called once per Engine.
 func (e *Engine) Run(ctx context.Context) error { return e.e.run(ctx) }
 
 // Swap replaces the graph: vertices whose Hash is unchanged keep running

@@ -70,6 +70,14 @@ type (
 	SelfPoller interface {
 		SetPoll(d time.Duration)
 	}
+	// Static is a resource with nothing to watch (noop, print): when Static
+	// returns true the engine starts no Watch goroutine and treats the
+	// resource as running at once. It is checked when started, when a
+	// dependency changes something, on retries and on poll ticks. Saves a
+	// goroutine per resource in big graphs.
+	Static interface {
+		Static() bool
+	}
 )
 
 // Env is what the engine tells a resource about itself.
