@@ -1,0 +1,598 @@
+// Package bake is kiln's image bakery: projects (a base image, an init script
+// and instance settings), signed webhooks that queue bakes, and the bake
+// pipeline that turns a queued bake into an image.
+//
+// This file set holds the bakery's front door, none of which calls AWS:
+//
+//   - ParseProject decodes and validates a project file (strict YAML, every
+//     problem reported at once with file:line); ApplyProject stores it,
+//     generating a webhook secret when the file gives none.
+//   - ParseDelivery verifies and parses one webhook delivery (GitHub, GitLab
+//     or kiln's generic HMAC format) into a Delivery.
+//   - HookHandler serves POST /hooks/{project}: verify, dedupe, coalesce and
+//     enqueue, answering in milliseconds. NewHookQueue adapts the store and a
+//     River client to what the handler needs; the queued job is JobArgs.
+package bake
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"kiln/internal/store"
+)
+
+// Project is a validated project file.
+type Project struct {
+	Name           string
+	Region         string
+	Base           Base
+	Type           string // instance type of the builder
+	Script         string // the init script, run as user data
+	SecurityGroups []string
+	Subnet         string
+	IAMProfile     string // instance profile name or ARN
+	Tags           map[string]string
+	Keep           int    // images to keep, ≥ 1
+	Branch         string // pushes to other branches are ignored; empty: the repository's default branch
+	Timeouts       Timeouts
+	// Secret is webhook_secret after ${ENV} expansion; empty when the file
+	// gives none (ApplyProject then keeps the stored one or generates one).
+	Secret string
+}
+
+// Base is the image a bake starts from: an ID, or the newest image of an
+// owner whose name matches a pattern.
+type Base struct {
+	ID         string
+	Owner      string
+	Name       string // name pattern, '*' and '?' wildcards as DescribeImages
+	MostRecent bool
+}
+
+// Timeouts bound the two long waits of a bake.
+type Timeouts struct {
+	Script time.Duration // launch until the builder has stopped
+	Image  time.Duration // CreateImage until the image is available
+}
+
+// Defaults for fields a project file may leave out.
+const (
+	DefaultKeep          = 5
+	DefaultScriptTimeout = 30 * time.Minute
+	DefaultImageTimeout  = 60 * time.Minute
+)
+
+// Limits on project fields.
+const (
+	// MaxNameLen leaves room in the 128-character AMI name for
+	// "-<bake id>" (up to 20 digits).
+	MaxNameLen = 100
+	// MaxScriptLen leaves room for kiln's wrapper inside EC2's 16 KB
+	// user-data limit.
+	MaxScriptLen = 15 * 1024
+	// MinSecretLen is the shortest webhook secret accepted from a file.
+	MinSecretLen = 16
+	maxTimeout   = 24 * time.Hour
+	maxTags      = 40 // EC2 allows 50 per resource; kiln adds its own
+)
+
+// ProjectError is one problem in a project file.
+type ProjectError struct {
+	File  string
+	Line  int
+	Field string // dotted YAML path, e.g. "base.owner"; empty for the file as a whole
+	Msg   string
+}
+
+// Error reads `web.yaml:4: base.owner: must be set with base.name`.
+func (e *ProjectError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Field, e.Msg)
+}
+
+// ProjectErrors is every problem found in one project file, in line order.
+type ProjectErrors []*ProjectError
+
+// Error returns one problem per line.
+func (es ProjectErrors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+var (
+	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	regionRe  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	amiRe     = regexp.MustCompile(`^ami-[0-9a-f]{8}([0-9a-f]{9})?$`)
+	sgRe      = regexp.MustCompile(`^sg-[0-9a-f]{8}([0-9a-f]{9})?$`)
+	subnetRe  = regexp.MustCompile(`^subnet-[0-9a-f]{8}([0-9a-f]{9})?$`)
+	typeRe    = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	ownerRe   = regexp.MustCompile(`^([0-9]{12}|self|amazon|aws-marketplace|aws-backup-vault)$`)
+	profileRe = regexp.MustCompile(`^([\w+=,.@-]{1,128}|arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/[\w+=,.@/-]{1,128})$`)
+	envRe     = regexp.MustCompile(`\$\{([^}]*)\}`)
+	envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// AMI names: letters, digits, ( ) [ ] . / - ' @ _ and space.
+	amiNameRe = regexp.MustCompile(`^[A-Za-z0-9()\[\]./\-'@_ *?]+$`)
+)
+
+// projectParser collects problems while it walks the YAML nodes.
+type projectParser struct {
+	file   string
+	errs   ProjectErrors
+	getenv func(string) string
+}
+
+func (pp *projectParser) errorf(line int, field, format string, args ...any) {
+	pp.errs = append(pp.errs, &ProjectError{File: pp.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// ParseProject decodes and validates a project file. file names it in
+// errors; getenv (os.Getenv in production; nil means no variables) expands
+// ${VAR} in webhook_secret. Decoding is strict: an unknown or repeated key
+// is an error. On failure the error is a ProjectErrors holding every problem
+// found, in line order.
+func ParseProject(file string, data []byte, getenv func(string) string) (*Project, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	pp := &projectParser{file: file, getenv: getenv}
+	p := pp.parse(data)
+	if len(pp.errs) > 0 {
+		slices.SortStableFunc(pp.errs, func(a, b *ProjectError) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, pp.errs
+	}
+	return p, nil
+}
+
+func (pp *projectParser) parse(data []byte) *Project {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		line := 1
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			line = yamlErrorLine(err)
+		}
+		pp.errorf(line, "", "%s", yamlMessage(err))
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		pp.errorf(extra.Line, "", "only one YAML document is allowed")
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		pp.errorf(root.Line, "", "a project file is a mapping of fields (name, region, base, ...)")
+		return nil
+	}
+
+	p := &Project{Keep: DefaultKeep, Timeouts: Timeouts{Script: DefaultScriptTimeout, Image: DefaultImageTimeout}}
+	lines := map[string]int{}
+	pp.fields(root, "", lines, map[string]func(*yaml.Node){
+		"name":            func(n *yaml.Node) { p.Name = pp.str(n, "name") },
+		"region":          func(n *yaml.Node) { p.Region = pp.str(n, "region") },
+		"base":            func(n *yaml.Node) { pp.base(n, &p.Base, lines) },
+		"type":            func(n *yaml.Node) { p.Type = pp.str(n, "type") },
+		"script":          func(n *yaml.Node) { p.Script = pp.str(n, "script") },
+		"security_groups": func(n *yaml.Node) { p.SecurityGroups = pp.strList(n, "security_groups") },
+		"subnet":          func(n *yaml.Node) { p.Subnet = pp.str(n, "subnet") },
+		"iam_profile":     func(n *yaml.Node) { p.IAMProfile = pp.str(n, "iam_profile") },
+		"tags":            func(n *yaml.Node) { p.Tags = pp.strMap(n, "tags") },
+		"keep":            func(n *yaml.Node) { p.Keep = pp.integer(n, "keep") },
+		"branch":          func(n *yaml.Node) { p.Branch = pp.str(n, "branch") },
+		"timeouts":        func(n *yaml.Node) { pp.timeouts(n, &p.Timeouts, lines) },
+		"webhook_secret":  func(n *yaml.Node) { p.Secret = pp.secret(n) },
+	})
+	pp.validate(p, root.Line, lines)
+	return p
+}
+
+// fields walks mapping n, calling set for each known key and reporting
+// unknown and repeated keys. lines records each key's line by dotted path.
+func (pp *projectParser) fields(n *yaml.Node, prefix string, lines map[string]int, set map[string]func(*yaml.Node)) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			pp.errorf(k.Line, strings.TrimSuffix(prefix, "."), "keys must be plain names")
+			continue
+		}
+		path := prefix + k.Value
+		if _, seen := lines[path]; seen {
+			pp.errorf(k.Line, path, "given twice")
+			continue
+		}
+		lines[path] = k.Line
+		f, ok := set[k.Value]
+		if !ok {
+			pp.errorf(k.Line, "", "unknown field %q", path)
+			continue
+		}
+		f(v)
+	}
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+func (pp *projectParser) str(n *yaml.Node, field string) string {
+	if isNull(n) {
+		return ""
+	}
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!bool" {
+		pp.errorf(n.Line, field, "want a string")
+		return ""
+	}
+	return n.Value
+}
+
+func (pp *projectParser) integer(n *yaml.Node, field string) int {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
+		pp.errorf(n.Line, field, "want a whole number")
+		return 0
+	}
+	v, err := strconv.Atoi(n.Value)
+	if err != nil {
+		pp.errorf(n.Line, field, "want a whole number")
+		return 0
+	}
+	return v
+}
+
+func (pp *projectParser) boolean(n *yaml.Node, field string) bool {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+		pp.errorf(n.Line, field, "want true or false")
+		return false
+	}
+	var b bool
+	if err := n.Decode(&b); err != nil {
+		pp.errorf(n.Line, field, "want true or false")
+	}
+	return b
+}
+
+func (pp *projectParser) duration(n *yaml.Node, field string) (time.Duration, bool) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		pp.errorf(n.Line, field, "want a duration such as 30m or 1h30m")
+		return 0, false
+	}
+	d, err := time.ParseDuration(n.Value)
+	if err != nil {
+		pp.errorf(n.Line, field, "want a duration such as 30m or 1h30m, not %q", n.Value)
+		return 0, false
+	}
+	if d <= 0 || d > maxTimeout {
+		pp.errorf(n.Line, field, "must be more than 0 and at most %s", maxTimeout)
+		return 0, false
+	}
+	return d, true
+}
+
+func (pp *projectParser) strList(n *yaml.Node, field string) []string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		pp.errorf(n.Line, field, "want a list of strings")
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for i, c := range n.Content {
+		out = append(out, pp.str(c, fmt.Sprintf("%s[%d]", field, i)))
+	}
+	return out
+}
+
+func (pp *projectParser) strMap(n *yaml.Node, field string) map[string]string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		pp.errorf(n.Line, field, "want a mapping of strings")
+		return nil
+	}
+	out := make(map[string]string, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := pp.str(k, field)
+		if _, dup := out[key]; dup {
+			pp.errorf(k.Line, field+"."+key, "given twice")
+			continue
+		}
+		val := pp.str(v, field+"."+key)
+		out[key] = val
+		switch {
+		case key == "" || len(key) > 128:
+			pp.errorf(k.Line, field, "tag keys are 1 to 128 characters")
+		case strings.HasPrefix(strings.ToLower(key), "aws:") || strings.HasPrefix(strings.ToLower(key), "kiln:"):
+			pp.errorf(k.Line, field+"."+key, "the aws: and kiln: prefixes are reserved")
+		}
+		if len(val) > 256 {
+			pp.errorf(v.Line, field+"."+key, "tag values are at most 256 characters")
+		}
+	}
+	if len(out) > maxTags {
+		pp.errorf(n.Line, field, "at most %d tags", maxTags)
+	}
+	return out
+}
+
+func (pp *projectParser) base(n *yaml.Node, b *Base, lines map[string]int) {
+	if n.Kind != yaml.MappingNode {
+		pp.errorf(n.Line, "base", "want {id: ami-...} or {owner: ..., name: ..., most_recent: true}")
+		return
+	}
+	pp.fields(n, "base.", lines, map[string]func(*yaml.Node){
+		"id":          func(v *yaml.Node) { b.ID = pp.str(v, "base.id") },
+		"owner":       func(v *yaml.Node) { b.Owner = pp.str(v, "base.owner") },
+		"name":        func(v *yaml.Node) { b.Name = pp.str(v, "base.name") },
+		"most_recent": func(v *yaml.Node) { b.MostRecent = pp.boolean(v, "base.most_recent") },
+	})
+}
+
+func (pp *projectParser) timeouts(n *yaml.Node, t *Timeouts, lines map[string]int) {
+	if n.Kind != yaml.MappingNode {
+		pp.errorf(n.Line, "timeouts", "want {script: 30m, image: 60m}")
+		return
+	}
+	pp.fields(n, "timeouts.", lines, map[string]func(*yaml.Node){
+		"script": func(v *yaml.Node) {
+			if d, ok := pp.duration(v, "timeouts.script"); ok {
+				t.Script = d
+			}
+		},
+		"image": func(v *yaml.Node) {
+			if d, ok := pp.duration(v, "timeouts.image"); ok {
+				t.Image = d
+			}
+		},
+	})
+}
+
+// secret expands ${VAR} references in webhook_secret. An unset or empty
+// variable is an error: silently using an empty secret would accept any
+// delivery signed with "".
+func (pp *projectParser) secret(n *yaml.Node) string {
+	raw := pp.str(n, "webhook_secret")
+	var bad []string
+	out := envRe.ReplaceAllStringFunc(raw, func(m string) string {
+		name := m[2 : len(m)-1]
+		if !envNameRe.MatchString(name) {
+			bad = append(bad, fmt.Sprintf("%q is not a variable name", name))
+			return ""
+		}
+		v := pp.getenv(name)
+		if v == "" {
+			bad = append(bad, fmt.Sprintf("environment variable %s is not set", name))
+		}
+		return v
+	})
+	for _, msg := range bad {
+		pp.errorf(n.Line, "webhook_secret", "%s", msg)
+	}
+	if len(bad) > 0 {
+		return ""
+	}
+	if raw != "" && len(out) < MinSecretLen {
+		pp.errorf(n.Line, "webhook_secret", "must be at least %d characters", MinSecretLen)
+	}
+	return out
+}
+
+// validate checks the decoded fields against each other and the AWS rules.
+func (pp *projectParser) validate(p *Project, rootLine int, lines map[string]int) {
+	at := func(field string) int {
+		if l, ok := lines[field]; ok {
+			return l
+		}
+		return rootLine
+	}
+	req := func(field, v string) bool {
+		if _, ok := lines[field]; !ok {
+			pp.errorf(rootLine, field, "required")
+			return false
+		}
+		if v == "" {
+			pp.errorf(at(field), field, "must not be empty")
+			return false
+		}
+		return true
+	}
+
+	if req("name", p.Name) {
+		switch {
+		case len(p.Name) > MaxNameLen:
+			pp.errorf(at("name"), "name", "at most %d characters", MaxNameLen)
+		case !nameRe.MatchString(p.Name):
+			pp.errorf(at("name"), "name", "%q: use letters, digits, '.', '_' and '-', starting with a letter or digit (it names images and URLs)", p.Name)
+		}
+	}
+	if req("region", p.Region) && !regionRe.MatchString(p.Region) {
+		pp.errorf(at("region"), "region", "%q is not a region name such as us-east-1", p.Region)
+	}
+	if _, ok := lines["base"]; !ok {
+		pp.errorf(rootLine, "base", "required")
+	} else {
+		pp.validateBase(p.Base, at)
+	}
+	if req("type", p.Type) && !typeRe.MatchString(p.Type) {
+		pp.errorf(at("type"), "type", "%q is not an instance type such as t3.small", p.Type)
+	}
+	if req("script", p.Script) && len(p.Script) > MaxScriptLen {
+		pp.errorf(at("script"), "script", "%d bytes; at most %d", len(p.Script), MaxScriptLen)
+	}
+	seen := map[string]bool{}
+	for i, g := range p.SecurityGroups {
+		switch {
+		case !sgRe.MatchString(g):
+			pp.errorf(at("security_groups"), fmt.Sprintf("security_groups[%d]", i), "%q is not a security group id (sg-...)", g)
+		case seen[g]:
+			pp.errorf(at("security_groups"), fmt.Sprintf("security_groups[%d]", i), "%q given twice", g)
+		}
+		seen[g] = true
+	}
+	if p.Subnet != "" && !subnetRe.MatchString(p.Subnet) {
+		pp.errorf(at("subnet"), "subnet", "%q is not a subnet id (subnet-...)", p.Subnet)
+	}
+	if p.IAMProfile != "" && !profileRe.MatchString(p.IAMProfile) {
+		pp.errorf(at("iam_profile"), "iam_profile", "%q is not an instance profile name or ARN", p.IAMProfile)
+	}
+	if _, ok := lines["keep"]; ok && p.Keep < 1 {
+		pp.errorf(at("keep"), "keep", "must be at least 1")
+	}
+	if p.Branch != "" {
+		p.Branch = strings.TrimPrefix(p.Branch, "refs/heads/")
+		if msg := checkBranch(p.Branch); msg != "" {
+			pp.errorf(at("branch"), "branch", "%q: %s", p.Branch, msg)
+		}
+	}
+}
+
+func (pp *projectParser) validateBase(b Base, at func(string) int) {
+	switch {
+	case b.ID != "" && (b.Owner != "" || b.Name != "" || b.MostRecent):
+		pp.errorf(at("base"), "base", "give either id, or owner and name (with most_recent), not both")
+	case b.ID != "":
+		if !amiRe.MatchString(b.ID) {
+			pp.errorf(at("base.id"), "base.id", "%q is not an image id (ami-...)", b.ID)
+		}
+	case b.Owner == "" && b.Name == "":
+		pp.errorf(at("base"), "base", "give either id, or owner and name (with most_recent)")
+	default:
+		if b.Owner == "" {
+			pp.errorf(at("base"), "base.owner", "required with base.name")
+		} else if !ownerRe.MatchString(b.Owner) {
+			pp.errorf(at("base.owner"), "base.owner", "%q: want a 12-digit account id, self, amazon or aws-marketplace", b.Owner)
+		}
+		if b.Name == "" {
+			pp.errorf(at("base"), "base.name", "required with base.owner")
+		} else if len(b.Name) > 128 || !amiNameRe.MatchString(b.Name) {
+			pp.errorf(at("base.name"), "base.name", "%q is not an image name pattern (AMI-name characters and * ?)", b.Name)
+		}
+	}
+}
+
+// checkBranch applies the parts of git's ref-name rules that matter for a
+// branch filter; it returns "" when name is fine.
+func checkBranch(name string) string {
+	switch {
+	case len(name) > 255:
+		return "too long"
+	case strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") || strings.Contains(name, "//"):
+		return "not a branch name"
+	case strings.Contains(name, "..") || strings.HasSuffix(name, ".lock") || strings.HasSuffix(name, "."):
+		return "not a branch name"
+	case strings.ContainsFunc(name, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || strings.ContainsRune("~^:?*[\\", r)
+	}):
+		return "not a branch name"
+	}
+	return ""
+}
+
+// yamlErrorLine digs the line out of a yaml syntax error ("yaml: line 3: ...").
+func yamlErrorLine(err error) int {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, "line "); ok {
+		end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+		if end > 0 {
+			if n, err := strconv.Atoi(rest[:end]); err == nil {
+				return n
+			}
+		}
+	}
+	return 1
+}
+
+func yamlMessage(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if _, rest, ok := strings.Cut(msg, "line "); ok {
+		if _, after, ok := strings.Cut(rest, ": "); ok {
+			return after
+		}
+	}
+	if msg == "EOF" {
+		return "empty project file"
+	}
+	return msg
+}
+
+// GenerateSecret returns a new random webhook secret: 32 bytes from
+// crypto/rand, base64url without padding (43 characters).
+func GenerateSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand crashes the program instead)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Record converts the project to its stored form (without the secret).
+func (p *Project) Record() store.Project {
+	return store.Project{
+		Name: p.Name, Region: p.Region,
+		BaseID: p.Base.ID, BaseOwner: p.Base.Owner, BaseName: p.Base.Name, BaseMostRecent: p.Base.MostRecent,
+		Type: p.Type, Script: p.Script,
+		SecurityGroups: slices.Clone(p.SecurityGroups), Subnet: p.Subnet, IAMProfile: p.IAMProfile,
+		Tags: p.Tags, Keep: p.Keep, Branch: p.Branch,
+		ScriptTimeout: p.Timeouts.Script, ImageTimeout: p.Timeouts.Image,
+	}
+}
+
+// ProjectFromRecord converts a stored project back (Secret stays empty).
+func ProjectFromRecord(r store.Project) *Project {
+	return &Project{
+		Name: r.Name, Region: r.Region,
+		Base: Base{ID: r.BaseID, Owner: r.BaseOwner, Name: r.BaseName, MostRecent: r.BaseMostRecent},
+		Type: r.Type, Script: r.Script,
+		SecurityGroups: r.SecurityGroups, Subnet: r.Subnet, IAMProfile: r.IAMProfile,
+		Tags: r.Tags, Keep: r.Keep, Branch: r.Branch,
+		Timeouts: Timeouts{Script: r.ScriptTimeout, Image: r.ImageTimeout},
+	}
+}
+
+// ProjectStore is what ApplyProject needs; *store.Store satisfies it.
+type ProjectStore interface {
+	PutProject(ctx context.Context, p store.Project, secret string) (created bool, err error)
+}
+
+// Applied says what ApplyProject did.
+type Applied struct {
+	Created bool
+	// GeneratedSecret is set when kiln generated the webhook secret: show it
+	// to the user once (it is never returned by list or show).
+	GeneratedSecret string
+}
+
+// ApplyProject stores p. The file's webhook secret, when given, replaces the
+// stored one; without one an existing project keeps its secret and a new
+// project gets a generated one, returned in Applied.GeneratedSecret.
+func ApplyProject(ctx context.Context, s ProjectStore, p *Project) (Applied, error) {
+	created, err := s.PutProject(ctx, p.Record(), p.Secret)
+	if errors.Is(err, store.ErrSecretRequired) {
+		secret := GenerateSecret()
+		created, err = s.PutProject(ctx, p.Record(), secret)
+		if err == nil {
+			return Applied{Created: created, GeneratedSecret: secret}, nil
+		}
+	}
+	if err != nil {
+		return Applied{}, fmt.Errorf("apply project %q: %w", p.Name, err)
+	}
+	return Applied{Created: created}, nil
+}
