@@ -26,7 +26,9 @@ type scenario func(ctx context.Context, emit func(v any)) error
 
 // scenarios lists every benchmark: one line per scenario, the function in a
 // file of its own.
-var scenarios = map[string]scenario{}
+var scenarios = map[string]scenario{
+	"engine": engineBench,
+}
 
 func main() { os.Exit(run()) }
 
