@@ -25,6 +25,8 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
+			// Under -race every process sleeps 1s at exit by default.
+			env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 			return copyDir(filepath.Join("..", "..", "examples"), filepath.Join(env.WorkDir, "examples"))
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -42,7 +44,7 @@ func waitFile(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	var re *regexp.Regexp
 	if len(args) == 2 {
-		re = regexp.MustCompile(args[1])
+		re = regexp.MustCompile("(?m)" + args[1]) // like testscript's stdout
 	}
 	path := ts.MkAbs(args[0])
 	deadline := time.Now().Add(30 * time.Second)

@@ -7,5 +7,4 @@ import (
 )
 
 // newEngineMetrics registers the engine's metrics in reg.
-// TODO: engine.NewMetrics(reg) once the engine package provides it.
-func newEngineMetrics(prometheus.Registerer) *engine.Metrics { return nil }
+func newEngineMetrics(reg prometheus.Registerer) *engine.Metrics { return engine.NewMetrics(reg) }
