@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -688,10 +689,16 @@ func (e *engine) build(v *vertex) {
 	if err != nil {
 		v.state, v.gaveUp, v.lastErr = StateFailed, true, err.Error()
 		e.log.Error("resource build failed", "resource", v.id, "err", err)
+		if v.inst != nil { // built from outputs that no longer resolve: stale
+			e.stopInst(v.inst)
+			v.inst = nil
+		}
 		return
 	}
 	if v.inst != nil && v.inst.fp == fp {
-		e.discard(r)
+		if !sameResource(r, v.inst.res) {
+			e.discard(r)
+		}
 		return
 	}
 	if v.inst != nil {
@@ -756,6 +763,13 @@ func (e *engine) discard(r Resource) {
 	if c, ok := r.(io.Closer); ok {
 		e.wg.Go(func() { _ = safeClose(c) })
 	}
+}
+
+// sameResource reports whether Build handed back the running resource itself
+// (it must not be closed then).
+func sameResource(a, b Resource) bool {
+	t := reflect.TypeOf(a)
+	return t == reflect.TypeOf(b) && t.Comparable() && a == b
 }
 
 func isStatic(r Resource) bool {
