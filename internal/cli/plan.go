@@ -19,6 +19,7 @@ func newPlanCmd(a *app) *cobra.Command {
 the ones that would change:
 
   ~ file/motd          would change
+  ~ exec/reload        would be refreshed (notified)
   ! exec/build         check failed: ...
   ? print/done         not checked (blocked)
 
@@ -53,6 +54,9 @@ func (a *app) plan(ctx context.Context, file string) error {
 		case s.Pending:
 			changes++
 			fmt.Fprintf(&out, "~ %-30s would change\n", s.ID)
+		case s.WouldRefresh:
+			changes++
+			fmt.Fprintf(&out, "~ %-30s would be refreshed (notified)\n", s.ID)
 		case s.State == engine.StateConverged:
 			ok++
 		default:

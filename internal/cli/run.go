@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -140,7 +141,11 @@ func (a *app) notConverged(eng *engine.Engine, runErr error) error {
 		fmt.Fprintf(a.stderr, "  failed   %s: %s\n", s.ID, s.LastError)
 	}
 	for _, s := range blocked {
-		fmt.Fprintf(a.stderr, "  blocked  %s (depends on %v)\n", s.ID, s.DependsOn)
+		by := s.BlockedBy
+		if len(by) == 0 {
+			by = s.DependsOn
+		}
+		fmt.Fprintf(a.stderr, "  blocked  %s (by %s)\n", s.ID, strings.Join(by, ", "))
 	}
 	return &exitError{code: ExitError}
 }

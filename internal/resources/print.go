@@ -14,7 +14,8 @@ import (
 // Print writes msg to its writer (kiln's stdout) and the log: once when it
 // is first checked in apply mode (and again whenever msg changes, which a
 // rebuilt resource with a new resolved reference does), and on every
-// Refresh. In noop mode an unprinted message counts as a pending change.
+// Refresh. Printing changes nothing in the world, so a check is always
+// converged and plan never lists a print.
 type Print struct {
 	Msg string `yaml:"msg"`
 
@@ -50,14 +51,11 @@ func (r *Print) Watch(ctx context.Context, ev engine.Events) error {
 func (r *Print) CheckApply(_ context.Context, apply bool) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.printed {
+	if r.printed || !apply {
 		return true, nil
 	}
-	if !apply {
-		return false, nil
-	}
 	r.printed = true
-	return false, r.print()
+	return true, r.print()
 }
 
 // Refresh prints the message again (a notify edge fired).

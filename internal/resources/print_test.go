@@ -17,8 +17,8 @@ func TestPrint(t *testing.T) {
 		wantOK bool
 		out    string
 	}{
-		{false, false, ""},
-		{true, false, "hello\n"},
+		{false, true, ""},
+		{true, true, "hello\n"},
 		{true, true, "hello\n"},
 		{false, true, "hello\n"},
 	}
