@@ -16,7 +16,7 @@ import (
 // configuration and uses production timings.
 type Options struct {
 	// Config, when set, is used instead of LoadConfig (the --sim path passes
-	// ec2sim.ClientConfig here). Its Retryer is kept as given.
+	// ec2sim.ClientConfig here). Without a Retryer it gets NewRetryer's.
 	Config *aws.Config
 	Retry  RetryOptions // for LoadConfig
 	Batch  BatchOptions
@@ -58,6 +58,11 @@ type Hubs struct {
 // NewHubs makes the hub set. It starts nothing and loads no configuration.
 func NewHubs(o Options) *Hubs {
 	o.fill()
+	if o.Config != nil && o.Config.Retryer == nil {
+		c := o.Config.Copy()
+		c.Retryer = func() aws.Retryer { return NewRetryer(o.Retry) }
+		o.Config = &c
+	}
 	return &Hubs{o: o, cfg: o.Config, wake: make(chan struct{}, 1), hubs: map[string]*Hub{}, started: map[*Hub]bool{}}
 }
 
@@ -331,6 +336,7 @@ func (h *Hub) Deliver(ev Event) {
 	}
 	h.mu.Lock()
 	fns := h.notifyLocked([]string{ev.Resource}, nil)
+	h.o.Log.Debug("event routed", "id", ev.Resource, "state", ev.State, "subscribers", len(fns))
 	if owner, ok := h.owners[ev.Resource]; ok {
 		// Keep the poller from reporting the same change a second time.
 		if g := h.graphs[owner.Graph]; g != nil && ev.State != "" {

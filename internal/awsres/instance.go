@@ -403,45 +403,47 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 }
 
 // converge brings cur to state want (running or stopped) and waits for it.
+// Someone else may move the instance meanwhile (an out-of-band stop while
+// kiln waits for running): it then starts over from the state it found.
 func (r *Instance) converge(ctx context.Context, cur types.Instance, want string, apply bool) (types.Instance, bool, error) {
 	id := aws.ToString(cur.InstanceId)
-	s := stateOf(cur)
-	if s == want {
+	if stateOf(cur) == want {
 		return cur, false, nil
 	}
 	if !apply {
 		r.plan(map[string]string{StateRunning: "start instance", StateStopped: "stop instance"}[want], cur)
 		return cur, true, nil
 	}
-	var err error
-	switch want {
-	case StateRunning:
-		if s == string(types.InstanceStateNameStopping) {
-			if cur, err = r.await(ctx, id, StateStopped); err != nil {
-				return cur, true, err
-			}
+	for range maxMoves {
+		var err error
+		switch s := stateOf(cur); {
+		case s == want:
+			return cur, true, nil
+		case s == StateStopped && want == StateRunning:
+			err = r.start(ctx, id)
+		case s == StateRunning && want == StateStopped:
+			err = r.stop(ctx, id)
+		case s == StateTerminated || s == string(types.InstanceStateNameShuttingDown):
+			return cur, true, fmt.Errorf("instance %s is %s", id, s)
 		}
-		if stateOf(cur) == StateStopped {
-			if err := r.start(ctx, id); err != nil {
-				return cur, true, err
-			}
+		// pending and stopping settle by themselves.
+		if err != nil {
+			return cur, true, err
 		}
-		cur, err = r.await(ctx, id, StateRunning)
-	case StateStopped:
-		if s == string(types.InstanceStateNamePending) {
-			if cur, err = r.await(ctx, id, StateRunning); err != nil {
-				return cur, true, err
-			}
+		cur, err = r.await(ctx, id, want)
+		if err != nil && !errors.Is(err, errMoved) {
+			return cur, true, err
 		}
-		if stateOf(cur) == StateRunning {
-			if err := r.stop(ctx, id); err != nil {
-				return cur, true, err
-			}
-		}
-		cur, err = r.await(ctx, id, StateStopped)
 	}
-	return cur, true, err
+	return cur, true, fmt.Errorf("instance %s: still %s after %d attempts to make it %s", id, stateOf(cur), maxMoves, want)
 }
+
+// maxMoves bounds how often converge starts over after someone else moved
+// the instance.
+const maxMoves = 5
+
+// errMoved: the instance settled in a state other than the awaited one.
+var errMoved = errors.New("instance moved to another state")
 
 func (r *Instance) plan(what string, in types.Instance) {
 	r.log().Info("would "+what, "instance", aws.ToString(in.InstanceId), "state", stateOf(in))
@@ -591,7 +593,11 @@ func (r *Instance) launch(ctx context.Context, prev string) (types.Instance, err
 			continue
 		}
 		r.log().Info("instance launched", "instance", id)
-		return r.await(ctx, id, StateRunning)
+		cur, err := r.await(ctx, id, StateRunning)
+		if errors.Is(err, errMoved) {
+			return cur, nil // converge takes it from there
+		}
+		return cur, err
 	}
 	return types.Instance{}, fmt.Errorf("run instance %q: every client token led to a terminated instance", r.env.Name)
 }
@@ -630,10 +636,12 @@ func (r *Instance) runInput(token string) *ec2.RunInstancesInput {
 }
 
 // await waits on the hub (pushed events, then backoff re-checks through the
-// batcher) until instance id is in state want. NotFound is "not yet", except
+// batcher) until instance id is in state want, or has settled in another
+// stable state (errMoved, with the instance). NotFound is "not yet", except
 // when waiting for terminated, where it means gone.
 func (r *Instance) await(ctx context.Context, id, want string) (types.Instance, error) {
 	var cur types.Instance
+	var moved bool
 	err := r.hub.Await(ctx, id, func(ctx context.Context) (bool, error) {
 		out, err := r.describe.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 		if awsapi.IsNotFound(err) {
@@ -652,14 +660,22 @@ func (r *Instance) await(ctx context.Context, id, want string) (types.Instance, 
 				}
 			}
 		}
-		s := stateOf(cur)
-		if want != StateTerminated && (s == StateTerminated || s == string(types.InstanceStateNameShuttingDown)) {
-			return false, fmt.Errorf("instance %s is %s while waiting for %s", id, s, want)
+		switch s := stateOf(cur); s {
+		case want:
+			return true, nil
+		case StateRunning, StateStopped, StateTerminated:
+			if !(want == StateTerminated && s != StateTerminated) {
+				moved = true
+				return true, nil
+			}
 		}
-		return s == want, nil
+		return false, nil
 	})
 	if err != nil {
 		return cur, fmt.Errorf("wait for instance %s %s: %w", id, want, err)
+	}
+	if moved {
+		return cur, fmt.Errorf("wait for instance %s %s: it is %s: %w", id, want, stateOf(cur), errMoved)
 	}
 	return cur, nil
 }

@@ -1,0 +1,610 @@
+package awsres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/sync/errgroup"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/ec2sim"
+	"kiln/internal/engine"
+	"kiln/internal/events"
+)
+
+const (
+	graph  = "shop"
+	apiKey = "test-key"
+)
+
+// world is a simulator served over HTTP, the hubs pointed at it (running),
+// and optionally the events receiver the simulator pushes to.
+type world struct {
+	sim    *ec2sim.Sim
+	hubs   *awsapi.Hubs
+	client *ec2.Client
+	image  string // an Amazon Linux image
+	image2 string // another one
+}
+
+type worldOpts struct {
+	sim    ec2sim.Options
+	events bool // push state-change events to kiln's receiver
+	poll   time.Duration
+}
+
+// fastRetry keeps the SDK's retries of throttling quick in tests.
+var fastRetry = awsapi.RetryOptions{MaxAttempts: 3, Backoff: retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) {
+	return time.Millisecond, nil
+})}
+
+func newWorld(t *testing.T, o worldOpts) *world {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var g errgroup.Group
+	t.Cleanup(func() {
+		cancel()
+		_ = g.Wait()
+	})
+	var hubs *awsapi.Hubs
+	if o.events {
+		recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			events.New(hubsSink{&hubs}, events.Options{APIKey: apiKey}).ServeHTTP(w, r)
+		}))
+		t.Cleanup(recv.Close)
+		o.sim.Events = []ec2sim.EventTarget{{URL: recv.URL + events.Path, APIKey: apiKey}}
+	}
+	if !o.sim.ManualClock && o.sim.TimeScale == 0 {
+		o.sim.TimeScale = 0.001 // a boot takes 15 ms; terminated instances stay 3.6 s
+	}
+	sim := ec2sim.New(o.sim)
+	t.Cleanup(func() {
+		d, f, dr := sim.EventStats()
+		t.Logf("events delivered %d, failed %d, dropped %d", d, f, dr)
+	})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	cfg := ec2sim.ClientConfig(srv.URL)
+	hubs = awsapi.NewHubs(awsapi.Options{
+		Config:  &cfg,
+		Retry:   fastRetry,
+		Batch:   awsapi.BatchOptions{Idle: 2 * time.Millisecond, Max: 20 * time.Millisecond},
+		Poll:    o.poll,
+		Wait:    awsapi.Backoff{Min: 2 * time.Millisecond, Max: 20 * time.Millisecond},
+		Retries: awsapi.Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond},
+		Log:     testLog,
+	})
+	g.Go(func() error { return sim.Run(ctx) })
+	g.Go(func() error { return hubs.Run(ctx) })
+	w := &world{sim: sim, hubs: hubs}
+	h, err := hubs.Hub(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.client = h.EC2()
+	out, err := w.client.DescribeImages(t.Context(), &ec2.DescribeImagesInput{
+		Owners:  []string{"amazon"},
+		Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"al2023-ami-2023.*-x86_64"}}},
+	})
+	if err != nil || len(out.Images) < 2 {
+		t.Fatalf("DescribeImages = %v, %v; want two images", out, err)
+	}
+	w.image, w.image2 = aws.ToString(out.Images[0].ImageId), aws.ToString(out.Images[1].ImageId)
+	return w
+}
+
+// hubsSink lets the receiver be built before the hubs exist.
+type hubsSink struct{ h **awsapi.Hubs }
+
+func (s hubsSink) Deliver(ev awsapi.Event) { (*s.h).Deliver(ev) }
+
+// instance returns an initialised aws:ec2 resource.
+func (w *world) instance(name string, mod func(*Instance)) *Instance {
+	r := NewInstance(w.hubs)
+	r.Image, r.Type = w.image, "t3.micro"
+	if mod != nil {
+		mod(r)
+	}
+	_ = r.Init(engine.Env{Graph: graph, ID: "aws:ec2/" + name, Kind: "aws:ec2", Name: name, Log: testLog})
+	return r
+}
+
+// owned lists the simulator's instances tagged as resource name.
+func (w *world) owned(name string) []ec2sim.InstanceInfo {
+	var out []ec2sim.InstanceInfo
+	for _, in := range w.sim.Instances() {
+		if in.Tags[awsapi.TagOwner] == graph && in.Tags[awsapi.TagResource] == "aws:ec2/"+name {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func (w *world) live(name string) []ec2sim.InstanceInfo {
+	return slices.DeleteFunc(w.owned(name), func(in ec2sim.InstanceInfo) bool {
+		return in.State == "terminated" || in.State == "shutting-down"
+	})
+}
+
+// eventually fails the test unless cond becomes true within a generous
+// bound; it polls, it does not assert on time.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func checkApply(t *testing.T, r *Instance) bool {
+	t.Helper()
+	ok, err := r.CheckApply(t.Context(), true)
+	if err != nil {
+		t.Fatalf("CheckApply() error = %v", err)
+	}
+	return ok
+}
+
+func TestConverge(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	r := w.instance("web", func(r *Instance) { r.Tags = map[string]string{"team": "shop"} })
+	steps := []struct {
+		state   string
+		want    string // simulator state after the step
+		changes bool
+	}{
+		{StateRunning, "running", true},
+		{StateRunning, "running", false},
+		{StateStopped, "stopped", true},
+		{StateStopped, "stopped", false},
+		{StateRunning, "running", true},
+		{StateTerminated, "terminated", true},
+		{StateTerminated, "terminated", false},
+	}
+	for i, st := range steps {
+		t.Run(fmt.Sprintf("%d_%s", i, st.state), func(t *testing.T) {
+			r.State = st.state
+			if ok := checkApply(t, r); ok == st.changes {
+				t.Errorf("CheckApply() = %v; want %v", ok, !st.changes)
+			}
+			own := w.owned("web")
+			if len(own) != 1 {
+				t.Fatalf("%d instances; want 1", len(own))
+			}
+			if own[0].State != st.want {
+				t.Errorf("state = %s; want %s", own[0].State, st.want)
+			}
+			out := r.Outputs()
+			switch st.want {
+			case "running":
+				if out["instance_id"] != own[0].ID || out["private_ip"] == "" || out["private_ip"] != own[0].PrivateIP {
+					t.Errorf("Outputs() = %v; want instance %s with private ip %s", out, own[0].ID, own[0].PrivateIP)
+				}
+				if own[0].Tags["Name"] != "web" || own[0].Tags["team"] != "shop" {
+					t.Errorf("tags = %v", own[0].Tags)
+				}
+			case "terminated":
+				if out["instance_id"] != "" {
+					t.Errorf("Outputs() = %v; want empty", out)
+				}
+			}
+		})
+	}
+	if n := w.sim.Calls("RunInstances"); n != 1 {
+		t.Errorf("RunInstances calls = %d; want 1", n)
+	}
+	// A terminated instance does not block a new one of the same name.
+	r.State = StateRunning
+	checkApply(t, r)
+	if l := w.live("web"); len(l) != 1 {
+		t.Errorf("%d live instances after relaunch; want 1", len(l))
+	}
+}
+
+func TestCheckOnly(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	r := w.instance("web", nil)
+	ok, err := r.CheckApply(t.Context(), false)
+	if ok || err != nil {
+		t.Fatalf("CheckApply(apply=false) = %v, %v; want false, nil", ok, err)
+	}
+	if n := w.sim.Calls("RunInstances"); n != 0 {
+		t.Errorf("RunInstances calls = %d in check-only mode; want 0", n)
+	}
+}
+
+func TestDrift(t *testing.T) {
+	tests := []struct {
+		name      string
+		change    func(w *world, r *Instance)
+		wantErr   string // substring; "" = converges
+		permanent bool
+		check     func(t *testing.T, w *world, before ec2sim.InstanceInfo)
+	}{
+		{
+			name:    "image without replace",
+			change:  func(w *world, r *Instance) { r.Image = w.image2 },
+			wantErr: "replace: true", permanent: true,
+		},
+		{
+			name:   "image with replace",
+			change: func(w *world, r *Instance) { r.Image, r.Replace = w.image2, true },
+			check: func(t *testing.T, w *world, before ec2sim.InstanceInfo) {
+				l := w.live("web")
+				if len(l) != 1 || l[0].ID == before.ID || l[0].ImageID != w.image2 {
+					t.Errorf("live = %+v; want one new instance of %s", l, w.image2)
+				}
+				if old, _ := w.sim.Instance(before.ID); old.State != "terminated" {
+					t.Errorf("old instance %s; want terminated", old.State)
+				}
+			},
+		},
+		{
+			name:    "type without allow_restart",
+			change:  func(w *world, r *Instance) { r.Type = "t3.small" },
+			wantErr: "allow_restart: true", permanent: true,
+		},
+		{
+			name: "type and user data with allow_restart",
+			change: func(w *world, r *Instance) {
+				r.Type, r.UserData, r.AllowRestart = "t3.small", "#!/bin/sh\necho hi\n", true
+			},
+			check: func(t *testing.T, w *world, before ec2sim.InstanceInfo) {
+				in, _ := w.sim.Instance(before.ID)
+				if in.InstanceType != "t3.small" || in.State != "running" {
+					t.Errorf("instance = %s %s; want t3.small running", in.InstanceType, in.State)
+				}
+				if w.sim.Calls("StopInstances") != 1 || w.sim.Calls("StartInstances") != 1 || w.sim.Calls("RunInstances") != 1 {
+					t.Errorf("calls = %v; want one stop, one start, one run", callsOf(w.sim))
+				}
+			},
+		},
+		{
+			name: "terminated by hand",
+			change: func(w *world, r *Instance) {
+				id := r.Outputs()["instance_id"]
+				if err := w.sim.TerminateInstance(id); err != nil {
+					panic(err)
+				}
+			},
+			check: func(t *testing.T, w *world, before ec2sim.InstanceInfo) {
+				l := w.live("web")
+				if len(l) != 1 || l[0].ID == before.ID {
+					t.Errorf("live = %+v; want one replacement", l)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, worldOpts{})
+			r := w.instance("web", nil)
+			checkApply(t, r)
+			before := w.live("web")[0]
+			tt.change(w, r)
+			ok, err := r.CheckApply(t.Context(), true)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("CheckApply() = %v, %v; want error containing %q", ok, err, tt.wantErr)
+				}
+				if engine.IsPermanent(err) != tt.permanent {
+					t.Errorf("IsPermanent = %v; want %v", !tt.permanent, tt.permanent)
+				}
+				return
+			}
+			if err != nil || ok {
+				t.Fatalf("CheckApply() = %v, %v; want false (changed), nil", ok, err)
+			}
+			tt.check(t, w, before)
+			if ok := checkApply(t, r); !ok {
+				t.Errorf("second CheckApply() = false; want converged")
+			}
+		})
+	}
+}
+
+func callsOf(s *ec2sim.Sim) map[string]int {
+	c, _ := s.CallCounts()
+	return c
+}
+
+func TestDuplicateNames(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	r := w.instance("web", nil)
+	checkApply(t, r)
+	first := r.Outputs()["instance_id"]
+	// Someone launches a second instance claiming the same resource.
+	out, err := w.client.RunInstances(t.Context(), &ec2.RunInstancesInput{
+		ImageId: aws.String(w.image), InstanceType: types.InstanceTypeT3Micro, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: r.tags()}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := aws.ToString(out.Instances[0].InstanceId)
+	_, err = r.CheckApply(t.Context(), true)
+	if err == nil || !strings.Contains(err.Error(), first) || !strings.Contains(err.Error(), second) {
+		t.Fatalf("CheckApply() error = %v; want one naming %s and %s", err, first, second)
+	}
+	if n := w.sim.Calls("TerminateInstances"); n != 0 {
+		t.Errorf("TerminateInstances calls = %d; kiln must not pick one", n)
+	}
+}
+
+func TestThrottlingConverges(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	for _, a := range []string{"RunInstances", "DescribeInstances", "StopInstances"} {
+		w.sim.InjectFault(ec2sim.Fault{Action: a, Code: "RequestLimitExceeded", Count: 12})
+	}
+	r := w.instance("web", func(r *Instance) { r.State = StateStopped })
+	if _, err := r.CheckApply(t.Context(), true); err != nil {
+		t.Fatalf("CheckApply() error = %v; want throttling waited out", err)
+	}
+	if l := w.live("web"); len(l) != 1 || l[0].State != "stopped" {
+		t.Errorf("live = %+v; want one stopped instance", l)
+	}
+	if w.sim.Calls("RunInstances") < 12 {
+		t.Errorf("RunInstances calls = %d; the fault was not hit", w.sim.Calls("RunInstances"))
+	}
+}
+
+func TestPermissionIsPermanent(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	w.sim.InjectFault(ec2sim.Fault{Action: "RunInstances", Code: "UnauthorizedOperation", Status: 403,
+		Message: "You are not authorized to perform this operation."})
+	r := w.instance("web", nil)
+	_, err := r.CheckApply(t.Context(), true)
+	if err == nil || !engine.IsPermanent(err) || !strings.Contains(err.Error(), "ec2:RunInstances") {
+		t.Fatalf("CheckApply() error = %v; want a permanent error naming ec2:RunInstances", err)
+	}
+	if n := w.sim.Calls("RunInstances"); n != 1 {
+		t.Errorf("RunInstances calls = %d; a 4xx other than throttling must not be retried", n)
+	}
+}
+
+func TestCrashAfterRunInstances(t *testing.T) {
+	// A manual clock with an eventual-consistency window: the instance the
+	// crashed process launched is invisible to the next process's lookup.
+	w := newWorld(t, worldOpts{sim: ec2sim.Options{ManualClock: true, TimeScale: 1, Consistency: 30 * time.Second}})
+	ctx, cancel := context.WithCancel(t.Context())
+	r1 := w.instance("web", nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r1.CheckApply(ctx, true)
+		done <- err
+	}()
+	eventually(t, "RunInstances", func() bool { return w.sim.Calls("RunInstances") == 1 })
+	cancel() // kill -9: r1 is gone
+	if err := <-done; err == nil {
+		t.Fatal("crashed CheckApply() = nil error")
+	}
+	if n := len(w.owned("web")); n != 1 {
+		t.Fatalf("%d instances after the launch; want 1", n)
+	}
+
+	// A fresh process: a new resource that knows nothing of r1.
+	r2 := w.instance("web", nil)
+	res := make(chan error, 1)
+	go func() {
+		_, err := r2.CheckApply(t.Context(), true)
+		res <- err
+	}()
+	for {
+		select {
+		case err := <-res:
+			if err != nil {
+				t.Fatalf("CheckApply() after crash = %v", err)
+			}
+			if n := len(w.owned("web")); n != 1 {
+				t.Fatalf("%d instances after the crash and a retry; want exactly 1", n)
+			}
+			if n := w.sim.Calls("RunInstances"); n != 2 {
+				t.Errorf("RunInstances calls = %d; want 2 (the second answered by the ClientToken)", n)
+			}
+			return
+		case <-time.After(2 * time.Millisecond):
+			w.sim.Advance(time.Second)
+		}
+	}
+}
+
+// changes counts Changed calls; Running closes running.
+type changes struct {
+	once    sync.Once
+	running chan struct{}
+	changed chan struct{}
+}
+
+func newChanges() *changes {
+	return &changes{running: make(chan struct{}), changed: make(chan struct{}, 1)}
+}
+
+func (c *changes) Running() { c.once.Do(func() { close(c.running) }) }
+func (c *changes) Changed() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// keep is a one-vertex engine: Watch, then CheckApply on every change,
+// until ctx is done.
+func keep(ctx context.Context, t *testing.T, r *Instance) *errgroup.Group {
+	var g errgroup.Group
+	ev := newChanges()
+	g.Go(func() error { return r.Watch(ctx, ev) })
+	g.Go(func() error {
+		select {
+		case <-ev.running:
+		case <-ctx.Done():
+			return nil
+		}
+		for {
+			if _, err := r.CheckApply(ctx, true); err != nil && ctx.Err() == nil {
+				t.Errorf("CheckApply() error = %v", err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-ev.changed:
+			}
+		}
+	})
+	return &g
+}
+
+func TestOutOfBandStop(t *testing.T) {
+	tests := []struct {
+		name   string
+		events bool
+		poll   time.Duration
+	}{
+		// The poll is an hour: only the pushed event can bring it back.
+		{"pushed event", true, time.Hour},
+		// No events: the batched poller notices.
+		{"poller only", false, 20 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, worldOpts{events: tt.events, sim: ec2sim.Options{TimeScale: 0.001}})
+			r := w.instance("web", func(r *Instance) { r.SetPoll(tt.poll) })
+			ctx, cancel := context.WithCancel(t.Context())
+			g := keep(ctx, t, r)
+			defer func() { cancel(); _ = g.Wait() }()
+			eventually(t, "instance running", func() bool {
+				l := w.live("web")
+				return len(l) == 1 && l[0].State == "running"
+			})
+			id := w.live("web")[0].ID
+			if err := w.sim.StopInstance(id); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "instance started again", func() bool { return w.sim.Calls("StartInstances") == 1 })
+			eventually(t, "instance running again", func() bool {
+				in, _ := w.sim.Instance(id)
+				return in.State == "running"
+			})
+			if n := w.sim.Calls("RunInstances"); n != 1 {
+				t.Errorf("RunInstances calls = %d; want 1", n)
+			}
+		})
+	}
+}
+
+func TestWatchCostAtScale(t *testing.T) {
+	const n = 1000
+	w := newWorld(t, worldOpts{poll: time.Hour})
+	// A fleet launched beforehand, tagged as n resources of one graph.
+	out, err := w.client.RunInstances(t.Context(), &ec2.RunInstancesInput{
+		ImageId: aws.String(w.image), InstanceType: types.InstanceTypeT3Micro, MinCount: aws.Int32(n), MaxCount: aws.Int32(n),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := make([]*Instance, n)
+	for i, in := range out.Instances {
+		rs[i] = w.instance(fmt.Sprintf("web-%d", i), nil)
+		tags := map[string]string{}
+		for _, tg := range rs[i].tags() {
+			tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+		}
+		if err := w.sim.SetTags(aws.ToString(in.InstanceId), tags); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var g errgroup.Group
+	defer func() { cancel(); _ = g.Wait() }()
+	evs := make([]*changes, n)
+	for i, r := range rs {
+		evs[i] = newChanges()
+		g.Go(func() error { return r.Watch(ctx, evs[i]) })
+	}
+	for _, ev := range evs {
+		<-ev.running
+	}
+
+	// First checks: all n resources at once go through the batcher.
+	w.sim.ResetCalls()
+	var cg errgroup.Group
+	for _, r := range rs {
+		cg.Go(func() error {
+			ok, err := r.CheckApply(t.Context(), true)
+			if err == nil && !ok {
+				err = errors.New("changed something")
+			}
+			return err
+		})
+	}
+	if err := cg.Wait(); err != nil {
+		t.Fatalf("CheckApply() = %v; want converged", err)
+	}
+	calls := callsOf(w.sim)
+	t.Logf("first check of %d instances: %v", n, calls)
+	if calls["DescribeInstances"] > n/100 || len(calls) != 1 {
+		t.Errorf("calls = %v; want only DescribeInstances, batched (≤ %d)", calls, n/100)
+	}
+
+	// Steady state: one poll of the graph is one call per 1,000 instances.
+	h, _ := w.hubs.Hub(t.Context(), "")
+	if err := h.Poll(t.Context(), graph); err != nil {
+		t.Fatal(err)
+	}
+	w.sim.ResetCalls()
+	for range 3 {
+		if err := h.Poll(t.Context(), graph); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls = callsOf(w.sim)
+	t.Logf("3 polls of %d instances: %v", n, calls)
+	if calls["DescribeInstances"] != 3 || len(calls) != 1 {
+		t.Errorf("calls = %v; want 3 DescribeInstances (one per poll of %d instances) and nothing else", calls, n)
+	}
+
+	// A change seen by a poll notifies exactly its owner.
+	for _, ev := range evs {
+		select {
+		case <-ev.changed:
+		default:
+		}
+	}
+	if err := w.sim.StopInstance(aws.ToString(out.Instances[7].InstanceId)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Poll(t.Context(), graph); err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range evs {
+		select {
+		case <-ev.changed:
+			if i != 7 {
+				t.Errorf("resource %d notified; only 7 changed", i)
+			}
+		default:
+			if i == 7 {
+				t.Error("resource 7 not notified of its stop")
+			}
+		}
+	}
+}
+
+// testLog: switch to a text handler on os.Stderr when debugging.
+var testLog = slog.New(slog.DiscardHandler)
