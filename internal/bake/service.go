@@ -1,0 +1,201 @@
+package bake
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/store"
+)
+
+// Options tune a Service. The zero value is production's.
+type Options struct {
+	// Workers is how many bakes run at once in this process (all projects
+	// together; one per project at most). Default store.DefaultMaxWorkers.
+	Workers int
+	// SweepInterval is how often the sweeper looks for builders whose bake is
+	// over (it also runs once at start). Default 1 minute.
+	SweepInterval time.Duration
+	// BusySnooze is how long a bake whose project is busy waits before it
+	// tries to claim again. Default 5 s.
+	BusySnooze time.Duration
+	// FetchPollInterval is how often River looks for new jobs (SQLite has no
+	// LISTEN/NOTIFY). Default store.DefaultFetchPollInterval.
+	FetchPollInterval time.Duration
+	// Pipeline tunes the steps' waits (console retry, defaults for timeouts).
+	Pipeline PipelineOptions
+}
+
+func (o *Options) fill() {
+	if o.Workers <= 0 {
+		o.Workers = store.DefaultMaxWorkers
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = time.Minute
+	}
+	if o.BusySnooze <= 0 {
+		o.BusySnooze = 5 * time.Second
+	}
+	o.Pipeline.fill()
+}
+
+// Service runs bakes: the River workers that take queued bakes through the
+// pipeline, and the sweeper that terminates builders whose bake is over.
+// One Service per database file: bakes are serialised per project through
+// the store, and a process restart resumes the bakes it finds running.
+//
+// Its AWS clients come from hubs; hubs.Run must be running while the
+// Service runs (its batcher serves the builders' DescribeInstances).
+type Service struct {
+	store *store.Store
+	hubs  *awsapi.Hubs
+	log   *slog.Logger
+	o     Options
+	river *river.Client[*sql.Tx]
+	queue *Queue
+	pipe  *Pipeline
+
+	mu      sync.Mutex
+	active  map[int64]context.CancelCauseFunc // bakes worked on in this process
+	subs    map[*subscription]struct{}
+	testHop func(bakeID int64, step string) // tests: called after each step
+}
+
+// NewService makes the service over st, baking through hubs. log may be nil.
+// It builds the River worker client but starts nothing; Run does.
+func NewService(st *store.Store, hubs *awsapi.Hubs, log *slog.Logger, o Options) (*Service, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	o.fill()
+	s := &Service{
+		store: st, hubs: hubs, log: log, o: o,
+		active: map[int64]context.CancelCauseFunc{},
+		subs:   map[*subscription]struct{}{},
+	}
+	s.pipe = NewPipeline(hubs, log, o.Pipeline)
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &worker{s: s}); err != nil {
+		return nil, fmt.Errorf("new bake service: %w", err)
+	}
+	rc, err := st.NewRiverClient(workers, &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Workers}},
+		FetchPollInterval: o.FetchPollInterval,
+		Logger:            log.With("component", "river"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new bake service: %w", err)
+	}
+	s.river = rc
+	s.queue = NewQueue(st, rc)
+	return s, nil
+}
+
+// Queue is the webhook handler's backend (NewHookHandler(s.Queue(), log)),
+// inserting jobs with the service's River client.
+func (s *Service) Queue() *Queue { return s.queue }
+
+// River is the service's River client (for job inspection; jobs are
+// inserted through Queue or Trigger).
+func (s *Service) River() *river.Client[*sql.Tx] { return s.river }
+
+// Run starts River's workers, re-queues bakes that a dead process left
+// running, and runs the sweeper (once at start, then every SweepInterval),
+// until ctx is done. Then it stops taking jobs, cancels the running bakes'
+// contexts (their steps stop at once; a restart resumes them, every step
+// finding its earlier work again), waits for the workers and returns nil.
+// An error means River could not start.
+func (s *Service) Run(ctx context.Context) error {
+	return s.run(ctx)
+}
+
+// Trigger queues a bake of project at commit and ref (both may be empty: a
+// manual bake of the project as stored), coalescing like a webhook push:
+// when the project already has a queued bake, that bake is returned with
+// New false. It does no AWS work and returns at once. An unknown project
+// gives an error wrapping store.ErrNotFound.
+func (s *Service) Trigger(ctx context.Context, project, commit, ref string) (store.PushResult, error) {
+	return s.queue.Create(ctx, project, commit, ref)
+}
+
+// Cancel cancels bake id. A queued bake is cancelled at once. A running one
+// is flagged, and its worker (interrupted at once when it runs in this
+// process) terminates the builder, deregisters a partial image and
+// finishes the bake as cancelled; Cancel does not wait for that. It returns
+// the bake as it is after the request. Errors wrap store.ErrNotFound (no
+// such bake) or store.ErrBakeFinished (already over).
+func (s *Service) Cancel(ctx context.Context, id int64, reason string) (*store.Bake, error) {
+	if reason == "" {
+		reason = "cancelled"
+	}
+	b, err := s.store.RequestCancel(ctx, id, reason)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	stop := s.active[id]
+	s.mu.Unlock()
+	if stop != nil {
+		stop(errCancelRequested)
+	}
+	s.notify(Progress{BakeID: id, Project: b.Project, BakeState: b.State, Detail: "cancel requested", Time: time.Now()})
+	return b, nil
+}
+
+// errCancelRequested is the cause of a bake context cancelled by Cancel.
+var errCancelRequested = errors.New("cancel requested")
+
+// Progress is one change of a bake: a step started or finished, or the bake
+// reached a new state. The store holds the full record; Progress only says
+// "look again" with the gist.
+type Progress struct {
+	BakeID    int64
+	Project   string
+	Step      string          // "" for a change of the bake itself
+	StepState store.StepState // when Step is set
+	BakeState store.BakeState // the bake's state after the change ("" if unknown)
+	Detail    string
+	Time      time.Time
+}
+
+type subscription struct {
+	bakeID int64
+	ch     chan Progress
+}
+
+// Subscribe returns a channel of Progress for bake id (0: every bake) and a
+// cancel func that must be called. Delivery never blocks a bake: when the
+// channel's buffer is full, updates are dropped; readers that must not miss
+// anything re-read store.Bake and store.Steps on each receive.
+func (s *Service) Subscribe(id int64) (<-chan Progress, func()) {
+	sub := &subscription{bakeID: id, ch: make(chan Progress, 64)}
+	s.mu.Lock()
+	s.subs[sub] = struct{}{}
+	s.mu.Unlock()
+	return sub.ch, func() {
+		s.mu.Lock()
+		delete(s.subs, sub)
+		s.mu.Unlock()
+	}
+}
+
+func (s *Service) notify(p Progress) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sub := range s.subs {
+		if sub.bakeID != 0 && sub.bakeID != p.BakeID {
+			continue
+		}
+		select {
+		case sub.ch <- p:
+		default:
+		}
+	}
+}
