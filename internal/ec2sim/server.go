@@ -1,6 +1,7 @@
 package ec2sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"golang.org/x/sync/errgroup"
 )
@@ -33,8 +35,34 @@ func ClientConfig(endpoint string, region ...string) aws.Config {
 		Region:       r,
 		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
 		BaseEndpoint: aws.String(endpoint),
-		HTTPClient:   &http.Client{Timeout: 30 * time.Second},
+		HTTPClient:   HTTPClient(),
 	}
+}
+
+// HTTPClient is the SDK's default HTTP client with one change: request
+// bodies are buffered in memory before they are sent. The SDK closes a
+// request body as soon as the response headers arrive, and net/http may
+// still be probing that body for trailing bytes; with a server as fast as
+// the simulator the probe then fails and the connection is torn down
+// under the response being read ("use of closed network connection").
+// Real AWS answers too slowly for the race to show. Use this client
+// (config.WithHTTPClient) for any SDK client pointed at the simulator.
+func HTTPClient() aws.HTTPClient { return bufferedBodies{awshttp.NewBuildableClient()} }
+
+type bufferedBodies struct{ next aws.HTTPClient }
+
+func (b bufferedBodies) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		data, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("buffer request body: %w", err)
+		}
+		req.Body = io.NopCloser(bytes.NewReader(data))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+		req.ContentLength = int64(len(data))
+	}
+	return b.next.Do(req)
 }
 
 // Server is a simulator bound to a TCP address. NewServer only listens;

@@ -154,6 +154,11 @@ type Sim struct {
 	ipSeq     uint32
 	failImgs  int // the next n images fail
 
+	// asg is the Auto Scaling and launch-template state, guarded by mu. Its
+	// type, asgState, is defined in autoscaling*.go; if *asgState has an
+	// init() method, New calls it.
+	asg asgState
+
 	faults   faults
 	buckets  *throttler
 	counters counters
@@ -189,6 +194,9 @@ func New(opts Options) *Sim {
 	s.counters.init()
 	s.buckets = newThrottler()
 	s.ev.init(opts.EventQueue)
+	if i, ok := any(&s.asg).(interface{ init() }); ok {
+		i.init()
+	}
 	s.seedWorld()
 	return s
 }
