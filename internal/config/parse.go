@@ -481,14 +481,27 @@ func cloneNode(n *yaml.Node) *yaml.Node {
 // lines or comments, so moving a resource in the file changes nothing).
 func hashNode(n *yaml.Node) string {
 	h := sha256.New()
-	writeNode(h, n)
+	var buf []byte
+	writeNode(h, n, &buf)
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-func writeNode(h hash.Hash, n *yaml.Node) {
-	fmt.Fprintf(h, "%d:%s:%d:%s;%d{", n.Kind, n.ShortTag(), len(n.Value), n.Value, len(n.Content))
+func writeNode(h hash.Hash, n *yaml.Node, buf *[]byte) {
+	b := (*buf)[:0]
+	b = strconv.AppendInt(b, int64(n.Kind), 10)
+	b = append(b, ':')
+	b = append(b, n.ShortTag()...)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(len(n.Value)), 10)
+	b = append(b, ':')
+	b = append(b, n.Value...)
+	b = append(b, ';')
+	b = strconv.AppendInt(b, int64(len(n.Content)), 10)
+	b = append(b, '{')
+	h.Write(b)
+	*buf = b
 	for _, c := range n.Content {
-		writeNode(h, c)
+		writeNode(h, c, buf)
 	}
 	h.Write([]byte{'}'})
 }

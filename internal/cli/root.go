@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+)
+
+// app is the state one Main call shares between its commands.
+type app struct {
+	stdout, stderr io.Writer
+	logJSON        bool
+	logLevel       string
+	log            *slog.Logger
+}
+
+func newRoot(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kiln",
+		Short: "Keep EC2 infrastructure converged, and bake AMIs",
+		Long: `kiln converges a graph of resources (EC2 instances, AMIs, files, commands)
+in dependency order and keeps it converged: every resource watches the real
+world and is re-checked the moment it drifts.` + exitCodesHelp,
+		Example: `  kiln validate examples/local.yaml
+  kiln plan examples/local.yaml
+  kiln run --once examples/local.yaml`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.ArbitraryArgs,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(a.stderr, a.logJSON, a.logLevel)
+			if err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
+			a.log = log
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+			}
+			return &usageError{cmd: "kiln", err: errors.New(msg)}
+		},
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SuggestionsMinimumDistance = 2
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{cmd: cmd.CommandPath(), err: err}
+	})
+	pf := root.PersistentFlags()
+	pf.BoolVar(&a.logJSON, "log-json", false, "log as JSON lines instead of text")
+	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	root.AddCommand(
+		newRunCmd(a),
+		newPlanCmd(a),
+		newValidateCmd(a),
+		newGraphCmd(a),
+		newVersionCmd(a),
+		// Later, one line each: newSimCmd(a), newServeCmd(a),
+		// newProjectCmd(a), newBakeCmd(a), newIAMPolicyCmd(a).
+	)
+	return root
+}
+
+const exitCodesHelp = `
+
+Exit codes:
+  0    success (plan: nothing would change)
+  1    error: bad usage, a bad graph file, or a graph that did not converge
+  2    plan: changes are pending
+  130  interrupted (SIGINT or SIGTERM)`
+
+// fileArg accepts exactly one graph file argument.
+func fileArg(cmd *cobra.Command, args []string) error {
+	switch len(args) {
+	case 1:
+		return nil
+	case 0:
+		return &usageError{cmd: cmd.CommandPath(), err: errors.New("missing graph FILE")}
+	}
+	return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("want one graph FILE, got %d arguments", len(args))}
+}
+
+func newLogger(w io.Writer, json bool, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if json {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
