@@ -197,10 +197,14 @@ func (pp *projectParser) parse(data []byte) *Project {
 		"subnet":          func(n *yaml.Node) { p.Subnet = pp.str(n, "subnet") },
 		"iam_profile":     func(n *yaml.Node) { p.IAMProfile = pp.str(n, "iam_profile") },
 		"tags":            func(n *yaml.Node) { p.Tags = pp.strMap(n, "tags") },
-		"keep":            func(n *yaml.Node) { p.Keep = pp.integer(n, "keep") },
-		"branch":          func(n *yaml.Node) { p.Branch = pp.str(n, "branch") },
-		"timeouts":        func(n *yaml.Node) { pp.timeouts(n, &p.Timeouts, lines) },
-		"webhook_secret":  func(n *yaml.Node) { p.Secret = pp.secret(n) },
+		"keep": func(n *yaml.Node) {
+			if v, ok := pp.integer(n, "keep"); ok {
+				p.Keep = v
+			}
+		},
+		"branch":         func(n *yaml.Node) { p.Branch = pp.str(n, "branch") },
+		"timeouts":       func(n *yaml.Node) { pp.timeouts(n, &p.Timeouts, lines) },
+		"webhook_secret": func(n *yaml.Node) { p.Secret = pp.secret(n) },
 	})
 	pp.validate(p, root.Line, lines)
 	return p
@@ -243,17 +247,13 @@ func (pp *projectParser) str(n *yaml.Node, field string) string {
 	return n.Value
 }
 
-func (pp *projectParser) integer(n *yaml.Node, field string) int {
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
+func (pp *projectParser) integer(n *yaml.Node, field string) (int, bool) {
+	var v int
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
 		pp.errorf(n.Line, field, "want a whole number")
-		return 0
+		return 0, false
 	}
-	v, err := strconv.Atoi(n.Value)
-	if err != nil {
-		pp.errorf(n.Line, field, "want a whole number")
-		return 0
-	}
-	return v
+	return v, true
 }
 
 func (pp *projectParser) boolean(n *yaml.Node, field string) bool {
