@@ -38,9 +38,9 @@ func TestParseProjectFull(t *testing.T) {
 	}
 	want := &Project{
 		Name: "web", Region: "us-east-1",
-		Base:   Base{Owner: "amazon", Name: "al2023-ami-*", MostRecent: true},
-		Type:   "t3.small",
-		Script: "#!/bin/sh\ndnf install -y nginx\n",
+		Base:           Base{Owner: "amazon", Name: "al2023-ami-*", MostRecent: true},
+		Type:           "t3.small",
+		Script:         "#!/bin/sh\ndnf install -y nginx\n",
 		SecurityGroups: []string{"sg-0123abcd"}, Subnet: "subnet-0123abcd", IAMProfile: "builder",
 		Tags: map[string]string{"team": "web"}, Keep: 3, Branch: "main",
 		Timeouts: Timeouts{Script: 20 * time.Minute, Image: 90 * time.Minute},

@@ -399,8 +399,8 @@ func parseGitLab(h http.Header, body []byte, secret string) (*Delivery, error) {
 
 // GenericPayload is the body of kiln's generic webhook format.
 type GenericPayload struct {
-	Ref     string `json:"ref"`              // refs/heads/main, or just main
-	Commit  string `json:"commit"`           // 7 to 64 hex digits
+	Ref     string `json:"ref"`               // refs/heads/main, or just main
+	Commit  string `json:"commit"`            // 7 to 64 hex digits
 	Message string `json:"message,omitempty"` // optional
 	Repo    string `json:"repo,omitempty"`    // optional, shown with the bake
 }
