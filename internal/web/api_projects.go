@@ -1,0 +1,156 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"kiln/internal/bake"
+	"kiln/internal/store"
+)
+
+// maxProjectFile bounds an applied project file; the script within is
+// limited to 15 KiB anyway.
+const maxProjectFile = 1 << 20
+
+// defaultProjectFile names a project file in problems when the client does
+// not say (header Kiln-File).
+const defaultProjectFile = "project.yaml"
+
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
+	ps, err := s.cfg.Store.Projects(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := struct {
+		Projects []Project `json:"projects"`
+	}{Projects: []Project{}}
+	for i := range ps {
+		out.Projects = append(out.Projects, projectJSON(&ps[i], s.webhookURL(r, ps[i].Name)))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) showProject(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	p, err := s.cfg.Store.Project(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no project %q", name))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, projectJSON(p, s.webhookURL(r, name)))
+}
+
+// applyProject creates or updates a project from a project file, validated
+// by the same parser as on the command line.
+func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxProjectFile))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, "project file over 1 MiB")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading the body failed")
+		return
+	}
+	file := r.Header.Get("Kiln-File")
+	if file == "" || strings.ContainsFunc(file, func(c rune) bool { return c < ' ' }) {
+		file = defaultProjectFile
+	}
+	env, err := clientEnv(r.Header.Values("Kiln-Env"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p, err := bake.ParseProject(file, body, func(k string) string { return env[k] })
+	var perrs bake.ProjectErrors
+	if errors.As(err, &perrs) {
+		out := Error{Error: fmt.Sprintf("%s: %d %s", file, len(perrs), plural(len(perrs), "problem", "problems"))}
+		for _, e := range perrs {
+			out.Problems = append(out.Problems, e.Error())
+		}
+		writeJSON(w, http.StatusBadRequest, out)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	applied, err := bake.ApplyProject(r.Context(), s.cfg.Store, p)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	stored, err := s.cfg.Store.Project(r.Context(), p.Name)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	hook := s.webhookURL(r, p.Name)
+	status := http.StatusOK
+	if applied.Created {
+		status = http.StatusCreated
+	}
+	s.cfg.Log.Info("project applied", "project", p.Name, "created", applied.Created,
+		"secret_generated", applied.GeneratedSecret != "")
+	writeJSON(w, status, ApplyResult{
+		Project: projectJSON(stored, hook), Created: applied.Created,
+		WebhookURL: hook, WebhookSecret: applied.GeneratedSecret,
+	})
+}
+
+// clientEnv reads Kiln-Env headers, "NAME=value" each.
+func clientEnv(values []string) (map[string]string, error) {
+	env := map[string]string{}
+	for _, v := range values {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return nil, errors.New(`Kiln-Env header: want "NAME=value"`)
+		}
+		env[k] = val
+	}
+	return env, nil
+}
+
+// deleteProject removes a project with its bakes' records. A running bake
+// must be cancelled first, or its builder would be left to the sweeper.
+func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	running, err := s.cfg.Store.Bakes(r.Context(), store.BakeQuery{
+		Project: name, States: []store.BakeState{store.Running}, Limit: 1,
+	})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if len(running) > 0 {
+		writeError(w, http.StatusConflict, fmt.Sprintf("project %q has a running bake (%d); cancel it first", name, running[0].ID))
+		return
+	}
+	err = s.cfg.Store.DeleteProject(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no project %q", name))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	s.cfg.Log.Info("project deleted", "project", name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

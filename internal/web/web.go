@@ -1,0 +1,161 @@
+// Package web is kiln serve's HTTP surface: the JSON API under /api (admin
+// token required), the webhook endpoint POST /hooks/{project} (signature
+// only; the handler is the bake package's), /healthz and /metrics. HTML
+// pages mount beside the API on the same mux.
+//
+// # The API
+//
+// Every /api request carries "Authorization: Bearer <admin token>";
+// without it the answer is 401. Bodies are JSON; an error is
+// {"error": "...", "problems": ["web.yaml:4: ...", ...]} with problems only
+// for an invalid project file.
+//
+//	GET    /api/projects                  {"projects": [Project...]}
+//	POST   /api/projects                  apply a project file (YAML or JSON body) → ApplyResult;
+//	                                      201 created, 200 updated, 400 with problems
+//	GET    /api/projects/{name}           Project (never the webhook secret)
+//	DELETE /api/projects/{name}           204; 409 while a bake of it runs
+//	POST   /api/projects/{name}/bakes     bake now → 202 TriggerResult
+//	GET    /api/bakes?project=&state=&limit=&before=
+//	                                      {"bakes": [Bake...], "next_before": id} newest first
+//	GET    /api/bakes/{id}                Bake with its steps
+//	POST   /api/bakes/{id}/cancel         202 Bake; 409 when it is already over
+//	GET    /api/bakes/{id}/events         server-sent events: "bake" with the Bake (and its
+//	                                      steps) each time it changes, then "end" once it is over
+//
+// Applying a project file: the body is the file itself. Header Kiln-File
+// names it in the problems (default project.yaml); each Kiln-Env header
+// ("NAME=value") supplies a variable for ${NAME} in webhook_secret, since
+// the variables live where the client runs, not in the server.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"kiln/internal/bake"
+	"kiln/internal/store"
+)
+
+// Bakery starts and stops bakes for the API. The bake service satisfies it.
+type Bakery interface {
+	// Trigger queues a bake of project at commit and ref (empty: the
+	// project as stored), coalescing with an already-queued one
+	// (PushResult.New false). An unknown project wraps store.ErrNotFound.
+	Trigger(ctx context.Context, project, commit, ref string) (store.PushResult, error)
+	// Cancel cancels a bake: a queued one at once, a running one at its
+	// next safe point. It returns the bake afterwards; a bake that is over
+	// wraps store.ErrBakeFinished, an unknown one store.ErrNotFound.
+	Cancel(ctx context.Context, id int64, reason string) (*store.Bake, error)
+}
+
+// ProgressSource is optionally implemented by a Bakery (the bake service
+// does): progress streams wake on its notifications instead of waiting for
+// the next poll, and Metrics.Follow times steps from it.
+type ProgressSource interface {
+	// Subscribe returns notifications for bake id (0: every bake) and a
+	// func that ends the subscription. Notifications may be dropped; the
+	// store holds the truth.
+	Subscribe(id int64) (<-chan bake.Progress, func())
+}
+
+// Config is what a Server serves.
+type Config struct {
+	Store  *store.Store
+	Bakery Bakery
+	// Hooks serves POST /hooks/{project} (bake.HookHandler); nil leaves
+	// the route out.
+	Hooks http.Handler
+	// Token is the hash of the admin token (AdminToken).
+	Token TokenHash
+	// PublicURL is how webhook senders reach the server, e.g.
+	// https://kiln.example.com; empty: the scheme and Host of each request.
+	PublicURL string
+	// Registry gets the bakery's metrics and is served at /metrics; nil
+	// makes a fresh one.
+	Registry *prometheus.Registry
+	// Log records server errors; nil discards.
+	Log *slog.Logger
+	// PollInterval is how often a progress stream looks for changes.
+	// Default 250 ms.
+	PollInterval time.Duration
+	// Heartbeat is how often an idle progress stream sends a comment, so
+	// proxies keep it open. Default 15 s.
+	Heartbeat time.Duration
+}
+
+// Server is the HTTP surface of kiln serve. It starts no goroutines: every
+// request runs on the http.Server's.
+type Server struct {
+	cfg     Config
+	metrics *Metrics
+	mux     *http.ServeMux
+}
+
+// New builds the server and registers its metrics in cfg.Registry.
+func New(cfg Config) *Server {
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 250 * time.Millisecond
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	s := &Server{cfg: cfg, metrics: NewMetrics(cfg.Registry, cfg.Store)}
+	s.mux = s.routes()
+	return s
+}
+
+// Metrics returns the bakery's metrics, for the bake service to observe
+// step durations in.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	if s.cfg.Hooks != nil {
+		mux.Handle("/hooks/{project}", s.metrics.countDeliveries(s.cfg.Hooks))
+	}
+	mux.Handle("GET /healthz", http.HandlerFunc(s.healthz))
+	reg := s.cfg.Registry
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/projects", s.listProjects)
+	api.HandleFunc("POST /api/projects", s.applyProject)
+	api.HandleFunc("GET /api/projects/{name}", s.showProject)
+	api.HandleFunc("DELETE /api/projects/{name}", s.deleteProject)
+	api.HandleFunc("POST /api/projects/{name}/bakes", s.triggerBake)
+	api.HandleFunc("GET /api/bakes", s.listBakes)
+	api.HandleFunc("GET /api/bakes/{id}", s.showBake)
+	api.HandleFunc("POST /api/bakes/{id}/cancel", s.cancelBake)
+	api.HandleFunc("GET /api/bakes/{id}/events", s.bakeEvents)
+	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	mux.Handle("/api/", s.requireToken(api))
+	return mux
+}
+
+// healthz answers 200 {"status":"ok"} while the database answers, 503
+// otherwise.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Store.DB().PingContext(r.Context()); err != nil {
+		s.cfg.Log.Error("health check", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
