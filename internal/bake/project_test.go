@@ -258,3 +258,23 @@ func openStore(t *testing.T) *store.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// The README's project file example must parse.
+func TestParseProjectREADME(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Skip("README not found:", err)
+	}
+	_, section, ok := strings.Cut(string(readme), "### The project file")
+	if !ok {
+		t.Fatal("README has no project file section")
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	if !ok {
+		t.Fatal("README's project file section has no yaml block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	if _, err := ParseProject("README.md", []byte(block), env(map[string]string{"WEB_HOOK_SECRET": strings.Repeat("s", 20)})); err != nil {
+		t.Errorf("README project file: %v", err)
+	}
+}
