@@ -42,6 +42,7 @@ type engineFigures struct {
 	Static            bool    `json:"static"`
 	ConvergeMS        float64 `json:"converge_ms"`         // Run start to Run returning, Once
 	LastCheckMS       float64 `json:"last_check_ms"`       // Run start to the last first-pass CheckApply
+	ConvergeCPUMS     float64 `json:"converge_cpu_ms"`     // user+sys CPU of the Once run (robust on a busy machine)
 	PeakRSSMB         float64 `json:"peak_rss_mb"`         // VmHWM of the case's process
 	RSSPerResourceKB  float64 `json:"rss_per_resource_kb"` // (VmHWM - RSS before the graph) / resources
 	GoroutinesPerRes  float64 `json:"goroutines_per_resource"`
@@ -216,9 +217,10 @@ func engineCase(ctx context.Context, name string) (*engineFigures, error) {
 	if err != nil {
 		return nil, err
 	}
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), cpuTime()
 	err = engine.New(g, engine.Options{Once: true}).Run(ctx)
 	fig.ConvergeMS = ms(time.Since(t0))
+	fig.ConvergeCPUMS = ms(cpuTime() - cpu0)
 	fig.LastCheckMS = ms(time.Duration(last.Load() - t0.UnixNano()))
 	if err != nil {
 		fig.ConvergeOnceError = err.Error()

@@ -29,6 +29,9 @@ type Spec struct {
 	// Build makes the resource with references resolved through lookup. It
 	// returns the resolved fingerprint: when it changes (an output it reads
 	// changed), the engine stops the old resource and starts the new one.
+	// Build runs on a worker, never concurrently for one vertex, and should
+	// return a fresh resource and open nothing: with an unchanged fingerprint
+	// the engine keeps the running resource and closes the new one.
 	Build func(lookup Lookup) (r Resource, fingerprint string, err error)
 }
 

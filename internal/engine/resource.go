@@ -15,6 +15,32 @@
 //     before CheckApply starts; an event that arrives while it runs marks the
 //     vertex dirty again and causes exactly one more pass. Events coalesce; they
 //     are never dropped.
+//
+// Scheduling rules:
+//
+//   - A vertex is built (Spec.Build) once every vertex in its Refs has finished
+//     a successful CheckApply (its outputs, possibly none, exist), and rebuilt
+//     when one of those outputs changes and Build returns another fingerprint:
+//     the old resource's Watch is cancelled and it is closed (io.Closer).
+//   - A vertex's CheckApply runs when it is dirty (first start, an event, a
+//     dependency changed something, a retry or poll tick), its Watch is
+//     running, and every dependency's last check converged with no check of
+//     that dependency in flight. At most Options.Workers run at once.
+//   - ok=false in apply mode means "changed": dependents are re-checked and
+//     vertices listing it in NotifiedBy get Refresh after their next
+//     successful CheckApply. In noop mode (Options.Noop or Meta.Noop) it means
+//     "would change": the vertex counts as converged with Pending set, and the
+//     notified vertices get WouldRefresh; nothing is refreshed.
+//   - An error or a panic (logged with its stack) fails the vertex, never the
+//     process. A failed CheckApply or Refresh is retried: retry n waits
+//     Delay·2^(n-1) (Delay 0: 100ms) plus up to 25% jitter, capped at 5
+//     minutes; Permanent errors and exhausted retries leave it failed until
+//     its next Changed event, which earns a fresh set of retries. A failed
+//     Watch is restarted with the same budget and backoff. A failed Build or
+//     Init stays failed until an output it references changes. A failed
+//     vertex blocks its dependents, transitively; everything else carries on.
+//   - Limit/Burst delay a dirty vertex's CheckApply (token bucket); events
+//     meanwhile coalesce. Timeout bounds each CheckApply's ctx.
 package engine
 
 import (
