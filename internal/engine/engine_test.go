@@ -768,3 +768,65 @@ func TestRunTwice(t *testing.T) {
 		}
 	})
 }
+
+// A vertex removed while its CheckApply runs: the check sees its ctx
+// cancelled, the resource is closed after the check returned, and the
+// result is dropped.
+func TestSwapDuringCheck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		entered := make(chan struct{})
+		var closedDuringCheck bool
+		var slow *fake
+		slow = &fake{check: func(ctx context.Context, _ bool, _ int) (bool, error) {
+			close(entered)
+			<-ctx.Done()
+			closedDuringCheck = slow.stat(&slow.closes) != 0
+			return false, ctx.Err()
+		}}
+		keep := &fake{}
+		e := New(mustGraph(t, spec("slow", slow), spec("keep", keep)), Options{})
+		stop := start(t, e)
+		<-entered
+		e.Swap(mustGraph(t, spec("keep", keep)))
+		synctest.Wait()
+		if closedDuringCheck {
+			t.Error("resource closed while its CheckApply was running")
+		}
+		if slow.stat(&slow.closes) != 1 || slow.stat(&slow.watching) != 0 {
+			t.Errorf("removed vertex: closes=%d watching=%d; want 1, 0", slow.stat(&slow.closes), slow.stat(&slow.watching))
+		}
+		if st := e.Status(); len(st) != 1 || st[0].State != StateConverged {
+			t.Errorf("Status() = %+v; want keep converged", st)
+		}
+		_ = stop()
+	})
+}
+
+func TestRefreshFailureRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := &fake{check: func(_ context.Context, _ bool, n int) (bool, error) { return n > 1, nil }}
+		b := &failingRefresh{fails: 2}
+		sb := spec("b", b, id("a"))
+		sb.NotifiedBy = []string{id("a")}
+		sb.Meta = Meta{Retry: 3, Delay: time.Second}
+		if err := New(mustGraph(t, spec("a", a), sb), Options{Once: true}).Run(t.Context()); err != nil {
+			t.Fatalf("Run() = %v", err)
+		}
+		if b.calls != 3 {
+			t.Errorf("Refresh calls = %d; want 3 (two failures, then success)", b.calls)
+		}
+	})
+}
+
+type failingRefresh struct {
+	fake
+	fails, calls int
+}
+
+func (f *failingRefresh) Refresh(context.Context) error {
+	f.calls++
+	if f.calls <= f.fails {
+		return errBoom
+	}
+	return nil
+}
