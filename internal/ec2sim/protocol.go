@@ -57,11 +57,27 @@ var ec2Actions = map[string]action{
 	"DescribeSecurityGroups":    (*Sim).describeSecurityGroups,
 	"DeleteSecurityGroup":       (*Sim).deleteSecurityGroup,
 	"DescribeSubnets":           (*Sim).describeSubnets,
+
+	// Launch templates (launchtemplate.go).
+	"CreateLaunchTemplate":           (*Sim).createLaunchTemplate,
+	"CreateLaunchTemplateVersion":    (*Sim).createLaunchTemplateVersion,
+	"DescribeLaunchTemplates":        (*Sim).describeLaunchTemplates,
+	"DescribeLaunchTemplateVersions": (*Sim).describeLaunchTemplateVersions,
+	"ModifyLaunchTemplate":           (*Sim).modifyLaunchTemplate,
 }
 
 // autoscalingActions is the Auto Scaling API (awsquery, Version
 // 2011-01-01), one line per action; autoscaling*.go fills it.
-var autoscalingActions = map[string]action{}
+var autoscalingActions = map[string]action{
+	"CreateAutoScalingGroup":    (*Sim).createAutoScalingGroup,
+	"DescribeAutoScalingGroups": (*Sim).describeAutoScalingGroups,
+	"UpdateAutoScalingGroup":    (*Sim).updateAutoScalingGroup,
+	"DeleteAutoScalingGroup":    (*Sim).deleteAutoScalingGroup,
+	"StartInstanceRefresh":      (*Sim).startInstanceRefresh,
+	"DescribeInstanceRefreshes": (*Sim).describeInstanceRefreshes,
+	"CancelInstanceRefresh":     (*Sim).cancelInstanceRefresh,
+	"RollbackInstanceRefresh":   (*Sim).rollbackInstanceRefresh,
+}
 
 // APIError is an AWS error as the client sees it.
 type APIError struct {
