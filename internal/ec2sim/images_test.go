@@ -20,7 +20,9 @@ func TestStockImages(t *testing.T) {
 		{"amazon al2023 x86", ec2.DescribeImagesInput{Owners: []string{"amazon"}, Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"al2023-ami-2023.*-x86_64"}}}},
 			func(imgs []types.Image) bool { return len(imgs) == 4 }},
 		{"owner id", ec2.DescribeImagesInput{Owners: []string{AmazonOwner}, Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"amzn2-*"}}}},
-			func(imgs []types.Image) bool { return len(imgs) == 2 && aws.ToString(imgs[0].ImageOwnerAlias) == "amazon" }},
+			func(imgs []types.Image) bool {
+				return len(imgs) == 2 && aws.ToString(imgs[0].ImageOwnerAlias) == "amazon"
+			}},
 		{"self has none", ec2.DescribeImagesInput{Owners: []string{"self"}}, func(imgs []types.Image) bool { return len(imgs) == 0 }},
 		{"arch filter", ec2.DescribeImagesInput{Owners: []string{"amazon"}, Filters: []types.Filter{{Name: aws.String("architecture"), Values: []string{"arm64"}}}},
 			func(imgs []types.Image) bool { return len(imgs) == 8 }},
