@@ -2,11 +2,23 @@ package bake
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
 	"kiln/internal/awsapi"
+	"kiln/internal/engine"
 	"kiln/internal/store"
 )
 
@@ -23,6 +35,16 @@ const (
 	StepRetention   = "retention"
 	StepRecord      = "record image"
 	StepCleanup     = "clean up"
+)
+
+// Tags the bakery puts on what it makes, besides awsapi.TagBake.
+const (
+	TagProject     = "kiln:project"
+	TagCommit      = "kiln:commit"
+	TagSourceImage = "kiln:source-image"
+	// TagRole marks a bake's builder instance ("builder"), for the sweeper.
+	TagRole     = "kiln:role"
+	roleBuilder = "builder"
 )
 
 // PipelineOptions tune the waits of a bake.
@@ -63,7 +85,8 @@ type Spec struct {
 	// again by them after a crash); they are put on builder, image and
 	// snapshots. kiln:bake = ID is always among them.
 	Match map[string]string
-	// Tags are put on builder, image and snapshots too (the project's tags).
+	// Tags are put on builder, image and snapshots too (the project's tags,
+	// the commit).
 	Tags     map[string]string
 	Timeouts Timeouts
 }
@@ -99,6 +122,36 @@ type FailedError struct {
 
 func (e *FailedError) Error() string { return "bake failed: " + e.Reason }
 
+// ec2API is what the pipeline calls, in the SDK's shape: *ec2.Client
+// satisfies it.
+type ec2API interface {
+	DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	RunInstances(context.Context, *ec2.RunInstancesInput, ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error)
+	TerminateInstances(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
+	GetConsoleOutput(context.Context, *ec2.GetConsoleOutputInput, ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error)
+	CreateImage(context.Context, *ec2.CreateImageInput, ...func(*ec2.Options)) (*ec2.CreateImageOutput, error)
+	DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
+	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	DeregisterImage(context.Context, *ec2.DeregisterImageInput, ...func(*ec2.Options)) (*ec2.DeregisterImageOutput, error)
+	DeleteSnapshot(context.Context, *ec2.DeleteSnapshotInput, ...func(*ec2.Options)) (*ec2.DeleteSnapshotOutput, error)
+	DescribeLaunchTemplates(context.Context, *ec2.DescribeLaunchTemplatesInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
+	DescribeLaunchTemplateVersions(context.Context, *ec2.DescribeLaunchTemplateVersionsInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error)
+}
+
+// describer is the by-id lookup of a builder; the hub's batcher satisfies it.
+type describer interface {
+	DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+}
+
+// IAMActions are the calls a bake makes (retention included).
+func IAMActions() []string {
+	return []string{
+		"ec2:DescribeImages", "ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeInstances",
+		"ec2:GetConsoleOutput", "ec2:TerminateInstances", "ec2:CreateImage", "ec2:DeregisterImage",
+		"ec2:DeleteSnapshot", "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
+	}
+}
+
 // Pipeline runs bakes against EC2 through the region hubs. It is stateless
 // between calls and safe for concurrent use.
 type Pipeline struct {
@@ -108,7 +161,7 @@ type Pipeline struct {
 }
 
 // NewPipeline returns a pipeline over hubs (hubs.Run must be running while it
-// bakes). log may be nil.
+// bakes: the batcher serves the builder's lookups). log may be nil.
 func NewPipeline(hubs *awsapi.Hubs, log *slog.Logger, o PipelineOptions) *Pipeline {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -117,22 +170,833 @@ func NewPipeline(hubs *awsapi.Hubs, log *slog.Logger, o PipelineOptions) *Pipeli
 	return &Pipeline{hubs: hubs, log: log, o: o}
 }
 
-// Bake runs every step of spec, each idempotent: a repeated call (after a
-// crash) finds the builder by its tags and client token and the image by
-// its name, and carries on from there. It blocks until the image is
-// available and tagged and the builder terminated, or the bake failed.
-// Errors: *FailedError (for good; cleaned up), an error marked
-// engine.Permanent (a bad spec or a permission: retrying will not help; not
-// cleaned up, call Cleanup), ctx's error, or a transient AWS error (run
-// Bake again later).
-func (p *Pipeline) Bake(ctx context.Context, spec Spec, rec Recorder) (Result, error) {
-	return Result{}, errors.New("bake: not implemented yet")
+// run is one call of Bake or Cleanup: the region's clients and the spec.
+type run struct {
+	p        *Pipeline
+	hub      *awsapi.Hub
+	api      ec2API
+	describe describer
+	spec     Spec
+	rec      Recorder
+	log      *slog.Logger
 }
 
-// Cleanup terminates the bake's builder and deregisters its image (and
-// deletes the image's snapshots) when there is one; for a cancelled or
-// failed bake. It is idempotent and blocks until the calls are made (not
-// until the builder is gone).
-func (p *Pipeline) Cleanup(ctx context.Context, spec Spec) error {
-	return errors.New("cleanup: not implemented yet")
+func (p *Pipeline) start(ctx context.Context, spec Spec, rec Recorder) (*run, error) {
+	if spec.ID == "" || spec.ImageName == "" {
+		return nil, engine.Permanent(errors.New("bake: spec without id or image name"))
+	}
+	h, err := p.hubs.Hub(ctx, spec.Region)
+	if err != nil {
+		return nil, engine.Permanent(fmt.Errorf("bake %s: %w", spec.ID, err))
+	}
+	if spec.Match == nil {
+		spec.Match = map[string]string{}
+	}
+	spec.Match = maps.Clone(spec.Match)
+	spec.Match[awsapi.TagBake] = spec.ID
+	if spec.Timeouts.Script <= 0 {
+		spec.Timeouts.Script = p.o.ScriptTimeout
+	}
+	if spec.Timeouts.Image <= 0 {
+		spec.Timeouts.Image = p.o.ImageTimeout
+	}
+	if rec == nil {
+		rec = nopRecorder{}
+	}
+	return &run{p: p, hub: h, api: h.EC2(), describe: h.Instances(), spec: spec, rec: rec,
+		log: p.log.With("bake", spec.ID)}, nil
 }
+
+// Bake runs every step of spec, each idempotent: a repeated call (after a
+// crash) finds the image by its name and the builder by its tags and
+// client token, and carries on from there. It blocks until the image is
+// available and tagged and the builder is terminating, or the bake failed.
+// Errors: *FailedError (for good, already cleaned up); an error marked
+// engine.Permanent (a bad spec or a missing permission: retrying will not
+// help; not cleaned up, call Cleanup); ctx's error; or another AWS error
+// (transient: call Bake again later).
+func (p *Pipeline) Bake(ctx context.Context, spec Spec, rec Recorder) (Result, error) {
+	r, err := p.start(ctx, spec, rec)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := r.bake(ctx)
+	var fe *FailedError
+	if errors.As(err, &fe) {
+		// Clean up even when ctx ended meanwhile: a failed bake must not
+		// leave its builder running.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if cerr := r.cleanup(cctx); cerr != nil {
+			r.log.Warn("clean up after failure", "err", cerr)
+		}
+	}
+	return res, err
+}
+
+// Cleanup terminates the bake's builder and deregisters its image (deleting
+// the image's snapshots) when there is one; for a cancelled or failed bake.
+// It is idempotent and blocks until the calls are made (not until the
+// builder is gone). rec may be nil.
+func (p *Pipeline) Cleanup(ctx context.Context, spec Spec, rec Recorder) error {
+	r, err := p.start(ctx, spec, rec)
+	if err != nil {
+		return err
+	}
+	return r.cleanup(ctx)
+}
+
+func (r *run) bake(ctx context.Context) (Result, error) {
+	var res Result
+	img, err := r.findImage(ctx)
+	if err != nil {
+		return res, err
+	}
+	if img == nil {
+		if err := r.build(ctx, &res); err != nil {
+			return res, err
+		}
+		if img, err = r.createImage(ctx, &res); err != nil {
+			return res, err
+		}
+	} else {
+		// A restart after CreateImage: the builder, when still around, is
+		// terminated below.
+		res.SourceImage = awsapi.TagValue(img.Tags, TagSourceImage)
+		r.log.Info("image found again", "image", aws.ToString(img.ImageId))
+		if err := r.rec.Image(ctx, aws.ToString(img.ImageId)); err != nil {
+			return res, err
+		}
+	}
+	res.ImageID = aws.ToString(img.ImageId)
+	if img, err = r.waitImage(ctx, res.ImageID); err != nil {
+		return res, err
+	}
+	res.Snapshots = snapshotsOf(*img)
+	if res.SourceImage == "" {
+		res.SourceImage = awsapi.TagValue(img.Tags, TagSourceImage)
+	}
+	if err := r.tagImage(ctx, res); err != nil {
+		return res, err
+	}
+	if err := r.step(ctx, StepTerminate, "", func() (string, error) {
+		ids, err := r.terminateBuilders(ctx)
+		return strings.Join(ids, ", "), err
+	}); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// step records a step around fn; fn's string is the detail on success.
+func (r *run) step(ctx context.Context, name, detail string, fn func() (string, error)) error {
+	if err := r.rec.StartStep(ctx, name, detail); err != nil {
+		return err
+	}
+	out, err := fn()
+	state := store.StepSucceeded
+	switch {
+	case err == nil:
+		if out != "" {
+			detail = out
+		}
+	case ctx.Err() != nil:
+		// Interrupted (shutdown or cancel): the step stays "running" for a
+		// restart to pick up, unless the cancel is recorded by the caller.
+		return err
+	default:
+		state, detail = store.StepFailed, err.Error()
+		var fe *FailedError
+		if errors.As(err, &fe) {
+			detail = fe.Reason
+		}
+	}
+	if ferr := r.rec.FinishStep(context.WithoutCancel(ctx), name, state, detail); ferr != nil && err == nil {
+		return ferr
+	}
+	return err
+}
+
+// build launches the builder (or finds it again), waits until the script
+// has powered it off and reads the result from its console.
+func (r *run) build(ctx context.Context, res *Result) error {
+	b, err := r.findBuilder(ctx)
+	if err != nil {
+		return err
+	}
+	if b != nil && !isLive(*b) {
+		// The builder went before an image was made: a failed bake whose
+		// bookkeeping a crash cut short, or someone terminated it.
+		res.BuilderID = aws.ToString(b.InstanceId)
+		ok, tail, _ := r.readResult(ctx, res.BuilderID, 0)
+		if ok {
+			return &FailedError{Reason: fmt.Sprintf("builder %s was terminated before the image was created", res.BuilderID), ConsoleTail: tail}
+		}
+		return &FailedError{Reason: fmt.Sprintf("builder %s was terminated: %s", res.BuilderID, failureLine(tail, r.spec.ID)), ConsoleTail: tail}
+	}
+	if b == nil {
+		var source string
+		if err := r.step(ctx, StepResolve, describeBase(r.spec.Base), func() (string, error) {
+			var err error
+			source, err = r.resolveBase(ctx)
+			return source, err
+		}); err != nil {
+			return err
+		}
+		res.SourceImage = source
+		if err := r.step(ctx, StepLaunch, "", func() (string, error) {
+			in, err := r.launch(ctx, source)
+			if err != nil {
+				return "", err
+			}
+			b = &in
+			return aws.ToString(in.InstanceId), nil
+		}); err != nil {
+			return err
+		}
+	} else {
+		res.SourceImage = aws.ToString(b.ImageId)
+		r.log.Info("builder found again", "instance", aws.ToString(b.InstanceId))
+	}
+	res.BuilderID = aws.ToString(b.InstanceId)
+	if err := r.rec.Builder(ctx, res.BuilderID); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepWaitStopped, res.BuilderID, func() (string, error) {
+		return "", r.waitStopped(ctx, res.BuilderID)
+	}); err != nil {
+		return err
+	}
+	return r.step(ctx, StepResult, res.BuilderID, func() (string, error) {
+		ok, tail, err := r.readResult(ctx, res.BuilderID, r.p.o.ConsoleWait)
+		res.ConsoleTail = tail
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", &FailedError{Reason: failureLine(tail, r.spec.ID), ConsoleTail: tail}
+		}
+		return "script succeeded", nil
+	})
+}
+
+func describeBase(b Base) string {
+	if b.ID != "" {
+		return b.ID
+	}
+	s := b.Owner + "/" + b.Name
+	if b.MostRecent {
+		s += " (most recent)"
+	}
+	return s
+}
+
+// Codes that retrying cannot fix, for the calls of a bake.
+var permanentCodes = []string{
+	"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable", "InvalidParameterValue",
+	"InvalidParameterCombination", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound",
+	"InvalidInstanceType", "Unsupported", "InvalidUserData.Malformed", "InvalidAMIName.Malformed",
+	"IdempotentParameterMismatch",
+}
+
+// resolveBase returns the base image's id: the given one (checked to
+// exist), or the newest available image of the owner matching the name.
+func (r *run) resolveBase(ctx context.Context) (string, error) {
+	b := r.spec.Base
+	in := &ec2.DescribeImagesInput{}
+	if b.ID != "" {
+		in.ImageIds = []string{b.ID}
+	} else {
+		in.Owners = []string{b.Owner}
+		in.Filters = []types.Filter{
+			{Name: aws.String("name"), Values: []string{b.Name}},
+			{Name: aws.String("state"), Values: []string{string(types.ImageStateAvailable)}},
+		}
+	}
+	var imgs []types.Image
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		imgs = imgs[:0]
+		p := ec2.NewDescribeImagesPaginator(r.api, in)
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				return awsapi.Classify(err, permanentCodes...)
+			}
+			imgs = append(imgs, out.Images...)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("resolve base image %s: %w", describeBase(b), err)
+	}
+	switch {
+	case len(imgs) == 0:
+		return "", engine.Permanent(fmt.Errorf("resolve base image %s: no such image", describeBase(b)))
+	case b.ID != "":
+		if imgs[0].State != types.ImageStateAvailable {
+			return "", engine.Permanent(fmt.Errorf("resolve base image %s: image is %s", b.ID, imgs[0].State))
+		}
+		return b.ID, nil
+	case len(imgs) > 1 && !b.MostRecent:
+		return "", engine.Permanent(fmt.Errorf("resolve base image %s: %d images match; set most_recent: true or narrow the name", describeBase(b), len(imgs)))
+	}
+	newest := slices.MaxFunc(imgs, func(a, b types.Image) int {
+		if c := strings.Compare(aws.ToString(a.CreationDate), aws.ToString(b.CreationDate)); c != 0 {
+			return c
+		}
+		return strings.Compare(aws.ToString(a.Name), aws.ToString(b.Name))
+	})
+	return aws.ToString(newest.ImageId), nil
+}
+
+// ClientToken is the RunInstances idempotency token of a bake's builder:
+// derived from the bake's identity only, so a restarted bake sends the
+// same token and gets the same builder.
+func ClientToken(id string) string {
+	sum := sha256.Sum256([]byte("kiln-bake\x00" + id))
+	return "kiln-bake-" + hex.EncodeToString(sum[:24]) // 58 chars ≤ 64
+}
+
+// scriptDelimiter ends the here-document holding the project's script.
+const scriptDelimiter = "KILN_BAKE_SCRIPT"
+
+// ErrScriptDelimiter: a script holding the wrapper's delimiter line would
+// end the here-document early.
+var ErrScriptDelimiter = errors.New("script contains a line " + scriptDelimiter)
+
+// WrapScript is the builder's user data: the script, written to a file and
+// run by sh; on success "kiln-bake <id> ok" goes to the console, on failure
+// "kiln-bake <id> failed: exit N"; then the machine powers off (and, with
+// shutdown behaviour stop, stops).
+func WrapScript(id, script string) (string, error) {
+	for _, l := range strings.Split(script, "\n") {
+		if strings.TrimRight(l, " \r") == scriptDelimiter {
+			return "", ErrScriptDelimiter
+		}
+	}
+	var b strings.Builder
+	b.WriteString("#!/bin/sh\n")
+	b.WriteString("mkdir -p /var/lib/kiln-bake\n")
+	b.WriteString("cat > /var/lib/kiln-bake/script <<'" + scriptDelimiter + "'\n")
+	b.WriteString(strings.TrimSuffix(script, "\n") + "\n")
+	b.WriteString(scriptDelimiter + "\n")
+	b.WriteString("if sh /var/lib/kiln-bake/script; then\n")
+	b.WriteString("echo \"kiln-bake " + id + " ok\" > /dev/console\n")
+	b.WriteString("else\n")
+	b.WriteString("echo \"kiln-bake " + id + " failed: exit $?\" > /dev/console\n")
+	b.WriteString("fi\n")
+	b.WriteString("poweroff\n")
+	return b.String(), nil
+}
+
+// tags returns Match and Tags (Match wins) plus extra, sorted by key.
+func (r *run) tags(extra map[string]string) []types.Tag {
+	m := maps.Clone(r.spec.Tags)
+	if m == nil {
+		m = map[string]string{}
+	}
+	maps.Copy(m, extra)
+	maps.Copy(m, r.spec.Match)
+	out := make([]types.Tag, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
+	}
+	return out
+}
+
+func (r *run) matchFilters() []types.Filter {
+	var fs []types.Filter
+	for _, k := range slices.Sorted(maps.Keys(r.spec.Match)) {
+		fs = append(fs, types.Filter{Name: aws.String("tag:" + k), Values: []string{r.spec.Match[k]}})
+	}
+	return fs
+}
+
+func isLive(in types.Instance) bool {
+	if in.State == nil {
+		return true
+	}
+	s := in.State.Name
+	return s != types.InstanceStateNameTerminated && s != types.InstanceStateNameShuttingDown
+}
+
+// findBuilders lists the instances tagged as this bake's builder.
+func (r *run) findBuilders(ctx context.Context) ([]types.Instance, error) {
+	fs := append(r.matchFilters(), types.Filter{Name: aws.String("tag:" + TagRole), Values: []string{roleBuilder}})
+	var all []types.Instance
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		all = all[:0]
+		p := ec2.NewDescribeInstancesPaginator(r.api, &ec2.DescribeInstancesInput{Filters: fs})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			for _, res := range out.Reservations {
+				all = append(all, res.Instances...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find builder of bake %s: %w", r.spec.ID, err)
+	}
+	return all, nil
+}
+
+// findBuilder returns the live builder, else the newest gone one, else nil.
+func (r *run) findBuilder(ctx context.Context) (*types.Instance, error) {
+	all, err := r.findBuilders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var gone *types.Instance
+	for i := range all {
+		if isLive(all[i]) {
+			return &all[i], nil
+		}
+		gone = &all[i]
+	}
+	return gone, nil
+}
+
+// launch runs the builder with the bake's client token and tags (in the
+// same call, so it is never untagged).
+func (r *run) launch(ctx context.Context, source string) (types.Instance, error) {
+	ud, err := WrapScript(r.spec.ID, r.spec.Script)
+	if err != nil {
+		return types.Instance{}, engine.Permanent(err)
+	}
+	if len(ud) > 16*1024 {
+		return types.Instance{}, engine.Permanent(fmt.Errorf("user data is %d bytes; EC2 takes at most 16384", len(ud)))
+	}
+	tags := r.tags(map[string]string{TagRole: roleBuilder, awsapi.TagName: "kiln-bake " + r.spec.ImageName, TagSourceImage: source})
+	in := &ec2.RunInstancesInput{
+		ImageId:                           aws.String(source),
+		InstanceType:                      types.InstanceType(r.spec.Type),
+		MinCount:                          aws.Int32(1),
+		MaxCount:                          aws.Int32(1),
+		ClientToken:                       aws.String(ClientToken(r.spec.ID)),
+		UserData:                          aws.String(base64.StdEncoding.EncodeToString([]byte(ud))),
+		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorStop,
+		TagSpecifications: []types.TagSpecification{
+			{ResourceType: types.ResourceTypeInstance, Tags: tags},
+			{ResourceType: types.ResourceTypeVolume, Tags: tags},
+		},
+	}
+	if r.spec.Subnet != "" {
+		in.SubnetId = aws.String(r.spec.Subnet)
+	}
+	if len(r.spec.SecurityGroups) > 0 {
+		in.SecurityGroupIds = r.spec.SecurityGroups
+	}
+	if p := r.spec.IAMProfile; p != "" {
+		if strings.HasPrefix(p, "arn:") {
+			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(p)}
+		} else {
+			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(p)}
+		}
+	}
+	var inst types.Instance
+	err = r.hub.Retry(ctx, func(ctx context.Context) error {
+		out, err := r.api.RunInstances(ctx, in)
+		if err != nil {
+			return awsapi.Classify(err, permanentCodes...)
+		}
+		if len(out.Instances) == 0 {
+			return errors.New("RunInstances returned no instance")
+		}
+		inst = out.Instances[0]
+		return nil
+	})
+	if err != nil {
+		return types.Instance{}, fmt.Errorf("launch builder of bake %s: %w", r.spec.ID, err)
+	}
+	r.log.Info("builder launched", "instance", aws.ToString(inst.InstanceId), "source", source)
+	return inst, nil
+}
+
+// instance looks the builder up by id through the batcher; NotFound right
+// after the launch is "not yet".
+func (r *run) instance(ctx context.Context, id string) (types.Instance, error) {
+	out, err := r.describe.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if awsapi.IsNotFound(err) {
+		return types.Instance{}, awsapi.NotYet(err)
+	}
+	if err != nil {
+		return types.Instance{}, err
+	}
+	for _, res := range out.Reservations {
+		for _, in := range res.Instances {
+			if aws.ToString(in.InstanceId) == id {
+				return in, nil
+			}
+		}
+	}
+	return types.Instance{}, awsapi.NotYet(fmt.Errorf("instance %s not listed", id))
+}
+
+// waitStopped waits until the builder has stopped, within the script
+// timeout. A timeout or a builder that went away fails the bake.
+func (r *run) waitStopped(ctx context.Context, id string) error {
+	wctx, cancel := context.WithTimeout(ctx, r.spec.Timeouts.Script)
+	defer cancel()
+	var gone string
+	err := r.hub.Await(wctx, id, func(ctx context.Context) (bool, error) {
+		in, err := r.instance(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		switch in.State.Name {
+		case types.InstanceStateNameStopped:
+			return true, nil
+		case types.InstanceStateNameTerminated, types.InstanceStateNameShuttingDown:
+			gone = string(in.State.Name)
+			return true, nil
+		}
+		return false, nil
+	})
+	switch {
+	case err == nil && gone != "":
+		_, tail, _ := r.readResult(ctx, id, 0)
+		return &FailedError{Reason: fmt.Sprintf("builder %s is %s while its script ran", id, gone), ConsoleTail: tail}
+	case err == nil:
+		return nil
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		_, tail, _ := r.readResult(ctx, id, 0)
+		return &FailedError{Reason: fmt.Sprintf("script timed out after %s", r.spec.Timeouts.Script), ConsoleTail: tail}
+	}
+	return fmt.Errorf("wait for builder %s to stop: %w", id, err)
+}
+
+// consoleTailBytes is how much of the console a failed bake keeps.
+const consoleTailBytes = 4096
+
+// readResult reads the builder's console until the bake's marker is there
+// or wait has passed (console output is posted a while after the stop),
+// and returns whether the script succeeded and the console's tail.
+func (r *run) readResult(ctx context.Context, id string, wait time.Duration) (ok bool, tail string, err error) {
+	okLine := "kiln-bake " + r.spec.ID + " ok"
+	failLine := "kiln-bake " + r.spec.ID + " failed"
+	deadline := time.Now().Add(wait)
+	b := r.hub.Options().Wait
+	for n := 0; ; n++ {
+		var text string
+		err := r.hub.Retry(ctx, func(ctx context.Context) error {
+			out, err := r.api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(true)})
+			if awsapi.IsNotFound(err) {
+				return awsapi.NotYet(err)
+			}
+			if err != nil {
+				// Latest is for Nitro instances; ask again without it.
+				if awsapi.Code(err) == "UnsupportedOperation" {
+					out, err = r.api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id)})
+				}
+				if err != nil {
+					return err
+				}
+			}
+			raw, derr := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
+			if derr != nil {
+				raw = []byte(aws.ToString(out.Output))
+			}
+			text = string(raw)
+			return nil
+		})
+		if err != nil {
+			return false, tail, fmt.Errorf("read console of %s: %w", id, err)
+		}
+		tail = consoleTail(text)
+		for _, l := range slices.Backward(strings.Split(text, "\n")) {
+			switch {
+			case strings.Contains(l, okLine):
+				return true, tail, nil
+			case strings.Contains(l, failLine):
+				return false, tail, nil
+			}
+		}
+		if !time.Now().Before(deadline) {
+			return false, tail, nil
+		}
+		d := min(b.Min<<min(n, 10), b.Max, time.Until(deadline))
+		t := time.NewTimer(max(d, time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, tail, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func consoleTail(s string) string {
+	if len(s) <= consoleTailBytes {
+		return s
+	}
+	s = s[len(s)-consoleTailBytes:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// failureLine is the reason of a failed script: its marker line, or what is
+// missing.
+func failureLine(tail, id string) string {
+	marker := "kiln-bake " + id + " failed"
+	for _, l := range slices.Backward(strings.Split(tail, "\n")) {
+		if i := strings.Index(l, marker); i >= 0 {
+			return "script " + strings.TrimSpace(strings.TrimPrefix(l[i:], "kiln-bake "+id+" "))
+		}
+	}
+	return "no result on the builder's console (the script powered off by itself, or its output was lost)"
+}
+
+// findImage looks the bake's image up by its name; nil when there is none.
+func (r *run) findImage(ctx context.Context) (*types.Image, error) {
+	var found *types.Image
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		out, err := r.api.DescribeImages(ctx, &ec2.DescribeImagesInput{
+			Owners:  []string{"self"},
+			Filters: []types.Filter{{Name: aws.String("name"), Values: []string{r.spec.ImageName}}},
+		})
+		if err != nil {
+			return err
+		}
+		found = nil
+		for i, im := range out.Images {
+			if aws.ToString(im.Name) == r.spec.ImageName && im.State != types.ImageStateDeregistered {
+				found = &out.Images[i]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find image %q: %w", r.spec.ImageName, err)
+	}
+	return found, nil
+}
+
+// createImage makes the image from the stopped builder. CreateImage has no
+// client token: the name is the key, looked up before each attempt, and
+// InvalidAMIName.Duplicate means an earlier attempt made it.
+func (r *run) createImage(ctx context.Context, res *Result) (*types.Image, error) {
+	var img *types.Image
+	err := r.step(ctx, StepCreateImage, r.spec.ImageName, func() (string, error) {
+		tags := r.tags(map[string]string{TagSourceImage: res.SourceImage})
+		err := r.hub.Retry(ctx, func(ctx context.Context) error {
+			var err error
+			if img, err = r.findImage(ctx); err != nil || img != nil {
+				return err
+			}
+			out, err := r.api.CreateImage(ctx, &ec2.CreateImageInput{
+				InstanceId:  aws.String(res.BuilderID),
+				Name:        aws.String(r.spec.ImageName),
+				Description: aws.String("kiln bake " + r.spec.ID),
+				TagSpecifications: []types.TagSpecification{
+					{ResourceType: types.ResourceTypeImage, Tags: tags},
+					{ResourceType: types.ResourceTypeSnapshot, Tags: tags},
+				},
+			})
+			switch {
+			case awsapi.Code(err) == "InvalidAMIName.Duplicate":
+				return awsapi.NotYet(err) // made before: the lookup finds it
+			case awsapi.IsNotFound(err):
+				return awsapi.NotYet(err)
+			case err != nil:
+				return awsapi.Classify(err, permanentCodes...)
+			}
+			img = &types.Image{ImageId: out.ImageId, Name: aws.String(r.spec.ImageName), State: types.ImageStatePending}
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("create image %q: %w", r.spec.ImageName, err)
+		}
+		r.log.Info("image created", "image", aws.ToString(img.ImageId), "name", r.spec.ImageName)
+		return aws.ToString(img.ImageId), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.rec.Image(ctx, aws.ToString(img.ImageId)); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// waitImage waits until the image is available, within the image timeout.
+// NotFound right after CreateImage is "not yet"; failed fails the bake.
+func (r *run) waitImage(ctx context.Context, id string) (*types.Image, error) {
+	var img types.Image
+	err := r.step(ctx, StepWaitImage, id, func() (string, error) {
+		wctx, cancel := context.WithTimeout(ctx, r.spec.Timeouts.Image)
+		defer cancel()
+		err := r.hub.Await(wctx, id, func(ctx context.Context) (bool, error) {
+			out, err := r.api.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+			if awsapi.IsNotFound(err) {
+				return false, awsapi.NotYet(err)
+			}
+			if err != nil {
+				return false, err
+			}
+			if len(out.Images) == 0 {
+				return false, awsapi.NotYet(fmt.Errorf("image %s not listed", id))
+			}
+			img = out.Images[0]
+			switch img.State {
+			case types.ImageStateAvailable:
+				return true, nil
+			case types.ImageStatePending:
+				return false, nil
+			}
+			return true, nil
+		})
+		switch {
+		case err == nil && img.State == types.ImageStateAvailable:
+			return "available", nil
+		case err == nil:
+			reason := fmt.Sprintf("image %s is %s", id, img.State)
+			if sr := img.StateReason; sr != nil {
+				reason += ": " + aws.ToString(sr.Message)
+			}
+			return "", &FailedError{Reason: reason}
+		case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			return "", &FailedError{Reason: fmt.Sprintf("image %s not available after %s", id, r.spec.Timeouts.Image)}
+		}
+		return "", fmt.Errorf("wait for image %s: %w", id, err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &img, nil
+}
+
+func snapshotsOf(img types.Image) []string {
+	var out []string
+	for _, m := range img.BlockDeviceMappings {
+		if m.Ebs != nil && aws.ToString(m.Ebs.SnapshotId) != "" {
+			out = append(out, aws.ToString(m.Ebs.SnapshotId))
+		}
+	}
+	return out
+}
+
+// tagImage (re)tags the image and its snapshots; CreateTags is idempotent.
+func (r *run) tagImage(ctx context.Context, res Result) error {
+	return r.step(ctx, StepTagImage, res.ImageID, func() (string, error) {
+		ids := append([]string{res.ImageID}, res.Snapshots...)
+		extra := map[string]string{}
+		if res.SourceImage != "" {
+			extra[TagSourceImage] = res.SourceImage
+		}
+		tags := r.tags(extra)
+		err := r.hub.Retry(ctx, func(ctx context.Context) error {
+			_, err := r.api.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: tags})
+			if awsapi.IsNotFound(err) {
+				return awsapi.NotYet(err)
+			}
+			return err
+		})
+		if err != nil {
+			return "", fmt.Errorf("tag image %s: %w", res.ImageID, err)
+		}
+		return strings.Join(ids, ", "), nil
+	})
+}
+
+// terminateBuilders terminates every live builder of the bake (there is at
+// most one) and returns their ids. It does not wait for them to be gone.
+func (r *run) terminateBuilders(ctx context.Context) ([]string, error) {
+	all, err := r.findBuilders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, in := range all {
+		if isLive(in) {
+			ids = append(ids, aws.ToString(in.InstanceId))
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	err = r.hub.Retry(ctx, func(ctx context.Context) error {
+		_, err := r.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
+		if awsapi.IsNotFound(err) {
+			return awsapi.NotYet(err)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("terminate builder %s: %w", strings.Join(ids, ", "), err)
+	}
+	r.log.Info("builder terminating", "instance", strings.Join(ids, ", "))
+	return ids, nil
+}
+
+// cleanup terminates the builder and removes the bake's image, if any.
+func (r *run) cleanup(ctx context.Context) error {
+	return r.step(ctx, StepCleanup, "", func() (string, error) {
+		ids, err := r.terminateBuilders(ctx)
+		if err != nil {
+			return "", err
+		}
+		img, err := r.findImage(ctx)
+		if err != nil {
+			return "", err
+		}
+		detail := "terminated " + strings.Join(ids, ", ")
+		if len(ids) == 0 {
+			detail = "no builder left"
+		}
+		if img != nil {
+			if err := removeImage(ctx, r.hub, r.api, *img); err != nil {
+				return "", err
+			}
+			detail += "; deregistered " + aws.ToString(img.ImageId)
+		}
+		return detail, nil
+	})
+}
+
+// removeImage deregisters img and deletes its snapshots (deregistering
+// leaves them behind). Both are idempotent: NotFound is done.
+func removeImage(ctx context.Context, h *awsapi.Hub, api ec2API, img types.Image) error {
+	id := aws.ToString(img.ImageId)
+	err := h.Retry(ctx, func(ctx context.Context) error {
+		_, err := api.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: img.ImageId})
+		if awsapi.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("deregister image %s: %w", id, err)
+	}
+	for _, sn := range snapshotsOf(img) {
+		err := h.Retry(ctx, func(ctx context.Context) error {
+			_, err := api.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(sn)})
+			switch {
+			case awsapi.IsNotFound(err):
+				return nil
+			case awsapi.Code(err) == "InvalidSnapshot.InUse":
+				// The deregistration has not reached the snapshot yet.
+				return awsapi.NotYet(err)
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("delete snapshot %s of image %s: %w", sn, id, err)
+		}
+	}
+	return nil
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) StartStep(context.Context, string, string) error { return nil }
+func (nopRecorder) FinishStep(context.Context, string, store.StepState, string) error {
+	return nil
+}
+func (nopRecorder) Builder(context.Context, string) error { return nil }
+func (nopRecorder) Image(context.Context, string) error   { return nil }

@@ -2,9 +2,18 @@ package bake
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/engine"
+	"kiln/internal/store"
 )
 
 // worker is the River worker of JobArgs.
@@ -13,19 +22,286 @@ type worker struct {
 	s *Service
 }
 
-// Timeout: a bake bounds its own waits (script and image timeouts).
+// Timeout: a bake bounds its own waits (the project's script and image
+// timeouts), so River's one-minute default must not cut it short.
 func (w *worker) Timeout(*river.Job[JobArgs]) time.Duration { return -1 }
 
-// Work runs one bake.
+// Work runs one bake; see Service.work.
 func (w *worker) Work(ctx context.Context, job *river.Job[JobArgs]) error {
-	return w.s.work(ctx, job)
+	return w.s.work(ctx, job.Args.BakeID, job.Attempt >= job.MaxAttempts)
 }
+
+// cleanupTimeout bounds the clean-up of a cancelled or failed bake, which
+// runs even when the job's context has ended.
+const cleanupTimeout = 2 * time.Minute
 
 func (s *Service) run(ctx context.Context) error {
+	if err := s.requeue(ctx); err != nil {
+		return err
+	}
+	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start bake workers: %w", err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { s.sweepLoop(ctx) })
 	<-ctx.Done()
+	// Stop taking jobs and interrupt the running bakes: every step is safe
+	// to cut short, and a restart resumes them.
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	err := s.river.StopAndCancel(stopCtx)
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("stop bake workers: %w", err)
+	}
 	return nil
 }
 
-func (s *Service) work(ctx context.Context, job *river.Job[JobArgs]) error {
+// requeue gives every bake left running by a dead process a fresh job: the
+// dead process's job stays "running" in River until its rescuer notices,
+// an hour later. A duplicate job is harmless: a bake is worked on by one
+// job at a time in this process, and a job for a finished bake does
+// nothing.
+func (s *Service) requeue(ctx context.Context) error {
+	for before := int64(0); ; {
+		bakes, err := s.store.Bakes(ctx, store.BakeQuery{States: []store.BakeState{store.Running}, BeforeID: before, Limit: 1000})
+		if err != nil {
+			return fmt.Errorf("requeue running bakes: %w", err)
+		}
+		for _, b := range bakes {
+			if _, err := s.river.Insert(ctx, JobArgs{BakeID: b.ID}, nil); err != nil {
+				return fmt.Errorf("requeue bake %d: %w", b.ID, err)
+			}
+			s.log.Info("bake requeued after restart", "bake", b.ID, "project", b.Project)
+		}
+		if len(bakes) < 1000 {
+			return nil
+		}
+		before = bakes[len(bakes)-1].ID
+	}
+}
+
+// work claims bake id and takes it through the pipeline to a final state.
+// A nil error completes the job; an error makes River retry it later (a
+// transient AWS error, or the service shutting down); last says this is
+// the job's last attempt, so a transient error fails the bake instead.
+func (s *Service) work(ctx context.Context, id int64, last bool) error {
+	claim, b, err := s.store.ClaimBake(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil // the project (and its bakes) was deleted
+	case err != nil:
+		return err
+	case claim == store.ClaimBusy:
+		return river.JobSnooze(s.o.BusySnooze)
+	case claim == store.ClaimFinished:
+		return nil
+	}
+	bctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	s.mu.Lock()
+	if s.active[id] != nil {
+		s.mu.Unlock()
+		return river.JobSnooze(s.o.BusySnooze) // a duplicate job: the other one works on it
+	}
+	s.active[id] = stop
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.active, id)
+		s.mu.Unlock()
+	}()
+	log := s.log.With("bake", id, "project", b.Project)
+	log.Info("bake "+claim.String(), "commit", b.Commit)
+	s.notify(Progress{BakeID: id, Project: b.Project, BakeState: store.Running, Detail: claim.String(), Time: time.Now()})
+
+	rp, err := s.store.Project(ctx, b.Project)
+	if errors.Is(err, store.ErrNotFound) {
+		return s.finish(ctx, b, store.Outcome{State: store.Failed, Reason: "project deleted"})
+	}
+	if err != nil {
+		return err
+	}
+	p := ProjectFromRecord(*rp)
+	spec := SpecFor(p, b)
+	rec := &storeRecorder{s: s, bake: b}
+	if b.CancelRequested {
+		return s.cancelled(ctx, b, spec, rec)
+	}
+
+	res, err := s.pipe.Bake(bctx, spec, rec)
+	var fe *FailedError
+	switch {
+	case err == nil:
+	case errors.Is(context.Cause(bctx), errCancelRequested) || errors.Is(err, errCancelRequested):
+		return s.cancelled(ctx, b, spec, rec)
+	case errors.As(err, &fe):
+		log.Info("bake failed", "reason", fe.Reason)
+		return s.finish(ctx, b, store.Outcome{State: store.Failed, Reason: fe.Reason, ConsoleTail: fe.ConsoleTail})
+	case ctx.Err() != nil:
+		return err // shutting down: resumed by the next run
+	case engine.IsPermanent(err) || last:
+		log.Warn("bake failed", "err", err)
+		s.cleanup(ctx, spec, rec)
+		return s.finish(ctx, b, store.Outcome{State: store.Failed, Reason: err.Error()})
+	default:
+		log.Warn("bake interrupted; retrying later", "err", err)
+		return err
+	}
+
+	if err := s.retain(bctx, p, rec); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// The image is made: retention is retried by the next bake.
+		log.Warn("retention failed", "err", err)
+	}
+	err = rec.step(ctx, StepRecord, res.ImageID, func() error {
+		return s.store.AddImage(ctx, store.Image{Project: p.Name, ImageID: res.ImageID, Name: spec.ImageName,
+			BakeID: b.ID, Commit: b.Commit})
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("bake succeeded", "image", res.ImageID)
+	return s.finish(ctx, b, store.Outcome{State: store.Succeeded, ImageID: res.ImageID})
+}
+
+// SpecFor is the pipeline's spec of bake b of project p: bake id as the
+// identity, image name "<project>-<bake id>", tags kiln:project, kiln:bake
+// (found again by them) and kiln:commit plus the project's tags.
+func SpecFor(p *Project, b *store.Bake) Spec {
+	id := strconv.FormatInt(b.ID, 10)
+	tags := maps.Clone(p.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	if b.Commit != "" {
+		tags[TagCommit] = b.Commit
+	}
+	return Spec{
+		ID:             id,
+		ImageName:      p.Name + "-" + id,
+		Region:         p.Region,
+		Base:           p.Base,
+		Type:           p.Type,
+		Script:         p.Script,
+		SecurityGroups: p.SecurityGroups,
+		Subnet:         p.Subnet,
+		IAMProfile:     p.IAMProfile,
+		Match:          map[string]string{TagProject: p.Name, awsapi.TagBake: id},
+		Tags:           tags,
+		Timeouts:       p.Timeouts,
+	}
+}
+
+// retain applies the project's keep-N to its images.
+func (s *Service) retain(ctx context.Context, p *Project, rec *storeRecorder) error {
+	return rec.step(ctx, StepRetention, "", func() error {
+		r, err := s.pipe.Retain(ctx, p.Region, map[string]string{TagProject: p.Name}, max(p.Keep, 1))
+		for _, id := range r.Removed {
+			if err := s.store.RemoveImage(ctx, p.Name, id); err != nil {
+				return err
+			}
+		}
+		rec.detail = fmt.Sprintf("kept %d, removed %d, in use %d", len(r.Kept), len(r.Removed), len(r.InUse))
+		return err
+	})
+}
+
+func (s *Service) cleanup(ctx context.Context, spec Spec, rec Recorder) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := s.pipe.Cleanup(cctx, spec, rec); err != nil {
+		s.log.Warn("bake clean-up failed; the sweeper will retry", "bake", spec.ID, "err", err)
+	}
+}
+
+// cancelled cleans a cancelled bake up and finishes it.
+func (s *Service) cancelled(ctx context.Context, b *store.Bake, spec Spec, rec Recorder) error {
+	s.cleanup(ctx, spec, rec)
+	reason := "cancelled"
+	if cur, err := s.store.Bake(context.WithoutCancel(ctx), b.ID); err == nil && cur.Reason != "" {
+		reason = cur.Reason
+	}
+	return s.finish(ctx, b, store.Outcome{State: store.Cancelled, Reason: reason})
+}
+
+func (s *Service) finish(ctx context.Context, b *store.Bake, o store.Outcome) error {
+	if err := s.store.FinishBake(context.WithoutCancel(ctx), b.ID, o); err != nil {
+		if errors.Is(err, store.ErrBakeFinished) {
+			return nil
+		}
+		return err
+	}
+	s.notify(Progress{BakeID: b.ID, Project: b.Project, BakeState: o.State, Detail: o.Reason, Time: time.Now()})
 	return nil
+}
+
+// storeRecorder records a bake's steps in the store and tells subscribers.
+type storeRecorder struct {
+	s      *Service
+	bake   *store.Bake
+	detail string // set by a step function run through step
+}
+
+// StartStep records the step; a cancel requested meanwhile (by another
+// process, or before this one ran) stops the bake here.
+func (r *storeRecorder) StartStep(ctx context.Context, name, detail string) error {
+	cur, err := r.s.store.Bake(ctx, r.bake.ID)
+	if err != nil {
+		return err
+	}
+	if cur.CancelRequested {
+		return errCancelRequested
+	}
+	if err := r.s.store.StartStep(ctx, r.bake.ID, name, detail); err != nil {
+		return err
+	}
+	r.s.notify(Progress{BakeID: r.bake.ID, Project: r.bake.Project, Step: name, StepState: store.StepRunning,
+		BakeState: store.Running, Detail: detail, Time: time.Now()})
+	return nil
+}
+
+// FinishStep records how the step ended.
+func (r *storeRecorder) FinishStep(ctx context.Context, name string, state store.StepState, detail string) error {
+	if err := r.s.store.FinishStep(ctx, r.bake.ID, name, state, detail); err != nil {
+		return err
+	}
+	r.s.notify(Progress{BakeID: r.bake.ID, Project: r.bake.Project, Step: name, StepState: state,
+		BakeState: store.Running, Detail: detail, Time: time.Now()})
+	if r.s.testHop != nil {
+		r.s.testHop(r.bake.ID, name)
+	}
+	return nil
+}
+
+// Builder records the builder, so the API shows it and a restart finds it.
+func (r *storeRecorder) Builder(ctx context.Context, id string) error {
+	return r.s.store.SetBuilder(ctx, r.bake.ID, id)
+}
+
+// Image records the image as soon as it exists, so cancel finds it.
+func (r *storeRecorder) Image(ctx context.Context, id string) error {
+	return r.s.store.SetImage(ctx, r.bake.ID, id)
+}
+
+// step records a service-side step (retention, record) around fn.
+func (r *storeRecorder) step(ctx context.Context, name, detail string, fn func() error) error {
+	if err := r.s.store.StartStep(ctx, r.bake.ID, name, detail); err != nil {
+		return err
+	}
+	r.detail = ""
+	err := fn()
+	state, d := store.StepSucceeded, detail
+	if r.detail != "" {
+		d = r.detail
+	}
+	if err != nil {
+		state, d = store.StepFailed, err.Error()
+	}
+	if ferr := r.FinishStep(context.WithoutCancel(ctx), name, state, d); ferr != nil && err == nil {
+		return ferr
+	}
+	return err
 }

@@ -1,0 +1,173 @@
+package bake
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"kiln/internal/awsapi"
+)
+
+// Retained is what Retain did.
+type Retained struct {
+	Kept    []string // the newest keep images
+	InUse   []string // older images kept because something uses them
+	Removed []string // deregistered, their snapshots deleted
+}
+
+// Retain keeps the newest keep available images of the account (owner
+// self) carrying every tag of match, and deregisters the older ones,
+// deleting their snapshots, unless an image is in use: referenced by an
+// instance that is not terminated, or by a launch-template version (where
+// the launch-template calls do not exist, as in an older simulator, none
+// is). Images still pending are left alone. It blocks until done; an error
+// leaves the rest for the next call (it is idempotent).
+func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]string, keep int) (Retained, error) {
+	var out Retained
+	if len(match) == 0 {
+		return out, fmt.Errorf("retain images: no tags to select them by")
+	}
+	keep = max(keep, 1)
+	h, err := p.hubs.Hub(ctx, region)
+	if err != nil {
+		return out, fmt.Errorf("retain images: %w", err)
+	}
+	api := ec2API(h.EC2())
+	var fs []types.Filter
+	for _, k := range slices.Sorted(maps.Keys(match)) {
+		fs = append(fs, types.Filter{Name: aws.String("tag:" + k), Values: []string{match[k]}})
+	}
+	fs = append(fs, types.Filter{Name: aws.String("state"), Values: []string{string(types.ImageStateAvailable)}})
+	var imgs []types.Image
+	err = h.Retry(ctx, func(ctx context.Context) error {
+		imgs = imgs[:0]
+		pg := ec2.NewDescribeImagesPaginator(api, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: fs})
+		for pg.HasMorePages() {
+			page, err := pg.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			imgs = append(imgs, page.Images...)
+		}
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("retain images: list: %w", err)
+	}
+	// Newest first; the name breaks ties (bake ids grow).
+	slices.SortFunc(imgs, func(a, b types.Image) int {
+		if c := strings.Compare(aws.ToString(b.CreationDate), aws.ToString(a.CreationDate)); c != 0 {
+			return c
+		}
+		return strings.Compare(aws.ToString(b.Name), aws.ToString(a.Name))
+	})
+	for _, im := range imgs[:min(keep, len(imgs))] {
+		out.Kept = append(out.Kept, aws.ToString(im.ImageId))
+	}
+	if len(imgs) <= keep {
+		return out, nil
+	}
+	old := imgs[keep:]
+	ids := make([]string, len(old))
+	for i, im := range old {
+		ids[i] = aws.ToString(im.ImageId)
+	}
+	used, err := imagesInUse(ctx, h, api, ids)
+	if err != nil {
+		return out, fmt.Errorf("retain images: %w", err)
+	}
+	for _, im := range old {
+		id := aws.ToString(im.ImageId)
+		if used[id] {
+			out.InUse = append(out.InUse, id)
+			continue
+		}
+		if err := removeImage(ctx, h, api, im); err != nil {
+			return out, fmt.Errorf("retain images: %w", err)
+		}
+		p.log.Info("image removed by retention", "image", id, "name", aws.ToString(im.Name))
+		out.Removed = append(out.Removed, id)
+	}
+	return out, nil
+}
+
+// imagesInUse returns which of ids an instance (not terminated) or a
+// launch-template version references.
+func imagesInUse(ctx context.Context, h *awsapi.Hub, api ec2API, ids []string) (map[string]bool, error) {
+	used := map[string]bool{}
+	err := h.Retry(ctx, func(ctx context.Context) error {
+		pg := ec2.NewDescribeInstancesPaginator(api, &ec2.DescribeInstancesInput{Filters: []types.Filter{
+			{Name: aws.String("image-id"), Values: ids},
+			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
+		}})
+		for pg.HasMorePages() {
+			page, err := pg.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			for _, res := range page.Reservations {
+				for _, in := range res.Instances {
+					used[aws.ToString(in.ImageId)] = true
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find instances using images: %w", err)
+	}
+	var templates []string
+	err = h.Retry(ctx, func(ctx context.Context) error {
+		templates = templates[:0]
+		pg := ec2.NewDescribeLaunchTemplatesPaginator(api, &ec2.DescribeLaunchTemplatesInput{})
+		for pg.HasMorePages() {
+			page, err := pg.NextPage(ctx)
+			if awsapi.Code(err) == "InvalidAction" {
+				return nil // no launch templates where the API does not exist
+			}
+			if err != nil {
+				return err
+			}
+			for _, lt := range page.LaunchTemplates {
+				templates = append(templates, aws.ToString(lt.LaunchTemplateId))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list launch templates: %w", err)
+	}
+	for _, lt := range templates {
+		err := h.Retry(ctx, func(ctx context.Context) error {
+			pg := ec2.NewDescribeLaunchTemplateVersionsPaginator(api, &ec2.DescribeLaunchTemplateVersionsInput{
+				LaunchTemplateId: aws.String(lt),
+				Filters:          []types.Filter{{Name: aws.String("image-id"), Values: ids}},
+			})
+			for pg.HasMorePages() {
+				page, err := pg.NextPage(ctx)
+				switch {
+				case awsapi.Code(err) == "InvalidAction", awsapi.IsNotFound(err):
+					return nil
+				case err != nil:
+					return err
+				}
+				for _, v := range page.LaunchTemplateVersions {
+					if d := v.LaunchTemplateData; d != nil {
+						used[aws.ToString(d.ImageId)] = true
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("find launch template versions using images: %w", err)
+		}
+	}
+	return used, nil
+}

@@ -1,0 +1,130 @@
+package bake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/store"
+)
+
+// sweepLoop sweeps at once and then every SweepInterval until ctx is done.
+func (s *Service) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(s.o.SweepInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep terminates every bakery builder (tags kiln:role=builder and
+// kiln:project, in the regions of the stored projects) whose bake is over
+// or unknown to this database, and returns their ids. Builders of bakes
+// still queued or running are left to their bake; builders of aws:ami
+// resources (no kiln:project tag) are not the bakery's. It blocks until the
+// calls are made; Run calls it every SweepInterval.
+func (s *Service) Sweep(ctx context.Context) ([]string, error) {
+	projects, err := s.store.Projects(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
+	}
+	var regions []string
+	for _, p := range projects {
+		if p.Region != "" && !slices.Contains(regions, p.Region) {
+			regions = append(regions, p.Region)
+		}
+	}
+	var swept []string
+	var errs []error
+	for _, region := range regions {
+		ids, err := s.sweepRegion(ctx, region)
+		swept = append(swept, ids...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return swept, errors.Join(errs...)
+}
+
+func (s *Service) sweepRegion(ctx context.Context, region string) ([]string, error) {
+	h, err := s.hubs.Hub(ctx, region)
+	if err != nil {
+		return nil, fmt.Errorf("sweep %s: %w", region, err)
+	}
+	api := h.EC2()
+	var builders []types.Instance
+	err = h.Retry(ctx, func(ctx context.Context) error {
+		builders = builders[:0]
+		pg := ec2.NewDescribeInstancesPaginator(api, &ec2.DescribeInstancesInput{
+			Filters: []types.Filter{
+				{Name: aws.String("tag:" + TagRole), Values: []string{roleBuilder}},
+				{Name: aws.String("tag-key"), Values: []string{TagProject}},
+				{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}},
+			},
+			MaxResults: aws.Int32(1000),
+		})
+		for pg.HasMorePages() {
+			page, err := pg.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			for _, res := range page.Reservations {
+				builders = append(builders, res.Instances...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sweep %s: list builders: %w", region, err)
+	}
+	var doomed []string
+	for _, in := range builders {
+		id := aws.ToString(in.InstanceId)
+		bakeID, perr := strconv.ParseInt(awsapi.TagValue(in.Tags, awsapi.TagBake), 10, 64)
+		if perr != nil {
+			doomed = append(doomed, id) // a builder of no bake kiln can know
+			continue
+		}
+		b, err := s.store.Bake(ctx, bakeID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			doomed = append(doomed, id)
+		case err != nil:
+			return nil, fmt.Errorf("sweep %s: %w", region, err)
+		case b.State.Final() || b.Project != awsapi.TagValue(in.Tags, TagProject):
+			doomed = append(doomed, id)
+		}
+	}
+	if len(doomed) == 0 {
+		return nil, nil
+	}
+	for chunk := range slices.Chunk(doomed, 1000) {
+		err := h.Retry(ctx, func(ctx context.Context) error {
+			_, err := api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: chunk})
+			if awsapi.IsNotFound(err) {
+				return awsapi.NotYet(err)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sweep %s: terminate builders: %w", region, err)
+		}
+	}
+	s.log.Info("sweeper terminated builders", "region", region, "instances", doomed)
+	return doomed, nil
+}
