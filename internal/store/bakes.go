@@ -109,55 +109,64 @@ type EnqueueFunc func(ctx context.Context, tx *sql.Tx, bakeID int64) error
 //     with it in the same transaction; New is set.
 //
 // The delivery is recorded against the bake either way. A project that does
-// not exist gives ErrNotFound. If enqueue fails, nothing is written.
+// not exist gives ErrNotFound. If enqueue fails, nothing of this push is
+// written.
+//
+// Concurrent calls are group-committed: one caller runs the pending pushes
+// in one transaction, each in its own savepoint, so a burst of webhooks costs
+// one commit instead of one each and a failing push affects no other. It
+// blocks until its push is committed or has failed; when ctx ends first
+// while the push is still waiting, it returns ctx.Err() and the push is not
+// made. enqueue runs with this call's ctx.
 func (s *Store) EnqueuePush(ctx context.Context, p Push, enqueue EnqueueFunc) (PushResult, error) {
 	if p.DeliveryID == "" {
 		return PushResult{}, fmt.Errorf("enqueue push to %q: empty delivery id", p.Project)
 	}
-	var res PushResult
-	now := ms(s.now())
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res = PushResult{}
-		if err := projectExists(ctx, tx, p.Project); err != nil {
-			return err
-		}
-		err := tx.QueryRowContext(ctx, `SELECT bake_id FROM deliveries WHERE project = ? AND delivery_id = ?`,
-			p.Project, p.DeliveryID).Scan(&res.BakeID)
-		if err == nil {
-			res.Duplicate = true
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		err = tx.QueryRowContext(ctx, `UPDATE bakes SET commit_sha = ?, ref = ?, message = ?, repo = ?,
-			delivery_id = ?, updated_at = ? WHERE project = ? AND state = 'queued' RETURNING id`,
-			p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, p.Project).Scan(&res.BakeID)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			err = tx.QueryRowContext(ctx, `INSERT INTO bakes (project, commit_sha, ref, message, repo,
-				delivery_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id`,
-				p.Project, p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, now).Scan(&res.BakeID)
-			if err != nil {
-				return err
-			}
-			res.New = true
-			if enqueue != nil {
-				if err := enqueue(ctx, tx, res.BakeID); err != nil {
-					return fmt.Errorf("enqueue bake %d: %w", res.BakeID, err)
-				}
-			}
-		case err != nil:
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO deliveries (project, delivery_id, bake_id, received_at)
-			VALUES (?, ?, ?, ?)`, p.Project, p.DeliveryID, res.BakeID, now)
-		return err
-	})
+	res, err := s.pushes.do(ctx, s, &pushReq{ctx: ctx, p: p, enqueue: enqueue})
 	if err != nil {
 		return PushResult{}, fmt.Errorf("enqueue push to %q: %w", p.Project, err)
 	}
 	return res, nil
+}
+
+// pushOne is one push's share of a batch transaction (see pushBatcher).
+func pushOne(ctx context.Context, tx *sql.Tx, p Push, enqueue EnqueueFunc, now int64) (PushResult, error) {
+	var res PushResult
+	err := tx.QueryRowContext(ctx, `SELECT bake_id FROM deliveries WHERE project = ? AND delivery_id = ?`,
+		p.Project, p.DeliveryID).Scan(&res.BakeID)
+	if err == nil {
+		res.Duplicate = true
+		return res, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return res, err
+	}
+	err = tx.QueryRowContext(ctx, `UPDATE bakes SET commit_sha = ?, ref = ?, message = ?, repo = ?,
+		delivery_id = ?, updated_at = ? WHERE project = ? AND state = 'queued' RETURNING id`,
+		p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, p.Project).Scan(&res.BakeID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if err := projectExists(ctx, tx, p.Project); err != nil {
+			return res, err
+		}
+		err = tx.QueryRowContext(ctx, `INSERT INTO bakes (project, commit_sha, ref, message, repo,
+			delivery_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id`,
+			p.Project, p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, now).Scan(&res.BakeID)
+		if err != nil {
+			return res, err
+		}
+		res.New = true
+		if enqueue != nil {
+			if err := enqueue(ctx, tx, res.BakeID); err != nil {
+				return res, fmt.Errorf("enqueue bake %d: %w", res.BakeID, err)
+			}
+		}
+	case err != nil:
+		return res, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO deliveries (project, delivery_id, bake_id, received_at)
+		VALUES (?, ?, ?, ?)`, p.Project, p.DeliveryID, res.BakeID, now)
+	return res, err
 }
 
 // DeliveryBake returns the bake a delivery led to, or ErrNotFound.

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 )
 
@@ -87,4 +88,28 @@ func BenchmarkEnqueuePush(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkEnqueuePushParallel is the webhook burst: many concurrent pushes
+// (2 cores × 50 goroutines) to 100 projects.
+func BenchmarkEnqueuePushParallel(b *testing.B) {
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "kiln.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	seedBakes(b, s, 100, 0)
+	var n atomic.Int64
+	b.SetParallelism(50)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			_, err := s.EnqueuePush(b.Context(), Push{Project: fmt.Sprint("p", i%100), DeliveryID: fmt.Sprint("d", i),
+				Commit: fmt.Sprintf("%040x", i)}, nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

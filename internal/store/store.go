@@ -38,8 +38,9 @@ var ErrNotFound = errors.New("not found")
 
 // Store is the bakery's database. The zero value is not usable; call Open.
 type Store struct {
-	db  *sql.DB
-	now func() time.Time // replaced in tests
+	db     *sql.DB
+	now    func() time.Time // replaced in tests
+	pushes pushBatcher
 }
 
 // busyTimeout bounds how long a connection waits for another process holding

@@ -627,3 +627,97 @@ var (
 	regexpIndex     = regexp.MustCompile(`USING (COVERING )?INDEX`)
 	regexpScanTable = regexp.MustCompile(`SCAN bakes;|TEMP B-TREE`)
 )
+
+// One batch: a push to an unknown project and one whose enqueue fails are
+// rolled back alone; the others commit.
+func TestCommitPushesIsolatesFailures(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	mustPut(t, s, "web")
+	mustPut(t, s, "api")
+	boom := errors.New("boom")
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	mk := func(ctx context.Context, project, delivery string, enq EnqueueFunc) *pushReq {
+		return &pushReq{ctx: ctx, p: Push{Project: project, DeliveryID: delivery, Commit: "c" + delivery},
+			enqueue: enq, done: make(chan struct{}), lead: make(chan struct{})}
+	}
+	batch := []*pushReq{
+		mk(ctx, "web", "1", nil),
+		mk(ctx, "ghost", "2", nil),
+		mk(ctx, "api", "3", func(context.Context, *sql.Tx, int64) error { return boom }),
+		mk(cancelled, "api", "4", nil),
+		mk(ctx, "web", "5", nil),
+		mk(ctx, "web", "1", nil), // duplicate within the batch
+	}
+	s.commitPushes(batch)
+	for i, r := range batch {
+		select {
+		case <-r.done:
+		default:
+			t.Fatalf("request %d not completed", i)
+		}
+	}
+	if r := batch[0]; r.err != nil || !r.res.New {
+		t.Errorf("push 1 = %+v, %v; want new", r.res, r.err)
+	}
+	if r := batch[1]; !errors.Is(r.err, ErrNotFound) {
+		t.Errorf("push to unknown project = %v; want ErrNotFound", r.err)
+	}
+	if r := batch[2]; !errors.Is(r.err, boom) {
+		t.Errorf("push with failing enqueue = %v; want boom", r.err)
+	}
+	if r := batch[3]; !errors.Is(r.err, context.Canceled) {
+		t.Errorf("cancelled push = %v; want context.Canceled", r.err)
+	}
+	if r := batch[4]; r.err != nil || r.res.New || r.res.BakeID != batch[0].res.BakeID {
+		t.Errorf("push 5 = %+v, %v; want coalesced into %d", r.res, r.err, batch[0].res.BakeID)
+	}
+	if r := batch[5]; r.err != nil || !r.res.Duplicate || r.res.BakeID != batch[0].res.BakeID {
+		t.Errorf("duplicate in batch = %+v, %v", r.res, r.err)
+	}
+	if n, _ := s.CountBakes(ctx, BakeQuery{}); n != 1 {
+		t.Errorf("bakes = %d; want 1 (api's rolled back)", n)
+	}
+	if b, _ := s.Bake(ctx, batch[0].res.BakeID); b.Commit != "c5" {
+		t.Errorf("commit = %q; want c5", b.Commit)
+	}
+}
+
+// Many concurrent pushes, some with cancelled contexts: every call returns,
+// and each successful push's delivery is recorded.
+func TestEnqueuePushConcurrentMany(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	for p := range 5 {
+		mustPut(t, s, fmt.Sprint("p", p))
+	}
+	var wg sync.WaitGroup
+	results := make([]error, 200)
+	for i := range results {
+		wg.Go(func() {
+			c := ctx
+			if i%7 == 0 {
+				var cancel context.CancelFunc
+				c, cancel = context.WithCancel(ctx)
+				cancel()
+			}
+			_, results[i] = s.EnqueuePush(c, Push{Project: fmt.Sprint("p", i%5), DeliveryID: fmt.Sprint(i), Commit: "a"}, nil)
+		})
+	}
+	wg.Wait()
+	for i, err := range results {
+		_, derr := s.DeliveryBake(ctx, fmt.Sprint("p", i%5), fmt.Sprint(i))
+		switch {
+		case err == nil && derr != nil:
+			t.Errorf("push %d succeeded but its delivery is missing: %v", i, derr)
+		case err != nil && !errors.Is(err, context.Canceled):
+			t.Errorf("push %d = %v", i, err)
+		case err != nil && derr == nil:
+			t.Errorf("push %d failed but was recorded", i)
+		}
+	}
+	if n, _ := s.CountBakes(ctx, BakeQuery{}); n != 5 {
+		t.Errorf("bakes = %d; want 5", n)
+	}
+}
