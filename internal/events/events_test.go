@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"kiln/internal/awsapi"
 )
 
@@ -334,4 +336,48 @@ func FuzzParse(f *testing.F) {
 			_ = m.stringToSign()
 		}
 	})
+}
+
+// TestRoutesToHub: a signed SNS notification and an EventBridge delivery
+// each make the owning resource re-check; forged ones do not.
+func TestRoutesToHub(t *testing.T) {
+	hs := awsapi.NewHubs(awsapi.Options{Config: &aws.Config{Region: "us-east-1"}})
+	h, err := hs.Hub(t.Context(), "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := awsapi.Owner{Graph: "shop", Resource: "aws:ec2/web"}
+	var mu sync.Mutex
+	checks := 0
+	cancel := h.Subscribe(owner, time.Hour, func() { mu.Lock(); checks++; mu.Unlock() })
+	defer cancel()
+	h.Track(owner, "i-0abc")
+	got := func() int { mu.Lock(); defer mu.Unlock(); return checks }
+
+	sg, forger := newSigner(t), newSigner(t)
+	rcv := New(hs, Options{APIKey: "k", Topics: []string{topic}, Now: func() time.Time { return now },
+		FetchCert: func(context.Context, string) (*x509.Certificate, error) { return sg.cert, nil }})
+
+	post(t, rcv, map[string]string{"x-api-key": "k"}, stateEvent("e1", "i-0abc", "stopped"))
+	if got() != 1 {
+		t.Fatalf("re-checks after an EventBridge delivery = %d; want 1", got())
+	}
+	post(t, rcv, map[string]string{"x-api-key": "forged"}, stateEvent("e2", "i-0abc", "stopped"))
+	if got() != 1 {
+		t.Fatalf("re-checks after a forged EventBridge delivery = %d; want 1", got())
+	}
+	m := notification("m1", "2", stateEvent("e3", "i-0abc", "running"))
+	sg.sign(t, m)
+	body, _ := json.Marshal(m)
+	post(t, rcv, map[string]string{"x-amz-sns-message-type": "Notification"}, string(body))
+	if got() != 2 {
+		t.Fatalf("re-checks after an SNS notification = %d; want 2", got())
+	}
+	f := notification("m2", "2", stateEvent("e4", "i-0abc", "stopped"))
+	forger.sign(t, f)
+	body, _ = json.Marshal(f)
+	post(t, rcv, map[string]string{"x-amz-sns-message-type": "Notification"}, string(body))
+	if got() != 2 {
+		t.Fatalf("re-checks after a forged SNS notification = %d; want 2", got())
+	}
 }
