@@ -136,6 +136,11 @@ func (r *benchNoop) CheckApply(context.Context, bool) (bool, error) {
 	return true, nil
 }
 
+var (
+	_ engine.Resource = (*benchNoop)(nil)
+	_ engine.Static   = (*benchStatic)(nil)
+)
+
 // benchStatic is benchNoop without a Watch goroutine.
 type benchStatic struct{ benchNoop }
 

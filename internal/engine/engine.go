@@ -852,6 +852,8 @@ func (e *engine) lookup(id, key string) (string, bool) {
 	return val, ok
 }
 
+var _ Events = (*events)(nil)
+
 // events is the Events handed to one instance's Watch; events of a stopped
 // instance are ignored.
 type events struct {

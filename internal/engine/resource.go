@@ -39,8 +39,9 @@
 //     Watch is restarted with the same budget and backoff. A failed Build or
 //     Init stays failed until an output it references changes. A failed
 //     vertex blocks its dependents, transitively; everything else carries on.
-//   - Limit/Burst delay a dirty vertex's CheckApply (token bucket); events
-//     meanwhile coalesce. Timeout bounds each CheckApply's ctx.
+//   - Events during a retry's backoff or a rate-limit wait coalesce into the
+//     pass that follows it. Limit/Burst is a token bucket on CheckApply.
+//     Timeout bounds each CheckApply's ctx.
 package engine
 
 import (
