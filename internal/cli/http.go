@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/engine"
+	"kiln/internal/events"
 )
 
 // monitoring is the Prometheus registry of one run and the engine's
@@ -33,13 +34,17 @@ func newMonitoring() *monitoring {
 	return &monitoring{reg: reg, metrics: newEngineMetrics(reg)}
 }
 
-// mux is run's HTTP surface. It is a plain ServeMux so that more handlers
-// mount beside these: the events receiver (POST /events/aws) and the engine
-// page are added here, one line each.
-func (m *monitoring) mux(eng *engine.Engine) *http.ServeMux {
+// mux is run's HTTP surface: /metrics, /healthz and, when evh is not nil,
+// the events receiver at events.Path (POST /events/aws; the handler answers
+// other methods with 405 itself). It is a plain ServeMux so that more
+// handlers mount beside these, one line each.
+func (m *monitoring) mux(eng *engine.Engine, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	mux.Handle("GET /healthz", healthz(eng))
+	if evh != nil {
+		mux.Handle(events.Path, evh)
+	}
 	return mux
 }
 

@@ -16,7 +16,7 @@ func TestMux(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newMonitoring()
-	mux := m.mux(engine.New(g, engine.Options{Metrics: m.metrics}))
+	mux := m.mux(engine.New(g, engine.Options{Metrics: m.metrics}), nil)
 	tests := []struct {
 		method, path string
 		code         int

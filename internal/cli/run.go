@@ -16,7 +16,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/config"
+	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
+	"kiln/internal/events"
 )
 
 type runOptions struct {
@@ -24,6 +26,8 @@ type runOptions struct {
 	noop             bool
 	convergedTimeout time.Duration
 	listen           string
+	sim              simFlags
+	events           eventsFlags
 }
 
 func newRunCmd(a *app) *cobra.Command {
@@ -39,10 +43,24 @@ in (unchanged resources keep running untouched, changed ones restart, removed
 ones stop). A new file with errors is reported and changes nothing.
 
 With --once, run exits after one convergence: 0 when every resource
-converged, 1 with a summary of the failed and blocked ones otherwise.` + exitCodesHelp,
+converged, 1 with a summary of the failed and blocked ones otherwise.
+
+AWS settings come from the standard configuration (credential chain,
+profiles, AWS_REGION, AWS_ENDPOINT_URL). With --sim, kiln starts its EC2
+simulator in-process on a loopback port and points every AWS kind at it: no
+AWS account needed.
+
+With --listen, run serves /metrics, /healthz and the events receiver,
+POST /events/aws: EventBridge API-destination deliveries carrying the API key
+(--events-api-key or KILN_EVENTS_API_KEY) in x-api-key, and SNS deliveries
+from the --sns-topic topics (signature verified). A pushed state change
+re-checks the resource that owns the instance at once. With --sim too, the
+simulator pushes its events there, so drift is noticed within a second.` + exitCodesHelp,
 		Example: `  kiln run --once examples/local.yaml
+  kiln run --once --sim examples/ec2.yaml         # EC2 on the built-in simulator
   kiln run --converged-timeout 30s graph.yaml
-  kiln run --listen 127.0.0.1:9100 graph.yaml    # /metrics and /healthz`,
+  kiln run --listen 127.0.0.1:9100 graph.yaml    # /metrics, /healthz, /events/aws
+  kiln run --sim --listen 127.0.0.1:0 examples/ec2.yaml`,
 		Args: fileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd.Context(), args[0], o)
@@ -52,8 +70,9 @@ converged, 1 with a summary of the failed and blocked ones otherwise.` + exitCod
 	f.BoolVar(&o.once, "once", false, "converge once and exit (0 converged, 1 not)")
 	f.BoolVar(&o.noop, "noop", false, "check only: report what differs, change nothing")
 	f.DurationVar(&o.convergedTimeout, "converged-timeout", 0, "exit 0 once the whole graph has been converged and idle this long")
-	f.StringVar(&o.listen, "listen", "", "serve /metrics and /healthz on this address (host:port)")
-	// Later: --sim starts the EC2 simulator in-process and points the AWS kinds at it.
+	f.StringVar(&o.listen, "listen", "", "serve /metrics, /healthz and POST /events/aws on this address (host:port)")
+	o.sim.register(f)
+	o.events.register(f)
 	return cmd
 }
 
@@ -61,11 +80,40 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if o.convergedTimeout < 0 {
 		return &usageError{cmd: "kiln run", err: errors.New("--converged-timeout must not be negative")}
 	}
-	kinds := a.kinds()
+	if err := o.sim.check("kiln run"); err != nil {
+		return err
+	}
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("read graph file: %w", err)
 	}
+
+	// Listen first: the simulator needs the events receiver's address.
+	var (
+		ln     net.Listener
+		apiKey string
+		push   []ec2sim.EventTarget
+	)
+	if o.listen != "" {
+		if apiKey, err = o.events.key(o.sim.on); err != nil {
+			return err
+		}
+		ln, err = net.Listen("tcp", o.listen)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", o.listen, err)
+		}
+		defer ln.Close() // when an error below means serveHTTP never runs
+		a.log.Info("serving metrics and events", "addr", ln.Addr().String(), "events", events.Path,
+			"eventbridge", apiKey != "", "sns_topics", len(o.events.topics))
+		if o.sim.on {
+			push = []ec2sim.EventTarget{{URL: eventsURL(ln), APIKey: apiKey}}
+		}
+	}
+	sv, err := a.startSim(o.sim, push)
+	if err != nil {
+		return err
+	}
+	kinds := a.kinds()
 	g, err := config.Parse(file, data, kinds)
 	if err != nil {
 		return err
@@ -79,27 +127,20 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		Metrics:          m.metrics,
 	})
 
-	var ln net.Listener
-	if o.listen != "" {
-		ln, err = net.Listen("tcp", o.listen)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", o.listen, err)
-		}
-		a.log.Info("serving metrics", "addr", ln.Addr().String())
-	}
-
 	group, gctx := errgroup.WithContext(ctx)
 	runCtx, stop := context.WithCancel(gctx)
 	defer stop()
+	a.runAWS(runCtx, group, sv)
 	var runErr error
 	group.Go(func() error {
-		defer stop() // the engine is done: stop the file watch and the server
+		defer stop() // the engine is done: stop the file watch, the server, the hubs and the simulator
 		runErr = eng.Run(runCtx)
 		return nil
 	})
 	if ln != nil {
+		evh := events.New(a.awsHubs(), events.Options{APIKey: apiKey, Topics: o.events.topics, Log: a.log})
 		group.Go(func() error {
-			return serveHTTP(runCtx, ln, m.mux(eng), a.log)
+			return serveHTTP(runCtx, ln, m.mux(eng, evh), a.log)
 		})
 	}
 	if !o.once {

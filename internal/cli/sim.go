@@ -1,0 +1,251 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/ec2sim"
+	"kiln/internal/events"
+)
+
+// defaultSimRegion is the simulator's region when AWS_REGION is not set.
+const defaultSimRegion = "us-east-1"
+
+// simRegion is the region the simulator plays: AWS_REGION, so a graph that
+// names none and the events the simulator pushes agree.
+func simRegion() string {
+	if r := os.Getenv("AWS_REGION"); r != "" {
+		return r
+	}
+	return defaultSimRegion
+}
+
+func newSimCmd(a *app) *cobra.Command {
+	var (
+		listen    string
+		timeScale float64
+		throttle  bool
+		pushURL   string
+		pushKey   string
+	)
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Run the EC2 + Auto Scaling simulator as a server",
+		Long: `Sim serves kiln's EC2 and Auto Scaling simulator over HTTP: the real EC2
+Query protocol, so the AWS SDKs and the aws CLI work against it with dummy
+credentials. It prints the environment that points them at it, and runs
+until SIGINT or SIGTERM.
+
+Every simulated duration (a boot takes about 15 s on AWS) is multiplied by
+--time-scale: 1 is realistic, 0.01 a hundred times faster, 0 immediate.
+--throttle turns on AWS's request token buckets (RequestLimitExceeded).
+
+The simulator can push its state-change events to a kiln run, as an
+EventBridge API destination does: --events URL (kiln run's
+http://ADDR/events/aws) with the API key from --events-api-key or
+KILN_EVENTS_API_KEY.
+
+The control API lives under /_sim/ (GET /_sim/instances, POST
+/_sim/instances/ID/stop, GET /_sim/calls, ...).` + exitCodesHelp,
+		Example: `  kiln sim
+  kiln sim --listen 127.0.0.1:0 --time-scale 0.1 --throttle
+  KILN_EVENTS_API_KEY=secret kiln sim --events http://127.0.0.1:9100/events/aws`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if timeScale < 0 {
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--time-scale must not be negative")}
+			}
+			opts := ec2sim.Options{Region: simRegion(), TimeScale: timeScale, Throttle: throttle, Log: a.log}
+			if pushURL != "" {
+				if pushKey == "" {
+					pushKey = os.Getenv(eventsKeyEnv)
+				}
+				opts.Events = []ec2sim.EventTarget{{URL: pushURL, APIKey: pushKey}}
+			}
+			return ec2sim.Serve(cmd.Context(), listen, opts, a.stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:4566", "serve on this address (host:port; port 0 picks a free one)")
+	f.Float64Var(&timeScale, "time-scale", 1, "multiply every simulated duration by this (0.01: a hundred times faster)")
+	f.BoolVar(&throttle, "throttle", false, "throttle requests with AWS's token buckets (RequestLimitExceeded)")
+	f.StringVar(&pushURL, "events", "", "push state-change events to this URL, as an EventBridge API destination")
+	f.StringVar(&pushKey, "events-api-key", "", "API key sent with pushed events (default: $"+eventsKeyEnv+")")
+	return cmd
+}
+
+// simFlags are the --sim flags of run and plan.
+type simFlags struct {
+	on        bool
+	timeScale float64
+}
+
+// defaultRunTimeScale makes the in-process simulator a hundred times faster
+// than EC2: a boot takes ~0.15 s, so `kiln run --sim --once` is a demo, not
+// a wait.
+const defaultRunTimeScale = 0.01
+
+func (sf *simFlags) register(f *pflag.FlagSet) {
+	f.BoolVar(&sf.on, "sim", false, "run against kiln's EC2 simulator, started in-process on a loopback port (no AWS account needed)")
+	f.Float64Var(&sf.timeScale, "sim-time-scale", defaultRunTimeScale, "with --sim: multiply every simulated duration by this (1: realistic)")
+}
+
+func (sf *simFlags) check(cmd string) error {
+	if sf.timeScale < 0 {
+		return &usageError{cmd: cmd, err: errors.New("--sim-time-scale must not be negative")}
+	}
+	return nil
+}
+
+// awsHubs returns the process's region hubs, made on first use with the
+// options in a.aws (startSim sets them first). Making them loads no AWS
+// configuration: the first region lookup does.
+func (a *app) awsHubs() *awsapi.Hubs {
+	if a.hubs == nil {
+		o := a.aws
+		o.Log = a.log
+		a.hubs = awsapi.NewHubs(o)
+	}
+	return a.hubs
+}
+
+// startSim makes the in-process simulator (when sf.on), listening on a
+// loopback port, and points the AWS hubs at it; it must run before the
+// hubs are first used (a.kinds). The simulator pushes its events to push,
+// when given. It starts nothing: runAWS does. Without --sim it returns nil.
+func (a *app) startSim(sf simFlags, push []ec2sim.EventTarget) (*ec2sim.Server, error) {
+	if !sf.on {
+		return nil, nil
+	}
+	if a.hubs != nil {
+		return nil, errors.New("start simulator: the AWS hubs are already in use")
+	}
+	region := simRegion()
+	sv, err := ec2sim.NewServer("127.0.0.1:0", ec2sim.Options{
+		Region: region, TimeScale: sf.timeScale, Events: push, Log: a.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start simulator: %w", err)
+	}
+	cfg := ec2sim.ClientConfig(sv.URL(), region)
+	a.aws.Config = &cfg
+	// The production timings assume EC2's (a boot ~15 s, a 60 s fallback
+	// poll); scale them with the simulator, within sane bounds.
+	a.aws.Wait = awsapi.Backoff{Min: scaled(time.Second, sf.timeScale, 20*time.Millisecond), Max: scaled(15*time.Second, sf.timeScale, 200*time.Millisecond)}
+	a.aws.Poll = scaled(60*time.Second, sf.timeScale, time.Second)
+	a.log.Info("simulator started", "url", sv.URL(), "region", region, "time_scale", sf.timeScale, "events_pushed", len(push) > 0)
+	return sv, nil
+}
+
+// scaled is d times scale, at least floor and at most d.
+func scaled(d time.Duration, scale float64, floor time.Duration) time.Duration {
+	s := time.Duration(float64(d) * scale)
+	return max(min(s, d), floor)
+}
+
+// runAWS adds the simulator (may be nil) and the hubs' loops to group,
+// both stopping when ctx is done.
+func (a *app) runAWS(ctx context.Context, group *errgroup.Group, sv *ec2sim.Server) {
+	if sv != nil {
+		group.Go(func() error { return sv.Run(ctx) })
+	}
+	hubs := a.awsHubs()
+	group.Go(func() error {
+		_ = hubs.Run(ctx) // returns ctx.Err(): the normal end
+		return nil
+	})
+}
+
+// withSim gives cmd (plan) the --sim flags and runs the simulator and the
+// AWS hubs around its RunE, stopping both when it returns.
+func (a *app) withSim(cmd *cobra.Command) *cobra.Command {
+	var sf simFlags
+	sf.register(cmd.Flags())
+	inner := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if err := sf.check(c.CommandPath()); err != nil {
+			return err
+		}
+		sv, err := a.startSim(sf, nil)
+		if err != nil {
+			return err
+		}
+		group, gctx := errgroup.WithContext(c.Context())
+		ctx, stop := context.WithCancel(gctx)
+		defer stop()
+		a.runAWS(ctx, group, sv)
+		var runErr error
+		group.Go(func() error {
+			defer stop()
+			c.SetContext(ctx)
+			runErr = inner(c, args)
+			return nil
+		})
+		if err := group.Wait(); err != nil {
+			return err
+		}
+		return runErr
+	}
+	return cmd
+}
+
+// eventsKeyEnv holds the API key EventBridge deliveries must carry.
+const eventsKeyEnv = "KILN_EVENTS_API_KEY"
+
+// eventsFlags configure run's events receiver.
+type eventsFlags struct {
+	apiKey string
+	topics []string
+}
+
+func (ef *eventsFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&ef.apiKey, "events-api-key", "", "with --listen: API key EventBridge deliveries to POST /events/aws must carry in x-api-key (default: $"+eventsKeyEnv+")")
+	f.StringSliceVar(&ef.topics, "sns-topic", nil, "with --listen: accept SNS deliveries from this topic ARN (repeatable)")
+}
+
+// key is the API key: the flag, else the environment, else (with --sim,
+// whose simulator is the only sender) a random one.
+func (ef *eventsFlags) key(sim bool) (string, error) {
+	if ef.apiKey != "" {
+		return ef.apiKey, nil
+	}
+	if k := os.Getenv(eventsKeyEnv); k != "" {
+		return k, nil
+	}
+	if !sim {
+		return "", nil
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("events api key: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// eventsURL is where a local sender reaches the receiver served on ln: an
+// unspecified listen address (0.0.0.0, [::]) is reached over loopback.
+func eventsURL(ln net.Listener) string {
+	addr, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return "http://" + ln.Addr().String() + events.Path
+	}
+	ip := addr.IP
+	switch {
+	case ip == nil || ip.IsUnspecified() && ip.To4() != nil:
+		ip = net.IPv4(127, 0, 0, 1)
+	case ip.IsUnspecified():
+		ip = net.IPv6loopback
+	}
+	return "http://" + net.JoinHostPort(ip.String(), fmt.Sprint(addr.Port)) + events.Path
+}
