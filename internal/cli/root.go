@@ -64,8 +64,10 @@ world and is re-checked the moment it drifts.` + exitCodesHelp,
 		newValidateCmd(a),
 		newGraphCmd(a),
 		newVersionCmd(a),
-		// Later, one line each: newSimCmd(a), newServeCmd(a),
-		// newProjectCmd(a), newBakeCmd(a), newIAMPolicyCmd(a).
+		newServeCmd(a),
+		newProjectCmd(a),
+		newBakeCmd(a),
+		// Later, one line each: newSimCmd(a), newIAMPolicyCmd(a).
 	)
 	return root
 }

@@ -120,6 +120,10 @@ func New(cfg Config) *Server {
 // step durations in.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
+// Handle mounts another handler beside the API (the events receiver, HTML
+// pages), with http.ServeMux's pattern syntax. Call it before serving.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 

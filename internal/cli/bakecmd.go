@@ -1,0 +1,329 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kiln/internal/store"
+	"kiln/internal/web"
+)
+
+func newBakeCmd(a *app) *cobra.Command {
+	var (
+		o      clientOptions
+		follow bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bake PROJECT [--follow]",
+		Short: "Bake a project now, or list, show and cancel bakes",
+		Long: `Bake queues a bake of PROJECT on the kiln server, as a webhook push would
+(when the project already has a queued bake, that one is shown). With
+--follow it streams the bake's steps until the bake is over and exits 0 when
+it succeeded, 1 when it failed or was cancelled.` + clientHelp,
+		Example: `  kiln bake web --follow
+  kiln bake list --project web
+  kiln bake show 12
+  kiln bake cancel 12`,
+		Args: nameArg("PROJECT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.bakeNow(cmd.Context(), &o, args[0], follow)
+		},
+	}
+	addClientFlags(cmd, &o)
+	cmd.Flags().BoolVar(&follow, "follow", false, "stream the bake's progress until it is over")
+
+	var (
+		project string
+		limit   int
+		before  int64
+	)
+	list := &cobra.Command{
+		Use:   "list [--project P]",
+		Short: "List bakes, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.bakeList(cmd.Context(), &o, web.BakeQuery{Project: project, Limit: limit, Before: before})
+		},
+	}
+	list.Flags().StringVar(&project, "project", "", "only this project's bakes")
+	list.Flags().IntVar(&limit, "limit", 20, "bakes per page (1 to 1000)")
+	list.Flags().Int64Var(&before, "before", 0, "the page of bakes older than this id (the next page's hint)")
+	var showFollow bool
+	show := &cobra.Command{
+		Use:   "show ID [--follow]",
+		Short: "Show a bake and its steps, or follow it to its end",
+		Args:  nameArg("bake ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseBakeID(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			if showFollow {
+				return a.bakeFollow(cmd.Context(), &o, o.client(), id)
+			}
+			return a.bakeShow(cmd.Context(), &o, id)
+		},
+	}
+	show.Flags().BoolVar(&showFollow, "follow", false, "stream the bake's progress until it is over (exit 1 unless it succeeded)")
+	cmd.AddCommand(
+		list,
+		show,
+		&cobra.Command{
+			Use:   "cancel ID",
+			Short: "Cancel a bake (its builder is terminated, a partial image removed)",
+			Args:  nameArg("bake ID"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				id, err := parseBakeID(cmd, args[0])
+				if err != nil {
+					return err
+				}
+				return a.bakeCancel(cmd.Context(), &o, id)
+			},
+		},
+	)
+	return cmd
+}
+
+func parseBakeID(cmd *cobra.Command, s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("bake ID %q: want a positive number", s)}
+	}
+	return id, nil
+}
+
+func (a *app) bakeNow(ctx context.Context, o *clientOptions, project string, follow bool) error {
+	c := o.client()
+	tr, err := c.Trigger(ctx, project)
+	if err != nil {
+		return err
+	}
+	if !follow {
+		if o.json {
+			return printJSON(a, tr)
+		}
+		if tr.New {
+			fmt.Fprintf(a.stdout, "bake %d of %s queued\n", tr.Bake.ID, project)
+		} else {
+			fmt.Fprintf(a.stdout, "bake %d of %s was already queued\n", tr.Bake.ID, project)
+		}
+		return nil
+	}
+	return a.bakeFollow(ctx, o, c, tr.Bake.ID)
+}
+
+// bakeFollow streams bake id until it is over: exit 0 when it succeeded,
+// 1 otherwise.
+func (a *app) bakeFollow(ctx context.Context, o *clientOptions, c *web.Client, id int64) error {
+	p := &progress{w: a.stdout, quiet: o.json}
+	final, err := c.Follow(ctx, id, p.update)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		if err := printJSON(a, final); err != nil {
+			return err
+		}
+	} else {
+		p.summary(final)
+	}
+	if final.State != store.Succeeded {
+		msg := fmt.Sprintf("bake %d %s", final.ID, final.State)
+		if final.Reason != "" {
+			msg += ": " + final.Reason
+		}
+		return &exitError{code: ExitError, err: errors.New(msg)}
+	}
+	return nil
+}
+
+// progress prints a followed bake as plain lines, one per change: it reads
+// the same on a terminal and in a CI log.
+type progress struct {
+	w     io.Writer
+	quiet bool // --json: print only the final bake
+	state store.BakeState
+	steps map[string]store.StepState
+}
+
+func (p *progress) update(b *web.Bake) {
+	if p.quiet {
+		return
+	}
+	if p.steps == nil {
+		p.steps = map[string]store.StepState{}
+	}
+	if b.State != p.state && !b.State.Final() {
+		fmt.Fprintf(p.w, "bake %d of %s: %s\n", b.ID, b.Project, b.State)
+	}
+	p.state = b.State
+	for _, st := range b.Steps {
+		prev, seen := p.steps[st.Name]
+		if seen && prev == st.State {
+			continue
+		}
+		p.steps[st.Name] = st.State
+		if st.State == store.StepRunning {
+			fmt.Fprintf(p.w, "  %s ...\n", st.Name)
+			continue
+		}
+		line := fmt.Sprintf("  %s: %s in %s", st.Name, st.State, round(st.Duration(time.Now())))
+		if st.Detail != "" {
+			line += " (" + firstLine(st.Detail) + ")"
+		}
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *progress) summary(b *web.Bake) {
+	took := ""
+	if b.StartedAt != nil && b.FinishedAt != nil {
+		took = " in " + round(b.FinishedAt.Sub(*b.StartedAt)).String()
+	}
+	switch b.State {
+	case store.Succeeded:
+		fmt.Fprintf(p.w, "bake %d of %s succeeded%s: image %s\n", b.ID, b.Project, took, b.ImageID)
+	default:
+		fmt.Fprintf(p.w, "bake %d of %s %s%s\n", b.ID, b.Project, b.State, took)
+		if b.ConsoleTail != "" {
+			fmt.Fprintf(p.w, "console tail:\n%s\n", indent(strings.TrimRight(b.ConsoleTail, "\n"), "  "))
+		}
+	}
+}
+
+func (a *app) bakeList(ctx context.Context, o *clientOptions, q web.BakeQuery) error {
+	if q.Limit < 1 || q.Limit > 1000 {
+		return &usageError{cmd: "kiln bake list", err: errors.New("--limit: want 1 to 1000")}
+	}
+	page, err := o.client().Bakes(ctx, q)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(a, page)
+	}
+	if len(page.Bakes) == 0 {
+		fmt.Fprintln(a.stdout, "no bakes")
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPROJECT\tSTATE\tCOMMIT\tCREATED\tTOOK\tIMAGE")
+	for _, b := range page.Bakes {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Project, b.State, orDash(shortSHA(b.Commit)),
+			b.CreatedAt.Local().Format("2006-01-02 15:04:05"), took(&b), orDash(b.ImageID))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if page.NextBefore != 0 {
+		fmt.Fprintf(a.stdout, "more: kiln bake list --before %d\n", page.NextBefore)
+	}
+	return nil
+}
+
+func (a *app) bakeShow(ctx context.Context, o *clientOptions, id int64) error {
+	b, err := o.client().Bake(ctx, id)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(a, b)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 1, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("bake", fmt.Sprint(b.ID))
+	row("project", b.Project)
+	state := string(b.State)
+	if b.CancelRequested && !b.State.Final() {
+		state += " (cancel requested)"
+	}
+	row("state", state)
+	if b.Commit != "" {
+		row("commit", b.Commit+" "+b.Ref)
+	}
+	if b.Message != "" {
+		row("message", firstLine(b.Message))
+	}
+	row("created", b.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+	if t := took(b); t != "-" {
+		row("took", t)
+	}
+	if b.BuilderID != "" {
+		row("builder", b.BuilderID)
+	}
+	if b.ImageID != "" {
+		row("image", b.ImageID)
+	}
+	if b.Reason != "" {
+		row("reason", b.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(b.Steps) > 0 {
+		fmt.Fprintln(a.stdout, "steps:")
+		tw = tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		now := time.Now()
+		for _, st := range b.Steps {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", st.Name, st.State, round(st.Duration(now)), firstLine(st.Detail))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if b.ConsoleTail != "" {
+		fmt.Fprintf(a.stdout, "console tail:\n%s\n", indent(strings.TrimRight(b.ConsoleTail, "\n"), "  "))
+	}
+	return nil
+}
+
+func (a *app) bakeCancel(ctx context.Context, o *clientOptions, id int64) error {
+	b, err := o.client().Cancel(ctx, id, "cancelled by kiln bake cancel")
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(a, b)
+	}
+	if b.State == store.Cancelled {
+		fmt.Fprintf(a.stdout, "bake %d cancelled\n", id)
+	} else {
+		fmt.Fprintf(a.stdout, "bake %d: cancel requested; its builder is being terminated\n", id)
+	}
+	return nil
+}
+
+// took is how long a finished bake ran, or "-".
+func took(b *web.Bake) string {
+	if b.StartedAt == nil || b.FinishedAt == nil {
+		return "-"
+	}
+	return round(b.FinishedAt.Sub(*b.StartedAt)).String()
+}
+
+func round(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
