@@ -90,8 +90,9 @@ type Instance struct {
 	api      instanceAPI
 	describe describeAPI
 
-	mu  sync.Mutex
-	out map[string]string
+	mu      sync.Mutex
+	out     map[string]string
+	planned []string // what the last check-only CheckApply would have done
 }
 
 // NewInstance returns an empty aws:ec2 resource using the shared hubs.
@@ -281,6 +282,9 @@ func (r *Instance) find(ctx context.Context) ([]types.Instance, error) {
 // replace), tags. It waits until the state is reached, so dependents see a
 // running instance and its outputs.
 func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
+	r.mu.Lock()
+	r.planned = nil
+	r.mu.Unlock()
 	if err := r.resolve(ctx); err != nil {
 		return false, err
 	}
@@ -332,7 +336,11 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	var cur types.Instance
 	if len(live) == 0 {
 		if !apply {
-			r.log().Info("would launch instance", "replaces", prev)
+			what := "launch instance"
+			if prev != "" {
+				what += " replacing " + prev
+			}
+			r.plan(what, types.Instance{})
 			return false, nil
 		}
 		in, err := r.launch(ctx, prev)
@@ -445,8 +453,26 @@ const maxMoves = 5
 // errMoved: the instance settled in a state other than the awaited one.
 var errMoved = errors.New("instance moved to another state")
 
+// plan records (and logs) what a check-only CheckApply would do.
 func (r *Instance) plan(what string, in types.Instance) {
-	r.log().Info("would "+what, "instance", aws.ToString(in.InstanceId), "state", stateOf(in))
+	id := aws.ToString(in.InstanceId)
+	r.log().Info("would "+what, "instance", id, "state", stateOf(in))
+	line := what
+	if id != "" {
+		line = fmt.Sprintf("%s %s (%s)", what, id, stateOf(in))
+	}
+	r.mu.Lock()
+	r.planned = append(r.planned, line)
+	r.mu.Unlock()
+}
+
+// Changes lists what the last CheckApply with apply=false found it would
+// do, one line each ("start instance i-0abc (stopped)"); kiln plan prints
+// them.
+func (r *Instance) Changes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.planned)
 }
 
 func (r *Instance) log() *slog.Logger {
@@ -700,7 +726,7 @@ func (r *Instance) stop(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("stop instance %s: %w", id, err)
 	}
-	r.log().Info("instance stopped", "instance", id)
+	r.log().Info("instance stopping", "instance", id)
 	return nil
 }
 

@@ -235,6 +235,24 @@ func TestCheckOnly(t *testing.T) {
 	if n := w.sim.Calls("RunInstances"); n != 0 {
 		t.Errorf("RunInstances calls = %d in check-only mode; want 0", n)
 	}
+	if got := r.Changes(); len(got) != 1 || got[0] != "launch instance" {
+		t.Errorf("Changes() = %q; want [launch instance]", got)
+	}
+	checkApply(t, r)
+	id := r.Outputs()["instance_id"]
+	if err := w.sim.StopInstance(id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "stopped", func() bool { in, _ := w.sim.Instance(id); return in.State == "stopped" })
+	if ok, err := r.CheckApply(t.Context(), false); ok || err != nil {
+		t.Fatalf("CheckApply(apply=false) = %v, %v; want false, nil", ok, err)
+	}
+	if got, want := r.Changes(), "start instance "+id+" (stopped)"; len(got) != 1 || got[0] != want {
+		t.Errorf("Changes() = %q; want [%s]", got, want)
+	}
+	if n := w.sim.Calls("StartInstances"); n != 0 {
+		t.Errorf("StartInstances calls = %d in check-only mode; want 0", n)
+	}
 }
 
 func TestDrift(t *testing.T) {
