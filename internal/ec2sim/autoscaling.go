@@ -116,7 +116,11 @@ func validation(format string, args ...any) *APIError {
 
 // resolveLocked finds the template and version a reference names now.
 func (s *Sim) resolveLocked(ref ltRef) (*launchTemplate, *ltVersion, error) {
-	lt, err := s.templateLocked(ref.id, ref.name)
+	id, name := ref.id, ref.name
+	if id != "" {
+		name = ""
+	}
+	lt, err := s.templateLocked(id, name)
 	if err != nil {
 		return nil, nil, validation("You must use a valid fully-formed launch template. %s", errMessage(err))
 	}
