@@ -46,8 +46,21 @@ func (a *app) plan(ctx context.Context, file string) error {
 	}
 	var changes, failed, unknown, ok int
 	var out strings.Builder
-	for _, s := range eng.Status() {
+	status := eng.Status()
+	pending := map[string]bool{}
+	for _, s := range status {
+		if s.Pending {
+			pending[s.ID] = true
+		}
+	}
+	for _, s := range status {
 		switch {
+		case s.State == engine.StateFailed && waitsForPending(s, pending):
+			// A dependency would change first: this check ran against a
+			// world (or outputs, such as a new instance's private_ip) that
+			// does not exist yet, so its failure says nothing.
+			unknown++
+			fmt.Fprintf(&out, "? %-30s not checked (waits for %s)\n", s.ID, strings.Join(pendingDeps(s, pending), ", "))
 		case s.State == engine.StateFailed:
 			failed++
 			fmt.Fprintf(&out, "! %-30s check failed: %s\n", s.ID, s.LastError)
@@ -82,4 +95,19 @@ func (a *app) plan(ctx context.Context, file string) error {
 		return &exitError{code: ExitError, err: fmt.Errorf("plan: %w", runErr)}
 	}
 	return nil
+}
+
+// waitsForPending reports whether a dependency of s would change.
+func waitsForPending(s engine.VertexStatus, pending map[string]bool) bool {
+	return len(pendingDeps(s, pending)) > 0
+}
+
+func pendingDeps(s engine.VertexStatus, pending map[string]bool) []string {
+	var out []string
+	for _, d := range s.DependsOn {
+		if pending[d] {
+			out = append(out, d)
+		}
+	}
+	return out
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
+
+	"kiln/internal/awsapi"
 )
 
 // app is the state one Main call shares between its commands.
@@ -15,6 +17,11 @@ type app struct {
 	logJSON        bool
 	logLevel       string
 	log            *slog.Logger
+
+	// The AWS side, shared by the whole command: hubs is made on first use
+	// (awsHubs) from aws, which --sim fills in before that.
+	aws  awsapi.Options
+	hubs *awsapi.Hubs
 }
 
 func newRoot(a *app) *cobra.Command {
@@ -26,7 +33,8 @@ in dependency order and keeps it converged: every resource watches the real
 world and is re-checked the moment it drifts.` + exitCodesHelp,
 		Example: `  kiln validate examples/local.yaml
   kiln plan examples/local.yaml
-  kiln run --once examples/local.yaml`,
+  kiln run --once examples/local.yaml
+  kiln run --once --sim examples/ec2.yaml    # EC2 on the built-in simulator`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,
@@ -60,14 +68,15 @@ world and is re-checked the moment it drifts.` + exitCodesHelp,
 
 	root.AddCommand(
 		newRunCmd(a),
-		newPlanCmd(a),
+		a.withSim(newPlanCmd(a)),
 		newValidateCmd(a),
 		newGraphCmd(a),
 		newVersionCmd(a),
 		newServeCmd(a),
 		newProjectCmd(a),
 		newBakeCmd(a),
-		// Later, one line each: newSimCmd(a), newIAMPolicyCmd(a).
+		newSimCmd(a),
+		newIAMPolicyCmd(a),
 	)
 	return root
 }

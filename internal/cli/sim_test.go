@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// setEnvRE: setenvre VAR FILE REGEXP sets VAR to REGEXP's first submatch in
+// FILE (a background kiln's log, say), so a script can talk to a server on
+// a port picked at run time.
+func setEnvRE(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: setenvre VAR FILE REGEXP")
+	}
+	m := regexp.MustCompile("(?m)" + args[2]).FindSubmatch([]byte(ts.ReadFile(args[1])))
+	if len(m) < 2 {
+		ts.Fatalf("setenvre: %s has no match for %q", args[1], args[2])
+	}
+	ts.Setenv(args[0], string(m[1]))
+}
+
+// syncBuffer is a bytes.Buffer that a running kiln writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// eventually polls cond until it holds. The deadline only catches a hung
+// test; nothing here asserts on how long anything took.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// TestRunSimRestartsStoppedInstance runs `kiln run --sim --listen`, stops
+// the instance out of band through the simulator's control API, and sees
+// kiln start it again. The graph asks for an hour's fallback poll, so what
+// brings kiln back is the event the simulator pushes to POST /events/aws.
+func TestRunSimRestartsStoppedInstance(t *testing.T) {
+	t.Setenv("AWS_REGION", "us-east-1")
+	dir := t.TempDir()
+	ipFile := filepath.Join(dir, "web-1.ip")
+	graph := filepath.Join(dir, "g.yaml")
+	if err := os.WriteFile(graph, fmt.Appendf(nil, `name: drift
+resources:
+  - kind: aws:ec2
+    name: web-1
+    image: ami-000f627752e462816
+    type: t3.micro
+    meta: {poll: 1h}
+  - kind: file
+    name: web-1-ip
+    path: %s
+    content: "${aws:ec2/web-1.private_ip}\n"
+`, ipFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--sim", "--listen", "127.0.0.1:0", graph}, &stdout, &stderr) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != ExitInterrupted {
+			t.Errorf("kiln run = %d; want %d\n%s", code, ExitInterrupted, stderr.String())
+		}
+	}()
+
+	eventually(t, "the private IP file", func() bool {
+		data, err := os.ReadFile(ipFile)
+		return err == nil && net.ParseIP(strings.TrimSpace(string(data))) != nil
+	})
+	m := regexp.MustCompile(`msg="simulator started" url=(\S+)`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no simulator address in the log:\n%s", stderr.String())
+	}
+	sim := m[1]
+	if !strings.Contains(stderr.String(), "events_pushed=true") {
+		t.Errorf("the simulator does not push events to kiln:\n%s", stderr.String())
+	}
+
+	var list []struct {
+		ID    string            `json:"id"`
+		State string            `json:"state"`
+		Tags  map[string]string `json:"tags"`
+	}
+	getJSON(t, sim+"/_sim/instances", &list)
+	if len(list) != 1 || list[0].State != "running" || list[0].Tags["Name"] != "web-1" {
+		t.Fatalf("instances = %+v; want one running web-1", list)
+	}
+	id := list[0].ID
+
+	resp, err := http.Post(sim+"/_sim/instances/"+id+"/stop", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stop %s out of band: %s", id, resp.Status)
+	}
+
+	var calls struct {
+		Calls map[string]int `json:"calls"`
+	}
+	eventually(t, "kiln to start the instance again", func() bool {
+		getJSON(t, sim+"/_sim/calls", &calls)
+		var in struct {
+			State string `json:"state"`
+		}
+		getJSON(t, sim+"/_sim/instances/"+id, &in)
+		return calls.Calls["StartInstances"] >= 1 && in.State == "running"
+	})
+	if n := calls.Calls["RunInstances"]; n != 1 {
+		t.Errorf("RunInstances calls = %d; want 1 (started, not replaced)", n)
+	}
+	var ev struct {
+		Delivered int `json:"delivered"`
+		Failed    int `json:"failed"`
+	}
+	getJSON(t, sim+"/_sim/events", &ev)
+	if ev.Delivered == 0 {
+		t.Errorf("events delivered to kiln = %d; want some", ev.Delivered)
+	}
+}
