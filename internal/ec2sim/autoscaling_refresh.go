@@ -273,7 +273,7 @@ func (s *Sim) refreshEventLocked(g *asGroup, r *refresh, detailType string, extr
 	s.PublishEvent("aws.autoscaling", detailType, []string{g.arn}, detail, now)
 }
 
-// rollbackable reports why a refresh cannot be rolled back, "" if it can.
+// irreversible reports why a refresh cannot be rolled back, "" if it can.
 func (r *refresh) irreversible() string {
 	switch {
 	case r.desired == nil:
@@ -386,7 +386,7 @@ func (s *Sim) startInstanceRefresh(rq *request) (any, error) {
 		r.desired = &ref
 	}
 	if prefs.autoRollback {
-		if why := r.irreversible(); why != "" && r.desired != nil {
+		if why := r.irreversible(); why != "" {
 			return nil, validation("AutoRollback cannot be used: %s", why)
 		}
 	}

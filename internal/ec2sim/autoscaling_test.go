@@ -440,3 +440,42 @@ func TestAutoScalingControlAPI(t *testing.T) {
 		t.Fatalf("GET groups/web = %+v, %v; want the group", gi, err)
 	}
 }
+
+func TestInstanceRefreshSkipMatching(t *testing.T) {
+	f := newASGFixture(t)
+	ctx := t.Context()
+	f.group(t, "web", 3)
+	// The group moves to version 2 and grows by one: that one is already new.
+	if _, err := f.as.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String("web"), DesiredCapacity: aws.Int32(4),
+		LaunchTemplate: &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(f.ltID), Version: aws.String("2")},
+	}); err != nil {
+		t.Fatalf("UpdateAutoScalingGroup() = %v", err)
+	}
+	f.s.Advance(time.Minute)
+	before := f.describe(t, "web")
+	if got := versions(before); got["1"] != 3 || got["2"] != 1 {
+		t.Fatalf("versions before refresh = %v; want 3 on v1, 1 on v2", got)
+	}
+	var kept string
+	for _, in := range before.Instances {
+		if aws.ToString(in.LaunchTemplate.Version) == "2" {
+			kept = aws.ToString(in.InstanceId)
+		}
+	}
+	f.startRefresh(t, "web", &astypes.RefreshPreferences{SkipMatching: aws.Bool(true), MinHealthyPercentage: aws.Int32(75), InstanceWarmup: aws.Int32(30)})
+	if r := f.refresh(t, "web"); aws.ToInt32(r.InstancesToUpdate) != 3 || aws.ToInt32(r.PercentageComplete) != 25 {
+		t.Fatalf("refresh with SkipMatching = %d to update, %d%%; want 3, 25%%", aws.ToInt32(r.InstancesToUpdate), aws.ToInt32(r.PercentageComplete))
+	}
+	f.advanceUntil(t, "web", 5*time.Second, 30*time.Minute, nil, astypes.InstanceRefreshStatusSuccessful)
+	after := f.describe(t, "web")
+	if got := versions(after); got["2"] != 4 {
+		t.Fatalf("versions after refresh = %v; want all 4 on v2", got)
+	}
+	if !slices.ContainsFunc(after.Instances, func(in astypes.Instance) bool { return aws.ToString(in.InstanceId) == kept }) {
+		t.Fatalf("instance %s already on v2 was replaced; SkipMatching should keep it", kept)
+	}
+	if n := f.s.Calls("StartInstanceRefresh"); n != 1 {
+		t.Fatalf("Calls(StartInstanceRefresh) = %d; want 1", n)
+	}
+}
