@@ -104,13 +104,13 @@ type templates struct {
 }
 
 func (t *templates) init() {
-	if t.byID == nil {
-		t.byID, t.byName, t.tokens = map[string]*launchTemplate{}, map[string]*launchTemplate{}, map[string]ltToken{}
-	}
+	t.byID, t.byName, t.tokens = map[string]*launchTemplate{}, map[string]*launchTemplate{}, map[string]ltToken{}
 }
 
 var ltNameRE = regexp.MustCompile(`^[a-zA-Z0-9().\-/_]{3,128}$`)
 
+// init wires launch templates into the core's extension points:
+// RunInstances with a LaunchTemplate, and CreateTags on lt- ids.
 func init() {
 	runFromTemplate = runInstancesFromTemplate
 	taggable["launch-template"] = func(s *Sim, id string, _ time.Time) error {
@@ -122,7 +122,6 @@ func init() {
 // templateLocked finds a template by id or by name (exactly one given).
 func (s *Sim) templateLocked(id, name string) (*launchTemplate, error) {
 	t := &s.asg.templates
-	t.init()
 	switch {
 	case id != "" && name != "":
 		return nil, apiErr("InvalidParameterCombination", "Only one of launchTemplateId or launchTemplateName may be specified")
@@ -459,7 +458,6 @@ func (s *Sim) createLaunchTemplate(r *request) (any, error) {
 	now := s.lock()
 	defer s.mu.Unlock()
 	t := &s.asg.templates
-	t.init()
 	var hash string
 	if token != "" {
 		hash = paramsHash(r)
@@ -592,7 +590,6 @@ func (s *Sim) describeLaunchTemplates(r *request) (any, error) {
 	s.lock()
 	defer s.mu.Unlock()
 	t := &s.asg.templates
-	t.init()
 	for _, id := range ids {
 		if _, err := s.templateLocked(id, ""); err != nil {
 			return nil, err
@@ -697,7 +694,6 @@ func (s *Sim) describeLaunchTemplateVersions(r *request) (any, error) {
 	s.lock()
 	defer s.mu.Unlock()
 	t := &s.asg.templates
-	t.init()
 	var lts []*launchTemplate
 	if id == "" && name == "" {
 		if len(wanted) == 0 || slices.ContainsFunc(wanted, func(v string) bool { return v != "$Latest" && v != "$Default" }) {
@@ -783,4 +779,22 @@ func (s *Sim) modifyLaunchTemplate(r *request) (any, error) {
 		lt.defaultVer = v.number
 	}
 	return &modifyLaunchTemplateResponse{Template: s.xmlTemplateLocked(lt)}, nil
+}
+
+// --- DeleteLaunchTemplate ---
+
+func (s *Sim) deleteLaunchTemplate(r *request) (any, error) {
+	s.lock()
+	defer s.mu.Unlock()
+	lt, err := s.templateLocked(r.str("LaunchTemplateId"), r.str("LaunchTemplateName"))
+	if err != nil {
+		return nil, err
+	}
+	out := &modifyLaunchTemplateResponse{Template: s.xmlTemplateLocked(lt)}
+	t := &s.asg.templates
+	delete(t.byID, lt.id)
+	delete(t.byName, lt.name)
+	t.order = slices.DeleteFunc(t.order, func(x *launchTemplate) bool { return x == lt })
+	s.tags.drop(lt.id)
+	return out, nil
 }

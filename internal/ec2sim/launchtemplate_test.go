@@ -162,4 +162,11 @@ func TestLaunchTemplateVersions(t *testing.T) {
 			}
 		})
 	}
+	if _, err := c.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateName: aws.String("ghost")}); err != nil {
+		t.Fatalf("DeleteLaunchTemplate(ghost) = %v", err)
+	}
+	_, err = c.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{"ghost"}})
+	if errCode(err) != "InvalidLaunchTemplateName.NotFoundException" {
+		t.Fatalf("DescribeLaunchTemplates(deleted) = %q; want InvalidLaunchTemplateName.NotFoundException", errCode(err))
+	}
 }

@@ -64,6 +64,7 @@ var ec2Actions = map[string]action{
 	"DescribeLaunchTemplates":        (*Sim).describeLaunchTemplates,
 	"DescribeLaunchTemplateVersions": (*Sim).describeLaunchTemplateVersions,
 	"ModifyLaunchTemplate":           (*Sim).modifyLaunchTemplate,
+	"DeleteLaunchTemplate":           (*Sim).deleteLaunchTemplate,
 }
 
 // autoscalingActions is the Auto Scaling API (awsquery, Version
