@@ -80,13 +80,14 @@ func copyDir(from, to string) error {
 }
 
 // TestReadmeQuickStart keeps the README's quick start pointing at the
-// example the scripts run (examples.txtar).
+// examples the scripts run (run_sim.txtar, examples.txtar).
 func TestReadmeQuickStart(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
+		"go run ./cmd/kiln run --sim --once examples/ec2.yaml",
 		"go run ./cmd/kiln run --once examples/local.yaml",
 		"go test -race ./...",
 	} {
