@@ -440,7 +440,7 @@ func (s *Sim) createLaunchTemplate(r *request) (any, error) {
 		return nil, err
 	}
 	if !ltNameRE.MatchString(name) {
-		return nil, apiErr("InvalidLaunchTemplateName.MalformedException", "A launch template name must be between 3 and 128 characters, and may contain letters, numbers, and the following characters: - ( ) . / _.'")
+		return nil, apiErr("InvalidLaunchTemplateName.MalformedException", "A launch template name must be between 3 and 128 characters, and may contain letters, numbers, and the following characters: - ( ) . / _.")
 	}
 	data, err := r.ltData("LaunchTemplateData.")
 	if err != nil {
