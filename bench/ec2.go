@@ -1,0 +1,450 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/sync/errgroup"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/awsres"
+	"kiln/internal/ec2sim"
+	"kiln/internal/engine"
+	"kiln/internal/events"
+)
+
+// The ec2 scenario: aws:ec2 against the simulator over HTTP.
+//
+//   - watch: N managed instances at steady state → API calls per poll interval.
+//   - drift: 100 instances stopped by hand → time from the pushed "stopped"
+//     event (or, polling only, from the stop) to the corrective StartInstances.
+//   - cold: N instances from nothing with AWS's throttling buckets on (real
+//     clock: RunInstances refills 2/s, so 1,000 take ~8 minutes) → total time,
+//     calls and throttled calls per action, and the ratio to the lower bound
+//     the buckets impose.
+//
+//	KILN_BENCH_EC2_WATCH=1000,10000   sizes of the watch case
+//	KILN_BENCH_EC2_COLD=1000          size of the cold case (0 skips it)
+const (
+	ec2WatchEnv = "KILN_BENCH_EC2_WATCH"
+	ec2ColdEnv  = "KILN_BENCH_EC2_COLD"
+)
+
+func ec2Bench(ctx context.Context, emit func(v any)) error {
+	watch, err := sizesFrom(ec2WatchEnv, []int{1000, 10000})
+	if err != nil {
+		return err
+	}
+	cold, err := sizesFrom(ec2ColdEnv, []int{1000})
+	if err != nil {
+		return err
+	}
+	for _, n := range watch {
+		if err := ec2Watch(ctx, n, emit); err != nil {
+			return fmt.Errorf("watch %d: %w", n, err)
+		}
+	}
+	for _, events := range []bool{true, false} {
+		if err := ec2Drift(ctx, 100, events, emit); err != nil {
+			return fmt.Errorf("drift: %w", err)
+		}
+	}
+	for _, n := range cold {
+		if n > 0 {
+			if err := ec2Cold(ctx, n, emit); err != nil {
+				return fmt.Errorf("cold %d: %w", n, err)
+			}
+		}
+	}
+	return nil
+}
+
+func sizesFrom(env string, def []int) ([]int, error) {
+	s := os.Getenv(env)
+	if s == "" {
+		return def, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", env, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// ec2World is a simulator behind an HTTP server, hubs pointed at it, and
+// optionally kiln's events receiver that the simulator pushes to.
+type ec2World struct {
+	sim   *ec2sim.Sim
+	hubs  *awsapi.Hubs
+	hub   *awsapi.Hub
+	image string
+	stop  func()
+
+	mu      sync.Mutex
+	starts  map[string]time.Time // instance → first StartInstances
+	stopped map[string]time.Time // instance → "stopped" event received
+}
+
+func newEC2World(ctx context.Context, o ec2sim.Options, withEvents bool, poll time.Duration) (*ec2World, error) {
+	w := &ec2World{starts: map[string]time.Time{}, stopped: map[string]time.Time{}}
+	ctx, cancel := context.WithCancel(ctx)
+	var g errgroup.Group
+	var servers []*httptest.Server
+	w.stop = func() {
+		cancel()
+		_ = g.Wait()
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	var rcv http.Handler
+	if withEvents {
+		recv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			rcv.ServeHTTP(rw, r)
+		}))
+		servers = append(servers, recv)
+		o.Events = []ec2sim.EventTarget{{URL: recv.URL + events.Path, APIKey: "bench"}}
+	}
+	w.sim = ec2sim.New(o)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Action") == "StartInstances" {
+			w.noteStarts(form)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		w.sim.ServeHTTP(rw, r)
+	}))
+	servers = append(servers, srv)
+	cfg := ec2sim.ClientConfig(srv.URL)
+	w.hubs = awsapi.NewHubs(awsapi.Options{Config: &cfg, Poll: poll})
+	if withEvents {
+		rcv = events.New(recordStops{w}, events.Options{APIKey: "bench"})
+	}
+	g.Go(func() error { return w.sim.Run(ctx) })
+	g.Go(func() error { return w.hubs.Run(ctx) })
+	h, err := w.hubs.Hub(ctx, "")
+	if err != nil {
+		w.stop()
+		return nil, err
+	}
+	w.hub = h
+	out, err := h.EC2().DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"},
+		Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"al2023-ami-2023.*-kernel-6.1-x86_64"}}}})
+	if err != nil || len(out.Images) == 0 {
+		w.stop()
+		return nil, fmt.Errorf("describe images: %v", err)
+	}
+	w.image = aws.ToString(out.Images[0].ImageId)
+	return w, nil
+}
+
+func (w *ec2World) noteStarts(form url.Values) {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := 1; ; i++ {
+		id := form.Get(fmt.Sprintf("InstanceId.%d", i))
+		if id == "" {
+			return
+		}
+		if _, ok := w.starts[id]; !ok {
+			w.starts[id] = now
+		}
+	}
+}
+
+// recordStops notes when each "stopped" event arrives, then routes it.
+type recordStops struct{ w *ec2World }
+
+func (r recordStops) Deliver(ev awsapi.Event) {
+	if ev.State == "stopped" {
+		r.w.mu.Lock()
+		if _, ok := r.w.stopped[ev.Resource]; !ok {
+			r.w.stopped[ev.Resource] = time.Now()
+		}
+		r.w.mu.Unlock()
+	}
+	r.w.hubs.Deliver(ev)
+}
+
+// graph builds an engine graph of n aws:ec2 instances named name-i.
+func (w *ec2World) graph(graph string, n int) (*engine.Graph, error) {
+	specs := make([]*engine.Spec, n)
+	for i := range n {
+		name := fmt.Sprintf("web-%d", i)
+		specs[i] = &engine.Spec{Kind: "aws:ec2", Name: name, Hash: name, Meta: engine.Meta{Retry: -1, Delay: time.Second},
+			Build: func(engine.Lookup) (engine.Resource, string, error) {
+				r := awsres.NewInstance(w.hubs)
+				r.Image, r.Type = w.image, "t3.micro"
+				return r, name, nil
+			}}
+	}
+	return engine.NewGraph(graph, specs)
+}
+
+type ec2WatchFigures struct {
+	Scenario             string         `json:"scenario"`
+	Case                 string         `json:"case"`
+	Instances            int            `json:"instances"`
+	PollsMeasured        int            `json:"polls"`
+	DescribePerPoll      float64        `json:"describe_instances_per_poll"`
+	OtherCallsPerPoll    float64        `json:"other_calls_per_poll"`
+	FirstCheckDescribes  int            `json:"first_check_describe_instances"`
+	FirstCheckOtherCalls int            `json:"first_check_other_calls"`
+	Calls                map[string]int `json:"calls"`
+}
+
+// ec2Watch: n converged instances watched by n resources through one hub.
+func ec2Watch(ctx context.Context, n int, emit func(any)) error {
+	w, err := newEC2World(ctx, ec2sim.Options{TimeScale: 0.001}, false, time.Hour)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	const graph = "watch"
+	for done := 0; done < n; {
+		k := min(1000, n-done)
+		out, err := w.hub.EC2().RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(w.image),
+			InstanceType: types.InstanceTypeT3Micro, MinCount: aws.Int32(int32(k)), MaxCount: aws.Int32(int32(k))})
+		if err != nil {
+			return err
+		}
+		for i, in := range out.Instances {
+			name := fmt.Sprintf("web-%d", done+i)
+			if err := w.sim.SetTags(aws.ToString(in.InstanceId), map[string]string{
+				awsapi.TagOwner: graph, awsapi.TagResource: "aws:ec2/" + name, awsapi.TagName: name,
+			}); err != nil {
+				return err
+			}
+		}
+		done += k
+	}
+	g, err := w.graph(graph, n)
+	if err != nil {
+		return err
+	}
+	w.sim.ResetCalls()
+	runCtx, cancel := context.WithCancel(ctx)
+	eng := engine.New(g, engine.Options{Workers: n})
+	var eg errgroup.Group
+	eg.Go(func() error { return eng.Run(runCtx) })
+	defer func() { cancel(); _ = eg.Wait() }()
+	// Wait for every first check, then for the hub's first poll.
+	for {
+		conv := 0
+		for _, s := range eng.Status() {
+			if s.State == engine.StateConverged {
+				conv++
+			}
+		}
+		if conv == n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	first, _ := w.sim.CallCounts()
+	if err := w.hub.Poll(ctx, graph); err != nil {
+		return err
+	}
+	w.sim.ResetCalls()
+	const polls = 5
+	for range polls {
+		if err := w.hub.Poll(ctx, graph); err != nil {
+			return err
+		}
+	}
+	calls, _ := w.sim.CallCounts()
+	other := 0
+	for a, c := range calls {
+		if a != "DescribeInstances" {
+			other += c
+		}
+	}
+	firstOther := 0
+	for a, c := range first {
+		if a != "DescribeInstances" {
+			firstOther += c
+		}
+	}
+	emit(ec2WatchFigures{Scenario: "ec2", Case: fmt.Sprintf("watch-%d", n), Instances: n, PollsMeasured: polls,
+		DescribePerPoll: float64(calls["DescribeInstances"]) / polls, OtherCallsPerPoll: float64(other) / polls,
+		FirstCheckDescribes: first["DescribeInstances"], FirstCheckOtherCalls: firstOther, Calls: calls})
+	return nil
+}
+
+type ec2DriftFigures struct {
+	Scenario  string  `json:"scenario"`
+	Case      string  `json:"case"`
+	Instances int     `json:"instances"`
+	PollS     float64 `json:"poll_s"`
+	Corrected int     `json:"corrected"`
+	From      string  `json:"from"`
+	P50MS     float64 `json:"p50_ms"`
+	P99MS     float64 `json:"p99_ms"`
+	MaxMS     float64 `json:"max_ms"`
+}
+
+// ec2Drift: n running instances under the engine; all stopped by hand at
+// once; time until each one's StartInstances.
+func ec2Drift(ctx context.Context, n int, withEvents bool, emit func(any)) error {
+	poll := time.Hour
+	if !withEvents {
+		poll = 2 * time.Second
+	}
+	w, err := newEC2World(ctx, ec2sim.Options{TimeScale: 0.001}, withEvents, poll)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	g, err := w.graph("drift", n)
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	eng := engine.New(g, engine.Options{Workers: n})
+	var eg errgroup.Group
+	eg.Go(func() error { return eng.Run(runCtx) })
+	defer func() { cancel(); _ = eg.Wait() }()
+	var ids []string
+	for len(ids) < n {
+		ids = ids[:0]
+		for _, in := range w.sim.Instances() {
+			if in.State == "running" {
+				ids = append(ids, in.ID)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the first poll and checks settle
+	w.mu.Lock()
+	clear(w.starts)
+	clear(w.stopped)
+	w.mu.Unlock()
+	stoppedAt := map[string]time.Time{}
+	for _, id := range ids {
+		stoppedAt[id] = time.Now()
+		if err := w.sim.StopInstance(id); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(poll + 30*time.Second)
+	for {
+		w.mu.Lock()
+		done := len(w.starts)
+		w.mu.Unlock()
+		if done >= n || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var lat []float64
+	from := "stop request"
+	if withEvents {
+		from = "stopped event received"
+	}
+	for id, at := range w.starts {
+		t0, ok := stoppedAt[id]
+		if withEvents {
+			t0, ok = w.stopped[id]
+		}
+		if ok {
+			lat = append(lat, float64(at.Sub(t0).Microseconds())/1000)
+		}
+	}
+	slices.Sort(lat)
+	f := ec2DriftFigures{Scenario: "ec2", Case: "drift-events", Instances: n, PollS: poll.Seconds(), Corrected: len(lat), From: from}
+	if !withEvents {
+		f.Case = "drift-poll-only"
+	}
+	if len(lat) > 0 {
+		f.P50MS, f.P99MS, f.MaxMS = pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1]
+	}
+	emit(f)
+	return nil
+}
+
+func pct(sorted []float64, p float64) float64 {
+	i := int(float64(len(sorted)-1) * p)
+	return sorted[i]
+}
+
+type ec2ColdFigures struct {
+	Scenario   string         `json:"scenario"`
+	Case       string         `json:"case"`
+	Instances  int            `json:"instances"`
+	TotalS     float64        `json:"total_s"`
+	LowerBound float64        `json:"lower_bound_s"`
+	Ratio      float64        `json:"ratio"`
+	Calls      map[string]int `json:"calls"`
+	Throttled  map[string]int `json:"throttled"`
+	Errors     int            `json:"errors_surfaced"`
+}
+
+// ec2Cold: n instances from nothing with AWS's buckets on.
+func ec2Cold(ctx context.Context, n int, emit func(any)) error {
+	w, err := newEC2World(ctx, ec2sim.Options{TimeScale: 0.001, Throttle: true}, false, time.Hour)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	g, err := w.graph("cold", n)
+	if err != nil {
+		return err
+	}
+	w.sim.ResetCalls()
+	start := time.Now()
+	err = engine.New(g, engine.Options{Once: true, Workers: n}).Run(ctx)
+	total := time.Since(start)
+	errs := 0
+	if err != nil {
+		errs = strings.Count(err.Error(), "\n") + 1
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	calls, throttled := w.sim.CallCounts()
+	// RunInstances: 5 requests at once, then 2 per second; one request per
+	// instance. Every other action's bucket is far larger.
+	lower := max(0, float64(n-5)/2)
+	emit(ec2ColdFigures{Scenario: "ec2", Case: fmt.Sprintf("cold-%d", n), Instances: n, TotalS: total.Seconds(),
+		LowerBound: lower, Ratio: total.Seconds() / max(lower, 1e-9), Calls: calls, Throttled: throttled, Errors: errs})
+	return nil
+}
+
