@@ -31,15 +31,17 @@ import (
 // The ec2 scenario: aws:ec2 against the simulator over HTTP.
 //
 //   - watch: N managed instances at steady state → API calls per poll interval.
+//
 //   - drift: 100 instances stopped by hand → time from the pushed "stopped"
 //     event (or, polling only, from the stop) to the corrective StartInstances.
+//
 //   - cold: N instances from nothing with AWS's throttling buckets on (real
 //     clock: RunInstances refills 2/s, so 1,000 take ~8 minutes) → total time,
 //     calls and throttled calls per action, and the ratio to the lower bound
 //     the buckets impose.
 //
-//	KILN_BENCH_EC2_WATCH=1000,10000   sizes of the watch case
-//	KILN_BENCH_EC2_COLD=1000          size of the cold case (0 skips it)
+//     KILN_BENCH_EC2_WATCH=1000,10000   sizes of the watch case
+//     KILN_BENCH_EC2_COLD=1000          size of the cold case (0 skips it)
 const (
 	ec2WatchEnv = "KILN_BENCH_EC2_WATCH"
 	ec2ColdEnv  = "KILN_BENCH_EC2_COLD"
@@ -447,4 +449,3 @@ func ec2Cold(ctx context.Context, n int, emit func(any)) error {
 		LowerBound: lower, Ratio: total.Seconds() / max(lower, 1e-9), Calls: calls, Throttled: throttled, Errors: errs})
 	return nil
 }
-
