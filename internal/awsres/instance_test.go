@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/config"
 	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
 	"kiln/internal/events"
@@ -676,3 +677,63 @@ func TestWatchCostAtScale(t *testing.T) {
 
 // testLog: switch to a text handler on os.Stderr when debugging.
 var testLog = slog.New(slog.DiscardHandler)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		r      *Instance
+		fields []string // fields with an error
+	}{
+		{"ok", &Instance{Image: "ami-1", Type: "t3.micro"}, nil},
+		{"terminated needs nothing", &Instance{State: StateTerminated}, nil},
+		{"reference skipped", &Instance{Image: "${aws:ami/web.image_id}", Type: "t3.micro"}, nil},
+		{"missing", &Instance{}, []string{"image", "type"}},
+		{"bad values", &Instance{State: "paused", Image: "img-1", Type: "big", Subnet: "net-1", SecurityGroups: []string{"sg-1", "web"}},
+			[]string{"state", "image", "type", "subnet", "security_groups[1]"}},
+		{"reserved tags", &Instance{Image: "ami-1", Type: "t3.micro", Tags: map[string]string{"Name": "x", "kiln:owner": "y", "ok": "z"}},
+			[]string{"tags.Name", "tags.kiln:owner"}},
+		{"user data too big", &Instance{Image: "ami-1", Type: "t3.micro", UserData: strings.Repeat("x", maxUserData+1)}, []string{"user_data"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			if err := tt.r.Validate(); err != nil {
+				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+					var fe *config.FieldError
+					if !errors.As(e, &fe) {
+						t.Fatalf("Validate() error %v is not a config.FieldError", e)
+					}
+					got = append(got, fe.Field)
+				}
+			}
+			if !slices.Equal(got, tt.fields) {
+				t.Errorf("Validate() fields = %v; want %v", got, tt.fields)
+			}
+		})
+	}
+}
+
+func TestIAMActions(t *testing.T) {
+	tests := []struct {
+		r    *Instance
+		want []string
+		not  []string
+	}{
+		{&Instance{}, []string{"ec2:RunInstances", "ec2:DescribeInstances", "ec2:CreateTags", "ec2:StopInstances"}, []string{"iam:PassRole", "ec2:ModifyInstanceAttribute"}},
+		{&Instance{IAMProfile: "web", AllowRestart: true}, []string{"iam:PassRole", "ec2:ModifyInstanceAttribute"}, nil},
+		{&Instance{State: StateTerminated}, []string{"ec2:DescribeInstances", "ec2:TerminateInstances"}, []string{"ec2:RunInstances"}},
+	}
+	for _, tt := range tests {
+		got := tt.r.IAMActions()
+		for _, a := range tt.want {
+			if !slices.Contains(got, a) {
+				t.Errorf("IAMActions() = %v; want %s", got, a)
+			}
+		}
+		for _, a := range tt.not {
+			if slices.Contains(got, a) {
+				t.Errorf("IAMActions() = %v; want no %s", got, a)
+			}
+		}
+	}
+}
