@@ -57,6 +57,9 @@ func ec2Bench(ctx context.Context, emit func(v any)) error {
 		return err
 	}
 	for _, n := range watch {
+		if n <= 0 {
+			continue
+		}
 		if err := ec2Watch(ctx, n, emit); err != nil {
 			return fmt.Errorf("watch %d: %w", n, err)
 		}
