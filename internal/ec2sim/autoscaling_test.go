@@ -479,3 +479,48 @@ func TestInstanceRefreshSkipMatching(t *testing.T) {
 		t.Fatalf("Calls(StartInstanceRefresh) = %d; want 1", n)
 	}
 }
+
+func TestDescribeAutoScalingGroupsPaging(t *testing.T) {
+	f := newASGFixture(t)
+	ctx := t.Context()
+	for i, name := range []string{"a", "b", "c"} {
+		_, err := f.as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+			AutoScalingGroupName: aws.String(name),
+			LaunchTemplate:       &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("web")},
+			MinSize:              aws.Int32(0), MaxSize: aws.Int32(1), VPCZoneIdentifier: aws.String(f.subnets),
+			Tags: []astypes.Tag{{Key: aws.String("tier"), Value: aws.String(map[bool]string{true: "front", false: "back"}[i < 2])}},
+		})
+		if err != nil {
+			t.Fatalf("CreateAutoScalingGroup(%s) = %v", name, err)
+		}
+	}
+	var names []string
+	pages := 0
+	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(f.as, &autoscaling.DescribeAutoScalingGroupsInput{MaxRecords: aws.Int32(2)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("DescribeAutoScalingGroups page %d = %v", pages, err)
+		}
+		pages++
+		for _, g := range out.AutoScalingGroups {
+			names = append(names, aws.ToString(g.AutoScalingGroupName))
+			if v := aws.ToString(g.LaunchTemplate.Version); v != "$Default" {
+				t.Errorf("group %s launch template version = %q; want $Default when none was given", aws.ToString(g.AutoScalingGroupName), v)
+			}
+		}
+	}
+	if !slices.Equal(names, []string{"a", "b", "c"}) || pages != 2 {
+		t.Fatalf("paged groups = %v in %d pages; want [a b c] in 2", names, pages)
+	}
+	out, err := f.as.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{
+		Filters: []astypes.Filter{{Name: aws.String("tag:tier"), Values: []string{"front"}}},
+	})
+	if err != nil || len(out.AutoScalingGroups) != 2 {
+		t.Fatalf("DescribeAutoScalingGroups(tag:tier=front) = %v, %v; want 2 groups", out, err)
+	}
+	_, err = f.as.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{NextToken: aws.String("garbage")})
+	if errCode(err) != "InvalidNextToken" {
+		t.Fatalf("DescribeAutoScalingGroups(bad token) = %q; want InvalidNextToken", errCode(err))
+	}
+}
