@@ -137,7 +137,7 @@ func (s *Sim) resolveLocked(ref ltRef) (*launchTemplate, *ltVersion, error) {
 func (g *asGroup) launchTarget() (ltRef, *refresh, bool) {
 	if r := g.activeRefresh(); r != nil {
 		switch r.status {
-		case refreshPending, refreshInProgress:
+		case refreshPending, refreshInProgress, refreshBaking:
 			return r.target(), r, false
 		case refreshRollbackInProgress:
 			return r.original, r, true
@@ -200,7 +200,7 @@ func (s *Sim) checkMembersLocked(g *asGroup, now time.Time) {
 		if m.health == healthUnhealthy && m.lifecycle != lifecycleTerminating {
 			s.terminateLocked(in, now, "Auto Scaling: instance failed its health check ("+now.UTC().Format("2006-01-02 15:04:05 MST")+")")
 			m.lifecycle = lifecycleTerminating
-			if r := m.refresh; r != nil && !m.rollback && r.status == refreshInProgress {
+			if r := m.refresh; r != nil && !m.rollback {
 				s.failRefreshLocked(g, r, now, fmt.Sprintf("Instance refresh failed: the replacement instance %s failed its health checks.", in.id))
 			}
 		}
@@ -314,7 +314,7 @@ func (s *Sim) launchMemberLocked(g *asGroup, now time.Time) error {
 			}
 		}
 	}
-	if r != nil && !rollback && r.status == refreshInProgress {
+	if r != nil && !rollback {
 		s.failRefreshLocked(g, r, now, "Instance refresh failed: "+errMessage(err))
 	}
 	return err

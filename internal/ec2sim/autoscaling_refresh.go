@@ -26,9 +26,10 @@ import (
 // configuration. A new instance that fails its health checks fails the
 // refresh; with AutoRollback, or on RollbackInstanceRefresh, the
 // instances already replaced are replaced again with the original
-// configuration under the same rules. MaxHealthyPercentage above 100
-// (launch before terminate), BakeTime and alarms are accepted and
-// reported, not modelled.
+// configuration under the same rules. With BakeTime the refresh stays
+// Baking that long before it is Successful. MaxHealthyPercentage above
+// 100 (launch before terminate) and alarms are accepted and reported, not
+// modelled.
 
 // Instance refresh statuses.
 const (
@@ -40,6 +41,7 @@ const (
 	refreshCancelled          = "Cancelled"
 	refreshRollbackInProgress = "RollbackInProgress"
 	refreshRollbackSuccessful = "RollbackSuccessful"
+	refreshBaking             = "Baking"
 )
 
 type refreshPrefs struct {
@@ -101,7 +103,7 @@ func (g *asGroup) activeRefresh() *refresh {
 		return nil
 	}
 	switch r := g.refreshes[0]; r.status {
-	case refreshPending, refreshInProgress, refreshCancelling, refreshRollbackInProgress:
+	case refreshPending, refreshInProgress, refreshBaking, refreshCancelling, refreshRollbackInProgress:
 		return r
 	}
 	return nil
@@ -160,6 +162,11 @@ func (s *Sim) stepRefreshLocked(g *asGroup, r *refresh, now time.Time) {
 		r.finish(refreshCancelled, "Instance refresh was cancelled.", now)
 		s.refreshEventLocked(g, r, DetailRefreshCancelled, nil, now)
 		return
+	case refreshBaking:
+		if !now.Before(r.waitUntil) {
+			s.succeedLocked(g, r, now)
+		}
+		return
 	case refreshInProgress, refreshRollbackInProgress:
 	default:
 		return
@@ -171,11 +178,7 @@ func (s *Sim) stepRefreshLocked(g *asGroup, r *refresh, now time.Time) {
 			r.finish(refreshRollbackSuccessful, "Instance refresh was rolled back: "+r.rollbackReason, now)
 			return
 		}
-		if r.desired != nil {
-			g.lt = *r.desired
-		}
-		r.finish(refreshSuccessful, "", now)
-		s.refreshEventLocked(g, r, DetailRefreshSucceeded, nil, now)
+		s.succeedLocked(g, r, now)
 		return
 	}
 	limit := len(p.old)
@@ -188,11 +191,7 @@ func (s *Sim) stepRefreshLocked(g *asGroup, r *refresh, now time.Time) {
 			r.checkpoint++
 			if r.checkpoint == len(r.prefs.checkpoints) {
 				// The last checkpoint was below 100 %: the refresh ends there.
-				if r.desired != nil {
-					g.lt = *r.desired
-				}
-				r.finish(refreshSuccessful, "", now)
-				s.refreshEventLocked(g, r, DetailRefreshSucceeded, nil, now)
+				s.succeedLocked(g, r, now)
 				return
 			}
 		}
@@ -232,6 +231,24 @@ func (s *Sim) stepRefreshLocked(g *asGroup, r *refresh, now time.Time) {
 	}
 }
 
+// succeedLocked ends a refresh that has replaced what it had to: Baking
+// for BakeTime first when it is set (a rollback is still possible then),
+// then Successful, and the group takes the desired configuration.
+func (s *Sim) succeedLocked(g *asGroup, r *refresh, now time.Time) {
+	if bake := r.prefs.bakeTime; bake > 0 && r.status != refreshBaking {
+		r.status = refreshBaking
+		r.reason = fmt.Sprintf("Waiting for the bake time of %d seconds before completing.", bake)
+		r.waitUntil = now.Add(s.scaled(time.Duration(bake) * time.Second))
+		s.after(now, time.Duration(bake)*time.Second, func(at time.Time) { s.reconcileLocked(g, at) })
+		return
+	}
+	if r.desired != nil {
+		g.lt = *r.desired
+	}
+	r.finish(refreshSuccessful, "", now)
+	s.refreshEventLocked(g, r, DetailRefreshSucceeded, nil, now)
+}
+
 func boolInt(b bool) int {
 	if b {
 		return 1
@@ -242,9 +259,10 @@ func boolInt(b bool) int {
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // failRefreshLocked ends a refresh that cannot go on: Failed, or
-// RollbackInProgress with AutoRollback.
+// RollbackInProgress with AutoRollback. A refresh that is over already
+// stays as it is.
 func (s *Sim) failRefreshLocked(g *asGroup, r *refresh, now time.Time, reason string) {
-	if r.status != refreshInProgress && r.status != refreshPending {
+	if r.status != refreshInProgress && r.status != refreshPending && r.status != refreshBaking {
 		return
 	}
 	s.refreshEventLocked(g, r, DetailRefreshFailed, map[string]any{"StatusReason": reason}, now)
@@ -445,7 +463,7 @@ func (s *Sim) rollbackInstanceRefresh(rq *request) (any, error) {
 		return nil, err
 	}
 	r := g.activeRefresh()
-	if r == nil || (r.status != refreshPending && r.status != refreshInProgress) {
+	if r == nil || (r.status != refreshPending && r.status != refreshInProgress && r.status != refreshBaking) {
 		return nil, apiErr("ActiveInstanceRefreshNotFound", "No in progress or pending Instance Refresh found for Auto Scaling group %s", g.name)
 	}
 	if why := r.irreversible(); why != "" {

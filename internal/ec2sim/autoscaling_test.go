@@ -524,3 +524,20 @@ func TestDescribeAutoScalingGroupsPaging(t *testing.T) {
 		t.Fatalf("DescribeAutoScalingGroups(bad token) = %q; want InvalidNextToken", errCode(err))
 	}
 }
+
+func TestInstanceRefreshBakeTime(t *testing.T) {
+	f := newASGFixture(t)
+	f.group(t, "web", 2)
+	f.startRefresh(t, "web", &astypes.RefreshPreferences{MinHealthyPercentage: aws.Int32(50), InstanceWarmup: aws.Int32(0), BakeTime: aws.Int32(600)})
+	f.advanceUntil(t, "web", 5*time.Second, 10*time.Minute, nil, astypes.InstanceRefreshStatusBaking)
+	if v := aws.ToString(f.describe(t, "web").LaunchTemplate.Version); v != "1" {
+		t.Fatalf("group version while baking = %s; want 1 until the bake time is over", v)
+	}
+	r := f.advanceUntil(t, "web", 30*time.Second, 15*time.Minute, nil, astypes.InstanceRefreshStatusSuccessful)
+	if took := r.EndTime.Sub(*r.StartTime); took < 600*time.Second {
+		t.Fatalf("refresh with BakeTime 600 took %v; want at least 600s", took)
+	}
+	if v := aws.ToString(f.describe(t, "web").LaunchTemplate.Version); v != "2" {
+		t.Fatalf("group version after baking = %s; want 2", v)
+	}
+}
