@@ -162,7 +162,16 @@ func TestPollNotifiesOwners(t *testing.T) {
 		return []types.Tag{{Key: aws.String(TagOwner), Value: aws.String("g")}, {Key: aws.String(TagResource), Value: aws.String(r)}}
 	}
 	a := launch(t, h, 1, tag("a")...)[0]
-	launch(t, h, 1, tag("b")...)
+	b := launch(t, h, 1, tag("b")...)[0]
+	// Let both boot, so the polls below see no change of their own.
+	for _, id := range []string{a, b} {
+		for {
+			if in, _ := sim.Instance(id); in.State == "running" {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	var na, nb int
 	ca := h.Subscribe(Owner{"g", "a"}, time.Hour, func() { na++ })
 	defer ca()
