@@ -243,6 +243,9 @@ func (s *Sim) fillCapacityLocked(g *asGroup, now time.Time) {
 	}
 	n := g.active()
 	if n > want {
+		if r := g.activeRefresh(); r != nil && r.prefs.maxHealthy > 100 && r.status != refreshCancelling {
+			return // a launch-first refresh retires the surplus itself
+		}
 		s.scaleInLocked(g, n-want, now)
 		return
 	}

@@ -14,12 +14,15 @@ import (
 // DescribeInstanceRefreshes, CancelInstanceRefresh and
 // RollbackInstanceRefresh.
 //
-// A refresh replaces instances in batches, terminating first and then
-// launching (MaxHealthyPercentage 100): a batch is as large as the
-// instances that are InService, Healthy and warmed up allow above
+// A refresh replaces instances in batches. With MaxHealthyPercentage 100
+// (the default) it terminates first and then launches: a batch is as large
+// as the instances that are InService, Healthy and warmed up allow above
 // MinHealthyPercentage of the desired capacity (rounded up), and at least
-// one when nothing else is in flight, as AWS does even at 100 %. Each new
-// instance counts once it has been InService for InstanceWarmup.
+// one when nothing else is in flight, as AWS does even at 100 %. Above 100
+// it launches first, up to MaxHealthyPercentage of the desired capacity,
+// and terminates old instances as the new ones warm up, so capacity never
+// drops. Each new instance counts once it has been InService for
+// InstanceWarmup.
 // Checkpoints pause the refresh for CheckpointDelay once their share of
 // the group is new (an "Instance Refresh Checkpoint Reached" event for
 // every checkpoint but 100 %). On success the group takes the desired
@@ -27,9 +30,8 @@ import (
 // refresh; with AutoRollback, or on RollbackInstanceRefresh, the
 // instances already replaced are replaced again with the original
 // configuration under the same rules. With BakeTime the refresh stays
-// Baking that long before it is Successful. MaxHealthyPercentage above
-// 100 (launch before terminate) and alarms are accepted and reported, not
-// modelled.
+// Baking that long before it is Successful. Alarms are accepted and
+// reported, not watched.
 
 // Instance refresh statuses.
 const (
@@ -173,6 +175,10 @@ func (s *Sim) stepRefreshLocked(g *asGroup, r *refresh, now time.Time) {
 	}
 	rollback := r.status == refreshRollbackInProgress
 	p := r.progressIn(g, now)
+	launchFirst := r.prefs.maxHealthy > 100
+	if launchFirst && s.retireLocked(g, p, now) {
+		p = r.progressIn(g, now)
+	}
 	if len(p.old) == 0 && p.inFlight == 0 && g.active() >= g.desired {
 		if rollback {
 			r.finish(refreshRollbackSuccessful, "Instance refresh was rolled back: "+r.rollbackReason, now)
@@ -209,25 +215,59 @@ func (s *Sim) stepRefreshLocked(g *asGroup, r *refresh, now time.Time) {
 		}
 		limit = want - r.skipped - p.done - p.inFlight
 	}
+	r.reason = ""
+	if p.inFlight > 0 {
+		r.reason = fmt.Sprintf("Waiting for instances to warm up before continuing. For example: %s is warming up.", p.warming)
+	}
+	if launchFirst {
+		s.launchAheadLocked(g, r, p, limit, now)
+		return
+	}
 	minHealthy := ceilDiv(g.desired*r.prefs.minHealthy, 100)
 	batch := p.healthy - minHealthy
 	if batch < 1 && p.inFlight == 0 && g.active() >= g.desired {
 		batch = 1
 	}
-	batch = min(batch, limit, len(p.old))
-	r.reason = ""
-	if p.inFlight > 0 {
-		r.reason = fmt.Sprintf("Waiting for instances to warm up before continuing. For example: %s is warming up.", p.warming)
-	}
-	if batch <= 0 {
+	s.retireOldLocked(p.old, min(batch, limit, len(p.old)), now)
+}
+
+// retireOldLocked terminates n of the old instances: those that are not
+// healthy first, then the oldest.
+func (s *Sim) retireOldLocked(old []*member, n int, now time.Time) {
+	if n <= 0 {
 		return
 	}
-	// Instances that are not yet healthy go first, then the oldest.
-	slices.SortStableFunc(p.old, func(a, b *member) int {
+	slices.SortStableFunc(old, func(a, b *member) int {
 		return boolInt(a.warmedUp(now)) - boolInt(b.warmedUp(now))
 	})
-	for _, m := range p.old[:batch] {
+	for _, m := range old[:n] {
 		s.terminateMemberLocked(m, now)
+	}
+}
+
+// retireLocked is the second half of a launch-first batch
+// (MaxHealthyPercentage above 100): once new instances have warmed up,
+// as many old ones as the group has above its desired capacity go. It
+// reports whether it terminated any.
+func (s *Sim) retireLocked(g *asGroup, p progress, now time.Time) bool {
+	n := min(g.active()-g.desired-p.inFlight, len(p.old))
+	s.retireOldLocked(p.old, n, now)
+	return n > 0
+}
+
+// launchAheadLocked is the first half of a launch-first batch: new
+// instances above the desired capacity, up to MaxHealthyPercentage of it,
+// one for each old instance that has no replacement in flight yet.
+func (s *Sim) launchAheadLocked(g *asGroup, r *refresh, p progress, limit int, now time.Time) {
+	ceiling := g.desired * r.prefs.maxHealthy / 100
+	n := min(ceiling-g.active(), len(p.old)-p.inFlight, limit)
+	if n < 1 && p.inFlight == 0 && len(p.old) > 0 && limit > 0 {
+		n = 1
+	}
+	for range n {
+		if s.launchMemberLocked(g, now) != nil {
+			return
+		}
 	}
 }
 

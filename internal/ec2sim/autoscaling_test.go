@@ -541,3 +541,27 @@ func TestInstanceRefreshBakeTime(t *testing.T) {
 		t.Fatalf("group version after baking = %s; want 2", v)
 	}
 }
+
+func TestInstanceRefreshLaunchFirst(t *testing.T) {
+	f := newASGFixture(t)
+	f.group(t, "web", 10)
+	f.startRefresh(t, "web", &astypes.RefreshPreferences{MinHealthyPercentage: aws.Int32(100), MaxHealthyPercentage: aws.Int32(120), InstanceWarmup: aws.Int32(60)})
+	lowest, most := 10, 0
+	f.advanceUntil(t, "web", 5*time.Second, time.Hour, func(gi GroupInfo) {
+		lowest = min(lowest, gi.Healthy())
+		live := 0
+		for _, in := range gi.Instances {
+			if in.LifecycleState != lifecycleTerminating {
+				live++
+			}
+		}
+		most = max(most, live)
+	}, astypes.InstanceRefreshStatusSuccessful)
+	if lowest < 10 || most > 12 {
+		t.Fatalf("during a launch-first refresh: healthy fell to %d, capacity rose to %d; want at least 10 and at most 12", lowest, most)
+	}
+	f.s.Advance(time.Minute)
+	if g := f.describe(t, "web"); versions(g)["2"] != 10 || len(g.Instances) != 10 {
+		t.Fatalf("after refresh: versions %v; want 10 instances on version 2", versions(g))
+	}
+}
