@@ -28,6 +28,7 @@ type scenario func(ctx context.Context, emit func(v any)) error
 // file of its own.
 var scenarios = map[string]scenario{
 	"engine": engineBench,
+	"ec2sim": ec2simBench,
 }
 
 func main() { os.Exit(run()) }

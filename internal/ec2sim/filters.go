@@ -90,3 +90,31 @@ func matchTags(f filter, tags map[string]string) (ok, handled bool) {
 	}
 	return false, false
 }
+
+// literal reports whether no pattern has a wildcard (nil means "any").
+func literal(patterns []string) bool {
+	if patterns == nil {
+		return false
+	}
+	for _, p := range patterns {
+		if strings.ContainsAny(p, "*?") {
+			return false
+		}
+	}
+	return true
+}
+
+// unescape removes the backslashes of a literal pattern.
+func unescape(p string) string {
+	if !strings.Contains(p, `\`) {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' && i+1 < len(p) {
+			i++
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
+}

@@ -226,12 +226,7 @@ func (s *Sim) launchLocked(sp launchSpec, minN, maxN int, now time.Time) ([]*ins
 	if minN > maxN {
 		return nil, apiErr("InvalidParameterValue", "MinCount (%d) must be less than or equal to MaxCount (%d)", minN, maxN)
 	}
-	live := 0
-	for _, in := range s.instances {
-		if in.state != StateTerminated && in.state != StateShuttingDown {
-			live++
-		}
-	}
+	live := s.live
 	room := s.opts.InstanceLimit - live
 	if room < minN {
 		return nil, apiErr("InstanceLimitExceeded", "You have requested more instances (%d) than your current instance limit of %d allows.", minN+live, s.opts.InstanceLimit)
@@ -272,6 +267,7 @@ func (s *Sim) launchLocked(sp launchSpec, minN, maxN int, now time.Time) ([]*ins
 		}
 		s.instances[in.id] = in
 		s.instOrder = append(s.instOrder, in)
+		s.live++
 		s.setStateLocked(in, StatePending, now, "")
 		out = append(out, in)
 	}
@@ -330,6 +326,7 @@ func (s *Sim) setStateLocked(in *instance, state string, now time.Time, reason s
 		in.appendConsole(powerDownLines)
 		s.postConsoleAfter(in, now)
 	case StateShuttingDown:
+		s.live--
 		next(d.Terminate, StateTerminated)
 	case StateTerminated:
 		in.publicIP = ""

@@ -143,6 +143,7 @@ type Sim struct {
 	instances map[string]*instance
 	instOrder []*instance // creation order, for stable listing and paging
 	instSeq   uint64
+	live      int                    // instances neither shutting down nor terminated
 	tokens    map[string]*tokenEntry // RunInstances ClientToken → reservation
 	tags      *tagStore
 	images    map[string]*image

@@ -83,7 +83,17 @@ func (t *tagStore) drop(id string) {
 // patterns (all values when patterns is nil).
 func (t *tagStore) matching(k string, patterns []string) map[string]struct{} {
 	out := map[string]struct{}{}
-	for v, ids := range t.index[k] {
+	vals := t.index[k]
+	if literal(patterns) {
+		// Exact values: look them up instead of matching every value.
+		for _, p := range patterns {
+			for id := range vals[unescape(p)] {
+				out[id] = struct{}{}
+			}
+		}
+		return out
+	}
+	for v, ids := range vals {
 		if patterns != nil && !matchAny(patterns, v) {
 			continue
 		}
