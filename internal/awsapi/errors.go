@@ -110,8 +110,10 @@ func (n notYet) Unwrap() []error { return []error{n.err, ErrNotYet} }
 func isCanceled(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
-func wrapNotYet(err error) error      { return notYet{err} }
-func isRetryableLocally(e error) bool { return IsTransient(e) || errors.Is(e, ErrNotYet) }
+func wrapNotYet(err error) error { return notYet{err} }
+func isRetryableLocally(e error) bool {
+	return !engine.IsPermanent(e) && (IsTransient(e) || errors.Is(e, ErrNotYet))
+}
 
 // NotYet marks err as eventual-consistency "not yet" for Retry.
 func NotYet(err error) error {

@@ -157,7 +157,7 @@ func (r *Instance) IAMActions() []string {
 		return acts
 	}
 	acts = append(acts, "ec2:RunInstances", "ec2:CreateTags", "ec2:StartInstances", "ec2:StopInstances")
-	if r.AllowRestart {
+	if r.AllowRestart || len(r.SecurityGroups) > 0 {
 		acts = append(acts, "ec2:ModifyInstanceAttribute")
 	}
 	if r.IAMProfile != "" {
@@ -386,6 +386,17 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		cur, ok = in, false
 	}
 
+	if groups, same := r.groupDrift(cur); !same {
+		if !apply {
+			r.plan("set security groups to "+strings.Join(groups, ", ")+" on instance", cur)
+			return false, nil
+		}
+		if err := r.setGroups(ctx, cur, groups); err != nil {
+			return false, err
+		}
+		ok = false
+	}
+
 	if missing := r.missingTags(cur); len(missing) > 0 {
 		if !apply {
 			r.plan("tag instance", cur)
@@ -504,6 +515,36 @@ func (r *Instance) restartDrift(in types.Instance) string {
 		d = append(d, "user_data differs")
 	}
 	return strings.Join(d, "; ")
+}
+
+// groupDrift reports whether the instance has exactly the spec's security
+// groups (any order); with none in the spec, whatever it has is fine.
+func (r *Instance) groupDrift(in types.Instance) (want []string, ok bool) {
+	if len(r.SecurityGroups) == 0 {
+		return nil, true
+	}
+	want = slices.Sorted(slices.Values(r.SecurityGroups))
+	want = slices.Compact(want)
+	var got []string
+	for _, g := range in.SecurityGroups {
+		got = append(got, aws.ToString(g.GroupId))
+	}
+	slices.Sort(got)
+	return want, slices.Equal(got, want)
+}
+
+// setGroups changes a live instance's security groups (no restart needed).
+func (r *Instance) setGroups(ctx context.Context, in types.Instance, groups []string) error {
+	id := aws.ToString(in.InstanceId)
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		_, err := r.api.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id), Groups: groups})
+		return awsapi.Classify(notFoundNotYet(err), launchPermanent...)
+	})
+	if err != nil {
+		return fmt.Errorf("set security groups of instance %s: %w", id, err)
+	}
+	r.log().Info("instance security groups set", "instance", id, "groups", groups)
+	return nil
 }
 
 func userDataDigest(s string) string {
@@ -806,7 +847,7 @@ func (r *Instance) tag(ctx context.Context, in types.Instance, tags []types.Tag)
 // notFoundNotYet: a NotFound for an instance kiln has just seen is
 // eventual consistency.
 func notFoundNotYet(err error) error {
-	if awsapi.IsNotFound(err) {
+	if awsapi.Code(err) == "InvalidInstanceID.NotFound" {
 		return awsapi.NotYet(err)
 	}
 	return err

@@ -737,3 +737,44 @@ func TestIAMActions(t *testing.T) {
 		}
 	}
 }
+
+func TestSecurityGroupsChangeLive(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	r := w.instance("web", nil)
+	checkApply(t, r)
+	id := r.Outputs()["instance_id"]
+	sg, err := w.client.CreateSecurityGroup(t.Context(), &ec2.CreateSecurityGroupInput{
+		GroupName: aws.String("web"), Description: aws.String("web servers")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SecurityGroups = []string{aws.ToString(sg.GroupId)}
+	if ok, err := r.CheckApply(t.Context(), false); ok || err != nil {
+		t.Fatalf("CheckApply(apply=false) = %v, %v; want false, nil", ok, err)
+	}
+	if got := r.Changes(); len(got) != 1 || !strings.Contains(got[0], "set security groups") {
+		t.Errorf("Changes() = %q; want a security-group change", got)
+	}
+	if ok := checkApply(t, r); ok {
+		t.Fatal("CheckApply() = true; want a change")
+	}
+	out, err := w.client.DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := out.Reservations[0].Instances[0]
+	if len(in.SecurityGroups) != 1 || aws.ToString(in.SecurityGroups[0].GroupId) != aws.ToString(sg.GroupId) {
+		t.Errorf("groups = %+v; want only %s", in.SecurityGroups, aws.ToString(sg.GroupId))
+	}
+	if w.sim.Calls("StopInstances") != 0 || w.sim.Calls("RunInstances") != 1 {
+		t.Errorf("calls = %v; a group change needs no stop and no new instance", callsOf(w.sim))
+	}
+	if ok := checkApply(t, r); !ok {
+		t.Error("second CheckApply() = false; want converged")
+	}
+	// A group that does not exist is a permanent error, not an endless retry.
+	r.SecurityGroups = []string{"sg-0000000000000dead"}
+	if _, err := r.CheckApply(t.Context(), true); err == nil || !engine.IsPermanent(err) {
+		t.Errorf("CheckApply() with an unknown group = %v; want a permanent error", err)
+	}
+}
