@@ -91,6 +91,7 @@ type launchSpec struct {
 	NoTerminate      bool // DisableApiTermination
 	ClientToken      string
 	RequesterID      string // set for instances launched by a service (Auto Scaling)
+	Zone             string // Placement.AvailabilityZone, when no subnet is given
 }
 
 type tokenEntry struct {
@@ -180,6 +181,17 @@ func (s *Sim) validateLaunchLocked(sp *launchSpec, now time.Time) (*image, *subn
 		return nil, nil, apiErr("InvalidParameterValue", "Invalid value '%s' for instanceInitiatedShutdownBehavior", sp.ShutdownBehavior)
 	}
 	sn := &s.subnets[0]
+	if sp.SubnetID == "" && sp.Zone != "" {
+		sn = nil
+		for i := range s.subnets {
+			if s.subnets[i].az == sp.Zone {
+				sn = &s.subnets[i]
+			}
+		}
+		if sn == nil {
+			return nil, nil, apiErr("InvalidParameterValue", "Invalid availability zone: [%s]", sp.Zone)
+		}
+	}
 	if sp.SubnetID != "" {
 		if !wellFormed("subnet", sp.SubnetID) {
 			return nil, nil, apiErr("InvalidSubnetID.Malformed", "Invalid id: \"%s\"", sp.SubnetID)
@@ -589,6 +601,10 @@ func (s *Sim) runInstances(r *request) (any, error) {
 	if sp.NoTerminate, err = r.boolean("DisableApiTermination"); err != nil {
 		return nil, err
 	}
+	if sp.DisableAPIStop, err = r.boolean("DisableApiStop"); err != nil {
+		return nil, err
+	}
+	sp.Zone = r.str("Placement.AvailabilityZone")
 	if len(sp.ClientToken) > 64 {
 		return nil, apiErr("InvalidParameterValue", "Value (%s) for parameter clientToken is invalid. The token must be 64 characters or less.", sp.ClientToken)
 	}

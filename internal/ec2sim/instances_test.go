@@ -103,6 +103,7 @@ func TestRunInstancesErrors(t *testing.T) {
 		{"aws tag", ec2.RunInstancesInput{ImageId: aws.String(ami), TagSpecifications: []types.TagSpecification{{ResourceType: "instance", Tags: []types.Tag{{Key: aws.String("aws:x"), Value: aws.String("y")}}}}}, "InvalidParameterValue"},
 		{"bad tag type", ec2.RunInstancesInput{ImageId: aws.String(ami), TagSpecifications: []types.TagSpecification{{ResourceType: "image", Tags: []types.Tag{{Key: aws.String("x"), Value: aws.String("y")}}}}}, "InvalidParameterValue"},
 		{"long token", ec2.RunInstancesInput{ImageId: aws.String(ami), ClientToken: aws.String(strings.Repeat("x", 65))}, "InvalidParameterValue"},
+		{"bad zone", ec2.RunInstancesInput{ImageId: aws.String(ami), Placement: &types.Placement{AvailabilityZone: aws.String("eu-west-9z")}}, "InvalidParameterValue"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,8 +117,17 @@ func TestRunInstancesErrors(t *testing.T) {
 			}
 		})
 	}
+	// A zone picks its default subnet.
+	out, err := c.RunInstances(t.Context(), &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		Placement: &types.Placement{AvailabilityZone: aws.String("us-east-1c")}, DisableApiStop: aws.Bool(true)})
+	if err != nil || aws.ToString(out.Instances[0].Placement.AvailabilityZone) != "us-east-1c" {
+		t.Fatalf("RunInstances(zone c) = %v, %v; want us-east-1c", out, err)
+	}
+	if _, err := c.TerminateInstances(t.Context(), &ec2.TerminateInstancesInput{InstanceIds: []string{*out.Instances[0].InstanceId}}); err != nil {
+		t.Fatal(err)
+	}
 	// MinCount ≤ room < MaxCount launches what fits.
-	out, err := c.RunInstances(t.Context(), &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(10)})
+	out, err = c.RunInstances(t.Context(), &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(10)})
 	if err != nil || len(out.Instances) != 3 {
 		t.Fatalf("RunInstances(1..10, limit 3) = %d instances, %v; want 3", len(out.Instances), err)
 	}
