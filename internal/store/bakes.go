@@ -129,10 +129,20 @@ func (s *Store) EnqueuePush(ctx context.Context, p Push, enqueue EnqueueFunc) (P
 	return res, nil
 }
 
+// The push path's statements, prepared once (see hotQueries).
+const (
+	qDeliveryBake   = `SELECT bake_id FROM deliveries WHERE project = ? AND delivery_id = ?`
+	qCoalesce       = `UPDATE bakes SET commit_sha = ?, ref = ?, message = ?, repo = ?, delivery_id = ?, updated_at = ? WHERE project = ? AND state = 'queued' RETURNING id`
+	qInsertBake     = `INSERT INTO bakes (project, commit_sha, ref, message, repo, delivery_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id`
+	qInsertDelivery = `INSERT INTO deliveries (project, delivery_id, bake_id, received_at) VALUES (?, ?, ?, ?)`
+	qProjectExists  = `SELECT COUNT(*) FROM projects WHERE name = ?`
+	qHookTarget     = `SELECT branch, webhook_secret FROM projects WHERE name = ?`
+)
+
 // pushOne is one push's share of a batch transaction (see pushBatcher).
-func pushOne(ctx context.Context, tx *sql.Tx, p Push, enqueue EnqueueFunc, now int64) (PushResult, error) {
+func (s *Store) pushOne(ctx context.Context, tx *sql.Tx, p Push, enqueue EnqueueFunc, now int64) (PushResult, error) {
 	var res PushResult
-	err := tx.QueryRowContext(ctx, `SELECT bake_id FROM deliveries WHERE project = ? AND delivery_id = ?`,
+	err := s.queryRow(ctx, tx, qDeliveryBake,
 		p.Project, p.DeliveryID).Scan(&res.BakeID)
 	if err == nil {
 		res.Duplicate = true
@@ -141,16 +151,14 @@ func pushOne(ctx context.Context, tx *sql.Tx, p Push, enqueue EnqueueFunc, now i
 	if !errors.Is(err, sql.ErrNoRows) {
 		return res, err
 	}
-	err = tx.QueryRowContext(ctx, `UPDATE bakes SET commit_sha = ?, ref = ?, message = ?, repo = ?,
-		delivery_id = ?, updated_at = ? WHERE project = ? AND state = 'queued' RETURNING id`,
+	err = s.queryRow(ctx, tx, qCoalesce,
 		p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, p.Project).Scan(&res.BakeID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		if err := projectExists(ctx, tx, p.Project); err != nil {
+		if err := s.projectExists(ctx, tx, p.Project); err != nil {
 			return res, err
 		}
-		err = tx.QueryRowContext(ctx, `INSERT INTO bakes (project, commit_sha, ref, message, repo,
-			delivery_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id`,
+		err = s.queryRow(ctx, tx, qInsertBake,
 			p.Project, p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, now).Scan(&res.BakeID)
 		if err != nil {
 			return res, err
@@ -164,8 +172,7 @@ func pushOne(ctx context.Context, tx *sql.Tx, p Push, enqueue EnqueueFunc, now i
 	case err != nil:
 		return res, err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO deliveries (project, delivery_id, bake_id, received_at)
-		VALUES (?, ?, ?, ?)`, p.Project, p.DeliveryID, res.BakeID, now)
+	_, err = s.exec(ctx, tx, qInsertDelivery, p.Project, p.DeliveryID, res.BakeID, now)
 	return res, err
 }
 
@@ -192,7 +199,7 @@ func (s *Store) CreateBake(ctx context.Context, project, commit, ref string, enq
 	now := ms(s.now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res = PushResult{}
-		if err := projectExists(ctx, tx, project); err != nil {
+		if err := s.projectExists(ctx, tx, project); err != nil {
 			return err
 		}
 		err := tx.QueryRowContext(ctx, `UPDATE bakes SET
@@ -226,9 +233,9 @@ func (s *Store) CreateBake(ctx context.Context, project, commit, ref string, enq
 }
 
 // projectExists returns ErrNotFound unless the project exists.
-func projectExists(ctx context.Context, tx *sql.Tx, name string) error {
+func (s *Store) projectExists(ctx context.Context, tx *sql.Tx, name string) error {
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM projects WHERE name = ?`, name).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, tx, qProjectExists, name).Scan(&n); err != nil {
 		return err
 	}
 	if n == 0 {

@@ -148,7 +148,7 @@ type HookTarget struct {
 // query, or ErrNotFound.
 func (s *Store) HookTarget(ctx context.Context, name string) (HookTarget, error) {
 	var h HookTarget
-	err := s.db.QueryRowContext(ctx, `SELECT branch, webhook_secret FROM projects WHERE name = ?`, name).
+	err := s.queryRow(ctx, nil, qHookTarget, name).
 		Scan(&h.Branch, &h.Secret)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound

@@ -131,21 +131,21 @@ func (s *Store) commitPushes(batch []*pushReq) {
 			r.err = err
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT push`); err != nil {
+		if _, err := s.exec(ctx, tx, `SAVEPOINT push`); err != nil {
 			_ = tx.Rollback()
 			finish(err)
 			return
 		}
 		// Not cancellable midway: SQLite rolls back the whole transaction
 		// when a statement in it is interrupted, the other pushes with it.
-		r.res, r.err = pushOne(context.WithoutCancel(r.ctx), tx, r.p, r.enqueue, now)
+		r.res, r.err = s.pushOne(context.WithoutCancel(r.ctx), tx, r.p, r.enqueue, now)
 		stmts := []string{`RELEASE push`}
 		if r.err != nil {
 			r.res = PushResult{}
 			stmts = []string{`ROLLBACK TO push`, `RELEASE push`}
 		}
 		for _, stmt := range stmts {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			if _, err := s.exec(ctx, tx, stmt); err != nil {
 				_ = tx.Rollback()
 				finish(err)
 				return

@@ -41,6 +41,7 @@ type Store struct {
 	db     *sql.DB
 	now    func() time.Time // replaced in tests
 	pushes pushBatcher
+	stmts  map[string]*sql.Stmt // hotQueries, prepared at Open
 }
 
 // busyTimeout bounds how long a connection waits for another process holding
@@ -89,12 +90,19 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)
 	}
+	if err := s.prepareHot(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open database %q: %w", path, err)
+	}
 	return s, nil
 }
 
 // Close closes the database. Stop every River client made from this Store
 // first: they use the same pool.
 func (s *Store) Close() error {
+	for _, st := range s.stmts {
+		st.Close()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}
@@ -116,6 +124,57 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// hotQueries are prepared once at Open: SQLite spends more time parsing the
+// webhook path's small statements than running them. They must be prepared
+// before any transaction exists: with one connection, preparing on the pool
+// while a transaction holds the connection would wait forever. Inside a
+// transaction Tx.StmtContext finds them on the same connection.
+var hotQueries = []string{
+	qDeliveryBake, qCoalesce, qInsertBake, qInsertDelivery, qProjectExists, qHookTarget,
+	`SAVEPOINT push`, `RELEASE push`, `ROLLBACK TO push`,
+}
+
+// prepareHot prepares hotQueries; s.stmts is read-only afterwards.
+func (s *Store) prepareHot(ctx context.Context) error {
+	s.stmts = make(map[string]*sql.Stmt, len(hotQueries))
+	for _, q := range hotQueries {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+// queryRow runs a cached statement, in tx when it is not nil.
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	st, ok := s.stmts[query]
+	switch {
+	case !ok && tx != nil:
+		return tx.QueryRowContext(ctx, query, args...)
+	case !ok:
+		return s.db.QueryRowContext(ctx, query, args...)
+	case tx != nil:
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// exec runs a cached statement, in tx when it is not nil.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, ok := s.stmts[query]
+	switch {
+	case !ok && tx != nil:
+		return tx.ExecContext(ctx, query, args...)
+	case !ok:
+		return s.db.ExecContext(ctx, query, args...)
+	case tx != nil:
+		st = tx.StmtContext(ctx, st)
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 // Times are stored as Unix milliseconds; NULL or 0 reads as the zero time.
