@@ -532,3 +532,18 @@ func (s *Store) RequestCancel(ctx context.Context, id int64, reason string) (*Ba
 	}
 	return b, nil
 }
+
+// PruneDeliveries forgets deliveries received before t, so the dedupe table
+// does not grow forever; senders redeliver within days, not months. It
+// returns how many were removed.
+func (s *Store) PruneDeliveries(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM deliveries WHERE received_at < ?`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	return n, nil
+}

@@ -17,6 +17,10 @@
 // transaction or an open *sql.Rows holds the connection, use that
 // transaction instead, or the call waits forever.
 //
+// Webhook intake is the hot path: EnqueuePush group-commits concurrent pushes
+// (one transaction, a savepoint each) and its statements are prepared once at
+// Open.
+//
 // Errors: ErrNotFound when a named row does not exist; other errors wrap the
 // database error as "op object: err".
 package store

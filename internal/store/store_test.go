@@ -721,3 +721,25 @@ func TestEnqueuePushConcurrentMany(t *testing.T) {
 		t.Errorf("bakes = %d; want 5", n)
 	}
 }
+
+func TestPruneDeliveries(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	mustPut(t, s, "web")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	s.now = func() time.Time { return now }
+	for i := range 3 {
+		now = t0.Add(time.Duration(i) * 24 * time.Hour)
+		if _, err := s.EnqueuePush(ctx, Push{Project: "web", DeliveryID: fmt.Sprint(i), Commit: "a"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.PruneDeliveries(ctx, t0.Add(36*time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("PruneDeliveries() = %d, %v; want 2", n, err)
+	}
+	if _, err := s.DeliveryBake(ctx, "web", "2"); err != nil {
+		t.Errorf("newest delivery pruned: %v", err)
+	}
+}
