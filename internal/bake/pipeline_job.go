@@ -37,6 +37,9 @@ const cleanupTimeout = 2 * time.Minute
 
 func (s *Service) run(ctx context.Context) error {
 	if err := s.requeue(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
@@ -252,7 +255,7 @@ func (r *storeRecorder) StartStep(ctx context.Context, name, detail string) erro
 	if err != nil {
 		return err
 	}
-	if cur.CancelRequested {
+	if cur.CancelRequested && name != StepCleanup {
 		return errCancelRequested
 	}
 	if err := r.s.store.StartStep(ctx, r.bake.ID, name, detail); err != nil {

@@ -47,6 +47,9 @@ func newWorld(t *testing.T, o ec2sim.Options) *world {
 	if o.TimeScale == 0 {
 		o.TimeScale = 0.001 // a boot takes 15 ms, an image 180 ms
 	}
+	if o.Durations.TerminatedVisible == 0 {
+		o.Durations.TerminatedVisible = 1000 * time.Hour // tests count builders at the end
+	}
 	sim := ec2sim.New(o)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
