@@ -156,7 +156,7 @@ func (sh *shell) hereDoc(line string, lines []string, i int, st *shellState) int
 	before, after, _ := strings.Cut(line, "<<")
 	strip := strings.HasPrefix(after, "-")
 	after = strings.TrimPrefix(after, "-")
-	words := fields(strings.TrimSpace(after))
+	words := strings.Fields(after)
 	if len(words) == 0 {
 		st.last = 2
 		return i
@@ -452,9 +452,6 @@ func splitCommand(line string, last int) ([]string, redirect) {
 	flush()
 	return words, red
 }
-
-// fields splits on blanks.
-func fields(s string) []string { return strings.Fields(s) }
 
 // startGuestLocked runs the user-data script of an instance that has just
 // booted for the first time; s.mu is held.
