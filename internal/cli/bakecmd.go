@@ -67,7 +67,7 @@ it succeeded, 1 when it failed or was cancelled.` + clientHelp,
 				return err
 			}
 			if showFollow {
-				return a.bakeFollow(cmd.Context(), &o, o.client(), id)
+				return a.bakeFollow(cmd.Context(), &o, o.client(), id, "")
 			}
 			return a.bakeShow(cmd.Context(), &o, id)
 		},
@@ -106,24 +106,27 @@ func (a *app) bakeNow(ctx context.Context, o *clientOptions, project string, fol
 	if err != nil {
 		return err
 	}
-	if !follow {
-		if o.json {
-			return printJSON(a, tr)
-		}
+	if o.json && !follow {
+		return printJSON(a, tr)
+	}
+	if !o.json {
 		if tr.New {
 			fmt.Fprintf(a.stdout, "bake %d of %s queued\n", tr.Bake.ID, project)
 		} else {
 			fmt.Fprintf(a.stdout, "bake %d of %s was already queued\n", tr.Bake.ID, project)
 		}
+	}
+	if !follow {
 		return nil
 	}
-	return a.bakeFollow(ctx, o, c, tr.Bake.ID)
+	return a.bakeFollow(ctx, o, c, tr.Bake.ID, store.Queued)
 }
 
 // bakeFollow streams bake id until it is over: exit 0 when it succeeded,
 // 1 otherwise.
-func (a *app) bakeFollow(ctx context.Context, o *clientOptions, c *web.Client, id int64) error {
-	p := &progress{w: a.stdout, quiet: o.json}
+// Known is the state already printed ("" for none).
+func (a *app) bakeFollow(ctx context.Context, o *clientOptions, c *web.Client, id int64, known store.BakeState) error {
+	p := &progress{w: a.stdout, quiet: o.json, state: known}
 	final, err := c.Follow(ctx, id, p.update)
 	if err != nil {
 		return err
@@ -192,7 +195,11 @@ func (p *progress) summary(b *web.Bake) {
 	case store.Succeeded:
 		fmt.Fprintf(p.w, "bake %d of %s succeeded%s: image %s\n", b.ID, b.Project, took, b.ImageID)
 	default:
-		fmt.Fprintf(p.w, "bake %d of %s %s%s\n", b.ID, b.Project, b.State, took)
+		reason := ""
+		if b.Reason != "" {
+			reason = ": " + b.Reason
+		}
+		fmt.Fprintf(p.w, "bake %d of %s %s%s%s\n", b.ID, b.Project, b.State, took, reason)
 		if b.ConsoleTail != "" {
 			fmt.Fprintf(p.w, "console tail:\n%s\n", indent(strings.TrimRight(b.ConsoleTail, "\n"), "  "))
 		}
