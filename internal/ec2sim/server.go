@@ -47,7 +47,14 @@ func ClientConfig(endpoint string, region ...string) aws.Config {
 // under the response being read ("use of closed network connection").
 // Real AWS answers too slowly for the race to show. Use this client
 // (config.WithHTTPClient) for any SDK client pointed at the simulator.
-func HTTPClient() aws.HTTPClient { return bufferedBodies{awshttp.NewBuildableClient()} }
+// It also keeps more idle connections per host than the SDK's default (10),
+// since every client of the simulator talks to the one host.
+func HTTPClient() aws.HTTPClient {
+	return bufferedBodies{awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns = 1024
+		t.MaxIdleConnsPerHost = 1024
+	})}
+}
 
 type bufferedBodies struct{ next aws.HTTPClient }
 
