@@ -60,12 +60,18 @@ func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]s
 	if err != nil {
 		return out, fmt.Errorf("retain images: list: %w", err)
 	}
-	// Newest first; the name breaks ties (bake ids grow).
+	// Newest first. Creation dates have millisecond precision at best; the
+	// name breaks ties, shorter first so that "web-9" comes before "web-10"
+	// (bake ids grow).
 	slices.SortFunc(imgs, func(a, b types.Image) int {
 		if c := strings.Compare(aws.ToString(b.CreationDate), aws.ToString(a.CreationDate)); c != 0 {
 			return c
 		}
-		return strings.Compare(aws.ToString(b.Name), aws.ToString(a.Name))
+		na, nb := aws.ToString(a.Name), aws.ToString(b.Name)
+		if c := len(nb) - len(na); c != 0 {
+			return c
+		}
+		return strings.Compare(nb, na)
 	})
 	for _, im := range imgs[:min(keep, len(imgs))] {
 		out.Kept = append(out.Kept, aws.ToString(im.ImageId))

@@ -1,0 +1,93 @@
+package bake
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/ec2sim"
+	"kiln/internal/store"
+)
+
+// TestRetention bakes four images with keep 2 while the oldest is in use by
+// an instance: the newest two stay, the in-use one stays, the other is
+// deregistered and its snapshots deleted.
+func TestRetention(t *testing.T) {
+	w := newWorld(t, ec2sim.Options{})
+	st := w.open(t)
+	project(t, st, "web", "#!/bin/sh\ntrue\n", func(p *store.Project) { p.Keep = 2 })
+	s := w.serve(t, st, nil)
+
+	var imgs []types.Image
+	for i := range 4 {
+		id := trigger(t, s, "web")
+		b := waitFinal(t, st, id)
+		if b.State != store.Succeeded {
+			t.Fatalf("bake %d = %s (%s); want succeeded", id, b.State, b.Reason)
+		}
+		out, err := w.client.DescribeImages(t.Context(), &ec2.DescribeImagesInput{ImageIds: []string{b.ImageID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs = append(imgs, out.Images[0])
+		if i == 0 {
+			// Something runs from the first image: retention must keep it.
+			_, err := w.client.RunInstances(t.Context(), &ec2.RunInstancesInput{
+				ImageId: out.Images[0].ImageId, InstanceType: types.InstanceTypeT3Micro,
+				MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id := func(i int) string { return aws.ToString(imgs[i].ImageId) }
+
+	out, err := w.client.DescribeImages(t.Context(), &ec2.DescribeImagesInput{
+		Owners: []string{"self"}, Filters: []types.Filter{{Name: aws.String("tag:" + TagProject), Values: []string{"web"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, im := range out.Images {
+		left = append(left, aws.ToString(im.ImageId))
+	}
+	slices.Sort(left)
+	want := []string{id(0), id(2), id(3)}
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Errorf("images left = %v; want %v (newest two and the one in use)", left, want)
+	}
+	for _, sn := range snapshotsOf(imgs[1]) {
+		if _, err := w.client.DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{sn}}); !awsapi.IsNotFound(err) {
+			t.Errorf("snapshot %s of the removed image: error = %v; want NotFound", sn, err)
+		}
+	}
+	for _, i := range []int{0, 2, 3} {
+		for _, sn := range snapshotsOf(imgs[i]) {
+			if _, err := w.client.DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{sn}}); err != nil {
+				t.Errorf("snapshot %s of kept image %s: %v", sn, id(i), err)
+			}
+		}
+	}
+	recorded, err := st.Images(t.Context(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec []string
+	for _, im := range recorded {
+		rec = append(rec, im.ImageID)
+	}
+	slices.Sort(rec)
+	if !slices.Equal(rec, want) {
+		t.Errorf("store images = %v; want %v", rec, want)
+	}
+	if n := w.sim.Calls("DeregisterImage"); n != 1 {
+		t.Errorf("DeregisterImage calls = %d; want 1", n)
+	}
+}
