@@ -188,7 +188,9 @@ func (w *world) builders(id int64) []ec2sim.InstanceInfo {
 	return out
 }
 
-func gone(in ec2sim.InstanceInfo) bool { return in.State == "terminated" || in.State == "shutting-down" }
+func gone(in ec2sim.InstanceInfo) bool {
+	return in.State == "terminated" || in.State == "shutting-down"
+}
 
 // images are the account's images named name.
 func (w *world) images(t *testing.T, name string) []types.Image {
