@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -123,11 +125,22 @@ func (a *app) bakeNow(ctx context.Context, o *clientOptions, project string, fol
 }
 
 // bakeFollow streams bake id until it is over: exit 0 when it succeeded,
-// 1 otherwise.
-// Known is the state already printed ("" for none).
+// 1 otherwise. known is the bake state already printed ("" for none).
 func (a *app) bakeFollow(ctx context.Context, o *clientOptions, c *web.Client, id int64, known store.BakeState) error {
-	p := &progress{w: a.stdout, quiet: o.json, state: known}
-	final, err := c.Follow(ctx, id, p.update)
+	p := &progress{w: a.stdout, quiet: o.json, live: !o.json && isTerminal(a.stdout), state: known}
+	var (
+		final *web.Bake
+		err   error
+	)
+	var wg sync.WaitGroup
+	tickCtx, stopTicks := context.WithCancel(ctx)
+	if p.live {
+		wg.Go(func() { p.ticks(tickCtx) })
+	}
+	final, err = c.Follow(ctx, id, p.update)
+	stopTicks()
+	wg.Wait()
+	p.clear()
 	if err != nil {
 		return err
 	}
@@ -148,19 +161,41 @@ func (a *app) bakeFollow(ctx context.Context, o *clientOptions, c *web.Client, i
 	return nil
 }
 
-// progress prints a followed bake as plain lines, one per change: it reads
-// the same on a terminal and in a CI log.
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progress prints a followed bake one line per change, so that it reads
+// well in a CI log. On a terminal (live) the running step is one line
+// redrawn with its elapsed time instead.
 type progress struct {
 	w     io.Writer
 	quiet bool // --json: print only the final bake
-	state store.BakeState
-	steps map[string]store.StepState
+	live  bool
+
+	mu      sync.Mutex // update and ticks both write
+	state   store.BakeState
+	steps   map[string]store.StepState
+	running *web.Step // live: the step shown on the redrawn line
+	drawn   bool      // live: the redrawn line is on screen
 }
+
+// liveTick is how often the running step's elapsed time is redrawn.
+const liveTick = 200 * time.Millisecond
 
 func (p *progress) update(b *web.Bake) {
 	if p.quiet {
 		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
 	if p.steps == nil {
 		p.steps = map[string]store.StepState{}
 	}
@@ -168,14 +203,20 @@ func (p *progress) update(b *web.Bake) {
 		fmt.Fprintf(p.w, "bake %d of %s: %s\n", b.ID, b.Project, b.State)
 	}
 	p.state = b.State
+	p.running = nil
 	for _, st := range b.Steps {
 		prev, seen := p.steps[st.Name]
+		if st.State == store.StepRunning {
+			p.running = &st
+		}
 		if seen && prev == st.State {
 			continue
 		}
 		p.steps[st.Name] = st.State
 		if st.State == store.StepRunning {
-			fmt.Fprintf(p.w, "  %s ...\n", st.Name)
+			if !p.live {
+				fmt.Fprintf(p.w, "  %s ...\n", st.Name)
+			}
 			continue
 		}
 		line := fmt.Sprintf("  %s: %s in %s", st.Name, st.State, round(st.Duration(time.Now())))
@@ -184,6 +225,44 @@ func (p *progress) update(b *web.Bake) {
 		}
 		fmt.Fprintln(p.w, line)
 	}
+	p.drawLocked()
+}
+
+// ticks redraws the running step until ctx is done.
+func (p *progress) ticks(ctx context.Context) {
+	t := time.NewTicker(liveTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		p.drawLocked()
+		p.mu.Unlock()
+	}
+}
+
+func (p *progress) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+}
+
+func (p *progress) clearLocked() {
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+}
+
+func (p *progress) drawLocked() {
+	if !p.live || p.running == nil {
+		return
+	}
+	fmt.Fprintf(p.w, "\r\033[K  %s ... %s", p.running.Name, max(0, p.running.Duration(time.Now())).Round(100*time.Millisecond))
+	p.drawn = true
 }
 
 func (p *progress) summary(b *web.Bake) {

@@ -169,6 +169,9 @@ script: |
 		if b.BuilderID != "" {
 			break
 		}
+		if b.State.Final() {
+			t.Fatalf("bake ended before it launched a builder: %+v", b)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if code, log := stop(); code != ExitInterrupted {
