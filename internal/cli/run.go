@@ -103,7 +103,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 			return fmt.Errorf("listen %s: %w", o.listen, err)
 		}
 		defer ln.Close() // when an error below means serveHTTP never runs
-		a.log.Info("serving metrics and events", "addr", ln.Addr().String(), "events", events.Path,
+		a.log.Info("serving metrics", "addr", ln.Addr().String(), "events", events.Path,
 			"eventbridge", apiKey != "", "sns_topics", len(o.events.topics))
 		if o.sim.on {
 			push = []ec2sim.EventTarget{{URL: eventsURL(ln), APIKey: apiKey}}
