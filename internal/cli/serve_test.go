@@ -190,3 +190,41 @@ script: |
 		t.Errorf("bake after shutdown = %s; want running (resumed by the next start)", b.State)
 	}
 }
+
+// TestReadmeBakeryDemo bakes the README's demo project file (in "Running
+// the bakery") against the simulator, so the demo cannot go stale.
+func TestReadmeBakeryDemo(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const open = "cat > demo.yaml <<'EOF'\n"
+	_, rest, ok := strings.Cut(string(readme), open)
+	demo, _, ok2 := strings.Cut(rest, "\nEOF\n")
+	if !ok || !ok2 {
+		t.Fatalf("README.md has no %q ... EOF block", open)
+	}
+	for _, want := range []string{"kiln serve --sim", "kiln project apply -f demo.yaml", "kiln bake demo --follow"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README.md lacks %q", want)
+		}
+	}
+	t.Setenv("KILN_TOKEN", "serve-test-token")
+	url, stop := startServe(t)
+	defer stop()
+	c := web.NewClient(url, "serve-test-token")
+	if _, err := c.Apply(t.Context(), "demo.yaml", []byte(demo+"\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.Trigger(t.Context(), "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := c.Follow(t.Context(), tr.Bake.ID, func(*web.Bake) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.State != store.Succeeded {
+		t.Errorf("README demo bake = %s (%s); want succeeded", final.State, final.Reason)
+	}
+}
