@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"kiln/internal/awsapi"
 	"kiln/internal/bake"
 	"kiln/internal/ec2sim"
 	"kiln/internal/events"
@@ -26,16 +24,13 @@ const (
 	defaultServeListen = "127.0.0.1:8080"
 	defaultServer      = "http://" + defaultServeListen
 	defaultDB          = "kiln.db"
-	// defaultSimScale makes a demo bake against the simulator (boot 15 s,
-	// stop 30 s, image 3 min, ...) take a few seconds.
-	defaultSimScale = 0.01
 )
 
 type serveOptions struct {
 	listen    string
 	db        string
-	sim       bool
-	simScale  float64
+	sim       simFlags
+	events    eventsFlags
 	addrFile  string
 	publicURL string
 }
@@ -57,7 +52,8 @@ The admin token is KILN_TOKEN when set. Otherwise the first start generates
 one and prints it once; the database keeps only its hash.
 
 With --sim the EC2 simulator runs inside the process on a loopback port,
-its clock sped up (--sim-scale), and the bakes go to it: no AWS account
+its clock sped up (--sim-time-scale; at 0.01 a bake takes seconds), and the
+bakes go to it, its state-change events pushed to this server: no AWS account
 needed. Without --sim the standard AWS configuration is used (AWS_REGION,
 profiles, AWS_ENDPOINT_URL).
 
@@ -73,16 +69,16 @@ at a safe point (a restart resumes them) and exits.` + exitCodesHelp,
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", defaultServeListen, "serve on this address (host:port; port 0 picks a free one)")
 	f.StringVar(&o.db, "db", defaultDB, "the database file, created when missing")
-	f.BoolVar(&o.sim, "sim", false, "bake against the built-in EC2 simulator instead of AWS")
-	f.Float64Var(&o.simScale, "sim-scale", defaultSimScale, "with --sim: the simulator's time scale (1 is real time)")
+	o.sim.register(f)
+	o.events.register(f)
 	f.StringVar(&o.addrFile, "addr-file", "", "write the server's URL to this file once it listens (for scripts)")
 	f.StringVar(&o.publicURL, "public-url", "", "the URL webhook senders reach this server at (default: as each request came in)")
 	return cmd
 }
 
 func (a *app) serve(ctx context.Context, o serveOptions) error {
-	if o.sim && o.simScale < 0 {
-		return &usageError{cmd: "kiln serve", err: errors.New("--sim-scale must not be negative")}
+	if err := o.sim.check("kiln serve"); err != nil {
+		return err
 	}
 	st, err := store.Open(ctx, o.db)
 	if err != nil {
@@ -97,37 +93,28 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		fmt.Fprintf(a.stdout, "Admin token (shown only this once; the database keeps its hash):\n\n  export KILN_TOKEN=%s\n\n", generated)
 	}
 
+	// Listen first: the simulator needs the events receiver's address.
+	eventsKey, err := o.events.key(o.sim.on)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", o.listen, err)
 	}
 	defer ln.Close()
 	url := "http://" + ln.Addr().String()
-
-	hubOpts := awsapi.Options{Log: a.log.With("component", "aws")}
-	var sim *ec2sim.Server
-	var eventsKey string
-	if o.sim {
-		// The simulator pushes its state-change events to this server, as
-		// EventBridge would through an API destination, so bakes wake on
-		// events rather than on polls.
-		eventsKey = web.GenerateToken()
-		sim, err = ec2sim.NewServer("127.0.0.1:0", ec2sim.Options{
-			TimeScale: o.simScale,
-			Events:    []ec2sim.EventTarget{{URL: url + events.Path, APIKey: eventsKey}},
-			Log:       a.log.With("component", "sim"),
-		})
-		if err != nil {
-			return fmt.Errorf("start simulator: %w", err)
-		}
-		cfg := ec2sim.ClientConfig(sim.URL())
-		hubOpts.Config = &cfg
-		// The simulator's clock runs fast: re-check often.
-		hubOpts.Wait = awsapi.Backoff{Min: 20 * time.Millisecond, Max: 500 * time.Millisecond}
-		hubOpts.Retries = awsapi.Backoff{Min: 20 * time.Millisecond, Max: time.Second}
-		hubOpts.Poll = time.Second
+	var push []ec2sim.EventTarget
+	if o.sim.on {
+		// As EventBridge would through an API destination: bakes wake on
+		// state-change events rather than on polls.
+		push = []ec2sim.EventTarget{{URL: eventsURL(ln), APIKey: eventsKey}}
 	}
-	hubs := awsapi.NewHubs(hubOpts)
+	sim, err := a.startSim(o.sim, push)
+	if err != nil {
+		return err
+	}
+	hubs := a.awsHubs()
 	svc, err := bake.NewService(st, hubs, a.log.With("component", "bake"), bake.Options{})
 	if err != nil {
 		return err
@@ -147,14 +134,12 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		Registry:  reg,
 		Log:       a.log.With("component", "api"),
 	})
-	if o.sim {
-		srv.Handle("POST "+events.Path, events.New(hubs, events.Options{APIKey: eventsKey, Log: a.log.With("component", "events")}))
-	}
+	srv.Handle("POST "+events.Path, events.New(hubs, events.Options{
+		APIKey: eventsKey, Topics: o.events.topics, Log: a.log.With("component", "events"),
+	}))
 
-	a.log.Info("serving", "url", url, "db", o.db, "token", source, "sim", o.sim)
-	if sim != nil {
-		a.log.Info("simulator", "url", sim.URL(), "scale", o.simScale)
-	}
+	a.log.Info("serving", "url", url, "db", o.db, "token", source, "sim", o.sim.on,
+		"eventbridge", eventsKey != "", "sns_topics", len(o.events.topics))
 	if o.addrFile != "" {
 		if err := os.WriteFile(o.addrFile, []byte(url+"\n"), 0o644); err != nil {
 			return fmt.Errorf("write --addr-file: %w", err)
@@ -166,14 +151,11 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	// finishing a step when the signal comes.
 	awsCtx, stopAWS := context.WithCancel(context.WithoutCancel(gctx))
 	defer stopAWS()
+	a.runAWS(awsCtx, g, sim)
 	g.Go(func() error {
 		defer stopAWS()
 		return svc.Run(gctx)
 	})
-	g.Go(func() error { return hubs.Run(awsCtx) })
-	if sim != nil {
-		g.Go(func() error { return sim.Run(awsCtx) })
-	}
 	g.Go(func() error { return srv.Metrics().Follow(gctx, svc, st) })
 	g.Go(func() error { return serveHTTP(gctx, ln, srv, a.log) })
 	err = g.Wait()

@@ -26,7 +26,7 @@ func startServe(t *testing.T, extra ...string) (url string, stop func() (int, st
 	ctx, cancel := context.WithCancel(t.Context())
 	var stdout, stderr bytes.Buffer
 	code := make(chan int, 1)
-	args := append([]string{"serve", "--sim", "--sim-scale", "0.002", "--db", filepath.Join(dir, "kiln.db"),
+	args := append([]string{"serve", "--sim", "--sim-time-scale", "0.002", "--db", filepath.Join(dir, "kiln.db"),
 		"--listen", "127.0.0.1:0", "--addr-file", addrFile}, extra...)
 	go func() { code <- run(ctx, args, &stdout, &stderr) }()
 	stop = func() (int, string) {
