@@ -33,6 +33,7 @@ func Kinds(d Deps) config.Kinds {
 		"timer":   func() engine.Resource { return &resources.Timer{} },
 		"print":   func() engine.Resource { return &resources.Print{Out: d.Stdout} },
 		"aws:ec2": func() engine.Resource { return awsres.NewInstance(d.AWS) },
+		"aws:ami": func() engine.Resource { return awsres.NewAMI(d.AWS) },
 	}
 }
 
