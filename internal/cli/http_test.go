@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"kiln/internal/awsapi"
 	"kiln/internal/engine"
+	"kiln/internal/events"
 )
 
 func TestMux(t *testing.T) {
@@ -42,5 +44,54 @@ func TestMux(t *testing.T) {
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &h); err != nil || h.Status != "ok" {
 		t.Errorf("/healthz body %q: %v", rec.Body.String(), err)
+	}
+}
+
+type recordSink struct{ got []awsapi.Event }
+
+func (r *recordSink) Deliver(ev awsapi.Event) { r.got = append(r.got, ev) }
+
+// TestMuxEvents: with an events handler, run's mux serves the receiver at
+// POST /events/aws, and only an authenticated delivery reaches the hubs.
+func TestMuxEvents(t *testing.T) {
+	g, err := engine.NewGraph("empty", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMonitoring()
+	sink := &recordSink{}
+	mux := m.mux(engine.New(g, engine.Options{Metrics: m.metrics}), events.New(sink, events.Options{APIKey: "k1"}))
+	event := `{"version":"0","id":"e1","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2",` +
+		`"account":"123456789012","time":"2026-01-01T00:00:00Z","region":"us-east-1",` +
+		`"resources":["arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"],"detail":{"instance-id":"i-0abc","state":"stopped"}}`
+	tests := []struct {
+		name, method, key string
+		code, routed      int
+	}{
+		{"no key", "POST", "", http.StatusUnauthorized, 0},
+		{"wrong key", "POST", "k2", http.StatusUnauthorized, 0},
+		{"not a POST", "GET", "k1", http.StatusMethodNotAllowed, 0},
+		{"delivered", "POST", "k1", http.StatusOK, 1},
+		{"redelivered", "POST", "k1", http.StatusOK, 1},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, events.Path, strings.NewReader(event))
+		if tt.key != "" {
+			req.Header.Set("x-api-key", tt.key)
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if rec.Code != tt.code || len(sink.got) != tt.routed {
+			t.Errorf("%s: %s %s = %d, %d routed; want %d, %d", tt.name, tt.method, events.Path, rec.Code, len(sink.got), tt.code, tt.routed)
+		}
+	}
+	if len(sink.got) == 1 && (sink.got[0].Resource != "i-0abc" || sink.got[0].State != "stopped") {
+		t.Errorf("routed %+v; want i-0abc stopped", sink.got[0])
+	}
+	// Without a handler nothing is mounted there.
+	rec := httptest.NewRecorder()
+	m.mux(engine.New(g, engine.Options{}), nil).ServeHTTP(rec, httptest.NewRequest("POST", events.Path, strings.NewReader(event)))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("POST %s with no receiver = %d; want 404", events.Path, rec.Code)
 	}
 }

@@ -234,18 +234,16 @@ func (ef *eventsFlags) key(sim bool) (string, error) {
 }
 
 // eventsURL is where a local sender reaches the receiver served on ln: an
-// unspecified listen address (0.0.0.0, [::]) is reached over loopback.
+// unspecified listen address (0.0.0.0, [::]; Go listens on both stacks) is
+// reached over 127.0.0.1.
 func eventsURL(ln net.Listener) string {
 	addr, ok := ln.Addr().(*net.TCPAddr)
 	if !ok {
 		return "http://" + ln.Addr().String() + events.Path
 	}
 	ip := addr.IP
-	switch {
-	case ip == nil || ip.IsUnspecified() && ip.To4() != nil:
+	if ip == nil || ip.IsUnspecified() {
 		ip = net.IPv4(127, 0, 0, 1)
-	case ip.IsUnspecified():
-		ip = net.IPv6loopback
 	}
 	return "http://" + net.JoinHostPort(ip.String(), fmt.Sprint(addr.Port)) + events.Path
 }

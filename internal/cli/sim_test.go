@@ -170,3 +170,65 @@ resources:
 		t.Errorf("events delivered to kiln = %d; want some", ev.Delivered)
 	}
 }
+
+func TestEventsURL(t *testing.T) {
+	tests := []struct{ listen, want string }{
+		{"127.0.0.1:0", `^http://127\.0\.0\.1:\d+/events/aws$`},
+		{"0.0.0.0:0", `^http://127\.0\.0\.1:\d+/events/aws$`},
+		{"[::1]:0", `^http://\[::1\]:\d+/events/aws$`},
+		{":0", `^http://127\.0\.0\.1:\d+/events/aws$`},
+	}
+	for _, tt := range tests {
+		ln, err := net.Listen("tcp", tt.listen)
+		if err != nil {
+			t.Logf("listen %s: %v (skipped)", tt.listen, err)
+			continue
+		}
+		got := eventsURL(ln)
+		ln.Close()
+		if !regexp.MustCompile(tt.want).MatchString(got) {
+			t.Errorf("eventsURL(%s) = %q; want %s", tt.listen, got, tt.want)
+		}
+	}
+}
+
+func TestScaled(t *testing.T) {
+	tests := []struct {
+		d     time.Duration
+		scale float64
+		floor time.Duration
+		want  time.Duration
+	}{
+		{60 * time.Second, 0.01, time.Second, time.Second},
+		{60 * time.Second, 0.1, time.Second, 6 * time.Second},
+		{60 * time.Second, 1, time.Second, 60 * time.Second},
+		{60 * time.Second, 5, time.Second, 60 * time.Second},
+		{15 * time.Second, 0, 200 * time.Millisecond, 200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := scaled(tt.d, tt.scale, tt.floor); got != tt.want {
+			t.Errorf("scaled(%v, %g, %v) = %v; want %v", tt.d, tt.scale, tt.floor, got, tt.want)
+		}
+	}
+}
+
+func TestEventsKey(t *testing.T) {
+	t.Setenv(eventsKeyEnv, "")
+	ef := eventsFlags{}
+	if k, _ := ef.key(false); k != "" {
+		t.Errorf("key without flag, env or --sim = %q; want none", k)
+	}
+	k1, _ := ef.key(true)
+	k2, _ := ef.key(true)
+	if len(k1) != 32 || k1 == k2 {
+		t.Errorf("--sim keys %q, %q; want random 32-hex-digit keys", k1, k2)
+	}
+	t.Setenv(eventsKeyEnv, "from-env")
+	if k, _ := ef.key(true); k != "from-env" {
+		t.Errorf("key = %q; want the environment's", k)
+	}
+	ef.apiKey = "from-flag"
+	if k, _ := ef.key(true); k != "from-flag" {
+		t.Errorf("key = %q; want the flag's", k)
+	}
+}
