@@ -571,3 +571,64 @@ func TestErrorBodies(t *testing.T) {
 		t.Errorf("huge project file = %d %s; want 413", status, body)
 	}
 }
+
+// notifyingBakery is a storeBakery that is also a ProgressSource.
+type notifyingBakery struct {
+	storeBakery
+	ch chan bake.Progress
+}
+
+func (b notifyingBakery) Subscribe(id int64) (<-chan bake.Progress, func()) { return b.ch, func() {} }
+
+// TestEventsWakeOnProgress: with a ProgressSource, the stream reports a
+// change when notified, without waiting for the (here: hour-long) poll.
+func TestEventsWakeOnProgress(t *testing.T) {
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	nb := notifyingBakery{storeBakery{st}, make(chan bake.Progress, 1)}
+	s := New(Config{Store: st, Bakery: nb, Token: HashToken(testToken), PollInterval: time.Hour})
+	extra := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	s.Handle("GET /extra", extra)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	c := NewClient(srv.URL, testToken)
+	ctx := t.Context()
+
+	resp, err := http.Get(srv.URL + "/extra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTeapot {
+		t.Fatalf("GET /extra = %d; want the mounted handler's 418", resp.StatusCode)
+	}
+	if _, err := c.Apply(ctx, "web.yaml", []byte(webYAML), nil); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.Trigger(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan *Bake, 10)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Follow(ctx, tr.Bake.ID, func(b *Bake) { seen <- b })
+		done <- err
+	}()
+	if b := <-seen; b.State != store.Queued {
+		t.Fatalf("first event = %s; want queued", b.State)
+	}
+	if _, err := st.RequestCancel(ctx, tr.Bake.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	nb.ch <- bake.Progress{BakeID: tr.Bake.ID}
+	if b := <-seen; b.State != store.Cancelled {
+		t.Errorf("event after the notification = %s; want cancelled", b.State)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Follow() = %v", err)
+	}
+}
