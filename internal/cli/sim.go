@@ -172,6 +172,7 @@ func (a *app) runAWS(ctx context.Context, group *errgroup.Group, sv *ec2sim.Serv
 func (a *app) withSim(cmd *cobra.Command) *cobra.Command {
 	var sf simFlags
 	sf.register(cmd.Flags())
+	cmd.Example += "\n  kiln plan --sim examples/ec2.yaml     # against a fresh in-process simulator: exit 2"
 	inner := cmd.RunE
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		if err := sf.check(c.CommandPath()); err != nil {
