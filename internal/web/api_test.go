@@ -632,3 +632,21 @@ func TestEventsWakeOnProgress(t *testing.T) {
 		t.Errorf("Follow() = %v", err)
 	}
 }
+
+func TestPublicURL(t *testing.T) {
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := New(Config{Store: st, Bakery: storeBakery{st}, Token: HashToken(testToken), PublicURL: "https://kiln.example.com/"})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	res, err := NewClient(srv.URL, testToken).Apply(t.Context(), "web.yaml", []byte(webYAML), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WebhookURL != "https://kiln.example.com/hooks/web" || res.Project.WebhookURL != res.WebhookURL {
+		t.Errorf("webhook URL = %q, %q; want it under the public URL", res.WebhookURL, res.Project.WebhookURL)
+	}
+}
