@@ -42,6 +42,10 @@ const (
 	TagProject     = "kiln:project"
 	TagCommit      = "kiln:commit"
 	TagSourceImage = "kiln:source-image"
+	// TagOrigin tells apart bakes with the same id from different databases
+	// (a fresh database in the same account counts from 1 again): the
+	// bake's creation time in Unix milliseconds.
+	TagOrigin = "kiln:bake-origin"
 	// TagRole marks a bake's builder instance ("builder"), for the sweeper.
 	TagRole     = "kiln:role"
 	roleBuilder = "builder"
@@ -94,6 +98,7 @@ type Spec struct {
 // Result is what a successful bake made.
 type Result struct {
 	ImageID     string
+	ImageName   string // Spec.ImageName, or "<it>-<origin>" when another database's bake took it
 	SourceImage string // the base image id
 	BuilderID   string
 	Snapshots   []string
@@ -248,7 +253,7 @@ func (p *Pipeline) Cleanup(ctx context.Context, spec Spec, rec Recorder) error {
 
 func (r *run) bake(ctx context.Context) (Result, error) {
 	var res Result
-	img, err := r.findImage(ctx)
+	img, err := r.ownImage(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -268,7 +273,7 @@ func (r *run) bake(ctx context.Context) (Result, error) {
 			return res, err
 		}
 	}
-	res.ImageID = aws.ToString(img.ImageId)
+	res.ImageID, res.ImageName = aws.ToString(img.ImageId), r.spec.ImageName
 	if img, err = r.waitImage(ctx, res.ImageID); err != nil {
 		return res, err
 	}
@@ -450,11 +455,15 @@ func (r *run) resolveBase(ctx context.Context) (string, error) {
 }
 
 // ClientToken is the RunInstances idempotency token of a bake's builder:
-// derived from the bake's identity only, so a restarted bake sends the
-// same token and gets the same builder.
-func ClientToken(id string) string {
-	sum := sha256.Sum256([]byte("kiln-bake\x00" + id))
-	return "kiln-bake-" + hex.EncodeToString(sum[:24]) // 58 chars ≤ 64
+// derived from the bake's identity only (its id and match tags), so a
+// restarted bake sends the same token and gets the same builder.
+func ClientToken(id string, match map[string]string) string {
+	h := sha256.New()
+	h.Write([]byte("kiln-bake\x00" + id))
+	for _, k := range slices.Sorted(maps.Keys(match)) {
+		h.Write([]byte("\x00" + k + "=" + match[k]))
+	}
+	return "kiln-bake-" + hex.EncodeToString(h.Sum(nil)[:24]) // 58 chars ≤ 64
 }
 
 // scriptDelimiter ends the here-document holding the project's script.
@@ -576,7 +585,7 @@ func (r *run) launch(ctx context.Context, source string) (types.Instance, error)
 		InstanceType:                      types.InstanceType(r.spec.Type),
 		MinCount:                          aws.Int32(1),
 		MaxCount:                          aws.Int32(1),
-		ClientToken:                       aws.String(ClientToken(r.spec.ID)),
+		ClientToken:                       aws.String(ClientToken(r.spec.ID, r.spec.Match)),
 		UserData:                          aws.String(base64.StdEncoding.EncodeToString([]byte(ud))),
 		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorStop,
 		TagSpecifications: []types.TagSpecification{
@@ -774,7 +783,38 @@ func (r *run) findImage(ctx context.Context) (*types.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find image %q: %w", r.spec.ImageName, err)
 	}
+	if found != nil {
+		// The name is the key, but only for images this bake made (tagged in
+		// CreateImage itself): another bake's image is never taken for ours.
+		for k, v := range r.spec.Match {
+			if awsapi.TagValue(found.Tags, k) != v {
+				return nil, fmt.Errorf("%w: image name %q is taken by %s, which this bake did not make (%s is %q, want %q)",
+					errNameTaken, r.spec.ImageName, aws.ToString(found.ImageId), k, awsapi.TagValue(found.Tags, k), v)
+			}
+		}
+	}
 	return found, nil
+}
+
+var errNameTaken = errors.New("image name taken")
+
+// ownImage is findImage for the first look of a run: when the name is
+// taken by an image of another bake with the same id (from another
+// database), the bake's image is named "<name>-<origin>" instead, still a
+// deterministic key.
+func (r *run) ownImage(ctx context.Context) (*types.Image, error) {
+	img, err := r.findImage(ctx)
+	origin := r.spec.Match[TagOrigin]
+	if !errors.Is(err, errNameTaken) || origin == "" {
+		return img, err
+	}
+	r.log.Warn("image name taken; using another", "err", err)
+	r.spec.ImageName += "-" + origin
+	img, err = r.findImage(ctx)
+	if errors.Is(err, errNameTaken) {
+		return nil, engine.Permanent(err)
+	}
+	return img, err
 }
 
 // createImage makes the image from the stopped builder. CreateImage has no
@@ -941,7 +981,7 @@ func (r *run) cleanup(ctx context.Context) error {
 		if err != nil {
 			return "", err
 		}
-		img, err := r.findImage(ctx)
+		img, err := r.ownImage(ctx)
 		if err != nil {
 			return "", err
 		}

@@ -160,7 +160,7 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		log.Warn("retention failed", "err", err)
 	}
 	err = rec.step(ctx, StepRecord, res.ImageID, func() error {
-		return s.store.AddImage(ctx, store.Image{Project: p.Name, ImageID: res.ImageID, Name: spec.ImageName,
+		return s.store.AddImage(ctx, store.Image{Project: p.Name, ImageID: res.ImageID, Name: res.ImageName,
 			BakeID: b.ID, Commit: b.Commit})
 	})
 	if err != nil {
@@ -172,7 +172,8 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 
 // SpecFor is the pipeline's spec of bake b of project p: bake id as the
 // identity, image name "<project>-<bake id>", tags kiln:project, kiln:bake
-// (found again by them) and kiln:commit plus the project's tags.
+// and kiln:bake-origin (found again by them) and kiln:commit plus the
+// project's tags.
 func SpecFor(p *Project, b *store.Bake) Spec {
 	id := strconv.FormatInt(b.ID, 10)
 	tags := maps.Clone(p.Tags)
@@ -192,9 +193,10 @@ func SpecFor(p *Project, b *store.Bake) Spec {
 		SecurityGroups: p.SecurityGroups,
 		Subnet:         p.Subnet,
 		IAMProfile:     p.IAMProfile,
-		Match:          map[string]string{TagProject: p.Name, awsapi.TagBake: id},
-		Tags:           tags,
-		Timeouts:       p.Timeouts,
+		Match: map[string]string{TagProject: p.Name, awsapi.TagBake: id,
+			TagOrigin: strconv.FormatInt(b.Created.UnixMilli(), 10)},
+		Tags:     tags,
+		Timeouts: p.Timeouts,
 	}
 }
 

@@ -541,3 +541,34 @@ func TestCancel(t *testing.T) {
 		}
 	})
 }
+
+// TestFreshDatabase: a new database in the same account counts bakes from
+// 1 again; its bake neither takes the old "web-1" image for its own nor
+// meets the old builder's client token.
+func TestFreshDatabase(t *testing.T) {
+	w := newWorld(t, ec2sim.Options{})
+	st1 := w.open(t)
+	project(t, st1, "web", "#!/bin/sh\ntrue\n", nil)
+	s1 := w.serve(t, st1, nil)
+	old := waitFinal(t, st1, trigger(t, s1, "web"))
+	s1.stop()
+
+	w.db = filepath.Join(t.TempDir(), "fresh.db")
+	st2 := w.open(t)
+	project(t, st2, "web", "#!/bin/sh\ntrue\n", nil)
+	s2 := w.serve(t, st2, nil)
+	id := trigger(t, s2, "web")
+	if id != old.ID {
+		t.Fatalf("fresh bake id = %d; want %d again", id, old.ID)
+	}
+	b := waitFinal(t, st2, id)
+	if b.State != store.Succeeded || b.ImageID == old.ImageID {
+		t.Fatalf("bake = %s (%s), image %s; want succeeded with a new image (old %s)", b.State, b.Reason, b.ImageID, old.ImageID)
+	}
+	if n := w.sim.Calls("RunInstances"); n != 2 {
+		t.Errorf("RunInstances calls = %d; want 2", n)
+	}
+	if imgs := w.images(t, "web-1*"); len(imgs) != 2 {
+		t.Errorf("%d images; want the old and the new", len(imgs))
+	}
+}
