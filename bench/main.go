@@ -29,6 +29,7 @@ type scenario func(ctx context.Context, emit func(v any)) error
 var scenarios = map[string]scenario{
 	"engine": engineBench,
 	"ec2sim": ec2simBench,
+	"ec2":    ec2Bench,
 }
 
 func main() { os.Exit(run()) }

@@ -154,31 +154,13 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if runErr != nil && !lateEventsOnly(runErr) {
+	if runErr != nil {
 		return a.notConverged(eng, runErr)
 	}
 	if o.once {
 		a.log.Info("converged", "resources", len(eng.Status()))
 	}
 	return nil
-}
-
-// lateEventsOnly reports whether a --once result lists only vertices that
-// were re-poked after the engine had already seen the whole graph settle
-// (a file's watch seeing kiln's own write, say): none failed or blocked.
-// Workaround: the engine computes its Once verdict after releasing its
-// lock; once it snapshots the verdict when the graph settles, this is dead.
-func lateEventsOnly(err error) bool {
-	var nc *engine.NotConvergedError
-	if !errors.As(err, &nc) {
-		return false
-	}
-	for _, v := range nc.Vertices {
-		if v.State == engine.StateFailed || v.State == engine.StateBlocked || v.LastError != "" {
-			return false
-		}
-	}
-	return true
 }
 
 // notConverged prints a summary of the failed and blocked vertices.

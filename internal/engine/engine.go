@@ -60,6 +60,7 @@ type engine struct {
 	ran      bool
 	done     chan struct{} // closed when Once or ConvergedTimeout is met
 	closed   bool
+	verdict  error   // Once: the result recorded by finish
 	timeout  *vtimer // ConvergedTimeout clock
 
 	unsettled   int // vertices with work left (see vertex.isSettled)
@@ -180,7 +181,10 @@ func (e *engine) run(ctx context.Context) error {
 
 	e.mu.Lock()
 	if err == nil && e.opts.Once {
-		err = e.notConverged()
+		// The verdict taken when the graph settled, not now: a late event
+		// (a file watch seeing kiln's own write) may have re-poked a vertex
+		// since.
+		err = e.verdict
 	}
 	e.stopping = true
 	for _, v := range e.order {
@@ -1049,8 +1053,13 @@ func (e *engine) resetTimeout() {
 	}
 }
 
+// finish ends Run. Called with mu held; with Once it records the verdict
+// while the graph is still in the state that settled it.
 func (e *engine) finish() {
 	if !e.closed {
+		if e.opts.Once {
+			e.verdict = e.notConverged()
+		}
 		e.closed = true
 		close(e.done)
 	}

@@ -17,7 +17,13 @@ func (r *Noop) Watch(ctx context.Context, ev engine.Events) error {
 	return nil
 }
 
+// Static: a noop has nothing to watch, so the engine spends no goroutine on it.
+func (r *Noop) Static() bool { return true }
+
 // CheckApply is always converged.
 func (r *Noop) CheckApply(context.Context, bool) (bool, error) { return true, nil }
 
-var _ engine.Resource = (*Noop)(nil)
+var (
+	_ engine.Resource = (*Noop)(nil)
+	_ engine.Static   = (*Noop)(nil)
+)
