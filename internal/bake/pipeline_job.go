@@ -224,6 +224,14 @@ func (s *Service) cleanup(ctx context.Context, spec Spec, rec Recorder) {
 
 // cancelled cleans a cancelled bake up and finishes it.
 func (s *Service) cancelled(ctx context.Context, b *store.Bake, spec Spec, rec Recorder) error {
+	// The step the cancel interrupted is over too.
+	if steps, err := s.store.Steps(context.WithoutCancel(ctx), b.ID); err == nil {
+		for _, st := range steps {
+			if st.State == store.StepRunning {
+				_ = s.store.FinishStep(context.WithoutCancel(ctx), b.ID, st.Name, store.StepCancelled, st.Detail)
+			}
+		}
+	}
 	s.cleanup(ctx, spec, rec)
 	reason := "cancelled"
 	if cur, err := s.store.Bake(context.WithoutCancel(ctx), b.ID); err == nil && cur.Reason != "" {

@@ -485,6 +485,17 @@ func TestCancel(t *testing.T) {
 			t.Errorf("bake = %s (%q); want cancelled (not wanted)", b.State, b.Reason)
 		}
 		w.checkOneBuilderGone(t, id)
+		steps, err := st.Steps(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states := map[string]store.StepState{}
+		for _, s := range steps {
+			states[s.Name] = s.State
+		}
+		if states[StepWaitStopped] != store.StepCancelled || states[StepCleanup] != store.StepSucceeded {
+			t.Errorf("steps = %v; want the wait cancelled and the clean-up done", states)
+		}
 		if _, err := s.Cancel(t.Context(), id, ""); !errors.Is(err, store.ErrBakeFinished) {
 			t.Errorf("Cancel() again error = %v; want ErrBakeFinished", err)
 		}
