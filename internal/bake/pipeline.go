@@ -117,6 +117,24 @@ type Recorder interface {
 	Image(ctx context.Context, imageID string) error
 }
 
+// StepClock is an optional Recorder method: when a step first started, kept
+// across restarts, so a resumed wait keeps the deadline of the first
+// attempt instead of starting its timeout afresh.
+type StepClock interface {
+	FirstStarted(ctx context.Context, name string) (time.Time, bool)
+}
+
+// deadline is the end of step name's timeout d, counted from the step's
+// first start when the recorder knows it.
+func (r *run) deadline(ctx context.Context, name string, d time.Duration) time.Time {
+	if c, ok := r.rec.(StepClock); ok {
+		if t, ok := c.FirstStarted(ctx, name); ok && !t.IsZero() {
+			return t.Add(d)
+		}
+	}
+	return time.Now().Add(d)
+}
+
 // FailedError is a bake that ended for good: the script failed or timed
 // out, or the image failed. The builder has been terminated and a partial
 // image removed before it is returned.
@@ -648,7 +666,7 @@ func (r *run) instance(ctx context.Context, id string) (types.Instance, error) {
 // waitStopped waits until the builder has stopped, within the script
 // timeout. A timeout or a builder that went away fails the bake.
 func (r *run) waitStopped(ctx context.Context, id string) error {
-	wctx, cancel := context.WithTimeout(ctx, r.spec.Timeouts.Script)
+	wctx, cancel := context.WithDeadline(ctx, r.deadline(ctx, StepWaitStopped, r.spec.Timeouts.Script))
 	defer cancel()
 	var gone string
 	err := r.hub.Await(wctx, id, func(ctx context.Context) (bool, error) {
@@ -869,7 +887,7 @@ func (r *run) createImage(ctx context.Context, res *Result) (*types.Image, error
 func (r *run) waitImage(ctx context.Context, id string) (*types.Image, error) {
 	var img types.Image
 	err := r.step(ctx, StepWaitImage, id, func() (string, error) {
-		wctx, cancel := context.WithTimeout(ctx, r.spec.Timeouts.Image)
+		wctx, cancel := context.WithDeadline(ctx, r.deadline(ctx, StepWaitImage, r.spec.Timeouts.Image))
 		defer cancel()
 		err := r.hub.Await(wctx, id, func(ctx context.Context) (bool, error) {
 			out, err := r.api.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})

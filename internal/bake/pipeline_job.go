@@ -289,6 +289,20 @@ func (r *storeRecorder) FinishStep(ctx context.Context, name string, state store
 	return nil
 }
 
+// FirstStarted implements StepClock from the recorded steps.
+func (r *storeRecorder) FirstStarted(ctx context.Context, name string) (time.Time, bool) {
+	steps, err := r.s.store.Steps(ctx, r.bake.ID)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, st := range steps {
+		if st.Name == name {
+			return st.Started, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // Builder records the builder, so the API shows it and a restart finds it.
 func (r *storeRecorder) Builder(ctx context.Context, id string) error {
 	return r.s.store.SetBuilder(ctx, r.bake.ID, id)

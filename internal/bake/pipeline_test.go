@@ -583,3 +583,31 @@ func TestFreshDatabase(t *testing.T) {
 		t.Errorf("%d images; want the old and the new", len(imgs))
 	}
 }
+
+// pastClock says every step first started two hours ago.
+type pastClock struct{ nopRecorder }
+
+func (pastClock) FirstStarted(context.Context, string) (time.Time, bool) {
+	return time.Now().Add(-2 * time.Hour), true
+}
+
+// TestResumedWaitKeepsDeadline: a wait resumed after a restart counts its
+// timeout from the step's first start, not afresh.
+func TestResumedWaitKeepsDeadline(t *testing.T) {
+	w := newWorld(t, ec2sim.Options{})
+	p := NewPipeline(w.hubs, testLog, PipelineOptions{ConsoleWait: 100 * time.Millisecond})
+	spec := Spec{
+		ID: "t1", ImageName: "t-1", Region: "us-east-1", Type: "t3.small", Script: "sleep 3600\n",
+		Base:     Base{Owner: "amazon", Name: alName, MostRecent: true},
+		Match:    map[string]string{TagProject: "t"},
+		Timeouts: Timeouts{Script: time.Hour},
+	}
+	_, err := p.Bake(t.Context(), spec, pastClock{})
+	var fe *FailedError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Reason, "timed out") {
+		t.Fatalf("Bake() error = %v; want a script timeout", err)
+	}
+	if bs := w.sim.Instances(); len(bs) != 1 || !gone(bs[0]) {
+		t.Errorf("instances = %+v; want the builder terminated", bs)
+	}
+}
