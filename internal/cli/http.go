@@ -16,6 +16,7 @@ import (
 
 	"kiln/internal/engine"
 	"kiln/internal/events"
+	"kiln/internal/ui"
 )
 
 // monitoring is the Prometheus registry of one run and the engine's
@@ -42,6 +43,7 @@ func (m *monitoring) mux(eng *engine.Engine, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	mux.Handle("GET /healthz", healthz(eng))
+	mux.Handle("GET /", ui.EnginePage(eng, "")) // the graph page and its live stream at ui.EventsPath
 	if evh != nil {
 		mux.Handle(events.Path, evh)
 	}
