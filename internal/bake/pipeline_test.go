@@ -611,3 +611,24 @@ func TestResumedWaitKeepsDeadline(t *testing.T) {
 		t.Errorf("instances = %+v; want the builder terminated", bs)
 	}
 }
+
+// TestBakeEventualConsistency: new instance and image ids answer NotFound
+// for a while ("not yet"), and AWS's throttling buckets are on.
+func TestBakeEventualConsistency(t *testing.T) {
+	w := newWorld(t, ec2sim.Options{Consistency: time.Minute, Throttle: true})
+	st := w.open(t)
+	project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
+	s := w.serve(t, st, nil)
+	id := trigger(t, s, "web")
+	b := waitFinal(t, st, id)
+	if b.State != store.Succeeded {
+		t.Fatalf("bake = %s (%s); want succeeded", b.State, b.Reason)
+	}
+	w.checkOneBuilderGone(t, id)
+	if imgs := w.images(t, "web-*"); len(imgs) != 1 {
+		t.Errorf("%d images; want 1", len(imgs))
+	}
+	if n := w.sim.Calls("CreateImage"); n != 1 {
+		t.Errorf("CreateImage calls = %d; want 1", n)
+	}
+}
