@@ -1,0 +1,495 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"kiln/internal/bake"
+	"kiln/internal/store"
+)
+
+// Baker starts and stops bakes; *bake.Service satisfies it.
+type Baker interface {
+	Trigger(ctx context.Context, project, commit, ref string) (store.PushResult, error)
+	Cancel(ctx context.Context, id int64, reason string) (*store.Bake, error)
+}
+
+// progressSource is optionally implemented by a Baker (bake.Service is):
+// a bake page's stream wakes on its notifications instead of the poll.
+type progressSource interface {
+	Subscribe(id int64) (<-chan bake.Progress, func())
+}
+
+// BakeryConfig is what the bakery pages need.
+type BakeryConfig struct {
+	Store *store.Store
+	Baker Baker
+	// CheckToken says whether token is the admin token (web.TokenHash.Match).
+	CheckToken func(token string) bool
+	// PublicURL is how webhook senders reach the server; empty: the scheme
+	// and Host of each request.
+	PublicURL string
+	// Log records server errors; nil discards.
+	Log *slog.Logger
+	// PollInterval is how often a bake page's stream re-reads the bake
+	// when no notification comes. Default 500 ms.
+	PollInterval time.Duration
+}
+
+// Bakery serves the bakery's pages. Mount it at "/" beside the JSON API:
+//
+//	GET  /login, POST /login, POST /logout
+//	GET  /                          projects
+//	GET  /projects/new, POST /projects/new
+//	GET  /projects/{name}           settings, webhook, bakes, images
+//	GET  /projects/{name}/edit, POST /projects/{name}/edit
+//	POST /projects/{name}/bake      bake now
+//	GET  /bakes/{id}                step timeline (live: /bakes/{id}/events)
+//	POST /bakes/{id}/cancel
+//
+// Every page but /login needs a session, made by signing in with the admin
+// token; every form carries a CSRF token.
+func Bakery(cfg BakeryConfig) http.Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 500 * time.Millisecond
+	}
+	b := &bakery{cfg: cfg, t: parse("bakery.html")}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", b.loginPage)
+	mux.HandleFunc("POST /login", b.login)
+	mux.HandleFunc("POST /logout", b.auth(b.logout))
+	mux.HandleFunc("GET /{$}", b.auth(b.projects))
+	mux.HandleFunc("GET /projects/new", b.auth(b.newProject))
+	mux.HandleFunc("POST /projects/new", b.auth(b.saveProject))
+	mux.HandleFunc("GET /projects/{name}", b.auth(b.project))
+	mux.HandleFunc("GET /projects/{name}/edit", b.auth(b.editProject))
+	mux.HandleFunc("POST /projects/{name}/edit", b.auth(b.saveProject))
+	mux.HandleFunc("POST /projects/{name}/bake", b.auth(b.bakeNow))
+	mux.HandleFunc("GET /bakes/{id}", b.auth(b.bakePage))
+	mux.HandleFunc("GET /bakes/{id}/events", b.auth(b.bakeEvents))
+	mux.HandleFunc("POST /bakes/{id}/cancel", b.auth(b.cancel))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	return mux
+}
+
+type bakery struct {
+	cfg BakeryConfig
+	t   *template.Template
+	ss  sessions
+}
+
+type sessionKey struct{}
+
+// page is what every bakery template reads.
+type page struct {
+	Title string
+	Nav   bool
+	CSRF  string
+	Data  any
+}
+
+// auth lets a request through with a live session, and a POST only with
+// the session's CSRF token. Others go to the sign-in page (pages) or get
+// 401 / 403 (streams and forms).
+func (b *bakery) auth(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s := b.ss.get(r)
+		if s == nil {
+			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, "/events") {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "sign in first", http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost {
+			if err := r.ParseForm(); err != nil || !equal(r.PostForm.Get("csrf"), s.csrf) {
+				http.Error(w, "the form is stale or forged (CSRF token mismatch); reload the page", http.StatusForbidden)
+				return
+			}
+		}
+		h(w, r, s)
+	}
+}
+
+func (b *bakery) show(w http.ResponseWriter, r *http.Request, s *session, status int, name, title string, data any) {
+	p := page{Title: title, Nav: s != nil, Data: data}
+	if s != nil {
+		p.CSRF = s.csrf
+	}
+	if err := render(w, b.t, name, status, p); err != nil {
+		b.cfg.Log.Error("page", "path", r.URL.Path, "err", err)
+	}
+}
+
+func (b *bakery) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	b.cfg.Log.Error("page", "path", r.URL.Path, "err", err)
+	http.Error(w, "internal error; see the server log", http.StatusInternalServerError)
+}
+
+// Sign-in.
+
+type loginData struct {
+	Next, Error, Token string
+}
+
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+		return "/"
+	}
+	return next
+}
+
+func (b *bakery) loginPage(w http.ResponseWriter, r *http.Request) {
+	b.loginForm(w, r, http.StatusOK, "")
+}
+
+func (b *bakery) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	tok := randomToken()
+	setCookie(w, r, loginCookie, tok, 3600)
+	b.show(w, r, nil, status, "login", "sign in", loginData{Next: safeNext(r.FormValue("next")), Error: msg, Token: tok})
+}
+
+func (b *bakery) login(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	c, err := r.Cookie(loginCookie)
+	if err != nil || !equal(r.PostForm.Get("csrf"), c.Value) {
+		b.loginForm(w, r, http.StatusForbidden, "The sign-in form expired; try again.")
+		return
+	}
+	if b.cfg.CheckToken == nil || !b.cfg.CheckToken(r.PostForm.Get("token")) {
+		b.cfg.Log.Warn("sign-in refused", "remote", r.RemoteAddr)
+		b.loginForm(w, r, http.StatusUnauthorized, "Wrong token.")
+		return
+	}
+	s := b.ss.create()
+	setCookie(w, r, loginCookie, "", -1)
+	setCookie(w, r, sessionCookie, s.id, int(sessionTTL/time.Second))
+	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
+}
+
+func (b *bakery) logout(w http.ResponseWriter, r *http.Request, s *session) {
+	b.ss.delete(s)
+	setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// Projects.
+
+type projectRow struct {
+	store.Project
+	Last   *store.Bake
+	Image  *store.Image
+	Active bool
+}
+
+func (b *bakery) projects(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	ps, err := b.cfg.Store.Projects(ctx)
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	rows := make([]projectRow, len(ps))
+	for i, p := range ps {
+		rows[i].Project = p
+		last, err := b.cfg.Store.Bakes(ctx, store.BakeQuery{Project: p.Name, Limit: 1})
+		if err != nil {
+			b.fail(w, r, err)
+			return
+		}
+		if len(last) > 0 {
+			rows[i].Last = &last[0]
+		}
+		ims, err := b.cfg.Store.Images(ctx, p.Name)
+		if err != nil {
+			b.fail(w, r, err)
+			return
+		}
+		if len(ims) > 0 {
+			rows[i].Image = &ims[0]
+		}
+	}
+	b.show(w, r, s, http.StatusOK, "projects", "projects", rows)
+}
+
+type projectData struct {
+	Project    *store.Project
+	Bakes      []store.Bake
+	More       bool
+	Images     []store.Image
+	WebhookURL string
+	Secret     string // only right after creation
+}
+
+const projectBakes = 50
+
+func (b *bakery) project(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx, name := r.Context(), r.PathValue("name")
+	p, err := b.cfg.Store.Project(ctx, name)
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	d := projectData{Project: p, WebhookURL: b.webhookURL(r, name), Secret: b.ss.takeSecret(s, name)}
+	if d.Bakes, err = b.cfg.Store.Bakes(ctx, store.BakeQuery{Project: name, Limit: projectBakes + 1}); err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	if len(d.Bakes) > projectBakes {
+		d.Bakes, d.More = d.Bakes[:projectBakes], true
+	}
+	if d.Images, err = b.cfg.Store.Images(ctx, name); err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	b.show(w, r, s, http.StatusOK, "project", "project "+name, d)
+}
+
+func (b *bakery) webhookURL(r *http.Request, project string) string {
+	base := strings.TrimRight(b.cfg.PublicURL, "/")
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	return base + "/hooks/" + url.PathEscape(project)
+}
+
+func (b *bakery) newProject(w http.ResponseWriter, r *http.Request, s *session) {
+	f := projectForm{Region: "us-east-1", Type: "t3.small", Keep: strconv.Itoa(bake.DefaultKeep),
+		BaseOwner: "amazon", BaseMostRecent: true,
+		ScriptTimeout: bake.DefaultScriptTimeout.String(), ImageTimeout: bake.DefaultImageTimeout.String()}
+	b.show(w, r, s, http.StatusOK, "form", "new project", formData{Form: f, New: true})
+}
+
+func (b *bakery) editProject(w http.ResponseWriter, r *http.Request, s *session) {
+	p, err := b.cfg.Store.Project(r.Context(), r.PathValue("name"))
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	b.show(w, r, s, http.StatusOK, "form", "edit "+p.Name, formData{Form: formFromRecord(p)})
+}
+
+func (b *bakery) saveProject(w http.ResponseWriter, r *http.Request, s *session) {
+	f := formFromRequest(r)
+	editing := r.PathValue("name")
+	if editing != "" {
+		if _, err := b.cfg.Store.Project(r.Context(), editing); err != nil {
+			b.fail(w, r, err)
+			return
+		}
+		f.Name = editing // the name is the project's identity; it is not edited
+	}
+	d := formData{Form: f, New: editing == ""}
+	p, err := f.parse()
+	var perrs bake.ProjectErrors
+	if errors.As(err, &perrs) {
+		d.Errors = perrs
+		d.FieldErrors = map[string][]string{}
+		for _, e := range perrs {
+			field, _, _ := strings.Cut(e.Field, "[")
+			d.FieldErrors[field] = append(d.FieldErrors[field], e.Msg)
+		}
+		b.show(w, r, s, http.StatusUnprocessableEntity, "form", "project", d)
+		return
+	}
+	if err != nil {
+		d.Errors = bake.ProjectErrors{{Msg: err.Error()}}
+		b.show(w, r, s, http.StatusUnprocessableEntity, "form", "project", d)
+		return
+	}
+	if d.New {
+		if _, err := b.cfg.Store.Project(r.Context(), p.Name); err == nil {
+			d.Errors = bake.ProjectErrors{{Field: "name", Msg: fmt.Sprintf("%q exists already; edit it from its page", p.Name)}}
+			d.FieldErrors = map[string][]string{"name": {d.Errors[0].Msg}}
+			b.show(w, r, s, http.StatusConflict, "form", "project", d)
+			return
+		}
+	}
+	applied, err := bake.ApplyProject(r.Context(), b.cfg.Store, p)
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	if applied.GeneratedSecret != "" {
+		b.ss.putSecret(s, p.Name, applied.GeneratedSecret)
+	}
+	b.cfg.Log.Info("project saved from the pages", "project", p.Name, "created", applied.Created)
+	http.Redirect(w, r, "/projects/"+url.PathEscape(p.Name), http.StatusSeeOther)
+}
+
+func (b *bakery) bakeNow(w http.ResponseWriter, r *http.Request, s *session) {
+	res, err := b.cfg.Baker.Trigger(r.Context(), r.PathValue("name"), "", "")
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/bakes/"+strconv.FormatInt(res.BakeID, 10), http.StatusSeeOther)
+}
+
+// Bakes.
+
+type bakeData struct {
+	Bake   *store.Bake
+	Steps  []stepRow
+	Total  time.Duration
+	Images []store.Image
+	CSRF   string
+	Now    time.Time
+}
+
+type stepRow struct {
+	store.Step
+	Duration time.Duration
+	Width    int // of the timeline bar, in px
+}
+
+func (b *bakery) loadBake(ctx context.Context, id int64, csrf string) (*bakeData, error) {
+	bk, err := b.cfg.Store.Bake(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := b.cfg.Store.Steps(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	d := &bakeData{Bake: bk, CSRF: csrf, Now: now}
+	var longest time.Duration
+	for _, st := range steps {
+		end := st.Finished
+		if end.IsZero() {
+			end = now
+			if bk.State.Final() {
+				end = bk.Finished
+			}
+		}
+		row := stepRow{Step: st, Duration: max(0, end.Sub(st.Started))}
+		longest = max(longest, row.Duration)
+		d.Steps = append(d.Steps, row)
+	}
+	for i := range d.Steps {
+		if longest > 0 {
+			d.Steps[i].Width = 2 + int(300*d.Steps[i].Duration/longest)
+		}
+	}
+	if !bk.Started.IsZero() {
+		end := bk.Finished
+		if end.IsZero() {
+			end = now
+		}
+		d.Total = end.Sub(bk.Started)
+	}
+	return d, nil
+}
+
+func bakeIDOf(r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	return id, err == nil && id > 0
+}
+
+func (b *bakery) bakePage(w http.ResponseWriter, r *http.Request, s *session) {
+	id, ok := bakeIDOf(r)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	d, err := b.loadBake(r.Context(), id, s.csrf)
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	b.show(w, r, s, http.StatusOK, "bake", fmt.Sprintf("bake %d", id), d)
+}
+
+func (b *bakery) bakeEvents(w http.ResponseWriter, r *http.Request, s *session) {
+	id, ok := bakeIDOf(r)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if _, err := b.cfg.Store.Bake(r.Context(), id); err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	var wake <-chan bake.Progress
+	if ps, ok := b.cfg.Baker.(progressSource); ok {
+		ch, cancel := ps.Subscribe(id)
+		defer cancel()
+		wake = ch
+	}
+	stream := startSSE(w)
+	poll := time.NewTicker(b.cfg.PollInterval)
+	defer poll.Stop()
+	quiet := time.Now()
+	last := ""
+	for {
+		d, err := b.loadBake(r.Context(), id, s.csrf)
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if err := b.t.ExecuteTemplate(&buf, "bake-live", d); err != nil {
+			b.cfg.Log.Error("page", "path", r.URL.Path, "err", err)
+			return
+		}
+		if d.Bake.State.Final() {
+			_ = stream.send("done", buf.String())
+			return
+		}
+		if html := buf.String(); html != last {
+			if stream.send("", html) != nil {
+				return
+			}
+			last, quiet = html, time.Now()
+		} else if time.Since(quiet) > heartbeat {
+			if stream.comment() != nil {
+				return
+			}
+			quiet = time.Now()
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-wake:
+		case <-poll.C:
+		}
+	}
+}
+
+func (b *bakery) cancel(w http.ResponseWriter, r *http.Request, s *session) {
+	id, ok := bakeIDOf(r)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	_, err := b.cfg.Baker.Cancel(r.Context(), id, "cancelled from the bakery pages")
+	if err != nil && !errors.Is(err, store.ErrBakeFinished) {
+		b.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/bakes/"+strconv.FormatInt(id, 10), http.StatusSeeOther)
+}
