@@ -34,6 +34,7 @@ func Kinds(d Deps) config.Kinds {
 		"print":   func() engine.Resource { return &resources.Print{Out: d.Stdout} },
 		"aws:ec2": func() engine.Resource { return awsres.NewInstance(d.AWS) },
 		"aws:ami": func() engine.Resource { return awsres.NewAMI(d.AWS) },
+		"aws:asg": func() engine.Resource { return awsres.NewASG(d.AWS) },
 	}
 }
 

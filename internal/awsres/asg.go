@@ -1,0 +1,1016 @@
+package awsres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/config"
+	"kiln/internal/engine"
+)
+
+// groupAPI is what aws:asg and RollOut call on Auto Scaling, in the SDK's
+// shape: *autoscaling.Client satisfies it.
+type groupAPI interface {
+	DescribeAutoScalingGroups(context.Context, *autoscaling.DescribeAutoScalingGroupsInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
+	CreateAutoScalingGroup(context.Context, *autoscaling.CreateAutoScalingGroupInput, ...func(*autoscaling.Options)) (*autoscaling.CreateAutoScalingGroupOutput, error)
+	UpdateAutoScalingGroup(context.Context, *autoscaling.UpdateAutoScalingGroupInput, ...func(*autoscaling.Options)) (*autoscaling.UpdateAutoScalingGroupOutput, error)
+	StartInstanceRefresh(context.Context, *autoscaling.StartInstanceRefreshInput, ...func(*autoscaling.Options)) (*autoscaling.StartInstanceRefreshOutput, error)
+	DescribeInstanceRefreshes(context.Context, *autoscaling.DescribeInstanceRefreshesInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeInstanceRefreshesOutput, error)
+	RollbackInstanceRefresh(context.Context, *autoscaling.RollbackInstanceRefreshInput, ...func(*autoscaling.Options)) (*autoscaling.RollbackInstanceRefreshOutput, error)
+}
+
+// templateAPI is what aws:asg and RollOut call on EC2: *ec2.Client
+// satisfies it.
+type templateAPI interface {
+	DescribeLaunchTemplates(context.Context, *ec2.DescribeLaunchTemplatesInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
+	DescribeLaunchTemplateVersions(context.Context, *ec2.DescribeLaunchTemplateVersionsInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error)
+	CreateLaunchTemplate(context.Context, *ec2.CreateLaunchTemplateInput, ...func(*ec2.Options)) (*ec2.CreateLaunchTemplateOutput, error)
+	CreateLaunchTemplateVersion(context.Context, *ec2.CreateLaunchTemplateVersionInput, ...func(*ec2.Options)) (*ec2.CreateLaunchTemplateVersionOutput, error)
+	DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
+}
+
+// ASG is the aws:asg kind: an Auto Scaling group named by the resource's
+// name, and the launch template kiln keeps for it (tagged kiln:owner and
+// kiln:resource). Every change of image, type, user data or security groups
+// becomes a new numbered template version, and the group's instances are
+// moved to it by an instance refresh that keeps Rollout.MinHealthyPercent of
+// the group in service and rolls back when it fails. Capacity or template
+// changed by hand are put back. Outputs: group, launch_template_id, version.
+type ASG struct {
+	Region         string   `yaml:"region"`          // default: AWS_REGION
+	Image          string   `yaml:"image"`           // AMI id, usually ${aws:ami/NAME.image_id}
+	Type           string   `yaml:"type"`            // instance type
+	UserData       string   `yaml:"user_data"`       // plain text; kiln base64-encodes it
+	SecurityGroups []string `yaml:"security_groups"` // group ids
+	Subnets        []string `yaml:"subnets"`         // subnet ids; default: the default subnets
+	Min            int      `yaml:"min"`
+	Max            int      `yaml:"max"`
+	Desired        *int     `yaml:"desired"` // default: min
+	Rollout        Rollout  `yaml:"rollout"`
+
+	hubs *awsapi.Hubs
+	env  engine.Env
+	poll time.Duration
+
+	hub *awsapi.Hub
+	as  groupAPI
+	ec  templateAPI
+
+	mu     sync.Mutex
+	out    map[string]string
+	seen   string            // fingerprint of the group as the last CheckApply left it
+	busy   bool              // a CheckApply is running: Watch stays quiet
+	failed map[string]string // template version → why its refresh failed
+}
+
+// Rollout are the instance-refresh preferences of a rollout.
+type Rollout struct {
+	// MinHealthyPercent of the desired capacity stays in service and warmed
+	// up while instances are replaced. Default 90.
+	MinHealthyPercent *int `yaml:"min_healthy_percent"`
+	// Warmup is how long a new instance takes before it counts as healthy.
+	// Default: the group's (its health-check grace period).
+	Warmup time.Duration `yaml:"warmup"`
+	// Checkpoints are percentages of the group replaced after which the
+	// refresh pauses for CheckpointDelay (default 1h).
+	Checkpoints     []int         `yaml:"checkpoints"`
+	CheckpointDelay time.Duration `yaml:"checkpoint_delay"`
+	// SkipMatching leaves instances already on the new version alone.
+	// Default true.
+	SkipMatching *bool `yaml:"skip_matching"`
+	// AutoRollback lets Auto Scaling undo a failed refresh itself. Default
+	// true; when false kiln rolls back.
+	AutoRollback *bool `yaml:"auto_rollback"`
+	// Alarms (CloudWatch alarm names, at most 10) fail the refresh when
+	// they go to ALARM.
+	Alarms []string `yaml:"alarms"`
+}
+
+// NewASG returns an empty aws:asg resource using the shared hubs.
+func NewASG(hubs *awsapi.Hubs) *ASG {
+	return &ASG{hubs: hubs}
+}
+
+var groupNameOK = regexp.MustCompile(`^[\x20-\x7e]{1,255}$`)
+
+// Validate checks the fields (values holding a ${...} reference are checked
+// once resolved).
+func (r *ASG) Validate() error {
+	var errs []error
+	if r.Image == "" {
+		errs = append(errs, config.Fieldf("image", "required (an AMI id, e.g. ${aws:ami/web.image_id})"))
+	} else if !config.HasRef(r.Image) && !strings.HasPrefix(r.Image, "ami-") {
+		errs = append(errs, config.Fieldf("image", "want an AMI id like \"ami-0abc...\", got %q", r.Image))
+	}
+	if r.Type == "" {
+		errs = append(errs, config.Fieldf("type", "required (e.g. t3.micro)"))
+	} else if !config.HasRef(r.Type) && !strings.Contains(r.Type, ".") {
+		errs = append(errs, config.Fieldf("type", "want an instance type like \"t3.micro\", got %q", r.Type))
+	}
+	if len(r.UserData) > maxUserData {
+		errs = append(errs, config.Fieldf("user_data", "%d bytes; EC2 takes at most %d", len(r.UserData), maxUserData))
+	}
+	for i, g := range r.SecurityGroups {
+		if !config.HasRef(g) && !strings.HasPrefix(g, "sg-") {
+			errs = append(errs, config.Fieldf(fmt.Sprintf("security_groups[%d]", i), "want a group id like \"sg-0abc...\", got %q", g))
+		}
+	}
+	for i, s := range r.Subnets {
+		if !config.HasRef(s) && !strings.HasPrefix(s, "subnet-") {
+			errs = append(errs, config.Fieldf(fmt.Sprintf("subnets[%d]", i), "want a subnet id like \"subnet-0abc...\", got %q", s))
+		}
+	}
+	switch {
+	case r.Min < 0:
+		errs = append(errs, config.Fieldf("min", "must not be negative, got %d", r.Min))
+	case r.Max < r.Min || r.Max == 0:
+		errs = append(errs, config.Fieldf("max", "want at least 1 and at least min (%d), got %d", r.Min, r.Max))
+	case r.Desired != nil && (*r.Desired < r.Min || *r.Desired > r.Max):
+		errs = append(errs, config.Fieldf("desired", "want between min (%d) and max (%d), got %d", r.Min, r.Max, *r.Desired))
+	}
+	errs = append(errs, r.Rollout.validate("rollout.")...)
+	return errors.Join(errs...)
+}
+
+func (p Rollout) validate(prefix string) []error {
+	var errs []error
+	if m := p.MinHealthyPercent; m != nil && (*m < 0 || *m > 100) {
+		errs = append(errs, config.Fieldf(prefix+"min_healthy_percent", "want 0 to 100, got %d", *m))
+	}
+	if p.Warmup%time.Second != 0 {
+		errs = append(errs, config.Fieldf(prefix+"warmup", "want whole seconds, got %s", p.Warmup))
+	}
+	for i, c := range p.Checkpoints {
+		if c < 1 || c > 100 || (i > 0 && c <= p.Checkpoints[i-1]) {
+			errs = append(errs, config.Fieldf(prefix+"checkpoints", "want ascending percentages from 1 to 100, got %v", p.Checkpoints))
+			break
+		}
+	}
+	if p.CheckpointDelay != 0 {
+		if len(p.Checkpoints) == 0 {
+			errs = append(errs, config.Fieldf(prefix+"checkpoint_delay", "needs checkpoints"))
+		}
+		if p.CheckpointDelay > 48*time.Hour || p.CheckpointDelay%time.Second != 0 {
+			errs = append(errs, config.Fieldf(prefix+"checkpoint_delay", "want whole seconds up to 48h, got %s", p.CheckpointDelay))
+		}
+	}
+	if len(p.Alarms) > 10 {
+		errs = append(errs, config.Fieldf(prefix+"alarms", "at most 10 alarms, got %d", len(p.Alarms)))
+	}
+	return errs
+}
+
+// Init receives the vertex's identity.
+func (r *ASG) Init(env engine.Env) error {
+	r.env = env
+	return nil
+}
+
+// SetPoll sets the fallback poll interval (the poll meta-param); pushed
+// Auto Scaling events are the fast path. Default: the hub's (60 s).
+func (r *ASG) SetPoll(d time.Duration) { r.poll = d }
+
+// IAMActions are the calls CheckApply and Watch may make.
+func (r *ASG) IAMActions() []string {
+	acts := []string{
+		"autoscaling:CreateAutoScalingGroup", "autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup",
+		"autoscaling:StartInstanceRefresh", "autoscaling:DescribeInstanceRefreshes", "autoscaling:RollbackInstanceRefresh",
+		"ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:DescribeLaunchTemplates",
+		"ec2:DescribeLaunchTemplateVersions", "ec2:CreateTags", "ec2:RunInstances",
+	}
+	if len(r.Subnets) == 0 {
+		acts = append(acts, "ec2:DescribeSubnets")
+	}
+	return acts
+}
+
+// Outputs are group (its name), launch_template_id and version (the
+// template version the group runs).
+func (r *ASG) Outputs() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.out)
+}
+
+func (r *ASG) id() string {
+	if r.env.ID != "" {
+		return r.env.ID
+	}
+	return "aws:asg/" + r.env.Name
+}
+
+func (r *ASG) desired() int {
+	if r.Desired != nil {
+		return *r.Desired
+	}
+	return r.Min
+}
+
+var ltNameBad = regexp.MustCompile(`[^A-Za-z0-9().\-/_]`)
+
+// templateName is the launch template's name: kiln-<graph>-<name>.
+func (r *ASG) templateName() string {
+	n := "kiln-" + r.env.Name
+	if r.env.Graph != "" {
+		n = "kiln-" + r.env.Graph + "-" + r.env.Name
+	}
+	n = ltNameBad.ReplaceAllString(n, "_")
+	if len(n) > 128 {
+		n = n[:128]
+	}
+	return n
+}
+
+func (r *ASG) resolve(ctx context.Context) error {
+	if r.hub != nil {
+		return nil
+	}
+	if r.hubs == nil {
+		return engine.Permanent(errors.New("aws:asg: no AWS hubs (constructed without NewASG)"))
+	}
+	h, err := r.hubs.Hub(ctx, r.Region)
+	if err != nil {
+		return fmt.Errorf("aws:asg %q: %w", r.env.Name, err)
+	}
+	as, err := r.hubs.AutoScaling(ctx, h.Region())
+	if err != nil {
+		return fmt.Errorf("aws:asg %q: %w", r.env.Name, err)
+	}
+	r.hub, r.as, r.ec = h, as, h.EC2()
+	return nil
+}
+
+func (r *ASG) log() *slog.Logger {
+	if r.env.Log != nil {
+		return r.env.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Watch calls Running, then on every pushed Auto Scaling event for the group
+// and every poll reads the group (one DescribeAutoScalingGroups) and calls
+// Changed when it differs from what the last CheckApply left: capacity,
+// launch template, or the versions its instances run. It stays quiet while
+// a CheckApply runs (the changes are the check's own). It blocks until ctx
+// is done.
+func (r *ASG) Watch(ctx context.Context, ev engine.Events) error {
+	if err := r.resolve(ctx); err != nil {
+		return err
+	}
+	poll := r.poll
+	if poll <= 0 {
+		poll = r.hub.Options().Poll
+	}
+	ch, cancel := r.hub.Changes(r.env.Name)
+	defer cancel()
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	ev.Running()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		case <-t.C:
+		}
+		g, err := describeGroup(ctx, r.as, r.env.Name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue // the next poll looks again
+		}
+		fp := fingerprint(g)
+		r.mu.Lock()
+		drift := !r.busy && r.seen != "" && fp != r.seen
+		if drift {
+			r.seen = fp
+		}
+		r.mu.Unlock()
+		if drift {
+			r.log().Info("group changed", "group", r.env.Name)
+			ev.Changed()
+		}
+	}
+}
+
+// fingerprint sums up what Watch compares: existence, capacity, template
+// and how many live instances run each template version.
+func fingerprint(g *astypes.AutoScalingGroup) string {
+	if g == nil {
+		return "absent"
+	}
+	lt := groupTemplate(g)
+	versions := map[string]int{}
+	for _, in := range g.Instances {
+		if live(in) {
+			versions[instanceTemplate(in)]++
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d/%d/%d %s", aws.ToInt32(g.MinSize), aws.ToInt32(g.MaxSize), aws.ToInt32(g.DesiredCapacity), lt)
+	for _, k := range slices.Sorted(maps.Keys(versions)) {
+		fmt.Fprintf(&b, " %s=%d", k, versions[k])
+	}
+	return b.String()
+}
+
+func groupTemplate(g *astypes.AutoScalingGroup) string {
+	if g.LaunchTemplate == nil {
+		return "-"
+	}
+	return aws.ToString(g.LaunchTemplate.LaunchTemplateId) + ":" + aws.ToString(g.LaunchTemplate.Version)
+}
+
+func instanceTemplate(in astypes.Instance) string {
+	if in.LaunchTemplate == nil {
+		return "-"
+	}
+	return aws.ToString(in.LaunchTemplate.LaunchTemplateId) + ":" + aws.ToString(in.LaunchTemplate.Version)
+}
+
+// live reports an instance that counts as a member (not on its way out).
+func live(in astypes.Instance) bool {
+	s := string(in.LifecycleState)
+	return !strings.HasPrefix(s, "Terminating") && s != "Terminated" && !strings.HasPrefix(s, "Detach")
+}
+
+// describeGroup returns the group, or nil when there is none.
+func describeGroup(ctx context.Context, as groupAPI, name string) (*astypes.AutoScalingGroup, error) {
+	out, err := as.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{name}})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out.AutoScalingGroups {
+		if aws.ToString(out.AutoScalingGroups[i].AutoScalingGroupName) == name {
+			return &out.AutoScalingGroups[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// templateData is the launch-template data the spec asks for.
+func (r *ASG) templateData() *types.RequestLaunchTemplateData {
+	d := &types.RequestLaunchTemplateData{
+		ImageId:      aws.String(r.Image),
+		InstanceType: types.InstanceType(r.Type),
+	}
+	if r.UserData != "" {
+		d.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(r.UserData)))
+	}
+	if len(r.SecurityGroups) > 0 {
+		d.SecurityGroupIds = slices.Clone(r.SecurityGroups)
+	}
+	return d
+}
+
+// matches reports whether a version's data is what the spec asks for.
+func (r *ASG) matches(v *types.ResponseLaunchTemplateData) bool {
+	if v == nil {
+		return false
+	}
+	want := r.templateData()
+	return aws.ToString(v.ImageId) == aws.ToString(want.ImageId) &&
+		v.InstanceType == want.InstanceType &&
+		aws.ToString(v.UserData) == aws.ToString(want.UserData) &&
+		sameSet(v.SecurityGroupIds, want.SecurityGroupIds)
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b))
+	return slices.Equal(a, b)
+}
+
+func token(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return "kiln-" + hex.EncodeToString(sum[:16])
+}
+
+// template finds the launch template kept for the group and returns its id
+// and the number of a version with the spec's data (0 and "" when check
+// only and there is none yet), creating the template or a new version when
+// apply is set.
+func (r *ASG) template(ctx context.Context, apply bool) (id string, version int64, changed bool, err error) {
+	var lt *types.LaunchTemplate
+	err = r.hub.Retry(ctx, func(ctx context.Context) error {
+		out, err := r.ec.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{Filters: []types.Filter{
+			{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{r.env.Graph}},
+			{Name: aws.String("tag:" + awsapi.TagResource), Values: []string{r.id()}},
+		}})
+		if err != nil {
+			return err
+		}
+		if len(out.LaunchTemplates) > 0 {
+			lt = &out.LaunchTemplates[0]
+		}
+		return nil
+	})
+	if err != nil {
+		return "", 0, false, fmt.Errorf("find launch template of aws:asg %q: %w", r.env.Name, err)
+	}
+	if lt == nil {
+		if !apply {
+			r.log().Info("would create launch template", "name", r.templateName())
+			return "", 0, true, nil
+		}
+		tags := []types.Tag{
+			{Key: aws.String(awsapi.TagOwner), Value: aws.String(r.env.Graph)},
+			{Key: aws.String(awsapi.TagResource), Value: aws.String(r.id())},
+		}
+		var out *ec2.CreateLaunchTemplateOutput
+		err = r.hub.Retry(ctx, func(ctx context.Context) error {
+			var err error
+			out, err = r.ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+				LaunchTemplateName: aws.String(r.templateName()),
+				LaunchTemplateData: r.templateData(),
+				ClientToken:        aws.String(token("lt", r.env.Graph, r.id())),
+				TagSpecifications:  []types.TagSpecification{{ResourceType: types.ResourceTypeLaunchTemplate, Tags: tags}},
+			})
+			return err
+		})
+		if err != nil {
+			return "", 0, false, fmt.Errorf("create launch template of aws:asg %q: %w", r.env.Name, awsapi.Classify(err, "InvalidLaunchTemplateName.AlreadyExistsException", "InvalidAMIID.NotFound", "InvalidAMIID.Malformed"))
+		}
+		id := aws.ToString(out.LaunchTemplate.LaunchTemplateId)
+		r.log().Info("launch template created", "id", id)
+		return id, aws.ToInt64(out.LaunchTemplate.LatestVersionNumber), true, nil
+	}
+	id = aws.ToString(lt.LaunchTemplateId)
+	v, changed, err := ensureVersion(ctx, r.hub, r.ec, id, "$Latest", r.matches, r.templateData(), nil, apply, r.log())
+	if err != nil {
+		return "", 0, false, fmt.Errorf("aws:asg %q: %w", r.env.Name, err)
+	}
+	return id, v, changed, nil
+}
+
+// ensureVersion returns the number of template id's version from (a
+// version string) when ok accepts its data, or else creates a version with
+// data (from source when set: only data's fields change) and returns its
+// number. Check only, it returns 0 and changed.
+func ensureVersion(ctx context.Context, hub *awsapi.Hub, ec templateAPI, id, from string, ok func(*types.ResponseLaunchTemplateData) bool,
+	data *types.RequestLaunchTemplateData, source *int64, apply bool, log *slog.Logger) (int64, bool, error) {
+	var cur *types.LaunchTemplateVersion
+	err := hub.Retry(ctx, func(ctx context.Context) error {
+		out, err := ec.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(id), Versions: []string{from}})
+		if err != nil {
+			return err
+		}
+		if len(out.LaunchTemplateVersions) == 0 {
+			return awsapi.NotYet(fmt.Errorf("launch template %s has no version %s", id, from))
+		}
+		cur = &out.LaunchTemplateVersions[0]
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("describe launch template %s version %s: %w", id, from, err)
+	}
+	n := aws.ToInt64(cur.VersionNumber)
+	if ok(cur.LaunchTemplateData) {
+		return n, false, nil
+	}
+	if !apply {
+		log.Info("would create launch template version", "template", id, "after", n)
+		return 0, true, nil
+	}
+	in := &ec2.CreateLaunchTemplateVersionInput{
+		LaunchTemplateId:   aws.String(id),
+		LaunchTemplateData: data,
+		ClientToken:        aws.String(token("ltv", id, strconv.FormatInt(n, 10), fmt.Sprint(*data))),
+	}
+	if source != nil {
+		in.SourceVersion = aws.String(strconv.FormatInt(*source, 10))
+	}
+	var out *ec2.CreateLaunchTemplateVersionOutput
+	err = hub.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = ec.CreateLaunchTemplateVersion(ctx, in)
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("create launch template %s version: %w", id, awsapi.Classify(err, "InvalidAMIID.NotFound", "InvalidAMIID.Malformed"))
+	}
+	v := aws.ToInt64(out.LaunchTemplateVersion.VersionNumber)
+	log.Info("launch template version created", "template", id, "version", v)
+	return v, true, nil
+}
+
+// subnets are the spec's, or the region's default subnets.
+func (r *ASG) subnets(ctx context.Context) ([]string, error) {
+	if len(r.Subnets) > 0 {
+		return r.Subnets, nil
+	}
+	var ids []string
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		out, err := r.ec.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []types.Filter{{Name: aws.String("default-for-az"), Values: []string{"true"}}}})
+		if err != nil {
+			return err
+		}
+		ids = ids[:0]
+		for _, s := range out.Subnets {
+			ids = append(ids, aws.ToString(s.SubnetId))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find default subnets for aws:asg %q: %w", r.env.Name, err)
+	}
+	if len(ids) == 0 {
+		return nil, engine.Permanent(fmt.Errorf("aws:asg %q: no default subnets in %s: set subnets", r.env.Name, r.hub.Region()))
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// CheckApply converges the launch template (a version with the spec's
+// data), the group (exists, capacity, uses that version) and its instances
+// (an instance refresh when any runs another version, followed to its end).
+// A refresh already running is waited on first: there is never a second.
+// A refresh that fails is rolled back and fails the resource Permanently
+// with Auto Scaling's reason; the same version is not tried again by this
+// resource until its spec changes.
+func (r *ASG) CheckApply(ctx context.Context, apply bool) (bool, error) {
+	if err := r.resolve(ctx); err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	r.busy = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.busy = false
+		r.mu.Unlock()
+	}()
+	ltID, version, changed, err := r.template(ctx, apply)
+	if err != nil {
+		return false, err
+	}
+	if ltID == "" || version == 0 { // check only: template or version missing
+		return false, nil
+	}
+	var g *astypes.AutoScalingGroup
+	if err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		g, err = describeGroup(ctx, r.as, r.env.Name)
+		return err
+	}); err != nil {
+		return false, fmt.Errorf("describe group of aws:asg %q: %w", r.env.Name, err)
+	}
+	vs := strconv.FormatInt(version, 10)
+	if g == nil {
+		if !apply {
+			r.log().Info("would create group", "group", r.env.Name)
+			return false, nil
+		}
+		if err := r.create(ctx, ltID, vs); err != nil {
+			return false, err
+		}
+		changed = true
+	} else {
+		min, max, des := int32(r.Min), int32(r.Max), int32(r.desired())
+		if aws.ToInt32(g.MinSize) != min || aws.ToInt32(g.MaxSize) != max || aws.ToInt32(g.DesiredCapacity) != des {
+			if !apply {
+				r.log().Info("would set capacity", "min", min, "max", max, "desired", des)
+				return false, nil
+			}
+			r.log().Info("capacity differs: putting it back", "min", aws.ToInt32(g.MinSize), "max", aws.ToInt32(g.MaxSize), "desired", aws.ToInt32(g.DesiredCapacity))
+			if err := r.hub.Retry(ctx, func(ctx context.Context) error {
+				_, err := r.as.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{
+					AutoScalingGroupName: aws.String(r.env.Name), MinSize: &min, MaxSize: &max, DesiredCapacity: &des,
+				})
+				return err
+			}); err != nil {
+				return false, fmt.Errorf("update capacity of aws:asg %q: %w", r.env.Name, err)
+			}
+			changed = true
+		}
+	}
+	r.mu.Lock()
+	why, failedBefore := r.failed[vs]
+	r.mu.Unlock()
+	if failedBefore {
+		r.settle(ctx)
+		return false, engine.Permanent(fmt.Errorf("aws:asg %q: launch template version %s failed its rollout: %s", r.env.Name, vs, why))
+	}
+	ro := r.roller()
+	res, err := ro.converge(ctx, ltID, vs, apply)
+	if err != nil {
+		var rf *RolloutError
+		if errors.As(err, &rf) && rf.Version == vs {
+			r.mu.Lock()
+			if r.failed == nil {
+				r.failed = map[string]string{}
+			}
+			r.failed[vs] = rf.Reason
+			r.mu.Unlock()
+			r.settle(ctx)
+			return false, engine.Permanent(fmt.Errorf("aws:asg %q: %w", r.env.Name, err))
+		}
+		return false, fmt.Errorf("aws:asg %q: %w", r.env.Name, err)
+	}
+	changed = changed || res.Changed
+	r.mu.Lock()
+	r.out = map[string]string{"group": r.env.Name, "launch_template_id": ltID, "version": vs}
+	if res.group != nil {
+		r.seen = fingerprint(res.group)
+	}
+	r.mu.Unlock()
+	return !changed, nil
+}
+
+// settle records the group as it is now, so Watch reports only later
+// changes (after a failed rollout the group is back where it was).
+func (r *ASG) settle(ctx context.Context) {
+	g, err := describeGroup(ctx, r.as, r.env.Name)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	r.seen = fingerprint(g)
+	r.mu.Unlock()
+}
+
+func (r *ASG) create(ctx context.Context, ltID, version string) error {
+	subnets, err := r.subnets(ctx)
+	if err != nil {
+		return err
+	}
+	min, max, des := int32(r.Min), int32(r.Max), int32(r.desired())
+	tag := func(k, v string) astypes.Tag {
+		return astypes.Tag{Key: aws.String(k), Value: aws.String(v), PropagateAtLaunch: aws.Bool(true)}
+	}
+	in := &autoscaling.CreateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String(r.env.Name),
+		LaunchTemplate:       &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(ltID), Version: aws.String(version)},
+		MinSize:              &min, MaxSize: &max, DesiredCapacity: &des,
+		VPCZoneIdentifier: aws.String(strings.Join(subnets, ",")),
+		Tags:              []astypes.Tag{tag(awsapi.TagOwner, r.env.Graph), tag(awsapi.TagResource, r.id()), tag(awsapi.TagName, r.env.Name)},
+	}
+	if r.Rollout.Warmup > 0 {
+		in.DefaultInstanceWarmup = aws.Int32(int32(r.Rollout.Warmup / time.Second))
+	}
+	err = r.hub.Retry(ctx, func(ctx context.Context) error {
+		_, err := r.as.CreateAutoScalingGroup(ctx, in)
+		if awsapi.Code(err) == "AlreadyExists" {
+			return nil // a retry of ours that went through
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create group of aws:asg %q: %w", r.env.Name, awsapi.Classify(err, "ValidationError"))
+	}
+	r.log().Info("group created", "group", r.env.Name, "template", ltID, "version", version, "desired", des)
+	return nil
+}
+
+func (r *ASG) roller() *roller {
+	return &roller{hub: r.hub, as: r.as, group: r.env.Name, prefs: r.Rollout, log: r.log()}
+}
+
+// RolloutError is a failed instance refresh: Auto Scaling's reason, and
+// what kiln did about it.
+type RolloutError struct {
+	Group     string
+	RefreshID string
+	Version   string // the launch template version that failed
+	Status    string // the refresh's final status (RollbackSuccessful, Failed, ...)
+	Reason    string // Auto Scaling's StatusReason
+}
+
+func (e *RolloutError) Error() string {
+	return fmt.Sprintf("instance refresh %s of group %q to version %s failed (%s): %s", e.RefreshID, e.Group, e.Version, e.Status, e.Reason)
+}
+
+// RolloutResult says what a rollout did.
+type RolloutResult struct {
+	Group            string
+	LaunchTemplateID string
+	Version          string // the template version the group runs now
+	Changed          bool   // a version was created, the group updated or instances replaced
+	Refreshes        int    // instance refreshes started
+
+	group *astypes.AutoScalingGroup // as last read
+}
+
+// roller moves one group's instances to a launch-template version.
+type roller struct {
+	hub   *awsapi.Hub
+	as    groupAPI
+	group string
+	prefs Rollout
+	log   *slog.Logger
+}
+
+// maxRefreshes bounds the refreshes one converge starts: more means
+// something else keeps changing the group.
+const maxRefreshes = 3
+
+// converge makes the group run ltID version on every instance: it waits
+// for a refresh already running, starts one when an instance runs another
+// version, follows it, and points the group at the version when only the
+// group's setting differs. A failed refresh is rolled back (unless Auto
+// Scaling did) and returned as *RolloutError.
+func (ro *roller) converge(ctx context.Context, ltID, version string, apply bool) (RolloutResult, error) {
+	res := RolloutResult{Group: ro.group, LaunchTemplateID: ltID, Version: version}
+	for {
+		var g *astypes.AutoScalingGroup
+		if err := ro.hub.Retry(ctx, func(ctx context.Context) error {
+			var err error
+			g, err = describeGroup(ctx, ro.as, ro.group)
+			return err
+		}); err != nil {
+			return res, fmt.Errorf("describe group %q: %w", ro.group, err)
+		}
+		if g == nil {
+			return res, awsapi.NotYet(fmt.Errorf("group %q not found", ro.group))
+		}
+		res.group = g
+		act, err := ro.active(ctx)
+		if err != nil {
+			return res, err
+		}
+		if act != nil {
+			if !apply {
+				ro.log.Info("instance refresh running", "group", ro.group, "refresh", aws.ToString(act.InstanceRefreshId))
+				return res, nil
+			}
+			ro.log.Info("waiting for the running instance refresh", "group", ro.group, "refresh", aws.ToString(act.InstanceRefreshId))
+			end, reason, err := ro.follow(ctx, aws.ToString(act.InstanceRefreshId))
+			if err != nil {
+				return res, err
+			}
+			if target(act) == ltID+":"+version && end.Status != astypes.InstanceRefreshStatusSuccessful {
+				return res, ro.failed(ctx, end, version, reason)
+			}
+			continue
+		}
+		want := ltID + ":" + version
+		outdated := 0
+		for _, in := range g.Instances {
+			if live(in) && instanceTemplate(in) != want {
+				outdated++
+			}
+		}
+		if outdated == 0 {
+			if groupTemplate(g) != want {
+				if !apply {
+					ro.log.Info("would point the group at the version", "group", ro.group, "version", version)
+					res.Changed = true
+					return res, nil
+				}
+				ro.log.Info("group template differs: putting it back", "group", ro.group, "was", groupTemplate(g), "version", version)
+				if err := ro.hub.Retry(ctx, func(ctx context.Context) error {
+					_, err := ro.as.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{
+						AutoScalingGroupName: aws.String(ro.group),
+						LaunchTemplate:       &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(ltID), Version: aws.String(version)},
+					})
+					return err
+				}); err != nil {
+					return res, fmt.Errorf("update template of group %q: %w", ro.group, err)
+				}
+				res.Changed = true
+				continue
+			}
+			return res, nil
+		}
+		if !apply {
+			ro.log.Info("would refresh instances", "group", ro.group, "outdated", outdated, "version", version)
+			res.Changed = true
+			return res, nil
+		}
+		if res.Refreshes == maxRefreshes {
+			return res, fmt.Errorf("group %q: %d instances still outdated after %d instance refreshes", ro.group, outdated, maxRefreshes)
+		}
+		id, err := ro.start(ctx, ltID, version, g)
+		if err != nil {
+			return res, err
+		}
+		if id == "" {
+			continue // another refresh started first: wait on it
+		}
+		res.Refreshes++
+		res.Changed = true
+		ro.log.Info("instance refresh started", "group", ro.group, "refresh", id, "version", version, "outdated", outdated)
+		end, reason, err := ro.follow(ctx, id)
+		if err != nil {
+			return res, err
+		}
+		if end.Status != astypes.InstanceRefreshStatusSuccessful {
+			return res, ro.failed(ctx, end, version, reason)
+		}
+		ro.log.Info("instance refresh succeeded", "group", ro.group, "refresh", id, "version", version)
+	}
+}
+
+func target(rf *astypes.InstanceRefresh) string {
+	if rf.DesiredConfiguration == nil || rf.DesiredConfiguration.LaunchTemplate == nil {
+		return ""
+	}
+	lt := rf.DesiredConfiguration.LaunchTemplate
+	return aws.ToString(lt.LaunchTemplateId) + ":" + aws.ToString(lt.Version)
+}
+
+// active returns the group's refresh that is not over, or nil.
+func (ro *roller) active(ctx context.Context) (*astypes.InstanceRefresh, error) {
+	var act *astypes.InstanceRefresh
+	err := ro.hub.Retry(ctx, func(ctx context.Context) error {
+		out, err := ro.as.DescribeInstanceRefreshes(ctx, &autoscaling.DescribeInstanceRefreshesInput{AutoScalingGroupName: aws.String(ro.group), MaxRecords: aws.Int32(1)})
+		if err != nil {
+			return err
+		}
+		act = nil
+		if len(out.InstanceRefreshes) > 0 && !over(out.InstanceRefreshes[0].Status) {
+			act = &out.InstanceRefreshes[0]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describe instance refreshes of group %q: %w", ro.group, err)
+	}
+	return act, nil
+}
+
+func over(s astypes.InstanceRefreshStatus) bool {
+	switch s {
+	case astypes.InstanceRefreshStatusSuccessful, astypes.InstanceRefreshStatusFailed, astypes.InstanceRefreshStatusCancelled,
+		astypes.InstanceRefreshStatusRollbackSuccessful, astypes.InstanceRefreshStatusRollbackFailed:
+		return true
+	}
+	return false
+}
+
+func (p Rollout) preferences() *astypes.RefreshPreferences {
+	rp := &astypes.RefreshPreferences{
+		MinHealthyPercentage: aws.Int32(90),
+		SkipMatching:         aws.Bool(p.SkipMatching == nil || *p.SkipMatching),
+		AutoRollback:         aws.Bool(p.AutoRollback == nil || *p.AutoRollback),
+	}
+	if p.MinHealthyPercent != nil {
+		rp.MinHealthyPercentage = aws.Int32(int32(*p.MinHealthyPercent))
+	}
+	if p.Warmup > 0 {
+		rp.InstanceWarmup = aws.Int32(int32(p.Warmup / time.Second))
+	}
+	for _, c := range p.Checkpoints {
+		rp.CheckpointPercentages = append(rp.CheckpointPercentages, int32(c))
+	}
+	if len(p.Checkpoints) > 0 && p.CheckpointDelay > 0 {
+		rp.CheckpointDelay = aws.Int32(int32(p.CheckpointDelay / time.Second))
+	}
+	if len(p.Alarms) > 0 {
+		rp.AlarmSpecification = &astypes.AlarmSpecification{Alarms: p.Alarms}
+	}
+	return rp
+}
+
+// start starts a refresh of the group to ltID version and returns its id,
+// or "" when another refresh is running already (InstanceRefreshInProgress).
+func (ro *roller) start(ctx context.Context, ltID, version string, g *astypes.AutoScalingGroup) (string, error) {
+	prefs := ro.prefs.preferences()
+	if g.LaunchTemplate == nil || strings.HasPrefix(aws.ToString(g.LaunchTemplate.Version), "$") {
+		// Auto Scaling can roll back only to a numbered version.
+		prefs.AutoRollback = aws.Bool(false)
+	}
+	var id string
+	err := ro.hub.Retry(ctx, func(ctx context.Context) error {
+		out, err := ro.as.StartInstanceRefresh(ctx, &autoscaling.StartInstanceRefreshInput{
+			AutoScalingGroupName: aws.String(ro.group),
+			Strategy:             astypes.RefreshStrategyRolling,
+			DesiredConfiguration: &astypes.DesiredConfiguration{LaunchTemplate: &astypes.LaunchTemplateSpecification{
+				LaunchTemplateId: aws.String(ltID), Version: aws.String(version),
+			}},
+			Preferences: prefs,
+		})
+		if awsapi.Code(err) == "InstanceRefreshInProgress" {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		id = aws.ToString(out.InstanceRefreshId)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("start instance refresh of group %q: %w", ro.group, awsapi.Classify(err, "ValidationError"))
+	}
+	return id, nil
+}
+
+// follow waits until refresh id is over, woken by the group's pushed
+// events and otherwise polling DescribeInstanceRefreshes with the hub's
+// backoff, and logs its progress. It returns the refresh as it ended and
+// the first failure reason it saw.
+func (ro *roller) follow(ctx context.Context, id string) (*astypes.InstanceRefresh, string, error) {
+	var end *astypes.InstanceRefresh
+	var reason string
+	lastPct, lastStatus := int32(-1), astypes.InstanceRefreshStatus("")
+	err := ro.hub.Await(ctx, ro.group, func(ctx context.Context) (bool, error) {
+		out, err := ro.as.DescribeInstanceRefreshes(ctx, &autoscaling.DescribeInstanceRefreshesInput{
+			AutoScalingGroupName: aws.String(ro.group), InstanceRefreshIds: []string{id},
+		})
+		if err != nil {
+			return false, err
+		}
+		if len(out.InstanceRefreshes) == 0 {
+			return false, awsapi.NotYet(fmt.Errorf("instance refresh %s not found", id))
+		}
+		rf := &out.InstanceRefreshes[0]
+		pct := aws.ToInt32(rf.PercentageComplete)
+		if rf.RollbackDetails != nil && rf.Status == astypes.InstanceRefreshStatusRollbackInProgress {
+			pct = aws.ToInt32(rf.RollbackDetails.PercentageCompleteOnRollback)
+		}
+		if reason == "" {
+			switch rf.Status {
+			case astypes.InstanceRefreshStatusFailed, astypes.InstanceRefreshStatusRollbackInProgress,
+				astypes.InstanceRefreshStatusRollbackSuccessful, astypes.InstanceRefreshStatusRollbackFailed, astypes.InstanceRefreshStatusCancelled:
+				reason = aws.ToString(rf.StatusReason)
+				if rf.RollbackDetails != nil && aws.ToString(rf.RollbackDetails.RollbackReason) != "" {
+					reason = aws.ToString(rf.RollbackDetails.RollbackReason)
+				}
+			}
+		}
+		if pct != lastPct || rf.Status != lastStatus {
+			lastPct, lastStatus = pct, rf.Status
+			ro.log.Info("instance refresh progress", "group", ro.group, "refresh", id, "status", string(rf.Status),
+				"percent", pct, "to_update", aws.ToInt32(rf.InstancesToUpdate))
+		}
+		end = rf
+		return over(rf.Status), nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("follow instance refresh %s of group %q: %w", id, ro.group, err)
+	}
+	if reason == "" {
+		reason = aws.ToString(end.StatusReason)
+	}
+	return end, reason, nil
+}
+
+// failed handles a refresh to version that ended without success: when
+// Auto Scaling did not roll it back, kiln moves the instances it replaced
+// back to the group's own (unchanged) version with a second refresh. It
+// returns the *RolloutError to report.
+func (ro *roller) failed(ctx context.Context, end *astypes.InstanceRefresh, version, reason string) error {
+	e := &RolloutError{Group: ro.group, RefreshID: aws.ToString(end.InstanceRefreshId), Version: version, Status: string(end.Status), Reason: reason}
+	ro.log.Warn("instance refresh failed", "group", ro.group, "refresh", e.RefreshID, "status", e.Status, "reason", reason)
+	if end.Status != astypes.InstanceRefreshStatusFailed {
+		return e // rolled back (or cancelled) by Auto Scaling
+	}
+	// RollbackInstanceRefresh first: it applies while the refresh is
+	// still active (a refresh that fails as we look may not be yet).
+	_, err := ro.as.RollbackInstanceRefresh(ctx, &autoscaling.RollbackInstanceRefreshInput{AutoScalingGroupName: aws.String(ro.group)})
+	if err == nil {
+		back, _, ferr := ro.follow(ctx, e.RefreshID)
+		if ferr != nil {
+			return errors.Join(e, ferr)
+		}
+		e.Status = string(back.Status)
+		return e
+	}
+	g, err := describeGroup(ctx, ro.as, ro.group)
+	if err != nil || g == nil || g.LaunchTemplate == nil {
+		return errors.Join(e, fmt.Errorf("roll back group %q: %v", ro.group, err))
+	}
+	back := &roller{hub: ro.hub, as: ro.as, group: ro.group, prefs: ro.prefs, log: ro.log}
+	f, t := false, true
+	back.prefs.AutoRollback, back.prefs.SkipMatching = &f, &t
+	back.prefs.Checkpoints, back.prefs.CheckpointDelay = nil, 0
+	id, err := back.start(ctx, aws.ToString(g.LaunchTemplate.LaunchTemplateId), aws.ToString(g.LaunchTemplate.Version), g)
+	if err != nil || id == "" {
+		return errors.Join(e, fmt.Errorf("roll back group %q: %v", ro.group, err))
+	}
+	ro.log.Info("rolling back", "group", ro.group, "refresh", id, "version", aws.ToString(g.LaunchTemplate.Version))
+	rb, _, err := back.follow(ctx, id)
+	if err != nil {
+		return errors.Join(e, err)
+	}
+	e.Status = "Failed; rollback " + string(rb.Status)
+	return e
+}
+
+var (
+	_ engine.Resource    = (*ASG)(nil)
+	_ engine.Initer      = (*ASG)(nil)
+	_ engine.Outputter   = (*ASG)(nil)
+	_ engine.SelfPoller  = (*ASG)(nil)
+	_ config.Validator   = (*ASG)(nil)
+	_ awsapi.IAMActioner = (*ASG)(nil)
+)
