@@ -284,7 +284,7 @@ func (r *storeRecorder) FinishStep(ctx context.Context, name string, state store
 	r.s.notify(Progress{BakeID: r.bake.ID, Project: r.bake.Project, Step: name, StepState: state,
 		BakeState: store.Running, Detail: detail, Time: time.Now()})
 	if r.s.testHop != nil {
-		r.s.testHop(r.bake.ID, name)
+		return r.s.testHop(r.bake.ID, name)
 	}
 	return nil
 }

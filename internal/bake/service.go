@@ -65,7 +65,7 @@ type Service struct {
 	mu      sync.Mutex
 	active  map[int64]context.CancelCauseFunc // bakes worked on in this process
 	subs    map[*subscription]struct{}
-	testHop func(bakeID int64, step string) // tests: called after each step
+	testHop func(bakeID int64, step string) error // tests: after each step; an error stops the bake there
 }
 
 // NewService makes the service over st, baking through hubs. log may be nil.
