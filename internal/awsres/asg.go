@@ -408,8 +408,9 @@ func token(parts ...string) string {
 // template finds the launch template kept for the group and returns its id
 // and the number of a version with the spec's data (0 and "" when check
 // only and there is none yet), creating the template or a new version when
-// apply is set.
-func (r *ASG) template(ctx context.Context, apply bool) (id string, version int64, changed bool, err error) {
+// apply is set. A new version is made only when neither the latest version
+// nor one the group g uses (a hand change pointed it elsewhere) matches.
+func (r *ASG) template(ctx context.Context, apply bool, g *astypes.AutoScalingGroup) (id string, version int64, changed bool, err error) {
 	var lt *types.LaunchTemplate
 	err = r.hub.Retry(ctx, func(ctx context.Context) error {
 		out, err := r.ec.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{Filters: []types.Filter{
@@ -455,46 +456,76 @@ func (r *ASG) template(ctx context.Context, apply bool) (id string, version int6
 		return id, aws.ToInt64(out.LaunchTemplate.LatestVersionNumber), true, nil
 	}
 	id = aws.ToString(lt.LaunchTemplateId)
-	v, changed, err := ensureVersion(ctx, r.hub, r.ec, id, "$Latest", r.matches, r.templateData(), nil, apply, r.log())
+	v, changed, err := ensureVersion(ctx, r.hub, r.ec, id, versionsInUse(g, id), r.matches, r.templateData(), nil, apply, r.log())
 	if err != nil {
 		return "", 0, false, fmt.Errorf("aws:asg %q: %w", r.env.Name, err)
 	}
 	return id, v, changed, nil
 }
 
-// ensureVersion returns the number of template id's version from (a
-// version string) when ok accepts its data, or else creates a version with
-// data (from source when set: only data's fields change) and returns its
-// number. Check only, it returns 0 and changed.
-func ensureVersion(ctx context.Context, hub *awsapi.Hub, ec templateAPI, id, from string, ok func(*types.ResponseLaunchTemplateData) bool,
+// versionsInUse are the numbered versions of template id that group g and
+// its live instances use.
+func versionsInUse(g *astypes.AutoScalingGroup, id string) []string {
+	if g == nil {
+		return nil
+	}
+	var vs []string
+	add := func(lt *astypes.LaunchTemplateSpecification) {
+		if lt == nil || aws.ToString(lt.LaunchTemplateId) != id {
+			return
+		}
+		v := aws.ToString(lt.Version)
+		if _, err := strconv.ParseInt(v, 10, 64); err == nil && !slices.Contains(vs, v) {
+			vs = append(vs, v)
+		}
+	}
+	add(g.LaunchTemplate)
+	for _, in := range g.Instances {
+		if live(in) {
+			add(in.LaunchTemplate)
+		}
+	}
+	return vs
+}
+
+// ensureVersion returns the number of a version of template id whose data
+// ok accepts: the latest, else the highest of also (versions in use), else
+// a new version with data (from source when set: only data's fields
+// change). Check only, it returns 0 and changed instead of creating.
+func ensureVersion(ctx context.Context, hub *awsapi.Hub, ec templateAPI, id string, also []string, ok func(*types.ResponseLaunchTemplateData) bool,
 	data *types.RequestLaunchTemplateData, source *int64, apply bool, log *slog.Logger) (int64, bool, error) {
-	var cur *types.LaunchTemplateVersion
+	var vs []types.LaunchTemplateVersion
 	err := hub.Retry(ctx, func(ctx context.Context) error {
-		out, err := ec.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(id), Versions: []string{from}})
+		out, err := ec.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(id), Versions: append([]string{"$Latest"}, also...)})
 		if err != nil {
 			return err
 		}
 		if len(out.LaunchTemplateVersions) == 0 {
-			return awsapi.NotYet(fmt.Errorf("launch template %s has no version %s", id, from))
+			return awsapi.NotYet(fmt.Errorf("launch template %s has no versions", id))
 		}
-		cur = &out.LaunchTemplateVersions[0]
+		vs = out.LaunchTemplateVersions
 		return nil
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("describe launch template %s version %s: %w", id, from, err)
+		return 0, false, fmt.Errorf("describe launch template %s versions: %w", id, err)
 	}
-	n := aws.ToInt64(cur.VersionNumber)
-	if ok(cur.LaunchTemplateData) {
-		return n, false, nil
+	slices.SortFunc(vs, func(a, b types.LaunchTemplateVersion) int {
+		return int(aws.ToInt64(b.VersionNumber) - aws.ToInt64(a.VersionNumber))
+	})
+	latest := aws.ToInt64(vs[0].VersionNumber)
+	for _, v := range vs {
+		if ok(v.LaunchTemplateData) {
+			return aws.ToInt64(v.VersionNumber), false, nil
+		}
 	}
 	if !apply {
-		log.Info("would create launch template version", "template", id, "after", n)
+		log.Info("would create launch template version", "template", id, "after", latest)
 		return 0, true, nil
 	}
 	in := &ec2.CreateLaunchTemplateVersionInput{
 		LaunchTemplateId:   aws.String(id),
 		LaunchTemplateData: data,
-		ClientToken:        aws.String(token("ltv", id, strconv.FormatInt(n, 10), fmt.Sprint(*data))),
+		ClientToken:        aws.String(token("ltv", id, strconv.FormatInt(latest, 10), fmt.Sprint(aws.ToString(data.ImageId), data.InstanceType, aws.ToString(data.UserData), data.SecurityGroupIds))),
 	}
 	if source != nil {
 		in.SourceVersion = aws.String(strconv.FormatInt(*source, 10))
@@ -559,13 +590,6 @@ func (r *ASG) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		r.busy = false
 		r.mu.Unlock()
 	}()
-	ltID, version, changed, err := r.template(ctx, apply)
-	if err != nil {
-		return false, err
-	}
-	if ltID == "" || version == 0 { // check only: template or version missing
-		return false, nil
-	}
 	var g *astypes.AutoScalingGroup
 	if err := r.hub.Retry(ctx, func(ctx context.Context) error {
 		var err error
@@ -573,6 +597,13 @@ func (r *ASG) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		return err
 	}); err != nil {
 		return false, fmt.Errorf("describe group of aws:asg %q: %w", r.env.Name, err)
+	}
+	ltID, version, changed, err := r.template(ctx, apply, g)
+	if err != nil {
+		return false, err
+	}
+	if ltID == "" || version == 0 { // check only: template or version missing
+		return false, nil
 	}
 	vs := strconv.FormatInt(version, 10)
 	if g == nil {
@@ -752,6 +783,11 @@ func (ro *roller) converge(ctx context.Context, ltID, version string, apply bool
 				ro.log.Info("instance refresh running", "group", ro.group, "refresh", aws.ToString(act.InstanceRefreshId))
 				return res, nil
 			}
+			if newer(target(act), ltID, version) {
+				// A later change of this template is rolling out: this
+				// (older) spec must not undo it.
+				return res, fmt.Errorf("group %q: superseded by launch template version %s being rolled out", ro.group, target(act))
+			}
 			ro.log.Info("waiting for the running instance refresh", "group", ro.group, "refresh", aws.ToString(act.InstanceRefreshId))
 			end, reason, err := ro.follow(ctx, aws.ToString(act.InstanceRefreshId))
 			if err != nil {
@@ -817,7 +853,25 @@ func (ro *roller) converge(ctx context.Context, ltID, version string, apply bool
 			return res, ro.failed(ctx, end, version, reason)
 		}
 		ro.log.Info("instance refresh succeeded", "group", ro.group, "refresh", id, "version", version)
+		// Done: the group took the version when the refresh succeeded. A
+		// later check sees whatever happened since.
+		if g, err := describeGroup(ctx, ro.as, ro.group); err == nil && g != nil {
+			res.group = g
+		}
+		return res, nil
 	}
+}
+
+// newer reports whether tgt ("id:version") is a later version of
+// template ltID than version.
+func newer(tgt, ltID, version string) bool {
+	id, v, ok := strings.Cut(tgt, ":")
+	if !ok || id != ltID {
+		return false
+	}
+	a, err1 := strconv.ParseInt(v, 10, 64)
+	b, err2 := strconv.ParseInt(version, 10, 64)
+	return err1 == nil && err2 == nil && a > b
 }
 
 func target(rf *astypes.InstanceRefresh) string {
