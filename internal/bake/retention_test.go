@@ -13,9 +13,10 @@ import (
 	"kiln/internal/store"
 )
 
-// TestRetention bakes four images with keep 2 while the oldest is in use by
-// an instance: the newest two stay, the in-use one stays, the other is
-// deregistered and its snapshots deleted.
+// TestRetention bakes five images with keep 2 while the oldest is in use by
+// an instance and the second by a launch-template version: the newest two
+// stay, the ones in use stay, the other is deregistered and its snapshots
+// deleted.
 func TestRetention(t *testing.T) {
 	w := newWorld(t, ec2sim.Options{})
 	st := w.open(t)
@@ -23,7 +24,7 @@ func TestRetention(t *testing.T) {
 	s := w.serve(t, st, nil)
 
 	var imgs []types.Image
-	for i := range 4 {
+	for i := range 5 {
 		id := trigger(t, s, "web")
 		b := waitFinal(t, st, id)
 		if b.State != store.Succeeded {
@@ -44,6 +45,15 @@ func TestRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if i == 1 {
+			_, err := w.client.CreateLaunchTemplate(t.Context(), &ec2.CreateLaunchTemplateInput{
+				LaunchTemplateName: aws.String("web"),
+				LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: out.Images[0].ImageId, InstanceType: types.InstanceTypeT3Micro},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	id := func(i int) string { return aws.ToString(imgs[i].ImageId) }
 
@@ -58,17 +68,17 @@ func TestRetention(t *testing.T) {
 		left = append(left, aws.ToString(im.ImageId))
 	}
 	slices.Sort(left)
-	want := []string{id(0), id(2), id(3)}
+	want := []string{id(0), id(1), id(3), id(4)}
 	slices.Sort(want)
 	if !slices.Equal(left, want) {
-		t.Errorf("images left = %v; want %v (newest two and the one in use)", left, want)
+		t.Errorf("images left = %v; want %v (newest two and the two in use)", left, want)
 	}
-	for _, sn := range snapshotsOf(imgs[1]) {
+	for _, sn := range snapshotsOf(imgs[2]) {
 		if _, err := w.client.DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{sn}}); !awsapi.IsNotFound(err) {
 			t.Errorf("snapshot %s of the removed image: error = %v; want NotFound", sn, err)
 		}
 	}
-	for _, i := range []int{0, 2, 3} {
+	for _, i := range []int{0, 1, 3, 4} {
 		for _, sn := range snapshotsOf(imgs[i]) {
 			if _, err := w.client.DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{sn}}); err != nil {
 				t.Errorf("snapshot %s of kept image %s: %v", sn, id(i), err)
