@@ -1060,6 +1060,190 @@ func (ro *roller) failed(ctx context.Context, end *astypes.InstanceRefresh, vers
 	return e
 }
 
+// RollOut moves the Auto Scaling group named group in region ("" = the
+// default) to imageID: it makes a numbered version of the group's launch
+// template that differs from the group's current version only in its
+// image (or reuses the current version when it has that image already),
+// then replaces every instance running another version with an instance
+// refresh under prefs, followed to its end (pushed events, else polling),
+// and logs its progress to log. A refresh already running is waited on
+// first. A failed refresh is rolled back (by Auto Scaling with
+// auto_rollback, else by kiln) and returned as a *RolloutError.
+//
+// It is what a bake calls as its last steps when its project names a
+// rollout target. It blocks until the rollout is over or ctx is done; it
+// is idempotent (the version is created with a client token derived from
+// group, template, base version and image), so a bake resumed after a
+// crash follows the same rollout instead of starting another.
+func RollOut(ctx context.Context, hubs *awsapi.Hubs, region, group, imageID string, prefs Rollout, log *slog.Logger) (RolloutResult, error) {
+	res := RolloutResult{Group: group}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if errs := prefs.validate("rollout."); len(errs) > 0 {
+		return res, engine.Permanent(errors.Join(errs...))
+	}
+	hub, err := hubs.Hub(ctx, region)
+	if err != nil {
+		return res, err
+	}
+	as, err := hubs.AutoScaling(ctx, hub.Region())
+	if err != nil {
+		return res, err
+	}
+	ec := hub.EC2()
+	var g *astypes.AutoScalingGroup
+	if err := hub.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		g, err = describeGroup(ctx, as, group)
+		return err
+	}); err != nil {
+		return res, fmt.Errorf("roll out to group %q: %w", group, err)
+	}
+	if g == nil {
+		return res, engine.Permanent(fmt.Errorf("roll out to group %q: no such Auto Scaling group in %s", group, hub.Region()))
+	}
+	if g.LaunchTemplate == nil {
+		return res, engine.Permanent(fmt.Errorf("roll out to group %q: the group has no launch template (mixed instances policies and launch configurations are not supported)", group))
+	}
+	ltID := aws.ToString(g.LaunchTemplate.LaunchTemplateId)
+	var base types.LaunchTemplateVersion
+	if err := hub.Retry(ctx, func(ctx context.Context) error {
+		in := &ec2.DescribeLaunchTemplateVersionsInput{Versions: []string{aws.ToString(g.LaunchTemplate.Version)}}
+		if ltID != "" {
+			in.LaunchTemplateId = aws.String(ltID)
+		} else {
+			in.LaunchTemplateName = g.LaunchTemplate.LaunchTemplateName
+		}
+		out, err := ec.DescribeLaunchTemplateVersions(ctx, in)
+		if err != nil {
+			return err
+		}
+		if len(out.LaunchTemplateVersions) == 0 {
+			return awsapi.NotYet(fmt.Errorf("launch template of group %q has no version %s", group, aws.ToString(g.LaunchTemplate.Version)))
+		}
+		base = out.LaunchTemplateVersions[0]
+		return nil
+	}); err != nil {
+		return res, fmt.Errorf("roll out to group %q: %w", group, err)
+	}
+	ltID = aws.ToString(base.LaunchTemplateId)
+	res.LaunchTemplateID = ltID
+	n := aws.ToInt64(base.VersionNumber)
+	if base.LaunchTemplateData == nil || aws.ToString(base.LaunchTemplateData.ImageId) != imageID {
+		in := &ec2.CreateLaunchTemplateVersionInput{
+			LaunchTemplateId:   aws.String(ltID),
+			SourceVersion:      aws.String(strconv.FormatInt(n, 10)),
+			LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: aws.String(imageID)},
+			ClientToken:        aws.String(token("rollout", group, ltID, strconv.FormatInt(n, 10), imageID)),
+		}
+		var out *ec2.CreateLaunchTemplateVersionOutput
+		if err := hub.Retry(ctx, func(ctx context.Context) error {
+			var err error
+			out, err = ec.CreateLaunchTemplateVersion(ctx, in)
+			return err
+		}); err != nil {
+			return res, fmt.Errorf("roll out to group %q: create launch template version: %w", group, awsapi.Classify(err, "InvalidAMIID.NotFound", "InvalidAMIID.Malformed"))
+		}
+		n = aws.ToInt64(out.LaunchTemplateVersion.VersionNumber)
+		res.Changed = true
+		log.Info("launch template version created", "group", group, "template", ltID, "version", n, "image", imageID)
+	}
+	ro := &roller{hub: hub, as: as, group: group, prefs: prefs, log: log}
+	r, err := ro.converge(ctx, ltID, strconv.FormatInt(n, 10), true)
+	r.Changed = r.Changed || res.Changed
+	return r, err
+}
+
+// ImagesInUse returns the AMI ids that the launch-template versions used by
+// the Auto Scaling groups of region (the groups' own versions and those
+// their live instances were launched from) reference. Bake retention must
+// keep these images: one paginated DescribeAutoScalingGroups, plus one
+// DescribeLaunchTemplateVersions per launch template in use.
+func ImagesInUse(ctx context.Context, hubs *awsapi.Hubs, region string) (map[string]bool, error) {
+	hub, err := hubs.Hub(ctx, region)
+	if err != nil {
+		return nil, err
+	}
+	as, err := hubs.AutoScaling(ctx, hub.Region())
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string][]string{}   // template id → versions
+	byName := map[string][]string{} // template name → versions (specs by name only)
+	add := func(lt *astypes.LaunchTemplateSpecification) {
+		if lt == nil {
+			return
+		}
+		v := aws.ToString(lt.Version)
+		if v == "" {
+			v = "$Default"
+		}
+		if id := aws.ToString(lt.LaunchTemplateId); id != "" {
+			if !slices.Contains(byID[id], v) {
+				byID[id] = append(byID[id], v)
+			}
+		} else if name := aws.ToString(lt.LaunchTemplateName); name != "" && !slices.Contains(byName[name], v) {
+			byName[name] = append(byName[name], v)
+		}
+	}
+	err = hub.Retry(ctx, func(ctx context.Context) error {
+		clear(byID)
+		clear(byName)
+		p := autoscaling.NewDescribeAutoScalingGroupsPaginator(as, &autoscaling.DescribeAutoScalingGroupsInput{})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			for _, g := range out.AutoScalingGroups {
+				add(g.LaunchTemplate)
+				if m := g.MixedInstancesPolicy; m != nil && m.LaunchTemplate != nil {
+					add(m.LaunchTemplate.LaunchTemplateSpecification)
+				}
+				for _, in := range g.Instances {
+					if live(in) {
+						add(in.LaunchTemplate)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list images in use: %w", err)
+	}
+	images := map[string]bool{}
+	look := func(in *ec2.DescribeLaunchTemplateVersionsInput) error {
+		return hub.Retry(ctx, func(ctx context.Context) error {
+			out, err := hub.EC2().DescribeLaunchTemplateVersions(ctx, in)
+			if awsapi.IsNotFound(err) || strings.HasSuffix(awsapi.Code(err), "NotFoundException") {
+				return nil // deleted since: nothing in use
+			}
+			if err != nil {
+				return err
+			}
+			for _, v := range out.LaunchTemplateVersions {
+				if d := v.LaunchTemplateData; d != nil && aws.ToString(d.ImageId) != "" {
+					images[aws.ToString(d.ImageId)] = true
+				}
+			}
+			return nil
+		})
+	}
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		if err := look(&ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(id), Versions: byID[id]}); err != nil {
+			return nil, fmt.Errorf("list images in use: %w", err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		if err := look(&ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateName: aws.String(name), Versions: byName[name]}); err != nil {
+			return nil, fmt.Errorf("list images in use: %w", err)
+		}
+	}
+	return images, nil
+}
+
 var (
 	_ engine.Resource    = (*ASG)(nil)
 	_ engine.Initer      = (*ASG)(nil)

@@ -353,3 +353,43 @@ func TestASGValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestRollOut(t *testing.T) {
+	w := newASGWorld(t)
+	w.created(t, "web", nil)
+	inUse, err := ImagesInUse(t.Context(), w.hubs, "")
+	if err != nil || !inUse[w.image2] || inUse[w.image] {
+		t.Fatalf("ImagesInUse() before = %v, %v; want only %s", inUse, err, w.image2)
+	}
+	prefs := Rollout{Warmup: 60 * time.Second}
+	var res RolloutResult
+	minHealthy := w.drive(t, "web", func() { res, err = RollOut(t.Context(), w.hubs, "", "web", w.image, prefs, testLog) })
+	if err != nil || !res.Changed || res.Version != "2" || res.Refreshes != 1 {
+		t.Fatalf("RollOut() = %+v, %v; want version 2 after one refresh", res, err)
+	}
+	if got := w.versions(t, "web"); got["2"] != 10 || len(got) != 1 {
+		t.Errorf("instances per version = %v; want all 10 on 2", got)
+	}
+	if minHealthy < 9 {
+		t.Errorf("fewest healthy during the rollout = %d; want >= 9", minHealthy)
+	}
+	inUse, err = ImagesInUse(t.Context(), w.hubs, "")
+	if err != nil || !inUse[w.image] || inUse[w.image2] {
+		t.Errorf("ImagesInUse() after = %v, %v; want only %s", inUse, err, w.image)
+	}
+
+	// Again: nothing to do, no new version.
+	versions := w.sim.Calls("CreateLaunchTemplateVersion")
+	res, err = RollOut(t.Context(), w.hubs, "", "web", w.image, prefs, testLog)
+	if err != nil || res.Changed {
+		t.Errorf("second RollOut() = %+v, %v; want no change", res, err)
+	}
+	if n := w.sim.Calls("CreateLaunchTemplateVersion"); n != versions {
+		t.Errorf("CreateLaunchTemplateVersion calls = %d; want %d", n, versions)
+	}
+
+	// A group that does not exist is a permanent error.
+	if _, err := RollOut(t.Context(), w.hubs, "", "nope", w.image, prefs, testLog); !engine.IsPermanent(err) {
+		t.Errorf("RollOut(no group) = %v; want a permanent error", err)
+	}
+}
