@@ -3,6 +3,8 @@ package awsres
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"kiln/internal/config"
 	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
 )
@@ -391,5 +394,47 @@ func TestRollOut(t *testing.T) {
 	// A group that does not exist is a permanent error.
 	if _, err := RollOut(t.Context(), w.hubs, "", "nope", w.image, prefs, testLog); !engine.IsPermanent(err) {
 		t.Errorf("RollOut(no group) = %v; want a permanent error", err)
+	}
+}
+
+// TestEngineRunsASGExample converges examples/asg.yaml (aws:ami → aws:asg)
+// through the config parser and the engine against the simulator.
+func TestEngineRunsASGExample(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "asg.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := config.Kinds{
+		"aws:ami": func() engine.Resource { return NewAMI(w.hubs) },
+		"aws:asg": func() engine.Resource { return NewASG(w.hubs) },
+	}
+	g, err := config.Parse("asg.yaml", data, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.New(g, engine.Options{Once: true, Log: testLog}).Run(t.Context()); err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	gi, ok := w.sim.AutoScalingGroup("web")
+	if !ok || gi.Desired != 4 || len(gi.Instances) != 4 {
+		t.Fatalf("group = %+v, %v; want 4 instances", gi, ok)
+	}
+	for _, in := range gi.Instances {
+		if in.LaunchTemplateVersion != "1" {
+			t.Errorf("instance %s on version %s; want 1", in.ID, in.LaunchTemplateVersion)
+		}
+	}
+	// A second run finds everything converged.
+	if err := engine.New(g, engine.Options{Once: true, Log: testLog}).Run(t.Context()); err != nil {
+		t.Fatalf("second Run() = %v", err)
+	}
+	for _, a := range []string{"CreateLaunchTemplate", "CreateAutoScalingGroup", "CreateImage"} {
+		if n := w.sim.Calls(a); n != 1 {
+			t.Errorf("%s calls = %d; want 1", a, n)
+		}
+	}
+	if n := w.sim.Calls("CreateLaunchTemplateVersion") + w.sim.Calls("StartInstanceRefresh"); n != 0 {
+		t.Errorf("CreateLaunchTemplateVersion + StartInstanceRefresh calls = %d; want 0", n)
 	}
 }
