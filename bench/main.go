@@ -27,9 +27,10 @@ type scenario func(ctx context.Context, emit func(v any)) error
 // scenarios lists every benchmark: one line per scenario, the function in a
 // file of its own.
 var scenarios = map[string]scenario{
-	"engine": engineBench,
-	"ec2sim": ec2simBench,
-	"ec2":    ec2Bench,
+	"engine":  engineBench,
+	"ec2sim":  ec2simBench,
+	"ec2":     ec2Bench,
+	"rollout": rolloutBench,
 }
 
 func main() { os.Exit(run()) }
