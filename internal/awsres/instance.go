@@ -858,6 +858,7 @@ var (
 	_ engine.Initer      = (*Instance)(nil)
 	_ engine.Outputter   = (*Instance)(nil)
 	_ engine.SelfPoller  = (*Instance)(nil)
+	_ engine.Changer     = (*Instance)(nil)
 	_ config.Validator   = (*Instance)(nil)
 	_ awsapi.IAMActioner = (*Instance)(nil)
 )

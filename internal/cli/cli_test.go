@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,6 +34,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitfile": waitFile,
 			"setenvre": setEnvRE,
+			"post":     post,
 		},
 	})
 }
@@ -58,6 +61,23 @@ func waitFile(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("waitfile %s: gave up; last content %q (err %v)", args[0], data, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// post: post URL sends an empty POST (a simulator control call, say) and
+// fails unless the answer is 2xx.
+func post(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: post URL")
+	}
+	resp, err := http.Post(args[0], "application/json", nil)
+	if err != nil {
+		ts.Fatalf("post %s: %v", args[0], err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		ts.Fatalf("post %s: %s: %s", args[0], resp.Status, body)
 	}
 }
 

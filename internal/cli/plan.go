@@ -67,6 +67,9 @@ func (a *app) plan(ctx context.Context, file string) error {
 		case s.Pending:
 			changes++
 			fmt.Fprintf(&out, "~ %-30s would change\n", s.ID)
+			for _, c := range s.Changes {
+				fmt.Fprintf(&out, "    %s\n", c)
+			}
 		case s.WouldRefresh:
 			changes++
 			fmt.Fprintf(&out, "~ %-30s would be refreshed (notified)\n", s.ID)

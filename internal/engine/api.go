@@ -82,10 +82,11 @@ type VertexStatus struct {
 	ID, Kind, Name string
 	State          State
 	DependsOn      []string
-	Pending        bool // noop: a check found it differs (would change)
-	WouldRefresh   bool // noop: a resource notifying this one would have changed
-	Checks         int  // CheckApply calls
-	Applies        int  // CheckApply calls that changed something
+	Pending        bool     // noop: a check found it differs (would change)
+	Changes        []string // noop: what it would do, when the resource is a Changer
+	WouldRefresh   bool     // noop: a resource notifying this one would have changed
+	Checks         int      // CheckApply calls
+	Applies        int      // CheckApply calls that changed something
 	LastCheck      time.Time
 	LastChange     time.Time
 	LastError      string

@@ -101,6 +101,7 @@ type vertex struct {
 	bad, ready, settled, conv  bool // derived, see touch
 	hasOut                     bool
 	pending, wouldRefresh      bool
+	changes                    []string // noop: what a Changer said it would do
 
 	retry, limitT *vtimer
 	outputs       map[string]string
@@ -524,6 +525,10 @@ func (e *engine) process(v *vertex) {
 			err = e.guard(v.id, "refresh", func() error { return r.Refresh(in.ctx) })
 		}
 	}
+	var planned []string
+	if c, isC := in.res.(Changer); isC && err == nil && !ok && !apply {
+		err = e.guard(v.id, "changes", func() error { planned = c.Changes(); return nil })
+	}
 	var outs map[string]string
 	if o, isO := in.res.(Outputter); isO && err == nil {
 		err = e.guard(v.id, "outputs", func() error { outs = o.Outputs(); return nil })
@@ -569,6 +574,7 @@ func (e *engine) process(v *vertex) {
 		e.resetTimeout()
 	case changed:
 		v.pending = true
+		v.changes = planned
 		e.log.Info("resource would change", "resource", v.id, "kind", kind)
 		for _, n := range v.notify {
 			if !n.wouldRefresh {
@@ -578,6 +584,7 @@ func (e *engine) process(v *vertex) {
 		}
 	default:
 		v.pending = false
+		v.changes = nil
 		if e.debug {
 			e.log.Debug("resource checked", "resource", v.id, "refreshed", refreshed)
 		}
@@ -1083,6 +1090,7 @@ func (e *engine) statusOf(v *vertex) VertexStatus {
 		State:        v.disp,
 		DependsOn:    slices.Clone(v.spec.DependsOn),
 		Pending:      v.pending,
+		Changes:      slices.Clone(v.changes),
 		WouldRefresh: v.wouldRefresh,
 		Checks:       v.checks,
 		Applies:      v.applies,

@@ -830,3 +830,25 @@ func (f *failingRefresh) Refresh(context.Context) error {
 	}
 	return nil
 }
+
+// changer is a fake that says what it would do.
+type changer struct{ fake }
+
+func (c *changer) Changes() []string { return []string{"start instance i-1 (stopped)"} }
+
+func TestNoopChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		drifted := &changer{fake{check: func(context.Context, bool, int) (bool, error) { return false, nil }}}
+		fine := &changer{}
+		e := New(mustGraph(t, spec("a", drifted), spec("b", fine)), Options{Once: true, Noop: true})
+		if err := e.Run(t.Context()); err != nil {
+			t.Fatalf("Run() = %v", err)
+		}
+		if got := stateOf(t, e, id("a")).Changes; !slices.Equal(got, []string{"start instance i-1 (stopped)"}) {
+			t.Errorf("a.Changes = %q; want the changer's line", got)
+		}
+		if got := stateOf(t, e, id("b")).Changes; got != nil {
+			t.Errorf("b.Changes = %q; want none (converged)", got)
+		}
+	})
+}

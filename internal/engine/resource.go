@@ -91,6 +91,12 @@ type (
 	Refresher interface {
 		Refresh(ctx context.Context) error
 	}
+	// Changer lists what the last CheckApply with apply=false found it
+	// would do, one line each ("start instance i-0abc (stopped)"). Read
+	// after a check-only pass that found a difference; kiln plan prints it.
+	Changer interface {
+		Changes() []string
+	}
 	// SelfPoller is a resource whose Watch already polls (with events as the
 	// fast path). The poll meta-param is handed to it instead of the engine
 	// replacing Watch with a ticker.
