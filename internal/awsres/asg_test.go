@@ -438,3 +438,26 @@ func TestEngineRunsASGExample(t *testing.T) {
 		t.Errorf("CreateLaunchTemplateVersion + StartInstanceRefresh calls = %d; want 0", n)
 	}
 }
+
+func TestASGCheckOnlyChangesNothing(t *testing.T) {
+	w := newASGWorld(t)
+	fresh := w.asg("web", w.image2, nil)
+	if ok, err := fresh.CheckApply(t.Context(), false); ok || err != nil {
+		t.Fatalf("CheckApply(noop) of a missing group = %v, %v; want false, nil", ok, err)
+	}
+	if n := w.sim.Calls("CreateLaunchTemplate") + w.sim.Calls("CreateAutoScalingGroup"); n != 0 {
+		t.Fatalf("noop made %d create calls", n)
+	}
+	w.created(t, "web", nil)
+	before, _ := w.sim.CallCounts()
+	r2 := w.asg("web", w.image, nil)
+	if ok, err := r2.CheckApply(t.Context(), false); ok || err != nil {
+		t.Fatalf("CheckApply(noop) of a new image = %v, %v; want false, nil", ok, err)
+	}
+	after, _ := w.sim.CallCounts()
+	for _, a := range []string{"CreateLaunchTemplateVersion", "StartInstanceRefresh", "UpdateAutoScalingGroup"} {
+		if after[a] != before[a] {
+			t.Errorf("noop called %s", a)
+		}
+	}
+}
