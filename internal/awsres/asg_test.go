@@ -360,7 +360,7 @@ func TestASGValidate(t *testing.T) {
 func TestRollOut(t *testing.T) {
 	w := newASGWorld(t)
 	w.created(t, "web", nil)
-	inUse, err := ImagesInUse(t.Context(), w.hubs, "")
+	inUse, err := w.hubs.ImagesInUse(t.Context(), "")
 	if err != nil || !inUse[w.image2] || inUse[w.image] {
 		t.Fatalf("ImagesInUse() before = %v, %v; want only %s", inUse, err, w.image2)
 	}
@@ -376,7 +376,7 @@ func TestRollOut(t *testing.T) {
 	if minHealthy < 9 {
 		t.Errorf("fewest healthy during the rollout = %d; want >= 9", minHealthy)
 	}
-	inUse, err = ImagesInUse(t.Context(), w.hubs, "")
+	inUse, err = w.hubs.ImagesInUse(t.Context(), "")
 	if err != nil || !inUse[w.image] || inUse[w.image2] {
 		t.Errorf("ImagesInUse() after = %v, %v; want only %s", inUse, err, w.image)
 	}
