@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,7 +14,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
+	"kiln/internal/bake"
 	"kiln/internal/store"
 	"kiln/internal/web"
 )
@@ -22,25 +25,43 @@ func newBakeCmd(a *app) *cobra.Command {
 	var (
 		o      clientOptions
 		follow bool
+		local  localOptions
 	)
 	cmd := &cobra.Command{
-		Use:   "bake PROJECT [--follow]",
+		Use:   "bake PROJECT [--follow] | --local PROJECT_FILE",
 		Short: "Bake a project now, or list, show and cancel bakes",
 		Long: `Bake queues a bake of PROJECT on the kiln server, as a webhook push would
 (when the project already has a queued bake, that one is shown). With
 --follow it streams the bake's steps until the bake is over and exits 0 when
-it succeeded, 1 when it failed or was cancelled.` + clientHelp,
+it succeeded, 1 when it failed or was cancelled.
+
+With --local, PROJECT_FILE is a project file and the bake runs in this
+process, no server needed: the file is applied to a database (--db; a
+temporary one by default), one bake runs through the same pipeline as the
+server's, shown as --follow shows it, and the command exits 0 when it
+succeeded, 1 otherwise. With --sim it bakes on an in-process simulator.
+SIGINT cancels the bake (its builder is terminated) before exiting.` + clientHelp,
 		Example: `  kiln bake web --follow
+  kiln bake --local --sim web.yaml
   kiln bake list --project web
   kiln bake show 12
   kiln bake cancel 12`,
 		Args: nameArg("PROJECT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if local.on {
+				return a.bakeLocal(cmd.Context(), &o, local, args[0])
+			}
+			if local.db != "" || local.sim.on {
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--db and --sim go with --local")}
+			}
 			return a.bakeNow(cmd.Context(), &o, args[0], follow)
 		},
 	}
 	addClientFlags(cmd, &o)
 	cmd.Flags().BoolVar(&follow, "follow", false, "stream the bake's progress until it is over")
+	cmd.Flags().BoolVar(&local.on, "local", false, "bake PROJECT_FILE in this process, without a server")
+	cmd.Flags().StringVar(&local.db, "db", "", "with --local: the database file (default: a temporary one)")
+	local.sim.register(cmd.Flags())
 
 	var (
 		project string
@@ -144,12 +165,18 @@ func (a *app) bakeFollow(ctx context.Context, o *clientOptions, c *web.Client, i
 	if err != nil {
 		return err
 	}
+	return a.bakeOutcome(o, final)
+}
+
+// bakeOutcome prints the final bake (its summary, or JSON) and returns the
+// exit: nil when it succeeded, an ExitError otherwise.
+func (a *app) bakeOutcome(o *clientOptions, final *web.Bake) error {
 	if o.json {
 		if err := printJSON(a, final); err != nil {
 			return err
 		}
 	} else {
-		p.summary(final)
+		(&progress{w: a.stdout}).summary(final)
 	}
 	if final.State != store.Succeeded {
 		msg := fmt.Sprintf("bake %d %s", final.ID, final.State)
@@ -159,6 +186,161 @@ func (a *app) bakeFollow(ctx context.Context, o *clientOptions, c *web.Client, i
 		return &exitError{code: ExitError, err: errors.New(msg)}
 	}
 	return nil
+}
+
+// localOptions are bake's --local flags.
+type localOptions struct {
+	on  bool
+	db  string
+	sim simFlags
+}
+
+// bakeLocal applies the project file to a database and runs one bake of
+// it with an in-process bake.Service, shown as bakeFollow shows a bake.
+func (a *app) bakeLocal(ctx context.Context, o *clientOptions, lo localOptions, file string) error {
+	if err := lo.sim.check("kiln bake"); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read project file: %w", err)
+	}
+	proj, err := bake.ParseProject(file, data, os.Getenv)
+	if perrs, ok := errors.AsType[bake.ProjectErrors](err); ok {
+		for _, p := range perrs {
+			fmt.Fprintln(a.stderr, p)
+		}
+		n := len(perrs)
+		return &exitError{code: ExitError, err: fmt.Errorf("%d %s in the project file", n, plural(n, "problem", "problems"))}
+	}
+	if err != nil {
+		return err
+	}
+	db := lo.db
+	if db == "" {
+		tmp, err := os.MkdirTemp("", "kiln-bake-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		db = filepath.Join(tmp, "kiln.db")
+	}
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := bake.ApplyProject(ctx, st, proj); err != nil {
+		return err
+	}
+	sim, err := a.startSim(lo.sim, nil)
+	if err != nil {
+		return err
+	}
+	svc, err := bake.NewService(st, a.awsHubs(), a.log.With("component", "bake"), bake.Options{})
+	if err != nil {
+		return err
+	}
+
+	// The service outlives ctx: an interrupt cancels the bake, and the
+	// service runs on until the builder is terminated.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	g, gctx := errgroup.WithContext(runCtx)
+	awsCtx, stopAWS := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopAWS()
+	a.runAWS(awsCtx, g, sim)
+	g.Go(func() error {
+		defer stopAWS()
+		return svc.Run(gctx)
+	})
+
+	final, followErr := a.followLocal(ctx, gctx, o, st, svc, proj.Name)
+	stopRun()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if followErr != nil {
+		return followErr
+	}
+	return a.bakeOutcome(o, final)
+}
+
+// followLocal triggers a bake of project on svc and shows its progress
+// until it is over. When ctx is done first, it cancels the bake and follows
+// it to its end; when run (the service's context) is done, it gives up.
+func (a *app) followLocal(ctx, run context.Context, o *clientOptions, st *store.Store, svc *bake.Service, project string) (*web.Bake, error) {
+	ch, unsubscribe := svc.Subscribe(0)
+	defer unsubscribe()
+	tr, err := svc.Trigger(ctx, project, "", "")
+	if err != nil {
+		return nil, err
+	}
+	id := tr.BakeID
+	p := &progress{w: a.stdout, quiet: o.json, live: !o.json && isTerminal(a.stdout)}
+	var wg sync.WaitGroup
+	tickCtx, stopTicks := context.WithCancel(run)
+	defer func() {
+		stopTicks()
+		wg.Wait()
+		p.clear()
+	}()
+	if p.live {
+		wg.Go(func() { p.ticks(tickCtx) })
+	}
+	// Progress only says "look again"; a slow tick covers dropped ones.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	interrupted := ctx.Done()
+	for {
+		b, err := st.Bake(run, id)
+		if err != nil {
+			return nil, err
+		}
+		steps, err := st.Steps(run, id)
+		if err != nil {
+			return nil, err
+		}
+		wb := localBake(b, steps)
+		p.update(wb)
+		if b.State.Final() {
+			return wb, nil
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-interrupted:
+			interrupted = nil
+			if _, err := svc.Cancel(run, id, "interrupted"); err != nil && !errors.Is(err, store.ErrBakeFinished) {
+				return nil, err
+			}
+		case <-run.Done():
+			return nil, context.Cause(run)
+		}
+	}
+}
+
+// localBake is b with its steps as the API shows them.
+func localBake(b *store.Bake, steps []store.Step) *web.Bake {
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	out := &web.Bake{
+		ID: b.ID, Project: b.Project, State: b.State,
+		Commit: b.Commit, Ref: b.Ref, Message: b.Message, Repo: b.Repo,
+		CancelRequested: b.CancelRequested,
+		CreatedAt:       b.Created, StartedAt: at(b.Started), FinishedAt: at(b.Finished),
+		ImageID: b.ImageID, BuilderID: b.BuilderID, Reason: b.Reason, ConsoleTail: b.ConsoleTail,
+	}
+	for _, st := range steps {
+		out.Steps = append(out.Steps, web.Step{
+			Name: st.Name, State: st.State, StartedAt: st.Started, FinishedAt: at(st.Finished), Detail: st.Detail,
+		})
+	}
+	return out
 }
 
 // isTerminal reports whether w is a terminal (a character device).
