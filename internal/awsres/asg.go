@@ -1155,6 +1155,16 @@ func RollOut(ctx context.Context, hubs *awsapi.Hubs, region, group, imageID stri
 	return r, err
 }
 
+// RolloutIAMActions are the calls RollOut and awsapi.Hubs.ImagesInUse
+// make, for the policy of a bakery whose projects roll out.
+func RolloutIAMActions() []string {
+	return []string{
+		"autoscaling:DescribeAutoScalingGroups", "autoscaling:StartInstanceRefresh", "autoscaling:DescribeInstanceRefreshes",
+		"autoscaling:RollbackInstanceRefresh", "ec2:CreateLaunchTemplateVersion", "ec2:DescribeLaunchTemplateVersions",
+		"ec2:RunInstances", "ec2:CreateTags",
+	}
+}
+
 var (
 	_ engine.Resource    = (*ASG)(nil)
 	_ engine.Initer      = (*ASG)(nil)
