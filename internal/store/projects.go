@@ -33,13 +33,30 @@ type Project struct {
 	Branch         string // empty: the repository's default branch
 	ScriptTimeout  time.Duration
 	ImageTimeout   time.Duration
-	Created        time.Time // set by the store
-	Updated        time.Time // set by the store
+	// Rollout is where a successful bake's image goes; nil: nowhere.
+	Rollout *Rollout
+	Created time.Time // set by the store
+	Updated time.Time // set by the store
+}
+
+// Rollout is a project's rollout target: the Auto Scaling group a new
+// image is rolled out to, and the instance refresh's preferences (nil and
+// zero: the defaults). Stored as JSON.
+type Rollout struct {
+	Group             string        `json:"group"`
+	Region            string        `json:"region,omitempty"` // "" = the project's
+	MinHealthyPercent *int          `json:"min_healthy_percent,omitempty"`
+	Warmup            time.Duration `json:"warmup,omitempty"`
+	Checkpoints       []int         `json:"checkpoints,omitempty"`
+	CheckpointDelay   time.Duration `json:"checkpoint_delay,omitempty"`
+	SkipMatching      *bool         `json:"skip_matching,omitempty"`
+	AutoRollback      *bool         `json:"auto_rollback,omitempty"`
+	Alarms            []string      `json:"alarms,omitempty"`
 }
 
 const projectColumns = `name, region, base_id, base_owner, base_name, base_most_recent,
 	instance_type, script, security_groups, subnet, iam_profile, tags, keep, branch,
-	script_timeout_ms, image_timeout_ms, created_at, updated_at`
+	script_timeout_ms, image_timeout_ms, rollout, created_at, updated_at`
 
 // PutProject creates the project or replaces every field of an existing one
 // with p's (Created is kept). A non-empty secret sets the webhook secret; an
@@ -58,6 +75,14 @@ func (s *Store) PutProject(ctx context.Context, p Project, secret string) (creat
 	if err != nil {
 		return false, fmt.Errorf("put project %q: %w", p.Name, err)
 	}
+	rollout := ""
+	if p.Rollout != nil {
+		b, err := json.Marshal(p.Rollout)
+		if err != nil {
+			return false, fmt.Errorf("put project %q: %w", p.Name, err)
+		}
+		rollout = string(b)
+	}
 	now := ms(s.now())
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var exists int
@@ -71,19 +96,19 @@ func (s *Store) PutProject(ctx context.Context, p Project, secret string) (creat
 		}
 		args := []any{p.Region, p.BaseID, p.BaseOwner, p.BaseName, p.BaseMostRecent,
 			p.Type, p.Script, string(groups), p.Subnet, p.IAMProfile, string(tagJSON), p.Keep, p.Branch,
-			p.ScriptTimeout.Milliseconds(), p.ImageTimeout.Milliseconds()}
+			p.ScriptTimeout.Milliseconds(), p.ImageTimeout.Milliseconds(), rollout}
 		if created {
 			_, err = tx.ExecContext(ctx, `INSERT INTO projects (region, base_id, base_owner, base_name,
 				base_most_recent, instance_type, script, security_groups, subnet, iam_profile, tags, keep,
-				branch, script_timeout_ms, image_timeout_ms, name, webhook_secret, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				branch, script_timeout_ms, image_timeout_ms, rollout, name, webhook_secret, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				append(args, p.Name, secret, now, now)...)
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE projects SET region = ?, base_id = ?, base_owner = ?,
 			base_name = ?, base_most_recent = ?, instance_type = ?, script = ?, security_groups = ?,
 			subnet = ?, iam_profile = ?, tags = ?, keep = ?, branch = ?, script_timeout_ms = ?,
-			image_timeout_ms = ?, updated_at = ?,
+			image_timeout_ms = ?, rollout = ?, updated_at = ?,
 			webhook_secret = CASE WHEN ? = '' THEN webhook_secret ELSE ? END
 			WHERE name = ?`,
 			append(args, now, secret, secret, p.Name)...)
@@ -200,12 +225,13 @@ func scanProject(r scanner) (*Project, error) {
 	var (
 		p                  Project
 		groups, tags       string
+		rollout            string
 		scriptMS, imageMS  int64
 		createdMS, updated int64
 	)
 	err := r.Scan(&p.Name, &p.Region, &p.BaseID, &p.BaseOwner, &p.BaseName, &p.BaseMostRecent,
 		&p.Type, &p.Script, &groups, &p.Subnet, &p.IAMProfile, &tags, &p.Keep, &p.Branch,
-		&scriptMS, &imageMS, &createdMS, &updated)
+		&scriptMS, &imageMS, &rollout, &createdMS, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +240,12 @@ func scanProject(r scanner) (*Project, error) {
 	}
 	if err := json.Unmarshal([]byte(tags), &p.Tags); err != nil {
 		return nil, fmt.Errorf("tags of %q: %w", p.Name, err)
+	}
+	if rollout != "" {
+		p.Rollout = &Rollout{}
+		if err := json.Unmarshal([]byte(rollout), p.Rollout); err != nil {
+			return nil, fmt.Errorf("rollout of %q: %w", p.Name, err)
+		}
 	}
 	p.ScriptTimeout = time.Duration(scriptMS) * time.Millisecond
 	p.ImageTimeout = time.Duration(imageMS) * time.Millisecond
