@@ -1,0 +1,476 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/bake"
+	"kiln/internal/ec2sim"
+	"kiln/internal/events"
+	"kiln/internal/store"
+)
+
+// The bake scenario: the bakery (store, River, pipeline, hook handler)
+// against the simulator over HTTP, as kiln serve --sim runs it.
+//
+//   - overhead: a signed GitHub push to one project → its bake succeeded
+//     (image available, tagged, builder terminated), against the lower
+//     bound the simulator's state durations impose (boot + script + stop +
+//     console + image, scaled). Target: ≤ lower bound + 5 % + 2 s (the
+//     2 s at realistic scale: it is scaled here too). API calls per bake.
+//
+//   - intake: 1,000 concurrent signed GitHub deliveries over real HTTP to
+//     the hook handler on a real store → accepted/s and p99 latency.
+//     Target ≥ 2,000/s, p99 < 50 ms on 2 cores.
+//
+//   - many: 100 projects baking at once with the simulator's throttling on
+//     → all succeed, none fails on throttling; time and throttled calls.
+//
+//     KILN_BENCH_BAKE_SCALE=0.05   time scale of the overhead case
+//     KILN_BENCH_BAKE_MANY=100     projects of the many case (0 skips it)
+const (
+	bakeScaleEnv = "KILN_BENCH_BAKE_SCALE"
+	bakeManyEnv  = "KILN_BENCH_BAKE_MANY"
+)
+
+func bakeBench(ctx context.Context, emit func(v any)) error {
+	scale := ec2simEnvFloat(bakeScaleEnv, 0.05)
+	many, err := sizesFrom(bakeManyEnv, []int{100})
+	if err != nil {
+		return err
+	}
+	if err := bakeOverhead(ctx, scale, emit); err != nil {
+		return fmt.Errorf("overhead: %w", err)
+	}
+	if err := bakeIntake(ctx, 1000, emit); err != nil {
+		return fmt.Errorf("intake: %w", err)
+	}
+	for _, n := range many {
+		if n > 0 {
+			if err := bakeMany(ctx, n, emit); err != nil {
+				return fmt.Errorf("many %d: %w", n, err)
+			}
+		}
+	}
+	return nil
+}
+
+const (
+	bakeSecret     = "bench-webhook-secret"
+	bakeScript     = "sleep 60" // a minute of simulated script
+	bakeScriptTime = 60 * time.Second
+)
+
+// bakery is the simulator and a bake.Service over a fresh store, served
+// over HTTP as kiln serve does: /hooks/{project} and the events receiver
+// the simulator pushes its state changes to.
+type bakery struct {
+	sim  *ec2sim.Sim
+	st   *store.Store
+	svc  *bake.Service
+	url  string // the hooks and events server
+	stop func()
+}
+
+func newBakery(ctx context.Context, o ec2sim.Options, so bake.Options) (*bakery, error) {
+	dir, err := os.MkdirTemp("", "kiln-bench-bake-")
+	if err != nil {
+		return nil, err
+	}
+	b := &bakery{}
+	ctx, cancel := context.WithCancel(ctx)
+	var g errgroup.Group
+	var servers []*httptest.Server
+	b.stop = func() {
+		cancel()
+		_ = g.Wait()
+		for _, s := range servers {
+			s.Close()
+		}
+		if b.st != nil {
+			b.st.Close()
+		}
+		os.RemoveAll(dir)
+	}
+	var front http.Handler
+	fs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { front.ServeHTTP(w, r) }))
+	servers = append(servers, fs)
+	b.url = fs.URL
+	const key = "bench-events"
+	o.Events = []ec2sim.EventTarget{{URL: fs.URL + events.Path, APIKey: key}}
+	b.sim = ec2sim.New(o)
+	ss := httptest.NewServer(b.sim)
+	servers = append(servers, ss)
+	cfg := ec2sim.ClientConfig(ss.URL)
+	// As kiln serve --sim scales the waits with the simulator.
+	hubs := awsapi.NewHubs(awsapi.Options{
+		Config: &cfg,
+		Wait:   awsapi.Backoff{Min: scaleDur(time.Second, o.TimeScale, 20*time.Millisecond), Max: scaleDur(15*time.Second, o.TimeScale, 200*time.Millisecond)},
+		Poll:   scaleDur(60*time.Second, o.TimeScale, time.Second),
+	})
+	if b.st, err = store.Open(ctx, filepath.Join(dir, "kiln.db")); err != nil {
+		b.stop()
+		return nil, err
+	}
+	if b.svc, err = bake.NewService(b.st, hubs, nil, so); err != nil {
+		b.stop()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /hooks/{project}", bake.NewHookHandler(b.svc.Queue(), nil))
+	mux.Handle("POST "+events.Path, events.New(hubs, events.Options{APIKey: key}))
+	front = mux
+	g.Go(func() error { return b.sim.Run(ctx) })
+	g.Go(func() error { return hubs.Run(ctx) })
+	g.Go(func() error { return b.svc.Run(ctx) })
+	return b, nil
+}
+
+func scaleDur(d time.Duration, scale float64, floor time.Duration) time.Duration {
+	return max(min(time.Duration(float64(d)*scale), d), floor)
+}
+
+// project stores a project baking bakeScript from the newest AL2023 image.
+func (b *bakery) project(ctx context.Context, name string) error {
+	p, err := bake.ParseProject(name+".yaml", fmt.Appendf(nil, `name: %s
+region: us-east-1
+base: {owner: amazon, name: "al2023-ami-*", most_recent: true}
+type: t3.small
+branch: main
+webhook_secret: %s
+script: |
+  #!/bin/sh
+  %s
+`, name, bakeSecret, bakeScript), nil)
+	if err != nil {
+		return err
+	}
+	_, err = bake.ApplyProject(ctx, b.st, p)
+	return err
+}
+
+// push delivers a signed GitHub push to project and returns the status.
+func (b *bakery) push(ctx context.Context, c *http.Client, project, delivery string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/hooks/"+project, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", delivery)
+	req.Header.Set("X-Hub-Signature-256", bake.Sign(body, bakeSecret))
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// wait returns bake id once it is over.
+func (b *bakery) wait(ctx context.Context, id int64) (*store.Bake, error) {
+	ch, unsubscribe := b.svc.Subscribe(id)
+	defer unsubscribe()
+	tick := time.NewTicker(time.Second) // dropped updates
+	defer tick.Stop()
+	for {
+		bk, err := b.st.Bake(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if bk.State.Final() {
+			return bk, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch:
+		case <-tick.C:
+		}
+	}
+}
+
+func pushBody(commit string) []byte {
+	return fmt.Appendf(nil, `{"ref":"refs/heads/main","after":%q,"repository":{"full_name":"acme/web","default_branch":"main"},"head_commit":{"id":%q,"message":"bench"}}`, commit, commit)
+}
+
+type bakeOverheadFigures struct {
+	Scenario       string         `json:"scenario"`
+	Case           string         `json:"case"`
+	TimeScale      float64        `json:"time_scale"`
+	Bakes          int            `json:"bakes"`
+	LowerBoundMS   float64        `json:"lower_bound_ms"`
+	TargetMS       float64        `json:"target_ms"`
+	TookMS         []float64      `json:"took_ms"`
+	WorstMS        float64        `json:"worst_ms"`
+	Ratio          float64        `json:"ratio"`
+	OverheadMS     float64        `json:"overhead_ms"`
+	WithinTarget   bool           `json:"within_target"`
+	CallsPerBake   float64        `json:"calls_per_bake"`
+	CallsPerAction map[string]int `json:"calls_per_action"`
+}
+
+func bakeOverhead(ctx context.Context, scale float64, emit func(any)) error {
+	d := ec2sim.DefaultDurations()
+	b, err := newBakery(ctx, ec2sim.Options{TimeScale: scale, Durations: d}, bake.Options{})
+	if err != nil {
+		return err
+	}
+	defer b.stop()
+	if err := b.project(ctx, "web"); err != nil {
+		return err
+	}
+	lower := time.Duration(float64(d.Boot+bakeScriptTime+d.Stop+d.Console+d.Image) * scale)
+	f := bakeOverheadFigures{Scenario: "bake", Case: "overhead", TimeScale: scale, Bakes: 3,
+		LowerBoundMS: ms(lower), TargetMS: ms(lower + lower/20 + time.Duration(float64(2*time.Second)*scale))}
+	b.sim.ResetCalls()
+	c := &http.Client{}
+	for i := range f.Bakes {
+		start := time.Now()
+		status, err := b.push(ctx, c, "web", fmt.Sprint("overhead-", i), pushBody(fmt.Sprintf("%040x", i+1)))
+		if err != nil {
+			return err
+		}
+		if status != http.StatusAccepted {
+			return fmt.Errorf("push: status %d", status)
+		}
+		id, err := b.latest(ctx)
+		if err != nil {
+			return err
+		}
+		bk, err := b.wait(ctx, id)
+		if err != nil {
+			return err
+		}
+		if bk.State != store.Succeeded {
+			return fmt.Errorf("bake %d %s: %s", bk.ID, bk.State, bk.Reason)
+		}
+		took := time.Since(start)
+		f.TookMS = append(f.TookMS, ms(took))
+		f.WorstMS = max(f.WorstMS, ms(took))
+		fmt.Fprintf(os.Stderr, "bench: bake overhead: bake %d took %s (lower bound %s)\n", bk.ID, took.Round(time.Millisecond), lower)
+	}
+	f.Ratio = f.WorstMS / f.LowerBoundMS
+	f.OverheadMS = f.WorstMS - f.LowerBoundMS
+	f.WithinTarget = f.WorstMS <= f.TargetMS
+	calls, _ := b.sim.CallCounts()
+	f.CallsPerAction = map[string]int{}
+	total := 0
+	for k, v := range calls {
+		total += v
+		f.CallsPerAction[k] = v
+	}
+	f.CallsPerBake = float64(total) / float64(f.Bakes)
+	emit(f)
+	return nil
+}
+
+// latest is the newest bake's id.
+func (b *bakery) latest(ctx context.Context) (int64, error) {
+	list, err := b.st.Bakes(ctx, store.BakeQuery{Limit: 1})
+	if err != nil {
+		return 0, err
+	}
+	if len(list) == 0 {
+		return 0, errors.New("no bake")
+	}
+	return list[0].ID, nil
+}
+
+type bakeIntakeFigures struct {
+	Scenario   string  `json:"scenario"`
+	Case       string  `json:"case"`
+	Deliveries int     `json:"deliveries"`
+	Projects   int     `json:"projects"`
+	Accepted   int     `json:"accepted"`
+	Other      int     `json:"other"`
+	Seconds    float64 `json:"seconds"`
+	PerSecond  float64 `json:"accepted_per_s"`
+	P50MS      float64 `json:"p50_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	CPUs       int     `json:"gomaxprocs"`
+}
+
+// bakeIntake: n concurrent deliveries to 100 projects; the service does
+// not run (no AWS work), as deliveries never wait for a bake anyway.
+func bakeIntake(ctx context.Context, n int, emit func(any)) error {
+	dir, err := os.MkdirTemp("", "kiln-bench-intake-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	st, err := store.Open(ctx, filepath.Join(dir, "kiln.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rc, err := st.NewRiverClient(nil, nil)
+	if err != nil {
+		return err
+	}
+	b := &bakery{st: st}
+	const projects = 100
+	for i := range projects {
+		if err := b.project(ctx, fmt.Sprint("p", i)); err != nil {
+			return err
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /hooks/{project}", bake.NewHookHandler(bake.NewQueue(st, rc), nil))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	b.url = srv.URL
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}}
+	defer c.CloseIdleConnections()
+
+	round := func(tag string, n int) (lat []time.Duration, accepted int, took time.Duration, err error) {
+		lat = make([]time.Duration, n)
+		var ok atomic.Int64
+		var first error
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				body := pushBody(fmt.Sprintf("%040x", i+1))
+				<-gate
+				t0 := time.Now()
+				status, err := b.push(ctx, c, fmt.Sprint("p", i%projects), fmt.Sprintf("%s-%d", tag, i), body)
+				lat[i] = time.Since(t0)
+				if err != nil {
+					mu.Lock()
+					first = cmpErr(first, err)
+					mu.Unlock()
+				}
+				if status == http.StatusAccepted {
+					ok.Add(1)
+				}
+			})
+		}
+		start := time.Now()
+		close(gate)
+		wg.Wait()
+		return lat, int(ok.Load()), time.Since(start), first
+	}
+	// Warm up: connections, the SQLite page cache.
+	if _, _, _, err := round("warm", 200); err != nil {
+		return err
+	}
+	lat, accepted, took, err := round("run", n)
+	if err != nil {
+		return err
+	}
+	sorted := make([]float64, len(lat))
+	for i, l := range lat {
+		sorted[i] = ms(l)
+	}
+	slices.Sort(sorted)
+	emit(bakeIntakeFigures{
+		Scenario: "bake", Case: "intake", Deliveries: n, Projects: projects,
+		Accepted: accepted, Other: n - accepted, Seconds: took.Seconds(),
+		PerSecond: float64(accepted) / took.Seconds(),
+		P50MS:     pct(sorted, 0.50), P99MS: pct(sorted, 0.99), MaxMS: sorted[len(sorted)-1],
+		CPUs: runtime.GOMAXPROCS(0),
+	})
+	return nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+type bakeManyFigures struct {
+	Scenario       string         `json:"scenario"`
+	Case           string         `json:"case"`
+	Projects       int            `json:"projects"`
+	TimeScale      float64        `json:"time_scale"`
+	Succeeded      int            `json:"succeeded"`
+	Failed         int            `json:"failed"`
+	FailedThrottle int            `json:"failed_on_throttling"`
+	Seconds        float64        `json:"seconds"`
+	Calls          int            `json:"calls"`
+	Throttled      map[string]int `json:"throttled"`
+	ThrottledTotal int            `json:"throttled_total"`
+}
+
+func bakeMany(ctx context.Context, n int, emit func(any)) error {
+	const scale = 0.01
+	b, err := newBakery(ctx, ec2sim.Options{TimeScale: scale, Durations: ec2sim.DefaultDurations(), Throttle: true},
+		bake.Options{Workers: n})
+	if err != nil {
+		return err
+	}
+	defer b.stop()
+	for i := range n {
+		if err := b.project(ctx, fmt.Sprint("many", i)); err != nil {
+			return err
+		}
+	}
+	b.sim.ResetCalls()
+	start := time.Now()
+	ids := make([]int64, n)
+	for i := range n {
+		res, err := b.svc.Trigger(ctx, fmt.Sprint("many", i), "", "")
+		if err != nil {
+			return err
+		}
+		ids[i] = res.BakeID
+	}
+	f := bakeManyFigures{Scenario: "bake", Case: "many", Projects: n, TimeScale: scale}
+	var mu sync.Mutex
+	var g errgroup.Group
+	for _, id := range ids {
+		g.Go(func() error {
+			bk, err := b.wait(ctx, id)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if bk.State == store.Succeeded {
+				f.Succeeded++
+				return nil
+			}
+			f.Failed++
+			if strings.Contains(bk.Reason, "RequestLimitExceeded") || strings.Contains(bk.Reason, "Throttl") {
+				f.FailedThrottle++
+			}
+			fmt.Fprintf(os.Stderr, "bench: bake many: bake %d %s: %s\n", bk.ID, bk.State, bk.Reason)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	f.Seconds = time.Since(start).Seconds()
+	calls, throttled := b.sim.CallCounts()
+	for _, v := range calls {
+		f.Calls += v
+	}
+	f.Throttled = maps.Clone(throttled)
+	for _, v := range throttled {
+		f.ThrottledTotal += v
+	}
+	emit(f)
+	return nil
+}
