@@ -37,7 +37,9 @@ import (
 //
 //   - intake: 1,000 concurrent signed GitHub deliveries over real HTTP to
 //     the hook handler on a real store → accepted/s and p99 latency.
-//     Target ≥ 2,000/s, p99 < 50 ms on 2 cores.
+//     Target ≥ 2,000/s, p99 < 50 ms on 2 cores. Sent all at once, the
+//     latency is mostly the wait in line (1,000 / rate); intake-2000/s
+//     offers the same 1,000 at 2,000/s, which is the latency at the target.
 //
 //   - many: 100 projects baking at once with the simulator's throttling on
 //     → all succeed, none fails on throttling; time and throttled calls.
@@ -340,17 +342,23 @@ func bakeIntake(ctx context.Context, n int, emit func(any)) error {
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}}
 	defer c.CloseIdleConnections()
 
-	round := func(tag string, n int) (lat []time.Duration, accepted int, took time.Duration, err error) {
+	// round delivers n pushes, all at once (every == 0) or one every every
+	// (an open-loop offered rate), each from a goroutine of its own.
+	round := func(tag string, n int, every time.Duration) (lat []time.Duration, accepted int, took time.Duration, err error) {
 		lat = make([]time.Duration, n)
 		var ok atomic.Int64
 		var first error
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		gate := make(chan struct{})
+		var start time.Time
 		for i := range n {
 			wg.Go(func() {
 				body := pushBody(fmt.Sprintf("%040x", i+1))
 				<-gate
+				if every > 0 {
+					time.Sleep(time.Until(start.Add(time.Duration(i) * every)))
+				}
 				t0 := time.Now()
 				status, err := b.push(ctx, c, fmt.Sprint("p", i%projects), fmt.Sprintf("%s-%d", tag, i), body)
 				lat[i] = time.Since(t0)
@@ -364,31 +372,38 @@ func bakeIntake(ctx context.Context, n int, emit func(any)) error {
 				}
 			})
 		}
-		start := time.Now()
+		start = time.Now()
 		close(gate)
 		wg.Wait()
 		return lat, int(ok.Load()), time.Since(start), first
 	}
 	// Warm up: connections, the SQLite page cache.
-	if _, _, _, err := round("warm", 200); err != nil {
+	if _, _, _, err := round("warm", 200, 0); err != nil {
 		return err
 	}
-	lat, accepted, took, err := round("run", n)
-	if err != nil {
-		return err
+	// intake: all n at once, so latency is mostly the wait in line;
+	// intake-2000/s: n offered at the target rate, latency at that load.
+	for _, c := range []struct {
+		name  string
+		every time.Duration
+	}{{"intake", 0}, {"intake-2000/s", time.Second / 2000}} {
+		lat, accepted, took, err := round(c.name, n, c.every)
+		if err != nil {
+			return err
+		}
+		sorted := make([]float64, len(lat))
+		for i, l := range lat {
+			sorted[i] = ms(l)
+		}
+		slices.Sort(sorted)
+		emit(bakeIntakeFigures{
+			Scenario: "bake", Case: c.name, Deliveries: n, Projects: projects,
+			Accepted: accepted, Other: n - accepted, Seconds: took.Seconds(),
+			PerSecond: float64(accepted) / took.Seconds(),
+			P50MS:     pct(sorted, 0.50), P99MS: pct(sorted, 0.99), MaxMS: sorted[len(sorted)-1],
+			CPUs: runtime.GOMAXPROCS(0),
+		})
 	}
-	sorted := make([]float64, len(lat))
-	for i, l := range lat {
-		sorted[i] = ms(l)
-	}
-	slices.Sort(sorted)
-	emit(bakeIntakeFigures{
-		Scenario: "bake", Case: "intake", Deliveries: n, Projects: projects,
-		Accepted: accepted, Other: n - accepted, Seconds: took.Seconds(),
-		PerSecond: float64(accepted) / took.Seconds(),
-		P50MS:     pct(sorted, 0.50), P99MS: pct(sorted, 0.99), MaxMS: sorted[len(sorted)-1],
-		CPUs: runtime.GOMAXPROCS(0),
-	})
 	return nil
 }
 
