@@ -1,17 +1,3 @@
-// Package bake is kiln's image bakery: projects (a base image, an init script
-// and instance settings), signed webhooks that queue bakes, and the bake
-// pipeline that turns a queued bake into an image.
-//
-// This file set holds the bakery's front door, none of which calls AWS:
-//
-//   - ParseProject decodes and validates a project file (strict YAML, every
-//     problem reported at once with file:line); ApplyProject stores it,
-//     generating a webhook secret when the file gives none.
-//   - ParseDelivery verifies and parses one webhook delivery (GitHub, GitLab
-//     or kiln's generic HMAC format) into a Delivery.
-//   - HookHandler serves POST /hooks/{project}: verify, dedupe, coalesce and
-//     enqueue, answering in milliseconds. NewHookQueue adapts the store and a
-//     River client to what the handler needs; the queued job is JobArgs.
 package bake
 
 import (
