@@ -34,6 +34,7 @@ const (
 	StepTerminate   = "terminate builder"
 	StepRetention   = "retention"
 	StepRecord      = "record image"
+	StepRollout     = "rollout" // when the project has a rollout target: the last step
 	StepCleanup     = "clean up"
 )
 
@@ -166,12 +167,13 @@ type describer interface {
 	DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 }
 
-// IAMActions are the calls a bake makes (retention included).
+// IAMActions are the calls a bake makes (retention included; a rollout's
+// are awsres.RolloutIAMActions).
 func IAMActions() []string {
 	return []string{
 		"ec2:DescribeImages", "ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeInstances",
 		"ec2:GetConsoleOutput", "ec2:TerminateInstances", "ec2:CreateImage", "ec2:DeregisterImage",
-		"ec2:DeleteSnapshot", "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
+		"ec2:DeleteSnapshot", "ec2:DescribeLaunchTemplateVersions", "autoscaling:DescribeAutoScalingGroups",
 	}
 }
 

@@ -1,9 +1,11 @@
 package bake
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strconv"
 	"sync"
@@ -166,8 +168,76 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 	if err != nil {
 		return err
 	}
+	if p.Rollout != nil {
+		if done, err := s.rollOut(ctx, bctx, b, p, res.ImageID, rec, log, last); done || err != nil {
+			return err
+		}
+	}
 	log.Info("bake succeeded", "image", res.ImageID)
 	return s.finish(ctx, b, store.Outcome{State: store.Succeeded, ImageID: res.ImageID})
+}
+
+// RolloutFailedError is a rollout that failed for good (a failed, rolled
+// back instance refresh): Options.RollOut returns it and the bake fails
+// with Reason, keeping its image.
+type RolloutFailedError struct {
+	Reason string
+	Err    error // the cause, e.g. an *awsres.RolloutError
+}
+
+func (e *RolloutFailedError) Error() string { return "rollout failed: " + e.Reason }
+func (e *RolloutFailedError) Unwrap() error { return e.Err }
+
+// rollOut is the bake's last step: roll image out to p's rollout target.
+// done says the bake was finished here (failed or cancelled, its image
+// kept); an error makes River retry the job (transient, or shutting down).
+// bctx is the bake's context (ended by Cancel); ctx the job's.
+func (s *Service) rollOut(ctx, bctx context.Context, b *store.Bake, p *Project, image string, rec *storeRecorder, log *slog.Logger, last bool) (done bool, err error) {
+	t := *p.Rollout
+	region := cmp.Or(t.Region, p.Region)
+	detail := fmt.Sprintf("%s to group %s in %s", image, t.Group, region)
+	keep := func(state store.BakeState, stepState store.StepState, reason string) (bool, error) {
+		if ferr := rec.FinishStep(context.WithoutCancel(ctx), StepRollout, stepState, reason); ferr != nil {
+			log.Warn("record rollout step", "err", ferr)
+		}
+		log.Info("bake "+string(state)+" at rollout; image kept", "image", image, "reason", reason)
+		return true, s.finish(ctx, b, store.Outcome{State: state, ImageID: image, Reason: reason})
+	}
+	if context.Cause(bctx) != nil && errors.Is(context.Cause(bctx), errCancelRequested) {
+		return keep(store.Cancelled, store.StepCancelled, "cancelled before the rollout")
+	}
+	if err := rec.s.store.StartStep(ctx, b.ID, StepRollout, detail); err != nil {
+		return false, err
+	}
+	rec.s.notify(Progress{BakeID: b.ID, Project: b.Project, Step: StepRollout, StepState: store.StepRunning,
+		BakeState: store.Running, Detail: detail, Time: time.Now()})
+	if s.o.RollOut == nil {
+		return keep(store.Failed, store.StepFailed, "rollout to group "+t.Group+": this bakery cannot roll out (no Auto Scaling access configured)")
+	}
+	log.Info("rolling out", "image", image, "group", t.Group, "region", region)
+	err = s.o.RollOut(bctx, region, t.Group, image, t, log.With("step", StepRollout))
+	var rf *RolloutFailedError
+	switch {
+	case err == nil:
+		if ferr := rec.FinishStep(context.WithoutCancel(ctx), StepRollout, store.StepSucceeded,
+			fmt.Sprintf("group %s runs %s", t.Group, image)); ferr != nil {
+			return false, ferr
+		}
+		return false, nil
+	case errors.Is(context.Cause(bctx), errCancelRequested):
+		return keep(store.Cancelled, store.StepCancelled, "cancelled during the rollout (an instance refresh already started goes on in Auto Scaling)")
+	case ctx.Err() != nil:
+		return false, err // shutting down: the step stays running, resumed by the next run
+	case errors.As(err, &rf):
+		return keep(store.Failed, store.StepFailed, rf.Reason)
+	case engine.IsPermanent(err) || last:
+		return keep(store.Failed, store.StepFailed, err.Error())
+	}
+	log.Warn("rollout interrupted; retrying later", "err", err)
+	if ferr := rec.FinishStep(context.WithoutCancel(ctx), StepRollout, store.StepFailed, err.Error()); ferr != nil {
+		log.Warn("record rollout step", "err", ferr)
+	}
+	return false, err
 }
 
 // SpecFor is the pipeline's spec of bake b of project p: bake id as the

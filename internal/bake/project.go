@@ -33,6 +33,9 @@ type Project struct {
 	Keep           int    // images to keep, ≥ 1
 	Branch         string // pushes to other branches are ignored; empty: the repository's default branch
 	Timeouts       Timeouts
+	// Rollout, when set, is where a successful bake's image is rolled out
+	// to, as the bake's last step.
+	Rollout *RolloutTarget
 	// Secret is webhook_secret after ${ENV} expansion; empty when the file
 	// gives none (ApplyProject then keeps the stored one or generates one).
 	Secret string
@@ -46,6 +49,12 @@ type Base struct {
 	Name       string // name pattern, '*' and '?' wildcards as DescribeImages
 	MostRecent bool
 }
+
+// RolloutTarget is a project's rollout target (the file's rollout:): the
+// Auto Scaling group whose launch template gets each new image, and the
+// instance refresh's preferences (nil and zero: aws:asg's defaults).
+// Region "" is the project's.
+type RolloutTarget = store.Rollout
 
 // Timeouts bound the two long waits of a bake.
 type Timeouts struct {
@@ -191,6 +200,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 		"branch":         func(n *yaml.Node) { p.Branch = pp.str(n, "branch") },
 		"timeouts":       func(n *yaml.Node) { pp.timeouts(n, &p.Timeouts, lines) },
 		"webhook_secret": func(n *yaml.Node) { p.Secret = pp.secret(n) },
+		"rollout":        func(n *yaml.Node) { p.Rollout = pp.rollout(n, lines) },
 	})
 	pp.validate(p, root.Line, lines)
 	return p
@@ -352,6 +362,88 @@ func (pp *projectParser) timeouts(n *yaml.Node, t *Timeouts, lines map[string]in
 	})
 }
 
+// Limits of a rollout target, as Auto Scaling's instance refresh has them.
+const (
+	maxGroupLen        = 255
+	maxAlarms          = 10
+	maxCheckpointDelay = 48 * time.Hour
+	maxWarmup          = 48 * time.Hour
+)
+
+// rollout decodes rollout: {group: NAME, region: ..., min_healthy_percent,
+// warmup, checkpoints, checkpoint_delay, skip_matching, auto_rollback,
+// alarms}; null is no target.
+func (pp *projectParser) rollout(n *yaml.Node, lines map[string]int) *RolloutTarget {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		pp.errorf(n.Line, "rollout", "want {group: NAME, ...}")
+		return nil
+	}
+	r := &RolloutTarget{}
+	pp.fields(n, "rollout.", lines, map[string]func(*yaml.Node){
+		"group":  func(v *yaml.Node) { r.Group = pp.str(v, "rollout.group") },
+		"region": func(v *yaml.Node) { r.Region = pp.str(v, "rollout.region") },
+		"min_healthy_percent": func(v *yaml.Node) {
+			if m, ok := pp.integer(v, "rollout.min_healthy_percent"); ok {
+				if m < 0 || m > 100 {
+					pp.errorf(v.Line, "rollout.min_healthy_percent", "want 0 to 100, not %d", m)
+				}
+				r.MinHealthyPercent = &m
+			}
+		},
+		"warmup": func(v *yaml.Node) { r.Warmup = pp.seconds(v, "rollout.warmup", maxWarmup) },
+		"checkpoints": func(v *yaml.Node) {
+			if v.Kind != yaml.SequenceNode {
+				pp.errorf(v.Line, "rollout.checkpoints", "want a list of percentages")
+				return
+			}
+			for i, c := range v.Content {
+				pc, ok := pp.integer(c, fmt.Sprintf("rollout.checkpoints[%d]", i))
+				if !ok {
+					continue
+				}
+				if pc < 1 || pc > 100 || (len(r.Checkpoints) > 0 && pc <= r.Checkpoints[len(r.Checkpoints)-1]) {
+					pp.errorf(c.Line, fmt.Sprintf("rollout.checkpoints[%d]", i), "want ascending percentages from 1 to 100")
+				}
+				r.Checkpoints = append(r.Checkpoints, pc)
+			}
+		},
+		"checkpoint_delay": func(v *yaml.Node) {
+			r.CheckpointDelay = pp.seconds(v, "rollout.checkpoint_delay", maxCheckpointDelay)
+		},
+		"skip_matching": func(v *yaml.Node) {
+			b := pp.boolean(v, "rollout.skip_matching")
+			r.SkipMatching = &b
+		},
+		"auto_rollback": func(v *yaml.Node) {
+			b := pp.boolean(v, "rollout.auto_rollback")
+			r.AutoRollback = &b
+		},
+		"alarms": func(v *yaml.Node) { r.Alarms = pp.strList(v, "rollout.alarms") },
+	})
+	return r
+}
+
+// seconds is a duration in whole seconds, more than 0 and at most limit.
+func (pp *projectParser) seconds(n *yaml.Node, field string, limit time.Duration) time.Duration {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		pp.errorf(n.Line, field, "want a duration such as 90s or 5m")
+		return 0
+	}
+	d, err := time.ParseDuration(n.Value)
+	switch {
+	case err != nil:
+		pp.errorf(n.Line, field, "want a duration such as 90s or 5m, not %q", n.Value)
+		return 0
+	case d <= 0 || d > limit || d%time.Second != 0:
+		pp.errorf(n.Line, field, "want whole seconds, more than 0 and at most %s", limit)
+		return 0
+	}
+	return d
+}
+
 // secret expands ${VAR} references in webhook_secret. An unset or empty
 // variable is an error: silently using an empty secret would accept any
 // delivery signed with "".
@@ -443,10 +535,36 @@ func (pp *projectParser) validate(p *Project, rootLine int, lines map[string]int
 	if _, ok := lines["keep"]; ok && p.Keep < 1 {
 		pp.errorf(at("keep"), "keep", "must be at least 1")
 	}
+	if r := p.Rollout; r != nil {
+		pp.validateRollout(r, at)
+	}
 	if p.Branch != "" {
 		p.Branch = strings.TrimPrefix(p.Branch, "refs/heads/")
 		if msg := checkBranch(p.Branch); msg != "" {
 			pp.errorf(at("branch"), "branch", "%q: %s", p.Branch, msg)
+		}
+	}
+}
+
+func (pp *projectParser) validateRollout(r *RolloutTarget, at func(string) int) {
+	switch {
+	case r.Group == "":
+		pp.errorf(at("rollout"), "rollout.group", "required: the Auto Scaling group to roll the image out to")
+	case len(r.Group) > maxGroupLen || strings.ContainsFunc(r.Group, func(c rune) bool { return c < ' ' || c == 0x7f }):
+		pp.errorf(at("rollout.group"), "rollout.group", "%q is not an Auto Scaling group name (1 to %d characters)", r.Group, maxGroupLen)
+	}
+	if r.Region != "" && !regionRe.MatchString(r.Region) {
+		pp.errorf(at("rollout.region"), "rollout.region", "%q is not a region name such as us-east-1", r.Region)
+	}
+	if r.CheckpointDelay != 0 && len(r.Checkpoints) == 0 {
+		pp.errorf(at("rollout.checkpoint_delay"), "rollout.checkpoint_delay", "needs rollout.checkpoints")
+	}
+	if len(r.Alarms) > maxAlarms {
+		pp.errorf(at("rollout.alarms"), "rollout.alarms", "at most %d alarms, got %d", maxAlarms, len(r.Alarms))
+	}
+	for i, a := range r.Alarms {
+		if a == "" || len(a) > 255 {
+			pp.errorf(at("rollout.alarms"), fmt.Sprintf("rollout.alarms[%d]", i), "alarm names are 1 to 255 characters")
 		}
 	}
 }
@@ -537,7 +655,17 @@ func (p *Project) Record() store.Project {
 		SecurityGroups: slices.Clone(p.SecurityGroups), Subnet: p.Subnet, IAMProfile: p.IAMProfile,
 		Tags: p.Tags, Keep: p.Keep, Branch: p.Branch,
 		ScriptTimeout: p.Timeouts.Script, ImageTimeout: p.Timeouts.Image,
+		Rollout: cloneRollout(p.Rollout),
 	}
+}
+
+func cloneRollout(r *RolloutTarget) *RolloutTarget {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Checkpoints, c.Alarms = slices.Clone(r.Checkpoints), slices.Clone(r.Alarms)
+	return &c
 }
 
 // ProjectFromRecord converts a stored project back (Secret stays empty).
@@ -549,6 +677,7 @@ func ProjectFromRecord(r store.Project) *Project {
 		SecurityGroups: r.SecurityGroups, Subnet: r.Subnet, IAMProfile: r.IAMProfile,
 		Tags: r.Tags, Keep: r.Keep, Branch: r.Branch,
 		Timeouts: Timeouts{Script: r.ScriptTimeout, Image: r.ImageTimeout},
+		Rollout:  cloneRollout(r.Rollout),
 	}
 }
 

@@ -24,9 +24,10 @@ type Retained struct {
 // Retain keeps the newest keep available images of the account (owner
 // self) carrying every tag of match, and deregisters the older ones,
 // deleting their snapshots, unless an image is in use: referenced by an
-// instance that is not terminated, or by a launch-template version (where
-// the launch-template calls do not exist, as in an older simulator, none
-// is). Images still pending are left alone. It blocks until done; an error
+// instance that is not terminated, or by a launch-template version that an
+// Auto Scaling group uses (versions no group uses do not count, so keep-N
+// still removes the images of old versions). Images still pending are left
+// alone. It blocks until done; an error
 // leaves the rest for the next call (it is idempotent).
 func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]string, keep int) (Retained, error) {
 	var out Retained
@@ -84,7 +85,7 @@ func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]s
 	for i, im := range old {
 		ids[i] = aws.ToString(im.ImageId)
 	}
-	used, err := imagesInUse(ctx, h, api, ids)
+	used, err := imagesInUse(ctx, p.hubs, h, api, ids)
 	if err != nil {
 		return out, fmt.Errorf("retain images: %w", err)
 	}
@@ -103,9 +104,11 @@ func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]s
 	return out, nil
 }
 
-// imagesInUse returns which of ids an instance (not terminated) or a
-// launch-template version references.
-func imagesInUse(ctx context.Context, h *awsapi.Hub, api ec2API, ids []string) (map[string]bool, error) {
+// imagesInUse returns the images in use among ids: referenced by an
+// instance that is not terminated, or by a launch-template version an Auto
+// Scaling group uses (awsapi.Hubs.ImagesInUse: the group's version, its
+// live instances' versions, the template's latest), whatever ids holds.
+func imagesInUse(ctx context.Context, hubs *awsapi.Hubs, h *awsapi.Hub, api ec2API, ids []string) (map[string]bool, error) {
 	used := map[string]bool{}
 	err := h.Retry(ctx, func(ctx context.Context) error {
 		pg := ec2.NewDescribeInstancesPaginator(api, &ec2.DescribeInstancesInput{Filters: []types.Filter{
@@ -128,52 +131,14 @@ func imagesInUse(ctx context.Context, h *awsapi.Hub, api ec2API, ids []string) (
 	if err != nil {
 		return nil, fmt.Errorf("find instances using images: %w", err)
 	}
-	var templates []string
-	err = h.Retry(ctx, func(ctx context.Context) error {
-		templates = templates[:0]
-		pg := ec2.NewDescribeLaunchTemplatesPaginator(api, &ec2.DescribeLaunchTemplatesInput{})
-		for pg.HasMorePages() {
-			page, err := pg.NextPage(ctx)
-			if awsapi.Code(err) == "InvalidAction" {
-				return nil // no launch templates where the API does not exist
-			}
-			if err != nil {
-				return err
-			}
-			for _, lt := range page.LaunchTemplates {
-				templates = append(templates, aws.ToString(lt.LaunchTemplateId))
-			}
-		}
-		return nil
-	})
+	// Launch-template versions in use by Auto Scaling groups: a template
+	// with a version per baked image must not pin every image forever.
+	lts, err := hubs.ImagesInUse(ctx, h.Region()) // retries by itself
 	if err != nil {
-		return nil, fmt.Errorf("list launch templates: %w", err)
+		return nil, fmt.Errorf("find launch template versions in use: %w", err)
 	}
-	for _, lt := range templates {
-		err := h.Retry(ctx, func(ctx context.Context) error {
-			pg := ec2.NewDescribeLaunchTemplateVersionsPaginator(api, &ec2.DescribeLaunchTemplateVersionsInput{
-				LaunchTemplateId: aws.String(lt),
-				Filters:          []types.Filter{{Name: aws.String("image-id"), Values: ids}},
-			})
-			for pg.HasMorePages() {
-				page, err := pg.NextPage(ctx)
-				switch {
-				case awsapi.Code(err) == "InvalidAction", awsapi.IsNotFound(err):
-					return nil
-				case err != nil:
-					return err
-				}
-				for _, v := range page.LaunchTemplateVersions {
-					if d := v.LaunchTemplateData; d != nil {
-						used[aws.ToString(d.ImageId)] = true
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("find launch template versions using images: %w", err)
-		}
+	for id := range lts {
+		used[id] = true
 	}
 	return used, nil
 }

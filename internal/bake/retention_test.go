@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -14,9 +16,9 @@ import (
 )
 
 // TestRetention bakes five images with keep 2 while the oldest is in use by
-// an instance and the second by a launch-template version: the newest two
-// stay, the ones in use stay, the other is deregistered and its snapshots
-// deleted.
+// an instance and the second by the launch-template version a group uses;
+// the third is only in a version no group uses: the newest two stay, the
+// ones in use stay, the third is deregistered and its snapshots deleted.
 func TestRetention(t *testing.T) {
 	w := newWorld(t, ec2sim.Options{})
 	st := w.open(t)
@@ -45,10 +47,36 @@ func TestRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if i == 1 {
+		switch i {
+		case 1:
+			// A group runs from a launch-template version of the second
+			// image: retention must keep it.
 			_, err := w.client.CreateLaunchTemplate(t.Context(), &ec2.CreateLaunchTemplateInput{
 				LaunchTemplateName: aws.String("web"),
 				LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: out.Images[0].ImageId, InstanceType: types.InstanceTypeT3Micro},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			as, err := w.hubs.AutoScaling(t.Context(), "us-east-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = as.CreateAutoScalingGroup(t.Context(), &autoscaling.CreateAutoScalingGroupInput{
+				AutoScalingGroupName: aws.String("web"),
+				LaunchTemplate:       &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("web"), Version: aws.String("1")},
+				MinSize:              aws.Int32(0), MaxSize: aws.Int32(1), DesiredCapacity: aws.Int32(0),
+				AvailabilityZones: []string{"us-east-1a"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		case 2, 3:
+			// Versions 2 and 3 of the template: 2 is used by no group and
+			// pins nothing; 3 is the template's latest.
+			_, err := w.client.CreateLaunchTemplateVersion(t.Context(), &ec2.CreateLaunchTemplateVersionInput{
+				LaunchTemplateName: aws.String("web"), SourceVersion: aws.String("1"),
+				LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: out.Images[0].ImageId},
 			})
 			if err != nil {
 				t.Fatal(err)

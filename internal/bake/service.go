@@ -31,6 +31,16 @@ type Options struct {
 	FetchPollInterval time.Duration
 	// Pipeline tunes the steps' waits (console retry, defaults for timeouts).
 	Pipeline PipelineOptions
+	// RollOut, when set, rolls a successful bake's image out to its
+	// project's rollout target as the bake's last step (StepRollout):
+	// region is the target's, else the project's. It blocks until the
+	// rollout is over and is idempotent (a resumed bake calls it again).
+	// A rollout that failed for good returns a *RolloutFailedError (or an
+	// error marked engine.Permanent); the bake then fails with its reason,
+	// keeping the image. Other errors are retried like a bake's. kiln serve
+	// sets it to call awsres.RollOut (bake cannot import awsres). Nil: a
+	// project with a rollout target fails its bakes at that step.
+	RollOut func(ctx context.Context, region, group, imageID string, target RolloutTarget, log *slog.Logger) error
 }
 
 func (o *Options) fill() {
