@@ -237,7 +237,7 @@ func (a *app) bakeLocal(ctx context.Context, o *clientOptions, lo localOptions, 
 	if err != nil {
 		return err
 	}
-	svc, err := bake.NewService(st, a.awsHubs(), a.log.With("component", "bake"), bake.Options{})
+	svc, err := bake.NewService(st, a.awsHubs(), a.log.With("component", "bake"), bakeOptions(a.awsHubs()))
 	if err != nil {
 		return err
 	}

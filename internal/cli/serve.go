@@ -115,7 +115,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	hubs := a.awsHubs()
-	svc, err := bake.NewService(st, hubs, a.log.With("component", "bake"), bake.Options{})
+	svc, err := bake.NewService(st, hubs, a.log.With("component", "bake"), bakeOptions(hubs))
 	if err != nil {
 		return err
 	}
