@@ -1,0 +1,242 @@
+package bake_test
+
+// These tests run in package bake_test: they roll out through awsres, which
+// imports bake.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/awsres"
+	"kiln/internal/bake"
+	"kiln/internal/ec2sim"
+	"kiln/internal/store"
+)
+
+// rolloutWorld is a simulator on a tiny time scale (a boot takes 15 ms, a
+// 60 s warm-up 60 ms), hubs pointed at it, a store and a running Service
+// that rolls out through awsres.RollOut as kiln serve does.
+type rolloutWorld struct {
+	sim  *ec2sim.Sim
+	hubs *awsapi.Hubs
+	ec2  *ec2.Client
+	st   *store.Store
+	svc  *bake.Service
+}
+
+func newRolloutWorld(t *testing.T) *rolloutWorld {
+	t.Helper()
+	sim := ec2sim.New(ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	cfg := ec2sim.ClientConfig(srv.URL)
+	hubs := awsapi.NewHubs(awsapi.Options{
+		Config: &cfg,
+		Retry: awsapi.RetryOptions{MaxAttempts: 3, Backoff: retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) {
+			return time.Millisecond, nil
+		})},
+		Batch:   awsapi.BatchOptions{Idle: 2 * time.Millisecond, Max: 20 * time.Millisecond},
+		Wait:    awsapi.Backoff{Min: 2 * time.Millisecond, Max: 20 * time.Millisecond},
+		Retries: awsapi.Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = sim.Run(ctx) })
+	wg.Go(func() { _ = hubs.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	h, err := hubs.Hub(t.Context(), "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	log := slog.New(slog.DiscardHandler)
+	svc, err := bake.NewService(st, hubs, log, bake.Options{
+		FetchPollInterval: 20 * time.Millisecond,
+		BusySnooze:        50 * time.Millisecond,
+		SweepInterval:     time.Hour,
+		Pipeline:          bake.PipelineOptions{ConsoleWait: 2 * time.Second},
+		RollOut:           rollOut(hubs),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	var swg sync.WaitGroup
+	swg.Go(func() {
+		if err := svc.Run(sctx); err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	})
+	t.Cleanup(func() { stop(); swg.Wait() })
+	return &rolloutWorld{sim: sim, hubs: hubs, ec2: h.EC2(), st: st, svc: svc}
+}
+
+// rollOut is what kiln serve sets (internal/cli's bakeRollOut).
+func rollOut(hubs *awsapi.Hubs) func(context.Context, string, string, string, bake.RolloutTarget, *slog.Logger) error {
+	return func(ctx context.Context, region, group, image string, t bake.RolloutTarget, log *slog.Logger) error {
+		_, err := awsres.RollOut(ctx, hubs, region, group, image, awsres.Rollout{
+			MinHealthyPercent: t.MinHealthyPercent, Warmup: t.Warmup, Checkpoints: t.Checkpoints,
+			CheckpointDelay: t.CheckpointDelay, SkipMatching: t.SkipMatching, AutoRollback: t.AutoRollback, Alarms: t.Alarms,
+		}, log)
+		var re *awsres.RolloutError
+		if errors.As(err, &re) {
+			return &bake.RolloutFailedError{Reason: re.Error(), Err: err}
+		}
+		return err
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// group makes Auto Scaling group "web" of n instances on the base image
+// (launch template version 1) and waits until all are warmed up.
+func (w *rolloutWorld) group(t *testing.T, n int) {
+	t.Helper()
+	imgs, err := w.ec2.DescribeImages(t.Context(), &ec2.DescribeImagesInput{
+		Owners: []string{"amazon"}, Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"al2023-ami-2023.*-x86_64"}}},
+	})
+	if err != nil || len(imgs.Images) == 0 {
+		t.Fatalf("DescribeImages(base) = %v, %v", imgs, err)
+	}
+	if _, err := w.ec2.CreateLaunchTemplate(t.Context(), &ec2.CreateLaunchTemplateInput{
+		LaunchTemplateName: aws.String("web"),
+		LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: imgs.Images[0].ImageId, InstanceType: types.InstanceTypeT3Micro},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	as, err := w.hubs.AutoScaling(t.Context(), "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.CreateAutoScalingGroup(t.Context(), &autoscaling.CreateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String("web"),
+		LaunchTemplate:       &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("web"), Version: aws.String("1")},
+		MinSize:              aws.Int32(int32(n)), MaxSize: aws.Int32(int32(n)),
+		AvailabilityZones: []string{"us-east-1a"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the group to be warmed up", func() bool {
+		gi, ok := w.sim.AutoScalingGroup("web")
+		return ok && gi.Healthy() == n && len(gi.Instances) == n
+	})
+}
+
+// bake stores project web rolling out to group web and bakes it.
+func (w *rolloutWorld) bake(t *testing.T) *store.Bake {
+	t.Helper()
+	p := store.Project{
+		Name: "web", Region: "us-east-1", BaseOwner: "amazon", BaseName: "al2023-ami-2023.*-x86_64", BaseMostRecent: true,
+		Type: "t3.small", Script: "#!/bin/sh\ntrue\n", Keep: 5, ScriptTimeout: 20 * time.Second, ImageTimeout: 20 * time.Second,
+		Rollout: &store.Rollout{Group: "web", Warmup: 60 * time.Second},
+	}
+	if _, err := w.st.PutProject(t.Context(), p, "0123456789abcdef0123"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.svc.Trigger(t.Context(), "web", "c0ffee", "refs/heads/main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b *store.Bake
+	eventually(t, "the bake to finish", func() bool {
+		b, err = w.st.Bake(t.Context(), res.BakeID)
+		return err == nil && b.State.Final()
+	})
+	return b
+}
+
+// lastStep is the bake's last recorded step.
+func (w *rolloutWorld) lastStep(t *testing.T, id int64) store.Step {
+	t.Helper()
+	steps, err := w.st.Steps(t.Context(), id)
+	if err != nil || len(steps) == 0 {
+		t.Fatalf("Steps() = %v, %v", steps, err)
+	}
+	return steps[len(steps)-1]
+}
+
+// TestBakeRollsOut: a successful bake of a project with a rollout target
+// ends with the group's instances all running the new image, the bake's
+// last step "rollout" succeeded.
+func TestBakeRollsOut(t *testing.T) {
+	w := newRolloutWorld(t)
+	w.group(t, 4)
+	b := w.bake(t)
+	if b.State != store.Succeeded || b.ImageID == "" {
+		t.Fatalf("bake = %s (%s), image %q; want succeeded with an image", b.State, b.Reason, b.ImageID)
+	}
+	if st := w.lastStep(t, b.ID); st.Name != bake.StepRollout || st.State != store.StepSucceeded {
+		t.Errorf("last step = %q %s (%s); want %q succeeded", st.Name, st.State, st.Detail, bake.StepRollout)
+	}
+	gi, _ := w.sim.AutoScalingGroup("web")
+	if len(gi.Instances) != 4 {
+		t.Fatalf("group has %d instances; want 4", len(gi.Instances))
+	}
+	images := map[string]string{}
+	for _, in := range w.sim.Instances() {
+		images[in.ID] = in.ImageID
+	}
+	for _, in := range gi.Instances {
+		if images[in.ID] != b.ImageID || in.LaunchTemplateVersion != "2" {
+			t.Errorf("instance %s runs %s (version %s); want %s (version 2)", in.ID, images[in.ID], in.LaunchTemplateVersion, b.ImageID)
+		}
+	}
+	inUse, err := w.hubs.ImagesInUse(t.Context(), "us-east-1")
+	if err != nil || !inUse[b.ImageID] {
+		t.Errorf("ImagesInUse() = %v, %v; want %s among them", inUse, err, b.ImageID)
+	}
+}
+
+// TestBakeRolloutFails: a failed instance refresh fails the bake with the
+// rollout's reason and keeps its image.
+func TestBakeRolloutFails(t *testing.T) {
+	w := newRolloutWorld(t)
+	w.group(t, 4)
+	w.sim.FailNextRefresh(1)
+	b := w.bake(t)
+	if b.State != store.Failed || !strings.Contains(b.Reason, "instance refresh") {
+		t.Fatalf("bake = %s (%s); want failed with the refresh's reason", b.State, b.Reason)
+	}
+	if st := w.lastStep(t, b.ID); st.Name != bake.StepRollout || st.State != store.StepFailed {
+		t.Errorf("last step = %q %s (%s); want %q failed", st.Name, st.State, st.Detail, bake.StepRollout)
+	}
+	if b.ImageID == "" {
+		t.Fatal("the failed bake has no image id; want it kept")
+	}
+	out, err := w.ec2.DescribeImages(t.Context(), &ec2.DescribeImagesInput{ImageIds: []string{b.ImageID}})
+	if err != nil || len(out.Images) != 1 || out.Images[0].State != types.ImageStateAvailable {
+		t.Errorf("DescribeImages(%s) = %v, %v; want it available", b.ImageID, out, err)
+	}
+	recorded, err := w.st.Images(t.Context(), "web")
+	if err != nil || len(recorded) != 1 || recorded[0].ImageID != b.ImageID {
+		t.Errorf("store images = %v, %v; want %s", recorded, err, b.ImageID)
+	}
+}
