@@ -44,6 +44,9 @@ func chromiumPath() string {
 	return ""
 }
 
+// moduleRoot is read before any test changes directory.
+var moduleRoot, _ = filepath.Abs(filepath.Join("..", ".."))
+
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -139,7 +142,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	dir := filepath.Join("..", "..", "docs", "screenshots")
+	dir := filepath.Join(moduleRoot, "docs", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
