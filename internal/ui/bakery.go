@@ -59,6 +59,11 @@ type BakeryConfig struct {
 // Every page but /login needs a session, made by signing in with the admin
 // token; every form carries a CSRF token.
 func Bakery(cfg BakeryConfig) http.Handler {
+	_, h := newBakery(cfg)
+	return h
+}
+
+func newBakery(cfg BakeryConfig) (*bakery, http.Handler) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -81,7 +86,7 @@ func Bakery(cfg BakeryConfig) http.Handler {
 	mux.HandleFunc("GET /bakes/{id}/events", b.auth(b.bakeEvents))
 	mux.HandleFunc("POST /bakes/{id}/cancel", b.auth(b.cancel))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
-	return mux
+	return b, mux
 }
 
 type bakery struct {

@@ -278,7 +278,7 @@ type bakeryWorld struct {
 	srv *httptest.Server
 }
 
-func newBakery(t *testing.T, scale float64) *bakeryWorld {
+func newBakeryWorld(t *testing.T, scale float64) *bakeryWorld {
 	t.Helper()
 	w := newSim(t, scale)
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
@@ -319,7 +319,7 @@ const alPattern = "al2023-ami-2023.*-x86_64"
 // and watches the bake page reach an available image, then cancels a bake.
 func TestBakeryPages(t *testing.T) {
 	ctx := tab(t)
-	w := newBakery(t, 0.01) // an image takes 1.8 s
+	w := newBakeryWorld(t, 0.01) // an image takes 1.8 s
 	base := w.srv.URL
 
 	// A wrong token sees nothing.
