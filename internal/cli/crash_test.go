@@ -192,7 +192,13 @@ script: |
 		}
 		if time.Now().After(deadline) {
 			kill(srv)
-			t.Fatalf("bakes not over after the last restart: %+v\n%s", bakes, logs.String())
+			var left []string
+			for _, b := range bakes {
+				if !b.State.Final() {
+					left = append(left, fmt.Sprintf("%d (%s) %s", b.ID, b.Project, b.State))
+				}
+			}
+			t.Fatalf("bakes not over after the last restart: %s\n%s", strings.Join(left, ", "), logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
