@@ -26,6 +26,11 @@ func (noBaker) Cancel(context.Context, int64, string) (*store.Bake, error) {
 }
 
 func newAuthServer(t *testing.T) *httptest.Server {
+	srv, _ := newPageServer(t)
+	return srv
+}
+
+func newPageServer(t *testing.T) (*httptest.Server, *store.Store) {
 	t.Helper()
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
 	if err != nil {
@@ -35,7 +40,7 @@ func newAuthServer(t *testing.T) *httptest.Server {
 	seedPages(t, st, 2, 10)
 	srv := httptest.NewServer(Bakery(BakeryConfig{Store: st, Baker: noBaker{}, CheckToken: func(s string) bool { return s == adminToken }}))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, st
 }
 
 func client(t *testing.T) *http.Client {
@@ -177,5 +182,40 @@ func TestFormMatchesParser(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// signedIn is a client with a session on srv.
+func signedIn(t *testing.T, srv *httptest.Server) *http.Client {
+	t.Helper()
+	c := client(t)
+	_, body, _ := get(t, c, srv.URL+"/login")
+	if code, _, _ := post(t, c, srv.URL+"/login", url.Values{"csrf": {csrfOf(t, body)}, "token": {adminToken}}); code != http.StatusSeeOther {
+		t.Fatalf("sign-in = %d; want 303", code)
+	}
+	return c
+}
+
+// TestFailedBakePage shows the reason and the console tail of a failed
+// bake, and no cancel button.
+func TestFailedBakePage(t *testing.T) {
+	srv, st := newPageServer(t)
+	if _, err := st.DB().ExecContext(t.Context(), `UPDATE bakes SET state = 'failed', image_id = '',
+		reason = 'script exited with status 1', console_tail = '+ dnf install nginx<br>
+No match for argument: nginx' WHERE id = 3`); err != nil {
+		t.Fatal(err)
+	}
+	c := signedIn(t, srv)
+	code, body, _ := get(t, c, srv.URL+"/bakes/3")
+	if code != http.StatusOK {
+		t.Fatalf("GET /bakes/3 = %d", code)
+	}
+	for _, want := range []string{`id="reason">script exited with status 1`, `<pre id="console">&#43; dnf install nginx&lt;br&gt;` + "\nNo match for argument: nginx</pre>", `state failed`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("failed bake page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `id="cancel"`) || strings.Contains(body, `data-live="/bakes`) {
+		t.Error("a finished bake shows a cancel button or a live stream")
 	}
 }
