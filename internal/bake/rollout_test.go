@@ -37,6 +37,7 @@ type rolloutWorld struct {
 	ec2  *ec2.Client
 	st   *store.Store
 	svc  *bake.Service
+	stop func() // stops svc
 }
 
 func newRolloutWorld(t *testing.T) *rolloutWorld {
@@ -68,26 +69,36 @@ func newRolloutWorld(t *testing.T) *rolloutWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	log := slog.New(slog.DiscardHandler)
-	svc, err := bake.NewService(st, hubs, log, bake.Options{
+	w := &rolloutWorld{sim: sim, hubs: hubs, ec2: h.EC2(), st: st}
+	w.svc, w.stop = w.serve(t)
+	return w
+}
+
+// serve starts a Service on the world's store; stop stops it (as a
+// shutdown or a crash: running bakes stay running for the next one).
+func (w *rolloutWorld) serve(t *testing.T) (svc *bake.Service, stop func()) {
+	t.Helper()
+	svc, err := bake.NewService(w.st, w.hubs, slog.New(slog.DiscardHandler), bake.Options{
 		FetchPollInterval: 20 * time.Millisecond,
 		BusySnooze:        50 * time.Millisecond,
 		SweepInterval:     time.Hour,
 		Pipeline:          bake.PipelineOptions{ConsoleWait: 2 * time.Second},
-		RollOut:           rollOut(hubs),
+		RollOut:           rollOut(w.hubs),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, stop := context.WithCancel(context.Background())
+	sctx, cancel := context.WithCancel(context.Background())
 	var swg sync.WaitGroup
 	swg.Go(func() {
 		if err := svc.Run(sctx); err != nil {
 			t.Errorf("Run() = %v", err)
 		}
 	})
-	t.Cleanup(func() { stop(); swg.Wait() })
-	return &rolloutWorld{sim: sim, hubs: hubs, ec2: h.EC2(), st: st, svc: svc}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); swg.Wait() }) }
+	t.Cleanup(stop)
+	return svc, stop
 }
 
 // rollOut is what kiln serve sets (internal/cli's bakeRollOut).
@@ -165,9 +176,15 @@ func (w *rolloutWorld) bake(t *testing.T) *store.Bake {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return w.waitFinal(t, res.BakeID)
+}
+
+func (w *rolloutWorld) waitFinal(t *testing.T, id int64) *store.Bake {
+	t.Helper()
 	var b *store.Bake
 	eventually(t, "the bake to finish", func() bool {
-		b, err = w.st.Bake(t.Context(), res.BakeID)
+		var err error
+		b, err = w.st.Bake(t.Context(), id)
 		return err == nil && b.State.Final()
 	})
 	return b
@@ -238,5 +255,54 @@ func TestBakeRolloutFails(t *testing.T) {
 	recorded, err := w.st.Images(t.Context(), "web")
 	if err != nil || len(recorded) != 1 || recorded[0].ImageID != b.ImageID {
 		t.Errorf("store images = %v, %v; want %s", recorded, err, b.ImageID)
+	}
+}
+
+// TestBakeRolloutResumes stops the service while the instance refresh
+// runs (as a crash would); the next service resumes the bake, which
+// follows the same refresh (the same version, no second refresh) to the
+// end.
+func TestBakeRolloutResumes(t *testing.T) {
+	w := newRolloutWorld(t)
+	w.group(t, 4)
+	p := store.Project{
+		Name: "web", Region: "us-east-1", BaseOwner: "amazon", BaseName: "al2023-ami-2023.*-x86_64", BaseMostRecent: true,
+		Type: "t3.small", Script: "#!/bin/sh\ntrue\n", Keep: 5, ScriptTimeout: 20 * time.Second, ImageTimeout: 20 * time.Second,
+		Rollout: &store.Rollout{Group: "web", Warmup: 300 * time.Second}, // 300 ms per batch at this time scale
+	}
+	if _, err := w.st.PutProject(t.Context(), p, "0123456789abcdef0123"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.svc.Trigger(t.Context(), "web", "c0ffee", "refs/heads/main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the instance refresh to start", func() bool { return w.sim.Calls("StartInstanceRefresh") > 0 })
+	w.stop()
+	if b, err := w.st.Bake(t.Context(), res.BakeID); err != nil || b.State != store.Running {
+		t.Fatalf("bake after the stop = %+v, %v; want running", b, err)
+	}
+	w.svc, w.stop = w.serve(t)
+	b := w.waitFinal(t, res.BakeID)
+	if b.State != store.Succeeded {
+		t.Fatalf("bake = %s (%s); want succeeded", b.State, b.Reason)
+	}
+	if st := w.lastStep(t, b.ID); st.Name != bake.StepRollout || st.State != store.StepSucceeded {
+		t.Errorf("last step = %q %s (%s); want %q succeeded", st.Name, st.State, st.Detail, bake.StepRollout)
+	}
+	if n := w.sim.Calls("StartInstanceRefresh"); n != 1 {
+		t.Errorf("StartInstanceRefresh calls = %d; want 1", n)
+	}
+	// The resumed rollout asks for the version again with the same client
+	// token: still two versions.
+	vs, err := w.ec2.DescribeLaunchTemplateVersions(t.Context(), &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateName: aws.String("web")})
+	if err != nil || len(vs.LaunchTemplateVersions) != 2 {
+		t.Errorf("launch template versions = %v, %v; want 2", vs, err)
+	}
+	gi, _ := w.sim.AutoScalingGroup("web")
+	for _, in := range gi.Instances {
+		if in.LaunchTemplateVersion != "2" {
+			t.Errorf("instance %s on version %s; want 2", in.ID, in.LaunchTemplateVersion)
+		}
 	}
 }
