@@ -43,7 +43,9 @@ func (m *monitoring) mux(eng *engine.Engine, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	mux.Handle("GET /healthz", healthz(eng))
-	mux.Handle("GET /", ui.EnginePage(eng, "")) // the graph page and its live stream at ui.EventsPath
+	page := ui.EnginePage(eng, "")
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET "+ui.EventsPath, page)
 	if evh != nil {
 		mux.Handle(events.Path, evh)
 	}

@@ -20,7 +20,8 @@ const EventsPath = "/events/ui"
 // --listen`: GET / is the page (every resource with its state, last check,
 // last change and last error, and the graph drawn as SVG), GET /events/ui
 // streams the same live part as server-sent events whenever a vertex's
-// status changes. Mount it at "GET /".
+// status changes. Mount it at "GET /{$}" and "GET "+EventsPath (a "GET /"
+// pattern would conflict with the events receiver's method-less path).
 func EnginePage(eng *engine.Engine, graphName string) http.Handler {
 	return &enginePage{eng: eng, name: graphName, t: parse("engine.html")}
 }
