@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"kiln/internal/store"
+	"kiln/internal/web"
 )
 
 // noBaker refuses every bake; the auth tests never reach it.
@@ -217,5 +218,26 @@ No match for argument: nginx' WHERE id = 3`); err != nil {
 	}
 	if strings.Contains(body, `id="cancel"`) || strings.Contains(body, `data-live="/bakes`) {
 		t.Error("a finished bake shows a cancel button or a live stream")
+	}
+}
+
+// TestMountsBesideAPI mounts the pages the way kiln serve does: at "/" of
+// the API server, whose own routes keep answering.
+func TestMountsBesideAPI(t *testing.T) {
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hash := web.HashToken(adminToken)
+	api := web.New(web.Config{Store: st, Bakery: noBaker{}, Token: hash})
+	api.Handle("/", Bakery(BakeryConfig{Store: st, Baker: noBaker{}, CheckToken: hash.Match}))
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	c := client(t)
+	for path, want := range map[string]int{"/": 303, "/login": 200, "/api/projects": 401, "/healthz": 200, "/nope": 404} {
+		if code, _, _ := get(t, c, srv.URL+path); code != want {
+			t.Errorf("GET %s = %d; want %d", path, code, want)
+		}
 	}
 }
