@@ -156,7 +156,7 @@ script: |
 				t.Fatalf("trigger: %v", err)
 			}
 		}
-		time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.IntN(700)) * time.Millisecond)
 		if list, err := c.Bakes(ctx, web.BakeQuery{Limit: 1000}); err == nil {
 			for _, b := range list.Bakes {
 				if b.State == store.Running {
