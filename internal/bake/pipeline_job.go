@@ -131,6 +131,11 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 	spec := SpecFor(p, b)
 	rec := &storeRecorder{s: s, bake: b}
 	if b.CancelRequested {
+		if img := s.recordedImage(ctx, b); img != "" {
+			// Cancelled during the rollout by a process that died: the image
+			// is made and maybe in use already; keep it.
+			return s.finish(ctx, b, store.Outcome{State: store.Cancelled, ImageID: img, Reason: "cancelled during the rollout"})
+		}
 		return s.cancelled(ctx, b, spec, rec)
 	}
 
@@ -238,6 +243,21 @@ func (s *Service) rollOut(ctx, bctx context.Context, b *store.Bake, p *Project, 
 		log.Warn("record rollout step", "err", ferr)
 	}
 	return false, err
+}
+
+// recordedImage is the image of bake b when its record step succeeded
+// (only the rollout can follow), else "".
+func (s *Service) recordedImage(ctx context.Context, b *store.Bake) string {
+	steps, err := s.store.Steps(ctx, b.ID)
+	if err != nil {
+		return ""
+	}
+	for _, st := range steps {
+		if st.Name == StepRecord && st.State == store.StepSucceeded {
+			return cmp.Or(b.ImageID, st.Detail)
+		}
+	}
+	return ""
 }
 
 // SpecFor is the pipeline's spec of bake b of project p: bake id as the

@@ -306,3 +306,37 @@ func TestBakeRolloutResumes(t *testing.T) {
 		}
 	}
 }
+
+// TestBakeRolloutCancelled: a cancel while the refresh runs ends the bake
+// as cancelled with its image kept (the refresh goes on in Auto Scaling).
+func TestBakeRolloutCancelled(t *testing.T) {
+	w := newRolloutWorld(t)
+	w.group(t, 4)
+	p := store.Project{
+		Name: "web", Region: "us-east-1", BaseOwner: "amazon", BaseName: "al2023-ami-2023.*-x86_64", BaseMostRecent: true,
+		Type: "t3.small", Script: "#!/bin/sh\ntrue\n", Keep: 5, ScriptTimeout: 20 * time.Second, ImageTimeout: 20 * time.Second,
+		Rollout: &store.Rollout{Group: "web", Warmup: 300 * time.Second},
+	}
+	if _, err := w.st.PutProject(t.Context(), p, "0123456789abcdef0123"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.svc.Trigger(t.Context(), "web", "c0ffee", "refs/heads/main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the instance refresh to start", func() bool { return w.sim.Calls("StartInstanceRefresh") > 0 })
+	if _, err := w.svc.Cancel(t.Context(), res.BakeID, ""); err != nil {
+		t.Fatal(err)
+	}
+	b := w.waitFinal(t, res.BakeID)
+	if b.State != store.Cancelled || b.ImageID == "" {
+		t.Fatalf("bake = %s (%s), image %q; want cancelled with its image", b.State, b.Reason, b.ImageID)
+	}
+	if st := w.lastStep(t, b.ID); st.Name != bake.StepRollout || st.State != store.StepCancelled {
+		t.Errorf("last step = %q %s (%s); want %q cancelled", st.Name, st.State, st.Detail, bake.StepRollout)
+	}
+	out, err := w.ec2.DescribeImages(t.Context(), &ec2.DescribeImagesInput{ImageIds: []string{b.ImageID}})
+	if err != nil || len(out.Images) != 1 || out.Images[0].State != types.ImageStateAvailable {
+		t.Errorf("DescribeImages(%s) = %v, %v; want it kept", b.ImageID, out, err)
+	}
+}
