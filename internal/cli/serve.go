@@ -16,6 +16,7 @@ import (
 	"kiln/internal/ec2sim"
 	"kiln/internal/events"
 	"kiln/internal/store"
+	"kiln/internal/ui"
 	"kiln/internal/web"
 )
 
@@ -136,6 +137,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	})
 	srv.Handle("POST "+events.Path, events.New(hubs, events.Options{
 		APIKey: eventsKey, Topics: o.events.topics, Log: a.log.With("component", "events"),
+	}))
+	srv.Handle("/", ui.Bakery(ui.BakeryConfig{
+		Store: st, Baker: svc, CheckToken: hash.Match, PublicURL: o.publicURL,
+		Log: a.log.With("component", "ui"),
 	}))
 
 	a.log.Info("serving", "url", url, "db", o.db, "token", source, "sim", o.sim.on,

@@ -110,6 +110,18 @@ branch: main
 		t.Fatalf("bake = %+v; want succeeded at the pushed commit with an image", final)
 	}
 
+	// The pages are served beside the API: the project list sends a
+	// visitor without a session to sign in.
+	page, err := http.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || page.Request.URL.Path != "/login" || !strings.Contains(string(html), "<form") {
+		t.Errorf("GET / = %d at %s; want the sign-in form", page.StatusCode, page.Request.URL.Path)
+	}
+
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
