@@ -35,15 +35,16 @@ func newMonitoring() *monitoring {
 	return &monitoring{reg: reg, metrics: newEngineMetrics(reg)}
 }
 
-// mux is run's HTTP surface: /metrics, /healthz and, when evh is not nil,
+// mux is run's HTTP surface: the graph page (/, live at ui.EventsPath),
+// /metrics, /healthz and, when evh is not nil,
 // the events receiver at events.Path (POST /events/aws; the handler answers
 // other methods with 405 itself). It is a plain ServeMux so that more
 // handlers mount beside these, one line each.
-func (m *monitoring) mux(eng *engine.Engine, evh http.Handler) *http.ServeMux {
+func (m *monitoring) mux(eng *engine.Engine, graph string, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	mux.Handle("GET /healthz", healthz(eng))
-	page := ui.EnginePage(eng, "")
+	page := ui.EnginePage(eng, graph)
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET "+ui.EventsPath, page)
 	if evh != nil {

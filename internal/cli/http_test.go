@@ -18,7 +18,7 @@ func TestMux(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newMonitoring()
-	mux := m.mux(engine.New(g, engine.Options{Metrics: m.metrics}), nil)
+	mux := m.mux(engine.New(g, engine.Options{Metrics: m.metrics}), "g", nil)
 	tests := []struct {
 		method, path string
 		code         int
@@ -60,7 +60,7 @@ func TestMuxEvents(t *testing.T) {
 	}
 	m := newMonitoring()
 	sink := &recordSink{}
-	mux := m.mux(engine.New(g, engine.Options{Metrics: m.metrics}), events.New(sink, events.Options{APIKey: "k1"}))
+	mux := m.mux(engine.New(g, engine.Options{Metrics: m.metrics}), "g", events.New(sink, events.Options{APIKey: "k1"}))
 	event := `{"version":"0","id":"e1","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2",` +
 		`"account":"123456789012","time":"2026-01-01T00:00:00Z","region":"us-east-1",` +
 		`"resources":["arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"],"detail":{"instance-id":"i-0abc","state":"stopped"}}`
@@ -90,7 +90,7 @@ func TestMuxEvents(t *testing.T) {
 	}
 	// Without a handler nothing is mounted there.
 	rec := httptest.NewRecorder()
-	m.mux(engine.New(g, engine.Options{}), nil).ServeHTTP(rec, httptest.NewRequest("POST", events.Path, strings.NewReader(event)))
+	m.mux(engine.New(g, engine.Options{}), "g", nil).ServeHTTP(rec, httptest.NewRequest("POST", events.Path, strings.NewReader(event)))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("POST %s with no receiver = %d; want 404", events.Path, rec.Code)
 	}

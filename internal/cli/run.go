@@ -25,6 +25,7 @@ type runOptions struct {
 	once             bool
 	noop             bool
 	convergedTimeout time.Duration
+	workers          int
 	listen           string
 	sim              simFlags
 	events           eventsFlags
@@ -70,15 +71,26 @@ simulator pushes its events there, so drift is noticed within a second.` + exitC
 	f.BoolVar(&o.once, "once", false, "converge once and exit (0 converged, 1 not)")
 	f.BoolVar(&o.noop, "noop", false, "check only: report what differs, change nothing")
 	f.DurationVar(&o.convergedTimeout, "converged-timeout", 0, "exit 0 once the whole graph has been converged and idle this long")
-	f.StringVar(&o.listen, "listen", "", "serve /metrics, /healthz and POST /events/aws on this address (host:port)")
+	f.IntVar(&o.workers, "workers", defaultWorkers, "CheckApply calls at once (AWS checks mostly wait on the network, and concurrent ones share batched calls)")
+	f.StringVar(&o.listen, "listen", "", "serve the graph page (/), /metrics, /healthz and POST /events/aws on this address (host:port)")
 	o.sim.register(f)
 	o.events.register(f)
 	return cmd
 }
 
+// defaultWorkers bounds concurrent CheckApply calls in run and plan. Most
+// time in an AWS check is spent waiting on the network, and the hub's batcher
+// merges only the lookups that are in flight together, so a pool much wider
+// than the cores costs little and saves calls (1,000 first checks: 253
+// DescribeInstances calls with 4 workers, 11 with one per resource).
+const defaultWorkers = 64
+
 func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if o.convergedTimeout < 0 {
 		return &usageError{cmd: "kiln run", err: errors.New("--converged-timeout must not be negative")}
+	}
+	if o.workers < 1 {
+		return &usageError{cmd: "kiln run", err: errors.New("--workers must be at least 1")}
 	}
 	if err := o.sim.check("kiln run"); err != nil {
 		return err
@@ -123,6 +135,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		Noop:             o.noop,
 		Once:             o.once,
 		ConvergedTimeout: o.convergedTimeout,
+		Workers:          o.workers,
 		Log:              a.log,
 		Metrics:          m.metrics,
 	})
@@ -140,7 +153,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if ln != nil {
 		evh := events.New(a.awsHubs(), events.Options{APIKey: apiKey, Topics: o.events.topics, Log: a.log})
 		group.Go(func() error {
-			return serveHTTP(runCtx, ln, m.mux(eng, evh), a.log)
+			return serveHTTP(runCtx, ln, m.mux(eng, g.Name, evh), a.log)
 		})
 	}
 	if !o.once {
