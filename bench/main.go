@@ -32,6 +32,7 @@ var scenarios = map[string]scenario{
 	"ec2sim":  ec2simBench,
 	"ec2":     ec2Bench,
 	"rollout": rolloutBench,
+	"pages":   pagesBench,
 }
 
 func main() { os.Exit(run()) }
