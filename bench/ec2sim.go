@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -34,6 +35,8 @@ import (
 //	                            simulator's own time, without HTTP and SDK
 //	describe-sweep              the poller's call: every instance by tag, pages of 1000
 //	mixed                       many concurrent SDK clients, a mix of reads and writes
+//	mixed-server                the same mix straight into the handler (no SDK, no TCP)
+//	mixed-http                  the same mix as plain form POSTs over loopback HTTP (no SDK)
 //
 //	KILN_BENCH_EC2SIM_SECONDS=5   duration of the mixed workload
 //	KILN_BENCH_EC2SIM_CLIENTS=64  concurrent clients of the mixed workload
@@ -253,9 +256,43 @@ func ec2simMixed(ctx context.Context, sv *ec2sim.Server, cfg aws.Config, ami *st
 	return ec2simMixedServer(ctx, sv, ids, clients, seconds, emit)
 }
 
-// ec2simMixedServer sends the same mix straight into the handler from many
-// goroutines: the simulator's own throughput, without the SDK and TCP.
+// ec2simMixedServer sends the same mix without the SDK: straight into the
+// handler (mixed-server: the simulator's own throughput), and as plain form
+// POSTs over loopback HTTP with keep-alive (mixed-http: the simulator as a
+// server, without the SDK's signing and XML decoding on the client side).
 func ec2simMixedServer(ctx context.Context, sv *ec2sim.Server, ids []string, clients int, seconds float64, emit func(v any)) error {
+	inProcess := func(body string) int {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		sv.Sim.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	defer hc.CloseIdleConnections()
+	overHTTP := func(body string) int {
+		res, err := hc.Post(sv.URL(), "application/x-www-form-urlencoded", strings.NewReader(body))
+		if err != nil {
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, c := range []struct {
+		name string
+		send func(string) int
+	}{{"mixed-server", inProcess}, {"mixed-http", overHTTP}} {
+		if err := ec2simMix(ctx, sv, ids, clients, seconds, c.name, c.send, emit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ec2simMix runs the mix of ec2simMixed as raw Query forms through send.
+func ec2simMix(ctx context.Context, sv *ec2sim.Server, ids []string, clients int, seconds float64,
+	name string, send func(body string) int, emit func(v any)) error {
 	ami := ""
 	for _, in := range sv.Sim.Instances() {
 		ami = in.ImageID
@@ -292,12 +329,9 @@ func ec2simMixedServer(ctx context.Context, sv *ec2sim.Server, ids []string, cli
 					forms = []string{form("Action", "StopInstances", "InstanceId.1", id), form("Action", "StartInstances", "InstanceId.1", id)}
 				}
 				for _, f := range forms {
-					req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(f))
-					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-					rec := httptest.NewRecorder()
-					sv.Sim.ServeHTTP(rec, req)
+					code := send(f)
 					calls.Add(1)
-					if rec.Code >= 500 {
+					if code == 0 || code >= 500 {
 						errs.Add(1)
 					}
 				}
@@ -307,7 +341,7 @@ func ec2simMixedServer(ctx context.Context, sv *ec2sim.Server, ids []string, cli
 	}
 	_ = g.Wait()
 	el, cpu := time.Since(start).Seconds(), ec2simCPU()-cpu0
-	emit(ec2simFigures{Scenario: "ec2sim", Case: "mixed-server", Instances: len(ids), Calls: int(calls.Load()), Clients: clients,
+	emit(ec2simFigures{Scenario: "ec2sim", Case: name, Instances: len(ids), Calls: int(calls.Load()), Clients: clients,
 		Seconds: el, RPS: float64(calls.Load()) / el, Errors: errs.Load(), CPUs: runtime.GOMAXPROCS(0), TargetRPS: 5000,
 		CPUSec: cpu, RPCPU: float64(calls.Load()) / cpu})
 	return nil
