@@ -62,16 +62,17 @@ func (s *Service) run(ctx context.Context) error {
 	return nil
 }
 
-// requeue gives every bake left running by a dead process a fresh job: the
-// dead process's job stays "running" in River until its rescuer notices,
-// an hour later. A duplicate job is harmless: a bake is worked on by one
-// job at a time in this process, and a job for a finished bake does
-// nothing.
+// requeue gives every bake that a dead process left unfinished a fresh job:
+// running ones, and queued ones too, because a job that the dead process had
+// already fetched (or snoozed without saving the snooze) stays "running" in
+// River until its rescuer notices, an hour later. A duplicate job is
+// harmless: a bake is worked on by one job at a time in this process, and a
+// job for a finished bake does nothing.
 func (s *Service) requeue(ctx context.Context) error {
 	for before := int64(0); ; {
-		bakes, err := s.store.Bakes(ctx, store.BakeQuery{States: []store.BakeState{store.Running}, BeforeID: before, Limit: 1000})
+		bakes, err := s.store.Bakes(ctx, store.BakeQuery{States: []store.BakeState{store.Queued, store.Running}, BeforeID: before, Limit: 1000})
 		if err != nil {
-			return fmt.Errorf("requeue running bakes: %w", err)
+			return fmt.Errorf("requeue unfinished bakes: %w", err)
 		}
 		for _, b := range bakes {
 			if _, err := s.river.Insert(ctx, JobArgs{BakeID: b.ID}, nil); err != nil {

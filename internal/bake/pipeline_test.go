@@ -475,6 +475,27 @@ func TestCrashStuckJob(t *testing.T) {
 	w.checkOneBuilderGone(t, id)
 }
 
+// TestCrashQueuedBake: a process killed right after it queued a bake (its
+// job already fetched, so "running" in River, or never saved) leaves the
+// bake queued with no job anyone works; the next start gives it one.
+func TestCrashQueuedBake(t *testing.T) {
+	w := newWorld(t, ec2sim.Options{})
+	st1 := w.open(t)
+	project(t, st1, "web", "#!/bin/sh\necho hello\n", nil)
+	res, err := st1.CreateBake(t.Context(), "web", "", "", nil) // queued, no workable job
+	if err != nil {
+		t.Fatal(err)
+	}
+	st1.Close()
+	st2 := w.open(t)
+	w.serve(t, st2, nil)
+	b := waitFinal(t, st2, res.BakeID)
+	if b.State != store.Succeeded {
+		t.Fatalf("bake = %s (%s); want succeeded", b.State, b.Reason)
+	}
+	w.checkOneBuilderGone(t, res.BakeID)
+}
+
 func TestCancel(t *testing.T) {
 	t.Run("while the script runs", func(t *testing.T) {
 		w := newWorld(t, ec2sim.Options{})
