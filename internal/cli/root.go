@@ -28,13 +28,16 @@ func newRoot(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kiln",
 		Short: "Keep EC2 infrastructure converged, and bake AMIs",
-		Long: `kiln converges a graph of resources (EC2 instances, AMIs, files, commands)
-in dependency order and keeps it converged: every resource watches the real
-world and is re-checked the moment it drifts.` + exitCodesHelp,
+		Long: `kiln converges a graph of resources (EC2 instances, AMIs, Auto Scaling
+groups, files, commands) in dependency order and keeps it converged: every
+resource watches the real world and is re-checked the moment it drifts
+(kiln run). It also bakes machine images from signed webhooks and rolls them
+out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitCodesHelp,
 		Example: `  kiln validate examples/local.yaml
   kiln plan examples/local.yaml
   kiln run --once examples/local.yaml
-  kiln run --once --sim examples/ec2.yaml    # EC2 on the built-in simulator`,
+  kiln run --once --sim examples/ec2.yaml    # EC2 on the built-in simulator
+  kiln serve --sim                           # the bakery, on the simulator`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,
