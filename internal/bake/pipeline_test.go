@@ -212,7 +212,20 @@ func tagMap(tags []types.Tag) map[string]string {
 	return m
 }
 
-// checkNoBuilderLeft asserts bake id launched exactly one builder and it
+// resumeSucceeds opens the database again and serves it, as the next
+// process after a crash does, and checks that bake id then succeeds.
+func (w *world) resumeSucceeds(t *testing.T, id int64) *store.Bake {
+	t.Helper()
+	st := w.open(t)
+	w.serve(t, st, nil)
+	b := waitFinal(t, st, id)
+	if b.State != store.Succeeded {
+		t.Fatalf("bake = %s (%s); want succeeded", b.State, b.Reason)
+	}
+	return b
+}
+
+// checkOneBuilderGone asserts bake id launched exactly one builder and it
 // is gone (or going).
 func (w *world) checkOneBuilderGone(t *testing.T, id int64) ec2sim.InstanceInfo {
 	t.Helper()
@@ -417,12 +430,7 @@ func TestCrashResume(t *testing.T) {
 			s1.stop()
 			st1.Close()
 
-			st2 := w.open(t)
-			w.serve(t, st2, nil)
-			b := waitFinal(t, st2, id)
-			if b.State != store.Succeeded {
-				t.Fatalf("bake = %s (%s); want succeeded", b.State, b.Reason)
-			}
+			b := w.resumeSucceeds(t, id)
 			if n := w.sim.Calls("RunInstances"); n != 1 {
 				t.Errorf("RunInstances calls = %d; want 1", n)
 			}
@@ -463,12 +471,7 @@ func TestCrashStuckJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	st1.Close()
-	st2 := w.open(t)
-	w.serve(t, st2, nil)
-	b := waitFinal(t, st2, id)
-	if b.State != store.Succeeded {
-		t.Fatalf("bake = %s (%s); want succeeded", b.State, b.Reason)
-	}
+	w.resumeSucceeds(t, id)
 	if n := w.sim.Calls("RunInstances"); n != 1 {
 		t.Errorf("RunInstances calls = %d; want 1", n)
 	}
@@ -487,12 +490,7 @@ func TestCrashQueuedBake(t *testing.T) {
 		t.Fatal(err)
 	}
 	st1.Close()
-	st2 := w.open(t)
-	w.serve(t, st2, nil)
-	b := waitFinal(t, st2, res.BakeID)
-	if b.State != store.Succeeded {
-		t.Fatalf("bake = %s (%s); want succeeded", b.State, b.Reason)
-	}
+	w.resumeSucceeds(t, res.BakeID)
 	w.checkOneBuilderGone(t, res.BakeID)
 }
 

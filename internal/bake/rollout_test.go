@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -42,34 +40,13 @@ type rolloutWorld struct {
 
 func newRolloutWorld(t *testing.T) *rolloutWorld {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	cfg := ec2sim.ClientConfig(srv.URL)
-	hubs := awsapi.NewHubs(awsapi.Options{
-		Config: &cfg,
-		Retry: awsapi.RetryOptions{MaxAttempts: 3, Backoff: retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) {
-			return time.Millisecond, nil
-		})},
-		Batch:   awsapi.BatchOptions{Idle: 2 * time.Millisecond, Max: 20 * time.Millisecond},
-		Wait:    awsapi.Backoff{Min: 2 * time.Millisecond, Max: 20 * time.Millisecond},
-		Retries: awsapi.Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond},
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = sim.Run(ctx) })
-	wg.Go(func() { _ = hubs.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	h, err := hubs.Hub(t.Context(), "us-east-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, hubs, client := bake.NewTestWorld(t, ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}})
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	w := &rolloutWorld{sim: sim, hubs: hubs, ec2: h.EC2(), st: st}
+	w := &rolloutWorld{sim: sim, hubs: hubs, ec2: client, st: st}
 	w.svc, w.stop = w.serve(t)
 	return w
 }
@@ -116,16 +93,7 @@ func rollOut(hubs *awsapi.Hubs) func(context.Context, string, string, string, ba
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var eventually = bake.Eventually
 
 // group makes Auto Scaling group "web" of n instances on the base image
 // (launch template version 1) and waits until all are warmed up.
@@ -164,10 +132,17 @@ func (w *rolloutWorld) group(t *testing.T, n int) {
 // bake stores project web rolling out to group web and bakes it.
 func (w *rolloutWorld) bake(t *testing.T) *store.Bake {
 	t.Helper()
+	return w.waitFinal(t, w.trigger(t, 60*time.Second))
+}
+
+// trigger stores project web rolling out to group web with the given
+// warm-up and triggers a bake of it.
+func (w *rolloutWorld) trigger(t *testing.T, warmup time.Duration) int64 {
+	t.Helper()
 	p := store.Project{
 		Name: "web", Region: "us-east-1", BaseOwner: "amazon", BaseName: "al2023-ami-2023.*-x86_64", BaseMostRecent: true,
 		Type: "t3.small", Script: "#!/bin/sh\ntrue\n", Keep: 5, ScriptTimeout: 20 * time.Second, ImageTimeout: 20 * time.Second,
-		Rollout: &store.Rollout{Group: "web", Warmup: 60 * time.Second},
+		Rollout: &store.Rollout{Group: "web", Warmup: warmup},
 	}
 	if _, err := w.st.PutProject(t.Context(), p, "0123456789abcdef0123"); err != nil {
 		t.Fatal(err)
@@ -176,7 +151,7 @@ func (w *rolloutWorld) bake(t *testing.T) *store.Bake {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w.waitFinal(t, res.BakeID)
+	return res.BakeID
 }
 
 func (w *rolloutWorld) waitFinal(t *testing.T, id int64) *store.Bake {
@@ -265,25 +240,14 @@ func TestBakeRolloutFails(t *testing.T) {
 func TestBakeRolloutResumes(t *testing.T) {
 	w := newRolloutWorld(t)
 	w.group(t, 4)
-	p := store.Project{
-		Name: "web", Region: "us-east-1", BaseOwner: "amazon", BaseName: "al2023-ami-2023.*-x86_64", BaseMostRecent: true,
-		Type: "t3.small", Script: "#!/bin/sh\ntrue\n", Keep: 5, ScriptTimeout: 20 * time.Second, ImageTimeout: 20 * time.Second,
-		Rollout: &store.Rollout{Group: "web", Warmup: 300 * time.Second}, // 300 ms per batch at this time scale
-	}
-	if _, err := w.st.PutProject(t.Context(), p, "0123456789abcdef0123"); err != nil {
-		t.Fatal(err)
-	}
-	res, err := w.svc.Trigger(t.Context(), "web", "c0ffee", "refs/heads/main")
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := w.trigger(t, 300*time.Second) // 300 ms per batch at this time scale
 	eventually(t, "the instance refresh to start", func() bool { return w.sim.Calls("StartInstanceRefresh") > 0 })
 	w.stop()
-	if b, err := w.st.Bake(t.Context(), res.BakeID); err != nil || b.State != store.Running {
+	if b, err := w.st.Bake(t.Context(), id); err != nil || b.State != store.Running {
 		t.Fatalf("bake after the stop = %+v, %v; want running", b, err)
 	}
 	w.svc, w.stop = w.serve(t)
-	b := w.waitFinal(t, res.BakeID)
+	b := w.waitFinal(t, id)
 	if b.State != store.Succeeded {
 		t.Fatalf("bake = %s (%s); want succeeded", b.State, b.Reason)
 	}
@@ -312,23 +276,12 @@ func TestBakeRolloutResumes(t *testing.T) {
 func TestBakeRolloutCancelled(t *testing.T) {
 	w := newRolloutWorld(t)
 	w.group(t, 4)
-	p := store.Project{
-		Name: "web", Region: "us-east-1", BaseOwner: "amazon", BaseName: "al2023-ami-2023.*-x86_64", BaseMostRecent: true,
-		Type: "t3.small", Script: "#!/bin/sh\ntrue\n", Keep: 5, ScriptTimeout: 20 * time.Second, ImageTimeout: 20 * time.Second,
-		Rollout: &store.Rollout{Group: "web", Warmup: 300 * time.Second},
-	}
-	if _, err := w.st.PutProject(t.Context(), p, "0123456789abcdef0123"); err != nil {
-		t.Fatal(err)
-	}
-	res, err := w.svc.Trigger(t.Context(), "web", "c0ffee", "refs/heads/main")
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := w.trigger(t, 300*time.Second)
 	eventually(t, "the instance refresh to start", func() bool { return w.sim.Calls("StartInstanceRefresh") > 0 })
-	if _, err := w.svc.Cancel(t.Context(), res.BakeID, ""); err != nil {
+	if _, err := w.svc.Cancel(t.Context(), id, ""); err != nil {
 		t.Fatal(err)
 	}
-	b := w.waitFinal(t, res.BakeID)
+	b := w.waitFinal(t, id)
 	if b.State != store.Cancelled || b.ImageID == "" {
 		t.Fatalf("bake = %s (%s), image %q; want cancelled with its image", b.State, b.Reason, b.ImageID)
 	}
