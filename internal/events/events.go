@@ -149,7 +149,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, msg, code)
 }
 
-// route parses an authenticated EventBridge event and delivers it.
+// route parses an authenticated EventBridge event (posted directly or as
+// an SNS notification's message) and delivers it.
 func (h *Handler) route(event []byte) (int, string) {
 	ev, err := ParseEvent(event)
 	if errors.Is(err, ErrIgnored) {
@@ -228,18 +229,7 @@ func (h *Handler) sns(ctx context.Context, typ string, body []byte) (int, string
 		h.o.Log.Warn("sns subscription ended", "topic", m.TopicArn)
 		return http.StatusOK, "ok"
 	}
-	ev, err := ParseEvent([]byte(m.Message))
-	if errors.Is(err, ErrIgnored) {
-		return http.StatusOK, "ignored"
-	}
-	if err != nil {
-		return http.StatusBadRequest, err.Error()
-	}
-	if ev.ID != "" && !h.first("event:"+ev.ID) {
-		return http.StatusOK, "duplicate"
-	}
-	h.sink.Deliver(ev)
-	return http.StatusOK, "ok"
+	return h.route([]byte(m.Message))
 }
 
 func (h *Handler) forget(id string) {
