@@ -91,6 +91,23 @@ func matchTags(f filter, tags map[string]string) (ok, handled bool) {
 	return false, false
 }
 
+// matchFilters applies every filter (ANDed) to one object: the tag filters
+// to its tags, the others by other (the kind's own filter names).
+func matchFilters(fs []filter, tags map[string]string, other func(filter) bool) bool {
+	for _, f := range fs {
+		if ok, handled := matchTags(f, tags); handled {
+			if !ok {
+				return false
+			}
+			continue
+		}
+		if !other(f) {
+			return false
+		}
+	}
+	return true
+}
+
 // literal reports whether no pattern has a wildcard (nil means "any").
 func literal(patterns []string) bool {
 	if patterns == nil {

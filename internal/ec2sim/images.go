@@ -392,18 +392,9 @@ func isTagFilter(f filter) bool {
 }
 
 func (s *Sim) matchImage(fs []filter, im *image) bool {
-	for _, f := range fs {
-		if ok, handled := matchTags(f, s.tags.get(im.id)); handled {
-			if !ok {
-				return false
-			}
-			continue
-		}
-		if !slices.ContainsFunc(imageFilters[f.Name](im), func(v string) bool { return matchAny(f.Values, v) }) {
-			return false
-		}
-	}
-	return true
+	return matchFilters(fs, s.tags.get(im.id), func(f filter) bool {
+		return slices.ContainsFunc(imageFilters[f.Name](im), func(v string) bool { return matchAny(f.Values, v) })
+	})
 }
 
 // --- DeregisterImage ---
@@ -533,18 +524,7 @@ func (s *Sim) snapshotOwner(sn *snapshot, owners []string, byID bool) bool {
 }
 
 func (s *Sim) matchSnapshot(fs []filter, sn *snapshot) bool {
-	for _, f := range fs {
-		if ok, handled := matchTags(f, s.tags.get(sn.id)); handled {
-			if !ok {
-				return false
-			}
-			continue
-		}
-		if !matchAny(f.Values, snapshotFilters[f.Name](sn)) {
-			return false
-		}
-	}
-	return true
+	return matchFilters(fs, s.tags.get(sn.id), func(f filter) bool { return matchAny(f.Values, snapshotFilters[f.Name](sn)) })
 }
 
 func (s *Sim) deleteSnapshot(r *request) (any, error) {

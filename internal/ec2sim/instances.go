@@ -644,7 +644,7 @@ func (s *Sim) runInstances(r *request) (any, error) {
 		hash = paramsHash(r)
 		if te, ok := s.tokens[sp.ClientToken]; ok {
 			if te.hash != hash {
-				return nil, apiErr("IdempotentParameterMismatch", "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
+				return nil, tokenMismatch()
 			}
 			res := s.reservationsLocked(te.instances)
 			return &runInstancesResponse{xReservation: res[0]}, nil
@@ -664,6 +664,12 @@ func (s *Sim) runInstances(r *request) (any, error) {
 // runFromTemplate, when set by launchtemplate*.go, fills sp from the
 // request's LaunchTemplate before RunInstances validates it; s.mu is held.
 var runFromTemplate func(s *Sim, r *request, sp *launchSpec, now time.Time) error
+
+// tokenMismatch is the error for a client token used again with other
+// parameters (paramsHash differs).
+func tokenMismatch() *APIError {
+	return apiErr("IdempotentParameterMismatch", "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
+}
 
 // paramsHash identifies a request's parameters apart from the token.
 func paramsHash(r *request) string {
@@ -720,26 +726,9 @@ func checkFilterNames(fs []filter, known map[string]func(*Sim, *instance) []stri
 
 // matchInstance applies every filter (ANDed) to an instance.
 func (s *Sim) matchInstance(fs []filter, in *instance, known map[string]func(*Sim, *instance) []string) bool {
-	for _, f := range fs {
-		if ok, handled := matchTags(f, s.tags.get(in.id)); handled {
-			if !ok {
-				return false
-			}
-			continue
-		}
-		get := known[f.Name]
-		hit := false
-		for _, v := range get(s, in) {
-			if matchAny(f.Values, v) {
-				hit = true
-				break
-			}
-		}
-		if !hit {
-			return false
-		}
-	}
-	return true
+	return matchFilters(fs, s.tags.get(in.id), func(f filter) bool {
+		return slices.ContainsFunc(known[f.Name](s, in), func(v string) bool { return matchAny(f.Values, v) })
+	})
 }
 
 // candidatesLocked narrows the instances to scan with the tag index, in

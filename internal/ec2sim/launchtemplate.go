@@ -463,7 +463,7 @@ func (s *Sim) createLaunchTemplate(r *request) (any, error) {
 		hash = paramsHash(r)
 		if tk, ok := t.tokens[token]; ok {
 			if tk.hash != hash {
-				return nil, apiErr("IdempotentParameterMismatch", "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
+				return nil, tokenMismatch()
 			}
 			return &createLaunchTemplateResponse{Template: s.xmlTemplateLocked(t.byID[tk.id])}, nil
 		}
@@ -514,7 +514,7 @@ func (s *Sim) createLaunchTemplateVersion(r *request) (any, error) {
 		hash = paramsHash(r)
 		if tk, ok := lt.versionTokens[token]; ok {
 			if tk.hash != hash {
-				return nil, apiErr("IdempotentParameterMismatch", "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
+				return nil, tokenMismatch()
 			}
 			return &createLaunchTemplateVersionResponse{Version: s.xmlVersion(lt, lt.versions[tk.version-1])}, nil
 		}
@@ -618,18 +618,7 @@ func (s *Sim) describeLaunchTemplates(r *request) (any, error) {
 }
 
 func (s *Sim) matchTemplate(fs []filter, lt *launchTemplate) bool {
-	for _, f := range fs {
-		if ok, handled := matchTags(f, s.tags.get(lt.id)); handled {
-			if !ok {
-				return false
-			}
-			continue
-		}
-		if !matchAny(f.Values, templateFilters[f.Name](lt)) {
-			return false
-		}
-	}
-	return true
+	return matchFilters(fs, s.tags.get(lt.id), func(f filter) bool { return matchAny(f.Values, templateFilters[f.Name](lt)) })
 }
 
 // --- DescribeLaunchTemplateVersions ---

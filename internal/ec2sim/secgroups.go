@@ -225,18 +225,7 @@ func (s *Sim) describeSecurityGroups(r *request) (any, error) {
 }
 
 func (s *Sim) matchGroup(fs []filter, g *secGroup) bool {
-	for _, f := range fs {
-		if ok, handled := matchTags(f, s.tags.get(g.id)); handled {
-			if !ok {
-				return false
-			}
-			continue
-		}
-		if !matchAny(f.Values, groupFilters[f.Name](g)) {
-			return false
-		}
-	}
-	return true
+	return matchFilters(fs, s.tags.get(g.id), func(f filter) bool { return matchAny(f.Values, groupFilters[f.Name](g)) })
 }
 
 type xSubnet struct {
