@@ -105,14 +105,10 @@ func (r *AMI) Validate() error {
 	if r.Keep < 0 {
 		errs = append(errs, config.Fieldf("keep", "want 0 (keep all) or more, got %d", r.Keep))
 	}
-	if r.Subnet != "" && !config.HasRef(r.Subnet) && !strings.HasPrefix(r.Subnet, "subnet-") {
-		errs = append(errs, config.Fieldf("subnet", "want a subnet id like \"subnet-0abc...\", got %q", r.Subnet))
+	if r.Subnet != "" {
+		errs = append(errs, checkSubnetID("subnet", r.Subnet)...)
 	}
-	for i, g := range r.SecurityGroups {
-		if !config.HasRef(g) && !strings.HasPrefix(g, "sg-") {
-			errs = append(errs, config.Fieldf(fmt.Sprintf("security_groups[%d]", i), "want a group id like \"sg-0abc...\", got %q", g))
-		}
-	}
+	errs = append(errs, checkGroupIDs(r.SecurityGroups)...)
 	if r.Timeouts.Script < 0 || r.Timeouts.Image < 0 {
 		errs = append(errs, config.Fieldf("timeouts", "must not be negative"))
 	}

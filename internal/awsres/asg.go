@@ -129,15 +129,9 @@ func (r *ASG) Validate() error {
 	if len(r.UserData) > maxUserData {
 		errs = append(errs, config.Fieldf("user_data", "%d bytes; EC2 takes at most %d", len(r.UserData), maxUserData))
 	}
-	for i, g := range r.SecurityGroups {
-		if !config.HasRef(g) && !strings.HasPrefix(g, "sg-") {
-			errs = append(errs, config.Fieldf(fmt.Sprintf("security_groups[%d]", i), "want a group id like \"sg-0abc...\", got %q", g))
-		}
-	}
+	errs = append(errs, checkGroupIDs(r.SecurityGroups)...)
 	for i, s := range r.Subnets {
-		if !config.HasRef(s) && !strings.HasPrefix(s, "subnet-") {
-			errs = append(errs, config.Fieldf(fmt.Sprintf("subnets[%d]", i), "want a subnet id like \"subnet-0abc...\", got %q", s))
-		}
+		errs = append(errs, checkSubnetID(fmt.Sprintf("subnets[%d]", i), s)...)
 	}
 	switch {
 	case r.Min < 0:

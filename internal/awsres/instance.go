@@ -124,20 +124,37 @@ func (r *Instance) Validate() error {
 	if len(r.UserData) > maxUserData {
 		errs = append(errs, config.Fieldf("user_data", "%d bytes; EC2 takes at most %d", len(r.UserData), maxUserData))
 	}
-	if r.Subnet != "" && !config.HasRef(r.Subnet) && !strings.HasPrefix(r.Subnet, "subnet-") {
-		errs = append(errs, config.Fieldf("subnet", "want a subnet id like \"subnet-0abc...\", got %q", r.Subnet))
+	if r.Subnet != "" {
+		errs = append(errs, checkSubnetID("subnet", r.Subnet)...)
 	}
-	for i, g := range r.SecurityGroups {
-		if !config.HasRef(g) && !strings.HasPrefix(g, "sg-") {
-			errs = append(errs, config.Fieldf(fmt.Sprintf("security_groups[%d]", i), "want a group id like \"sg-0abc...\", got %q", g))
-		}
-	}
+	errs = append(errs, checkGroupIDs(r.SecurityGroups)...)
 	for _, k := range slices.Sorted(maps.Keys(r.Tags)) {
 		if k == awsapi.TagName || strings.HasPrefix(k, "kiln:") || strings.HasPrefix(k, "aws:") {
 			errs = append(errs, config.Fieldf("tags."+k, "reserved tag key (kiln sets Name and kiln:*; aws:* is AWS's)"))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkSubnetID is the error for field unless s is a subnet id or a
+// reference (what aws:ec2, aws:ami and aws:asg accept as a subnet).
+func checkSubnetID(field, s string) []error {
+	if config.HasRef(s) || strings.HasPrefix(s, "subnet-") {
+		return nil
+	}
+	return []error{config.Fieldf(field, "want a subnet id like \"subnet-0abc...\", got %q", s)}
+}
+
+// checkGroupIDs are the errors for the security_groups entries that are
+// neither a group id nor a reference.
+func checkGroupIDs(groups []string) []error {
+	var errs []error
+	for i, g := range groups {
+		if !config.HasRef(g) && !strings.HasPrefix(g, "sg-") {
+			errs = append(errs, config.Fieldf(fmt.Sprintf("security_groups[%d]", i), "want a group id like \"sg-0abc...\", got %q", g))
+		}
+	}
+	return errs
 }
 
 // Init receives the vertex's identity.
