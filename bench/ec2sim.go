@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -194,7 +193,7 @@ func ec2simMixed(ctx context.Context, sv *ec2sim.Server, cfg aws.Config, ami *st
 	)
 	deadline := time.Now().Add(time.Duration(seconds * float64(time.Second)))
 	g, gctx := errgroup.WithContext(ctx)
-	start, cpu0 := time.Now(), ec2simCPU()
+	start, cpu0 := time.Now(), cpuTime()
 	for w := range clients {
 		cl := ec2.NewFromConfig(cfg)
 		g.Go(func() error {
@@ -246,7 +245,7 @@ func ec2simMixed(ctx context.Context, sv *ec2sim.Server, cfg aws.Config, ami *st
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	el, cpu := time.Since(start).Seconds(), ec2simCPU()-cpu0
+	el, cpu := time.Since(start).Seconds(), (cpuTime() - cpu0).Seconds()
 	f := ec2simFigures{Scenario: "ec2sim", Case: "mixed", Instances: len(ids), Calls: int(calls.Load()), Clients: clients,
 		Seconds: el, RPS: float64(calls.Load()) / el, Errors: errs.Load(), CPUs: runtime.GOMAXPROCS(0), TargetRPS: 5000,
 		CPUSec: cpu, RPCPU: float64(calls.Load()) / cpu}
@@ -308,7 +307,7 @@ func ec2simMix(ctx context.Context, sv *ec2sim.Server, ids []string, clients int
 	var calls, errs atomic.Int64
 	deadline := time.Now().Add(time.Duration(seconds * float64(time.Second)))
 	g, _ := errgroup.WithContext(ctx)
-	start, cpu0 := time.Now(), ec2simCPU()
+	start, cpu0 := time.Now(), cpuTime()
 	for w := range clients {
 		g.Go(func() error {
 			for i := 0; time.Now().Before(deadline); i++ {
@@ -340,33 +339,26 @@ func ec2simMix(ctx context.Context, sv *ec2sim.Server, ids []string, clients int
 		})
 	}
 	_ = g.Wait()
-	el, cpu := time.Since(start).Seconds(), ec2simCPU()-cpu0
+	el, cpu := time.Since(start).Seconds(), (cpuTime() - cpu0).Seconds()
 	emit(ec2simFigures{Scenario: "ec2sim", Case: name, Instances: len(ids), Calls: int(calls.Load()), Clients: clients,
 		Seconds: el, RPS: float64(calls.Load()) / el, Errors: errs.Load(), CPUs: runtime.GOMAXPROCS(0), TargetRPS: 5000,
 		CPUSec: cpu, RPCPU: float64(calls.Load()) / cpu})
 	return nil
 }
 
-// ec2simCPU is the process's user+system CPU time in seconds: with other
-// work on the machine, requests per CPU second is the steadier figure.
-func ec2simCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
 func (f *ec2simFigures) setLatency(lat []time.Duration) {
 	if len(lat) == 0 {
 		return
 	}
-	slices.Sort(lat)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	f.Calls = len(lat)
-	f.P50MS = ms(lat[len(lat)/2])
-	f.P99MS = ms(lat[len(lat)*99/100])
-	f.MaxMS = ms(lat[len(lat)-1])
+	f.P50MS, f.P99MS, f.MaxMS = latencyMS(lat)
+}
+
+// latencyMS sorts lat (not empty) and returns its median, 99th percentile
+// and maximum in milliseconds.
+func latencyMS(lat []time.Duration) (p50, p99, maxMS float64) {
+	slices.Sort(lat)
+	return ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1])
 }
 
 func ec2simEnvFloat(name string, def float64) float64 {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"time"
 
 	"kiln/internal/store"
@@ -78,10 +77,10 @@ func pagesBench(ctx context.Context, emit func(any)) error {
 			}
 			lat = append(lat, time.Since(start))
 		}
-		slices.Sort(lat)
+		p50, p99, maxMS := latencyMS(lat)
 		emit(map[string]any{
 			"scenario": "pages", "case": p.name, "projects": projects, "bakes": bakes, "requests": n,
-			"p50_ms": ms(lat[len(lat)/2]), "p99_ms": ms(lat[len(lat)*99/100]), "max_ms": ms(lat[len(lat)-1]),
+			"p50_ms": p50, "p99_ms": p99, "max_ms": maxMS,
 			"seed_s": seed.Seconds(),
 		})
 	}
