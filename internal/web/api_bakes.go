@@ -113,12 +113,7 @@ func (s *Server) showBake(w http.ResponseWriter, r *http.Request) {
 func (s *Server) triggerBake(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	res, err := s.cfg.Bakery.Trigger(r.Context(), name, "", "")
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no project %q", name))
-		return
-	}
-	if err != nil {
-		s.internal(w, r, err)
+	if s.projectFailed(w, r, name, err) {
 		return
 	}
 	s.cfg.Log.Info("bake triggered", "project", name, "bake", res.BakeID, "new", res.New)

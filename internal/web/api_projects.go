@@ -34,15 +34,25 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) showProject(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	p, err := s.cfg.Store.Project(r.Context(), name)
+// projectFailed answers a call about project name that returned err: 404
+// when there is no such project, 500 for anything else. It reports whether
+// it answered (err != nil).
+func (s *Server) projectFailed(w http.ResponseWriter, r *http.Request, name string, err error) bool {
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no project %q", name))
-		return
+		return true
 	}
 	if err != nil {
 		s.internal(w, r, err)
+		return true
+	}
+	return false
+}
+
+func (s *Server) showProject(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	p, err := s.cfg.Store.Project(r.Context(), name)
+	if s.projectFailed(w, r, name, err) {
 		return
 	}
 	writeJSON(w, http.StatusOK, projectJSON(p, s.webhookURL(r, name)))
@@ -136,12 +146,7 @@ func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err = s.cfg.Store.DeleteProject(r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no project %q", name))
-		return
-	}
-	if err != nil {
-		s.internal(w, r, err)
+	if s.projectFailed(w, r, name, err) {
 		return
 	}
 	s.cfg.Log.Info("project deleted", "project", name)
