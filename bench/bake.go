@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -181,6 +182,9 @@ func (b *bakery) push(ctx context.Context, c *http.Client, project, delivery str
 	if err != nil {
 		return 0, err
 	}
+	// Read to the end, or the transport closes the connection instead of
+	// keeping it for the next request.
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
@@ -377,8 +381,9 @@ func bakeIntake(ctx context.Context, n int, emit func(any)) error {
 		wg.Wait()
 		return lat, int(ok.Load()), time.Since(start), first
 	}
-	// Warm up: connections, the SQLite page cache.
-	if _, _, _, err := round("warm", 200, 0); err != nil {
+	// Warm up: n connections (so the rounds measure intake, not TCP
+	// handshakes), the SQLite page cache.
+	if _, _, _, err := round("warm", n, 0); err != nil {
 		return err
 	}
 	// intake: all n at once, so latency is mostly the wait in line;

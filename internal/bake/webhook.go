@@ -274,8 +274,11 @@ func parseGitHub(h http.Header, body []byte, secret string) (*Delivery, error) {
 	if d.DeliveryID, err = deliveryID(h.Get(hdrGitHubDelivery), body); err != nil {
 		return nil, err
 	}
-	if !json.Valid(body) {
-		return nil, malformed("body is not JSON (set the webhook's content type to application/json)")
+	// A push's body is validated by json.Unmarshal below, in the same
+	// pass; scanning it twice was a tenth of a webhook's cost.
+	const notJSON = "body is not JSON (set the webhook's content type to application/json)"
+	if d.Event != "push" && !json.Valid(body) {
+		return nil, malformed(notJSON)
 	}
 	switch d.Event {
 	case "":
@@ -301,8 +304,8 @@ func parseGitHub(h http.Header, body []byte, secret string) (*Delivery, error) {
 			Message string `json:"message"`
 		} `json:"head_commit"`
 	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, malformed("push payload: %v", err)
+	if err := unmarshalPush(body, &p, notJSON); err != nil {
+		return nil, err
 	}
 	if p.Ref == nil {
 		return nil, malformed("push without ref")
@@ -338,8 +341,9 @@ func parseGitLab(h http.Header, body []byte, secret string) (*Delivery, error) {
 	if d.DeliveryID, err = deliveryID(id, body); err != nil {
 		return nil, err
 	}
-	if !json.Valid(body) {
-		return nil, malformed("body is not JSON")
+	const notJSON = "body is not JSON"
+	if d.Event != "Push Hook" && !json.Valid(body) {
+		return nil, malformed(notJSON)
 	}
 	switch d.Event {
 	case "":
@@ -363,8 +367,8 @@ func parseGitLab(h http.Header, body []byte, secret string) (*Delivery, error) {
 			Message string `json:"message"`
 		} `json:"commits"`
 	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, malformed("push payload: %v", err)
+	if err := unmarshalPush(body, &p, notJSON); err != nil {
+		return nil, err
 	}
 	if p.ObjectKind != "push" {
 		return nil, malformed("Push Hook with object_kind %q", p.ObjectKind)
@@ -395,6 +399,21 @@ func parseGitLab(h http.Header, body []byte, secret string) (*Delivery, error) {
 		}
 	}
 	return d, nil
+}
+
+// unmarshalPush decodes a push payload into p. json.Unmarshal checks the
+// whole body is valid JSON before it decodes, as json.Valid does: a syntax
+// error is malformed with notJSON, any other error a malformed payload.
+func unmarshalPush(body []byte, p any, notJSON string) error {
+	err := json.Unmarshal(body, p)
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(err, &syntax):
+		return malformed("%s", notJSON)
+	case err != nil:
+		return malformed("push payload: %v", err)
+	}
+	return nil
 }
 
 // GenericPayload is the body of kiln's generic webhook format.

@@ -176,6 +176,28 @@ func TestParseDeliveryErrors(t *testing.T) {
 	}
 }
 
+// A push body is checked by the decoder alone, not scanned twice: a body
+// that is not JSON still says so, whether the event is a push or not.
+func TestParseDeliveryNotJSON(t *testing.T) {
+	bad := []byte("payload=%7B%7D")
+	for _, tc := range []struct {
+		name string
+		h    http.Header
+	}{
+		{"github push", githubHeaders("push", "d", bad, hookSecret)},
+		{"github ping", githubHeaders("ping", "d", bad, hookSecret)},
+		{"gitlab push", gitlabHeaders("Push Hook", "u", hookSecret)},
+		{"gitlab tag", gitlabHeaders("Tag Push Hook", "u", hookSecret)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseDelivery(tc.h, bad, hookSecret)
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "body is not JSON") {
+				t.Errorf("ParseDelivery() = %v; want malformed: body is not JSON", err)
+			}
+		})
+	}
+}
+
 func TestHTTPStatus(t *testing.T) {
 	for err, want := range map[error]int{
 		ErrUnauthorized:      401,

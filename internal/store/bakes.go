@@ -96,7 +96,9 @@ type PushResult struct {
 
 // EnqueueFunc inserts the durable job for a new bake inside the transaction
 // that creates it, e.g. riverClient.InsertTx(ctx, tx, args, nil). It must use
-// tx, never the pool (see the package comment).
+// tx, never the pool (see the package comment), and write nothing outside
+// it: when another push of the same group commit fails midway, the
+// transaction is rolled back and run again, calling it again.
 type EnqueueFunc func(ctx context.Context, tx *sql.Tx, bakeID int64) error
 
 // EnqueuePush records a push in one transaction, coalescing bursts so that a
@@ -129,50 +131,57 @@ func (s *Store) EnqueuePush(ctx context.Context, p Push, enqueue EnqueueFunc) (P
 	return res, nil
 }
 
-// The push path's statements, prepared once (see hotQueries).
+// The push path's statements, prepared once (see hotQueries). qCoalesce
+// leaves a duplicate delivery alone, so the common push (a new delivery for a
+// project with a queued bake) costs two statements: qCoalesce and
+// qInsertDelivery. qInsertBake inserts nothing for an unknown project.
 const (
-	qDeliveryBake   = `SELECT bake_id FROM deliveries WHERE project = ? AND delivery_id = ?`
-	qCoalesce       = `UPDATE bakes SET commit_sha = ?, ref = ?, message = ?, repo = ?, delivery_id = ?, updated_at = ? WHERE project = ? AND state = 'queued' RETURNING id`
-	qInsertBake     = `INSERT INTO bakes (project, commit_sha, ref, message, repo, delivery_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id`
+	qDeliveryBake = `SELECT bake_id FROM deliveries WHERE project = ? AND delivery_id = ?`
+	qCoalesce     = `UPDATE bakes SET commit_sha = ?, ref = ?, message = ?, repo = ?, delivery_id = ?, updated_at = ?
+		WHERE project = ? AND state = 'queued'
+		AND NOT EXISTS (SELECT 1 FROM deliveries WHERE project = ? AND delivery_id = ?) RETURNING id`
+	qInsertBake = `INSERT INTO bakes (project, commit_sha, ref, message, repo, delivery_id, state, created_at, updated_at)
+		SELECT name, ?, ?, ?, ?, ?, 'queued', ?, ? FROM projects WHERE name = ? RETURNING id`
 	qInsertDelivery = `INSERT INTO deliveries (project, delivery_id, bake_id, received_at) VALUES (?, ?, ?, ?)`
 	qProjectExists  = `SELECT COUNT(*) FROM projects WHERE name = ?`
 	qHookTarget     = `SELECT branch, webhook_secret FROM projects WHERE name = ?`
 )
 
-// pushOne is one push's share of a batch transaction (see pushBatcher).
-func (s *Store) pushOne(ctx context.Context, tx *sql.Tx, p Push, enqueue EnqueueFunc, now int64) (PushResult, error) {
+// pushOne is one push's share of a batch transaction (see pushBatcher). It
+// returns ErrNotFound for an unknown project having written nothing.
+func (s *Store) pushOne(ctx context.Context, bt *batchTx, p Push, enqueue EnqueueFunc, now int64) (PushResult, error) {
 	var res PushResult
-	err := s.queryRow(ctx, tx, qDeliveryBake,
-		p.Project, p.DeliveryID).Scan(&res.BakeID)
-	if err == nil {
-		res.Duplicate = true
-		return res, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return res, err
-	}
-	err = s.queryRow(ctx, tx, qCoalesce,
-		p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, p.Project).Scan(&res.BakeID)
+	err := bt.stmt(ctx, qCoalesce).QueryRowContext(ctx,
+		p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, p.Project, p.Project, p.DeliveryID).Scan(&res.BakeID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		if err := s.projectExists(ctx, tx, p.Project); err != nil {
+		// No queued bake, or a duplicate delivery.
+		err := bt.stmt(ctx, qDeliveryBake).QueryRowContext(ctx, p.Project, p.DeliveryID).Scan(&res.BakeID)
+		if err == nil {
+			res.Duplicate = true
+			return res, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
 			return res, err
 		}
-		err = s.queryRow(ctx, tx, qInsertBake,
-			p.Project, p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, now).Scan(&res.BakeID)
+		err = bt.stmt(ctx, qInsertBake).QueryRowContext(ctx,
+			p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, now, p.Project).Scan(&res.BakeID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return res, ErrNotFound
+		}
 		if err != nil {
 			return res, err
 		}
 		res.New = true
 		if enqueue != nil {
-			if err := enqueue(ctx, tx, res.BakeID); err != nil {
+			if err := enqueue(ctx, bt.tx, res.BakeID); err != nil {
 				return res, fmt.Errorf("enqueue bake %d: %w", res.BakeID, err)
 			}
 		}
 	case err != nil:
 		return res, err
 	}
-	_, err = s.exec(ctx, tx, qInsertDelivery, p.Project, p.DeliveryID, res.BakeID, now)
+	_, err = bt.stmt(ctx, qInsertDelivery).ExecContext(ctx, p.Project, p.DeliveryID, res.BakeID, now)
 	return res, err
 }
 

@@ -173,8 +173,9 @@ type HookTarget struct {
 // query, or ErrNotFound.
 func (s *Store) HookTarget(ctx context.Context, name string) (HookTarget, error) {
 	var h HookTarget
-	err := s.queryRow(ctx, nil, qHookTarget, name).
-		Scan(&h.Branch, &h.Secret)
+	// On the read-only pool (see the package comment): a committed change
+	// of the secret is seen at once, from any process.
+	err := s.stmts[qHookTarget].QueryRowContext(ctx, name).Scan(&h.Branch, &h.Secret)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}

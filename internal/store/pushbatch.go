@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"slices"
 	"sync"
 )
@@ -106,51 +108,104 @@ func (b *pushBatcher) withdraw(r *pushReq) bool {
 	return true
 }
 
-// commitPushes runs a batch in one transaction, each push in a savepoint so
-// that a failing one is rolled back alone, and completes every request.
+// commitPushes runs a batch in one transaction and completes every request.
+//
+// It first runs the pushes back to back. A push that fails having written
+// nothing (an unknown project) fails alone; any other failure may have left
+// part of that push in the transaction, so the transaction is rolled back and
+// the batch run again with each push in a savepoint, so that a failing push
+// is rolled back alone. Failures are rare: the common batch pays for no
+// savepoints.
 func (s *Store) commitPushes(batch []*pushReq) {
+	err := s.tryPushes(batch, false)
+	if errors.Is(err, errRetryWithSavepoints) {
+		err = s.tryPushes(batch, true)
+	}
+	for _, r := range batch {
+		if err != nil && r.err == nil {
+			r.res, r.err = PushResult{}, err
+		}
+		close(r.done)
+	}
+}
+
+// errRetryWithSavepoints: a push failed midway in a batch run without
+// savepoints; the transaction was rolled back.
+var errRetryWithSavepoints = errors.New("push failed midway: retry the batch with savepoints")
+
+// tryPushes runs the batch in one transaction, each push in a savepoint when
+// savepoints is set, and commits it. It sets each request's result but
+// completes none. Without savepoints it returns errRetryWithSavepoints,
+// having rolled back, when a push failed midway.
+func (s *Store) tryPushes(batch []*pushReq, savepoints bool) error {
 	// The transaction outlives any one caller's ctx: it carries the others'
 	// pushes too.
 	ctx := context.Background()
 	now := ms(s.now())
-	finish := func(err error) {
-		for _, r := range batch {
-			if err != nil && r.err == nil {
-				r.res, r.err = PushResult{}, err
-			}
-			close(r.done)
-		}
-	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		finish(err)
-		return
+		return err
 	}
+	bt := &batchTx{s: s, tx: tx}
 	for _, r := range batch {
+		r.res, r.err = PushResult{}, nil
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
 		}
-		if _, err := s.exec(ctx, tx, `SAVEPOINT push`); err != nil {
-			_ = tx.Rollback()
-			finish(err)
-			return
+		if savepoints {
+			if _, err := bt.stmt(ctx, `SAVEPOINT push`).ExecContext(ctx); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
 		}
 		// Not cancellable midway: SQLite rolls back the whole transaction
 		// when a statement in it is interrupted, the other pushes with it.
-		r.res, r.err = s.pushOne(context.WithoutCancel(r.ctx), tx, r.p, r.enqueue, now)
-		stmts := []string{`RELEASE push`}
+		r.res, r.err = s.pushOne(context.WithoutCancel(r.ctx), bt, r.p, r.enqueue, now)
 		if r.err != nil {
 			r.res = PushResult{}
+		}
+		var stmts []string
+		switch {
+		case savepoints && r.err != nil:
 			stmts = []string{`ROLLBACK TO push`, `RELEASE push`}
+		case savepoints:
+			stmts = []string{`RELEASE push`}
+		case r.err != nil && r.err != ErrNotFound:
+			// Compared by identity: pushOne returns ErrNotFound itself only
+			// when it wrote nothing; a wrapped one (from enqueue) may follow
+			// writes.
+			_ = tx.Rollback()
+			return errRetryWithSavepoints
 		}
 		for _, stmt := range stmts {
-			if _, err := s.exec(ctx, tx, stmt); err != nil {
+			if _, err := bt.stmt(ctx, stmt).ExecContext(ctx); err != nil {
 				_ = tx.Rollback()
-				finish(err)
-				return
+				return err
 			}
 		}
 	}
-	finish(tx.Commit())
+	return tx.Commit()
+}
+
+// batchTx is a batch's transaction with the hot statements (see hotQueries)
+// bound to it as they are first used, once per batch instead of once per
+// push. They close with the transaction.
+type batchTx struct {
+	s     *Store
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+// stmt returns the hot statement query bound to the transaction.
+func (bt *batchTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	st, ok := bt.stmts[query]
+	if !ok {
+		if bt.stmts == nil {
+			bt.stmts = make(map[string]*sql.Stmt, len(hotQueries))
+		}
+		st = bt.tx.StmtContext(ctx, bt.s.stmts[query])
+		bt.stmts[query] = st
+	}
+	return st
 }

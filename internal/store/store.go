@@ -18,14 +18,17 @@
 // transaction instead, or the call waits forever.
 //
 // Webhook intake is the hot path: EnqueuePush group-commits concurrent pushes
-// (one transaction, a savepoint each) and its statements are prepared once at
-// Open.
+// in one transaction and its statements are prepared once at Open.
+// HookTarget, the other query of every webhook, reads through a second,
+// read-only pool (WAL lets readers run beside the writer), so it neither
+// waits for a group commit nor holds up the next one.
 //
 // Errors: ErrNotFound when a named row does not exist; other errors wrap the
 // database error as "op object: err".
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -43,6 +46,7 @@ var ErrNotFound = errors.New("not found")
 // Store is the bakery's database. The zero value is not usable; call Open.
 type Store struct {
 	db     *sql.DB
+	rdb    *sql.DB          // read-only pool for qHookTarget; see readers
 	now    func() time.Time // replaced in tests
 	pushes pushBatcher
 	stmts  map[string]*sql.Stmt // hotQueries, prepared at Open
@@ -64,6 +68,18 @@ func dsn(path string) string {
 		"&_pragma=synchronous(NORMAL)" +
 		"&_pragma=foreign_keys(1)" +
 		"&_txlock=immediate"
+}
+
+// readers is the size of the read-only pool: HookTarget lookups of
+// concurrent webhooks run in parallel, each connection with its own page
+// cache.
+const readers = 4
+
+// readDSN is dsn for the read-only pool: the file is already in WAL mode,
+// and query_only refuses any write.
+func readDSN(path string) string {
+	return path + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")" +
+		"&_pragma=query_only(1)"
 }
 
 // Open opens (creating when missing) the database file at path, runs the
@@ -94,6 +110,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)
 	}
+	// After the migrations: the file is in WAL mode and has its tables.
+	if s.rdb, err = sql.Open("sqlite", readDSN(path)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %q: %w", path, err)
+	}
+	s.rdb.SetMaxOpenConns(readers)
+	s.rdb.SetMaxIdleConns(readers)
+	s.rdb.SetConnMaxLifetime(0)
+	s.rdb.SetConnMaxIdleTime(0)
 	if err := s.prepareHot(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)
@@ -107,7 +132,11 @@ func (s *Store) Close() error {
 	for _, st := range s.stmts {
 		st.Close()
 	}
-	if err := s.db.Close(); err != nil {
+	var rerr error
+	if s.rdb != nil {
+		rerr = s.rdb.Close()
+	}
+	if err := cmp.Or(s.db.Close(), rerr); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}
 	return nil
@@ -140,11 +169,19 @@ var hotQueries = []string{
 	`SAVEPOINT push`, `RELEASE push`, `ROLLBACK TO push`,
 }
 
+// readOnly are the hotQueries prepared on the read-only pool: they run on
+// their own, never in a transaction.
+var readOnly = map[string]bool{qHookTarget: true}
+
 // prepareHot prepares hotQueries; s.stmts is read-only afterwards.
 func (s *Store) prepareHot(ctx context.Context) error {
 	s.stmts = make(map[string]*sql.Stmt, len(hotQueries))
 	for _, q := range hotQueries {
-		st, err := s.db.PrepareContext(ctx, q)
+		db := s.db
+		if readOnly[q] {
+			db = s.rdb
+		}
+		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}

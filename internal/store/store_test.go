@@ -158,6 +158,10 @@ func TestProjectCRUD(t *testing.T) {
 	if sec, _ := s.ProjectSecret(ctx, "web"); sec != "third" {
 		t.Errorf("secret after SetProjectSecret = %q", sec)
 	}
+	// HookTarget reads through the read-only pool: it sees the write at once.
+	if h, err := s.HookTarget(ctx, "web"); err != nil || h.Secret != "third" {
+		t.Errorf("HookTarget() after SetProjectSecret = %+v, %v; want secret third", h, err)
+	}
 
 	if _, err := s.PutProject(ctx, testProject("new"), ""); !errors.Is(err, ErrSecretRequired) {
 		t.Errorf("PutProject(new, no secret) = %v; want ErrSecretRequired", err)
