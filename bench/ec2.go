@@ -257,25 +257,39 @@ func ec2Watch(ctx context.Context, n int, emit func(any)) error {
 	var eg errgroup.Group
 	eg.Go(func() error { return eng.Run(runCtx) })
 	defer func() { cancel(); _ = eg.Wait() }()
-	// Wait for every first check, then for the hub's first poll.
-	for {
-		conv := 0
-		for _, s := range eng.Status() {
-			if s.State == engine.StateConverged {
-				conv++
+	// settled waits until every vertex is converged and no check has run
+	// for a moment: the steady state the poll figures are about.
+	settled := func() error {
+		last := -1
+		for {
+			conv, checks := 0, 0
+			for _, s := range eng.Status() {
+				checks += s.Checks
+				if s.State == engine.StateConverged {
+					conv++
+				}
+			}
+			if conv == n && checks == last {
+				return nil
+			}
+			last = checks
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
-		if conv == n {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
+	}
+	// Wait for every first check, then for the hub's first poll (which
+	// introduces every instance to its subscriber once) to be digested.
+	if err := settled(); err != nil {
+		return err
 	}
 	first, _ := w.sim.CallCounts()
 	if err := w.hub.Poll(ctx, graph); err != nil {
+		return err
+	}
+	if err := settled(); err != nil {
 		return err
 	}
 	w.sim.ResetCalls()
