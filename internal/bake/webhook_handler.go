@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"kiln/internal/store"
 )
@@ -150,4 +152,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WebhookURL is where senders deliver pushes for project: under publicURL
+// when the server is configured with one (trailing slashes ignored), else
+// at the scheme and host the request r came in on.
+func WebhookURL(publicURL string, r *http.Request, project string) string {
+	base := strings.TrimRight(publicURL, "/")
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	return base + "/hooks/" + url.PathEscape(project)
 }

@@ -247,3 +247,22 @@ func TestHookHandlerMethodAndPath(t *testing.T) {
 		t.Errorf("POST without project = %d; want 404", rec.Code)
 	}
 }
+
+func TestWebhookURL(t *testing.T) {
+	plain := httptest.NewRequest("GET", "http://kiln.test:8080/api/projects", nil)
+	tls := httptest.NewRequest("GET", "https://kiln.test/api/projects", nil)
+	for _, c := range []struct {
+		public string
+		r      *http.Request
+		want   string
+	}{
+		{"", plain, "http://kiln.test:8080/hooks/web%20app"},
+		{"", tls, "https://kiln.test/hooks/web%20app"},
+		{"https://bakery.example/", plain, "https://bakery.example/hooks/web%20app"},
+		{"https://bakery.example//", plain, "https://bakery.example/hooks/web%20app"},
+	} {
+		if got := WebhookURL(c.public, c.r, "web app"); got != c.want {
+			t.Errorf("WebhookURL(%q, %s) = %q; want %q", c.public, c.r.URL, got, c.want)
+		}
+	}
+}

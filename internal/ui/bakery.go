@@ -255,7 +255,7 @@ func (b *bakery) project(w http.ResponseWriter, r *http.Request, s *session) {
 		b.fail(w, r, err)
 		return
 	}
-	d := projectData{Project: p, WebhookURL: b.webhookURL(r, name), Secret: b.ss.takeSecret(s, name)}
+	d := projectData{Project: p, WebhookURL: bake.WebhookURL(b.cfg.PublicURL, r, name), Secret: b.ss.takeSecret(s, name)}
 	if d.Bakes, err = b.cfg.Store.Bakes(ctx, store.BakeQuery{Project: name, Limit: projectBakes + 1}); err != nil {
 		b.fail(w, r, err)
 		return
@@ -268,18 +268,6 @@ func (b *bakery) project(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	b.show(w, r, s, http.StatusOK, "project", "project "+name, d)
-}
-
-func (b *bakery) webhookURL(r *http.Request, project string) string {
-	base := strings.TrimRight(b.cfg.PublicURL, "/")
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
-	}
-	return base + "/hooks/" + url.PathEscape(project)
 }
 
 func (b *bakery) newProject(w http.ResponseWriter, r *http.Request, s *session) {

@@ -3,8 +3,6 @@ package web
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"kiln/internal/store"
@@ -149,19 +147,6 @@ func timePtr(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
-}
-
-// webhookURL is where senders deliver pushes for project.
-func (s *Server) webhookURL(r *http.Request, project string) string {
-	base := strings.TrimSuffix(s.cfg.PublicURL, "/")
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
-	}
-	return base + "/hooks/" + url.PathEscape(project)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

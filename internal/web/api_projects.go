@@ -29,7 +29,7 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 		Projects []Project `json:"projects"`
 	}{Projects: []Project{}}
 	for i := range ps {
-		out.Projects = append(out.Projects, projectJSON(&ps[i], s.webhookURL(r, ps[i].Name)))
+		out.Projects = append(out.Projects, projectJSON(&ps[i], bake.WebhookURL(s.cfg.PublicURL, r, ps[i].Name)))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -55,7 +55,7 @@ func (s *Server) showProject(w http.ResponseWriter, r *http.Request) {
 	if s.projectFailed(w, r, name, err) {
 		return
 	}
-	writeJSON(w, http.StatusOK, projectJSON(p, s.webhookURL(r, name)))
+	writeJSON(w, http.StatusOK, projectJSON(p, bake.WebhookURL(s.cfg.PublicURL, r, name)))
 }
 
 // applyProject creates or updates a project from a project file, validated
@@ -104,7 +104,7 @@ func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	hook := s.webhookURL(r, p.Name)
+	hook := bake.WebhookURL(s.cfg.PublicURL, r, p.Name)
 	status := http.StatusOK
 	if applied.Created {
 		status = http.StatusCreated
