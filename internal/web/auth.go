@@ -53,16 +53,8 @@ const (
 //   - otherwise a token is generated, its hash stored, and the token itself
 //     returned in generated, for the caller to print exactly once.
 //
-// The hash lives in table admin_token, created here when missing (the
-// store's migrations do not know the web layer's table).
+// The hash lives in table admin_token (store migration 004).
 func AdminToken(ctx context.Context, db *sql.DB, envToken string) (hash TokenHash, source, generated string, err error) {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS admin_token (
-		id         INTEGER PRIMARY KEY CHECK (id = 1),
-		sha256     TEXT    NOT NULL,
-		created_at INTEGER NOT NULL
-	) STRICT`); err != nil {
-		return TokenHash{}, "", "", fmt.Errorf("admin token: create table: %w", err)
-	}
 	store := func(h TokenHash) error {
 		_, err := db.ExecContext(ctx, `INSERT INTO admin_token (id, sha256, created_at) VALUES (1, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, created_at = excluded.created_at`,
