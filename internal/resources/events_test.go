@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"kiln/internal/engine"
 )
@@ -51,6 +52,17 @@ func watch(t *testing.T, r engine.Resource) *events {
 		t.Fatalf("Watch() returned %v before Running", err)
 	}
 	return ev
+}
+
+// waitChanged waits for Changed. The bound only turns a lost event into a
+// failure that names the step instead of the package's timeout.
+func (e *events) waitChanged(t *testing.T, after string) {
+	t.Helper()
+	select {
+	case <-e.changed:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no Changed after %s", after)
+	}
 }
 
 // drain empties the changed channel.

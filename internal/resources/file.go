@@ -79,29 +79,36 @@ func (r *File) Watch(ctx context.Context, ev engine.Events) error {
 	defer w.Close()
 	path := filepath.Clean(r.Path)
 	watched := ""
-	// arm watches the deepest existing directory above path.
-	arm := func() error {
+	// deepest is the deepest existing directory above path.
+	deepest := func() string {
 		dir := filepath.Dir(path)
 		for {
 			if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-				break
+				return dir
 			}
 			parent := filepath.Dir(dir)
 			if parent == dir {
-				break
+				return dir
 			}
 			dir = parent
 		}
-		if dir == watched {
-			return nil
+	}
+	// arm watches the deepest existing directory above path. A directory
+	// made below the watched one between the Stat and the Add raised no
+	// event, so arm looks again after each Add until nothing deeper exists.
+	arm := func() error {
+		for dir := deepest(); dir != watched; dir = deepest() {
+			if err := w.Add(dir); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // removed again since the Stat
+				}
+				return fmt.Errorf("watch directory %s: %w", dir, err)
+			}
+			if watched != "" {
+				_ = w.Remove(watched) // may already be gone with its directory
+			}
+			watched = dir
 		}
-		if watched != "" {
-			_ = w.Remove(watched) // may already be gone with its directory
-		}
-		if err := w.Add(dir); err != nil {
-			return fmt.Errorf("watch directory %s: %w", dir, err)
-		}
-		watched = dir
 		return nil
 	}
 	if err := arm(); err != nil {
@@ -119,6 +126,12 @@ func (r *File) Watch(ctx context.Context, ev engine.Events) error {
 			name := filepath.Clean(e.Name)
 			if name != path && name != watched && !strings.HasPrefix(path, name+string(filepath.Separator)) {
 				continue // another file in the same directory
+			}
+			if name == watched && e.Has(fsnotify.Remove|fsnotify.Rename) {
+				// The watch went with its directory: arm anew even
+				// if a directory of that name is back already.
+				_ = w.Remove(watched)
+				watched = ""
 			}
 			if err := arm(); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"kiln/internal/engine"
 )
@@ -168,12 +169,12 @@ func TestFileWatch(t *testing.T) {
 	if _, err := r.CheckApply(t.Context(), true); err != nil {
 		t.Fatalf("CheckApply() error: %v", err)
 	}
-	<-ev.changed
+	ev.waitChanged(t, "creating the file and its directories")
 	// Changed is reported after the watch re-armed on a/b, so an edit of
 	// the file from now on is seen.
 	ev.drain()
 	write(t, path, "drift", 0o644)
-	<-ev.changed
+	ev.waitChanged(t, "editing the file")
 	if ok, _ := r.CheckApply(t.Context(), false); ok {
 		t.Errorf("CheckApply() after drift = true; want false")
 	}
@@ -185,8 +186,39 @@ func TestFileWatch(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	<-ev.changed
+	ev.waitChanged(t, "removing the file")
 	if ok, _ := r.CheckApply(t.Context(), false); ok {
 		t.Errorf("CheckApply() after removal = true; want false")
 	}
+}
+
+// TestFileWatchDirectoryRecreated: the watched directory removed and made
+// again keeps the watch, however fast the two happen.
+func TestFileWatchDirectoryRecreated(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "f")
+	ev := watch(t, &File{Path: path, Content: ptr("want")})
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ev.waitChanged(t, "removing the directory")
+	// Wait for the events of the removal and the new directory to be
+	// handled: each ends in Changed, and the last one re-armed the watch.
+	for {
+		ev.drain()
+		select {
+		case <-ev.changed:
+			continue
+		case <-time.After(200 * time.Millisecond):
+		}
+		break
+	}
+	write(t, path, "drift", 0o644)
+	ev.waitChanged(t, "writing the file in the new directory")
 }
