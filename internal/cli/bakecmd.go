@@ -395,10 +395,13 @@ func (p *progress) update(b *web.Bake) {
 			continue
 		}
 		p.steps[st.Name] = st.State
+		// A log shows each step's start line, also for a step that
+		// started and ended between two looks, so that it reads the
+		// same however fast the bake ran.
+		if !p.live && !seen {
+			fmt.Fprintf(p.w, "  %s ...\n", st.Name)
+		}
 		if st.State == store.StepRunning {
-			if !p.live {
-				fmt.Fprintf(p.w, "  %s ...\n", st.Name)
-			}
 			continue
 		}
 		line := fmt.Sprintf("  %s: %s in %s", st.Name, st.State, round(st.Duration(time.Now())))

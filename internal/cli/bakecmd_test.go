@@ -58,6 +58,23 @@ func TestProgressLines(t *testing.T) {
 	}
 }
 
+// A step that started and ended between two looks still gets its start
+// line, so a log reads the same however fast the bake ran.
+func TestProgressLinesStepSeenFinished(t *testing.T) {
+	var out bytes.Buffer
+	p := &progress{w: &out, state: store.Queued}
+	bs := followed()
+	p.update(bs[len(bs)-1])
+	want := `bake 7 of web: running
+  launch builder ...
+  launch builder: succeeded in 1.5s (i-0123)
+  wait for builder to stop ...
+`
+	if out.String() != want {
+		t.Errorf("progress =\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
 func TestProgressLive(t *testing.T) {
 	var out bytes.Buffer
 	p := &progress{w: &out, live: true, state: store.Queued}
