@@ -114,6 +114,7 @@ func (s *Store) PutProject(ctx context.Context, p Project, secret string) (creat
 			append(args, now, secret, secret, p.Name)...)
 		return err
 	})
+	s.hooks.invalidate(p.Name) // also after a failed write: it may have committed
 	if err != nil {
 		return false, fmt.Errorf("put project %q: %w", p.Name, err)
 	}
@@ -127,6 +128,7 @@ func (s *Store) SetProjectSecret(ctx context.Context, name, secret string) error
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE projects SET webhook_secret = ?, updated_at = ? WHERE name = ?`,
 		secret, ms(s.now()), name)
+	s.hooks.invalidate(name)
 	if err == nil {
 		err = wantOne(res)
 	}
@@ -172,9 +174,13 @@ type HookTarget struct {
 // HookTarget returns the branch filter and secret of the named project in one
 // query, or ErrNotFound.
 func (s *Store) HookTarget(ctx context.Context, name string) (HookTarget, error) {
-	var h HookTarget
-	// On the read-only pool (see the package comment): a committed change
-	// of the secret is seen at once, from any process.
+	now := s.now()
+	h, gen, ok := s.hooks.get(name, now)
+	if ok {
+		return h, nil
+	}
+	// On the read-only pool (see the package comment), so that a lookup
+	// never waits for a group commit.
 	err := s.stmts[qHookTarget].QueryRowContext(ctx, name).Scan(&h.Branch, &h.Secret)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
@@ -182,6 +188,7 @@ func (s *Store) HookTarget(ctx context.Context, name string) (HookTarget, error)
 	if err != nil {
 		return HookTarget{}, fmt.Errorf("get project %q: %w", name, err)
 	}
+	s.hooks.put(name, h, now, gen)
 	return h, nil
 }
 
@@ -211,6 +218,7 @@ func (s *Store) Projects(ctx context.Context) ([]Project, error) {
 // running bake first: its worker would find the bake gone.
 func (s *Store) DeleteProject(ctx context.Context, name string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM projects WHERE name = ?`, name)
+	s.hooks.invalidate(name)
 	if err == nil {
 		err = wantOne(res)
 	}

@@ -19,7 +19,9 @@
 //
 // Webhook intake is the hot path: EnqueuePush group-commits concurrent pushes
 // in one transaction and its statements are prepared once at Open.
-// HookTarget, the other query of every webhook, reads through a second,
+// HookTarget, the other query of every webhook, answers from memory for up
+// to a second (hookTTL; a write through this Store is seen at once, one by
+// another process within the second) and otherwise reads through a second,
 // read-only pool (WAL lets readers run beside the writer), so it neither
 // waits for a group commit nor holds up the next one.
 //
@@ -49,6 +51,7 @@ type Store struct {
 	rdb    *sql.DB          // read-only pool for qHookTarget; see readers
 	now    func() time.Time // replaced in tests
 	pushes pushBatcher
+	hooks  hookCache
 	stmts  map[string]*sql.Stmt // hotQueries, prepared at Open
 }
 

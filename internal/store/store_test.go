@@ -158,7 +158,7 @@ func TestProjectCRUD(t *testing.T) {
 	if sec, _ := s.ProjectSecret(ctx, "web"); sec != "third" {
 		t.Errorf("secret after SetProjectSecret = %q", sec)
 	}
-	// HookTarget reads through the read-only pool: it sees the write at once.
+	// A write through this Store is seen at once, cached answer or not.
 	if h, err := s.HookTarget(ctx, "web"); err != nil || h.Secret != "third" {
 		t.Errorf("HookTarget() after SetProjectSecret = %+v, %v; want secret third", h, err)
 	}
@@ -745,5 +745,58 @@ func TestPruneDeliveries(t *testing.T) {
 	}
 	if _, err := s.DeliveryBake(ctx, "web", "2"); err != nil {
 		t.Errorf("newest delivery pruned: %v", err)
+	}
+}
+
+// TestHookTargetOtherProcess: HookTarget answers from memory, so a secret
+// changed by another process (here a second Store on the same file) is seen
+// once the cached answer is hookTTL old, not before.
+func TestHookTargetOtherProcess(t *testing.T) {
+	s, path := openTest(t)
+	ctx := t.Context()
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	mustPut(t, s, "web")
+	if h, err := s.HookTarget(ctx, "web"); err != nil || h.Secret != "s3cret-web" {
+		t.Fatalf("HookTarget() = %+v, %v", h, err)
+	}
+	other, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.SetProjectSecret(ctx, "web", "rotated"); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.HookTarget(ctx, "web"); h.Secret != "s3cret-web" {
+		t.Errorf("HookTarget() within hookTTL = %q; want the cached secret", h.Secret)
+	}
+	now = now.Add(hookTTL)
+	if h, err := s.HookTarget(ctx, "web"); err != nil || h.Secret != "rotated" {
+		t.Errorf("HookTarget() after hookTTL = %+v, %v; want secret rotated", h, err)
+	}
+}
+
+// TestHookCacheStalePut: a lookup that read the database before a write
+// cannot cache its old answer after the write's invalidation.
+func TestHookCacheStalePut(t *testing.T) {
+	var c hookCache
+	now := time.Now()
+	_, gen, ok := c.get("web", now)
+	if ok {
+		t.Fatal("get() on an empty cache hit")
+	}
+	c.invalidate("web") // a write lands between the read and the put
+	c.put("web", HookTarget{Secret: "old"}, now, gen)
+	if h, _, ok := c.get("web", now); ok {
+		t.Errorf("get() after a stale put = %+v; want a miss", h)
+	}
+	_, gen, _ = c.get("web", now)
+	c.put("web", HookTarget{Secret: "new"}, now, gen)
+	if h, _, ok := c.get("web", now); !ok || h.Secret != "new" {
+		t.Errorf("get() = %+v, %v; want new", h, ok)
+	}
+	if _, _, ok := c.get("web", now.Add(hookTTL)); ok {
+		t.Error("get() of an entry hookTTL old hit")
 	}
 }
