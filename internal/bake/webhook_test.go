@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -176,8 +177,7 @@ func TestParseDeliveryErrors(t *testing.T) {
 	}
 }
 
-// A push body is checked by the decoder alone, not scanned twice: a body
-// that is not JSON still says so, whether the event is a push or not.
+// A body that is not JSON says so, whether the event is a push or not.
 func TestParseDeliveryNotJSON(t *testing.T) {
 	bad := []byte("payload=%7B%7D")
 	for _, tc := range []struct {
@@ -193,6 +193,34 @@ func TestParseDeliveryNotJSON(t *testing.T) {
 			_, err := ParseDelivery(tc.h, bad, hookSecret)
 			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "body is not JSON") {
 				t.Errorf("ParseDelivery() = %v; want malformed: body is not JSON", err)
+			}
+		})
+	}
+}
+
+// A field of the wrong type is a 400 that names it.
+func TestParseDeliveryFieldTypes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    func(body []byte) http.Header
+		body string
+		want string
+	}{
+		{"github ref", func(b []byte) http.Header { return githubHeaders("push", "d", b, hookSecret) },
+			`{"ref":5}`, "ref is a number, not a string"},
+		{"github deleted", func(b []byte) http.Header { return githubHeaders("push", "d", b, hookSecret) },
+			`{"ref":"refs/heads/main","deleted":"yes"}`, "deleted is a string, not a boolean"},
+		{"github repository", func(b []byte) http.Header { return githubHeaders("push", "d", b, hookSecret) },
+			`{"ref":"refs/heads/main","repository":[]}`, "repository is an array, not an object"},
+		{"github top level", func(b []byte) http.Header { return githubHeaders("push", "d", b, hookSecret) },
+			`["ref"]`, "not a JSON object"},
+		{"gitlab commits", func([]byte) http.Header { return gitlabHeaders("Push Hook", "u", hookSecret) },
+			`{"object_kind":"push","ref":"refs/heads/main","commits":{}}`, "commits is an object, not an array"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseDelivery(tc.h([]byte(tc.body)), []byte(tc.body), hookSecret)
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseDelivery(%s) = %v; want malformed: %s", tc.body, err, tc.want)
 			}
 		})
 	}
@@ -274,6 +302,9 @@ func FuzzParseDelivery(f *testing.F) {
 			h = genericHeaders(event, "fuzz", body, hookSecret)
 		}
 		d, err := ParseDelivery(h, body, hookSecret)
+		if err == nil && provider%3 != 2 && !json.Valid(body) {
+			t.Fatalf("accepted a body that is not JSON: %q", body)
+		}
 		if err != nil {
 			if errors.Is(err, ErrUnauthorized) {
 				t.Fatalf("correctly signed delivery refused: %v", err)

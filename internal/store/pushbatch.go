@@ -20,86 +20,98 @@ type pushReq struct {
 	res     PushResult
 	err     error
 	done    chan struct{} // closed when res and err are set
-	lead    chan struct{} // closed when this waiter is made the next leader
 }
 
-// pushBatcher group-commits concurrent pushes without a goroutine of its
-// own: the first caller to arrive leads, committing every pending push in
-// one transaction; callers arriving meanwhile wait. A leader serves at most
-// one batch beyond its own push: when more are pending after its batch, it
-// hands the lead to the oldest waiter, so no caller serves others for long.
+// errClosed is the error of a push after Close.
+var errClosed = errors.New("store is closed")
+
+// pushBatcher group-commits concurrent pushes: callers queue their push and
+// wait; one committer goroutine, started with the first push, commits every
+// pending push (up to maxPushBatch) in one transaction, completes them, and
+// goes on while more are pending. Being one goroutine that stays on the CPU
+// through a burst matters: handing the next batch to a waiting caller made
+// it queue for the CPU behind every caller just completed, milliseconds per
+// batch.
 type pushBatcher struct {
 	mu      sync.Mutex
 	pending []*pushReq
-	leading bool
+	running bool          // the committer goroutine exists
+	closed  bool          // Close was called: no more pushes
+	wake    chan struct{} // capacity 1: pending is not empty
+	stopped chan struct{} // closed when the committer has exited
 }
 
 func (b *pushBatcher) do(ctx context.Context, s *Store, r *pushReq) (PushResult, error) {
-	r.done, r.lead = make(chan struct{}), make(chan struct{})
+	r.done = make(chan struct{})
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return PushResult{}, errClosed
+	}
 	b.pending = append(b.pending, r)
-	lead := !b.leading
-	b.leading = true
+	if !b.running {
+		b.running = true
+		b.wake, b.stopped = make(chan struct{}, 1), make(chan struct{})
+		go b.commit(s, b.wake)
+	}
+	select { // under mu, so that close cannot close wake meanwhile
+	case b.wake <- struct{}{}:
+	default: // already signalled
+	}
 	b.mu.Unlock()
 
-	if !lead {
-		select {
-		case <-r.done:
-			return r.res, r.err
-		case <-r.lead:
-		case <-ctx.Done():
-			if b.withdraw(r) {
-				return PushResult{}, ctx.Err()
-			}
-			// Already taken by a leader (wait for its result), or made the
-			// leader (then lead: others wait on it).
-			select {
-			case <-r.done:
-				return r.res, r.err
-			case <-r.lead:
-			}
+	select {
+	case <-r.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		if b.withdraw(r) {
+			return PushResult{}, ctx.Err()
 		}
+		<-r.done // already in a batch: its result stands
+		return r.res, r.err
 	}
-	for {
-		b.mu.Lock()
-		n := min(len(b.pending), maxPushBatch)
-		batch := slices.Clone(b.pending[:n])
-		b.pending = slices.Delete(b.pending, 0, n)
-		b.mu.Unlock()
-
-		s.commitPushes(batch)
-
-		b.mu.Lock()
-		if len(b.pending) == 0 {
-			b.leading = false
-			b.mu.Unlock()
-			break
-		}
-		select {
-		case <-r.done:
-			// Our push is done: hand the lead to the oldest waiter.
-			close(b.pending[0].lead)
-			b.mu.Unlock()
-			return r.res, r.err
-		default:
-			// Our push did not fit in this batch: run another.
-			b.mu.Unlock()
-		}
-	}
-	<-r.done // r was in one of the batches run above
-	return r.res, r.err
 }
 
-// withdraw removes r from the pending list unless a leader took it or it was
-// made the leader; it reports whether it did.
+// commit is the committer goroutine: it runs batches until none is
+// pending, sleeps until the next push, and exits after close.
+func (b *pushBatcher) commit(s *Store, wake <-chan struct{}) {
+	defer close(b.stopped)
+	for range wake {
+		for {
+			b.mu.Lock()
+			n := min(len(b.pending), maxPushBatch)
+			batch := slices.Clone(b.pending[:n])
+			b.pending = slices.Delete(b.pending, 0, n)
+			b.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			s.commitPushes(batch)
+		}
+	}
+}
+
+// close refuses further pushes, lets the committer finish what is pending,
+// and waits for it to exit.
+func (b *pushBatcher) close() {
+	b.mu.Lock()
+	b.closed = true
+	running := b.running && b.wake != nil
+	if running {
+		close(b.wake) // the committer drains pending, then exits
+		b.wake = nil
+	}
+	b.mu.Unlock()
+	if running {
+		<-b.stopped
+	}
+}
+
+// withdraw removes r from the pending list unless the committer took it; it
+// reports whether it did.
 func (b *pushBatcher) withdraw(r *pushReq) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	select {
-	case <-r.lead:
-		return false
-	default:
-	}
 	i := slices.Index(b.pending, r)
 	if i < 0 {
 		return false

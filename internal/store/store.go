@@ -132,6 +132,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // Close closes the database. Stop every River client made from this Store
 // first: they use the same pool.
 func (s *Store) Close() error {
+	s.pushes.close()
 	for _, st := range s.stmts {
 		st.Close()
 	}

@@ -644,7 +644,7 @@ func TestCommitPushesIsolatesFailures(t *testing.T) {
 	cancel()
 	mk := func(ctx context.Context, project, delivery string, enq EnqueueFunc) *pushReq {
 		return &pushReq{ctx: ctx, p: Push{Project: project, DeliveryID: delivery, Commit: "c" + delivery},
-			enqueue: enq, done: make(chan struct{}), lead: make(chan struct{})}
+			enqueue: enq, done: make(chan struct{})}
 	}
 	batch := []*pushReq{
 		mk(ctx, "web", "1", nil),
@@ -798,5 +798,25 @@ func TestHookCacheStalePut(t *testing.T) {
 	}
 	if _, _, ok := c.get("web", now.Add(hookTTL)); ok {
 		t.Error("get() of an entry hookTTL old hit")
+	}
+}
+
+// Close lets the committer finish what is pending, and a push after Close
+// fails instead of waiting forever.
+func TestEnqueuePushAfterClose(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "web")
+	if _, err := s.EnqueuePush(t.Context(), Push{Project: "web", DeliveryID: "1", Commit: "c1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnqueuePush(t.Context(), Push{Project: "web", DeliveryID: "2", Commit: "c2"}, nil); !errors.Is(err, errClosed) {
+		t.Errorf("EnqueuePush() after Close = %v; want errClosed", err)
 	}
 }
