@@ -23,7 +23,7 @@
 //
 // Pipeline.Bake takes one bake (a Spec) through its steps, in order:
 // resolve the base image, launch the builder (client token from the bake,
-// tagged kiln:role=builder with the bake and project; the init script
+// tagged kiln:role=builder with the bake, project and bakery; the init script
 // wrapped so that success prints a marker and powers off), wait until it
 // stops, read its console to tell success from failure, create the image
 // under a name unique to the bake, wait until it is available, tag the image
@@ -51,7 +51,9 @@
 // Cancel stops one (its builder terminated, a partial image removed). Run
 // re-queues bakes that a dead process left running, so a restart on the
 // same database resumes them, and sweeps: at start and every
-// SweepInterval, builders whose bake is over or unknown are terminated.
+// SweepInterval, the builders of this bakery (kiln:bakery, the database's
+// store.BakeryID) whose bake is over or unknown are terminated; another
+// database's builders in the same account are left alone.
 // Stopping Run stops the running bakes at a safe point; they resume on the
 // next start. One Service per database file.
 package bake

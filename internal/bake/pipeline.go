@@ -47,6 +47,9 @@ const (
 	// (a fresh database in the same account counts from 1 again): the
 	// bake's creation time in Unix milliseconds.
 	TagOrigin = "kiln:bake-origin"
+	// TagBakery names the bakery (store.BakeryID: one per database) whose
+	// bake made the builder or image; the sweeper touches only its own.
+	TagBakery = "kiln:bakery"
 	// TagRole marks a bake's builder instance ("builder"), for the sweeper.
 	TagRole     = "kiln:role"
 	roleBuilder = "builder"

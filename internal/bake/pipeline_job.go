@@ -129,7 +129,7 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		return err
 	}
 	p := ProjectFromRecord(*rp)
-	spec := SpecFor(p, b)
+	spec := SpecFor(p, b, s.store.BakeryID())
 	rec := &storeRecorder{s: s, bake: b}
 	if b.CancelRequested {
 		if img := s.recordedImage(ctx, b); img != "" {
@@ -261,11 +261,11 @@ func (s *Service) recordedImage(ctx context.Context, b *store.Bake) string {
 	return ""
 }
 
-// SpecFor is the pipeline's spec of bake b of project p: bake id as the
-// identity, image name "<project>-<bake id>", tags kiln:project, kiln:bake
-// and kiln:bake-origin (found again by them) and kiln:commit plus the
-// project's tags.
-func SpecFor(p *Project, b *store.Bake) Spec {
+// SpecFor is the pipeline's spec of bake b of project p in the bakery
+// (store.BakeryID) bakery: bake id as the identity, image name
+// "<project>-<bake id>", tags kiln:project, kiln:bake, kiln:bake-origin and
+// kiln:bakery (found again by them) and kiln:commit plus the project's tags.
+func SpecFor(p *Project, b *store.Bake, bakery string) Spec {
 	id := strconv.FormatInt(b.ID, 10)
 	tags := maps.Clone(p.Tags)
 	if tags == nil {
@@ -285,7 +285,7 @@ func SpecFor(p *Project, b *store.Bake) Spec {
 		Subnet:         p.Subnet,
 		IAMProfile:     p.IAMProfile,
 		Match: map[string]string{TagProject: p.Name, awsapi.TagBake: id,
-			TagOrigin: strconv.FormatInt(b.Created.UnixMilli(), 10)},
+			TagOrigin: strconv.FormatInt(b.Created.UnixMilli(), 10), TagBakery: bakery},
 		Tags:     tags,
 		Timeouts: p.Timeouts,
 	}

@@ -32,12 +32,14 @@ func (s *Service) sweepLoop(ctx context.Context) {
 	}
 }
 
-// Sweep terminates every bakery builder (tags kiln:role=builder and
-// kiln:project, in the regions of the stored projects) whose bake is over
-// or unknown to this database, and returns their ids. Builders of bakes
-// still queued or running are left to their bake; builders of aws:ami
-// resources (no kiln:project tag) are not the bakery's. It blocks until the
-// calls are made; Run calls it every SweepInterval.
+// Sweep terminates every builder of this bakery (tags kiln:role=builder,
+// kiln:project and kiln:bakery = store.BakeryID, in the regions of the
+// stored projects) whose bake is over or unknown to this database, and
+// returns their ids. Builders of bakes still queued or running are left to
+// their bake; builders of another bakery (another database, say a second
+// server in the same account) and of aws:ami resources (no kiln:project
+// tag) are not this bakery's. It blocks until the calls are made; Run calls
+// it every SweepInterval.
 func (s *Service) Sweep(ctx context.Context) ([]string, error) {
 	projects, err := s.store.Projects(ctx)
 	if err != nil {
@@ -74,6 +76,7 @@ func (s *Service) sweepRegion(ctx context.Context, region string) ([]string, err
 			Filters: []types.Filter{
 				{Name: aws.String("tag:" + TagRole), Values: []string{roleBuilder}},
 				{Name: aws.String("tag-key"), Values: []string{TagProject}},
+				{Name: aws.String("tag:" + TagBakery), Values: []string{s.store.BakeryID()}},
 				{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}},
 			},
 			MaxResults: aws.Int32(1000),

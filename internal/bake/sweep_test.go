@@ -51,8 +51,17 @@ func TestSweep(t *testing.T) {
 		}
 		return aws.ToString(out.Instances[0].InstanceId)
 	}
-	finished := launch(map[string]string{TagRole: roleBuilder, TagProject: "api", awsapi.TagBake: fmtID(over.BakeID)})
-	unknown := launch(map[string]string{TagRole: roleBuilder, TagProject: "web", awsapi.TagBake: "999"})
+	mine := st.BakeryID()
+	b, _ := st.Bake(t.Context(), running)
+	if in, _ := w.sim.Instance(b.BuilderID); in.Tags[TagBakery] != mine {
+		t.Fatalf("builder tags %v; want %s=%s", in.Tags, TagBakery, mine)
+	}
+	finished := launch(map[string]string{TagRole: roleBuilder, TagProject: "api", awsapi.TagBake: fmtID(over.BakeID), TagBakery: mine})
+	unknown := launch(map[string]string{TagRole: roleBuilder, TagProject: "web", awsapi.TagBake: "999", TagBakery: mine})
+	// Another bakery's builders, for a bake unknown here and for one whose
+	// id is finished here: theirs to sweep, not ours.
+	otherBakery := launch(map[string]string{TagRole: roleBuilder, TagProject: "web", awsapi.TagBake: "999", TagBakery: "0123456789abcdef"})
+	otherFinished := launch(map[string]string{TagRole: roleBuilder, TagProject: "api", awsapi.TagBake: fmtID(over.BakeID), TagBakery: "0123456789abcdef"})
 	amiBuilder := launch(map[string]string{TagRole: roleBuilder, awsapi.TagOwner: "shop", awsapi.TagBake: "abc-1"})
 	other := launch(map[string]string{"Name": "web-1"})
 
@@ -66,12 +75,12 @@ func TestSweep(t *testing.T) {
 	if !slices.Equal(swept, want) {
 		t.Errorf("Sweep() = %v; want %v", swept, want)
 	}
-	for _, id := range []string{amiBuilder, other} {
+	for _, id := range []string{amiBuilder, other, otherBakery, otherFinished} {
 		if in, _ := w.sim.Instance(id); gone(in) {
 			t.Errorf("instance %s was terminated; not the bakery's", id)
 		}
 	}
-	b, _ := st.Bake(t.Context(), running)
+	b, _ = st.Bake(t.Context(), running)
 	if in, _ := w.sim.Instance(b.BuilderID); gone(in) {
 		t.Errorf("the running bake's builder %s was terminated", b.BuilderID)
 	}
@@ -81,7 +90,7 @@ func TestSweep(t *testing.T) {
 	waitFinal(t, st, running)
 }
 
-func fmtID(id int64) string { return SpecFor(&Project{Name: "x"}, &store.Bake{ID: id}).ID }
+func fmtID(id int64) string { return SpecFor(&Project{Name: "x"}, &store.Bake{ID: id}, "").ID }
 
 func imgID(t *testing.T, w *world) *string {
 	t.Helper()

@@ -52,6 +52,7 @@ type Store struct {
 	now    func() time.Time // replaced in tests
 	pushes pushBatcher
 	hooks  hookCache
+	bakery string               // BakeryID, read at Open
 	stmts  map[string]*sql.Stmt // hotQueries, prepared at Open
 }
 
@@ -113,6 +114,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)
 	}
+	if err := db.QueryRowContext(ctx, `SELECT bakery_id FROM bakery`).Scan(&s.bakery); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %q: read bakery id: %w", path, err)
+	}
 	// After the migrations: the file is in WAL mode and has its tables.
 	if s.rdb, err = sql.Open("sqlite", readDSN(path)); err != nil {
 		db.Close()
@@ -145,6 +150,11 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// BakeryID is this database's identity, 16 hex digits made at random when
+// the file was created: the builders a bakery launches carry it, so that two
+// bakeries in one account (two databases) tell their builders apart.
+func (s *Store) BakeryID() string { return s.bakery }
 
 // DB returns the underlying pool (one connection; see the package comment),
 // for River workers that complete a job in their own transaction.

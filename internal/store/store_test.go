@@ -61,11 +61,18 @@ func TestMigrationsIdempotent(t *testing.T) {
 		t.Fatalf("SchemaVersion() = %d; want %d", v, len(all))
 	}
 	mustPut(t, s, "web")
+	bakery := s.BakeryID()
+	if len(bakery) != 16 {
+		t.Errorf("BakeryID() = %q; want 16 hex digits", bakery)
+	}
 	s.Close()
 	for range 2 {
 		s2, err := Open(t.Context(), path)
 		if err != nil {
 			t.Fatalf("reopen: %v", err)
+		}
+		if got := s2.BakeryID(); got != bakery {
+			t.Errorf("BakeryID() after reopen = %q; want %q (made once)", got, bakery)
 		}
 		if v2, _ := s2.SchemaVersion(t.Context()); v2 != v {
 			t.Errorf("SchemaVersion() after reopen = %d; want %d", v2, v)
@@ -81,6 +88,19 @@ func TestMigrationsIdempotent(t *testing.T) {
 			t.Errorf("Project() after reopen = %v", err)
 		}
 		s2.Close()
+	}
+}
+
+// Two databases are two bakeries.
+func TestBakeryIDPerDatabase(t *testing.T) {
+	a, _ := openTest(t)
+	b, err := Open(t.Context(), filepath.Join(t.TempDir(), "other.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if a.BakeryID() == b.BakeryID() {
+		t.Errorf("two databases share the bakery id %q", a.BakeryID())
 	}
 }
 
