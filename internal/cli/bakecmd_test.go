@@ -30,19 +30,21 @@ func followed() []*web.Bake {
 	}
 }
 
+// followedLines is the plain progress of followed().
+const followedLines = `bake 7 of web: running
+  launch builder ...
+  launch builder: succeeded in 1.5s (i-0123)
+  wait for builder to stop ...
+`
+
 func TestProgressLines(t *testing.T) {
 	var out bytes.Buffer
 	p := &progress{w: &out, state: store.Queued}
 	for _, b := range followed() {
 		p.update(b)
 	}
-	want := `bake 7 of web: running
-  launch builder ...
-  launch builder: succeeded in 1.5s (i-0123)
-  wait for builder to stop ...
-`
-	if out.String() != want {
-		t.Errorf("progress =\n%s\nwant\n%s", out.String(), want)
+	if out.String() != followedLines {
+		t.Errorf("progress =\n%s\nwant\n%s", out.String(), followedLines)
 	}
 	if strings.Contains(out.String(), "\r") || strings.Contains(out.String(), "\033") {
 		t.Errorf("plain progress has terminal control characters: %q", out.String())
@@ -65,13 +67,8 @@ func TestProgressLinesStepSeenFinished(t *testing.T) {
 	p := &progress{w: &out, state: store.Queued}
 	bs := followed()
 	p.update(bs[len(bs)-1])
-	want := `bake 7 of web: running
-  launch builder ...
-  launch builder: succeeded in 1.5s (i-0123)
-  wait for builder to stop ...
-`
-	if out.String() != want {
-		t.Errorf("progress =\n%s\nwant\n%s", out.String(), want)
+	if out.String() != followedLines {
+		t.Errorf("progress =\n%s\nwant\n%s", out.String(), followedLines)
 	}
 }
 

@@ -281,29 +281,8 @@ func (s *Store) Bakes(ctx context.Context, q BakeQuery) ([]Bake, error) {
 		limit = 50
 	}
 	limit = min(limit, 1000)
-	var (
-		where []string
-		args  []any
-	)
-	if q.Project != "" {
-		where = append(where, "project = ?")
-		args = append(args, q.Project)
-	}
-	if len(q.States) > 0 {
-		where = append(where, "state IN (?"+strings.Repeat(", ?", len(q.States)-1)+")")
-		for _, st := range q.States {
-			args = append(args, string(st))
-		}
-	}
-	if q.BeforeID > 0 {
-		where = append(where, "id < ?")
-		args = append(args, q.BeforeID)
-	}
-	query := `SELECT ` + bakeColumns + ` FROM bakes`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY id DESC LIMIT ?"
+	where, args := q.where()
+	query := `SELECT ` + bakeColumns + ` FROM bakes` + where + ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit)
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -324,27 +303,38 @@ func (s *Store) Bakes(ctx context.Context, q BakeQuery) ([]Bake, error) {
 	return out, nil
 }
 
-// CountBakes counts the bakes the query selects, ignoring BeforeID and Limit.
-func (s *Store) CountBakes(ctx context.Context, q BakeQuery) (int, error) {
-	q.BeforeID, q.Limit = 0, 0
+// where is the WHERE clause (empty, or with a leading space) of the bakes q
+// selects, with its arguments. Limit is not part of it.
+func (q BakeQuery) where() (string, []any) {
 	var (
-		where []string
+		conds []string
 		args  []any
 	)
 	if q.Project != "" {
-		where = append(where, "project = ?")
+		conds = append(conds, "project = ?")
 		args = append(args, q.Project)
 	}
 	if len(q.States) > 0 {
-		where = append(where, "state IN (?"+strings.Repeat(", ?", len(q.States)-1)+")")
+		conds = append(conds, "state IN (?"+strings.Repeat(", ?", len(q.States)-1)+")")
 		for _, st := range q.States {
 			args = append(args, string(st))
 		}
 	}
-	query := `SELECT COUNT(*) FROM bakes`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
+	if q.BeforeID > 0 {
+		conds = append(conds, "id < ?")
+		args = append(args, q.BeforeID)
 	}
+	if len(conds) == 0 {
+		return "", args
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// CountBakes counts the bakes the query selects, ignoring BeforeID and Limit.
+func (s *Store) CountBakes(ctx context.Context, q BakeQuery) (int, error) {
+	q.BeforeID = 0
+	where, args := q.where()
+	query := `SELECT COUNT(*) FROM bakes` + where
 	var n int
 	if err := s.db.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count bakes: %w", err)
