@@ -54,7 +54,7 @@ func TestProgressLines(t *testing.T) {
 	start, end := time.Now().Add(-90*time.Second), time.Now()
 	p.summary(&web.Bake{ID: 7, Project: "web", State: store.Failed, StartedAt: &start, FinishedAt: &end,
 		Reason: "script failed: exit 3", ConsoleTail: "one\ntwo\n"})
-	want = "bake 7 of web failed in 1m30s: script failed: exit 3\nconsole tail:\n  one\n  two\n"
+	want := "bake 7 of web failed in 1m30s: script failed: exit 3\nconsole tail:\n  one\n  two\n"
 	if out.String() != want {
 		t.Errorf("summary = %q; want %q", out.String(), want)
 	}
