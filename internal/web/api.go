@@ -54,6 +54,14 @@ type ApplyResult struct {
 	WebhookSecret string `json:"webhook_secret,omitempty"`
 }
 
+// SecretResult answers POST /api/projects/{name}/secret: the project's new
+// webhook secret, shown this once.
+type SecretResult struct {
+	Project       string `json:"project"`
+	WebhookSecret string `json:"webhook_secret"`
+	WebhookURL    string `json:"webhook_url"`
+}
+
 // Bake is a bake as the API shows it.
 type Bake struct {
 	ID              int64           `json:"id"`

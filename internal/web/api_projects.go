@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -130,27 +131,66 @@ func clientEnv(values []string) (map[string]string, error) {
 	return env, nil
 }
 
-// deleteProject removes a project with its bakes' records. A running bake
-// must be cancelled first, or its builder would be left to the sweeper.
+// deleteProject removes a project with its bakes' records (DeleteProject).
 func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	running, err := s.cfg.Store.Bakes(r.Context(), store.BakeQuery{
-		Project: name, States: []store.BakeState{store.Running}, Limit: 1,
-	})
-	if err != nil {
-		s.internal(w, r, err)
+	err := DeleteProject(r.Context(), s.cfg.Store, name)
+	var running *BakeRunningError
+	if errors.As(err, &running) {
+		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
-	if len(running) > 0 {
-		writeError(w, http.StatusConflict, fmt.Sprintf("project %q has a running bake (%d); cancel it first", name, running[0].ID))
-		return
-	}
-	err = s.cfg.Store.DeleteProject(r.Context(), name)
 	if s.projectFailed(w, r, name, err) {
 		return
 	}
 	s.cfg.Log.Info("project deleted", "project", name)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// BakeRunningError is DeleteProject's refusal: a bake of the project is
+// running.
+type BakeRunningError struct {
+	Project string
+	BakeID  int64
+}
+
+func (e *BakeRunningError) Error() string {
+	return fmt.Sprintf("project %q has a running bake (%d); cancel it first", e.Project, e.BakeID)
+}
+
+// DeleteProject deletes project name from st with its bakes' records, as
+// DELETE /api/projects/{name} and the pages do. A running bake must be
+// cancelled first, or its builder would be left to the sweeper: while one
+// runs it returns a *BakeRunningError and deletes nothing. An unknown
+// project wraps store.ErrNotFound.
+func DeleteProject(ctx context.Context, st *store.Store, name string) error {
+	running, err := st.Bakes(ctx, store.BakeQuery{
+		Project: name, States: []store.BakeState{store.Running}, Limit: 1,
+	})
+	if err != nil {
+		return fmt.Errorf("delete project %q: %w", name, err)
+	}
+	if len(running) > 0 {
+		return &BakeRunningError{Project: name, BakeID: running[0].ID}
+	}
+	return st.DeleteProject(ctx, name)
+}
+
+// rotateSecret replaces a project's webhook secret with a generated one
+// and shows it: the only time it is shown. Deliveries signed with the old
+// secret are refused from now on.
+func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	secret := bake.GenerateSecret()
+	err := s.cfg.Store.SetProjectSecret(r.Context(), name, secret)
+	if s.projectFailed(w, r, name, err) {
+		return
+	}
+	s.cfg.Log.Info("webhook secret rotated", "project", name)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, SecretResult{
+		Project: name, WebhookSecret: secret, WebhookURL: bake.WebhookURL(s.cfg.PublicURL, r, name),
+	})
 }
 
 func plural(n int, one, many string) string {

@@ -94,6 +94,7 @@ func TestAPIRequiresToken(t *testing.T) {
 		{"POST", "/api/projects"},
 		{"GET", "/api/projects/web"},
 		{"DELETE", "/api/projects/web"},
+		{"POST", "/api/projects/web/secret"},
 		{"POST", "/api/projects/web/bakes"},
 		{"GET", "/api/bakes"},
 		{"GET", "/api/bakes/1"},
@@ -648,5 +649,80 @@ func TestPublicURL(t *testing.T) {
 	}
 	if res.WebhookURL != "https://kiln.example.com/hooks/web" || res.Project.WebhookURL != res.WebhookURL {
 		t.Errorf("webhook URL = %q, %q; want it under the public URL", res.WebhookURL, res.Project.WebhookURL)
+	}
+}
+
+// storeHooks is a webhook backend on the store alone.
+type storeHooks struct{ st *store.Store }
+
+func (h storeHooks) HookTarget(ctx context.Context, project string) (store.HookTarget, error) {
+	return h.st.HookTarget(ctx, project)
+}
+
+func (h storeHooks) Enqueue(ctx context.Context, p store.Push) (store.PushResult, error) {
+	return h.st.CreateBake(ctx, p.Project, p.Commit, p.Ref, nil)
+}
+
+// TestRotateSecret: the new secret is shown once, differs from the old,
+// and from then on only it signs a delivery.
+func TestRotateSecret(t *testing.T) {
+	var hooks http.Handler
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hooks.ServeHTTP(w, r) }))
+	hooks = bake.NewHookHandler(storeHooks{f.st}, nil)
+	ctx := t.Context()
+	applied, err := f.c.Apply(ctx, "web.yaml", []byte(webYAML), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := applied.WebhookSecret
+	ping := func(secret string) int {
+		t.Helper()
+		body := `{"zen": "Keep it logically awesome."}`
+		status, _ := f.call(t, "POST", "/hooks/web", "", body, map[string]string{
+			"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-" + secret[:8],
+			"X-Hub-Signature-256": bake.Sign([]byte(body), secret), "Content-Type": "application/json",
+		})
+		return status
+	}
+	if got := ping(old); got != http.StatusOK {
+		t.Fatalf("ping signed with the first secret = %d; want 200", got)
+	}
+
+	res, err := f.c.RotateSecret(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Project != "web" || len(res.WebhookSecret) != 43 || res.WebhookSecret == old || res.WebhookURL != f.srv.URL+"/hooks/web" {
+		t.Fatalf("RotateSecret() = %+v; want a new 43-character secret for web and its hook URL", res)
+	}
+	if stored, _ := f.st.ProjectSecret(ctx, "web"); stored != res.WebhookSecret {
+		t.Errorf("stored secret = %q; want the one shown", stored)
+	}
+	if got := ping(old); got != http.StatusUnauthorized {
+		t.Errorf("ping signed with the old secret after rotation = %d; want 401", got)
+	}
+	if got := ping(res.WebhookSecret); got != http.StatusOK {
+		t.Errorf("ping signed with the new secret = %d; want 200", got)
+	}
+	// Showing the project never shows it again.
+	if _, body := f.call(t, "GET", "/api/projects/web", testToken, "", nil); strings.Contains(body, res.WebhookSecret) {
+		t.Errorf("GET /api/projects/web shows the rotated secret")
+	}
+
+	status, body := f.call(t, "POST", "/api/projects/nope/secret", testToken, "", nil)
+	if status != http.StatusNotFound || !strings.Contains(body, `"error": "no project \"nope\""`) {
+		t.Errorf("rotate unknown project = %d %s; want 404 naming it", status, body)
+	}
+	var apiErr *APIError
+	if _, err := f.c.RotateSecret(ctx, "nope"); !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound || err.Error() != `no project "nope"` {
+		t.Errorf("RotateSecret(nope) = %v; want 404 no project \"nope\"", err)
+	}
+	for _, token := range []string{"", "wrong"} {
+		if status, body := f.call(t, "POST", "/api/projects/web/secret", token, "", nil); status != http.StatusUnauthorized {
+			t.Errorf("rotate with token %q = %d %s; want 401", token, status, body)
+		}
+	}
+	if stored, _ := f.st.ProjectSecret(ctx, "web"); stored != res.WebhookSecret {
+		t.Errorf("a refused call changed the secret")
 	}
 }

@@ -105,6 +105,16 @@ func (c *Client) DeleteProject(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/api/projects/"+url.PathEscape(name), nil, nil, nil)
 }
 
+// RotateSecret gives a project a new, generated webhook secret and returns
+// it: the only time it is shown. The old secret stops working at once.
+func (c *Client) RotateSecret(ctx context.Context, name string) (*SecretResult, error) {
+	var out SecretResult
+	if err := c.do(ctx, http.MethodPost, "/api/projects/"+url.PathEscape(name)+"/secret", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Trigger queues a bake of project now.
 func (c *Client) Trigger(ctx context.Context, project string) (*TriggerResult, error) {
 	var out TriggerResult

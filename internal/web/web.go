@@ -15,6 +15,8 @@
 //	                                      201 created, 200 updated, 400 with problems
 //	GET    /api/projects/{name}           Project (never the webhook secret)
 //	DELETE /api/projects/{name}           204; 409 while a bake of it runs
+//	POST   /api/projects/{name}/secret    generate a new webhook secret → SecretResult, the
+//	                                      only time it is shown; the old one stops working
 //	POST   /api/projects/{name}/bakes     bake now → 202 TriggerResult
 //	GET    /api/bakes?project=&state=&limit=&before=
 //	                                      {"bakes": [Bake...], "next_before": id} newest first
@@ -141,6 +143,7 @@ func (s *Server) routes() *http.ServeMux {
 	api.HandleFunc("POST /api/projects", s.applyProject)
 	api.HandleFunc("GET /api/projects/{name}", s.showProject)
 	api.HandleFunc("DELETE /api/projects/{name}", s.deleteProject)
+	api.HandleFunc("POST /api/projects/{name}/secret", s.rotateSecret)
 	api.HandleFunc("POST /api/projects/{name}/bakes", s.triggerBake)
 	api.HandleFunc("GET /api/bakes", s.listBakes)
 	api.HandleFunc("GET /api/bakes/{id}", s.showBake)
