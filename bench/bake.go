@@ -131,9 +131,10 @@ func newBakery(ctx context.Context, o ec2sim.Options, so bake.Options) (*bakery,
 	cfg := ec2sim.ClientConfig(ss.URL)
 	// As kiln serve --sim scales the waits with the simulator.
 	hubs := awsapi.NewHubs(awsapi.Options{
-		Config: &cfg,
-		Wait:   awsapi.Backoff{Min: scaleDur(time.Second, o.TimeScale, 20*time.Millisecond), Max: scaleDur(15*time.Second, o.TimeScale, 200*time.Millisecond)},
-		Poll:   scaleDur(60*time.Second, o.TimeScale, time.Second),
+		Config:    &cfg,
+		Wait:      awsapi.Backoff{Min: scaleDur(time.Second, o.TimeScale, 20*time.Millisecond), Max: scaleDur(15*time.Second, o.TimeScale, 200*time.Millisecond)},
+		Poll:      scaleDur(60*time.Second, o.TimeScale, time.Second),
+		RateLimit: simRateLimit(o),
 	})
 	if b.st, err = store.Open(ctx, filepath.Join(dir, "kiln.db")); err != nil {
 		b.stop()

@@ -144,7 +144,7 @@ func newEC2World(ctx context.Context, o ec2sim.Options, withEvents bool, poll ti
 	}))
 	servers = append(servers, srv)
 	cfg := ec2sim.ClientConfig(srv.URL)
-	w.hubs = awsapi.NewHubs(awsapi.Options{Config: &cfg, Poll: poll})
+	w.hubs = awsapi.NewHubs(awsapi.Options{Config: &cfg, Poll: poll, RateLimit: simRateLimit(o)})
 	if withEvents {
 		rcv = events.New(recordStops{w}, events.Options{APIKey: "bench"})
 	}
@@ -465,4 +465,13 @@ func ec2Cold(ctx context.Context, n int, emit func(any)) error {
 	emit(ec2ColdFigures{Scenario: "ec2", Case: fmt.Sprintf("cold-%d", n), Instances: n, TotalS: total.Seconds(),
 		LowerBound: lower, Ratio: total.Seconds() / max(lower, 1e-9), Calls: calls, Throttled: throttled, Errors: errs})
 	return nil
+}
+
+// simRateLimit paces the calls as against AWS when the simulator throttles
+// like AWS: its buckets refill in real time at any time scale.
+func simRateLimit(o ec2sim.Options) awsapi.RateLimit {
+	if o.Throttle {
+		return awsapi.RateLimit{Scale: 1}
+	}
+	return awsapi.RateLimit{}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // Tags kiln puts on everything it creates, and finds it by.
@@ -88,11 +89,13 @@ func LoadConfig(ctx context.Context, ro RetryOptions) (aws.Config, error) {
 	return cfg, nil
 }
 
-// NewEC2 returns an EC2 client for cfg in region (cfg.Region when empty).
-func NewEC2(cfg aws.Config, region string) *ec2.Client {
+// NewEC2 returns an EC2 client for cfg in region (cfg.Region when empty),
+// with apiOptions added to each call's middleware stack.
+func NewEC2(cfg aws.Config, region string, apiOptions ...func(*middleware.Stack) error) *ec2.Client {
 	return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
 		if region != "" {
 			o.Region = region
 		}
+		o.APIOptions = append(o.APIOptions, apiOptions...)
 	})
 }

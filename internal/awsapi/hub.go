@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // Options configure Hubs. The zero value loads the standard AWS
@@ -28,12 +29,21 @@ type Options struct {
 	Wait Backoff
 	// Retries paces Retry of throttled and "not yet" calls. Default 250 ms .. 30 s.
 	Retries Backoff
-	Log     *slog.Logger
+	// RateLimit paces EC2 calls to AWS's token buckets; on by default
+	// against AWS, off by default with a given Config.
+	RateLimit RateLimit
+	Log       *slog.Logger
 }
 
 func (o *Options) fill() {
 	if o.Poll <= 0 {
 		o.Poll = 60 * time.Second
+	}
+	if o.RateLimit.Scale == 0 {
+		o.RateLimit.Scale = 1
+		if o.Config != nil {
+			o.RateLimit.Scale = -1
+		}
 	}
 	o.Wait = o.Wait.orDefault(time.Second, 15*time.Second)
 	o.Retries = o.Retries.orDefault(250*time.Millisecond, 30*time.Second)
@@ -127,7 +137,11 @@ func (hs *Hubs) Hub(ctx context.Context, region string) (*Hub, error) {
 	if h := hs.hubs[region]; h != nil {
 		return h, nil
 	}
-	h = newHub(region, NewEC2(cfg, region), hs.o)
+	var apiOptions []func(*middleware.Stack) error
+	if hs.o.RateLimit.Scale > 0 {
+		apiOptions = append(apiOptions, newLimiter(hs.o.RateLimit.Scale).addTo)
+	}
+	h = newHub(region, NewEC2(cfg, region, apiOptions...), hs.o)
 	hs.hubs[region] = h
 	select {
 	case hs.wake <- struct{}{}:
