@@ -60,8 +60,14 @@ type limiter struct {
 	buckets map[string]*rate.Limiter
 }
 
+// paceMargin slows the client's refill below AWS's: the client's bucket
+// and AWS's start at different moments (a request's latency apart) and
+// latency varies, so a call released the instant its token is due here may
+// find none there yet. At 2 tokens a second this is ~55 ms of slack.
+const paceMargin = 0.9
+
 func newLimiter(scale float64) *limiter {
-	return &limiter{scale: scale, buckets: map[string]*rate.Limiter{}}
+	return &limiter{scale: scale * paceMargin, buckets: map[string]*rate.Limiter{}}
 }
 
 func (l *limiter) bucket(key string, size bucketSize) *rate.Limiter {
