@@ -20,6 +20,8 @@ type InstanceInfo struct {
 	PublicIP         string            `json:"public_ip,omitempty"`
 	LaunchTime       time.Time         `json:"launch_time"`
 	ShutdownBehavior string            `json:"shutdown_behavior"`
+	KeyName          string            `json:"key_name,omitempty"`
+	IAMProfile       string            `json:"iam_profile,omitempty"` // the active association's profile ARN
 	Tags             map[string]string `json:"tags,omitempty"`
 	// Console is everything the guest wrote (not only what is posted).
 	Console string `json:"console,omitempty"`
@@ -29,12 +31,16 @@ type InstanceInfo struct {
 }
 
 func (s *Sim) infoLocked(in *instance) InstanceInfo {
-	return InstanceInfo{
+	info := InstanceInfo{
 		ID: in.id, State: in.state, ImageID: in.spec.ImageID, InstanceType: in.spec.InstanceType,
 		PrivateIP: in.privateIP, PublicIP: in.publicIP, LaunchTime: in.launchTime,
 		ShutdownBehavior: in.spec.ShutdownBehavior, Tags: maps.Clone(s.tags.get(in.id)),
-		Console: string(in.console), ExitCode: in.exitCode,
+		Console: string(in.console), ExitCode: in.exitCode, KeyName: in.spec.KeyName,
 	}
+	if in.assoc != nil {
+		info.IAMProfile = in.assoc.arn
+	}
+	return info
 }
 
 // Instance returns a snapshot of one instance (ignoring consistency windows).
@@ -90,6 +96,7 @@ func (s *Sim) DefaultSubnets() []string {
 //	GET    /_sim/instances/{id}             one instance (with console)
 //	POST   /_sim/instances/{id}/{op}        op: stop | start | terminate | reboot
 //	POST   /_sim/instances/{id}/tags        {"set":{"k":"v"},"remove":["k2"]} (any resource id)
+//	POST   /_sim/instances/{id}/profile     {"profile":"name or ARN"} replaces the instance profile ("" removes it)
 //	POST   /_sim/faults                     a Fault: {"action","code","status","count","rate","message"}
 //	DELETE /_sim/faults                     clear faults and latency
 //	POST   /_sim/latency                    {"action":"","ms":250}
@@ -143,6 +150,14 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.controlResult(reply, fail, s.SetTags(parts[1], body.Set, body.Remove...))
+	case len(parts) == 3 && parts[0] == "instances" && parts[2] == "profile" && r.Method == http.MethodPost:
+		var body struct {
+			Profile string `json:"profile"`
+		}
+		if !decode(&body) {
+			return
+		}
+		s.controlResult(reply, fail, s.SetInstanceProfile(parts[1], body.Profile))
 	case len(parts) == 3 && parts[0] == "instances" && r.Method == http.MethodPost:
 		op := map[string]func(string) error{"stop": s.StopInstance, "start": s.StartInstance, "terminate": s.TerminateInstance, "reboot": s.RebootInstance}[parts[2]]
 		if op == nil {

@@ -52,6 +52,7 @@ type instance struct {
 	privateIP     string
 	publicIP      string
 	volumes       []volume
+	assoc         *iamAssoc // the active instance profile association, nil for none
 
 	state        string
 	gen          uint64 // bumped on every state change; timers check it
@@ -221,6 +222,11 @@ func (s *Sim) validateLaunchLocked(sp *launchSpec, now time.Time) (*image, *subn
 	if err := validateTags(sp.Tags, true); err != nil {
 		return nil, nil, err
 	}
+	if sp.IamProfile != "" {
+		if _, err := s.checkProfile(sp.IamProfile, false); err != nil {
+			return nil, nil, err
+		}
+	}
 	return im, sn, nil
 }
 
@@ -280,6 +286,11 @@ func (s *Sim) launchLocked(sp launchSpec, minN, maxN int, now time.Time) ([]*ins
 		s.instances[in.id] = in
 		s.instOrder = append(s.instOrder, in)
 		s.live++
+		if sp.IamProfile != "" {
+			// A profile given at launch is associated with the launch.
+			arn, _ := s.checkProfile(sp.IamProfile, false)
+			s.associateLocked(in, arn, assocAssociated, now)
+		}
 		s.setStateLocked(in, StatePending, now, "")
 		out = append(out, in)
 	}
@@ -342,6 +353,7 @@ func (s *Sim) setStateLocked(in *instance, state string, now time.Time, reason s
 		next(d.Terminate, StateTerminated)
 	case StateTerminated:
 		in.publicIP = ""
+		s.dropAssocsLocked(in)
 		in.appendConsole(powerDownLines)
 		s.postConsoleAfter(in, now)
 		s.after(now, d.TerminatedVisible, func(time.Time) {
@@ -356,6 +368,7 @@ func (s *Sim) setStateLocked(in *instance, state string, now time.Time, reason s
 // removeInstanceLocked forgets a terminated instance.
 func (s *Sim) removeInstanceLocked(in *instance) {
 	in.removed = true
+	s.dropAssocsLocked(in)
 	delete(s.instances, in.id)
 	s.tags.drop(in.id)
 	for _, v := range in.volumes {
@@ -535,8 +548,8 @@ func (s *Sim) xmlLocked(in *instance) xInstance {
 			x.BlockDevices = append(x.BlockDevices, xInstanceBDM{DeviceName: v.device, VolumeID: v.id, Status: "attached", AttachTime: isoTime(v.attached), DeleteOnT: true})
 		}
 	}
-	if p := in.spec.IamProfile; p != "" {
-		x.IamInstanceProfile = &xIamProfile{Arn: s.profileArn(p), ID: "AIPA" + strings.ToUpper(hex.EncodeToString([]byte(p)))[:min(16, 2*len(p))]}
+	if a := in.assoc; a != nil {
+		x.IamInstanceProfile = &xIamProfile{Arn: a.arn, ID: profileID(a.arn)}
 	}
 	return x
 }

@@ -58,6 +58,12 @@ var ec2Actions = map[string]action{
 	"DeleteSecurityGroup":       (*Sim).deleteSecurityGroup,
 	"DescribeSubnets":           (*Sim).describeSubnets,
 
+	// Instance profile associations (iamprofile.go).
+	"AssociateIamInstanceProfile":            (*Sim).associateIamInstanceProfile,
+	"ReplaceIamInstanceProfileAssociation":   (*Sim).replaceIamInstanceProfileAssociation,
+	"DisassociateIamInstanceProfile":         (*Sim).disassociateIamInstanceProfile,
+	"DescribeIamInstanceProfileAssociations": (*Sim).describeIamInstanceProfileAssociations,
+
 	// Launch templates (launchtemplate.go).
 	"CreateLaunchTemplate":           (*Sim).createLaunchTemplate,
 	"CreateLaunchTemplateVersion":    (*Sim).createLaunchTemplateVersion,

@@ -24,6 +24,7 @@ type Durations struct {
 	TerminatedVisible time.Duration // a terminated instance stays in DescribeInstances this long
 	Console           time.Duration // console output is posted this long after boot, stop, terminate
 	Command           time.Duration // guest model: time of any command it does not interpret
+	IamAssociation    time.Duration // an instance profile association: associating → associated, disassociating → gone
 }
 
 // DefaultDurations returns realistic durations.
@@ -38,6 +39,7 @@ func DefaultDurations() Durations {
 		TerminatedVisible: time.Hour,
 		Console:           5 * time.Second,
 		Command:           2 * time.Second,
+		IamAssociation:    5 * time.Second,
 	}
 }
 
@@ -100,7 +102,7 @@ func (o *Options) fill() {
 		{&d.Boot, &def.Boot}, {&d.Stop, &def.Stop}, {&d.Terminate, &def.Terminate},
 		{&d.Reboot, &def.Reboot}, {&d.Image, &def.Image}, {&d.StatusChecks, &def.StatusChecks},
 		{&d.TerminatedVisible, &def.TerminatedVisible}, {&d.Console, &def.Console},
-		{&d.Command, &def.Command},
+		{&d.Command, &def.Command}, {&d.IamAssociation, &def.IamAssociation},
 	} {
 		if *p.v == 0 {
 			*p.v = *p.def
@@ -155,6 +157,11 @@ type Sim struct {
 	ipSeq     uint32
 	failImgs  int // the next n images fail
 
+	// IAM instance profile associations (iamprofile.go).
+	assocs     map[string]*iamAssoc
+	assocOrder []*iamAssoc // creation order, for paging
+	assocSeq   uint64
+
 	// asg is the Auto Scaling and launch-template state, guarded by mu. Its
 	// type, asgState, is defined in autoscaling*.go; if *asgState has an
 	// init() method, New calls it.
@@ -189,6 +196,7 @@ func New(opts Options) *Sim {
 		images:    map[string]*image{},
 		snapshots: map[string]*snapshot{},
 		groups:    map[string]*secGroup{},
+		assocs:    map[string]*iamAssoc{},
 		wake:      make(chan struct{}, 1),
 	}
 	s.faults.init()

@@ -25,6 +25,9 @@ var (
 )
 
 // requestBuckets are the actions with a request bucket of their own size.
+// Every other action takes its category's: Describe*/Get*/List* the
+// non-mutating bucket, writes (the IAM instance profile association calls
+// among them) the mutating one.
 var requestBuckets = map[string]Bucket{
 	"RunInstances":                {5, 2},
 	"StartInstances":              {5, 2},
