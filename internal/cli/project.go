@@ -58,7 +58,7 @@ func newProjectCmd(a *app) *cobra.Command {
 	var o clientOptions
 	cmd := &cobra.Command{
 		Use:   "project",
-		Short: "Manage the bakery's projects (apply, list, show, delete)",
+		Short: "Manage the bakery's projects (apply, list, show, delete, rotate-secret)",
 		Long: `A project is what the bakery bakes: a base image, an init script and the
 builder's settings, in a project file (see the README). Projects live in the
 kiln server's database; these commands manage them through its API.` + clientHelp,
@@ -111,6 +111,24 @@ ${VAR} in webhook_secret is read from this command's environment.` + clientHelp,
 			Args:  nameArg("project NAME"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return a.projectDelete(cmd.Context(), &o, args[0])
+			},
+		},
+		&cobra.Command{
+			Use:   "rotate-secret NAME",
+			Short: "Give a project a new, generated webhook secret and print it once",
+			Long: `Rotate-secret replaces the project's webhook secret with a new random one and
+prints it with the webhook URL. It is shown only this once: the server keeps
+no way to show it again (run rotate-secret again if it is lost).
+
+The old secret stops working at once: deliveries signed with it are refused
+(401) until the webhook at the Git host has the new one (GitHub: Secret;
+GitLab: Secret token). To choose the secret yourself instead, apply the
+project file with webhook_secret set.` + clientHelp,
+			Example: `  kiln project rotate-secret web
+  kiln project rotate-secret web --json`,
+			Args: nameArg("project NAME"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return a.projectRotateSecret(cmd.Context(), &o, args[0])
 			},
 		},
 	)
@@ -248,6 +266,21 @@ func (a *app) projectDelete(ctx context.Context, o *clientOptions, name string) 
 		return printJSON(a, map[string]string{"deleted": name})
 	}
 	fmt.Fprintf(a.stdout, "project %s deleted\n", name)
+	return nil
+}
+
+func (a *app) projectRotateSecret(ctx context.Context, o *clientOptions, name string) error {
+	res, err := o.client().RotateSecret(ctx, name)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(a, res)
+	}
+	fmt.Fprintf(a.stdout, "project %s has a new webhook secret\n", res.Project)
+	fmt.Fprintf(a.stdout, "webhook URL:    %s\n", res.WebhookURL)
+	fmt.Fprintf(a.stdout, "webhook secret: %s\n", res.WebhookSecret)
+	fmt.Fprintln(a.stdout, "(shown only this once: give it to your Git host now; the old secret no longer works)")
 	return nil
 }
 
