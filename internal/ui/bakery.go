@@ -15,6 +15,7 @@ import (
 
 	"kiln/internal/bake"
 	"kiln/internal/store"
+	"kiln/internal/web"
 )
 
 // Baker starts and stops bakes; *bake.Service satisfies it.
@@ -50,9 +51,12 @@ type BakeryConfig struct {
 //	GET  /login, POST /login, POST /logout
 //	GET  /                          projects
 //	GET  /projects/new, POST /projects/new
-//	GET  /projects/{name}           settings, webhook, bakes, images
+//	GET  /projects/{name}           settings, webhook, bakes (?before=ID: older ones), images
 //	GET  /projects/{name}/edit, POST /projects/{name}/edit
 //	POST /projects/{name}/bake      bake now
+//	POST /projects/{name}/secret    new webhook secret, shown once on the project page
+//	GET  /projects/{name}/delete, POST /projects/{name}/delete
+//	                                confirm (form field confirm) and delete; 409 while a bake runs
 //	GET  /bakes/{id}                step timeline (live: /bakes/{id}/events)
 //	POST /bakes/{id}/cancel
 //
@@ -82,6 +86,9 @@ func newBakery(cfg BakeryConfig) (*bakery, http.Handler) {
 	mux.HandleFunc("GET /projects/{name}/edit", b.auth(b.editProject))
 	mux.HandleFunc("POST /projects/{name}/edit", b.auth(b.saveProject))
 	mux.HandleFunc("POST /projects/{name}/bake", b.auth(b.bakeNow))
+	mux.HandleFunc("POST /projects/{name}/secret", b.auth(b.rotateSecret))
+	mux.HandleFunc("GET /projects/{name}/delete", b.auth(b.confirmDelete))
+	mux.HandleFunc("POST /projects/{name}/delete", b.auth(b.deleteProject))
 	mux.HandleFunc("GET /bakes/{id}", b.auth(b.bakePage))
 	mux.HandleFunc("GET /bakes/{id}/events", b.auth(b.bakeEvents))
 	mux.HandleFunc("POST /bakes/{id}/cancel", b.auth(b.cancel))
@@ -102,6 +109,7 @@ type page struct {
 	Title string
 	Nav   bool
 	CSRF  string
+	Flash string // a message left by the request that redirected here
 	Data  any
 }
 
@@ -133,6 +141,7 @@ func (b *bakery) show(w http.ResponseWriter, r *http.Request, s *session, status
 	p := page{Title: title, Nav: s != nil, Data: data}
 	if s != nil {
 		p.CSRF = s.csrf
+		p.Flash = b.ss.takeFlash(s)
 	}
 	if err := render(w, b.t, name, status, p); err != nil {
 		b.cfg.Log.Error("page", "path", r.URL.Path, "err", err)
@@ -238,14 +247,17 @@ func (b *bakery) projects(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 type projectData struct {
-	Project    *store.Project
-	Bakes      []store.Bake
-	More       bool
-	Images     []store.Image
-	WebhookURL string
-	Secret     string // only right after creation
+	Project *store.Project
+	Bakes   []store.Bake
+	// Before is the before= of this page of bakes (0: the newest), Older
+	// that of the next, older page (0: there is none).
+	Before, Older int64
+	Images        []store.Image
+	WebhookURL    string
+	Secret        newSecret // only right after creation or rotation
 }
 
+// projectBakes is how many bakes a project page lists.
 const projectBakes = 50
 
 func (b *bakery) project(w http.ResponseWriter, r *http.Request, s *session) {
@@ -255,18 +267,29 @@ func (b *bakery) project(w http.ResponseWriter, r *http.Request, s *session) {
 		b.fail(w, r, err)
 		return
 	}
-	d := projectData{Project: p, WebhookURL: bake.WebhookURL(b.cfg.PublicURL, r, name), Secret: b.ss.takeSecret(s, name)}
-	if d.Bakes, err = b.cfg.Store.Bakes(ctx, store.BakeQuery{Project: name, Limit: projectBakes + 1}); err != nil {
+	d := projectData{Project: p, WebhookURL: bake.WebhookURL(b.cfg.PublicURL, r, name)}
+	if v := r.URL.Query().Get("before"); v != "" {
+		d.Before, err = strconv.ParseInt(v, 10, 64)
+		if err != nil || d.Before <= 0 {
+			http.Error(w, fmt.Sprintf("before=%q: want a bake id", v), http.StatusBadRequest)
+			return
+		}
+	}
+	// One more than a page tells whether there is an older one.
+	q := store.BakeQuery{Project: name, BeforeID: d.Before, Limit: projectBakes + 1}
+	if d.Bakes, err = b.cfg.Store.Bakes(ctx, q); err != nil {
 		b.fail(w, r, err)
 		return
 	}
 	if len(d.Bakes) > projectBakes {
-		d.Bakes, d.More = d.Bakes[:projectBakes], true
+		d.Bakes = d.Bakes[:projectBakes]
+		d.Older = d.Bakes[projectBakes-1].ID
 	}
 	if d.Images, err = b.cfg.Store.Images(ctx, name); err != nil {
 		b.fail(w, r, err)
 		return
 	}
+	d.Secret = b.ss.takeSecret(s, name) // last: a failed page must not lose it
 	b.show(w, r, s, http.StatusOK, "project", "project "+name, d)
 }
 
@@ -328,10 +351,84 @@ func (b *bakery) saveProject(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	if applied.GeneratedSecret != "" {
-		b.ss.putSecret(s, p.Name, applied.GeneratedSecret)
+		b.ss.putSecret(s, p.Name, newSecret{Value: applied.GeneratedSecret})
 	}
 	b.cfg.Log.Info("project saved from the pages", "project", p.Name, "created", applied.Created)
 	http.Redirect(w, r, "/projects/"+url.PathEscape(p.Name), http.StatusSeeOther)
+}
+
+// rotateSecret gives the project a new generated webhook secret, which its
+// page then shows once, as after creation. The old secret stops working at
+// once, as with POST /api/projects/{name}/secret.
+func (b *bakery) rotateSecret(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PathValue("name")
+	secret := bake.GenerateSecret()
+	if err := b.cfg.Store.SetProjectSecret(r.Context(), name, secret); err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	b.ss.putSecret(s, name, newSecret{Value: secret, Rotated: true})
+	b.cfg.Log.Info("webhook secret rotated from the pages", "project", name)
+	http.Redirect(w, r, "/projects/"+url.PathEscape(name)+"#secret", http.StatusSeeOther)
+}
+
+// deleteData is what the delete confirmation reads.
+type deleteData struct {
+	Name          string
+	Bakes, Images int
+	Running       int64  // the bake that refused the deletion
+	Error         string // why the form is shown again
+}
+
+func (b *bakery) confirmDelete(w http.ResponseWriter, r *http.Request, s *session) {
+	b.showDelete(w, r, s, http.StatusOK, deleteData{Name: r.PathValue("name")})
+}
+
+// showDelete shows the confirmation of deleting d.Name with what goes
+// with it.
+func (b *bakery) showDelete(w http.ResponseWriter, r *http.Request, s *session, status int, d deleteData) {
+	ctx := r.Context()
+	if _, err := b.cfg.Store.Project(ctx, d.Name); err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	var err error
+	if d.Bakes, err = b.cfg.Store.CountBakes(ctx, store.BakeQuery{Project: d.Name}); err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	ims, err := b.cfg.Store.Images(ctx, d.Name)
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	d.Images = len(ims)
+	b.show(w, r, s, status, "delete", "delete "+d.Name, d)
+}
+
+// deleteProject deletes a project once the form's confirm box is ticked,
+// refusing while a bake of it runs as DELETE /api/projects/{name} does.
+func (b *bakery) deleteProject(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PathValue("name")
+	if r.PostForm.Get("confirm") == "" {
+		b.showDelete(w, r, s, http.StatusUnprocessableEntity, deleteData{Name: name,
+			Error: "Tick the box to confirm: a deleted project cannot be brought back."})
+		return
+	}
+	err := web.DeleteProject(r.Context(), b.cfg.Store, name)
+	var running *web.BakeRunningError
+	if errors.As(err, &running) {
+		b.showDelete(w, r, s, http.StatusConflict, deleteData{Name: name, Running: running.BakeID,
+			Error: fmt.Sprintf("Bake #%d is running. Cancel it and let it stop first, or its builder would be left behind.", running.BakeID)})
+		return
+	}
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	b.cfg.Log.Info("project deleted from the pages", "project", name)
+	b.ss.putFlash(s, fmt.Sprintf("Project %s deleted, with the records of its bakes and images. Its images are still in EC2.", name))
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 func (b *bakery) bakeNow(w http.ResponseWriter, r *http.Request, s *session) {

@@ -48,6 +48,7 @@ type engineData struct {
 	Title   string
 	Nav     bool
 	CSRF    string
+	Flash   string // read by the shared layout; the engine page has none
 	Graph   string
 	Events  string
 	Now     time.Time

@@ -24,7 +24,15 @@ type session struct {
 	expires time.Time
 	// secrets holds a project's generated webhook secret until its page
 	// has shown it once.
-	secrets map[string]string
+	secrets map[string]newSecret
+	// flash is a message for the next page shown, after a redirect.
+	flash string
+}
+
+// newSecret is a webhook secret kiln generated, to show once.
+type newSecret struct {
+	Value   string
+	Rotated bool // replaced an earlier secret, which no longer works
 }
 
 type sessions struct {
@@ -40,7 +48,7 @@ func randomToken() string {
 
 func (ss *sessions) create() *session {
 	now := time.Now()
-	s := &session{id: randomToken(), csrf: randomToken(), expires: now.Add(sessionTTL), secrets: map[string]string{}}
+	s := &session{id: randomToken(), csrf: randomToken(), expires: now.Add(sessionTTL), secrets: map[string]newSecret{}}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.m == nil {
@@ -86,7 +94,7 @@ func (ss *sessions) delete(s *session) {
 }
 
 // takeSecret returns and forgets the secret to show once for project.
-func (ss *sessions) takeSecret(s *session, project string) string {
+func (ss *sessions) takeSecret(s *session, project string) newSecret {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	v := s.secrets[project]
@@ -94,9 +102,24 @@ func (ss *sessions) takeSecret(s *session, project string) string {
 	return v
 }
 
-func (ss *sessions) putSecret(s *session, project, secret string) {
+func (ss *sessions) putSecret(s *session, project string, secret newSecret) {
 	ss.mu.Lock()
 	s.secrets[project] = secret
+	ss.mu.Unlock()
+}
+
+// takeFlash returns and forgets the session's message.
+func (ss *sessions) takeFlash(s *session) string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	v := s.flash
+	s.flash = ""
+	return v
+}
+
+func (ss *sessions) putFlash(s *session, msg string) {
+	ss.mu.Lock()
+	s.flash = msg
 	ss.mu.Unlock()
 }
 

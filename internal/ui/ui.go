@@ -29,6 +29,11 @@ var funcs = template.FuncMap{
 	"ago":   ago,
 	"when":  when,
 	"dur":   dur,
+	// deleteForm is the data of template delete-form, which the project
+	// page and the delete confirmation share.
+	"deleteForm": func(name, csrf string) struct{ Name, CSRF string } {
+		return struct{ Name, CSRF string }{name, csrf}
+	},
 }
 
 // parse reads the shared layout and the named page templates.
