@@ -8,6 +8,7 @@
 package awsres
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -39,6 +40,10 @@ type instanceAPI interface {
 	TerminateInstances(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
 	ModifyInstanceAttribute(context.Context, *ec2.ModifyInstanceAttributeInput, ...func(*ec2.Options)) (*ec2.ModifyInstanceAttributeOutput, error)
 	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	DescribeIamInstanceProfileAssociations(context.Context, *ec2.DescribeIamInstanceProfileAssociationsInput, ...func(*ec2.Options)) (*ec2.DescribeIamInstanceProfileAssociationsOutput, error)
+	AssociateIamInstanceProfile(context.Context, *ec2.AssociateIamInstanceProfileInput, ...func(*ec2.Options)) (*ec2.AssociateIamInstanceProfileOutput, error)
+	ReplaceIamInstanceProfileAssociation(context.Context, *ec2.ReplaceIamInstanceProfileAssociationInput, ...func(*ec2.Options)) (*ec2.ReplaceIamInstanceProfileAssociationOutput, error)
+	DisassociateIamInstanceProfile(context.Context, *ec2.DisassociateIamInstanceProfileInput, ...func(*ec2.Options)) (*ec2.DisassociateIamInstanceProfileOutput, error)
 }
 
 // describeAPI is the lookup aws:ec2 makes; the hub's batcher satisfies it
@@ -71,14 +76,15 @@ type Instance struct {
 	UserData       string            `yaml:"user_data"`       // plain text; kiln base64-encodes it
 	Subnet         string            `yaml:"subnet"`          // subnet id
 	SecurityGroups []string          `yaml:"security_groups"` // group ids
-	KeyName        string            `yaml:"key_name"`
-	IAMProfile     string            `yaml:"iam_profile"` // instance profile name or ARN
+	KeyName        string            `yaml:"key_name"`        // key pair; a live instance's cannot change (replace)
+	IAMProfile     string            `yaml:"iam_profile"`     // instance profile name or ARN; fixed on the live instance
 	Tags           map[string]string `yaml:"tags"`
 	// AllowRestart lets kiln stop, modify and start a live instance to
 	// change its type or user data.
 	AllowRestart bool `yaml:"allow_restart"`
 	// Replace lets kiln terminate and relaunch the instance when a field
-	// that cannot change on a live instance (image, subnet) differs.
+	// that cannot change on a live instance (image, subnet, key_name)
+	// differs.
 	Replace bool `yaml:"replace"`
 
 	hubs *awsapi.Hubs
@@ -128,6 +134,7 @@ func (r *Instance) Validate() error {
 		errs = append(errs, checkSubnetID("subnet", r.Subnet)...)
 	}
 	errs = append(errs, checkGroupIDs(r.SecurityGroups)...)
+	errs = append(errs, checkProfile("iam_profile", r.IAMProfile)...)
 	for _, k := range slices.Sorted(maps.Keys(r.Tags)) {
 		if k == awsapi.TagName || strings.HasPrefix(k, "kiln:") || strings.HasPrefix(k, "aws:") {
 			errs = append(errs, config.Fieldf("tags."+k, "reserved tag key (kiln sets Name and kiln:*; aws:* is AWS's)"))
@@ -178,7 +185,8 @@ func (r *Instance) IAMActions() []string {
 		acts = append(acts, "ec2:ModifyInstanceAttribute")
 	}
 	if r.IAMProfile != "" {
-		acts = append(acts, "iam:PassRole")
+		acts = append(acts, "iam:PassRole", "ec2:DescribeIamInstanceProfileAssociations", "ec2:AssociateIamInstanceProfile",
+			"ec2:ReplaceIamInstanceProfileAssociation", "ec2:DisassociateIamInstanceProfile")
 	}
 	return acts
 }
@@ -295,8 +303,8 @@ func (r *Instance) find(ctx context.Context) ([]types.Instance, error) {
 
 // CheckApply finds the instance by its tags and, when apply is set, makes
 // it match: launch, start, stop, terminate, stop→modify→start (type or user
-// data, with allow_restart), terminate→launch (image or subnet, with
-// replace), tags. It waits until the state is reached, so dependents see a
+// data, with allow_restart), terminate→launch (image, subnet or key_name,
+// with replace), tags, the instance profile. It waits until the state is reached, so dependents see a
 // running instance and its outputs.
 func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	r.mu.Lock()
@@ -432,6 +440,17 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if changed {
 		ok = false
 	}
+
+	if drift := r.profileDrift(in); drift != "" {
+		if !apply {
+			r.plan("set instance profile ("+drift+") on instance", in)
+			return false, nil
+		}
+		if err := r.setProfile(ctx, in); err != nil {
+			return false, err
+		}
+		ok = false
+	}
 	if ok || apply {
 		r.setOutputs(&in)
 	}
@@ -518,6 +537,10 @@ func (r *Instance) immutableDrift(in types.Instance) string {
 	}
 	if r.Subnet != "" && aws.ToString(in.SubnetId) != r.Subnet {
 		d = append(d, fmt.Sprintf("subnet is %s, spec wants %s", aws.ToString(in.SubnetId), r.Subnet))
+	}
+	// A key pair is only given at launch. Without one in the spec, any will do.
+	if got := aws.ToString(in.KeyName); r.KeyName != "" && got != r.KeyName {
+		d = append(d, fmt.Sprintf("key_name is %s, spec wants %s", cmp.Or(got, "none"), r.KeyName))
 	}
 	return strings.Join(d, "; ")
 }

@@ -303,6 +303,24 @@ func TestDrift(t *testing.T) {
 			},
 		},
 		{
+			name:    "key_name without replace",
+			change:  func(w *world, r *Instance) { r.KeyName = "ops" },
+			wantErr: "key_name is none, spec wants ops; set replace: true", permanent: true,
+		},
+		{
+			name:   "key_name with replace",
+			change: func(w *world, r *Instance) { r.KeyName, r.Replace = "ops", true },
+			check: func(t *testing.T, w *world, before ec2sim.InstanceInfo) {
+				l := w.live("web")
+				if len(l) != 1 || l[0].ID == before.ID || l[0].KeyName != "ops" {
+					t.Errorf("live = %+v; want one new instance with key ops", l)
+				}
+				if old, _ := w.sim.Instance(before.ID); old.State != "terminated" {
+					t.Errorf("old instance %s; want terminated", old.State)
+				}
+			},
+		},
+		{
 			name: "terminated by hand",
 			change: func(w *world, r *Instance) {
 				id := r.Outputs()["instance_id"]
@@ -692,6 +710,9 @@ func TestValidate(t *testing.T) {
 			[]string{"state", "image", "type", "subnet", "security_groups[1]"}},
 		{"reserved tags", &Instance{Image: "ami-1", Type: "t3.micro", Tags: map[string]string{"Name": "x", "kiln:owner": "y", "ok": "z"}},
 			[]string{"tags.Name", "tags.kiln:owner"}},
+		{"profiles", &Instance{Image: "ami-1", Type: "t3.micro", IAMProfile: "arn:aws:iam::123456789012:instance-profile/team/web"}, nil},
+		{"bad profile name", &Instance{Image: "ami-1", Type: "t3.micro", IAMProfile: "web role"}, []string{"iam_profile"}},
+		{"role ARN for a profile", &Instance{Image: "ami-1", Type: "t3.micro", IAMProfile: "arn:aws:iam::123456789012:role/web"}, []string{"iam_profile"}},
 		{"user data too big", &Instance{Image: "ami-1", Type: "t3.micro", UserData: strings.Repeat("x", maxUserData+1)}, []string{"user_data"}},
 	}
 	for _, tt := range tests {
@@ -720,7 +741,10 @@ func TestIAMActions(t *testing.T) {
 		not  []string
 	}{
 		{&Instance{}, []string{"ec2:RunInstances", "ec2:DescribeInstances", "ec2:CreateTags", "ec2:StopInstances"}, []string{"iam:PassRole", "ec2:ModifyInstanceAttribute"}},
-		{&Instance{IAMProfile: "web", AllowRestart: true}, []string{"iam:PassRole", "ec2:ModifyInstanceAttribute"}, nil},
+		{&Instance{IAMProfile: "web", AllowRestart: true}, []string{"iam:PassRole", "ec2:ModifyInstanceAttribute",
+			"ec2:DescribeIamInstanceProfileAssociations", "ec2:AssociateIamInstanceProfile",
+			"ec2:ReplaceIamInstanceProfileAssociation", "ec2:DisassociateIamInstanceProfile"}, nil},
+		{&Instance{}, nil, []string{"ec2:DescribeIamInstanceProfileAssociations", "ec2:AssociateIamInstanceProfile"}},
 		{&Instance{State: StateTerminated}, []string{"ec2:DescribeInstances", "ec2:TerminateInstances"}, []string{"ec2:RunInstances"}},
 	}
 	for _, tt := range tests {
@@ -776,5 +800,167 @@ func TestSecurityGroupsChangeLive(t *testing.T) {
 	r.SecurityGroups = []string{"sg-0000000000000dead"}
 	if _, err := r.CheckApply(t.Context(), true); err == nil || !engine.IsPermanent(err) {
 		t.Errorf("CheckApply() with an unknown group = %v; want a permanent error", err)
+	}
+}
+
+const profileArn = "arn:aws:iam::123456789012:instance-profile/"
+
+func TestProfileMatches(t *testing.T) {
+	tests := []struct {
+		want, arn string
+		ok        bool
+	}{
+		{"web", profileArn + "web", true},
+		{"web", profileArn + "team/web", true},
+		{"web", profileArn + "web2", false},
+		{"web", profileArn + "web/other", false},
+		{"web", "", false},
+		{profileArn + "team/web", profileArn + "team/web", true},
+		{profileArn + "web", profileArn + "team/web", false},
+		{"web", "arn:aws:iam::123456789012:role/web", false},
+	}
+	for _, tt := range tests {
+		if got := profileMatches(tt.want, tt.arn); got != tt.ok {
+			t.Errorf("profileMatches(%q, %q) = %v; want %v", tt.want, tt.arn, got, tt.ok)
+		}
+	}
+}
+
+func TestProfileDrift(t *testing.T) {
+	tests := []struct {
+		name    string
+		state   string
+		profile string // the graph's
+		change  string // set out of band ("" removes)
+		calls   []string
+	}{
+		{"replaced out of band", StateRunning, "web", "intruder", []string{"ReplaceIamInstanceProfileAssociation"}},
+		{"removed out of band", StateRunning, "web", "", []string{"AssociateIamInstanceProfile"}},
+		{"arn with a path", StateRunning, profileArn + "team/web", "web", []string{"ReplaceIamInstanceProfileAssociation"}},
+		// EC2 replaces on a running instance only: a stopped one is
+		// disassociated, then associated.
+		{"stopped instance", StateStopped, "web", "intruder", []string{"DisassociateIamInstanceProfile", "AssociateIamInstanceProfile"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, worldOpts{})
+			r := w.instance("web", func(r *Instance) { r.State, r.IAMProfile = tt.state, tt.profile })
+			checkApply(t, r)
+			id := r.Outputs()["instance_id"]
+			want := tt.profile
+			if !strings.HasPrefix(want, "arn:") {
+				want = profileArn + want
+			}
+			if in, _ := w.sim.Instance(id); in.IAMProfile != want {
+				t.Fatalf("launched with profile %q; want %q", in.IAMProfile, want)
+			}
+			if ok := checkApply(t, r); !ok {
+				t.Fatal("second CheckApply() = false; want converged")
+			}
+			if n := w.sim.Calls("DescribeIamInstanceProfileAssociations"); n != 0 {
+				t.Errorf("DescribeIamInstanceProfileAssociations calls = %d on a converged instance; want 0 (DescribeInstances tells)", n)
+			}
+
+			if err := w.sim.SetInstanceProfile(id, tt.change); err != nil {
+				t.Fatal(err)
+			}
+			ok, err := r.CheckApply(t.Context(), false)
+			if ok || err != nil {
+				t.Fatalf("CheckApply(apply=false) = %v, %v; want false, nil", ok, err)
+			}
+			got := r.Changes()
+			if len(got) != 1 || !strings.HasPrefix(got[0], "set instance profile (iam_profile is ") ||
+				!strings.Contains(got[0], "spec wants "+tt.profile+") on instance "+id) {
+				t.Errorf("Changes() = %q; want one instance profile line for %s", got, id)
+			}
+			if tt.change != "" && !strings.Contains(got[0], profileArn+tt.change) {
+				t.Errorf("Changes() = %q; want the current profile %s named", got, tt.change)
+			} else if tt.change == "" && !strings.Contains(got[0], "iam_profile is none") {
+				t.Errorf("Changes() = %q; want the missing profile named", got)
+			}
+			for _, a := range tt.calls {
+				if n := w.sim.Calls(a); n != 0 {
+					t.Errorf("%s calls = %d in check-only mode; want 0", a, n)
+				}
+			}
+
+			moves := w.sim.Calls("RunInstances") + w.sim.Calls("StopInstances") + w.sim.Calls("StartInstances")
+			if ok := checkApply(t, r); ok {
+				t.Fatal("CheckApply() = true; want a change")
+			}
+			if in, _ := w.sim.Instance(id); in.IAMProfile != want || in.State != tt.state {
+				t.Errorf("instance profile %q, %s; want %q, %s", in.IAMProfile, in.State, want, tt.state)
+			}
+			for _, a := range tt.calls {
+				// After a disassociation, Associate is refused (IncorrectState)
+				// and retried until the old association is gone.
+				retried := a == "AssociateIamInstanceProfile" && tt.state == StateStopped
+				if n := w.sim.Calls(a); n < 1 || n > 1 && !retried {
+					t.Errorf("%s calls = %d; want 1 (all calls: %v)", a, n, callsOf(w.sim))
+				}
+			}
+			if n := w.sim.Calls("RunInstances") + w.sim.Calls("StopInstances") + w.sim.Calls("StartInstances"); n != moves {
+				t.Errorf("RunInstances + StopInstances + StartInstances calls = %d, %d before the fix; a profile change needs no new instance, stop or start", n, moves)
+			}
+			if ok := checkApply(t, r); !ok {
+				t.Error("CheckApply() after the fix = false; want converged")
+			}
+		})
+	}
+}
+
+func TestProfileUnsetIsNotChecked(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	r := w.instance("web", nil)
+	checkApply(t, r)
+	id := r.Outputs()["instance_id"]
+	if err := w.sim.SetInstanceProfile(id, "someone-elses"); err != nil {
+		t.Fatal(err)
+	}
+	if ok := checkApply(t, r); !ok {
+		t.Errorf("CheckApply() = false; an instance profile the graph does not name is not drift")
+	}
+	if in, _ := w.sim.Instance(id); in.IAMProfile != profileArn+"someone-elses" {
+		t.Errorf("profile = %q; kiln must leave it alone", in.IAMProfile)
+	}
+	for _, a := range []string{"DescribeIamInstanceProfileAssociations", "DisassociateIamInstanceProfile"} {
+		if n := w.sim.Calls(a); n != 0 {
+			t.Errorf("%s calls = %d; want 0", a, n)
+		}
+	}
+}
+
+func TestKeyNamePlan(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	r := w.instance("web", func(r *Instance) { r.KeyName = "ops" })
+	checkApply(t, r)
+	id := r.Outputs()["instance_id"]
+	if in, _ := w.sim.Instance(id); in.KeyName != "ops" {
+		t.Fatalf("launched with key %q; want ops", in.KeyName)
+	}
+	if ok := checkApply(t, r); !ok {
+		t.Fatal("second CheckApply() = false; want converged")
+	}
+	r.KeyName, r.Replace = "deploy", true
+	ok, err := r.CheckApply(t.Context(), false)
+	if ok || err != nil {
+		t.Fatalf("CheckApply(apply=false) = %v, %v; want false, nil", ok, err)
+	}
+	if got, want := r.Changes(), "replace instance (key_name is ops, spec wants deploy) "+id+" (running)"; len(got) != 1 || got[0] != want {
+		t.Errorf("Changes() = %q; want [%s]", got, want)
+	}
+	if n := w.sim.Calls("TerminateInstances"); n != 0 {
+		t.Errorf("TerminateInstances calls = %d in check-only mode; want 0", n)
+	}
+	// Without replace the check names the field, both values and the option.
+	r.Replace = false
+	_, err = r.CheckApply(t.Context(), false)
+	if err == nil || !engine.IsPermanent(err) || !strings.Contains(err.Error(), "key_name is ops, spec wants deploy; set replace: true") {
+		t.Errorf("CheckApply(apply=false) error = %v; want a permanent one naming key_name, ops, deploy and replace: true", err)
+	}
+	// A spec without a key_name takes whatever key the instance has.
+	r.KeyName = ""
+	if ok := checkApply(t, r); !ok {
+		t.Error("CheckApply() without key_name = false; want converged")
 	}
 }
