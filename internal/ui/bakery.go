@@ -419,7 +419,7 @@ func (b *bakery) deleteProject(w http.ResponseWriter, r *http.Request, s *sessio
 	var running *web.BakeRunningError
 	if errors.As(err, &running) {
 		b.showDelete(w, r, s, http.StatusConflict, deleteData{Name: name, Running: running.BakeID,
-			Error: fmt.Sprintf("Bake #%d is running. Cancel it and let it stop first, or its builder would be left behind.", running.BakeID)})
+			Error: "A bake of this project is running: cancel it and let it stop first, or its builder would be left behind."})
 		return
 	}
 	if err != nil {

@@ -122,8 +122,8 @@ func TestDeletePage(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, body, _ = post(t, c, srv.URL+"/projects/p0/delete", url.Values{"csrf": {csrf}, "confirm": {"yes"}})
-	if code != http.StatusConflict || !strings.Contains(body, fmt.Sprintf(`Bake #%d is running. Cancel it`, running)) ||
-		!strings.Contains(body, fmt.Sprintf(`<a href="/bakes/%d">`, running)) {
+	if code != http.StatusConflict || !strings.Contains(body, `id="delete-error">A bake of this project is running: cancel it`) ||
+		!strings.Contains(body, fmt.Sprintf(`<a href="/bakes/%d">Bake #%d</a>`, running, running)) {
 		t.Errorf("delete while bake %d runs = %d; want 409 naming and linking the bake:\n%s", running, code, body)
 	}
 	if !exists() {
