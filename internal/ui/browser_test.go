@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -114,13 +115,20 @@ func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action
 	}
 }
 
+// text is the visible text of the first element sel matches, read in one
+// evaluation: a live page may replace the element between a node lookup and
+// a read of it.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	q, err := json.Marshal(sel)
 	if err != nil {
-		t.Fatalf("Text(%s): %v", sel, err)
+		t.Fatal(err)
 	}
-	return s
+	s := eval[*string](t, ctx, `(() => { const e = document.querySelector(`+string(q)+`); return e ? e.innerText : null })()`)
+	if s == nil {
+		t.Fatalf("text(%s): no such element", sel)
+	}
+	return *s
 }
 
 func eval[T any](t *testing.T, ctx context.Context, js string) T {
