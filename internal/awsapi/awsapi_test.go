@@ -200,8 +200,18 @@ func TestPollNotifiesOwners(t *testing.T) {
 	if na != 3 {
 		t.Errorf("after an event: notified a %d times; want 3", na)
 	}
-	if n := sim.Calls("DescribeInstances"); n != 3 {
-		t.Errorf("DescribeInstances calls = %d for 3 polls; want 3", n)
+	// An instance profile changed by hand is a change too (aws:ec2 checks it).
+	if err := sim.SetInstanceProfile(b, "by-hand"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Poll(t.Context(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if nb != 2 {
+		t.Errorf("after b's profile change: notified b %d times; want 2", nb)
+	}
+	if n := sim.Calls("DescribeInstances"); n != 4 {
+		t.Errorf("DescribeInstances calls = %d for 4 polls; want 4", n)
 	}
 }
 

@@ -27,6 +27,7 @@ type instSnap struct {
 	owner               Owner
 	state, typ, image   string
 	privateIP, publicIP string
+	keyName, profile    string // drift aws:ec2 checks too
 }
 
 // refresh recomputes the interval from the graph's subscribers and reports
@@ -174,6 +175,10 @@ func snapOf(graph string, in types.Instance) instSnap {
 		image:     aws.ToString(in.ImageId),
 		privateIP: aws.ToString(in.PrivateIpAddress),
 		publicIP:  aws.ToString(in.PublicIpAddress),
+		keyName:   aws.ToString(in.KeyName),
+	}
+	if in.IamInstanceProfile != nil {
+		s.profile = aws.ToString(in.IamInstanceProfile.Arn)
 	}
 	if in.State != nil {
 		s.state = string(in.State.Name)
