@@ -36,7 +36,8 @@ import (
 //     event (or, polling only, from the stop) to the corrective StartInstances.
 //
 //   - cold: N instances from nothing with AWS's throttling buckets on (real
-//     clock: RunInstances refills 2/s, so 1,000 take ~8 minutes) → total time,
+//     clock: RunInstances refills 2/s and kiln's limiter paces at 90 % of
+//     that, so 1,000 take ~9 minutes) → total time,
 //     calls and throttled calls per action, and the ratio to the lower bound
 //     the buckets impose.
 //
