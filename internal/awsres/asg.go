@@ -46,6 +46,7 @@ type templateAPI interface {
 	CreateLaunchTemplate(context.Context, *ec2.CreateLaunchTemplateInput, ...func(*ec2.Options)) (*ec2.CreateLaunchTemplateOutput, error)
 	CreateLaunchTemplateVersion(context.Context, *ec2.CreateLaunchTemplateVersionInput, ...func(*ec2.Options)) (*ec2.CreateLaunchTemplateVersionOutput, error)
 	DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
+	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 }
 
 // ASG is the aws:asg kind: an Auto Scaling group named by the resource's
@@ -79,7 +80,7 @@ type ASG struct {
 	out    map[string]string
 	seen   string            // fingerprint of the group as the last CheckApply left it
 	busy   bool              // a CheckApply is running: Watch stays quiet
-	failed map[string]string // template version → why its refresh failed
+	failed map[string]string // template version → why its refresh failed (also on the template's tags)
 }
 
 // Rollout are the instance-refresh preferences of a rollout.
@@ -450,6 +451,7 @@ func (r *ASG) template(ctx context.Context, apply bool, g *astypes.AutoScalingGr
 		return id, aws.ToInt64(out.LaunchTemplate.LatestVersionNumber), true, nil
 	}
 	id = aws.ToString(lt.LaunchTemplateId)
+	r.recallFailure(lt.Tags)
 	v, changed, err := ensureVersion(ctx, r.hub, r.ec, id, versionsInUse(g, id), r.matches, r.templateData(), nil, apply, r.log())
 	if err != nil {
 		return "", 0, false, fmt.Errorf("aws:asg %q: %w", r.env.Name, err)
@@ -570,8 +572,9 @@ func (r *ASG) subnets(ctx context.Context) ([]string, error) {
 // (an instance refresh when any runs another version, followed to its end).
 // A refresh already running is waited on first: there is never a second.
 // A refresh that fails is rolled back and fails the resource Permanently
-// with Auto Scaling's reason; the same version is not tried again by this
-// resource until its spec changes.
+// with Auto Scaling's reason; the same version is not tried again until the
+// spec changes, also by a restarted kiln (the launch template's tags record
+// it).
 func (r *ASG) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if err := r.resolve(ctx); err != nil {
 		return false, err
@@ -640,12 +643,7 @@ func (r *ASG) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if err != nil {
 		var rf *RolloutError
 		if errors.As(err, &rf) && rf.Version == vs {
-			r.mu.Lock()
-			if r.failed == nil {
-				r.failed = map[string]string{}
-			}
-			r.failed[vs] = rf.Reason
-			r.mu.Unlock()
+			r.rememberFailure(ctx, ltID, vs, rf.Reason)
 			r.settle(ctx)
 			return false, engine.Permanent(fmt.Errorf("aws:asg %q: %w", r.env.Name, err))
 		}
@@ -659,6 +657,56 @@ func (r *ASG) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	}
 	r.mu.Unlock()
 	return !changed, nil
+}
+
+// Tags on the launch template that record its version whose rollout failed,
+// so that a restarted kiln does not try it again either.
+const (
+	tagRolloutFailed       = "kiln:rollout-failed"        // the version number
+	tagRolloutFailedReason = "kiln:rollout-failed-reason" // Auto Scaling's reason, cut to fit a tag
+)
+
+// rememberFailure records that version's rollout failed: in memory, and on
+// the launch template's tags. A failure to tag is logged: the memory still
+// holds it for this process.
+func (r *ASG) rememberFailure(ctx context.Context, ltID, version, reason string) {
+	r.mu.Lock()
+	if r.failed == nil {
+		r.failed = map[string]string{}
+	}
+	r.failed[version] = reason
+	r.mu.Unlock()
+	if len(reason) > 256 {
+		reason = reason[:253] + "..."
+	}
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		_, err := r.ec.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{ltID}, Tags: []types.Tag{
+			{Key: aws.String(tagRolloutFailed), Value: aws.String(version)},
+			{Key: aws.String(tagRolloutFailedReason), Value: aws.String(reason)},
+		}})
+		return err
+	})
+	if err != nil {
+		r.log().Warn("could not record the failed rollout on the launch template", "version", version, "err", err)
+	}
+}
+
+// recallFailure learns a failed version from the launch template's tags
+// (left by an earlier process).
+func (r *ASG) recallFailure(tags []types.Tag) {
+	v := awsapi.TagValue(tags, tagRolloutFailed)
+	if v == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.failed[v]; ok {
+		return
+	}
+	if r.failed == nil {
+		r.failed = map[string]string{}
+	}
+	r.failed[v] = awsapi.TagValue(tags, tagRolloutFailedReason)
 }
 
 // settle records the group as it is now, so Watch reports only later

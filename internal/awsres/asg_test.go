@@ -227,6 +227,19 @@ func TestASGRefreshFailureRollsBack(t *testing.T) {
 			if n := w.sim.Calls("StartInstanceRefresh"); n != starts {
 				t.Errorf("StartInstanceRefresh calls = %d; want %d (no second attempt)", n, starts)
 			}
+			// Nor by a restarted kiln: a new resource with the same spec
+			// learns the failure from the launch template's tags.
+			r3 := w.asg("web", w.image, func(r *ASG) { r.Rollout.AutoRollback = &auto })
+			// Bounded: a regression would start a refresh and wait on it.
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			_, err = r3.CheckApply(ctx, true)
+			if !engine.IsPermanent(err) || !strings.Contains(err.Error(), rf.Reason) {
+				t.Errorf("CheckApply() after a restart = %v; want the permanent failure with its reason", err)
+			}
+			if n := w.sim.Calls("StartInstanceRefresh"); n != starts {
+				t.Errorf("StartInstanceRefresh calls after a restart = %d; want %d (no second attempt)", n, starts)
+			}
 			t.Logf("reason: %s", rf.Reason)
 		})
 	}
