@@ -28,10 +28,9 @@ var errClosed = errors.New("store is closed")
 // pushBatcher group-commits concurrent pushes: callers queue their push and
 // wait; one committer goroutine, started with the first push, commits every
 // pending push (up to maxPushBatch) in one transaction, completes them, and
-// goes on while more are pending. Being one goroutine that stays on the CPU
-// through a burst matters: handing the next batch to a waiting caller made
-// it queue for the CPU behind every caller just completed, milliseconds per
-// batch.
+// goes on while more are pending. No caller serves the others, and no
+// batch waits for a caller it was handed to to be scheduled (behind every
+// caller just completed, in a burst).
 type pushBatcher struct {
 	mu      sync.Mutex
 	pending []*pushReq
