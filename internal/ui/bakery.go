@@ -61,7 +61,8 @@ type BakeryConfig struct {
 //	POST /bakes/{id}/cancel
 //
 // Every page but /login needs a session, made by signing in with the admin
-// token; every form carries a CSRF token.
+// token; every form carries a CSRF token. Sessions are kept in Store, so
+// they outlive a restart and every server on the database sees them.
 func Bakery(cfg BakeryConfig) http.Handler {
 	_, h := newBakery(cfg)
 	return h
@@ -74,7 +75,7 @@ func newBakery(cfg BakeryConfig) (*bakery, http.Handler) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
 	}
-	b := &bakery{cfg: cfg, t: parse("bakery.html")}
+	b := &bakery{cfg: cfg, t: parse("bakery.html"), ss: sessions{st: cfg.Store}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", b.loginPage)
 	mux.HandleFunc("POST /login", b.login)
@@ -118,7 +119,11 @@ type page struct {
 // 401 / 403 (streams and forms).
 func (b *bakery) auth(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s := b.ss.get(r)
+		s, err := b.ss.get(r)
+		if err != nil {
+			b.fail(w, r, err)
+			return
+		}
 		if s == nil {
 			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, "/events") {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -141,7 +146,10 @@ func (b *bakery) show(w http.ResponseWriter, r *http.Request, s *session, status
 	p := page{Title: title, Nav: s != nil, Data: data}
 	if s != nil {
 		p.CSRF = s.csrf
-		p.Flash = b.ss.takeFlash(s)
+		var err error
+		if p.Flash, err = b.ss.takeFlash(r.Context(), s); err != nil {
+			b.cfg.Log.Error("page", "path", r.URL.Path, "err", err) // the page is still worth showing
+		}
 	}
 	if err := render(w, b.t, name, status, p); err != nil {
 		b.cfg.Log.Error("page", "path", r.URL.Path, "err", err)
@@ -195,14 +203,21 @@ func (b *bakery) login(w http.ResponseWriter, r *http.Request) {
 		b.loginForm(w, r, http.StatusUnauthorized, "Wrong token.")
 		return
 	}
-	s := b.ss.create()
+	s, err := b.ss.create(r.Context())
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
 	setCookie(w, r, loginCookie, "", -1)
 	setCookie(w, r, sessionCookie, s.id, int(sessionTTL/time.Second))
 	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
 }
 
 func (b *bakery) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	b.ss.delete(s)
+	if err := b.ss.delete(r.Context(), s); err != nil {
+		b.fail(w, r, err)
+		return
+	}
 	setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -289,7 +304,11 @@ func (b *bakery) project(w http.ResponseWriter, r *http.Request, s *session) {
 		b.fail(w, r, err)
 		return
 	}
-	d.Secret = b.ss.takeSecret(s, name) // last: a failed page must not lose it
+	// Last: a failed page must not lose it.
+	if d.Secret, err = b.ss.takeSecret(ctx, s, name); err != nil {
+		b.fail(w, r, err)
+		return
+	}
 	b.show(w, r, s, http.StatusOK, "project", "project "+name, d)
 }
 
@@ -351,7 +370,10 @@ func (b *bakery) saveProject(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	if applied.GeneratedSecret != "" {
-		b.ss.putSecret(s, p.Name, newSecret{Value: applied.GeneratedSecret})
+		if err := b.ss.putSecret(r.Context(), s, p.Name, false); err != nil {
+			b.fail(w, r, err) // saved, but its secret cannot be shown: say so
+			return
+		}
 	}
 	b.cfg.Log.Info("project saved from the pages", "project", p.Name, "created", applied.Created)
 	http.Redirect(w, r, "/projects/"+url.PathEscape(p.Name), http.StatusSeeOther)
@@ -367,7 +389,10 @@ func (b *bakery) rotateSecret(w http.ResponseWriter, r *http.Request, s *session
 		b.fail(w, r, err)
 		return
 	}
-	b.ss.putSecret(s, name, newSecret{Value: secret, Rotated: true})
+	if err := b.ss.putSecret(r.Context(), s, name, true); err != nil {
+		b.fail(w, r, err) // rotated, but the new secret cannot be shown: say so
+		return
+	}
 	b.cfg.Log.Info("webhook secret rotated from the pages", "project", name)
 	http.Redirect(w, r, "/projects/"+url.PathEscape(name)+"#secret", http.StatusSeeOther)
 }
@@ -427,7 +452,10 @@ func (b *bakery) deleteProject(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	b.cfg.Log.Info("project deleted from the pages", "project", name)
-	b.ss.putFlash(s, fmt.Sprintf("Project %s deleted, with the records of its bakes and images. Its images are still in EC2.", name))
+	msg := fmt.Sprintf("Project %s deleted, with the records of its bakes and images. Its images are still in EC2.", name)
+	if err := b.ss.putFlash(r.Context(), s, msg); err != nil {
+		b.cfg.Log.Error("page", "path", r.URL.Path, "err", err) // deleted all the same
+	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

@@ -76,7 +76,10 @@ func BenchmarkPages(b *testing.B) {
 	defer st.Close()
 	id := seedPages(b, st, 100, 10_000)
 	bk, h := newBakery(BakeryConfig{Store: st, Baker: nil, CheckToken: func(string) bool { return false }})
-	s := bk.ss.create()
+	s, err := bk.ss.create(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
 	cookie := &http.Cookie{Name: sessionCookie, Value: s.id}
 	pages := []struct{ name, path string }{
 		{"login", "/login"},

@@ -1,31 +1,33 @@
 package ui
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"net/http"
-	"sync"
 	"time"
+
+	"kiln/internal/store"
 )
 
-// Sessions are held in memory: a restart signs everyone out, which is
-// fine for an admin-token bakery.
+// Sessions are kept in the store, so a restart or a second kiln serve on
+// the same database keeps everyone signed in. The store holds only a hash
+// of each session id.
 const (
 	sessionCookie = "kiln_session"
 	loginCookie   = "kiln_login" // double-submit token of the sign-in form
 	sessionTTL    = 12 * time.Hour
-	maxSessions   = 1000
+	maxSessions   = 1000 // past this, a sign-in forgets the oldest session
 )
 
+// session is the request's session as read at its start.
 type session struct {
-	id      string
-	csrf    string
-	expires time.Time
-	// secrets holds a project's generated webhook secret until its page
-	// has shown it once.
-	secrets map[string]newSecret
-	// flash is a message for the next page shown, after a redirect.
+	id   string // the cookie's value
+	csrf string
+	// flash is a message for the next page shown, after a redirect; the
+	// store hands it out once (takeFlash).
 	flash string
 }
 
@@ -35,9 +37,9 @@ type newSecret struct {
 	Rotated bool // replaced an earlier secret, which no longer works
 }
 
+// sessions reads and writes the sessions in the store.
 type sessions struct {
-	mu sync.Mutex
-	m  map[string]*session
+	st *store.Store
 }
 
 func randomToken() string {
@@ -46,81 +48,68 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (ss *sessions) create() *session {
+// create stores a new session, after forgetting the expired ones and, past
+// maxSessions, the oldest: the table stays bounded.
+func (ss *sessions) create(ctx context.Context) (*session, error) {
+	if _, err := ss.st.PruneSessions(ctx, maxSessions-1); err != nil {
+		return nil, err
+	}
 	now := time.Now()
-	s := &session{id: randomToken(), csrf: randomToken(), expires: now.Add(sessionTTL), secrets: map[string]newSecret{}}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.m == nil {
-		ss.m = map[string]*session{}
+	s := &session{id: randomToken(), csrf: randomToken()}
+	if err := ss.st.CreateSession(ctx, s.id, store.Session{CSRF: s.csrf, Created: now, Expires: now.Add(sessionTTL)}); err != nil {
+		return nil, err
 	}
-	if len(ss.m) >= maxSessions {
-		for id, o := range ss.m {
-			if now.After(o.expires) {
-				delete(ss.m, id)
-			}
-		}
-		if len(ss.m) >= maxSessions { // drop any one: the oldest sign-in is not worth tracking
-			for id := range ss.m {
-				delete(ss.m, id)
-				break
-			}
-		}
-	}
-	ss.m[s.id] = s
-	return s
+	return s, nil
 }
 
-// get returns the request's live session, or nil.
-func (ss *sessions) get(r *http.Request) *session {
+// get returns the request's live session; nil, nil when it has none.
+func (ss *sessions) get(r *http.Request) (*session, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
-		return nil
+		return nil, nil
 	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s := ss.m[c.Value]
-	if s == nil || time.Now().After(s.expires) {
-		delete(ss.m, c.Value)
-		return nil
+	rec, err := ss.st.Session(r.Context(), c.Value)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
-	return s
+	if err != nil {
+		return nil, err
+	}
+	return &session{id: c.Value, csrf: rec.CSRF, flash: rec.Flash}, nil
 }
 
-func (ss *sessions) delete(s *session) {
-	ss.mu.Lock()
-	delete(ss.m, s.id)
-	ss.mu.Unlock()
+func (ss *sessions) delete(ctx context.Context, s *session) error {
+	return ss.st.DeleteSession(ctx, s.id)
 }
 
-// takeSecret returns and forgets the secret to show once for project.
-func (ss *sessions) takeSecret(s *session, project string) newSecret {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	v := s.secrets[project]
-	delete(s.secrets, project)
-	return v
+// takeSecret returns, once, the webhook secret of project that putSecret
+// left for this session; a zero newSecret when there is none.
+func (ss *sessions) takeSecret(ctx context.Context, s *session, project string) (newSecret, error) {
+	v, rotated, err := ss.st.TakeSessionSecret(ctx, s.id, project)
+	if err != nil {
+		return newSecret{}, err
+	}
+	return newSecret{Value: v, Rotated: rotated}, nil
 }
 
-func (ss *sessions) putSecret(s *session, project string, secret newSecret) {
-	ss.mu.Lock()
-	s.secrets[project] = secret
-	ss.mu.Unlock()
+// putSecret has the session's next view of project show the project's
+// current webhook secret once; rotated says it replaced an earlier one.
+func (ss *sessions) putSecret(ctx context.Context, s *session, project string, rotated bool) error {
+	return ss.st.MarkSessionSecret(ctx, s.id, project, rotated)
 }
 
-// takeFlash returns and forgets the session's message.
-func (ss *sessions) takeFlash(s *session) string {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	v := s.flash
+// takeFlash returns and forgets the session's message. Most pages have
+// none, and then it costs no write.
+func (ss *sessions) takeFlash(ctx context.Context, s *session) (string, error) {
+	if s.flash == "" {
+		return "", nil
+	}
 	s.flash = ""
-	return v
+	return ss.st.TakeSessionFlash(ctx, s.id)
 }
 
-func (ss *sessions) putFlash(s *session, msg string) {
-	ss.mu.Lock()
-	s.flash = msg
-	ss.mu.Unlock()
+func (ss *sessions) putFlash(ctx context.Context, s *session, msg string) error {
+	return ss.st.SetSessionFlash(ctx, s.id, msg)
 }
 
 func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
