@@ -33,7 +33,10 @@ const tagSpec = "kiln:spec"
 // the bakery's pipeline (the same code as kiln serve's bakes), found again
 // by its tags kiln:owner, kiln:resource and kiln:spec (a digest of base,
 // script, type and builder settings). A spec change bakes a new image; the
-// old ones stay unless keep is set. Output: image_id.
+// old ones stay unless keep is set. With rebake_on_new_base, a base given by
+// owner and name pattern is resolved on every check and poll and hashed as
+// the image id it resolves to, so a newer base release bakes a new image.
+// Output: image_id.
 type AMI struct {
 	Region         string            `yaml:"region"`
 	Base           AMIBase           `yaml:"base"`
@@ -45,6 +48,9 @@ type AMI struct {
 	IAMProfile     string            `yaml:"iam_profile"`     // of the builder
 	Tags           map[string]string `yaml:"tags"`            // on the image and its snapshots
 	Timeouts       AMITimeouts       `yaml:"timeouts"`
+	// RebakeOnNewBase hashes the image a base pattern resolves to instead of
+	// the pattern: a newer base release (a patched Amazon Linux) bakes anew.
+	RebakeOnNewBase bool `yaml:"rebake_on_new_base"`
 
 	hubs     *awsapi.Hubs
 	env      engine.Env
@@ -54,8 +60,10 @@ type AMI struct {
 	hub  *awsapi.Hub
 	pipe *bake.Pipeline
 
-	mu  sync.Mutex
-	out map[string]string
+	mu      sync.Mutex
+	out     map[string]string
+	base    string   // with RebakeOnNewBase: the base the image in out was baked from
+	planned []string // what the last check-only CheckApply would do
 }
 
 // AMIBase is the image a bake starts from: id, or owner + name pattern
@@ -91,6 +99,9 @@ func (r *AMI) Validate() error {
 		}
 	case b.Owner == "" || b.Name == "":
 		errs = append(errs, config.Fieldf("base", "required: {id: ami-...} or {owner: amazon, name: \"al2023-ami-*\", most_recent: true}"))
+	}
+	if r.RebakeOnNewBase && b.ID != "" {
+		errs = append(errs, config.Fieldf("rebake_on_new_base", "needs a base given by owner and name pattern; base.id names one image, which no release replaces"))
 	}
 	if strings.TrimSpace(r.Script) == "" {
 		errs = append(errs, config.Fieldf("script", "required (the shell script that prepares the image)"))
@@ -147,16 +158,33 @@ func (r *AMI) Outputs() map[string]string {
 	return maps.Clone(r.out)
 }
 
-func (r *AMI) imageID() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.out["image_id"]
-}
-
-func (r *AMI) setImage(id string) {
+// setImage records the converged image and the resolved base it was baked
+// from ("" without RebakeOnNewBase).
+func (r *AMI) setImage(id, base string) {
 	r.mu.Lock()
 	r.out = map[string]string{"image_id": id}
+	r.base = base
 	r.mu.Unlock()
+}
+
+func (r *AMI) current() (image, base string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out["image_id"], r.base
+}
+
+func (r *AMI) plan(line string) {
+	r.mu.Lock()
+	r.planned = append(r.planned, line)
+	r.mu.Unlock()
+}
+
+// Changes lists what the last CheckApply with apply=false found it would
+// do ("bake image: new base ami-x replaces ami-y"); kiln plan prints it.
+func (r *AMI) Changes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.planned)
 }
 
 func (r *AMI) id() string {
@@ -183,27 +211,52 @@ func (r *AMI) resolve(ctx context.Context) error {
 
 // specDigest identifies what the image is baked from: base, script, type
 // and the builder's settings. A base given by name pattern is hashed as the
-// pattern, so a newer base release does not by itself rebake.
-func (r *AMI) specDigest() string {
+// pattern, so a newer base release does not by itself rebake; with
+// RebakeOnNewBase, resolved (the image the pattern resolves to now) is
+// hashed in its place. resolved is "" without the option, which keeps the
+// digest, and so the images found, what they were before the option existed.
+func (r *AMI) specDigest(resolved string) string {
+	base := r.Base
+	if resolved != "" {
+		base = AMIBase{ID: resolved}
+	}
 	b, _ := json.Marshal(struct {
 		Base           AMIBase
 		Script, Type   string
 		SecurityGroups []string
 		Subnet         string
 		IAMProfile     string
-	}{r.Base, r.Script, r.Type, r.SecurityGroups, r.Subnet, r.IAMProfile})
+	}{base, r.Script, r.Type, r.SecurityGroups, r.Subnet, r.IAMProfile})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
 
-// match are the tags of this resource's images for the current spec.
-func (r *AMI) match() map[string]string {
-	return map[string]string{awsapi.TagOwner: r.env.Graph, awsapi.TagResource: r.id(), tagSpec: r.specDigest()}
+// match are the tags of this resource's images for the spec with base
+// resolved (see specDigest).
+func (r *AMI) match(resolved string) map[string]string {
+	return map[string]string{awsapi.TagOwner: r.env.Graph, awsapi.TagResource: r.id(), tagSpec: r.specDigest(resolved)}
+}
+
+// resolveBase returns the image the base pattern resolves to now, with
+// RebakeOnNewBase, by the bake pipeline's own resolution (one
+// DescribeImages); "" without the option, making no call.
+func (r *AMI) resolveBase(ctx context.Context) (string, error) {
+	if !r.RebakeOnNewBase {
+		return "", nil
+	}
+	id, err := r.pipe.ResolveBase(ctx, r.Region, bake.Base{Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent})
+	if err != nil {
+		return "", fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
+	}
+	return id, nil
 }
 
 // Watch calls Running, then re-reads the converged image on every pushed
 // event for it and every poll, and calls Changed when it is no longer
-// available (deregistered, disabled, failed). It blocks until ctx is done.
+// available (deregistered, disabled, failed). With RebakeOnNewBase every
+// poll also resolves the base pattern again (one more DescribeImages) and
+// calls Changed, once per release, when it resolves to another image than
+// the one the converged image was baked from. It blocks until ctx is done.
 func (r *AMI) Watch(ctx context.Context, ev engine.Events) error {
 	if err := r.resolve(ctx); err != nil {
 		return err
@@ -215,19 +268,22 @@ func (r *AMI) Watch(ctx context.Context, ev engine.Events) error {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	ev.Running()
+	reported := "" // the newer base already reported, so a long bake is not reported again every poll
 	for {
-		id := r.imageID()
+		id, base := r.current()
 		var ch <-chan struct{}
 		cancel := func() {}
 		if id != "" {
 			ch, cancel = r.hub.Changes(id)
 		}
+		polled := false
 		select {
 		case <-ctx.Done():
 			cancel()
 			return ctx.Err()
 		case <-ch:
 		case <-t.C:
+			polled = true
 		}
 		cancel()
 		if id == "" {
@@ -241,6 +297,22 @@ func (r *AMI) Watch(ctx context.Context, ev engine.Events) error {
 			continue // the next poll looks again
 		}
 		if !ok {
+			ev.Changed()
+			continue
+		}
+		if !polled || base == "" {
+			continue // a pushed event is about the image, not the base
+		}
+		newest, err := r.resolveBase(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue // CheckApply reports a base that no longer resolves
+		}
+		if newest != base && newest != reported {
+			reported = newest
+			r.log("new base image", "base", newest, "replaces", base)
 			ev.Changed()
 		}
 	}
@@ -258,9 +330,8 @@ func (r *AMI) available(ctx context.Context, id string) (bool, error) {
 	return len(out.Images) == 1 && out.Images[0].State == types.ImageStateAvailable, nil
 }
 
-// find lists this resource's images of the current spec, newest first.
-func (r *AMI) find(ctx context.Context) ([]types.Image, error) {
-	m := r.match()
+// find lists this resource's images with tags m, newest first.
+func (r *AMI) find(ctx context.Context, m map[string]string) ([]types.Image, error) {
 	var fs []types.Filter
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		fs = append(fs, types.Filter{Name: aws.String("tag:" + k), Values: []string{m[k]}})
@@ -288,9 +359,8 @@ func (r *AMI) find(ctx context.Context) ([]types.Image, error) {
 }
 
 // liveBuilderBake returns the kiln:bake tag of a live builder of this
-// resource's current spec (a bake a crash interrupted), or "".
-func (r *AMI) liveBuilderBake(ctx context.Context) (string, error) {
-	m := r.match()
+// resource with tags m (a bake a crash interrupted), or "".
+func (r *AMI) liveBuilderBake(ctx context.Context, m map[string]string) (string, error) {
 	fs := []types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}}}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		fs = append(fs, types.Filter{Name: aws.String("tag:" + k), Values: []string{m[k]}})
@@ -316,16 +386,25 @@ func (r *AMI) liveBuilderBake(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// CheckApply looks for an available image of the current spec. When there
-// is none and apply is set, it bakes one with the bakery's pipeline and
-// waits until it is available (resuming a bake a crash interrupted: a
-// pending image or a live builder of the spec is picked up by its
-// kiln:bake tag), then applies keep.
+// CheckApply looks for an available image of the current spec (with
+// RebakeOnNewBase, of the base as it resolves now). When there is none and
+// apply is set, it bakes one with the bakery's pipeline and waits until it
+// is available (resuming a bake a crash interrupted: a pending image or a
+// live builder of the spec is picked up by its kiln:bake tag), then applies
+// keep.
 func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if err := r.resolve(ctx); err != nil {
 		return false, err
 	}
-	imgs, err := r.find(ctx)
+	r.mu.Lock()
+	r.planned = nil
+	r.mu.Unlock()
+	base, err := r.resolveBase(ctx)
+	if err != nil {
+		return false, err
+	}
+	m := r.match(base)
+	imgs, err := r.find(ctx, m)
 	if err != nil {
 		return false, err
 	}
@@ -333,7 +412,7 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	for _, im := range imgs {
 		switch im.State {
 		case types.ImageStateAvailable:
-			r.setImage(aws.ToString(im.ImageId))
+			r.setImage(aws.ToString(im.ImageId), base)
 			return true, nil
 		case types.ImageStatePending:
 			if bakeID == "" {
@@ -341,21 +420,33 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			}
 		}
 	}
+	why := "bake image"
+	if base != "" {
+		old, err := r.replacedBase(ctx, base)
+		if err != nil {
+			return false, err
+		}
+		if old != "" {
+			why = fmt.Sprintf("bake image: new base %s replaces %s", base, old)
+		}
+	}
 	if !apply {
-		r.log("would bake image", "spec", r.specDigest())
+		r.log("would bake image", "spec", m[tagSpec], "base", base, "why", why)
+		r.plan(why)
 		return false, nil
 	}
 	if bakeID == "" {
-		if bakeID, err = r.liveBuilderBake(ctx); err != nil {
+		if bakeID, err = r.liveBuilderBake(ctx, m); err != nil {
 			return false, err
 		}
 	}
 	if bakeID == "" {
 		// A new attempt: a fresh identity, so a failed attempt's spent
 		// client token and image name are not met again.
-		bakeID = r.specDigest()[:12] + "-" + strconv.FormatInt(time.Now().UnixMilli(), 36)
+		bakeID = m[tagSpec][:12] + "-" + strconv.FormatInt(time.Now().UnixMilli(), 36)
 	}
-	spec := r.bakeSpec(bakeID)
+	r.log("baking image", "spec", m[tagSpec], "base", base, "why", why)
+	spec := r.bakeSpec(bakeID, base)
 	res, err := r.pipe.Bake(ctx, spec, logRecorder{r})
 	var fe *bake.FailedError
 	if errors.As(err, &fe) {
@@ -368,7 +459,7 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
 	}
-	r.setImage(res.ImageID)
+	r.setImage(res.ImageID, base)
 	r.log("image baked", "image", res.ImageID, "name", spec.ImageName)
 	if r.Keep > 0 {
 		m := map[string]string{awsapi.TagOwner: r.env.Graph, awsapi.TagResource: r.id()}
@@ -379,24 +470,53 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	return false, nil
 }
 
+// replacedBase returns the base of this resource's newest available image
+// when that image differs from the spec only by its base (its kiln:spec is
+// the digest with its kiln:source-image as the base) and base replaces it;
+// else "". One DescribeImages, made only when a bake is due.
+func (r *AMI) replacedBase(ctx context.Context, base string) (string, error) {
+	imgs, err := r.find(ctx, map[string]string{awsapi.TagOwner: r.env.Graph, awsapi.TagResource: r.id()})
+	if err != nil {
+		return "", err
+	}
+	for _, im := range imgs {
+		if im.State != types.ImageStateAvailable {
+			continue
+		}
+		old := awsapi.TagValue(im.Tags, bake.TagSourceImage)
+		if old != "" && old != base && awsapi.TagValue(im.Tags, tagSpec) == r.specDigest(old) {
+			return old, nil
+		}
+		return "", nil
+	}
+	return "", nil
+}
+
 var amiNameBad = regexp.MustCompile(`[^A-Za-z0-9()\[\]./\-'@_ ]`)
 
-func (r *AMI) bakeSpec(id string) bake.Spec {
+// bakeSpec is the bake of identity id; with a resolved base it bakes from
+// exactly that image, the one the spec's digest names, even when a newer
+// release appears while the bake runs.
+func (r *AMI) bakeSpec(id, resolved string) bake.Spec {
 	name := amiNameBad.ReplaceAllString(fmt.Sprintf("kiln/%s/%s/%s", r.env.Graph, r.env.Name, id), "_")
 	if len(name) > 128 {
 		name = name[len(name)-128:]
+	}
+	base := bake.Base{ID: r.Base.ID, Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent}
+	if resolved != "" {
+		base = bake.Base{ID: resolved}
 	}
 	return bake.Spec{
 		ID:             id,
 		ImageName:      name,
 		Region:         r.Region,
-		Base:           bake.Base{ID: r.Base.ID, Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent},
+		Base:           base,
 		Type:           r.Type,
 		Script:         r.Script,
 		SecurityGroups: r.SecurityGroups,
 		Subnet:         r.Subnet,
 		IAMProfile:     r.IAMProfile,
-		Match:          r.match(),
+		Match:          r.match(resolved),
 		Tags:           r.Tags,
 		Timeouts:       bake.Timeouts{Script: r.Timeouts.Script, Image: r.Timeouts.Image},
 	}
@@ -428,6 +548,7 @@ var (
 	_ engine.Resource    = (*AMI)(nil)
 	_ engine.Initer      = (*AMI)(nil)
 	_ engine.Outputter   = (*AMI)(nil)
+	_ engine.Changer     = (*AMI)(nil)
 	_ engine.SelfPoller  = (*AMI)(nil)
 	_ config.Validator   = (*AMI)(nil)
 	_ awsapi.IAMActioner = (*AMI)(nil)

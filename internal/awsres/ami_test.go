@@ -2,6 +2,8 @@ package awsres
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/bake"
+	"kiln/internal/config"
 	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
 )
@@ -81,7 +84,7 @@ func TestAMIConverges(t *testing.T) {
 	for _, tg := range imgs[0].Tags {
 		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 	}
-	if tags[awsapi.TagOwner] != graph || tags[tagSpec] != r.specDigest() || tags["team"] != "shop" || tags[bake.TagSourceImage] != w.image {
+	if tags[awsapi.TagOwner] != graph || tags[tagSpec] != r.specDigest("") || tags["team"] != "shop" || tags[bake.TagSourceImage] != w.image {
 		t.Errorf("image tags = %v", tags)
 	}
 	if all, live := w.liveBuilders("web"); all != 1 || live != 0 {
@@ -182,6 +185,8 @@ func TestAMIValidate(t *testing.T) {
 		{"no type", func(a *AMI) { a.Type = "" }, "type"},
 		{"keep", func(a *AMI) { a.Keep = -1 }, "keep"},
 		{"reserved tag", func(a *AMI) { a.Tags = map[string]string{"kiln:x": "y"} }, "reserved"},
+		{"rebake with pattern", func(a *AMI) { a.RebakeOnNewBase = true }, ""},
+		{"rebake with id", func(a *AMI) { a.Base = AMIBase{ID: "ami-12345678"}; a.RebakeOnNewBase = true }, "rebake_on_new_base: needs a base given by owner and name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,5 +197,220 @@ func TestAMIValidate(t *testing.T) {
 				t.Errorf("Validate() = %v; want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// goldenBase is a base pattern the tests publish new releases of with
+// publishBase (the simulator's stock amazon images never change).
+var goldenBase = AMIBase{Owner: "self", Name: "golden-base-*", MostRecent: true}
+
+// publishBase makes an available image named name in the account, a new
+// release of goldenBase, through the API (an instance imaged, then
+// terminated), and returns its id.
+func (w *world) publishBase(t *testing.T, name string) string {
+	t.Helper()
+	ctx := t.Context()
+	run, err := w.client.RunInstances(ctx, &ec2.RunInstancesInput{
+		ImageId: aws.String(w.image), InstanceType: types.InstanceTypeT3Micro, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+	})
+	if err != nil {
+		t.Fatalf("RunInstances() = %v", err)
+	}
+	in := aws.ToString(run.Instances[0].InstanceId)
+	err = ec2.NewInstanceRunningWaiter(w.client, func(o *ec2.InstanceRunningWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 5*time.Millisecond, 50*time.Millisecond
+	}).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{in}}, 20*time.Second)
+	if err != nil {
+		t.Fatalf("wait for %s running: %v", in, err)
+	}
+	img, err := w.client.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(in), Name: aws.String(name), NoReboot: aws.Bool(true)})
+	if err != nil {
+		t.Fatalf("CreateImage() = %v", err)
+	}
+	id := aws.ToString(img.ImageId)
+	err = ec2.NewImageAvailableWaiter(w.client, func(o *ec2.ImageAvailableWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 5*time.Millisecond, 50*time.Millisecond
+	}).Wait(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}}, 20*time.Second)
+	if err != nil {
+		t.Fatalf("wait for %s available: %v", id, err)
+	}
+	if _, err := w.client.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{in}}); err != nil {
+		t.Fatalf("TerminateInstances() = %v", err)
+	}
+	return id
+}
+
+// sourceImage is the kiln:source-image tag of image id.
+func (w *world) sourceImage(t *testing.T, id string) string {
+	t.Helper()
+	out, err := w.client.DescribeImages(t.Context(), &ec2.DescribeImagesInput{ImageIds: []string{id}})
+	if err != nil || len(out.Images) != 1 {
+		t.Fatalf("DescribeImages(%s) = %v, %v", id, out, err)
+	}
+	return awsapi.TagValue(out.Images[0].Tags, bake.TagSourceImage)
+}
+
+// TestAMIRebakeOnNewBase publishes a newer release of the base pattern
+// after the first bake: with rebake_on_new_base the next check bakes from
+// it (and plan says why), without it nothing happens.
+func TestAMIRebakeOnNewBase(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run("rebake_on_new_base="+strconv.FormatBool(on), func(t *testing.T) {
+			w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}}})
+			b1 := w.publishBase(t, "golden-base-1")
+			mod := func(a *AMI) { a.Base, a.RebakeOnNewBase = goldenBase, on }
+			r := w.ami("web", "#!/bin/sh\ndnf upgrade -y\n", mod)
+			if err := r.Validate(); err != nil {
+				t.Fatalf("Validate() = %v", err)
+			}
+			if ok, err := r.CheckApply(t.Context(), true); ok || err != nil {
+				t.Fatalf("CheckApply() = %v, %v; want false (baked), nil", ok, err)
+			}
+			id1 := r.Outputs()["image_id"]
+			if got := w.sourceImage(t, id1); got != b1 {
+				t.Fatalf("first image baked from %s; want %s", got, b1)
+			}
+
+			b2 := w.publishBase(t, "golden-base-2")
+			runs, creates := w.sim.Calls("RunInstances"), w.sim.Calls("CreateImage")
+
+			ok, err := r.CheckApply(t.Context(), false)
+			if err != nil || ok == on {
+				t.Fatalf("CheckApply(noop) after a new base = %v, %v; want %v, nil", ok, err, !on)
+			}
+			var want []string
+			if on {
+				want = []string{"bake image: new base " + b2 + " replaces " + b1}
+			}
+			if got := r.Changes(); !slices.Equal(got, want) {
+				t.Errorf("Changes() = %q; want %q", got, want)
+			}
+
+			ok, err = r.CheckApply(t.Context(), true)
+			if err != nil || ok == on {
+				t.Fatalf("CheckApply() after a new base = %v, %v; want %v, nil", ok, err, !on)
+			}
+			id2 := r.Outputs()["image_id"]
+			gotRuns, gotCreates := w.sim.Calls("RunInstances")-runs, w.sim.Calls("CreateImage")-creates
+			if !on {
+				if id2 != id1 || gotRuns != 0 || gotCreates != 0 {
+					t.Errorf("image_id = %s, RunInstances, CreateImage calls = %d, %d; want %s and no bake", id2, gotRuns, gotCreates, id1)
+				}
+				return
+			}
+			if id2 == id1 || id2 == "" || gotRuns != 1 || gotCreates != 1 {
+				t.Fatalf("image_id = %q, RunInstances, CreateImage calls = %d, %d; want a new image from one bake", id2, gotRuns, gotCreates)
+			}
+			if got := w.sourceImage(t, id2); got != b2 {
+				t.Errorf("new image baked from %s; want %s", got, b2)
+			}
+			// Retention is keep's job (0 here): the old image stays.
+			if st := w.sim.ImageState(id1); st != "available" {
+				t.Errorf("old image %s is %q; want available", id1, st)
+			}
+			if n := len(w.amiImages(t, "web")); n != 2 {
+				t.Errorf("%d images; want 2", n)
+			}
+			// Converged: the same process, and a fresh one, find the new image.
+			r2 := w.ami("web", "#!/bin/sh\ndnf upgrade -y\n", mod)
+			for _, c := range []*AMI{r, r2} {
+				if ok, err := c.CheckApply(t.Context(), true); !ok || err != nil || c.Outputs()["image_id"] != id2 {
+					t.Errorf("CheckApply() = %v, %v, %v; want true with %s", ok, err, c.Outputs(), id2)
+				}
+			}
+			if n := w.sim.Calls("CreateImage") - creates; n != 1 {
+				t.Errorf("CreateImage calls = %d; want 1", n)
+			}
+		})
+	}
+}
+
+// TestAMIWatchNewBase: with rebake_on_new_base, Watch's poll reports a new
+// base release (once); without it, a release goes unnoticed.
+func TestAMIWatchNewBase(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run("rebake_on_new_base="+strconv.FormatBool(on), func(t *testing.T) {
+			w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001}})
+			w.publishBase(t, "golden-base-1")
+			r := w.ami("web", "#!/bin/sh\ntrue\n", func(a *AMI) {
+				a.Base, a.RebakeOnNewBase = goldenBase, on
+				a.SetPoll(10 * time.Millisecond)
+			})
+			ctx, cancel := context.WithCancel(t.Context())
+			ev := newChanges()
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = r.Watch(ctx, ev) })
+			defer func() { cancel(); wg.Wait() }()
+			<-ev.running
+			if _, err := r.CheckApply(t.Context(), true); err != nil {
+				t.Fatal(err)
+			}
+			// Some twenty polls of an unchanged base report nothing.
+			select {
+			case <-ev.changed:
+				t.Fatal("Watch reported a change before a new base appeared")
+			case <-time.After(200 * time.Millisecond):
+			}
+
+			w.publishBase(t, "golden-base-2")
+			wait := 20 * time.Second
+			if !on {
+				wait = 300 * time.Millisecond
+			}
+			select {
+			case <-ev.changed:
+				if !on {
+					t.Fatal("Watch reported a new base without rebake_on_new_base")
+				}
+			case <-time.After(wait):
+				if on {
+					t.Fatal("Watch did not report the new base")
+				}
+				return
+			}
+			// Reported once: the polls until the rebake stay quiet.
+			select {
+			case <-ev.changed:
+				t.Fatal("Watch reported the same new base again")
+			case <-time.After(200 * time.Millisecond):
+			}
+			if ok, err := r.CheckApply(t.Context(), true); ok || err != nil {
+				t.Fatalf("CheckApply() after the report = %v, %v; want false (rebaked), nil", ok, err)
+			}
+		})
+	}
+}
+
+// TestAMIRebakeOnNewBaseNeedsPattern: the refusal of a base given by id
+// names the file and line, as every field error does.
+func TestAMIRebakeOnNewBaseNeedsPattern(t *testing.T) {
+	data := []byte(`name: shop
+resources:
+  - kind: aws:ami
+    name: web
+    base: {id: ami-0123456789abcdef0}
+    script: "#!/bin/sh\ntrue\n"
+    type: t3.small
+    rebake_on_new_base: true
+`)
+	kinds := config.Kinds{"aws:ami": func() engine.Resource { return NewAMI(nil) }}
+	_, err := config.Parse("ami.yaml", data, kinds)
+	want := `ami.yaml:8: aws:ami "web": rebake_on_new_base: needs a base given by owner and name`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Parse() = %v; want %q", err, want)
+	}
+}
+
+// TestAMISpecDigestStable: without rebake_on_new_base the digest is what it
+// was before the option existed, so an upgrade finds the images baked
+// before it and bakes nothing.
+func TestAMISpecDigestStable(t *testing.T) {
+	r := &AMI{Base: AMIBase{Owner: "amazon", Name: "al2023-ami-2023.*-x86_64", MostRecent: true}, Script: "#!/bin/sh\ntrue\n",
+		Type: "t3.small", SecurityGroups: []string{"sg-12345678"}, Subnet: "subnet-12345678"}
+	if got, want := r.specDigest(""), "db986a3bb653669b42221035d679a116"; got != want {
+		t.Errorf("specDigest() = %s; want %s (the digest of earlier kiln versions)", got, want)
+	}
+	if got := r.specDigest("ami-0123456789abcdef0"); got == r.specDigest("") || got == r.specDigest("ami-0fedcba987654321f") {
+		t.Errorf("specDigest(resolved) = %s; want one per resolved base, unlike the pattern's", got)
 	}
 }

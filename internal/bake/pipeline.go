@@ -427,6 +427,21 @@ var permanentCodes = []string{
 	"IdempotentParameterMismatch",
 }
 
+// ResolveBase returns the id of the image a bake of base b in region would
+// start from now, as the bake's "resolve base image" step finds it: b.ID
+// (checked to exist and be available), or the newest available image of
+// b.Owner matching b.Name. It blocks for one DescribeImages (paged,
+// retried while the error is transient). An error marked engine.Permanent
+// means no image matches, or several do without MostRecent.
+func (p *Pipeline) ResolveBase(ctx context.Context, region string, b Base) (string, error) {
+	h, err := p.hubs.Hub(ctx, region)
+	if err != nil {
+		return "", engine.Permanent(fmt.Errorf("resolve base image %s: %w", describeBase(b), err))
+	}
+	r := &run{p: p, hub: h, api: h.EC2(), spec: Spec{Region: region, Base: b}, log: p.log}
+	return r.resolveBase(ctx)
+}
+
 // resolveBase returns the base image's id: the given one (checked to
 // exist), or the newest available image of the owner matching the name.
 func (r *run) resolveBase(ctx context.Context) (string, error) {
