@@ -117,8 +117,8 @@ ${VAR} in webhook_secret is read from this command's environment.` + clientHelp,
 			Use:   "rotate-secret NAME",
 			Short: "Give a project a new, generated webhook secret and print it once",
 			Long: `Rotate-secret replaces the project's webhook secret with a new random one and
-prints it with the webhook URL. It is shown only this once: the server keeps
-no way to show it again (run rotate-secret again if it is lost).
+prints it with the webhook URL. It is shown only this once: the server never
+shows it again (run rotate-secret again if it is lost).
 
 The old secret stops working at once: deliveries signed with it are refused
 (401) until the webhook at the Git host has the new one (GitHub: Secret;
