@@ -111,8 +111,6 @@ func NewASG(hubs *awsapi.Hubs) *ASG {
 	return &ASG{hubs: hubs}
 }
 
-var groupNameOK = regexp.MustCompile(`^[\x20-\x7e]{1,255}$`)
-
 // Validate checks the fields (values holding a ${...} reference are checked
 // once resolved).
 func (r *ASG) Validate() error {

@@ -20,15 +20,14 @@ import (
 // clients, and a launch template "web" with versions 1 and 2 (two stock
 // images).
 type asgFixture struct {
-	s        *Sim
-	url      string
-	ec2      *ec2.Client
-	as       *autoscaling.Client
-	ltID     string
-	ami1     string
-	ami2     string
-	subnets  string
-	eventsAt int // len(s.Events()) when the fixture was made
+	s       *Sim
+	url     string
+	ec2     *ec2.Client
+	as      *autoscaling.Client
+	ltID    string
+	ami1    string
+	ami2    string
+	subnets string
 }
 
 func newASGFixture(t *testing.T) *asgFixture {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -507,13 +506,4 @@ func TestOutOfBand(t *testing.T) {
 	if err := s.StopInstance("i-0000000000000000a"); err == nil {
 		t.Fatalf("StopInstance(unknown) = nil")
 	}
-}
-
-// formOf is a helper for raw requests.
-func formOf(kv ...string) string {
-	v := url.Values{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		v.Set(kv[i], kv[i+1])
-	}
-	return v.Encode()
 }

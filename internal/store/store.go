@@ -218,30 +218,9 @@ func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...
 	return st.QueryRowContext(ctx, args...)
 }
 
-// exec runs a cached statement, in tx when it is not nil.
-func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	st, ok := s.stmts[query]
-	switch {
-	case !ok && tx != nil:
-		return tx.ExecContext(ctx, query, args...)
-	case !ok:
-		return s.db.ExecContext(ctx, query, args...)
-	case tx != nil:
-		st = tx.StmtContext(ctx, st)
-	}
-	return st.ExecContext(ctx, args...)
-}
-
 // Times are stored as Unix milliseconds; NULL or 0 reads as the zero time.
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
-
-func nullMS(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 

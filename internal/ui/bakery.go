@@ -103,8 +103,6 @@ type bakery struct {
 	ss  sessions
 }
 
-type sessionKey struct{}
-
 // page is what every bakery template reads.
 type page struct {
 	Title string
