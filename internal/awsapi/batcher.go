@@ -65,6 +65,9 @@ type Batcher struct {
 	c    describer
 	o    BatchOptions
 	reqs chan *batchReq
+	// seen, when set, is handed every answer a caller gets: the hub's
+	// poller compares its next poll with what kiln's resources last read.
+	seen func(*ec2.DescribeInstancesOutput)
 }
 
 type batchReq struct {
@@ -93,6 +96,14 @@ func NewBatcher(c describer, o BatchOptions) *Batcher { return newBatcher(c, o) 
 // directly. Cancelling ctx abandons the wait, not the batch. The batcher's
 // Run must be running.
 func (b *Batcher) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	out, err := b.describe(ctx, in, optFns)
+	if err == nil && b.seen != nil {
+		b.seen(out)
+	}
+	return out, err
+}
+
+func (b *Batcher) describe(ctx context.Context, in *ec2.DescribeInstancesInput, optFns []func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
 	r := requestOf(in, optFns)
 	if r == nil {
 		return b.c.DescribeInstances(ctx, in, optFns...)

@@ -225,7 +225,7 @@ type Hub struct {
 }
 
 func newHub(region string, c *ec2.Client, o Options) *Hub {
-	return &Hub{
+	h := &Hub{
 		region: region, ec2: c, o: o,
 		batch:   newBatcher(c, o.Batch),
 		wake:    make(chan struct{}, 1),
@@ -234,6 +234,8 @@ func newHub(region string, c *ec2.Client, o Options) *Hub {
 		waiters: map[string]map[chan struct{}]struct{}{},
 		graphs:  map[string]*graphPoll{},
 	}
+	h.batch.seen = h.observe
+	return h
 }
 
 // NewHub makes a lone hub for client c (tests, tools). Run it with Run.
@@ -348,18 +350,12 @@ func (h *Hub) Deliver(ev Event) {
 	if ev.Resource == "" {
 		return
 	}
+	// The event does not touch the poller's snapshot: events come late and
+	// out of order, and the owner's own read, once it checks, is what the
+	// next poll must compare with (see observe).
 	h.mu.Lock()
 	fns := h.notifyLocked([]string{ev.Resource}, nil)
 	h.o.Log.Debug("event routed", "id", ev.Resource, "state", ev.State, "subscribers", len(fns))
-	if owner, ok := h.owners[ev.Resource]; ok {
-		// Keep the poller from reporting the same change a second time.
-		if g := h.graphs[owner.Graph]; g != nil && ev.State != "" {
-			if s, ok := g.snap[ev.Resource]; ok {
-				s.state = ev.State
-				g.snap[ev.Resource] = s
-			}
-		}
-	}
 	h.mu.Unlock()
 	for _, fn := range fns {
 		fn()

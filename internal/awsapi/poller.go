@@ -168,6 +168,27 @@ func (h *Hub) Poll(ctx context.Context, graph string) error {
 	return nil
 }
 
+// observe records instances as a resource read them through the batcher
+// in their graph's poll snapshot. The snapshot is then what the owners
+// last saw, not what the last poll saw: a repair kiln made itself (start
+// after a stop by hand) is recorded by the owner's own read of the result,
+// so the same drift happening again before the next poll still differs
+// from the snapshot and wakes the owner. Every value the snapshot holds
+// was either read by the owner or notified to it, so a difference between
+// the world and the owner's view is never hidden.
+func (h *Hub) observe(out *ec2.DescribeInstancesOutput) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			graph := TagValue(in.Tags, TagOwner)
+			if g := h.graphs[graph]; g != nil && g.snap != nil {
+				g.snap[aws.ToString(in.InstanceId)] = snapOf(graph, in)
+			}
+		}
+	}
+}
+
 func snapOf(graph string, in types.Instance) instSnap {
 	s := instSnap{
 		owner:     Owner{Graph: graph, Resource: TagValue(in.Tags, TagResource)},

@@ -964,3 +964,68 @@ func TestKeyNamePlan(t *testing.T) {
 		t.Error("CheckApply() without key_name = false; want converged")
 	}
 }
+
+// TestRepeatStopPollOnly is the race the mgmt aws:ec2 author warned about:
+// with no pushed events, an instance stopped by hand, repaired, and stopped
+// by hand again before the next poll must be repaired again. The poll that
+// saw the first stop must not become the yardstick of the next one: kiln's
+// own repair is part of what the poller compares with.
+func TestRepeatStopPollOnly(t *testing.T) {
+	tests := []struct {
+		name string
+		// late delivers pushed events around the repair in an unhelpful
+		// order (nil: no events at all).
+		late func(h *awsapi.Hub, id string)
+	}{
+		{"no events", nil},
+		{"stale events after the repair", func(h *awsapi.Hub, id string) {
+			for _, s := range []string{"running", "pending", "stopping", "stopped"} {
+				h.Deliver(awsapi.Event{Region: h.Region(), Source: "aws.ec2", Resource: id, State: s})
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, worldOpts{poll: time.Hour})
+			h, err := w.hubs.Hub(t.Context(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := w.instance("web", nil)
+			ctx, cancel := context.WithCancel(t.Context())
+			g := keep(ctx, t, r)
+			defer func() { cancel(); _ = g.Wait() }()
+			running := func(id string) func() bool {
+				return func() bool { in, _ := w.sim.Instance(id); return in.State == "running" }
+			}
+			eventually(t, "instance running", func() bool {
+				l := w.live("web")
+				return len(l) == 1 && l[0].State == "running"
+			})
+			id := w.live("web")[0].ID
+			if err := h.Poll(t.Context(), graph); err != nil { // the first poll: a baseline
+				t.Fatal(err)
+			}
+			for stop := 1; stop <= 3; stop++ {
+				if err := w.sim.StopInstance(id); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "instance stopped by hand", func() bool { in, _ := w.sim.Instance(id); return in.State == "stopped" })
+				if err := h.Poll(t.Context(), graph); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, fmt.Sprintf("start after stop %d", stop), func() bool { return w.sim.Calls("StartInstances") == stop })
+				eventually(t, fmt.Sprintf("running after stop %d", stop), running(id))
+				if tt.late != nil {
+					tt.late(h, id)
+				}
+				// Let the check that a late event started finish: its
+				// reads are part of what the next poll compares with.
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := w.sim.Calls("RunInstances"); n != 1 {
+				t.Errorf("RunInstances calls = %d; want 1", n)
+			}
+		})
+	}
+}
