@@ -596,11 +596,6 @@ func (s *Sim) runInstances(r *request) (any, error) {
 	if maxC == -1 {
 		return nil, apiErr("MissingParameter", "The request must contain the parameter MaxCount")
 	}
-	if r.has("LaunchTemplate.LaunchTemplateId") || r.has("LaunchTemplate.LaunchTemplateName") {
-		if runFromTemplate == nil {
-			return nil, apiErr("InvalidParameterValue", "Launch templates are not supported by this simulator yet")
-		}
-	}
 	sp := launchSpec{
 		ImageID:          r.str("ImageId"),
 		InstanceType:     r.str("InstanceType"),
@@ -640,10 +635,8 @@ func (s *Sim) runInstances(r *request) (any, error) {
 
 	now := s.lock()
 	defer s.mu.Unlock()
-	if runFromTemplate != nil {
-		if err := runFromTemplate(s, r, &sp, now); err != nil {
-			return nil, err
-		}
+	if err := s.fillFromTemplateLocked(r, &sp); err != nil {
+		return nil, err
 	}
 	for _, n := range names {
 		g := s.groupByNameLocked(n)
@@ -673,10 +666,6 @@ func (s *Sim) runInstances(r *request) (any, error) {
 	res := s.reservationsLocked(ins)
 	return &runInstancesResponse{xReservation: res[0]}, nil
 }
-
-// runFromTemplate, when set by launchtemplate*.go, fills sp from the
-// request's LaunchTemplate before RunInstances validates it; s.mu is held.
-var runFromTemplate func(s *Sim, r *request, sp *launchSpec, now time.Time) error
 
 // tokenMismatch is the error for a client token used again with other
 // parameters (paramsHash differs).

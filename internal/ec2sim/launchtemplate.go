@@ -109,16 +109,6 @@ func (t *templates) init() {
 
 var ltNameRE = regexp.MustCompile(`^[a-zA-Z0-9().\-/_]{3,128}$`)
 
-// init wires launch templates into the core's extension points:
-// RunInstances with a LaunchTemplate, and CreateTags on lt- ids.
-func init() {
-	runFromTemplate = runInstancesFromTemplate
-	taggable["launch-template"] = func(s *Sim, id string, _ time.Time) error {
-		_, err := s.templateLocked(id, "")
-		return err
-	}
-}
-
 // templateLocked finds a template by id or by name (exactly one given).
 func (s *Sim) templateLocked(id, name string) (*launchTemplate, error) {
 	t := &s.asg.templates
@@ -293,18 +283,19 @@ func (s *Sim) tagTemplateInstances(ins []*instance, lt *launchTemplate, v *ltVer
 	}
 }
 
-// runInstancesFromTemplate fills what RunInstances left unset from the
-// request's LaunchTemplate; s.mu is held.
-func runInstancesFromTemplate(s *Sim, r *request, sp *launchSpec, now time.Time) error {
-	id, name := r.str("LaunchTemplate.LaunchTemplateId"), r.str("LaunchTemplate.LaunchTemplateName")
-	if id == "" && name == "" {
+// fillFromTemplateLocked fills what RunInstances left unset from the
+// request's LaunchTemplate, if it names one, before launchLocked validates
+// the spec; s.mu is held.
+func (s *Sim) fillFromTemplateLocked(r *request, sp *launchSpec) error {
+	ref, ok := r.ltRefParam("LaunchTemplate")
+	if !ok {
 		return nil
 	}
-	lt, err := s.templateLocked(id, name)
+	lt, err := s.templateLocked(ref.id, ref.name)
 	if err != nil {
 		return err
 	}
-	v, err := lt.version(r.str("LaunchTemplate.Version"))
+	v, err := lt.version(ref.version)
 	if err != nil {
 		return err
 	}

@@ -162,9 +162,8 @@ type Sim struct {
 	assocOrder []*iamAssoc // creation order, for paging
 	assocSeq   uint64
 
-	// asg is the Auto Scaling and launch-template state, guarded by mu. Its
-	// type, asgState, is defined in autoscaling*.go; if *asgState has an
-	// init() method, New calls it.
+	// asg is the Auto Scaling and launch-template state, guarded by mu
+	// (asgState, in autoscaling.go).
 	asg asgState
 
 	faults   faults
@@ -203,9 +202,7 @@ func New(opts Options) *Sim {
 	s.counters.init()
 	s.buckets = newThrottler()
 	s.ev.init(opts.EventQueue)
-	if i, ok := any(&s.asg).(interface{ init() }); ok {
-		i.init()
-	}
+	s.asg.init()
 	s.seedWorld()
 	return s
 }

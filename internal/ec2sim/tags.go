@@ -164,12 +164,15 @@ func resourceType(id string) string {
 
 // taggable checks, per resource type, that an id names a resource the
 // caller can see now (CreateTags / DeleteTags), one line per type.
-// launchtemplate*.go adds "launch-template".
 var taggable = map[string]func(s *Sim, id string, now time.Time) error{
 	"instance":       func(s *Sim, id string, now time.Time) error { _, err := s.instanceLocked(id, now); return err },
 	"image":          func(s *Sim, id string, now time.Time) error { _, err := s.imageLocked(id, now); return err },
 	"snapshot":       func(s *Sim, id string, now time.Time) error { _, err := s.snapshotLocked(id); return err },
 	"security-group": func(s *Sim, id string, now time.Time) error { _, err := s.groupLocked(id); return err },
+	"launch-template": func(s *Sim, id string, _ time.Time) error {
+		_, err := s.templateLocked(id, "")
+		return err
+	},
 }
 
 // checkTaggableLocked validates a resource id for CreateTags/DeleteTags.
