@@ -11,13 +11,41 @@ import (
 	"time"
 )
 
-// Auto Scaling groups (awsquery, Version 2011-01-01): Create, Describe,
-// Update and DeleteAutoScalingGroup. A group keeps its desired capacity of
-// instances launched from its launch template: a reconcile pass runs at
-// every health-check interval and whenever one of its instances boots or
-// warms up. It marks stopped or failed instances Unhealthy and terminates
-// them, launches replacements, removes surplus, and drives the group's
-// instance refresh (autoscaling_refresh.go).
+// Auto Scaling (awsquery protocol, Version 2011-01-01): groups here,
+// instance refreshes in autoscaling_refresh.go. A group keeps its desired
+// capacity of instances launched from its launch template: a reconcile
+// pass runs at every health-check interval and whenever one of its
+// instances boots or warms up. It marks stopped or failed instances
+// Unhealthy and terminates them, launches replacements, removes surplus,
+// and drives the group's instance refresh. AWS throttles Auto Scaling too;
+// the simulator does not.
+
+const (
+	autoscalingVersion = "2011-01-01"
+	autoscalingNS      = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
+)
+
+var autoscalingService = &service{
+	name:    "autoscaling",
+	version: autoscalingVersion,
+	proto:   awsQuery{namespace: autoscalingNS},
+	actions: autoscalingActions,
+	control: (*Sim).serveAutoScalingControl, // autoscaling_refresh.go
+}
+
+// autoscalingActions is the Auto Scaling API, one line per action.
+var autoscalingActions = map[string]action{
+	"CreateAutoScalingGroup":    (*Sim).createAutoScalingGroup,
+	"DescribeAutoScalingGroups": (*Sim).describeAutoScalingGroups,
+	"UpdateAutoScalingGroup":    (*Sim).updateAutoScalingGroup,
+	"DeleteAutoScalingGroup":    (*Sim).deleteAutoScalingGroup,
+
+	// Instance refreshes (autoscaling_refresh.go).
+	"StartInstanceRefresh":      (*Sim).startInstanceRefresh,
+	"DescribeInstanceRefreshes": (*Sim).describeInstanceRefreshes,
+	"CancelInstanceRefresh":     (*Sim).cancelInstanceRefresh,
+	"RollbackInstanceRefresh":   (*Sim).rollbackInstanceRefresh,
+}
 
 // Lifecycle and health states, as DescribeAutoScalingGroups reports them.
 const (

@@ -104,7 +104,7 @@ func (s *Sim) DefaultSubnets() []string {
 //	POST   /_sim/images/fail                {"count":1}: the next CreateImage calls fail
 //	POST   /_sim/advance                    {"seconds":60} (manual clock only)
 //	GET    /_sim/events                     recent events and delivery counts
-//	*      /_sim/autoscaling/...            see serveAutoScalingControl
+//	*      /_sim/{service}/...              a service's own (service.control): autoscaling
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	path := strings.Trim(strings.TrimPrefix(r.URL.Path, controlPrefix), "/")
 	parts := strings.Split(path, "/")
@@ -220,12 +220,16 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 		s.Advance(time.Duration(body.Seconds * float64(time.Second)))
 		reply(http.StatusOK, map[string]string{"now": s.Now().Format(time.RFC3339)})
-	case parts[0] == "autoscaling":
-		s.serveAutoScalingControl(w, r, parts[1:])
 	case path == "events" && r.Method == http.MethodGet:
 		d, f, dr := s.EventStats()
 		reply(http.StatusOK, map[string]any{"events": s.Events(), "delivered": d, "failed": f, "dropped": dr})
 	default:
+		for _, svc := range services {
+			if svc.control != nil && parts[0] == svc.name {
+				svc.control(s, w, r, parts[1:])
+				return
+			}
+		}
 		fail(http.StatusNotFound, errors.New("no control endpoint "+r.Method+" "+r.URL.Path))
 	}
 }

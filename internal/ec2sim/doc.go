@@ -71,12 +71,29 @@
 // boot, reboot, stop and termination (Latest=true on a running instance
 // returns it live); the last 64 KB are kept.
 //
-// # Extending
+// # Services
 //
-// Each protocol has one action table, one line per action (ec2Actions,
-// autoscalingActions in protocol.go). Auto Scaling and launch templates
-// live in their own files and use the shared state and helpers: lock /
-// s.mu, launchLocked (launch from a launchSpec), terminateLocked,
-// instanceLocked, setStateLocked, after (timers), PublishEvent, the request
-// helpers in params.go and writeQueryResponse's shapes.
+// Every API the simulator serves is a service, and every service is one
+// line of the services list (service.go), declared in its own file with
+// its action table, one line per action: ec2Service in ec2.go,
+// autoscalingService in autoscaling.go. A service names the requests that
+// are its (the Query Version), the protocol that writes its answers and
+// errors (ec2Query or awsQuery in protocol.go), its actions, and
+// optionally its throttling (admit) and its control endpoints under
+// /_sim/NAME/ (control). ServeHTTP decodes a request, picks the service,
+// counts the call, applies faults, latency, throttling and DryRun, and
+// runs the action.
+//
+// To add a service, write NAME.go with its version constant, its
+// *service and its actions, and add it to services. Actions read the
+// request with the helpers in params.go (lists "Name.N" and
+// "Name.member.N", structures, filters, tag specifications, paging), one
+// helper per encoding, and use the shared state and helpers: lock / s.mu,
+// launchLocked (launch from a launchSpec), terminateLocked,
+// instanceLocked, setStateLocked, after (timers) and PublishEvent. A
+// service that is not a Query API (Route 53's REST-XML under
+// /2013-04-01/, the JSON protocols of SQS, EventBridge and SSM, routed by
+// the X-Amz-Target header) adds that routing key to service and a
+// protocol for its wire format, so that ServeHTTP still picks it from the
+// one list.
 package ec2sim

@@ -103,12 +103,9 @@ func (s *Sim) throttleEnabled() bool {
 	return s.buckets.enabled || s.opts.Throttle
 }
 
-// admit takes the request's tokens, or reports false (throttled) and takes
-// none.
+// admit takes an EC2 request's tokens, or reports false (throttled) and
+// takes none.
 func (s *Sim) admit(r *request) bool {
-	if r.Version == autoscalingVersion {
-		return true
-	}
 	now := s.Now()
 	act := r.Action
 	var size Bucket

@@ -1,0 +1,66 @@
+package ec2sim
+
+// EC2 (Query protocol, Version 2016-11-15). The instances and their
+// guest, images and snapshots, tags, security groups and subnets,
+// instance profile associations and launch templates each live in their
+// own file; this is the service's action table, one line per action.
+
+const (
+	ec2Version   = "2016-11-15"
+	ec2Namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
+)
+
+var ec2Service = &service{
+	name:    "ec2",
+	version: ec2Version,
+	proto:   ec2Query{namespace: ec2Namespace},
+	actions: ec2Actions,
+	admit:   (*Sim).admit, // throttle.go
+	// EC2's control endpoints are the simulator's own (control.go).
+}
+
+var ec2Actions = map[string]action{
+	// Instances (instances.go).
+	"RunInstances":              (*Sim).runInstances,
+	"DescribeInstances":         (*Sim).describeInstances,
+	"DescribeInstanceStatus":    (*Sim).describeInstanceStatus,
+	"StartInstances":            (*Sim).startInstances,
+	"StopInstances":             (*Sim).stopInstances,
+	"RebootInstances":           (*Sim).rebootInstances,
+	"TerminateInstances":        (*Sim).terminateInstances,
+	"ModifyInstanceAttribute":   (*Sim).modifyInstanceAttribute,
+	"DescribeInstanceAttribute": (*Sim).describeInstanceAttribute,
+	"GetConsoleOutput":          (*Sim).getConsoleOutput,
+
+	// Tags (tags.go).
+	"CreateTags":   (*Sim).createTags,
+	"DeleteTags":   (*Sim).deleteTags,
+	"DescribeTags": (*Sim).describeTags,
+
+	// Images and snapshots (images.go).
+	"CreateImage":       (*Sim).createImage,
+	"DescribeImages":    (*Sim).describeImages,
+	"DeregisterImage":   (*Sim).deregisterImage,
+	"DescribeSnapshots": (*Sim).describeSnapshots,
+	"DeleteSnapshot":    (*Sim).deleteSnapshot,
+
+	// Security groups and subnets (secgroups.go).
+	"CreateSecurityGroup":    (*Sim).createSecurityGroup,
+	"DescribeSecurityGroups": (*Sim).describeSecurityGroups,
+	"DeleteSecurityGroup":    (*Sim).deleteSecurityGroup,
+	"DescribeSubnets":        (*Sim).describeSubnets,
+
+	// Instance profile associations (iamprofile.go).
+	"AssociateIamInstanceProfile":            (*Sim).associateIamInstanceProfile,
+	"ReplaceIamInstanceProfileAssociation":   (*Sim).replaceIamInstanceProfileAssociation,
+	"DisassociateIamInstanceProfile":         (*Sim).disassociateIamInstanceProfile,
+	"DescribeIamInstanceProfileAssociations": (*Sim).describeIamInstanceProfileAssociations,
+
+	// Launch templates (launchtemplate.go).
+	"CreateLaunchTemplate":           (*Sim).createLaunchTemplate,
+	"CreateLaunchTemplateVersion":    (*Sim).createLaunchTemplateVersion,
+	"DescribeLaunchTemplates":        (*Sim).describeLaunchTemplates,
+	"DescribeLaunchTemplateVersions": (*Sim).describeLaunchTemplateVersions,
+	"ModifyLaunchTemplate":           (*Sim).modifyLaunchTemplate,
+	"DeleteLaunchTemplate":           (*Sim).deleteLaunchTemplate,
+}
