@@ -382,12 +382,6 @@ func (s *Sim) heartbeatLocked(g *asGroup, now time.Time) {
 
 // --- request parsing ---
 
-// ltRefParam reads prefix.LaunchTemplateId / Name / Version.
-func (r *request) ltRefParam(prefix string) (ltRef, bool) {
-	ref := ltRef{id: r.str(prefix + ".LaunchTemplateId"), name: r.str(prefix + ".LaunchTemplateName"), version: r.str(prefix + ".Version")}
-	return ref, ref.id != "" || ref.name != ""
-}
-
 // checkRefLocked validates a reference and fills in id and name.
 func (s *Sim) checkRefLocked(ref ltRef) (ltRef, error) {
 	if ref.id != "" && ref.name != "" {
@@ -402,17 +396,6 @@ func (s *Sim) checkRefLocked(ref ltRef) (ltRef, error) {
 		ref.version = "$Default"
 	}
 	return ref, nil
-}
-
-func (r *request) optInt(name string) (int, bool, error) {
-	if !r.has(name) || r.str(name) == "" {
-		return 0, false, nil
-	}
-	n, err := strconv.Atoi(r.str(name))
-	if err != nil {
-		return 0, false, validation("Value '%s' at '%s' failed to satisfy constraint: Member must be a number", r.str(name), name)
-	}
-	return n, true, nil
 }
 
 func checkBounds(minS, maxS, desired int) error {
@@ -759,38 +742,15 @@ func (s *Sim) xmlGroupLocked(g *asGroup) xASG {
 	return x
 }
 
-// recordsArg reads MaxRecords (1-100, default 50) and NextToken.
-func (r *request) recordsArg(kind string) (int, uint64, error) {
-	max, has, err := r.optInt("MaxRecords")
-	if err != nil {
-		return 0, 0, err
-	}
-	if !has {
-		max = 50
-	}
-	if max < 1 || max > 100 {
-		return 0, 0, validation("1 validation error detected: Value '%d' at 'maxRecords' failed to satisfy constraint: Member must have value less than or equal to 100", max)
-	}
-	start, err := parsePageToken(kind, r.str("NextToken"))
-	if err != nil {
-		return 0, 0, apiErr("InvalidNextToken", "The token '%s' is invalid.", r.str("NextToken"))
-	}
-	return max, start, nil
-}
-
 func (s *Sim) describeAutoScalingGroups(r *request) (any, error) {
 	names := r.members("AutoScalingGroupNames")
-	max, start, err := r.recordsArg("asg")
+	max, start, err := r.records("asg")
 	if err != nil {
 		return nil, err
 	}
-	var fs []filter
-	for _, p := range r.memberPrefixes("Filters") {
-		f := filter{Name: r.str(p + ".Name"), Values: r.members(p + ".Values")}
-		if f.Name != "tag-key" && f.Name != "tag-value" && !strings.HasPrefix(f.Name, "tag:") {
-			return nil, validation("Filter name '%s' is not supported.", f.Name)
-		}
-		fs = append(fs, f)
+	fs, err := r.memberFilters(isTagFilter)
+	if err != nil {
+		return nil, err
 	}
 	s.lock()
 	defer s.mu.Unlock()

@@ -624,7 +624,7 @@ func (s *Sim) xmlRefreshLocked(g *asGroup, r *refresh, now time.Time) xInstanceR
 
 func (s *Sim) describeInstanceRefreshes(rq *request) (any, error) {
 	ids := rq.members("InstanceRefreshIds")
-	max, start, err := rq.recordsArg("ir")
+	max, start, err := rq.records("ir")
 	if err != nil {
 		return nil, err
 	}

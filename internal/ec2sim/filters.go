@@ -65,6 +65,12 @@ func tagFilterKey(f filter) (key string, ok bool) {
 	return strings.CutPrefix(f.Name, "tag:")
 }
 
+// isTagFilter reports whether a filter name is a tag filter: tag:KEY,
+// tag-key or tag-value.
+func isTagFilter(name string) bool {
+	return strings.HasPrefix(name, "tag:") || name == "tag-key" || name == "tag-value"
+}
+
 // matchTags applies tag:KEY, tag-key and tag-value filters to tags; other
 // filters pass. handled reports whether f was a tag filter.
 func matchTags(f filter, tags map[string]string) (ok, handled bool) {

@@ -263,20 +263,11 @@ var assocFilters = map[string]func(a *iamAssoc) string{
 
 func (s *Sim) describeIamInstanceProfileAssociations(r *request) (any, error) {
 	ids := r.list("AssociationId")
-	fs, err := r.filters()
+	fs, err := r.filters(filterNames(assocFilters, false))
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range fs {
-		if _, ok := assocFilters[f.Name]; !ok {
-			return nil, apiErr("InvalidParameterValue", "The filter '%s' is invalid", f.Name)
-		}
-	}
-	max, tok, err := r.pageArgs(5, "associationIds", false)
-	if err != nil {
-		return nil, err
-	}
-	start, err := parsePageToken("iip", tok)
+	max, start, err := r.page("iip", 5, 1000, "associationIds", false)
 	if err != nil {
 		return nil, err
 	}

@@ -157,7 +157,7 @@ func (s *Sim) createImage(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	specs, err := r.tagSpecs()
+	specs, err := r.tagSpecs("", anyTagType)
 	if err != nil {
 		return nil, err
 	}
@@ -328,25 +328,16 @@ func (s *Sim) ownerMatches(im *image, owners []string) bool {
 func (s *Sim) describeImages(r *request) (any, error) {
 	ids := r.list("ImageId")
 	owners := r.list("Owner")
-	fs, err := r.filters()
+	fs, err := r.filters(filterNames(imageFilters, true))
 	if err != nil {
 		return nil, err
-	}
-	for _, f := range fs {
-		if _, ok := imageFilters[f.Name]; !ok && !isTagFilter(f) {
-			return nil, apiErr("InvalidParameterValue", "The filter '%s' is invalid", f.Name)
-		}
 	}
 	for _, id := range ids {
 		if !wellFormed("ami", id) {
 			return nil, apiErr("InvalidAMIID.Malformed", "Invalid id: \"%s\" (expecting \"ami-...\")", id)
 		}
 	}
-	max, tok, err := r.pageArgs(5, "imageIds", len(ids) > 0)
-	if err != nil {
-		return nil, err
-	}
-	start, err := parsePageToken("ami", tok)
+	max, start, err := r.page("ami", 5, 1000, "imageIds", len(ids) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -384,11 +375,6 @@ func (s *Sim) describeImages(r *request) (any, error) {
 		out.Images = append(out.Images, s.xmlImageLocked(im))
 	}
 	return out, nil
-}
-
-func isTagFilter(f filter) bool {
-	_, ok := tagFilterKey(f)
-	return ok || f.Name == "tag-key" || f.Name == "tag-value"
 }
 
 func (s *Sim) matchImage(fs []filter, im *image) bool {
@@ -455,20 +441,11 @@ var snapshotFilters = map[string]func(sn *snapshot) string{
 func (s *Sim) describeSnapshots(r *request) (any, error) {
 	ids := r.list("SnapshotId")
 	owners := r.list("Owner")
-	fs, err := r.filters()
+	fs, err := r.filters(filterNames(snapshotFilters, true))
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range fs {
-		if _, ok := snapshotFilters[f.Name]; !ok && !isTagFilter(f) {
-			return nil, apiErr("InvalidParameterValue", "The filter '%s' is invalid", f.Name)
-		}
-	}
-	max, tok, err := r.pageArgs(5, "snapshotIds", len(ids) > 0)
-	if err != nil {
-		return nil, err
-	}
-	start, err := parsePageToken("snap", tok)
+	max, start, err := r.page("snap", 5, 1000, "snapshotIds", len(ids) > 0)
 	if err != nil {
 		return nil, err
 	}

@@ -623,7 +623,7 @@ func (s *Sim) runInstances(r *request) (any, error) {
 		}
 		sp.UserData = b
 	}
-	specs, err := r.tagSpecs()
+	specs, err := r.tagSpecs("", anyTagType)
 	if err != nil {
 		return nil, err
 	}
@@ -713,19 +713,6 @@ var instanceFilters = map[string]func(s *Sim, in *instance) []string{
 	"launch-time":         func(_ *Sim, in *instance) []string { return []string{isoTime(in.launchTime)} },
 }
 
-func checkFilterNames(fs []filter, known map[string]func(*Sim, *instance) []string) error {
-	for _, f := range fs {
-		if _, ok := known[f.Name]; ok {
-			continue
-		}
-		if _, ok := tagFilterKey(f); ok || f.Name == "tag-key" || f.Name == "tag-value" {
-			continue
-		}
-		return apiErr("InvalidParameterValue", "The filter '%s' is invalid", f.Name)
-	}
-	return nil
-}
-
 // matchInstance applies every filter (ANDed) to an instance.
 func (s *Sim) matchInstance(fs []filter, in *instance, known map[string]func(*Sim, *instance) []string) bool {
 	return matchFilters(fs, s.tags.get(in.id), func(f filter) bool {
@@ -797,18 +784,11 @@ func (s *Sim) selectInstancesLocked(ids []string, fs []filter, max int, start ui
 
 func (s *Sim) describeInstances(r *request) (any, error) {
 	ids := r.list("InstanceId")
-	fs, err := r.filters()
+	fs, err := r.filters(filterNames(instanceFilters, true))
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFilterNames(fs, instanceFilters); err != nil {
-		return nil, err
-	}
-	max, tok, err := r.pageArgs(5, "instanceIds", len(ids) > 0)
-	if err != nil {
-		return nil, err
-	}
-	start, err := parsePageToken("i", tok)
+	max, start, err := r.page("i", 5, 1000, "instanceIds", len(ids) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -873,24 +853,15 @@ var statusFilters = map[string]func(s *Sim, in *instance) []string{
 
 func (s *Sim) describeInstanceStatus(r *request) (any, error) {
 	ids := r.list("InstanceId")
-	fs, err := r.filters()
+	fs, err := r.filters(filterNames(statusFilters, false))
 	if err != nil {
 		return nil, err
-	}
-	for _, f := range fs {
-		if _, ok := statusFilters[f.Name]; !ok {
-			return nil, apiErr("InvalidParameterValue", "The filter '%s' is invalid", f.Name)
-		}
 	}
 	all, err := r.boolean("IncludeAllInstances")
 	if err != nil {
 		return nil, err
 	}
-	max, tok, err := r.pageArgs(5, "instanceIds", len(ids) > 0)
-	if err != nil {
-		return nil, err
-	}
-	start, err := parsePageToken("i", tok)
+	max, start, err := r.page("i", 5, 1000, "instanceIds", len(ids) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -937,9 +908,9 @@ type stateChangeResponse struct {
 // changeStates runs fn on every instance of the request, after checking
 // them all, and reports previous and current states.
 func (s *Sim) changeStates(r *request, fn func(in *instance, now time.Time) error) (any, error) {
-	ids := r.list("InstanceId")
-	if len(ids) == 0 {
-		return nil, apiErr("MissingParameter", "The request must contain the parameter InstanceId")
+	ids, err := r.requiredList("InstanceId", "InstanceId")
+	if err != nil {
+		return nil, err
 	}
 	now := s.lock()
 	defer s.mu.Unlock()
@@ -1010,9 +981,9 @@ func (s *Sim) terminateInstances(r *request) (any, error) {
 }
 
 func (s *Sim) rebootInstances(r *request) (any, error) {
-	ids := r.list("InstanceId")
-	if len(ids) == 0 {
-		return nil, apiErr("MissingParameter", "The request must contain the parameter InstanceId")
+	ids, err := r.requiredList("InstanceId", "InstanceId")
+	if err != nil {
+		return nil, err
 	}
 	now := s.lock()
 	defer s.mu.Unlock()
@@ -1049,7 +1020,11 @@ func (s *Sim) modifyInstanceAttribute(r *request) (any, error) {
 		return nil, err
 	}
 	attr, value := r.str("Attribute"), r.str("Value")
-	typ := cmp.Or(r.str("InstanceType.Value"), map[bool]string{true: value}[attr == "instanceType"])
+	// An attribute is given as Name.Value, or as Attribute=name&Value=v.
+	attrValue := func(field, name string) string {
+		return cmp.Or(r.str(field+".Value"), map[bool]string{true: value}[attr == name])
+	}
+	typ := attrValue("InstanceType", "instanceType")
 	var userData []byte
 	hasUD := r.has("UserData.Value") || attr == "userData"
 	if hasUD {
@@ -1058,8 +1033,8 @@ func (s *Sim) modifyInstanceAttribute(r *request) (any, error) {
 			userData = []byte(raw)
 		}
 	}
-	shutdown := cmp.Or(r.str("InstanceInitiatedShutdownBehavior.Value"), map[bool]string{true: value}[attr == "instanceInitiatedShutdownBehavior"])
-	noTerm := cmp.Or(r.str("DisableApiTermination.Value"), map[bool]string{true: value}[attr == "disableApiTermination"])
+	shutdown := attrValue("InstanceInitiatedShutdownBehavior", "instanceInitiatedShutdownBehavior")
+	noTerm := attrValue("DisableApiTermination", "disableApiTermination")
 	groups := r.list("GroupId")
 	if typ == "" && !hasUD && shutdown == "" && noTerm == "" && len(groups) == 0 {
 		if attr != "" {

@@ -181,10 +181,10 @@ func (r *request) ltData(prefix string) (ltData, error) {
 			*b.dst = &v
 		}
 	}
-	if r.has(prefix+"SecurityGroupId") || len(r.indexes(prefix+"SecurityGroupId")) > 0 {
+	if r.hasList(prefix + "SecurityGroupId") {
 		d.SecurityGroupIDs = append([]string{}, r.list(prefix+"SecurityGroupId")...)
 	}
-	if r.has(prefix+"SecurityGroup") || len(r.indexes(prefix+"SecurityGroup")) > 0 {
+	if r.hasList(prefix + "SecurityGroup") {
 		d.SecurityGroups = append([]string{}, r.list(prefix+"SecurityGroup")...)
 	}
 	if d.UserData != nil {
@@ -198,18 +198,15 @@ func (r *request) ltData(prefix string) (ltData, error) {
 	if d.ShutdownBehavior != nil && *d.ShutdownBehavior != "stop" && *d.ShutdownBehavior != "terminate" {
 		return d, apiErr("InvalidParameterValue", "Invalid value '%s' for instanceInitiatedShutdownBehavior", *d.ShutdownBehavior)
 	}
-	for _, p := range r.structs(prefix + "TagSpecification") {
-		rt := r.str(p + ".ResourceType")
-		if rt != "instance" && rt != "volume" && rt != "network-interface" && rt != "spot-instances-request" {
-			return d, apiErr("InvalidParameterValue", "'%s' is not a valid taggable resource type for launch template data.", rt)
+	var err error
+	d.TagSpecs, err = r.tagSpecs(prefix, func(rt string) error {
+		switch rt {
+		case "instance", "volume", "network-interface", "spot-instances-request":
+			return nil
 		}
-		tags := r.tagList(p + ".Tag")
-		if err := validateTags(tags, true); err != nil {
-			return d, err
-		}
-		d.TagSpecs = append(d.TagSpecs, tagSpec{ResourceType: rt, Tags: tags})
-	}
-	return d, nil
+		return apiErr("InvalidParameterValue", "'%s' is not a valid taggable resource type for launch template data.", rt)
+	})
+	return d, err
 }
 
 // warningsLocked lists what would stop an instance from launching, as the
@@ -437,7 +434,7 @@ func (s *Sim) createLaunchTemplate(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	specs, err := r.tagSpecs()
+	specs, err := r.tagSpecs("", anyTagType)
 	if err != nil {
 		return nil, err
 	}
@@ -545,36 +542,13 @@ var templateFilters = map[string]func(lt *launchTemplate) string{
 	"create-time":          func(lt *launchTemplate) string { return isoTime(lt.created) },
 }
 
-// ltPage reads MaxResults (1-200) and NextToken; AWS refuses MaxResults
-// next to an id list.
-func (r *request) ltPage(withIDs bool) (max int, start uint64, err error) {
-	if r.has("MaxResults") {
-		if withIDs {
-			return 0, 0, apiErr("InvalidParameterCombination", "The parameter LaunchTemplateIds cannot be used with the parameter maxResults")
-		}
-		if max, err = r.integer("MaxResults", 0); err != nil {
-			return 0, 0, err
-		}
-		if max < 1 || max > 200 {
-			return 0, 0, apiErr("InvalidParameterValue", "Value ( %d ) for parameter maxResults is invalid. Expecting a value between 1 and 200.", max)
-		}
-	}
-	start, err = parsePageToken("lt", r.str("NextToken"))
-	return max, start, err
-}
-
 func (s *Sim) describeLaunchTemplates(r *request) (any, error) {
 	ids, names := r.list("LaunchTemplateId"), r.list("LaunchTemplateName")
-	fs, err := r.filters()
+	fs, err := r.filters(filterNames(templateFilters, true))
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range fs {
-		if _, ok := templateFilters[f.Name]; !ok && !isTagFilter(f) {
-			return nil, apiErr("InvalidParameterValue", "The filter '%s' is invalid", f.Name)
-		}
-	}
-	max, start, err := r.ltPage(len(ids) > 0)
+	max, start, err := r.page("lt", 1, 200, "LaunchTemplateIds", len(ids) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -638,16 +612,11 @@ func deref(p *string) string {
 }
 
 func (s *Sim) describeLaunchTemplateVersions(r *request) (any, error) {
-	fs, err := r.filters()
+	fs, err := r.filters(filterNames(versionFilters, false))
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range fs {
-		if _, ok := versionFilters[f.Name]; !ok {
-			return nil, apiErr("InvalidParameterValue", "The filter '%s' is invalid", f.Name)
-		}
-	}
-	max, start, err := r.ltPage(false)
+	max, start, err := r.page("lt", 1, 200, "LaunchTemplateIds", false)
 	if err != nil {
 		return nil, err
 	}

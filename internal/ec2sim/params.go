@@ -10,8 +10,11 @@ import (
 )
 
 // Query parameters: scalars are "Name", lists "Name.N" (EC2) or
-// "Name.member.N" (Auto Scaling), structures "Name.Field". These helpers
-// read them; every one is total (no panics on any input).
+// "Name.member.N" (Auto Scaling), structures "Name.Field", lists of
+// structures "Name.N.Field". These helpers read them, one helper per
+// encoding, for every service; every one is total (no panics on any
+// input). Errors are EC2's (InvalidParameterValue, MissingParameter) but
+// where a helper says it answers Auto Scaling's ValidationError.
 
 // str is the parameter's value, "" when absent.
 func (r *request) str(name string) string { return r.Params.Get(name) }
@@ -26,6 +29,16 @@ func (r *request) required(name string) (string, error) {
 		return "", apiErr("MissingParameter", "The request must contain the parameter %s", name)
 	}
 	return v, nil
+}
+
+// requiredList is list, or MissingParameter naming param (as AWS names
+// the list, e.g. "resourceIdSet") when it is empty.
+func (r *request) requiredList(name, param string) ([]string, error) {
+	l := r.list(name)
+	if len(l) == 0 {
+		return nil, apiErr("MissingParameter", "The request must contain the parameter %s", param)
+	}
+	return l, nil
 }
 
 // integer reads an optional integer; def when absent.
@@ -52,6 +65,19 @@ func (r *request) boolean(name string) (bool, error) {
 		return false, apiErr("InvalidParameterValue", "Invalid value '%s' for %s", v, name)
 	}
 	return b, nil
+}
+
+// optInt reads an optional Auto Scaling integer: has is false when it is
+// absent or empty; a malformed one is a ValidationError.
+func (r *request) optInt(name string) (n int, has bool, err error) {
+	if !r.has(name) || r.str(name) == "" {
+		return 0, false, nil
+	}
+	n, err = strconv.Atoi(r.str(name))
+	if err != nil {
+		return 0, false, validation("Value '%s' at '%s' failed to satisfy constraint: Member must be a number", r.str(name), name)
+	}
+	return n, true, nil
 }
 
 // indexes returns the sorted N of every "prefix.N" or "prefix.N.*"
@@ -86,6 +112,12 @@ func (r *request) list(prefix string) []string {
 	return out
 }
 
+// hasList reports whether the list "prefix.N" was given, even as an empty
+// list (a bare "prefix" parameter).
+func (r *request) hasList(prefix string) bool {
+	return r.has(prefix) || len(r.indexes(prefix)) > 0
+}
+
 // members reads the Auto Scaling list "prefix.member.1", ...
 func (r *request) members(prefix string) []string { return r.list(prefix + ".member") }
 
@@ -114,8 +146,11 @@ type filter struct {
 	Values []string
 }
 
-// filters reads Filter.N.Name / Filter.N.Value.M.
-func (r *request) filters() ([]filter, error) {
+// filters reads the EC2 filters Filter.N.Name / Filter.N.Value.M. A
+// filter without a name is InvalidParameterValue, and so, after every
+// filter is read, is a name that known refuses (nil accepts any; see
+// filterNames).
+func (r *request) filters(known func(name string) bool) ([]filter, error) {
 	var out []filter
 	for _, p := range r.structs("Filter") {
 		name := r.str(p + ".Name")
@@ -124,7 +159,48 @@ func (r *request) filters() ([]filter, error) {
 		}
 		out = append(out, filter{Name: name, Values: r.list(p + ".Value")})
 	}
+	if known != nil {
+		if err := checkFilters(out, known); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// checkFilters refuses the first filter whose name known refuses.
+func checkFilters(fs []filter, known func(name string) bool) error {
+	for _, f := range fs {
+		if !known(f.Name) {
+			return apiErr("InvalidParameterValue", "The filter '%s' is invalid", f.Name)
+		}
+	}
+	return nil
+}
+
+// memberFilters reads the Auto Scaling filters Filters.member.N.Name /
+// Filters.member.N.Values.member.M; a name that known refuses is a
+// ValidationError.
+func (r *request) memberFilters(known func(name string) bool) ([]filter, error) {
+	var out []filter
+	for _, p := range r.memberPrefixes("Filters") {
+		f := filter{Name: r.str(p + ".Name"), Values: r.members(p + ".Values")}
+		if !known(f.Name) {
+			return nil, validation("Filter name '%s' is not supported.", f.Name)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// filterNames accepts the names in known (a kind's filter table) and, with
+// tags, the tag filters: tag:KEY, tag-key and tag-value.
+func filterNames[V any](known map[string]V, tags bool) func(name string) bool {
+	return func(name string) bool {
+		if _, ok := known[name]; ok {
+			return true
+		}
+		return tags && isTagFilter(name)
+	}
 }
 
 // Tag is a key and a value.
@@ -148,12 +224,16 @@ type tagSpec struct {
 	Tags         []Tag
 }
 
-func (r *request) tagSpecs() ([]tagSpec, error) {
+// tagSpecs reads prefix+"TagSpecification.N" (ResourceType, Tag.M.Key /
+// Value) and applies the tag rules. checkType refuses a spec's resource
+// type before its tags are read (anyTagType for the calls that check the
+// type where they use the tags, with tagsFor).
+func (r *request) tagSpecs(prefix string, checkType func(rt string) error) ([]tagSpec, error) {
 	var out []tagSpec
-	for _, p := range r.structs("TagSpecification") {
+	for _, p := range r.structs(prefix + "TagSpecification") {
 		rt := r.str(p + ".ResourceType")
-		if rt == "" {
-			return nil, apiErr("InvalidParameterValue", "Tag specification resource type must have a value")
+		if err := checkType(rt); err != nil {
+			return nil, err
 		}
 		tags := r.tagList(p + ".Tag")
 		if err := validateTags(tags, true); err != nil {
@@ -162,6 +242,14 @@ func (r *request) tagSpecs() ([]tagSpec, error) {
 		out = append(out, tagSpec{ResourceType: rt, Tags: tags})
 	}
 	return out, nil
+}
+
+// anyTagType accepts any resource type that is given.
+func anyTagType(rt string) error {
+	if rt == "" {
+		return apiErr("InvalidParameterValue", "Tag specification resource type must have a value")
+	}
+	return nil
 }
 
 // tagsFor returns the tags of the specs for resource type rt, and an error
@@ -179,25 +267,51 @@ func tagsFor(specs []tagSpec, rt string, allowed ...string) ([]Tag, error) {
 	return out, nil
 }
 
-// pageArgs reads MaxResults and NextToken. MaxResults must lie in [lo,
-// 1000]; withIDs reports an id list, which AWS refuses next to MaxResults
-// on the calls that say so.
-func (r *request) pageArgs(lo int, idsParam string, withIDs bool) (max int, token string, err error) {
-	token = r.str("NextToken")
-	if !r.has("MaxResults") {
-		return 0, token, nil
+// page reads MaxResults and NextToken: MaxResults must lie in [lo, hi],
+// and the token must be one that pageToken made for kind. withIDs reports
+// an id list, which AWS refuses next to MaxResults on the calls that say
+// so; idsParam is its name in that error.
+func (r *request) page(kind string, lo, hi int, idsParam string, withIDs bool) (max int, start uint64, err error) {
+	if r.has("MaxResults") {
+		if withIDs {
+			return 0, 0, apiErr("InvalidParameterCombination", "The parameter %s cannot be used with the parameter maxResults", idsParam)
+		}
+		if max, err = r.integer("MaxResults", 0); err != nil {
+			return 0, 0, err
+		}
+		if max < lo || max > hi {
+			return 0, 0, apiErr("InvalidParameterValue", "Value ( %d ) for parameter maxResults is invalid. Expecting a value between %d and %d.", max, lo, hi)
+		}
 	}
-	if withIDs {
-		return 0, "", apiErr("InvalidParameterCombination", "The parameter %s cannot be used with the parameter maxResults", idsParam)
-	}
-	max, err = r.integer("MaxResults", 0)
+	start, err = parsePageToken(kind, r.str("NextToken"))
+	return max, start, err
+}
+
+// records reads the Auto Scaling paging parameters MaxRecords (1-100,
+// default 50) and NextToken (one that pageToken made for kind).
+func (r *request) records(kind string) (int, uint64, error) {
+	max, has, err := r.optInt("MaxRecords")
 	if err != nil {
-		return 0, "", err
+		return 0, 0, err
 	}
-	if max < lo || max > 1000 {
-		return 0, "", apiErr("InvalidParameterValue", "Value ( %d ) for parameter maxResults is invalid. Expecting a value between %d and 1000.", max, lo)
+	if !has {
+		max = 50
 	}
-	return max, token, nil
+	if max < 1 || max > 100 {
+		return 0, 0, validation("1 validation error detected: Value '%d' at 'maxRecords' failed to satisfy constraint: Member must have value less than or equal to 100", max)
+	}
+	start, err := parsePageToken(kind, r.str("NextToken"))
+	if err != nil {
+		return 0, 0, apiErr("InvalidNextToken", "The token '%s' is invalid.", r.str("NextToken"))
+	}
+	return max, start, nil
+}
+
+// ltRefParam reads a LaunchTemplateSpecification, prefix.LaunchTemplateId
+// / LaunchTemplateName / Version; ok reports that it names a template.
+func (r *request) ltRefParam(prefix string) (ref ltRef, ok bool) {
+	ref = ltRef{id: r.str(prefix + ".LaunchTemplateId"), name: r.str(prefix + ".LaunchTemplateName"), version: r.str(prefix + ".Version")}
+	return ref, ref.id != "" || ref.name != ""
 }
 
 // pageToken encodes a position; parsePageToken reads it back.

@@ -88,7 +88,7 @@ func (s *Sim) createSecurityGroup(r *request) (any, error) {
 	if len(name) > 255 || strings.HasPrefix(name, "sg-") {
 		return nil, apiErr("InvalidParameterValue", "Invalid value '%s' for groupName.", name)
 	}
-	specs, err := r.tagSpecs()
+	specs, err := r.tagSpecs("", anyTagType)
 	if err != nil {
 		return nil, err
 	}
@@ -171,20 +171,11 @@ var groupFilters = map[string]func(g *secGroup) string{
 
 func (s *Sim) describeSecurityGroups(r *request) (any, error) {
 	ids, names := r.list("GroupId"), r.list("GroupName")
-	fs, err := r.filters()
+	fs, err := r.filters(filterNames(groupFilters, true))
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range fs {
-		if _, ok := groupFilters[f.Name]; !ok && !isTagFilter(f) {
-			return nil, apiErr("InvalidParameterValue", "The filter '%s' is invalid", f.Name)
-		}
-	}
-	max, tok, err := r.pageArgs(5, "groupIds", len(ids) > 0 || len(names) > 0)
-	if err != nil {
-		return nil, err
-	}
-	start, err := parsePageToken("sg", tok)
+	max, start, err := r.page("sg", 5, 1000, "groupIds", len(ids) > 0 || len(names) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +240,7 @@ type describeSubnetsResponse struct {
 // filters subnet-id, availability-zone, vpc-id, default-for-az).
 func (s *Sim) describeSubnets(r *request) (any, error) {
 	ids := r.list("SubnetId")
-	fs, err := r.filters()
+	fs, err := r.filters(nil) // checked as each subnet is matched
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package ec2sim
 import (
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -203,9 +202,9 @@ type returnResponse struct {
 }
 
 func (s *Sim) createTags(r *request) (any, error) {
-	ids := r.list("ResourceId")
-	if len(ids) == 0 {
-		return nil, apiErr("MissingParameter", "The request must contain the parameter resourceIdSet")
+	ids, err := r.requiredList("ResourceId", "resourceIdSet")
+	if err != nil {
+		return nil, err
 	}
 	tags := r.tagList("Tag")
 	if len(tags) == 0 {
@@ -242,11 +241,11 @@ func (s *Sim) createTags(r *request) (any, error) {
 }
 
 func (s *Sim) deleteTags(r *request) (any, error) {
-	ids := r.list("ResourceId")
-	if len(ids) == 0 {
-		return nil, apiErr("MissingParameter", "The request must contain the parameter resourceIdSet")
+	ids, err := r.requiredList("ResourceId", "resourceIdSet")
+	if err != nil {
+		return nil, err
 	}
-	tags := r.tagList("Tag")
+	tags := r.structs("Tag")
 	now := s.lock()
 	defer s.mu.Unlock()
 	for _, id := range ids {
@@ -259,38 +258,36 @@ func (s *Sim) deleteTags(r *request) (any, error) {
 			s.tags.drop(id)
 			continue
 		}
-		for i, tg := range tags {
+		for _, p := range tags {
+			k, v := r.str(p+".Key"), r.str(p+".Value")
 			// A tag given with a value is deleted only if the value matches.
-			if r.has("Tag."+strconv.Itoa(i+1)+".Value") && s.tags.get(id)[tg.Key] != tg.Value {
+			if r.has(p+".Value") && s.tags.get(id)[k] != v {
 				continue
 			}
-			s.tags.del(id, tg.Key)
+			s.tags.del(id, k)
 		}
 	}
 	return &returnResponse{Return: true}, nil
 }
 
 func (s *Sim) describeTags(r *request) (any, error) {
-	fs, err := r.filters()
+	fs, err := r.filters(nil)
 	if err != nil {
 		return nil, err
 	}
-	max, tok, err := r.pageArgs(5, "", false)
+	max, start, err := r.page("tags", 5, 1000, "", false)
 	if err != nil {
 		return nil, err
 	}
-	start, err := parsePageToken("tags", tok)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range fs {
-		switch f.Name {
+	// The filter names are checked after the paging parameters.
+	if err := checkFilters(fs, func(name string) bool {
+		switch name {
 		case "key", "value", "resource-id", "resource-type":
-		default:
-			if !strings.HasPrefix(f.Name, "tag:") {
-				return nil, apiErr("InvalidParameterValue", "The filter '%s' is invalid", f.Name)
-			}
+			return true
 		}
+		return strings.HasPrefix(name, "tag:")
+	}); err != nil {
+		return nil, err
 	}
 	s.lock()
 	defer s.mu.Unlock()
