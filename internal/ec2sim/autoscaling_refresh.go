@@ -644,13 +644,11 @@ func (s *Sim) describeInstanceRefreshes(rq *request) (any, error) {
 		}
 	}
 	out := &describeInstanceRefreshesResult{}
-	for i := int(min(start, uint64(len(list)))); i < len(list); i++ {
-		if len(out.Refreshes) == max {
-			out.NextToken = pageToken("ir", uint64(i))
-			break
-		}
-		out.Refreshes = append(out.Refreshes, s.xmlRefreshLocked(g, list[i], now))
+	page, next := pageOf(list, start, max, "ir")
+	for _, r := range page {
+		out.Refreshes = append(out.Refreshes, s.xmlRefreshLocked(g, r, now))
 	}
+	out.NextToken = next
 	return out, nil
 }
 

@@ -692,13 +692,11 @@ func (s *Sim) describeLaunchTemplateVersions(r *request) (any, error) {
 		}
 	}
 	out := &describeLaunchTemplateVersionsResponse{}
-	for i := int(min(start, uint64(len(all)))); i < len(all); i++ {
-		if max > 0 && len(out.Versions) == max {
-			out.NextToken = pageToken("lt", uint64(i))
-			break
-		}
-		out.Versions = append(out.Versions, s.xmlVersion(all[i].lt, all[i].v))
+	page, next := pageOf(all, start, max, "lt")
+	for _, p := range page {
+		out.Versions = append(out.Versions, s.xmlVersion(p.lt, p.v))
 	}
+	out.NextToken = next
 	return out, nil
 }
 

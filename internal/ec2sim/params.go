@@ -319,6 +319,18 @@ func pageToken(kind string, seq uint64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatUint(seq, 10)))
 }
 
+// pageOf returns the page of items that starts at index start, at most max
+// of them (0: no limit), and the token of the next page ("" after the
+// last), for the calls that page by position in their answer.
+func pageOf[T any](items []T, start uint64, max int, kind string) ([]T, string) {
+	start = min(start, uint64(len(items)))
+	items = items[start:]
+	if max > 0 && len(items) > max {
+		return items[:max], pageToken(kind, start+uint64(max))
+	}
+	return items, ""
+}
+
 func parsePageToken(kind, tok string) (uint64, error) {
 	if tok == "" {
 		return 0, nil

@@ -301,16 +301,8 @@ func (s *Sim) describeTags(r *request) (any, error) {
 			}
 		}
 	}
-	if start > uint64(len(all)) {
-		start = uint64(len(all))
-	}
-	all = all[start:]
 	out := &describeTagsResponse{}
-	if max > 0 && len(all) > max {
-		out.NextToken = pageToken("tags", start+uint64(max))
-		all = all[:max]
-	}
-	out.Tags = all
+	out.Tags, out.NextToken = pageOf(all, start, max, "tags")
 	return out, nil
 }
 
