@@ -380,7 +380,7 @@ func (s *Sim) heartbeatLocked(g *asGroup, now time.Time) {
 	}
 }
 
-// --- request parsing ---
+// --- request validation ---
 
 // checkRefLocked validates a reference and fills in id and name.
 func (s *Sim) checkRefLocked(ref ltRef) (ltRef, error) {
