@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"regexp"
 	"slices"
@@ -359,29 +360,31 @@ func (r *AMI) find(ctx context.Context, m map[string]string) ([]types.Image, err
 }
 
 // liveBuilderBake returns the kiln:bake tag of a live builder of this
-// resource with tags m (a bake a crash interrupted), or "".
+// resource with tags m (a bake a crash interrupted, to resume), or "".
+// Live builders of this resource baking another spec (the spec changed
+// while kiln was down) are terminated: no bake of this resource will ever
+// own them again.
 func (r *AMI) liveBuilderBake(ctx context.Context, m map[string]string) (string, error) {
-	fs := []types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}}}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		fs = append(fs, types.Filter{Name: aws.String("tag:" + k), Values: []string{m[k]}})
-	}
-	var id string
-	err := r.hub.Retry(ctx, func(ctx context.Context) error {
-		out, err := r.hub.EC2().DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: fs})
-		if err != nil {
-			return err
-		}
-		for _, res := range out.Reservations {
-			for _, in := range res.Instances {
-				if v := awsapi.TagValue(in.Tags, awsapi.TagBake); v != "" {
-					id = v
-				}
-			}
-		}
-		return nil
-	})
+	builders, err := r.pipe.Builders(ctx, r.Region,
+		types.Filter{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{r.env.Graph}},
+		types.Filter{Name: aws.String("tag:" + awsapi.TagResource), Values: []string{r.id()}})
 	if err != nil {
 		return "", fmt.Errorf("find builder of aws:ami %q: %w", r.env.Name, err)
+	}
+	var id string
+	var stale []string
+	for _, in := range builders {
+		if awsapi.TagValue(in.Tags, tagSpec) != m[tagSpec] {
+			stale = append(stale, aws.ToString(in.InstanceId))
+		} else if v := awsapi.TagValue(in.Tags, awsapi.TagBake); v != "" {
+			id = v
+		}
+	}
+	if len(stale) > 0 {
+		if err := r.pipe.Terminate(ctx, r.Region, stale); err != nil {
+			return "", fmt.Errorf("aws:ami %q: builders of an older spec: %w", r.env.Name, err)
+		}
+		r.log("terminated builders of an older spec", "instances", stale)
 	}
 	return id, nil
 }
@@ -448,6 +451,9 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	r.log("baking image", "spec", m[tagSpec], "base", base, "why", why)
 	spec := r.bakeSpec(bakeID, base)
 	res, err := r.pipe.Bake(ctx, spec, logRecorder{r})
+	if err != nil && ctx.Err() != nil {
+		r.cleanupInterrupted(ctx, spec)
+	}
 	var fe *bake.FailedError
 	if errors.As(err, &fe) {
 		tail := fe.ConsoleTail
@@ -468,6 +474,26 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// interruptCleanup bounds the clean-up of a bake that was interrupted: kiln
+// stopping (SIGINT, SIGTERM) waits this long at most for it.
+const interruptCleanup = 30 * time.Second
+
+// cleanupInterrupted terminates the builder and removes the pending image
+// of a bake whose check was cancelled (kiln stopping, the resource removed
+// from the graph, its timeout), so a stopped kiln leaves nothing running.
+// A kiln that is killed instead resumes the bake at its next start.
+func (r *AMI) cleanupInterrupted(ctx context.Context, spec bake.Spec) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interruptCleanup)
+	defer cancel()
+	if err := r.pipe.Cleanup(cctx, spec, nil); err != nil {
+		if r.env.Log != nil {
+			r.env.Log.Warn("clean up interrupted bake", "bake", spec.ID, "err", err)
+		}
+		return
+	}
+	r.log("interrupted bake cleaned up", "bake", spec.ID)
 }
 
 // replacedBase returns the base of this resource's newest available image
@@ -553,3 +579,37 @@ var (
 	_ config.Validator   = (*AMI)(nil)
 	_ awsapi.IAMActioner = (*AMI)(nil)
 )
+
+// SweepBuilders terminates the live builders of graph's aws:ami resources
+// that no resource of rs (the graph's resources by id, as built for a
+// run) owns any more: left by a kiln that was killed mid-bake and whose resource
+// has since left the graph. It looks in every region the AWS resources of
+// rs use; builders of resources still in the graph are theirs to resume or
+// terminate (liveBuilderBake). A graph without AWS resources makes no call.
+func SweepBuilders(ctx context.Context, hubs *awsapi.Hubs, graph string, rs map[string]any, log *slog.Logger) ([]string, error) {
+	keep := map[string]bool{}
+	regions := map[string]bool{}
+	for id, r := range rs {
+		switch r := r.(type) {
+		case *AMI:
+			keep[id] = true
+			regions[r.Region] = true
+		case *Instance:
+			regions[r.Region] = true
+		case *ASG:
+			regions[r.Region] = true
+		}
+	}
+	if len(regions) == 0 {
+		return nil, nil
+	}
+	p := bake.NewPipeline(hubs, log, bake.PipelineOptions{})
+	var swept []string
+	var errs []error
+	for _, region := range slices.Sorted(maps.Keys(regions)) {
+		ids, err := p.SweepGraph(ctx, region, graph, keep)
+		swept = append(swept, ids...)
+		errs = append(errs, err)
+	}
+	return swept, errors.Join(errs...)
+}

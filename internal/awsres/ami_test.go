@@ -414,3 +414,93 @@ func TestAMISpecDigestStable(t *testing.T) {
 		t.Errorf("specDigest(resolved) = %s; want one per resolved base, unlike the pattern's", got)
 	}
 }
+
+// startBake runs CheckApply of r in the background until a builder of it
+// is live, and returns the cancel of its context and CheckApply's error.
+func (w *world) startBake(t *testing.T, r *AMI, name string) (context.CancelFunc, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { _, err := r.CheckApply(ctx, true); done <- err }()
+	eventually(t, "a live builder", func() bool { _, live := w.liveBuilders(name); return live == 1 })
+	return cancel, done
+}
+
+// TestAMIInterruptedBakeCleansUp: a check cancelled mid-bake (kiln run
+// stopped by SIGINT or SIGTERM) terminates its builder before returning.
+func TestAMIInterruptedBakeCleansUp(t *testing.T) {
+	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001}})
+	r := w.ami("web", "#!/bin/sh\nsleep 3600\n", nil)
+	cancel, done := w.startBake(t, r, "web")
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("CheckApply() = nil after cancel; want an error")
+	}
+	if all, live := w.liveBuilders("web"); all != 1 || live != 0 {
+		t.Errorf("builders = %d, live %d; want 1 launched, none left", all, live)
+	}
+}
+
+// TestAMIBuildersNoBakeOwns: a kiln killed mid-bake leaves a live builder.
+// A restarted kiln resumes it when the spec is unchanged, terminates it
+// when the spec changed, and SweepGraph terminates the builders of
+// resources the graph no longer has (never a bakery project's).
+func TestAMIBuildersNoBakeOwns(t *testing.T) {
+	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001}})
+	// A killed kiln: the bake's context ends, but nothing cleans up.
+	killed := func(name, script string) string {
+		r := w.ami(name, script, nil)
+		_ = r.resolve(t.Context())
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = r.pipe.Bake(ctx, r.bakeSpec("k-"+name, ""), nil)
+		}()
+		eventually(t, "a live builder of "+name, func() bool { _, live := w.liveBuilders(name); return live == 1 })
+		cancel()
+		<-done
+		for _, in := range w.sim.Instances() {
+			if in.Tags[awsapi.TagResource] == "aws:ami/"+name && in.State != "terminated" && in.State != "shutting-down" {
+				return in.ID
+			}
+		}
+		t.Fatalf("no live builder of %s", name)
+		return ""
+	}
+	stale := killed("web", "#!/bin/sh\nsleep 3600\n")
+	gone := killed("old", "#!/bin/sh\nsleep 3600\n")
+
+	// The spec changed meanwhile: the old spec's builder is no bake's.
+	r := w.ami("web", "#!/bin/sh\ntrue\n", nil)
+	if _, err := r.CheckApply(t.Context(), true); err != nil {
+		t.Fatalf("CheckApply() = %v", err)
+	}
+	if in, _ := w.sim.Instance(stale); in.State != "terminated" && in.State != "shutting-down" {
+		t.Errorf("builder of the older spec is %s; want terminated", in.State)
+	}
+
+	// A bakery's builder in the same account is not the graph's to sweep.
+	out, err := w.client.RunInstances(t.Context(), &ec2.RunInstancesInput{
+		ImageId: aws.String(w.image), InstanceType: types.InstanceTypeT3Micro, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{
+			{Key: aws.String(bake.TagRole), Value: aws.String("builder")},
+			{Key: aws.String(bake.TagProject), Value: aws.String("web")},
+			{Key: aws.String(awsapi.TagOwner), Value: aws.String(graph)},
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	project := aws.ToString(out.Instances[0].InstanceId)
+	swept, err := bake.NewPipeline(w.hubs, testLog, bake.PipelineOptions{}).SweepGraph(t.Context(), "", graph, map[string]bool{"aws:ami/web": true})
+	if err != nil {
+		t.Fatalf("SweepGraph() = %v", err)
+	}
+	if !slices.Equal(swept, []string{gone}) {
+		t.Errorf("SweepGraph() = %v; want [%s] (the removed resource's builder)", swept, gone)
+	}
+	if in, _ := w.sim.Instance(project); in.State == "terminated" || in.State == "shutting-down" {
+		t.Errorf("the bakery's builder is %s; want it left alone", in.State)
+	}
+}

@@ -59,7 +59,8 @@ const (
 type PipelineOptions struct {
 	// ConsoleWait is how long to keep asking for the builder's console
 	// output before concluding the marker is absent (AWS posts it a while
-	// after the stop). Default 5 minutes.
+	// after the stop). Default 5 minutes, and never longer than the bake's
+	// script timeout.
 	ConsoleWait time.Duration
 	// ScriptTimeout and ImageTimeout apply when a Spec gives none.
 	ScriptTimeout, ImageTimeout time.Duration
@@ -396,7 +397,9 @@ func (r *run) build(ctx context.Context, res *Result) error {
 		return err
 	}
 	return r.step(ctx, StepResult, res.BuilderID, func() (string, error) {
-		ok, tail, err := r.readResult(ctx, res.BuilderID, r.p.o.ConsoleWait)
+		// The wait keeps the deadline of its first attempt across restarts.
+		wait := min(r.p.o.ConsoleWait, r.spec.Timeouts.Script)
+		ok, tail, err := r.readResult(ctx, res.BuilderID, time.Until(r.deadline(ctx, StepResult, wait)))
 		res.ConsoleTail = tail
 		if err != nil {
 			return "", err

@@ -660,3 +660,24 @@ func TestBakeEventualConsistency(t *testing.T) {
 		t.Errorf("CreateImage calls = %d; want 1", n)
 	}
 }
+
+// TestConsoleWaitBoundedByScriptTimeout: a script that powers off by
+// itself leaves no marker; the wait for one ends with the script timeout
+// even when the console wait is longer.
+func TestConsoleWaitBoundedByScriptTimeout(t *testing.T) {
+	w := newWorld(t, ec2sim.Options{})
+	p := NewPipeline(w.hubs, testLog, PipelineOptions{ConsoleWait: time.Hour})
+	spec := Spec{
+		ID: "t1", ImageName: "t-1", Region: "us-east-1", Type: "t3.small", Script: "poweroff\n",
+		Base:     Base{Owner: "amazon", Name: alName, MostRecent: true},
+		Match:    map[string]string{TagProject: "t"},
+		Timeouts: Timeouts{Script: 2 * time.Second},
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // far below the hour
+	defer cancel()
+	_, err := p.Bake(ctx, spec, nil)
+	var fe *FailedError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Reason, "no result on the builder's console") {
+		t.Fatalf("Bake() error = %v; want a failure for the missing marker", err)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
@@ -64,36 +63,11 @@ func (s *Service) Sweep(ctx context.Context) ([]string, error) {
 }
 
 func (s *Service) sweepRegion(ctx context.Context, region string) ([]string, error) {
-	h, err := s.hubs.Hub(ctx, region)
+	builders, err := s.pipe.Builders(ctx, region,
+		types.Filter{Name: aws.String("tag-key"), Values: []string{TagProject}},
+		types.Filter{Name: aws.String("tag:" + TagBakery), Values: []string{s.store.BakeryID()}})
 	if err != nil {
 		return nil, fmt.Errorf("sweep %s: %w", region, err)
-	}
-	api := h.EC2()
-	var builders []types.Instance
-	err = h.Retry(ctx, func(ctx context.Context) error {
-		builders = builders[:0]
-		pg := ec2.NewDescribeInstancesPaginator(api, &ec2.DescribeInstancesInput{
-			Filters: []types.Filter{
-				{Name: aws.String("tag:" + TagRole), Values: []string{roleBuilder}},
-				{Name: aws.String("tag-key"), Values: []string{TagProject}},
-				{Name: aws.String("tag:" + TagBakery), Values: []string{s.store.BakeryID()}},
-				{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}},
-			},
-			MaxResults: aws.Int32(1000),
-		})
-		for pg.HasMorePages() {
-			page, err := pg.NextPage(ctx)
-			if err != nil {
-				return err
-			}
-			for _, res := range page.Reservations {
-				builders = append(builders, res.Instances...)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sweep %s: list builders: %w", region, err)
 	}
 	var doomed []string
 	for _, in := range builders {
@@ -116,17 +90,8 @@ func (s *Service) sweepRegion(ctx context.Context, region string) ([]string, err
 	if len(doomed) == 0 {
 		return nil, nil
 	}
-	for chunk := range slices.Chunk(doomed, 1000) {
-		err := h.Retry(ctx, func(ctx context.Context) error {
-			_, err := api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: chunk})
-			if awsapi.IsNotFound(err) {
-				return awsapi.NotYet(err)
-			}
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("sweep %s: terminate builders: %w", region, err)
-		}
+	if err := s.pipe.Terminate(ctx, region, doomed); err != nil {
+		return nil, fmt.Errorf("sweep %s: %w", region, err)
 	}
 	s.log.Info("sweeper terminated builders", "region", region, "instances", doomed)
 	return doomed, nil

@@ -49,12 +49,14 @@ Exit codes: 0 ok, 1 a bad graph file.`,
 	}
 }
 
+// unresolved leaves a reference as its own text.
+func unresolved(id, key string) (string, bool) { return "${" + id + "." + key + "}", true }
+
 // specResources builds every resource of g without running anything. A
 // reference (${aws:ami/web.image_id}) is left as its own text: the actions a
 // kind declares depend on which fields are set, not on values that only
 // exist once the graph has run.
 func specResources(g *engine.Graph) ([]any, error) {
-	unresolved := func(id, key string) (string, bool) { return "${" + id + "." + key + "}", true }
 	rs := make([]any, 0, len(g.Specs))
 	for _, s := range g.Specs {
 		r, _, err := s.Build(unresolved)

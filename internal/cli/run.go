@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"kiln/internal/awsres"
 	"kiln/internal/config"
 	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
@@ -130,6 +131,9 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	if !o.noop {
+		a.sweepBuilders(ctx, g)
+	}
 	m := newMonitoring()
 	eng := engine.New(g, engine.Options{
 		Noop:             o.noop,
@@ -174,6 +178,27 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		a.log.Info("converged", "resources", len(eng.Status()))
 	}
 	return nil
+}
+
+// sweepTimeout bounds the start-up sweep of builders: a kiln that cannot
+// reach AWS logs it and goes on (its resources will say why they fail).
+const sweepTimeout = 30 * time.Second
+
+// sweepBuilders terminates the builders of aws:ami resources that left the
+// graph while a kiln was killed mid-bake (awsres.SweepBuilders), before the
+// engine starts. A failure is logged, never fatal.
+func (a *app) sweepBuilders(ctx context.Context, g *engine.Graph) {
+	rs := map[string]any{}
+	for _, s := range g.Specs {
+		if r, _, err := s.Build(unresolved); err == nil {
+			rs[s.ID()] = r
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, sweepTimeout)
+	defer cancel()
+	if _, err := awsres.SweepBuilders(ctx, a.awsHubs(), g.Name, rs, a.log); err != nil {
+		a.log.Warn("sweep builders of the graph", "err", err)
+	}
 }
 
 // notConverged prints a summary of the failed and blocked vertices.
