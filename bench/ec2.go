@@ -113,7 +113,7 @@ type ec2World struct {
 	image string
 	stop  func()
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	starts   map[string]time.Time   // instance → first StartInstances
 	startLog map[string][]time.Time // instance → every StartInstances
 	stopped  map[string]time.Time   // instance → "stopped" event received
