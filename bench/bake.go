@@ -23,7 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/ec2sim"
 	"kiln/internal/events"
 	"kiln/internal/store"
@@ -88,23 +88,23 @@ const (
 	bakeScriptTime = 60 * time.Second
 )
 
-// bakery is the simulator and a bake.Service over a fresh store, served
+// bakery is the simulator and a bakery.Service over a fresh store, served
 // over HTTP as kiln serve does: /hooks/{project} and the events receiver
 // the simulator pushes its state changes to.
-type bakery struct {
+type testBakery struct {
 	sim  *ec2sim.Sim
 	st   *store.Store
-	svc  *bake.Service
+	svc  *bakery.Service
 	url  string // the hooks and events server
 	stop func()
 }
 
-func newBakery(ctx context.Context, o ec2sim.Options, so bake.Options) (*bakery, error) {
+func newBakery(ctx context.Context, o ec2sim.Options, so bakery.Options) (*testBakery, error) {
 	dir, err := os.MkdirTemp("", "kiln-bench-bake-")
 	if err != nil {
 		return nil, err
 	}
-	b := &bakery{}
+	b := &testBakery{}
 	ctx, cancel := context.WithCancel(ctx)
 	var g errgroup.Group
 	var servers []*httptest.Server
@@ -140,12 +140,12 @@ func newBakery(ctx context.Context, o ec2sim.Options, so bake.Options) (*bakery,
 		b.stop()
 		return nil, err
 	}
-	if b.svc, err = bake.NewService(b.st, hubs, nil, so); err != nil {
+	if b.svc, err = bakery.NewService(b.st, hubs, nil, so); err != nil {
 		b.stop()
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /hooks/{project}", bake.NewHookHandler(b.svc.Queue(), nil))
+	mux.Handle("POST /hooks/{project}", bakery.NewHookHandler(b.svc.Queue(), nil))
 	mux.Handle("POST "+events.Path, events.New(hubs, events.Options{APIKey: key}))
 	front = mux
 	g.Go(func() error { return b.sim.Run(ctx) })
@@ -159,8 +159,8 @@ func scaleDur(d time.Duration, scale float64, floor time.Duration) time.Duration
 }
 
 // project stores a project baking bakeScript from the newest AL2023 image.
-func (b *bakery) project(ctx context.Context, name string) error {
-	p, err := bake.ParseProject(name+".yaml", fmt.Appendf(nil, `name: %s
+func (b *testBakery) project(ctx context.Context, name string) error {
+	p, err := bakery.ParseProject(name+".yaml", fmt.Appendf(nil, `name: %s
 region: us-east-1
 base: {owner: amazon, name: "al2023-ami-*", most_recent: true}
 type: t3.small
@@ -173,12 +173,12 @@ script: |
 	if err != nil {
 		return err
 	}
-	_, err = bake.ApplyProject(ctx, b.st, p)
+	_, err = bakery.ApplyProject(ctx, b.st, p)
 	return err
 }
 
 // push delivers a signed GitHub push to project and returns the status.
-func (b *bakery) push(ctx context.Context, c *http.Client, project, delivery string, body []byte) (int, error) {
+func (b *testBakery) push(ctx context.Context, c *http.Client, project, delivery string, body []byte) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/hooks/"+project, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
@@ -186,7 +186,7 @@ func (b *bakery) push(ctx context.Context, c *http.Client, project, delivery str
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-GitHub-Delivery", delivery)
-	req.Header.Set("X-Hub-Signature-256", bake.Sign(body, bakeSecret))
+	req.Header.Set("X-Hub-Signature-256", bakery.Sign(body, bakeSecret))
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, err
@@ -199,7 +199,7 @@ func (b *bakery) push(ctx context.Context, c *http.Client, project, delivery str
 }
 
 // wait returns bake id once it is over.
-func (b *bakery) wait(ctx context.Context, id int64) (*store.Bake, error) {
+func (b *testBakery) wait(ctx context.Context, id int64) (*store.Bake, error) {
 	ch, unsubscribe := b.svc.Subscribe(id)
 	defer unsubscribe()
 	tick := time.NewTicker(time.Second) // dropped updates
@@ -294,7 +294,7 @@ type bakeOverheadFigures struct {
 
 func bakeOverhead(ctx context.Context, scale float64, emit func(any)) error {
 	d := ec2sim.DefaultDurations()
-	b, err := newBakery(ctx, ec2sim.Options{TimeScale: scale, Durations: d}, bake.Options{})
+	b, err := newBakery(ctx, ec2sim.Options{TimeScale: scale, Durations: d}, bakery.Options{})
 	if err != nil {
 		return err
 	}
@@ -348,7 +348,7 @@ func bakeOverhead(ctx context.Context, scale float64, emit func(any)) error {
 }
 
 // latest is the newest bake's id.
-func (b *bakery) latest(ctx context.Context) (int64, error) {
+func (b *testBakery) latest(ctx context.Context) (int64, error) {
 	list, err := b.st.Bakes(ctx, store.BakeQuery{Limit: 1})
 	if err != nil {
 		return 0, err
@@ -391,7 +391,7 @@ func bakeIntake(ctx context.Context, n int, emit func(any)) error {
 	if err != nil {
 		return err
 	}
-	b := &bakery{st: st}
+	b := &testBakery{st: st}
 	const projects = 100
 	for i := range projects {
 		if err := b.project(ctx, fmt.Sprint("p", i)); err != nil {
@@ -399,7 +399,7 @@ func bakeIntake(ctx context.Context, n int, emit func(any)) error {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /hooks/{project}", bake.NewHookHandler(bake.NewQueue(st, rc), nil))
+	mux.Handle("POST /hooks/{project}", bakery.NewHookHandler(bakery.NewQueue(st, rc), nil))
 	// The floor case answers every delivery at once, without checking or
 	// storing it: what the HTTP stack and the senders cost by themselves.
 	var floor atomic.Bool
@@ -519,7 +519,7 @@ func dialSender(addr string) (*sender, error) {
 func signedPush(host, project, delivery string, body []byte) []byte {
 	req := fmt.Appendf(nil, "POST /hooks/%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"+
 		"Content-Length: %d\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: %s\r\nX-Hub-Signature-256: %s\r\n\r\n",
-		project, host, len(body), delivery, bake.Sign(body, bakeSecret))
+		project, host, len(body), delivery, bakery.Sign(body, bakeSecret))
 	return append(req, body...)
 }
 
@@ -561,7 +561,7 @@ type bakeManyFigures struct {
 func bakeMany(ctx context.Context, n int, emit func(any)) error {
 	const scale = 0.01
 	b, err := newBakery(ctx, ec2sim.Options{TimeScale: scale, Durations: ec2sim.DefaultDurations(), Throttle: true},
-		bake.Options{Workers: n})
+		bakery.Options{Workers: n})
 	if err != nil {
 		return err
 	}

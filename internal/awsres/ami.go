@@ -21,10 +21,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/bake"
 	"kiln/internal/config"
 	"kiln/internal/engine"
-	"kiln/internal/store"
+	"kiln/internal/pipeline"
 )
 
 // tagSpec holds the digest of what an aws:ami image was baked from.
@@ -56,10 +55,10 @@ type AMI struct {
 	hubs     *awsapi.Hubs
 	env      engine.Env
 	poll     time.Duration
-	pipeOpts bake.PipelineOptions // tests shorten the console wait
+	pipeOpts pipeline.PipelineOptions // tests shorten the console wait
 
 	hub  *awsapi.Hub
-	pipe *bake.Pipeline
+	pipe *pipeline.Pipeline
 
 	mu      sync.Mutex
 	out     map[string]string
@@ -106,7 +105,7 @@ func (r *AMI) Validate() error {
 	}
 	if strings.TrimSpace(r.Script) == "" {
 		errs = append(errs, config.Fieldf("script", "required (the shell script that prepares the image)"))
-	} else if _, err := bake.WrapScript("x", r.Script); err != nil {
+	} else if _, err := pipeline.WrapScript("x", r.Script); err != nil {
 		errs = append(errs, config.Fieldf("script", "%v", err))
 	}
 	if r.Type == "" {
@@ -145,7 +144,7 @@ func (r *AMI) SetPoll(d time.Duration) { r.poll = d }
 // IAMActions are the calls a bake makes, plus iam:PassRole for a builder
 // with an instance profile.
 func (r *AMI) IAMActions() []string {
-	acts := bake.IAMActions()
+	acts := pipeline.IAMActions()
 	if r.IAMProfile != "" {
 		acts = append(acts, "iam:PassRole")
 	}
@@ -206,7 +205,7 @@ func (r *AMI) resolve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
 	}
-	r.hub, r.pipe = h, bake.NewPipeline(r.hubs, r.env.Log, r.pipeOpts)
+	r.hub, r.pipe = h, pipeline.NewPipeline(r.hubs, r.env.Log, r.pipeOpts)
 	return nil
 }
 
@@ -245,7 +244,7 @@ func (r *AMI) resolveBase(ctx context.Context) (string, error) {
 	if !r.RebakeOnNewBase {
 		return "", nil
 	}
-	id, err := r.pipe.ResolveBase(ctx, r.Region, bake.Base{Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent})
+	id, err := r.pipe.ResolveBase(ctx, r.Region, pipeline.Base{Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent})
 	if err != nil {
 		return "", fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
 	}
@@ -454,7 +453,7 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if err != nil && ctx.Err() != nil {
 		r.cleanupInterrupted(ctx, spec)
 	}
-	var fe *bake.FailedError
+	var fe *pipeline.FailedError
 	if errors.As(err, &fe) {
 		tail := fe.ConsoleTail
 		if len(tail) > 1024 {
@@ -484,7 +483,7 @@ const interruptCleanup = 30 * time.Second
 // of a bake whose check was cancelled (kiln stopping, the resource removed
 // from the graph, its timeout), so a stopped kiln leaves nothing running.
 // A kiln that is killed instead resumes the bake at its next start.
-func (r *AMI) cleanupInterrupted(ctx context.Context, spec bake.Spec) {
+func (r *AMI) cleanupInterrupted(ctx context.Context, spec pipeline.Spec) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interruptCleanup)
 	defer cancel()
 	if err := r.pipe.Cleanup(cctx, spec, nil); err != nil {
@@ -509,7 +508,7 @@ func (r *AMI) replacedBase(ctx context.Context, base string) (string, error) {
 		if im.State != types.ImageStateAvailable {
 			continue
 		}
-		old := awsapi.TagValue(im.Tags, bake.TagSourceImage)
+		old := awsapi.TagValue(im.Tags, pipeline.TagSourceImage)
 		if old != "" && old != base && awsapi.TagValue(im.Tags, tagSpec) == r.specDigest(old) {
 			return old, nil
 		}
@@ -523,16 +522,16 @@ var amiNameBad = regexp.MustCompile(`[^A-Za-z0-9()\[\]./\-'@_ ]`)
 // bakeSpec is the bake of identity id; with a resolved base it bakes from
 // exactly that image, the one the spec's digest names, even when a newer
 // release appears while the bake runs.
-func (r *AMI) bakeSpec(id, resolved string) bake.Spec {
+func (r *AMI) bakeSpec(id, resolved string) pipeline.Spec {
 	name := amiNameBad.ReplaceAllString(fmt.Sprintf("kiln/%s/%s/%s", r.env.Graph, r.env.Name, id), "_")
 	if len(name) > 128 {
 		name = name[len(name)-128:]
 	}
-	base := bake.Base{ID: r.Base.ID, Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent}
+	base := pipeline.Base{ID: r.Base.ID, Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent}
 	if resolved != "" {
-		base = bake.Base{ID: resolved}
+		base = pipeline.Base{ID: resolved}
 	}
-	return bake.Spec{
+	return pipeline.Spec{
 		ID:             id,
 		ImageName:      name,
 		Region:         r.Region,
@@ -544,7 +543,7 @@ func (r *AMI) bakeSpec(id, resolved string) bake.Spec {
 		IAMProfile:     r.IAMProfile,
 		Match:          r.match(resolved),
 		Tags:           r.Tags,
-		Timeouts:       bake.Timeouts{Script: r.Timeouts.Script, Image: r.Timeouts.Image},
+		Timeouts:       pipeline.Timeouts{Script: r.Timeouts.Script, Image: r.Timeouts.Image},
 	}
 }
 
@@ -562,7 +561,7 @@ func (l logRecorder) StartStep(_ context.Context, name, detail string) error {
 	return nil
 }
 
-func (l logRecorder) FinishStep(_ context.Context, name string, state store.StepState, detail string) error {
+func (l logRecorder) FinishStep(_ context.Context, name string, state pipeline.StepState, detail string) error {
 	l.r.log("bake step "+string(state), "step", name, "detail", detail)
 	return nil
 }
@@ -603,7 +602,7 @@ func SweepBuilders(ctx context.Context, hubs *awsapi.Hubs, graph string, rs map[
 	if len(regions) == 0 {
 		return nil, nil
 	}
-	p := bake.NewPipeline(hubs, log, bake.PipelineOptions{})
+	p := pipeline.NewPipeline(hubs, log, pipeline.PipelineOptions{})
 	var swept []string
 	var errs []error
 	for _, region := range slices.Sorted(maps.Keys(regions)) {

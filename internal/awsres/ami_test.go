@@ -14,10 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/bake"
 	"kiln/internal/config"
 	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
+	"kiln/internal/pipeline"
 )
 
 // ami returns an initialised aws:ami resource baking script.
@@ -26,7 +26,7 @@ func (w *world) ami(name, script string, mod func(*AMI)) *AMI {
 	r.Base = AMIBase{Owner: "amazon", Name: "al2023-ami-2023.*-x86_64", MostRecent: true}
 	r.Script, r.Type = script, "t3.small"
 	r.Tags = map[string]string{"team": "shop"}
-	r.pipeOpts = bake.PipelineOptions{ConsoleWait: 500 * time.Millisecond}
+	r.pipeOpts = pipeline.PipelineOptions{ConsoleWait: 500 * time.Millisecond}
 	if mod != nil {
 		mod(r)
 	}
@@ -49,7 +49,7 @@ func (w *world) amiImages(t *testing.T, name string) []types.Image {
 // liveBuilders counts the builders of aws:ami/name still alive.
 func (w *world) liveBuilders(name string) (all, live int) {
 	for _, in := range w.sim.Instances() {
-		if in.Tags[awsapi.TagResource] == "aws:ami/"+name && in.Tags[bake.TagRole] == "builder" {
+		if in.Tags[awsapi.TagResource] == "aws:ami/"+name && in.Tags[pipeline.TagRole] == "builder" {
 			all++
 			if in.State != "terminated" && in.State != "shutting-down" {
 				live++
@@ -84,7 +84,7 @@ func TestAMIConverges(t *testing.T) {
 	for _, tg := range imgs[0].Tags {
 		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 	}
-	if tags[awsapi.TagOwner] != graph || tags[tagSpec] != r.specDigest("") || tags["team"] != "shop" || tags[bake.TagSourceImage] != w.image {
+	if tags[awsapi.TagOwner] != graph || tags[tagSpec] != r.specDigest("") || tags["team"] != "shop" || tags[pipeline.TagSourceImage] != w.image {
 		t.Errorf("image tags = %v", tags)
 	}
 	if all, live := w.liveBuilders("web"); all != 1 || live != 0 {
@@ -247,7 +247,7 @@ func (w *world) sourceImage(t *testing.T, id string) string {
 	if err != nil || len(out.Images) != 1 {
 		t.Fatalf("DescribeImages(%s) = %v, %v", id, out, err)
 	}
-	return awsapi.TagValue(out.Images[0].Tags, bake.TagSourceImage)
+	return awsapi.TagValue(out.Images[0].Tags, pipeline.TagSourceImage)
 }
 
 // TestAMIRebakeOnNewBase publishes a newer release of the base pattern
@@ -484,8 +484,8 @@ func TestAMIBuildersNoBakeOwns(t *testing.T) {
 	out, err := w.client.RunInstances(t.Context(), &ec2.RunInstancesInput{
 		ImageId: aws.String(w.image), InstanceType: types.InstanceTypeT3Micro, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{
-			{Key: aws.String(bake.TagRole), Value: aws.String("builder")},
-			{Key: aws.String(bake.TagProject), Value: aws.String("web")},
+			{Key: aws.String(pipeline.TagRole), Value: aws.String("builder")},
+			{Key: aws.String(pipeline.TagProject), Value: aws.String("web")},
 			{Key: aws.String(awsapi.TagOwner), Value: aws.String(graph)},
 		}}},
 	})
@@ -493,7 +493,7 @@ func TestAMIBuildersNoBakeOwns(t *testing.T) {
 		t.Fatal(err)
 	}
 	project := aws.ToString(out.Instances[0].InstanceId)
-	swept, err := bake.NewPipeline(w.hubs, testLog, bake.PipelineOptions{}).SweepGraph(t.Context(), "", graph, map[string]bool{"aws:ami/web": true})
+	swept, err := pipeline.NewPipeline(w.hubs, testLog, pipeline.PipelineOptions{}).SweepGraph(t.Context(), "", graph, map[string]bool{"aws:ami/web": true})
 	if err != nil {
 		t.Fatalf("SweepGraph() = %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/store"
 	"kiln/internal/web"
 )
@@ -196,7 +196,7 @@ type localOptions struct {
 }
 
 // bakeLocal applies the project file to a database and runs one bake of
-// it with an in-process bake.Service, shown as bakeFollow shows a bake.
+// it with an in-process bakery.Service, shown as bakeFollow shows a bake.
 func (a *app) bakeLocal(ctx context.Context, o *clientOptions, lo localOptions, file string) error {
 	if err := lo.sim.check("kiln bake"); err != nil {
 		return err
@@ -205,8 +205,8 @@ func (a *app) bakeLocal(ctx context.Context, o *clientOptions, lo localOptions, 
 	if err != nil {
 		return fmt.Errorf("read project file: %w", err)
 	}
-	proj, err := bake.ParseProject(file, data, os.Getenv)
-	if perrs, ok := errors.AsType[bake.ProjectErrors](err); ok {
+	proj, err := bakery.ParseProject(file, data, os.Getenv)
+	if perrs, ok := errors.AsType[bakery.ProjectErrors](err); ok {
 		for _, p := range perrs {
 			fmt.Fprintln(a.stderr, p)
 		}
@@ -230,14 +230,14 @@ func (a *app) bakeLocal(ctx context.Context, o *clientOptions, lo localOptions, 
 		return err
 	}
 	defer st.Close()
-	if _, err := bake.ApplyProject(ctx, st, proj); err != nil {
+	if _, err := bakery.ApplyProject(ctx, st, proj); err != nil {
 		return err
 	}
 	sim, err := a.startSim(lo.sim, nil)
 	if err != nil {
 		return err
 	}
-	svc, err := bake.NewService(st, a.awsHubs(), a.log.With("component", "bake"), bakeOptions(a.awsHubs()))
+	svc, err := bakery.NewService(st, a.awsHubs(), a.log.With("component", "bake"), bakery.Options{})
 	if err != nil {
 		return err
 	}
@@ -269,7 +269,7 @@ func (a *app) bakeLocal(ctx context.Context, o *clientOptions, lo localOptions, 
 // followLocal triggers a bake of project on svc and shows its progress
 // until it is over. When ctx is done first, it cancels the bake and follows
 // it to its end; when run (the service's context) is done, it gives up.
-func (a *app) followLocal(ctx, run context.Context, o *clientOptions, st *store.Store, svc *bake.Service, project string) (*web.Bake, error) {
+func (a *app) followLocal(ctx, run context.Context, o *clientOptions, st *store.Store, svc *bakery.Service, project string) (*web.Bake, error) {
 	ch, unsubscribe := svc.Subscribe(0)
 	defer unsubscribe()
 	tr, err := svc.Trigger(ctx, project, "", "")

@@ -24,8 +24,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/bake"
 	"kiln/internal/ec2sim"
+	"kiln/internal/pipeline"
 	"kiln/internal/store"
 	"kiln/internal/web"
 )
@@ -250,7 +250,7 @@ script: |
 	for {
 		var left []string
 		for _, in := range simInstances(t, simURL) {
-			if in.Tags[bake.TagRole] == "builder" && in.State != "terminated" {
+			if in.Tags[pipeline.TagRole] == "builder" && in.State != "terminated" {
 				left = append(left, in.ID+" "+in.State)
 			}
 		}

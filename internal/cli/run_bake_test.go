@@ -12,8 +12,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/bake"
 	"kiln/internal/ec2sim"
+	"kiln/internal/pipeline"
 )
 
 // simEnv serves a simulator for the test and points kiln's standard AWS
@@ -39,7 +39,7 @@ func simEnv(t *testing.T) (*ec2sim.Sim, *ec2.Client) {
 
 func liveBuilders(sim *ec2sim.Sim) (ids []string) {
 	for _, in := range sim.Instances() {
-		if in.Tags[bake.TagRole] == "builder" && in.State != "terminated" && in.State != "shutting-down" {
+		if in.Tags[pipeline.TagRole] == "builder" && in.State != "terminated" && in.State != "shutting-down" {
 			ids = append(ids, in.ID)
 		}
 	}
@@ -83,7 +83,7 @@ resources:
 		ImageId: aws.String("ami-000f627752e462816"), InstanceType: ec2types.InstanceTypeT3Micro,
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{
-			{Key: aws.String(bake.TagRole), Value: aws.String("builder")},
+			{Key: aws.String(pipeline.TagRole), Value: aws.String("builder")},
 			{Key: aws.String(awsapi.TagOwner), Value: aws.String("bakes")},
 			{Key: aws.String(awsapi.TagResource), Value: aws.String("aws:ami/old")},
 		}}},

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/ec2sim"
 	"kiln/internal/events"
 	"kiln/internal/store"
@@ -116,7 +116,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	hubs := a.awsHubs()
-	svc, err := bake.NewService(st, hubs, a.log.With("component", "bake"), bakeOptions(hubs))
+	svc, err := bakery.NewService(st, hubs, a.log.With("component", "bake"), bakery.Options{})
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	srv := web.New(web.Config{
 		Store:     st,
 		Bakery:    svc,
-		Hooks:     bake.NewHookHandler(svc.Queue(), a.log.With("component", "hooks")),
+		Hooks:     bakery.NewHookHandler(svc.Queue(), a.log.With("component", "hooks")),
 		Token:     hash,
 		PublicURL: o.publicURL,
 		Registry:  reg,

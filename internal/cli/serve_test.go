@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/store"
 	"kiln/internal/web"
 )
@@ -74,18 +74,18 @@ branch: main
 	if err != nil {
 		t.Fatal(err)
 	}
-	push := func(secret string) (int, bake.HookResponse) {
+	push := func(secret string) (int, bakery.HookResponse) {
 		req, _ := http.NewRequestWithContext(ctx, "POST", applied.WebhookURL, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-GitHub-Event", "push")
 		req.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-		req.Header.Set("X-Hub-Signature-256", bake.Sign(body, secret))
+		req.Header.Set("X-Hub-Signature-256", bakery.Sign(body, secret))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var hr bake.HookResponse
+		var hr bakery.HookResponse
 		_ = json.NewDecoder(resp.Body).Decode(&hr)
 		return resp.StatusCode, hr
 	}

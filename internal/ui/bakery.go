@@ -13,21 +13,22 @@ import (
 	"strings"
 	"time"
 
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
+	"kiln/internal/pipeline"
 	"kiln/internal/store"
 	"kiln/internal/web"
 )
 
-// Baker starts and stops bakes; *bake.Service satisfies it.
+// Baker starts and stops bakes; *bakery.Service satisfies it.
 type Baker interface {
 	Trigger(ctx context.Context, project, commit, ref string) (store.PushResult, error)
 	Cancel(ctx context.Context, id int64, reason string) (*store.Bake, error)
 }
 
-// progressSource is optionally implemented by a Baker (bake.Service is):
+// progressSource is optionally implemented by a Baker (bakery.Service is):
 // a bake page's stream wakes on its notifications instead of the poll.
 type progressSource interface {
-	Subscribe(id int64) (<-chan bake.Progress, func())
+	Subscribe(id int64) (<-chan bakery.Progress, func())
 }
 
 // BakeryConfig is what the bakery pages need.
@@ -68,14 +69,14 @@ func Bakery(cfg BakeryConfig) http.Handler {
 	return h
 }
 
-func newBakery(cfg BakeryConfig) (*bakery, http.Handler) {
+func newBakery(cfg BakeryConfig) (*bakeryPages, http.Handler) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
 	}
-	b := &bakery{cfg: cfg, t: parse("bakery.html"), ss: sessions{st: cfg.Store}}
+	b := &bakeryPages{cfg: cfg, t: parse("bakery.html"), ss: sessions{st: cfg.Store}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", b.loginPage)
 	mux.HandleFunc("POST /login", b.login)
@@ -97,7 +98,7 @@ func newBakery(cfg BakeryConfig) (*bakery, http.Handler) {
 	return b, mux
 }
 
-type bakery struct {
+type bakeryPages struct {
 	cfg BakeryConfig
 	t   *template.Template
 	ss  sessions
@@ -115,7 +116,7 @@ type page struct {
 // auth lets a request through with a live session, and a POST only with
 // the session's CSRF token. Others go to the sign-in page (pages) or get
 // 401 / 403 (streams and forms).
-func (b *bakery) auth(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+func (b *bakeryPages) auth(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, err := b.ss.get(r)
 		if err != nil {
@@ -140,7 +141,7 @@ func (b *bakery) auth(h func(http.ResponseWriter, *http.Request, *session)) http
 	}
 }
 
-func (b *bakery) show(w http.ResponseWriter, r *http.Request, s *session, status int, name, title string, data any) {
+func (b *bakeryPages) show(w http.ResponseWriter, r *http.Request, s *session, status int, name, title string, data any) {
 	p := page{Title: title, Nav: s != nil, Data: data}
 	if s != nil {
 		p.CSRF = s.csrf
@@ -154,7 +155,7 @@ func (b *bakery) show(w http.ResponseWriter, r *http.Request, s *session, status
 	}
 }
 
-func (b *bakery) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (b *bakeryPages) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
@@ -176,17 +177,17 @@ func safeNext(next string) string {
 	return next
 }
 
-func (b *bakery) loginPage(w http.ResponseWriter, r *http.Request) {
+func (b *bakeryPages) loginPage(w http.ResponseWriter, r *http.Request) {
 	b.loginForm(w, r, http.StatusOK, "")
 }
 
-func (b *bakery) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
+func (b *bakeryPages) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	tok := randomToken()
 	setCookie(w, r, loginCookie, tok, 3600)
 	b.show(w, r, nil, status, "login", "sign in", loginData{Next: safeNext(r.FormValue("next")), Error: msg, Token: tok})
 }
 
-func (b *bakery) login(w http.ResponseWriter, r *http.Request) {
+func (b *bakeryPages) login(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
@@ -211,7 +212,7 @@ func (b *bakery) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
 }
 
-func (b *bakery) logout(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) logout(w http.ResponseWriter, r *http.Request, s *session) {
 	if err := b.ss.delete(r.Context(), s); err != nil {
 		b.fail(w, r, err)
 		return
@@ -229,7 +230,7 @@ type projectRow struct {
 	Active bool
 }
 
-func (b *bakery) projects(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) projects(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx := r.Context()
 	ps, err := b.cfg.Store.Projects(ctx)
 	if err != nil {
@@ -273,14 +274,14 @@ type projectData struct {
 // projectBakes is how many bakes a project page lists.
 const projectBakes = 50
 
-func (b *bakery) project(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) project(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx, name := r.Context(), r.PathValue("name")
 	p, err := b.cfg.Store.Project(ctx, name)
 	if err != nil {
 		b.fail(w, r, err)
 		return
 	}
-	d := projectData{Project: p, WebhookURL: bake.WebhookURL(b.cfg.PublicURL, r, name)}
+	d := projectData{Project: p, WebhookURL: bakery.WebhookURL(b.cfg.PublicURL, r, name)}
 	if v := r.URL.Query().Get("before"); v != "" {
 		d.Before, err = strconv.ParseInt(v, 10, 64)
 		if err != nil || d.Before <= 0 {
@@ -310,14 +311,14 @@ func (b *bakery) project(w http.ResponseWriter, r *http.Request, s *session) {
 	b.show(w, r, s, http.StatusOK, "project", "project "+name, d)
 }
 
-func (b *bakery) newProject(w http.ResponseWriter, r *http.Request, s *session) {
-	f := projectForm{Region: "us-east-1", Type: "t3.small", Keep: strconv.Itoa(bake.DefaultKeep),
+func (b *bakeryPages) newProject(w http.ResponseWriter, r *http.Request, s *session) {
+	f := projectForm{Region: "us-east-1", Type: "t3.small", Keep: strconv.Itoa(bakery.DefaultKeep),
 		BaseOwner: "amazon", BaseMostRecent: true,
-		ScriptTimeout: bake.DefaultScriptTimeout.String(), ImageTimeout: bake.DefaultImageTimeout.String()}
+		ScriptTimeout: pipeline.DefaultScriptTimeout.String(), ImageTimeout: pipeline.DefaultImageTimeout.String()}
 	b.show(w, r, s, http.StatusOK, "form", "new project", formData{Form: f, New: true})
 }
 
-func (b *bakery) editProject(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) editProject(w http.ResponseWriter, r *http.Request, s *session) {
 	p, err := b.cfg.Store.Project(r.Context(), r.PathValue("name"))
 	if err != nil {
 		b.fail(w, r, err)
@@ -326,7 +327,7 @@ func (b *bakery) editProject(w http.ResponseWriter, r *http.Request, s *session)
 	b.show(w, r, s, http.StatusOK, "form", "edit "+p.Name, formData{Form: formFromRecord(p)})
 }
 
-func (b *bakery) saveProject(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) saveProject(w http.ResponseWriter, r *http.Request, s *session) {
 	f := formFromRequest(r)
 	editing := r.PathValue("name")
 	if editing != "" {
@@ -338,7 +339,7 @@ func (b *bakery) saveProject(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	d := formData{Form: f, New: editing == ""}
 	p, err := f.parse()
-	var perrs bake.ProjectErrors
+	var perrs bakery.ProjectErrors
 	if errors.As(err, &perrs) {
 		d.Errors = perrs
 		d.FieldErrors = map[string][]string{}
@@ -350,19 +351,19 @@ func (b *bakery) saveProject(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	if err != nil {
-		d.Errors = bake.ProjectErrors{{Msg: err.Error()}}
+		d.Errors = bakery.ProjectErrors{{Msg: err.Error()}}
 		b.show(w, r, s, http.StatusUnprocessableEntity, "form", "project", d)
 		return
 	}
 	if d.New {
 		if _, err := b.cfg.Store.Project(r.Context(), p.Name); err == nil {
-			d.Errors = bake.ProjectErrors{{Field: "name", Msg: fmt.Sprintf("%q exists already; edit it from its page", p.Name)}}
+			d.Errors = bakery.ProjectErrors{{Field: "name", Msg: fmt.Sprintf("%q exists already; edit it from its page", p.Name)}}
 			d.FieldErrors = map[string][]string{"name": {d.Errors[0].Msg}}
 			b.show(w, r, s, http.StatusConflict, "form", "project", d)
 			return
 		}
 	}
-	applied, err := bake.ApplyProject(r.Context(), b.cfg.Store, p)
+	applied, err := bakery.ApplyProject(r.Context(), b.cfg.Store, p)
 	if err != nil {
 		b.fail(w, r, err)
 		return
@@ -380,9 +381,9 @@ func (b *bakery) saveProject(w http.ResponseWriter, r *http.Request, s *session)
 // rotateSecret gives the project a new generated webhook secret, which its
 // page then shows once, as after creation. The old secret stops working at
 // once, as with POST /api/projects/{name}/secret.
-func (b *bakery) rotateSecret(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) rotateSecret(w http.ResponseWriter, r *http.Request, s *session) {
 	name := r.PathValue("name")
-	secret := bake.GenerateSecret()
+	secret := bakery.GenerateSecret()
 	if err := b.cfg.Store.SetProjectSecret(r.Context(), name, secret); err != nil {
 		b.fail(w, r, err)
 		return
@@ -403,13 +404,13 @@ type deleteData struct {
 	Error         string // why the form is shown again
 }
 
-func (b *bakery) confirmDelete(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) confirmDelete(w http.ResponseWriter, r *http.Request, s *session) {
 	b.showDelete(w, r, s, http.StatusOK, deleteData{Name: r.PathValue("name")})
 }
 
 // showDelete shows the confirmation of deleting d.Name with what goes
 // with it.
-func (b *bakery) showDelete(w http.ResponseWriter, r *http.Request, s *session, status int, d deleteData) {
+func (b *bakeryPages) showDelete(w http.ResponseWriter, r *http.Request, s *session, status int, d deleteData) {
 	ctx := r.Context()
 	if _, err := b.cfg.Store.Project(ctx, d.Name); err != nil {
 		b.fail(w, r, err)
@@ -431,7 +432,7 @@ func (b *bakery) showDelete(w http.ResponseWriter, r *http.Request, s *session, 
 
 // deleteProject deletes a project once the form's confirm box is ticked,
 // refusing while a bake of it runs as DELETE /api/projects/{name} does.
-func (b *bakery) deleteProject(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) deleteProject(w http.ResponseWriter, r *http.Request, s *session) {
 	name := r.PathValue("name")
 	if r.PostForm.Get("confirm") == "" {
 		b.showDelete(w, r, s, http.StatusUnprocessableEntity, deleteData{Name: name,
@@ -457,7 +458,7 @@ func (b *bakery) deleteProject(w http.ResponseWriter, r *http.Request, s *sessio
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-func (b *bakery) bakeNow(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) bakeNow(w http.ResponseWriter, r *http.Request, s *session) {
 	res, err := b.cfg.Baker.Trigger(r.Context(), r.PathValue("name"), "", "")
 	if err != nil {
 		b.fail(w, r, err)
@@ -483,7 +484,7 @@ type stepRow struct {
 	Width    int // of the timeline bar, in px
 }
 
-func (b *bakery) loadBake(ctx context.Context, id int64, csrf string) (*bakeData, error) {
+func (b *bakeryPages) loadBake(ctx context.Context, id int64, csrf string) (*bakeData, error) {
 	bk, err := b.cfg.Store.Bake(ctx, id)
 	if err != nil {
 		return nil, err
@@ -527,7 +528,7 @@ func bakeIDOf(r *http.Request) (int64, bool) {
 	return id, err == nil && id > 0
 }
 
-func (b *bakery) bakePage(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) bakePage(w http.ResponseWriter, r *http.Request, s *session) {
 	id, ok := bakeIDOf(r)
 	if !ok {
 		http.NotFound(w, r)
@@ -541,7 +542,7 @@ func (b *bakery) bakePage(w http.ResponseWriter, r *http.Request, s *session) {
 	b.show(w, r, s, http.StatusOK, "bake", fmt.Sprintf("bake %d", id), d)
 }
 
-func (b *bakery) bakeEvents(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) bakeEvents(w http.ResponseWriter, r *http.Request, s *session) {
 	id, ok := bakeIDOf(r)
 	if !ok {
 		http.NotFound(w, r)
@@ -551,7 +552,7 @@ func (b *bakery) bakeEvents(w http.ResponseWriter, r *http.Request, s *session) 
 		b.fail(w, r, err)
 		return
 	}
-	var wake <-chan bake.Progress
+	var wake <-chan bakery.Progress
 	if ps, ok := b.cfg.Baker.(progressSource); ok {
 		ch, cancel := ps.Subscribe(id)
 		defer cancel()
@@ -596,7 +597,7 @@ func (b *bakery) bakeEvents(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 }
 
-func (b *bakery) cancel(w http.ResponseWriter, r *http.Request, s *session) {
+func (b *bakeryPages) cancel(w http.ResponseWriter, r *http.Request, s *session) {
 	id, ok := bakeIDOf(r)
 	if !ok {
 		http.NotFound(w, r)

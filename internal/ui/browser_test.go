@@ -20,10 +20,11 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awsres"
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/config"
 	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
+	"kiln/internal/pipeline"
 	"kiln/internal/resources"
 	"kiln/internal/store"
 	"kiln/internal/web"
@@ -294,11 +295,11 @@ func newBakeryWorld(t *testing.T, scale float64) *bakeryWorld {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	svc, err := bake.NewService(st, w.hubs, log, bake.Options{
+	svc, err := bakery.NewService(st, w.hubs, log, bakery.Options{
 		FetchPollInterval: 20 * time.Millisecond,
 		BusySnooze:        50 * time.Millisecond,
 		SweepInterval:     time.Hour,
-		Pipeline:          bake.PipelineOptions{ConsoleWait: 2 * time.Second},
+		Pipeline:          pipeline.PipelineOptions{ConsoleWait: 2 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
 
@@ -181,7 +181,7 @@ func (s *Server) bakeEvents(w http.ResponseWriter, r *http.Request) {
 
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
-	var wake <-chan bake.Progress // nil (never ready) without a ProgressSource
+	var wake <-chan bakery.Progress // nil (never ready) without a ProgressSource
 	if src, ok := s.cfg.Bakery.(ProgressSource); ok {
 		ch, unsubscribe := src.Subscribe(id)
 		defer unsubscribe()

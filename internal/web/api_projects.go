@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"strings"
 
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
 
@@ -30,7 +30,7 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 		Projects []Project `json:"projects"`
 	}{Projects: []Project{}}
 	for i := range ps {
-		out.Projects = append(out.Projects, projectJSON(&ps[i], bake.WebhookURL(s.cfg.PublicURL, r, ps[i].Name)))
+		out.Projects = append(out.Projects, projectJSON(&ps[i], bakery.WebhookURL(s.cfg.PublicURL, r, ps[i].Name)))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -56,7 +56,7 @@ func (s *Server) showProject(w http.ResponseWriter, r *http.Request) {
 	if s.projectFailed(w, r, name, err) {
 		return
 	}
-	writeJSON(w, http.StatusOK, projectJSON(p, bake.WebhookURL(s.cfg.PublicURL, r, name)))
+	writeJSON(w, http.StatusOK, projectJSON(p, bakery.WebhookURL(s.cfg.PublicURL, r, name)))
 }
 
 // applyProject creates or updates a project from a project file, validated
@@ -81,8 +81,8 @@ func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	p, err := bake.ParseProject(file, body, func(k string) string { return env[k] })
-	var perrs bake.ProjectErrors
+	p, err := bakery.ParseProject(file, body, func(k string) string { return env[k] })
+	var perrs bakery.ProjectErrors
 	if errors.As(err, &perrs) {
 		out := Error{Error: fmt.Sprintf("%s: %d %s", file, len(perrs), plural(len(perrs), "problem", "problems"))}
 		for _, e := range perrs {
@@ -95,7 +95,7 @@ func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	applied, err := bake.ApplyProject(r.Context(), s.cfg.Store, p)
+	applied, err := bakery.ApplyProject(r.Context(), s.cfg.Store, p)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -105,7 +105,7 @@ func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	hook := bake.WebhookURL(s.cfg.PublicURL, r, p.Name)
+	hook := bakery.WebhookURL(s.cfg.PublicURL, r, p.Name)
 	status := http.StatusOK
 	if applied.Created {
 		status = http.StatusCreated
@@ -181,7 +181,7 @@ func DeleteProject(ctx context.Context, st *store.Store, name string) error {
 // secret are refused from now on.
 func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	secret := bake.GenerateSecret()
+	secret := bakery.GenerateSecret()
 	err := s.cfg.Store.SetProjectSecret(r.Context(), name, secret)
 	if s.projectFailed(w, r, name, err) {
 		return
@@ -189,7 +189,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Log.Info("webhook secret rotated", "project", name)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, SecretResult{
-		Project: name, WebhookSecret: secret, WebhookURL: bake.WebhookURL(s.cfg.PublicURL, r, name),
+		Project: name, WebhookSecret: secret, WebhookURL: bakery.WebhookURL(s.cfg.PublicURL, r, name),
 	})
 }
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
 
@@ -209,8 +209,8 @@ func TestApplyValidation(t *testing.T) {
 		{"bad json", "web.json", `{"name": "web", "region": 3}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, want := bake.ParseProject(tc.file, []byte(tc.data), nil)
-			var perrs bake.ProjectErrors
+			_, want := bakery.ParseProject(tc.file, []byte(tc.data), nil)
+			var perrs bakery.ProjectErrors
 			if !errors.As(want, &perrs) {
 				t.Fatalf("ParseProject() = %v; the case must be invalid", want)
 			}
@@ -576,10 +576,10 @@ func TestErrorBodies(t *testing.T) {
 // notifyingBakery is a storeBakery that is also a ProgressSource.
 type notifyingBakery struct {
 	storeBakery
-	ch chan bake.Progress
+	ch chan bakery.Progress
 }
 
-func (b notifyingBakery) Subscribe(id int64) (<-chan bake.Progress, func()) { return b.ch, func() {} }
+func (b notifyingBakery) Subscribe(id int64) (<-chan bakery.Progress, func()) { return b.ch, func() {} }
 
 // TestEventsWakeOnProgress: with a ProgressSource, the stream reports a
 // change when notified, without waiting for the (here: hour-long) poll.
@@ -589,7 +589,7 @@ func TestEventsWakeOnProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	nb := notifyingBakery{storeBakery{st}, make(chan bake.Progress, 1)}
+	nb := notifyingBakery{storeBakery{st}, make(chan bakery.Progress, 1)}
 	s := New(Config{Store: st, Bakery: nb, Token: HashToken(testToken), PollInterval: time.Hour})
 	extra := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	s.Handle("GET /extra", extra)
@@ -625,7 +625,7 @@ func TestEventsWakeOnProgress(t *testing.T) {
 	if _, err := st.RequestCancel(ctx, tr.Bake.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
-	nb.ch <- bake.Progress{BakeID: tr.Bake.ID}
+	nb.ch <- bakery.Progress{BakeID: tr.Bake.ID}
 	if b := <-seen; b.State != store.Cancelled {
 		t.Errorf("event after the notification = %s; want cancelled", b.State)
 	}
@@ -668,7 +668,7 @@ func (h storeHooks) Enqueue(ctx context.Context, p store.Push) (store.PushResult
 func TestRotateSecret(t *testing.T) {
 	var hooks http.Handler
 	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hooks.ServeHTTP(w, r) }))
-	hooks = bake.NewHookHandler(storeHooks{f.st}, nil)
+	hooks = bakery.NewHookHandler(storeHooks{f.st}, nil)
 	ctx := t.Context()
 	applied, err := f.c.Apply(ctx, "web.yaml", []byte(webYAML), nil)
 	if err != nil {
@@ -680,7 +680,7 @@ func TestRotateSecret(t *testing.T) {
 		body := `{"zen": "Keep it logically awesome."}`
 		status, _ := f.call(t, "POST", "/hooks/web", "", body, map[string]string{
 			"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-" + secret[:8],
-			"X-Hub-Signature-256": bake.Sign([]byte(body), secret), "Content-Type": "application/json",
+			"X-Hub-Signature-256": bakery.Sign([]byte(body), secret), "Content-Type": "application/json",
 		})
 		return status
 	}

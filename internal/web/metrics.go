@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
 
@@ -58,7 +58,7 @@ func (m *Metrics) Follow(ctx context.Context, src ProgressSource, st *store.Stor
 	ch, unsubscribe := src.Subscribe(0)
 	defer unsubscribe()
 	for {
-		var p bake.Progress
+		var p bakery.Progress
 		select {
 		case <-ctx.Done():
 			return nil

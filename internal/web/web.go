@@ -40,7 +40,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
 
@@ -63,14 +63,14 @@ type ProgressSource interface {
 	// Subscribe returns notifications for bake id (0: every bake) and a
 	// func that ends the subscription. Notifications may be dropped; the
 	// store holds the truth.
-	Subscribe(id int64) (<-chan bake.Progress, func())
+	Subscribe(id int64) (<-chan bakery.Progress, func())
 }
 
 // Config is what a Server serves.
 type Config struct {
 	Store  *store.Store
 	Bakery Bakery
-	// Hooks serves POST /hooks/{project} (bake.HookHandler); nil leaves
+	// Hooks serves POST /hooks/{project} (bakery.HookHandler); nil leaves
 	// the route out.
 	Hooks http.Handler
 	// Token is the hash of the admin token (AdminToken).

@@ -1,4 +1,4 @@
-package bake
+package bakery
 
 import (
 	"cmp"
@@ -15,6 +15,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/engine"
+	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
 
@@ -141,7 +142,7 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 	}
 
 	res, err := s.pipe.Bake(bctx, spec, rec)
-	var fe *FailedError
+	var fe *pipeline.FailedError
 	switch {
 	case err == nil:
 	case errors.Is(context.Cause(bctx), errCancelRequested) || errors.Is(err, errCancelRequested):
@@ -167,7 +168,7 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		// The image is made: retention is retried by the next bake.
 		log.Warn("retention failed", "err", err)
 	}
-	err = rec.step(ctx, StepRecord, res.ImageID, func() error {
+	err = rec.step(ctx, pipeline.StepRecord, res.ImageID, func() error {
 		return s.store.AddImage(ctx, store.Image{Project: p.Name, ImageID: res.ImageID, Name: res.ImageName,
 			BakeID: b.ID, Commit: b.Commit})
 	})
@@ -184,7 +185,7 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 }
 
 // RolloutFailedError is a rollout that failed for good (a failed, rolled
-// back instance refresh): Options.RollOut returns it and the bake fails
+// back instance refresh): rollOut returns it and the bake fails
 // with Reason, keeping its image.
 type RolloutFailedError struct {
 	Reason string
@@ -203,7 +204,7 @@ func (s *Service) rollOut(ctx, bctx context.Context, b *store.Bake, p *Project, 
 	region := cmp.Or(t.Region, p.Region)
 	detail := fmt.Sprintf("%s to group %s in %s", image, t.Group, region)
 	keep := func(state store.BakeState, stepState store.StepState, reason string) (bool, error) {
-		if ferr := rec.FinishStep(context.WithoutCancel(ctx), StepRollout, stepState, reason); ferr != nil {
+		if ferr := rec.finish(context.WithoutCancel(ctx), pipeline.StepRollout, stepState, reason); ferr != nil {
 			log.Warn("record rollout step", "err", ferr)
 		}
 		log.Info("bake "+string(state)+" at rollout; image kept", "image", image, "reason", reason)
@@ -212,20 +213,17 @@ func (s *Service) rollOut(ctx, bctx context.Context, b *store.Bake, p *Project, 
 	if context.Cause(bctx) != nil && errors.Is(context.Cause(bctx), errCancelRequested) {
 		return keep(store.Cancelled, store.StepCancelled, "cancelled before the rollout")
 	}
-	if err := rec.s.store.StartStep(ctx, b.ID, StepRollout, detail); err != nil {
+	if err := rec.s.store.StartStep(ctx, b.ID, pipeline.StepRollout, detail); err != nil {
 		return false, err
 	}
-	rec.s.notify(Progress{BakeID: b.ID, Project: b.Project, Step: StepRollout, StepState: store.StepRunning,
+	rec.s.notify(Progress{BakeID: b.ID, Project: b.Project, Step: pipeline.StepRollout, StepState: store.StepRunning,
 		BakeState: store.Running, Detail: detail, Time: time.Now()})
-	if s.o.RollOut == nil {
-		return keep(store.Failed, store.StepFailed, "rollout to group "+t.Group+": this bakery cannot roll out (no Auto Scaling access configured)")
-	}
 	log.Info("rolling out", "image", image, "group", t.Group, "region", region)
-	err = s.o.RollOut(bctx, region, t.Group, image, t, log.With("step", StepRollout))
+	err = rollOut(bctx, s.hubs, region, t.Group, image, t, log.With("step", pipeline.StepRollout))
 	var rf *RolloutFailedError
 	switch {
 	case err == nil:
-		if ferr := rec.FinishStep(context.WithoutCancel(ctx), StepRollout, store.StepSucceeded,
+		if ferr := rec.finish(context.WithoutCancel(ctx), pipeline.StepRollout, store.StepSucceeded,
 			fmt.Sprintf("group %s runs %s", t.Group, image)); ferr != nil {
 			return false, ferr
 		}
@@ -240,7 +238,7 @@ func (s *Service) rollOut(ctx, bctx context.Context, b *store.Bake, p *Project, 
 		return keep(store.Failed, store.StepFailed, err.Error())
 	}
 	log.Warn("rollout interrupted; retrying later", "err", err)
-	if ferr := rec.FinishStep(context.WithoutCancel(ctx), StepRollout, store.StepFailed, err.Error()); ferr != nil {
+	if ferr := rec.finish(context.WithoutCancel(ctx), pipeline.StepRollout, store.StepFailed, err.Error()); ferr != nil {
 		log.Warn("record rollout step", "err", ferr)
 	}
 	return false, err
@@ -254,7 +252,7 @@ func (s *Service) recordedImage(ctx context.Context, b *store.Bake) string {
 		return ""
 	}
 	for _, st := range steps {
-		if st.Name == StepRecord && st.State == store.StepSucceeded {
+		if st.Name == pipeline.StepRecord && st.State == store.StepSucceeded {
 			return cmp.Or(b.ImageID, st.Detail)
 		}
 	}
@@ -265,16 +263,16 @@ func (s *Service) recordedImage(ctx context.Context, b *store.Bake) string {
 // (store.BakeryID) bakery: bake id as the identity, image name
 // "<project>-<bake id>", tags kiln:project, kiln:bake, kiln:bake-origin and
 // kiln:bakery (found again by them) and kiln:commit plus the project's tags.
-func SpecFor(p *Project, b *store.Bake, bakery string) Spec {
+func SpecFor(p *Project, b *store.Bake, bakery string) pipeline.Spec {
 	id := strconv.FormatInt(b.ID, 10)
 	tags := maps.Clone(p.Tags)
 	if tags == nil {
 		tags = map[string]string{}
 	}
 	if b.Commit != "" {
-		tags[TagCommit] = b.Commit
+		tags[pipeline.TagCommit] = b.Commit
 	}
-	return Spec{
+	return pipeline.Spec{
 		ID:             id,
 		ImageName:      p.Name + "-" + id,
 		Region:         p.Region,
@@ -284,8 +282,8 @@ func SpecFor(p *Project, b *store.Bake, bakery string) Spec {
 		SecurityGroups: p.SecurityGroups,
 		Subnet:         p.Subnet,
 		IAMProfile:     p.IAMProfile,
-		Match: map[string]string{TagProject: p.Name, awsapi.TagBake: id,
-			TagOrigin: strconv.FormatInt(b.Created.UnixMilli(), 10), TagBakery: bakery},
+		Match: map[string]string{pipeline.TagProject: p.Name, awsapi.TagBake: id,
+			pipeline.TagOrigin: strconv.FormatInt(b.Created.UnixMilli(), 10), pipeline.TagBakery: bakery},
 		Tags:     tags,
 		Timeouts: p.Timeouts,
 	}
@@ -293,8 +291,8 @@ func SpecFor(p *Project, b *store.Bake, bakery string) Spec {
 
 // retain applies the project's keep-N to its images.
 func (s *Service) retain(ctx context.Context, p *Project, rec *storeRecorder) error {
-	return rec.step(ctx, StepRetention, "", func() error {
-		r, err := s.pipe.Retain(ctx, p.Region, map[string]string{TagProject: p.Name}, max(p.Keep, 1))
+	return rec.step(ctx, pipeline.StepRetention, "", func() error {
+		r, err := s.pipe.Retain(ctx, p.Region, map[string]string{pipeline.TagProject: p.Name}, max(p.Keep, 1))
 		for _, id := range r.Removed {
 			if err := s.store.RemoveImage(ctx, p.Name, id); err != nil {
 				return err
@@ -305,7 +303,7 @@ func (s *Service) retain(ctx context.Context, p *Project, rec *storeRecorder) er
 	})
 }
 
-func (s *Service) cleanup(ctx context.Context, spec Spec, rec Recorder) {
+func (s *Service) cleanup(ctx context.Context, spec pipeline.Spec, rec pipeline.Recorder) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	if err := s.pipe.Cleanup(cctx, spec, rec); err != nil {
@@ -314,7 +312,7 @@ func (s *Service) cleanup(ctx context.Context, spec Spec, rec Recorder) {
 }
 
 // cancelled cleans a cancelled bake up and finishes it.
-func (s *Service) cancelled(ctx context.Context, b *store.Bake, spec Spec, rec Recorder) error {
+func (s *Service) cancelled(ctx context.Context, b *store.Bake, spec pipeline.Spec, rec pipeline.Recorder) error {
 	// The step the cancel interrupted is over too.
 	if steps, err := s.store.Steps(context.WithoutCancel(ctx), b.ID); err == nil {
 		for _, st := range steps {
@@ -356,7 +354,7 @@ func (r *storeRecorder) StartStep(ctx context.Context, name, detail string) erro
 	if err != nil {
 		return err
 	}
-	if cur.CancelRequested && name != StepCleanup {
+	if cur.CancelRequested && name != pipeline.StepCleanup {
 		return errCancelRequested
 	}
 	if err := r.s.store.StartStep(ctx, r.bake.ID, name, detail); err != nil {
@@ -368,7 +366,13 @@ func (r *storeRecorder) StartStep(ctx context.Context, name, detail string) erro
 }
 
 // FinishStep records how the step ended.
-func (r *storeRecorder) FinishStep(ctx context.Context, name string, state store.StepState, detail string) error {
+func (r *storeRecorder) FinishStep(ctx context.Context, name string, state pipeline.StepState, detail string) error {
+	return r.finish(ctx, name, store.StepState(state), detail) // the pipeline's ends are among the store's states
+}
+
+// finish records the end of a step in any of the store's states (the
+// bakery's own steps can be skipped or cancelled too).
+func (r *storeRecorder) finish(ctx context.Context, name string, state store.StepState, detail string) error {
 	if err := r.s.store.FinishStep(ctx, r.bake.ID, name, state, detail); err != nil {
 		return err
 	}
@@ -418,7 +422,7 @@ func (r *storeRecorder) step(ctx context.Context, name, detail string, fn func()
 	if err != nil {
 		state, d = store.StepFailed, err.Error()
 	}
-	if ferr := r.FinishStep(context.WithoutCancel(ctx), name, state, d); ferr != nil && err == nil {
+	if ferr := r.finish(context.WithoutCancel(ctx), name, state, d); ferr != nil && err == nil {
 		return ferr
 	}
 	return err

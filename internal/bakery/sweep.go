@@ -1,4 +1,4 @@
-package bake
+package bakery
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
 
@@ -64,8 +65,8 @@ func (s *Service) Sweep(ctx context.Context) ([]string, error) {
 
 func (s *Service) sweepRegion(ctx context.Context, region string) ([]string, error) {
 	builders, err := s.pipe.Builders(ctx, region,
-		types.Filter{Name: aws.String("tag-key"), Values: []string{TagProject}},
-		types.Filter{Name: aws.String("tag:" + TagBakery), Values: []string{s.store.BakeryID()}})
+		types.Filter{Name: aws.String("tag-key"), Values: []string{pipeline.TagProject}},
+		types.Filter{Name: aws.String("tag:" + pipeline.TagBakery), Values: []string{s.store.BakeryID()}})
 	if err != nil {
 		return nil, fmt.Errorf("sweep %s: %w", region, err)
 	}
@@ -83,7 +84,7 @@ func (s *Service) sweepRegion(ctx context.Context, region string) ([]string, err
 			doomed = append(doomed, id)
 		case err != nil:
 			return nil, fmt.Errorf("sweep %s: %w", region, err)
-		case b.State.Final() || b.Project != awsapi.TagValue(in.Tags, TagProject):
+		case b.State.Final() || b.Project != awsapi.TagValue(in.Tags, pipeline.TagProject):
 			doomed = append(doomed, id)
 		}
 	}

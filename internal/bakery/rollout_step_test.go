@@ -1,4 +1,4 @@
-package cli
+package bakery
 
 import (
 	"context"
@@ -17,13 +17,12 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awsres"
-	"kiln/internal/bake"
 	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
 )
 
-// TestBakeRollOut: the bake service's RollOut converts the target, turns a
-// failed refresh into a *bake.RolloutFailedError (wrapping the
+// TestBakeRollOut: the bake's rollOut converts the target, turns a
+// failed refresh into a *RolloutFailedError (wrapping the
 // *awsres.RolloutError) and a missing group into a permanent error.
 func TestBakeRollOut(t *testing.T) {
 	sim := ec2sim.New(ec2sim.Options{TimeScale: 0.001})
@@ -71,16 +70,18 @@ func TestBakeRollOut(t *testing.T) {
 		return ok && gi.Healthy() == 3
 	})
 
-	roll := bakeOptions(hubs).RollOut
+	roll := func(ctx context.Context, region, group, image string, t RolloutTarget, log *slog.Logger) error {
+		return rollOut(ctx, hubs, region, group, image, t, log)
+	}
 	log := slog.New(slog.DiscardHandler)
 	pct := 50
-	target := bake.RolloutTarget{Group: "web", MinHealthyPercent: &pct, Warmup: 60 * time.Second}
+	target := RolloutTarget{Group: "web", MinHealthyPercent: &pct, Warmup: 60 * time.Second}
 	sim.FailNextRefresh(1)
 	err = roll(t.Context(), "us-east-1", "web", newImage, target, log)
-	var rf *bake.RolloutFailedError
+	var rf *RolloutFailedError
 	var re *awsres.RolloutError
 	if !errors.As(err, &rf) || !errors.As(err, &re) || rf.Reason == "" {
-		t.Fatalf("RollOut(failing refresh) = %v; want a *bake.RolloutFailedError wrapping an *awsres.RolloutError", err)
+		t.Fatalf("RollOut(failing refresh) = %v; want a *RolloutFailedError wrapping an *awsres.RolloutError", err)
 	}
 	if err := roll(t.Context(), "", "nope", newImage, target, log); !engine.IsPermanent(err) {
 		t.Errorf("RollOut(no group) = %v; want a permanent error", err)

@@ -1,4 +1,4 @@
-package bake
+package bakery
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/ec2sim"
+	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
 
@@ -98,7 +99,7 @@ func testOptions() Options {
 		FetchPollInterval: 20 * time.Millisecond,
 		BusySnooze:        50 * time.Millisecond,
 		SweepInterval:     time.Hour,
-		Pipeline:          PipelineOptions{ConsoleWait: 2 * time.Second},
+		Pipeline:          pipeline.PipelineOptions{ConsoleWait: 2 * time.Second},
 	}
 }
 
@@ -181,7 +182,7 @@ func trigger(t *testing.T, s *running, project string) int64 {
 func (w *world) builders(id int64) []ec2sim.InstanceInfo {
 	var out []ec2sim.InstanceInfo
 	for _, in := range w.sim.Instances() {
-		if in.Tags[awsapi.TagBake] == strconv.FormatInt(id, 10) && in.Tags[TagRole] == roleBuilder {
+		if in.Tags[awsapi.TagBake] == strconv.FormatInt(id, 10) && in.Tags[pipeline.TagRole] == "builder" {
 			out = append(out, in)
 		}
 	}
@@ -262,8 +263,8 @@ func TestBakeSucceeds(t *testing.T) {
 	}
 	tags := tagMap(img.Tags)
 	builder := w.checkOneBuilderGone(t, id)
-	want := map[string]string{TagProject: "web", awsapi.TagBake: strconv.FormatInt(id, 10), TagCommit: "c0ffee",
-		TagSourceImage: builder.ImageID, "team": "shop"}
+	want := map[string]string{pipeline.TagProject: "web", awsapi.TagBake: strconv.FormatInt(id, 10), pipeline.TagCommit: "c0ffee",
+		pipeline.TagSourceImage: builder.ImageID, "team": "shop"}
 	for k, v := range want {
 		if tags[k] != v {
 			t.Errorf("image tag %s = %q; want %q", k, tags[k], v)
@@ -278,7 +279,7 @@ func TestBakeSucceeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sn := range out.Snapshots {
-		if tm := tagMap(sn.Tags); tm[TagProject] != "web" || tm[TagCommit] != "c0ffee" || tm[TagSourceImage] != builder.ImageID {
+		if tm := tagMap(sn.Tags); tm[pipeline.TagProject] != "web" || tm[pipeline.TagCommit] != "c0ffee" || tm[pipeline.TagSourceImage] != builder.ImageID {
 			t.Errorf("snapshot %s tags = %v", aws.ToString(sn.SnapshotId), tm)
 		}
 	}
@@ -309,8 +310,8 @@ func TestBakeSucceeds(t *testing.T) {
 			t.Errorf("step %q = %s, %v..%v; want succeeded with times", s.Name, s.State, s.Started, s.Finished)
 		}
 	}
-	wantSteps := []string{StepResolve, StepLaunch, StepWaitStopped, StepResult, StepCreateImage, StepWaitImage,
-		StepTagImage, StepTerminate, StepRetention, StepRecord}
+	wantSteps := []string{pipeline.StepResolve, pipeline.StepLaunch, pipeline.StepWaitStopped, pipeline.StepResult, pipeline.StepCreateImage, pipeline.StepWaitImage,
+		pipeline.StepTagImage, pipeline.StepTerminate, pipeline.StepRetention, pipeline.StepRecord}
 	if !slices.Equal(names, wantSteps) {
 		t.Errorf("steps = %q; want %q", names, wantSteps)
 	}
@@ -322,7 +323,7 @@ func TestBakeSucceeds(t *testing.T) {
 	var sawStep, sawFinal bool
 	for len(progress) > 0 {
 		p := <-progress
-		sawStep = sawStep || p.Step == StepLaunch
+		sawStep = sawStep || p.Step == pipeline.StepLaunch
 		sawFinal = sawFinal || p.BakeState == store.Succeeded
 	}
 	if !sawStep || !sawFinal {
@@ -351,7 +352,9 @@ func TestBakeFails(t *testing.T) {
 					p.ScriptTimeout = tt.timeout
 				}
 			})
-			s := w.serve(t, st, func(s *Service) { s.pipe.o.ConsoleWait = 200 * time.Millisecond })
+			s := w.serve(t, st, func(s *Service) {
+				s.pipe = pipeline.NewPipeline(w.hubs, testLog, pipeline.PipelineOptions{ConsoleWait: 200 * time.Millisecond})
+			})
 			id := trigger(t, s, "web")
 			b := waitFinal(t, st, id)
 			if b.State != store.Failed {
@@ -396,8 +399,8 @@ func TestImageFails(t *testing.T) {
 // fresh service on the same database: the bake finishes with one builder
 // and one image.
 func TestCrashResume(t *testing.T) {
-	steps := []string{StepResolve, StepLaunch, StepWaitStopped, StepResult, StepCreateImage, StepWaitImage,
-		StepTagImage, StepTerminate, StepRetention, StepRecord}
+	steps := []string{pipeline.StepResolve, pipeline.StepLaunch, pipeline.StepWaitStopped, pipeline.StepResult, pipeline.StepCreateImage, pipeline.StepWaitImage,
+		pipeline.StepTagImage, pipeline.StepTerminate, pipeline.StepRetention, pipeline.StepRecord}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			t.Parallel()
@@ -454,7 +457,7 @@ func TestCrashStuckJob(t *testing.T) {
 	s1 := w.serve(t, st1, func(s *Service) {
 		s.testHop = func(_ int64, name string) error {
 			crash := false
-			if name == StepLaunch {
+			if name == pipeline.StepLaunch {
 				once.Do(func() { close(crashed); crash = true })
 			}
 			if crash {
@@ -503,7 +506,7 @@ func TestCancel(t *testing.T) {
 		id := trigger(t, s, "web")
 		eventually(t, "the wait for the script", func() bool {
 			steps, err := st.Steps(t.Context(), id)
-			return err == nil && slices.ContainsFunc(steps, func(s store.Step) bool { return s.Name == StepWaitStopped })
+			return err == nil && slices.ContainsFunc(steps, func(s store.Step) bool { return s.Name == pipeline.StepWaitStopped })
 		})
 		if _, err := s.Cancel(t.Context(), id, "not wanted"); err != nil {
 			t.Fatalf("Cancel() error = %v", err)
@@ -521,7 +524,7 @@ func TestCancel(t *testing.T) {
 		for _, s := range steps {
 			states[s.Name] = s.State
 		}
-		if states[StepWaitStopped] != store.StepCancelled || states[StepCleanup] != store.StepSucceeded {
+		if states[pipeline.StepWaitStopped] != store.StepCancelled || states[pipeline.StepCleanup] != store.StepSucceeded {
 			t.Errorf("steps = %v; want the wait cancelled and the clean-up done", states)
 		}
 		if _, err := s.Cancel(t.Context(), id, ""); !errors.Is(err, store.ErrBakeFinished) {
@@ -612,6 +615,25 @@ func TestFreshDatabase(t *testing.T) {
 	}
 }
 
+// nopRecorder records nothing.
+type nopRecorder struct{}
+
+func (nopRecorder) StartStep(context.Context, string, string) error                      { return nil }
+func (nopRecorder) FinishStep(context.Context, string, pipeline.StepState, string) error { return nil }
+func (nopRecorder) Builder(context.Context, string) error                                { return nil }
+func (nopRecorder) Image(context.Context, string) error                                  { return nil }
+
+// snapshotsOf lists the snapshots of an image's block devices.
+func snapshotsOf(img types.Image) []string {
+	var out []string
+	for _, m := range img.BlockDeviceMappings {
+		if m.Ebs != nil && aws.ToString(m.Ebs.SnapshotId) != "" {
+			out = append(out, aws.ToString(m.Ebs.SnapshotId))
+		}
+	}
+	return out
+}
+
 // pastClock says every step first started two hours ago.
 type pastClock struct{ nopRecorder }
 
@@ -623,15 +645,15 @@ func (pastClock) FirstStarted(context.Context, string) (time.Time, bool) {
 // timeout from the step's first start, not afresh.
 func TestResumedWaitKeepsDeadline(t *testing.T) {
 	w := newWorld(t, ec2sim.Options{})
-	p := NewPipeline(w.hubs, testLog, PipelineOptions{ConsoleWait: 100 * time.Millisecond})
-	spec := Spec{
+	p := pipeline.NewPipeline(w.hubs, testLog, pipeline.PipelineOptions{ConsoleWait: 100 * time.Millisecond})
+	spec := pipeline.Spec{
 		ID: "t1", ImageName: "t-1", Region: "us-east-1", Type: "t3.small", Script: "sleep 3600\n",
-		Base:     Base{Owner: "amazon", Name: alName, MostRecent: true},
-		Match:    map[string]string{TagProject: "t"},
-		Timeouts: Timeouts{Script: time.Hour},
+		Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
+		Match:    map[string]string{pipeline.TagProject: "t"},
+		Timeouts: pipeline.Timeouts{Script: time.Hour},
 	}
 	_, err := p.Bake(t.Context(), spec, pastClock{})
-	var fe *FailedError
+	var fe *pipeline.FailedError
 	if !errors.As(err, &fe) || !strings.Contains(fe.Reason, "timed out") {
 		t.Fatalf("Bake() error = %v; want a script timeout", err)
 	}
@@ -666,17 +688,17 @@ func TestBakeEventualConsistency(t *testing.T) {
 // even when the console wait is longer.
 func TestConsoleWaitBoundedByScriptTimeout(t *testing.T) {
 	w := newWorld(t, ec2sim.Options{})
-	p := NewPipeline(w.hubs, testLog, PipelineOptions{ConsoleWait: time.Hour})
-	spec := Spec{
+	p := pipeline.NewPipeline(w.hubs, testLog, pipeline.PipelineOptions{ConsoleWait: time.Hour})
+	spec := pipeline.Spec{
 		ID: "t1", ImageName: "t-1", Region: "us-east-1", Type: "t3.small", Script: "poweroff\n",
-		Base:     Base{Owner: "amazon", Name: alName, MostRecent: true},
-		Match:    map[string]string{TagProject: "t"},
-		Timeouts: Timeouts{Script: 2 * time.Second},
+		Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
+		Match:    map[string]string{pipeline.TagProject: "t"},
+		Timeouts: pipeline.Timeouts{Script: 2 * time.Second},
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // far below the hour
 	defer cancel()
 	_, err := p.Bake(ctx, spec, nil)
-	var fe *FailedError
+	var fe *pipeline.FailedError
 	if !errors.As(err, &fe) || !strings.Contains(fe.Reason, "no result on the builder's console") {
 		t.Fatalf("Bake() error = %v; want a failure for the missing marker", err)
 	}

@@ -1,4 +1,4 @@
-package bake
+package bakery
 
 import (
 	"slices"
@@ -12,6 +12,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/ec2sim"
+	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
 
@@ -86,7 +87,7 @@ func TestRetention(t *testing.T) {
 	id := func(i int) string { return aws.ToString(imgs[i].ImageId) }
 
 	out, err := w.client.DescribeImages(t.Context(), &ec2.DescribeImagesInput{
-		Owners: []string{"self"}, Filters: []types.Filter{{Name: aws.String("tag:" + TagProject), Values: []string{"web"}}},
+		Owners: []string{"self"}, Filters: []types.Filter{{Name: aws.String("tag:" + pipeline.TagProject), Values: []string{"web"}}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package bake
+package bakery
 
 import (
 	"slices"
@@ -10,6 +10,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/ec2sim"
+	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
 
@@ -53,16 +54,16 @@ func TestSweep(t *testing.T) {
 	}
 	mine := st.BakeryID()
 	b, _ := st.Bake(t.Context(), running)
-	if in, _ := w.sim.Instance(b.BuilderID); in.Tags[TagBakery] != mine {
-		t.Fatalf("builder tags %v; want %s=%s", in.Tags, TagBakery, mine)
+	if in, _ := w.sim.Instance(b.BuilderID); in.Tags[pipeline.TagBakery] != mine {
+		t.Fatalf("builder tags %v; want %s=%s", in.Tags, pipeline.TagBakery, mine)
 	}
-	finished := launch(map[string]string{TagRole: roleBuilder, TagProject: "api", awsapi.TagBake: fmtID(over.BakeID), TagBakery: mine})
-	unknown := launch(map[string]string{TagRole: roleBuilder, TagProject: "web", awsapi.TagBake: "999", TagBakery: mine})
+	finished := launch(map[string]string{pipeline.TagRole: "builder", pipeline.TagProject: "api", awsapi.TagBake: fmtID(over.BakeID), pipeline.TagBakery: mine})
+	unknown := launch(map[string]string{pipeline.TagRole: "builder", pipeline.TagProject: "web", awsapi.TagBake: "999", pipeline.TagBakery: mine})
 	// Another bakery's builders, for a bake unknown here and for one whose
 	// id is finished here: theirs to sweep, not ours.
-	otherBakery := launch(map[string]string{TagRole: roleBuilder, TagProject: "web", awsapi.TagBake: "999", TagBakery: "0123456789abcdef"})
-	otherFinished := launch(map[string]string{TagRole: roleBuilder, TagProject: "api", awsapi.TagBake: fmtID(over.BakeID), TagBakery: "0123456789abcdef"})
-	amiBuilder := launch(map[string]string{TagRole: roleBuilder, awsapi.TagOwner: "shop", awsapi.TagBake: "abc-1"})
+	otherBakery := launch(map[string]string{pipeline.TagRole: "builder", pipeline.TagProject: "web", awsapi.TagBake: "999", pipeline.TagBakery: "0123456789abcdef"})
+	otherFinished := launch(map[string]string{pipeline.TagRole: "builder", pipeline.TagProject: "api", awsapi.TagBake: fmtID(over.BakeID), pipeline.TagBakery: "0123456789abcdef"})
+	amiBuilder := launch(map[string]string{pipeline.TagRole: "builder", awsapi.TagOwner: "shop", awsapi.TagBake: "abc-1"})
 	other := launch(map[string]string{"Name": "web-1"})
 
 	swept, err := s.Sweep(t.Context())

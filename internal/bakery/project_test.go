@@ -1,7 +1,8 @@
-package bake
+package bakery
 
 import (
 	"errors"
+	"kiln/internal/pipeline"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -38,12 +39,12 @@ func TestParseProjectFull(t *testing.T) {
 	}
 	want := &Project{
 		Name: "web", Region: "us-east-1",
-		Base:           Base{Owner: "amazon", Name: "al2023-ami-*", MostRecent: true},
+		Base:           pipeline.Base{Owner: "amazon", Name: "al2023-ami-*", MostRecent: true},
 		Type:           "t3.small",
 		Script:         "#!/bin/sh\ndnf install -y nginx\n",
 		SecurityGroups: []string{"sg-0123abcd"}, Subnet: "subnet-0123abcd", IAMProfile: "builder",
 		Tags: map[string]string{"team": "web"}, Keep: 3, Branch: "main",
-		Timeouts: Timeouts{Script: 20 * time.Minute, Image: 90 * time.Minute},
+		Timeouts: pipeline.Timeouts{Script: 20 * time.Minute, Image: 90 * time.Minute},
 		Secret:   "0123456789abcdef-secret",
 	}
 	if !reflect.DeepEqual(p, want) {
@@ -64,7 +65,7 @@ func TestParseProjectDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseProject() = %v", err)
 	}
-	if p.Keep != DefaultKeep || p.Timeouts != (Timeouts{DefaultScriptTimeout, DefaultImageTimeout}) ||
+	if p.Keep != DefaultKeep || p.Timeouts != (pipeline.Timeouts{Script: pipeline.DefaultScriptTimeout, Image: pipeline.DefaultImageTimeout}) ||
 		p.Branch != "" || p.Secret != "" || p.Base.ID != "ami-0123456789abcdef0" {
 		t.Errorf("defaults = %+v", p)
 	}

@@ -1,4 +1,4 @@
-package bake
+package bakery
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"kiln/internal/pipeline"
 	"regexp"
 	"slices"
 	"strconv"
@@ -23,7 +24,7 @@ import (
 type Project struct {
 	Name           string
 	Region         string
-	Base           Base
+	Base           pipeline.Base
 	Type           string // instance type of the builder
 	Script         string // the init script, run as user data
 	SecurityGroups []string
@@ -32,7 +33,7 @@ type Project struct {
 	Tags           map[string]string
 	Keep           int    // images to keep, ≥ 1
 	Branch         string // pushes to other branches are ignored; empty: the repository's default branch
-	Timeouts       Timeouts
+	Timeouts       pipeline.Timeouts
 	// Rollout, when set, is where a successful bake's image is rolled out
 	// to, as the bake's last step.
 	Rollout *RolloutTarget
@@ -41,33 +42,14 @@ type Project struct {
 	Secret string
 }
 
-// Base is the image a bake starts from: an ID, or the newest image of an
-// owner whose name matches a pattern.
-type Base struct {
-	ID         string
-	Owner      string
-	Name       string // name pattern, '*' and '?' wildcards as DescribeImages
-	MostRecent bool
-}
-
 // RolloutTarget is a project's rollout target (the file's rollout:): the
 // Auto Scaling group whose launch template gets each new image, and the
 // instance refresh's preferences (nil and zero: aws:asg's defaults).
 // Region "" is the project's.
 type RolloutTarget = store.Rollout
 
-// Timeouts bound the two long waits of a bake.
-type Timeouts struct {
-	Script time.Duration // launch until the builder has stopped
-	Image  time.Duration // CreateImage until the image is available
-}
-
-// Defaults for fields a project file may leave out.
-const (
-	DefaultKeep          = 5
-	DefaultScriptTimeout = 30 * time.Minute
-	DefaultImageTimeout  = 60 * time.Minute
-)
+// DefaultKeep is how many images a project keeps when its file says none.
+const DefaultKeep = 5
 
 // Limits on project fields.
 const (
@@ -180,7 +162,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 		return nil
 	}
 
-	p := &Project{Keep: DefaultKeep, Timeouts: Timeouts{Script: DefaultScriptTimeout, Image: DefaultImageTimeout}}
+	p := &Project{Keep: DefaultKeep, Timeouts: pipeline.Timeouts{Script: pipeline.DefaultScriptTimeout, Image: pipeline.DefaultImageTimeout}}
 	lines := map[string]int{}
 	pp.fields(root, "", lines, map[string]func(*yaml.Node){
 		"name":            func(n *yaml.Node) { p.Name = pp.str(n, "name") },
@@ -330,7 +312,7 @@ func (pp *projectParser) strMap(n *yaml.Node, field string) map[string]string {
 	return out
 }
 
-func (pp *projectParser) base(n *yaml.Node, b *Base, lines map[string]int) {
+func (pp *projectParser) base(n *yaml.Node, b *pipeline.Base, lines map[string]int) {
 	if n.Kind != yaml.MappingNode {
 		pp.errorf(n.Line, "base", "want {id: ami-...} or {owner: ..., name: ..., most_recent: true}")
 		return
@@ -343,7 +325,7 @@ func (pp *projectParser) base(n *yaml.Node, b *Base, lines map[string]int) {
 	})
 }
 
-func (pp *projectParser) timeouts(n *yaml.Node, t *Timeouts, lines map[string]int) {
+func (pp *projectParser) timeouts(n *yaml.Node, t *pipeline.Timeouts, lines map[string]int) {
 	if n.Kind != yaml.MappingNode {
 		pp.errorf(n.Line, "timeouts", "want {script: 30m, image: 60m}")
 		return
@@ -569,7 +551,7 @@ func (pp *projectParser) validateRollout(r *RolloutTarget, at func(string) int) 
 	}
 }
 
-func (pp *projectParser) validateBase(b Base, at func(string) int) {
+func (pp *projectParser) validateBase(b pipeline.Base, at func(string) int) {
 	switch {
 	case b.ID != "" && (b.Owner != "" || b.Name != "" || b.MostRecent):
 		pp.errorf(at("base"), "base", "give either id, or owner and name (with most_recent), not both")
@@ -672,11 +654,11 @@ func cloneRollout(r *RolloutTarget) *RolloutTarget {
 func ProjectFromRecord(r store.Project) *Project {
 	return &Project{
 		Name: r.Name, Region: r.Region,
-		Base: Base{ID: r.BaseID, Owner: r.BaseOwner, Name: r.BaseName, MostRecent: r.BaseMostRecent},
+		Base: pipeline.Base{ID: r.BaseID, Owner: r.BaseOwner, Name: r.BaseName, MostRecent: r.BaseMostRecent},
 		Type: r.Type, Script: r.Script,
 		SecurityGroups: r.SecurityGroups, Subnet: r.Subnet, IAMProfile: r.IAMProfile,
 		Tags: r.Tags, Keep: r.Keep, Branch: r.Branch,
-		Timeouts: Timeouts{Script: r.ScriptTimeout, Image: r.ImageTimeout},
+		Timeouts: pipeline.Timeouts{Script: r.ScriptTimeout, Image: r.ImageTimeout},
 		Rollout:  cloneRollout(r.Rollout),
 	}
 }

@@ -1,11 +1,10 @@
-package bake_test
+package bakery_test
 
 // These tests run in package bake_test: they roll out through awsres, which
 // imports bake.
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -20,9 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/awsres"
-	"kiln/internal/bake"
+	"kiln/internal/bakery"
 	"kiln/internal/ec2sim"
+	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
 
@@ -34,13 +33,13 @@ type rolloutWorld struct {
 	hubs *awsapi.Hubs
 	ec2  *ec2.Client
 	st   *store.Store
-	svc  *bake.Service
+	svc  *bakery.Service
 	stop func() // stops svc
 }
 
 func newRolloutWorld(t *testing.T) *rolloutWorld {
 	t.Helper()
-	sim, hubs, client := bake.NewTestWorld(t, ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}})
+	sim, hubs, client := bakery.NewTestWorld(t, ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}})
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -53,14 +52,13 @@ func newRolloutWorld(t *testing.T) *rolloutWorld {
 
 // serve starts a Service on the world's store; stop stops it (as a
 // shutdown or a crash: running bakes stay running for the next one).
-func (w *rolloutWorld) serve(t *testing.T) (svc *bake.Service, stop func()) {
+func (w *rolloutWorld) serve(t *testing.T) (svc *bakery.Service, stop func()) {
 	t.Helper()
-	svc, err := bake.NewService(w.st, w.hubs, slog.New(slog.DiscardHandler), bake.Options{
+	svc, err := bakery.NewService(w.st, w.hubs, slog.New(slog.DiscardHandler), bakery.Options{
 		FetchPollInterval: 20 * time.Millisecond,
 		BusySnooze:        50 * time.Millisecond,
 		SweepInterval:     time.Hour,
-		Pipeline:          bake.PipelineOptions{ConsoleWait: 2 * time.Second},
-		RollOut:           rollOut(w.hubs),
+		Pipeline:          pipeline.PipelineOptions{ConsoleWait: 2 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,22 +76,7 @@ func (w *rolloutWorld) serve(t *testing.T) (svc *bake.Service, stop func()) {
 	return svc, stop
 }
 
-// rollOut is what kiln serve sets (internal/cli's bakeRollOut).
-func rollOut(hubs *awsapi.Hubs) func(context.Context, string, string, string, bake.RolloutTarget, *slog.Logger) error {
-	return func(ctx context.Context, region, group, image string, t bake.RolloutTarget, log *slog.Logger) error {
-		_, err := awsres.RollOut(ctx, hubs, region, group, image, awsres.Rollout{
-			MinHealthyPercent: t.MinHealthyPercent, Warmup: t.Warmup, Checkpoints: t.Checkpoints,
-			CheckpointDelay: t.CheckpointDelay, SkipMatching: t.SkipMatching, AutoRollback: t.AutoRollback, Alarms: t.Alarms,
-		}, log)
-		var re *awsres.RolloutError
-		if errors.As(err, &re) {
-			return &bake.RolloutFailedError{Reason: re.Error(), Err: err}
-		}
-		return err
-	}
-}
-
-var eventually = bake.Eventually
+var eventually = bakery.Eventually
 
 // group makes Auto Scaling group "web" of n instances on the base image
 // (launch template version 1) and waits until all are warmed up.
@@ -185,8 +168,8 @@ func TestBakeRollsOut(t *testing.T) {
 	if b.State != store.Succeeded || b.ImageID == "" {
 		t.Fatalf("bake = %s (%s), image %q; want succeeded with an image", b.State, b.Reason, b.ImageID)
 	}
-	if st := w.lastStep(t, b.ID); st.Name != bake.StepRollout || st.State != store.StepSucceeded {
-		t.Errorf("last step = %q %s (%s); want %q succeeded", st.Name, st.State, st.Detail, bake.StepRollout)
+	if st := w.lastStep(t, b.ID); st.Name != pipeline.StepRollout || st.State != store.StepSucceeded {
+		t.Errorf("last step = %q %s (%s); want %q succeeded", st.Name, st.State, st.Detail, pipeline.StepRollout)
 	}
 	gi, _ := w.sim.AutoScalingGroup("web")
 	if len(gi.Instances) != 4 {
@@ -217,8 +200,8 @@ func TestBakeRolloutFails(t *testing.T) {
 	if b.State != store.Failed || !strings.Contains(b.Reason, "instance refresh") {
 		t.Fatalf("bake = %s (%s); want failed with the refresh's reason", b.State, b.Reason)
 	}
-	if st := w.lastStep(t, b.ID); st.Name != bake.StepRollout || st.State != store.StepFailed {
-		t.Errorf("last step = %q %s (%s); want %q failed", st.Name, st.State, st.Detail, bake.StepRollout)
+	if st := w.lastStep(t, b.ID); st.Name != pipeline.StepRollout || st.State != store.StepFailed {
+		t.Errorf("last step = %q %s (%s); want %q failed", st.Name, st.State, st.Detail, pipeline.StepRollout)
 	}
 	if b.ImageID == "" {
 		t.Fatal("the failed bake has no image id; want it kept")
@@ -251,8 +234,8 @@ func TestBakeRolloutResumes(t *testing.T) {
 	if b.State != store.Succeeded {
 		t.Fatalf("bake = %s (%s); want succeeded", b.State, b.Reason)
 	}
-	if st := w.lastStep(t, b.ID); st.Name != bake.StepRollout || st.State != store.StepSucceeded {
-		t.Errorf("last step = %q %s (%s); want %q succeeded", st.Name, st.State, st.Detail, bake.StepRollout)
+	if st := w.lastStep(t, b.ID); st.Name != pipeline.StepRollout || st.State != store.StepSucceeded {
+		t.Errorf("last step = %q %s (%s); want %q succeeded", st.Name, st.State, st.Detail, pipeline.StepRollout)
 	}
 	if n := w.sim.Calls("StartInstanceRefresh"); n != 1 {
 		t.Errorf("StartInstanceRefresh calls = %d; want 1", n)
@@ -285,8 +268,8 @@ func TestBakeRolloutCancelled(t *testing.T) {
 	if b.State != store.Cancelled || b.ImageID == "" {
 		t.Fatalf("bake = %s (%s), image %q; want cancelled with its image", b.State, b.Reason, b.ImageID)
 	}
-	if st := w.lastStep(t, b.ID); st.Name != bake.StepRollout || st.State != store.StepCancelled {
-		t.Errorf("last step = %q %s (%s); want %q cancelled", st.Name, st.State, st.Detail, bake.StepRollout)
+	if st := w.lastStep(t, b.ID); st.Name != pipeline.StepRollout || st.State != store.StepCancelled {
+		t.Errorf("last step = %q %s (%s); want %q cancelled", st.Name, st.State, st.Detail, pipeline.StepRollout)
 	}
 	out, err := w.ec2.DescribeImages(t.Context(), &ec2.DescribeImagesInput{ImageIds: []string{b.ImageID}})
 	if err != nil || len(out.Images) != 1 || out.Images[0].State != types.ImageStateAvailable {

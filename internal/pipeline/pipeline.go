@@ -1,4 +1,4 @@
-package bake
+package pipeline
 
 import (
 	"context"
@@ -19,10 +19,9 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/engine"
-	"kiln/internal/store"
 )
 
-// Step names, as recorded in the store (store.Step.Name), in order.
+// Step names, as a Recorder receives them, in order.
 const (
 	StepResolve     = "resolve base image"
 	StepLaunch      = "launch builder"
@@ -47,12 +46,33 @@ const (
 	// (a fresh database in the same account counts from 1 again): the
 	// bake's creation time in Unix milliseconds.
 	TagOrigin = "kiln:bake-origin"
-	// TagBakery names the bakery (store.BakeryID: one per database) whose
+	// TagBakery names the bakery (one per database) whose
 	// bake made the builder or image; the sweeper touches only its own.
 	TagBakery = "kiln:bakery"
 	// TagRole marks a bake's builder instance ("builder"), for the sweeper.
 	TagRole     = "kiln:role"
 	roleBuilder = "builder"
+)
+
+// Base is the image a bake starts from: an ID, or the newest image of an
+// owner whose name matches a pattern.
+type Base struct {
+	ID         string
+	Owner      string
+	Name       string // name pattern, '*' and '?' wildcards as DescribeImages
+	MostRecent bool
+}
+
+// Timeouts bound the two long waits of a bake.
+type Timeouts struct {
+	Script time.Duration // launch until the builder has stopped
+	Image  time.Duration // CreateImage until the image is available
+}
+
+// Defaults of the two waits when a spec gives none.
+const (
+	DefaultScriptTimeout = 30 * time.Minute
+	DefaultImageTimeout  = 60 * time.Minute
 )
 
 // PipelineOptions tune the waits of a bake.
@@ -110,12 +130,21 @@ type Result struct {
 	ConsoleTail string
 }
 
+// StepState is how a step ended, as FinishStep reports it.
+type StepState string
+
+// The ends of a step.
+const (
+	StepSucceeded StepState = "succeeded"
+	StepFailed    StepState = "failed"
+)
+
 // Recorder receives a bake's progress. The Service's records steps in the
 // store; aws:ami's logs them. A non-nil error from StartStep stops the bake
 // with that error (the Service returns one when a cancel was requested).
 type Recorder interface {
 	StartStep(ctx context.Context, name, detail string) error
-	FinishStep(ctx context.Context, name string, state store.StepState, detail string) error
+	FinishStep(ctx context.Context, name string, state StepState, detail string) error
 	// Builder and Image are called as soon as the builder's or image's id is
 	// known, before waiting on it.
 	Builder(ctx context.Context, instanceID string) error
@@ -323,7 +352,7 @@ func (r *run) step(ctx context.Context, name, detail string, fn func() (string, 
 		return err
 	}
 	out, err := fn()
-	state := store.StepSucceeded
+	state := StepSucceeded
 	switch {
 	case err == nil:
 		if out != "" {
@@ -334,7 +363,7 @@ func (r *run) step(ctx context.Context, name, detail string, fn func() (string, 
 		// restart to pick up, unless the cancel is recorded by the caller.
 		return err
 	default:
-		state, detail = store.StepFailed, err.Error()
+		state, detail = StepFailed, err.Error()
 		var fe *FailedError
 		if errors.As(err, &fe) {
 			detail = fe.Reason
@@ -1076,7 +1105,7 @@ func removeImage(ctx context.Context, h *awsapi.Hub, api ec2API, img types.Image
 type nopRecorder struct{}
 
 func (nopRecorder) StartStep(context.Context, string, string) error { return nil }
-func (nopRecorder) FinishStep(context.Context, string, store.StepState, string) error {
+func (nopRecorder) FinishStep(context.Context, string, StepState, string) error {
 	return nil
 }
 func (nopRecorder) Builder(context.Context, string) error { return nil }

@@ -1,4 +1,4 @@
-package bake
+package bakery
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
 
@@ -30,17 +31,7 @@ type Options struct {
 	// LISTEN/NOTIFY). Default store.DefaultFetchPollInterval.
 	FetchPollInterval time.Duration
 	// Pipeline tunes the steps' waits (console retry, defaults for timeouts).
-	Pipeline PipelineOptions
-	// RollOut, when set, rolls a successful bake's image out to its
-	// project's rollout target as the bake's last step (StepRollout):
-	// region is the target's, else the project's. It blocks until the
-	// rollout is over and is idempotent (a resumed bake calls it again).
-	// A rollout that failed for good returns a *RolloutFailedError (or an
-	// error marked engine.Permanent); the bake then fails with its reason,
-	// keeping the image. Other errors are retried like a bake's. kiln serve
-	// sets it to call awsres.RollOut (bake cannot import awsres). Nil: a
-	// project with a rollout target fails its bakes at that step.
-	RollOut func(ctx context.Context, region, group, imageID string, target RolloutTarget, log *slog.Logger) error
+	Pipeline pipeline.PipelineOptions
 }
 
 func (o *Options) fill() {
@@ -53,7 +44,6 @@ func (o *Options) fill() {
 	if o.BusySnooze <= 0 {
 		o.BusySnooze = 5 * time.Second
 	}
-	o.Pipeline.fill()
 }
 
 // Service runs bakes: the River workers that take queued bakes through the
@@ -70,7 +60,7 @@ type Service struct {
 	o     Options
 	river *river.Client[*sql.Tx]
 	queue *Queue
-	pipe  *Pipeline
+	pipe  *pipeline.Pipeline
 
 	mu      sync.Mutex
 	active  map[int64]context.CancelCauseFunc // bakes worked on in this process
@@ -90,7 +80,7 @@ func NewService(st *store.Store, hubs *awsapi.Hubs, log *slog.Logger, o Options)
 		active: map[int64]context.CancelCauseFunc{},
 		subs:   map[*subscription]struct{}{},
 	}
-	s.pipe = NewPipeline(hubs, log, o.Pipeline)
+	s.pipe = pipeline.NewPipeline(hubs, log, o.Pipeline)
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &worker{s: s}); err != nil {
 		return nil, fmt.Errorf("new bake service: %w", err)

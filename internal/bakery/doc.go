@@ -1,0 +1,39 @@
+// Package bakery is kiln's image bakery (kiln serve): projects (a base
+// image, an init script and instance settings), signed webhooks that queue
+// bakes, and the service whose River workers take each queued bake through
+// the pipeline (package pipeline), record its steps in the store and roll
+// the image out to the project's Auto Scaling group (awsres.RollOut). It
+// sits above awsres and pipeline; nothing below it imports it.
+//
+// # Front door
+//
+// None of this calls AWS:
+//
+//   - ParseProject decodes and validates a project file (strict YAML, every
+//     problem reported at once with file:line, as ProjectErrors);
+//     ApplyProject stores it, generating a webhook secret when the file
+//     gives none.
+//   - ParseDelivery verifies and parses one webhook delivery (GitHub, GitLab
+//     or kiln's generic HMAC format) into a Delivery.
+//   - HookHandler serves POST /hooks/{project}: verify, dedupe, coalesce and
+//     enqueue, answering in milliseconds. NewQueue adapts the store and a
+//     River client to what the handler needs; the queued job is JobArgs.
+//     Per project at most one bake runs and one is queued: a newer push
+//     replaces the queued bake's commit, and a delivery id seen before
+//     gives the same bake.
+//
+// # Service
+//
+// Service is the bakery in a process (kiln serve, kiln bake --local): River
+// workers over the store's SQLite file take queued bakes through the
+// pipeline, then the rollout when the project has one, recording each step in the store and telling subscribers
+// (Subscribe) of every change. Trigger queues a bake as a push does;
+// Cancel stops one (its builder terminated, a partial image removed). Run
+// re-queues bakes that a dead process left running, so a restart on the
+// same database resumes them, and sweeps: at start and every
+// SweepInterval, the builders of this bakery (kiln:bakery, the database's
+// store.BakeryID) whose bake is over or unknown are terminated; another
+// database's builders in the same account are left alone.
+// Stopping Run stops the running bakes at a safe point; they resume on the
+// next start. One Service per database file.
+package bakery
