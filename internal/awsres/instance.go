@@ -11,7 +11,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -64,7 +63,7 @@ const (
 const tagUserData = "kiln:user-data"
 
 // maxUserData is EC2's limit on user data before base64.
-const maxUserData = 16 * 1024
+const maxUserData = awsapi.MaxUserData
 
 // Instance is the aws:ec2 kind: one EC2 instance, named by the resource's
 // name (its Name tag), kept in State.
@@ -266,11 +265,6 @@ func stateOf(in types.Instance) string {
 	return string(in.State.Name)
 }
 
-func isLive(in types.Instance) bool {
-	s := stateOf(in)
-	return s != string(types.InstanceStateNameTerminated) && s != string(types.InstanceStateNameShuttingDown)
-}
-
 // find lists the instances tagged as this resource's, oldest first.
 func (r *Instance) find(ctx context.Context) ([]types.Instance, error) {
 	in := &ec2.DescribeInstancesInput{Filters: []types.Filter{
@@ -320,7 +314,7 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	var live []types.Instance
 	var prev string // the newest gone instance: what a launch replaces
 	for _, in := range all {
-		if isLive(in) {
+		if awsapi.IsLive(in) {
 			live = append(live, in)
 		} else {
 			prev = aws.ToString(in.InstanceId)
@@ -578,7 +572,7 @@ func (r *Instance) setGroups(ctx context.Context, in types.Instance, groups []st
 	id := aws.ToString(in.InstanceId)
 	err := r.hub.Retry(ctx, func(ctx context.Context) error {
 		_, err := r.api.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id), Groups: groups})
-		return awsapi.Classify(notFoundNotYet(err), launchPermanent...)
+		return awsapi.Classify(notFoundNotYet(err), awsapi.PermanentLaunchCodes()...)
 	})
 	if err != nil {
 		return fmt.Errorf("set security groups of instance %s: %w", id, err)
@@ -607,11 +601,7 @@ func (r *Instance) tags() []types.Tag {
 	if d := userDataDigest(r.UserData); d != "" {
 		m[tagUserData] = d
 	}
-	out := make([]types.Tag, 0, len(m))
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
-	}
-	return out
+	return awsapi.Tags(m)
 }
 
 func (r *Instance) missingTags(in types.Instance) []types.Tag {
@@ -642,60 +632,25 @@ func tagLookup(tags []types.Tag, key string) (string, bool) {
 // derived only from durable facts, so a process killed right after
 // RunInstances sends the same token again and gets the same instance.
 func ClientToken(graph, id, prev string) string {
-	sum := sha256.Sum256([]byte(graph + "\x00" + id + "\x00" + prev))
-	return "kiln-" + hex.EncodeToString(sum[:24]) // 53 chars ≤ 64
-}
-
-// Codes that retrying a launch cannot fix.
-var launchPermanent = []string{
-	"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable", "InvalidParameterValue",
-	"InvalidParameterCombination", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound", "InvalidKeyPair.NotFound",
-	"InvalidInstanceType", "Unsupported", "InvalidUserData.Malformed",
+	return awsapi.ClientToken("kiln-", graph, id, prev) // 53 chars ≤ 64
 }
 
 // maxLaunchHops bounds following old tokens to terminated instances.
 const maxLaunchHops = 10
 
 // launch runs the instance (tags in the same call, so it is never untagged)
-// and waits until it is running.
+// and waits until it is running. A token already spent on an instance that
+// has gone since (AWS remembers tokens longer than it lists terminated
+// instances) leads to the next token, derived from that instance.
 func (r *Instance) launch(ctx context.Context, prev string) (types.Instance, error) {
 	for range maxLaunchHops {
-		in := r.runInput(ClientToken(r.env.Graph, r.id(), prev))
-		var inst types.Instance
-		err := r.hub.Retry(ctx, func(ctx context.Context) error {
-			out, err := r.api.RunInstances(ctx, in)
-			if awsapi.Code(err) == "IdempotentParameterMismatch" {
-				// An earlier launch with this token (before a crash, with other
-				// fields) exists: wait until the tag lookup sees it.
-				all, ferr := r.find(ctx)
-				if ferr != nil {
-					return ferr
-				}
-				for _, i := range all {
-					if isLive(i) {
-						inst = i
-						return nil
-					}
-				}
-				return awsapi.NotYet(err)
-			}
-			if err != nil {
-				return awsapi.Classify(err, launchPermanent...)
-			}
-			if len(out.Instances) == 0 {
-				return errors.New("RunInstances returned no instance")
-			}
-			inst = out.Instances[0]
-			return nil
-		})
+		inst, err := r.hub.Launch(ctx, r.api, r.launchSpec(ClientToken(r.env.Graph, r.id(), prev)))
 		if err != nil {
 			return types.Instance{}, fmt.Errorf("run instance %q: %w", r.env.Name, err)
 		}
 		id := aws.ToString(inst.InstanceId)
 		r.hub.Track(r.owner(), id)
-		if !isLive(inst) {
-			// The token was spent on an instance that has since gone (AWS
-			// remembers tokens longer than it shows terminated instances).
+		if !awsapi.IsLive(inst) {
 			prev = id
 			continue
 		}
@@ -709,37 +664,11 @@ func (r *Instance) launch(ctx context.Context, prev string) (types.Instance, err
 	return types.Instance{}, fmt.Errorf("run instance %q: every client token led to a terminated instance", r.env.Name)
 }
 
-func (r *Instance) runInput(token string) *ec2.RunInstancesInput {
-	in := &ec2.RunInstancesInput{
-		ImageId:      aws.String(r.Image),
-		InstanceType: types.InstanceType(r.Type),
-		MinCount:     aws.Int32(1),
-		MaxCount:     aws.Int32(1),
-		ClientToken:  aws.String(token),
-		TagSpecifications: []types.TagSpecification{
-			{ResourceType: types.ResourceTypeInstance, Tags: r.tags()},
-		},
+func (r *Instance) launchSpec(token string) awsapi.Launch {
+	return awsapi.Launch{
+		Token: token, Image: r.Image, Type: r.Type, UserData: r.UserData, Subnet: r.Subnet,
+		SecurityGroups: r.SecurityGroups, KeyName: r.KeyName, Profile: r.IAMProfile, Tags: r.tags(),
 	}
-	if r.UserData != "" {
-		in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(r.UserData)))
-	}
-	if r.Subnet != "" {
-		in.SubnetId = aws.String(r.Subnet)
-	}
-	if len(r.SecurityGroups) > 0 {
-		in.SecurityGroupIds = r.SecurityGroups
-	}
-	if r.KeyName != "" {
-		in.KeyName = aws.String(r.KeyName)
-	}
-	if r.IAMProfile != "" {
-		if strings.HasPrefix(r.IAMProfile, "arn:") {
-			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(r.IAMProfile)}
-		} else {
-			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(r.IAMProfile)}
-		}
-	}
-	return in
 }
 
 // await waits on the hub (pushed events, then backoff re-checks through the
@@ -840,7 +769,7 @@ func (r *Instance) modify(ctx context.Context, cur types.Instance) (types.Instan
 			_, err := r.api.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
 				InstanceId: aws.String(id), InstanceType: &types.AttributeValue{Value: aws.String(r.Type)},
 			})
-			return awsapi.Classify(err, launchPermanent...)
+			return awsapi.Classify(err, awsapi.PermanentLaunchCodes()...)
 		})
 		if err != nil {
 			return cur, fmt.Errorf("modify instance %s type: %w", id, err)
@@ -852,7 +781,7 @@ func (r *Instance) modify(ctx context.Context, cur types.Instance) (types.Instan
 			_, err := r.api.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
 				InstanceId: aws.String(id), UserData: &types.SecureBlobAttributeValue{Value: []byte(r.UserData)},
 			})
-			return awsapi.Classify(err, launchPermanent...)
+			return awsapi.Classify(err, awsapi.PermanentLaunchCodes()...)
 		})
 		if err != nil {
 			return cur, fmt.Errorf("modify instance %s user data: %w", id, err)

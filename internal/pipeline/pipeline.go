@@ -2,9 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -408,6 +406,9 @@ func (r *run) build(ctx context.Context, res *Result) error {
 				return "", err
 			}
 			b = &in
+			if id := aws.ToString(in.ImageId); id != "" {
+				res.SourceImage = id // an earlier attempt's builder, from the base resolved then
+			}
 			return aws.ToString(in.InstanceId), nil
 		}); err != nil {
 			return err
@@ -451,13 +452,9 @@ func describeBase(b Base) string {
 	return s
 }
 
-// Codes that retrying cannot fix, for the calls of a bake.
-var permanentCodes = []string{
-	"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable", "InvalidParameterValue",
-	"InvalidParameterCombination", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound",
-	"InvalidInstanceType", "Unsupported", "InvalidUserData.Malformed", "InvalidAMIName.Malformed",
-	"IdempotentParameterMismatch",
-}
+// Codes that retrying cannot fix, for the image calls of a bake (the
+// launch's are awsapi's table).
+var permanentCodes = append(awsapi.PermanentLaunchCodes(), "InvalidAMIName.Malformed")
 
 // ResolveBase returns the id of the image a bake of base b in region would
 // start from now, as the bake's "resolve base image" step finds it: b.ID
@@ -528,12 +525,11 @@ func (r *run) resolveBase(ctx context.Context) (string, error) {
 // derived from the bake's identity only (its id and match tags), so a
 // restarted bake sends the same token and gets the same builder.
 func ClientToken(id string, match map[string]string) string {
-	h := sha256.New()
-	h.Write([]byte("kiln-bake\x00" + id))
+	parts := []string{"kiln-bake", id}
 	for _, k := range slices.Sorted(maps.Keys(match)) {
-		h.Write([]byte("\x00" + k + "=" + match[k]))
+		parts = append(parts, k+"="+match[k])
 	}
-	return "kiln-bake-" + hex.EncodeToString(h.Sum(nil)[:24]) // 58 chars ≤ 64
+	return awsapi.ClientToken("kiln-bake-", parts...) // 58 chars ≤ 64
 }
 
 // scriptDelimiter ends the here-document holding the project's script.
@@ -576,11 +572,7 @@ func (r *run) tags(extra map[string]string) []types.Tag {
 	}
 	maps.Copy(m, extra)
 	maps.Copy(m, r.spec.Match)
-	out := make([]types.Tag, 0, len(m))
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
-	}
-	return out
+	return awsapi.Tags(m)
 }
 
 func (r *run) matchFilters() []types.Filter {
@@ -591,13 +583,7 @@ func (r *run) matchFilters() []types.Filter {
 	return fs
 }
 
-func isLive(in types.Instance) bool {
-	if in.State == nil {
-		return true
-	}
-	s := in.State.Name
-	return s != types.InstanceStateNameTerminated && s != types.InstanceStateNameShuttingDown
-}
+func isLive(in types.Instance) bool { return awsapi.IsLive(in) }
 
 // findBuilders lists the instances tagged as this bake's builder.
 func (r *run) findBuilders(ctx context.Context) ([]types.Instance, error) {
@@ -640,53 +626,19 @@ func (r *run) findBuilder(ctx context.Context) (*types.Instance, error) {
 }
 
 // launch runs the builder with the bake's client token and tags (in the
-// same call, so it is never untagged).
+// same call, so it is never untagged). A builder an earlier attempt of the
+// bake launched with other parameters (a base image resolved anew) is
+// the bake's builder all the same: awsapi answers with it.
 func (r *run) launch(ctx context.Context, source string) (types.Instance, error) {
 	ud, err := WrapScript(r.spec.ID, r.spec.Script)
 	if err != nil {
 		return types.Instance{}, engine.Permanent(err)
 	}
-	if len(ud) > 16*1024 {
-		return types.Instance{}, engine.Permanent(fmt.Errorf("user data is %d bytes; EC2 takes at most 16384", len(ud)))
-	}
-	tags := r.tags(map[string]string{TagRole: roleBuilder, awsapi.TagName: "kiln-bake " + r.spec.ImageName, TagSourceImage: source})
-	in := &ec2.RunInstancesInput{
-		ImageId:                           aws.String(source),
-		InstanceType:                      types.InstanceType(r.spec.Type),
-		MinCount:                          aws.Int32(1),
-		MaxCount:                          aws.Int32(1),
-		ClientToken:                       aws.String(ClientToken(r.spec.ID, r.spec.Match)),
-		UserData:                          aws.String(base64.StdEncoding.EncodeToString([]byte(ud))),
-		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorStop,
-		TagSpecifications: []types.TagSpecification{
-			{ResourceType: types.ResourceTypeInstance, Tags: tags},
-			{ResourceType: types.ResourceTypeVolume, Tags: tags},
-		},
-	}
-	if r.spec.Subnet != "" {
-		in.SubnetId = aws.String(r.spec.Subnet)
-	}
-	if len(r.spec.SecurityGroups) > 0 {
-		in.SecurityGroupIds = r.spec.SecurityGroups
-	}
-	if p := r.spec.IAMProfile; p != "" {
-		if strings.HasPrefix(p, "arn:") {
-			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(p)}
-		} else {
-			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(p)}
-		}
-	}
-	var inst types.Instance
-	err = r.hub.Retry(ctx, func(ctx context.Context) error {
-		out, err := r.api.RunInstances(ctx, in)
-		if err != nil {
-			return awsapi.Classify(err, permanentCodes...)
-		}
-		if len(out.Instances) == 0 {
-			return errors.New("RunInstances returned no instance")
-		}
-		inst = out.Instances[0]
-		return nil
+	inst, err := r.hub.Launch(ctx, r.api, awsapi.Launch{
+		Token: ClientToken(r.spec.ID, r.spec.Match), Image: source, Type: r.spec.Type, UserData: ud,
+		Subnet: r.spec.Subnet, SecurityGroups: r.spec.SecurityGroups, Profile: r.spec.IAMProfile,
+		Shutdown: types.ShutdownBehaviorStop,
+		Tags:     r.tags(map[string]string{TagRole: roleBuilder, awsapi.TagName: "kiln-bake " + r.spec.ImageName, TagSourceImage: source}),
 	})
 	if err != nil {
 		return types.Instance{}, fmt.Errorf("launch builder of bake %s: %w", r.spec.ID, err)
