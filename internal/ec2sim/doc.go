@@ -93,7 +93,8 @@
 // instanceLocked, setStateLocked, after (timers) and PublishEvent. A
 // service that is not a Query API (Route 53's REST-XML under
 // /2013-04-01/, the JSON protocols of SQS, EventBridge and SSM, routed by
-// the X-Amz-Target header) adds that routing key to service and a
-// protocol for its wire format, so that ServeHTTP still picks it from the
-// one list.
+// the X-Amz-Target header) sets match (which requests are its, judged
+// from method, path and headers before the body is read) and decode (the
+// request into Action and Params or Body) on its service, with a protocol
+// for its wire format, so that ServeHTTP still picks it from the one list.
 package ec2sim

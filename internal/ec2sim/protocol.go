@@ -34,6 +34,7 @@ type request struct {
 	Action  string
 	Version string
 	Params  url.Values
+	Body    []byte // the raw body, for services that are not Query APIs
 	ID      string // request id
 }
 

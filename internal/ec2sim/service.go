@@ -23,6 +23,12 @@ type service struct {
 	name string
 	// version is the Query Version parameter that routes a request here.
 	version string
+	// match, when not nil, claims the requests of a service that is not a
+	// Query API (Route 53's REST paths, the X-Amz-Target header of the
+	// JSON protocols) before any body is read; decode then reads such a
+	// request into a *request (its Action, and Params or Body).
+	match  func(hr *http.Request) bool
+	decode func(hr *http.Request) (*request, error)
 	// proto writes the service's answers and errors.
 	proto protocol
 	// actions is the API, by action name.
@@ -41,6 +47,22 @@ type service struct {
 // protocol expects) or an error; an *APIError goes to the client as is,
 // anything else as InternalError.
 type action func(s *Sim, r *request) (any, error)
+
+// route picks the service of hr and decodes the request: a service that
+// claims it by match first, else the Query service its Version names.
+func route(hr *http.Request) (*service, *request, error) {
+	for _, svc := range services {
+		if svc.match != nil && svc.match(hr) {
+			req, err := svc.decode(hr)
+			return svc, req, err
+		}
+	}
+	req, err := decodeRequest(hr)
+	if req == nil {
+		return services[0], nil, err
+	}
+	return serviceFor(req.Version), req, err
+}
 
 // serviceFor is the service a Query request of this Version goes to.
 func serviceFor(version string) *service {
@@ -61,11 +83,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		s.serveControl(w, hr)
 		return
 	}
-	req, err := decodeRequest(hr)
-	svc := services[0]
-	if req != nil {
-		svc = serviceFor(req.Version)
-	}
+	svc, req, err := route(hr)
 	id := newRequestID()
 	if err != nil {
 		s.writeError(w, svc, id, err)
