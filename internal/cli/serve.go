@@ -7,14 +7,13 @@ import (
 	"net"
 	"os"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/bakery"
 	"kiln/internal/ec2sim"
 	"kiln/internal/events"
+	"kiln/internal/monitor"
 	"kiln/internal/store"
 	"kiln/internal/ui"
 	"kiln/internal/web"
@@ -121,11 +120,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	reg := monitor.NewRegistry()
 	srv := web.New(web.Config{
 		Store:     st,
 		Bakery:    svc,
@@ -139,7 +134,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		APIKey: eventsKey, Topics: o.events.topics, Log: a.log.With("component", "events"),
 	}))
 	srv.Handle("/", ui.Bakery(ui.BakeryConfig{
-		Store: st, Baker: svc, CheckToken: hash.Match, PublicURL: o.publicURL,
+		Records: st, Sessions: st, Service: svc, CheckToken: hash.Match, PublicURL: o.publicURL,
 		Log: a.log.With("component", "ui"),
 	}))
 

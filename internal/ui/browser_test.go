@@ -308,7 +308,7 @@ func newBakeryWorld(t *testing.T, scale float64) *bakeryWorld {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = svc.Run(ctx) })
 	hash := web.HashToken(adminToken)
-	srv := httptest.NewServer(Bakery(BakeryConfig{Store: st, Baker: svc, CheckToken: hash.Match, Log: log, PollInterval: 100 * time.Millisecond}))
+	srv := httptest.NewServer(Bakery(BakeryConfig{Records: st, Sessions: st, Service: svc, CheckToken: hash.Match, Log: log, PollInterval: 100 * time.Millisecond}))
 	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close(); cancel(); wg.Wait(); st.Close() })
 	return &bakeryWorld{st: st, srv: srv}
 }
