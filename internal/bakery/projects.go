@@ -7,6 +7,26 @@ import (
 	"kiln/internal/store"
 )
 
+// API is what the HTTP API and the pages may do to the bakery: start and
+// stop bakes, and change projects by the Projects rules. *Service
+// satisfies it; they read records from the store.
+type API interface {
+	// Trigger queues a bake of project at commit and ref (empty: the
+	// project as stored), coalescing with an already-queued one
+	// (PushResult.New false). An unknown project wraps store.ErrNotFound.
+	Trigger(ctx context.Context, project, commit, ref string) (store.PushResult, error)
+	// Cancel cancels a bake: a queued one at once, a running one at its
+	// next safe point. It returns the bake afterwards; a bake that is over
+	// wraps store.ErrBakeFinished, an unknown one store.ErrNotFound.
+	Cancel(ctx context.Context, id int64, reason string) (*store.Bake, error)
+	ApplyProject(ctx context.Context, p *Project) (Applied, error)
+	// DeleteProject refuses with a *BakeRunningError while a bake runs.
+	DeleteProject(ctx context.Context, name string) error
+	RotateSecret(ctx context.Context, name string) (string, error)
+}
+
+var _ API = (*Service)(nil)
+
 // Projects holds the rules for changing projects, over the store: apply a
 // project file (generating a webhook secret when it has none), delete a
 // project (refused while one of its bakes runs), rotate its webhook

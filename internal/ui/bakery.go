@@ -18,17 +18,9 @@ import (
 	"kiln/internal/store"
 )
 
-// Service is the bakery service as the pages use it: bakes started and
-// stopped, projects changed by the bakery's rules. *bakery.Service
-// satisfies it.
-type Service interface {
-	Trigger(ctx context.Context, project, commit, ref string) (store.PushResult, error)
-	Cancel(ctx context.Context, id int64, reason string) (*store.Bake, error)
-	ApplyProject(ctx context.Context, p *bakery.Project) (bakery.Applied, error)
-	// DeleteProject refuses with a *bakery.BakeRunningError while a bake runs.
-	DeleteProject(ctx context.Context, name string) error
-	RotateSecret(ctx context.Context, name string) (string, error)
-}
+// Service is the bakery service as the pages use it (bakery.API):
+// *bakery.Service satisfies it.
+type Service = bakery.API
 
 // Records is what the pages read of the bakery's records; *store.Store
 // satisfies it. The pages write nothing through it.

@@ -45,27 +45,9 @@ import (
 	"kiln/internal/store"
 )
 
-// Bakery is the bakery service as the API uses it: it starts and stops
-// bakes and changes projects by the bakery's rules; *bakery.Service
-// satisfies it. The API reads records from Config.Store.
-type Bakery interface {
-	// Trigger queues a bake of project at commit and ref (empty: the
-	// project as stored), coalescing with an already-queued one
-	// (PushResult.New false). An unknown project wraps store.ErrNotFound.
-	Trigger(ctx context.Context, project, commit, ref string) (store.PushResult, error)
-	// Cancel cancels a bake: a queued one at once, a running one at its
-	// next safe point. It returns the bake afterwards; a bake that is over
-	// wraps store.ErrBakeFinished, an unknown one store.ErrNotFound.
-	Cancel(ctx context.Context, id int64, reason string) (*store.Bake, error)
-	// ApplyProject stores a parsed project file (bakery.Projects).
-	ApplyProject(ctx context.Context, p *bakery.Project) (bakery.Applied, error)
-	// DeleteProject deletes a project with its bakes' records; while a bake
-	// of it runs, a *bakery.BakeRunningError and nothing deleted.
-	DeleteProject(ctx context.Context, name string) error
-	// RotateSecret replaces a project's webhook secret with a generated
-	// one and returns it.
-	RotateSecret(ctx context.Context, name string) (string, error)
-}
+// Bakery is the bakery service as the API uses it (bakery.API): the API
+// reads records from Config.Store and changes them only through it.
+type Bakery = bakery.API
 
 // ProgressSource is optionally implemented by a Bakery (the bake service
 // does): progress streams wake on its notifications instead of waiting for
