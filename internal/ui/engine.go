@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"kiln/internal/engine"
@@ -217,9 +216,4 @@ func stateLabel(s engine.State) string {
 		return "blocked"
 	}
 	return string(s)
-}
-
-func init() {
-	funcs["stateLabel"] = stateLabel
-	funcs["join"] = strings.Join
 }
