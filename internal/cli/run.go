@@ -57,7 +57,7 @@ POST /events/aws: EventBridge API-destination deliveries carrying the API key
 (--events-api-key or KILN_EVENTS_API_KEY) in x-api-key, and SNS deliveries
 from the --sns-topic topics (signature verified). A pushed state change
 re-checks the resource that owns the instance at once. With --sim too, the
-simulator pushes its events there, so drift is noticed within a second.` + exitCodesHelp,
+simulator pushes its events there, so drift is noticed within a second.` + runExitHelp,
 		Example: `  kiln run --once examples/local.yaml
   kiln run --once --sim examples/ec2.yaml         # EC2 on the built-in simulator
   kiln run --converged-timeout 30s graph.yaml

@@ -58,7 +58,7 @@ needed. Without --sim the standard AWS configuration is used (AWS_REGION,
 profiles, AWS_ENDPOINT_URL).
 
 SIGINT or SIGTERM stops taking requests and jobs, stops the running bakes
-at a safe point (a restart resumes them) and exits.` + exitCodesHelp,
+at a safe point (a restart resumes them) and exits.` + serverExitHelp,
 		Example: `  kiln serve --sim                       # a demo bakery on 127.0.0.1:8080
   KILN_TOKEN=... kiln serve --db /var/lib/kiln/kiln.db --listen :8080`,
 		Args: cobra.NoArgs,
