@@ -113,7 +113,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		}
 		ln, err = net.Listen("tcp", o.listen)
 		if err != nil {
-			return fmt.Errorf("listen %s: %w", o.listen, err)
+			return fmt.Errorf("--listen: %w", err)
 		}
 		defer ln.Close() // when an error below means serveHTTP never runs
 		a.log.Info("serving metrics", "addr", ln.Addr().String(), "events", events.Path,
@@ -266,11 +266,11 @@ func (a *app) watchGraph(ctx context.Context, file string, last []byte, kinds co
 			if !ok {
 				return nil
 			}
-			a.log.Warn("graph file watch", "error", err)
+			a.log.Warn("graph file watch", "err", err)
 		case <-timer.C:
 			data, err := os.ReadFile(file)
 			if err != nil {
-				a.log.Error("graph file unreadable; keeping the running graph", "file", file, "error", err)
+				a.log.Error("graph file unreadable; keeping the running graph", "file", file, "err", err)
 				continue
 			}
 			if bytes.Equal(data, last) {
@@ -291,7 +291,7 @@ func (a *app) watchGraph(ctx context.Context, file string, last []byte, kinds co
 func (a *app) logRejected(file string, err error) {
 	var cerrs config.Errors
 	if !errors.As(err, &cerrs) {
-		a.log.Error("graph file rejected; keeping the running graph", "file", file, "error", err)
+		a.log.Error("graph file rejected; keeping the running graph", "file", file, "err", err)
 		return
 	}
 	for _, e := range cerrs {

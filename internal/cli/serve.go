@@ -100,7 +100,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", o.listen, err)
+		return fmt.Errorf("--listen: %w", err)
 	}
 	defer ln.Close()
 	url := "http://" + ln.Addr().String()
