@@ -271,11 +271,16 @@ func (e *engine) install(g *Graph) {
 		if v != nil && v.spec.Hash == s.Hash {
 			v.spec = s
 		} else {
+			var last time.Time
 			if v != nil {
 				e.log.Info("resource changed, restarting", "resource", id)
 				e.retire(v)
+				last = v.lastChange
 			}
 			v = e.newVertex(s, id)
+			// The resource is the same one in the world: when kiln last
+			// changed it outlives the spec it was changed for.
+			v.lastChange = last
 		}
 		v.index = i
 		e.byID[id] = v
