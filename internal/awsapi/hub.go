@@ -87,7 +87,7 @@ func (hs *Hubs) config(ctx context.Context) (aws.Config, error) {
 	if cfg != nil {
 		return *cfg, nil
 	}
-	c, err := LoadConfig(ctx, hs.o.Retry)
+	c, err := LoadConfig(ctx, hs.o.Retry, hs.o.Log)
 	if err != nil {
 		return aws.Config{}, err
 	}

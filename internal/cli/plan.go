@@ -39,6 +39,9 @@ func (a *app) plan(ctx context.Context, file string) error {
 	if err != nil {
 		return err
 	}
+	if err := a.checkCredentials(ctx, g); err != nil {
+		return err
+	}
 	eng := engine.New(g, engine.Options{Noop: true, Once: true, Workers: defaultWorkers, Log: a.log})
 	runErr := eng.Run(ctx)
 	if ctx.Err() != nil {

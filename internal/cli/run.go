@@ -131,6 +131,9 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := a.checkCredentials(ctx, g); err != nil {
+		return err
+	}
 	if !o.noop {
 		a.sweepBuilders(ctx, g)
 	}
@@ -176,6 +179,19 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	}
 	if o.once {
 		a.log.Info("converged", "resources", len(eng.Status()))
+	}
+	return nil
+}
+
+// checkCredentials makes sure, once and before anything runs, that a graph
+// with AWS resources has AWS credentials to work with: without them every
+// AWS resource would fail with the SDK's chain of errors, and kiln says
+// instead what it tried and what to do (awsapi.CredentialsError).
+func (a *app) checkCredentials(ctx context.Context, g *engine.Graph) error {
+	for _, s := range g.Specs {
+		if strings.HasPrefix(s.Kind, "aws:") {
+			return a.awsHubs().CheckCredentials(ctx)
+		}
 	}
 	return nil
 }
