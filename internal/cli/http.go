@@ -40,7 +40,7 @@ func newMonitoring() *monitoring {
 // the events receiver at events.Path (POST /events/aws; the handler answers
 // other methods with 405 itself). It is a plain ServeMux so that more
 // handlers mount beside these, one line each.
-func (m *monitoring) mux(eng *engine.Engine, graph string, evh http.Handler) *http.ServeMux {
+func (m *monitoring) mux(eng ui.EngineView, graph string, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	mux.Handle("GET /healthz", healthz(eng))
@@ -54,7 +54,7 @@ func (m *monitoring) mux(eng *engine.Engine, graph string, evh http.Handler) *ht
 }
 
 // healthz answers 200 while the engine runs, with a count of vertex states.
-func healthz(eng *engine.Engine) http.Handler {
+func healthz(eng ui.EngineView) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		states := map[engine.State]int{}
 		st := eng.Status()
