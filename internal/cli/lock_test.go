@@ -142,6 +142,20 @@ resources:
 	if n := b.metric(t, "kiln_lock_acquired_total"); n != "2" {
 		t.Errorf("kiln_lock_acquired_total %q, want 2", n)
 	}
+
+	// SIGTERM: the holder releases the lock and a standby takes it at once,
+	// long before the lease would have expired.
+	waitFor(t, 10*time.Second, "b holds the lock again", func() bool { return b.metric(t, "kiln_lock_held") == "1" })
+	c := startLocked(t, bin, env, dir, "c", dsn, graph)
+	waitFor(t, 10*time.Second, "c stands by", func() bool { return c.hasHolder(t, b.pid()) })
+	stopped := time.Now()
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, lockTTL/2, "c takes over from a released lock", func() bool { return c.metric(t, "kiln_lock_held") == "1" })
+	t.Logf("released -> standby holds the lock in %v", time.Since(stopped).Round(time.Millisecond))
+	<-b.exited
+	if code := b.cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("b exited %d after SIGTERM, want 130", code)
+	}
 }
 
 // lockedProc is one kiln run --lock process.
