@@ -298,4 +298,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
-
