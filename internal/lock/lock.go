@@ -234,15 +234,32 @@ func (l *Locker) Acquire(ctx context.Context) (*Lease, error) {
 			}
 			continue
 		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, werr := l.conn.WaitForNotification(wctx)
-		cancel()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if werr != nil && !pgconn.Timeout(werr) && !errors.Is(werr, context.DeadlineExceeded) {
-			l.log.Warn("lock: wait", "err", l.where(werr))
+		if err := l.wait(ctx, wait); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			l.log.Warn("lock: wait", "err", l.where(err))
 			l.drop()
+		}
+	}
+}
+
+// wait blocks for d, or until this name's release is announced. Releases
+// of other names (one channel serves every graph) do not end it.
+func (l *Locker) wait(ctx context.Context, d time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		n, err := l.conn.WaitForNotification(wctx)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && (pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)):
+			return nil
+		case err != nil:
+			return err
+		case n.Payload == l.name:
+			return nil
 		}
 	}
 }
