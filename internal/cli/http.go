@@ -34,7 +34,7 @@ func newMonitoring() *monitoring {
 // events receiver at events.Path (POST /events/aws; the handler answers
 // other methods with 405 itself). It is a plain ServeMux so that more
 // handlers mount beside these, one line each.
-func (m *monitoring) mux(eng *engine.Engine, graph string, evh http.Handler) *http.ServeMux {
+func (m *monitoring) mux(eng ui.EngineView, graph string, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	monitor.Mount(mux, m.reg, engineHealth(eng), engineReady(eng))
 	page := ui.EnginePage(eng, graph)
@@ -49,7 +49,7 @@ func (m *monitoring) mux(eng *engine.Engine, graph string, evh http.Handler) *ht
 // engineHealth is healthy while the engine runs (the process answers),
 // with a count of vertex states; whether the graph is converged is
 // engineReady's.
-func engineHealth(eng *engine.Engine) monitor.Check {
+func engineHealth(eng ui.EngineView) monitor.Check {
 	return func(context.Context) (map[string]any, error) {
 		states := map[engine.State]int{}
 		st := eng.Status()
@@ -64,7 +64,7 @@ func engineHealth(eng *engine.Engine) monitor.Check {
 // failed or is blocked now; a resource being re-checked after drift (its
 // last check passed) keeps it ready. Not ready, it lists the resources
 // that keep it so.
-func engineReady(eng *engine.Engine) monitor.Check {
+func engineReady(eng ui.EngineView) monitor.Check {
 	return func(context.Context) (map[string]any, error) {
 		var failed, blocked, converging []string
 		for _, s := range eng.Status() {
