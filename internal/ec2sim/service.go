@@ -14,6 +14,8 @@ import (
 var services = []*service{
 	ec2Service,         // ec2.go
 	autoscalingService, // autoscaling.go
+	sqsService,         // sqs.go
+	eventbridgeService, // eventbridge.go
 }
 
 // A service is one simulated AWS API: the requests that are its, the wire
