@@ -57,12 +57,20 @@ POST /events/aws: EventBridge API-destination deliveries carrying the API key
 (--events-api-key or KILN_EVENTS_API_KEY) in x-api-key, and SNS deliveries
 from the --sns-topic topics (signature verified). A pushed state change
 re-checks the resource that owns the instance at once. With --sim too, the
-simulator pushes its events there, so drift is noticed within a second.` + exitCodesHelp,
+simulator pushes its events there, so drift is noticed within a second.
+
+With --events-queue QUEUE_URL (repeatable), run long-polls an SQS queue that
+an EventBridge rule fills (kiln events setup makes both) and routes its
+events the same way: no endpoint that AWS must reach. A queue given by name
+is looked up in the default region; with --sim it is made in the simulator,
+rule included.` + exitCodesHelp,
 		Example: `  kiln run --once examples/local.yaml
   kiln run --once --sim examples/ec2.yaml         # EC2 on the built-in simulator
   kiln run --converged-timeout 30s graph.yaml
   kiln run --listen 127.0.0.1:9100 graph.yaml    # /metrics, /healthz, /events/aws
-  kiln run --sim --listen 127.0.0.1:0 examples/ec2.yaml`,
+  kiln run --sim --listen 127.0.0.1:0 examples/ec2.yaml
+  kiln run --events-queue https://sqs.us-east-1.amazonaws.com/123456789012/kiln-events graph.yaml
+  kiln run --sim --events-queue kiln-events examples/ec2.yaml`,
 		Args: fileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd.Context(), args[0], o)
@@ -131,9 +139,6 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	if !o.noop {
-		a.sweepBuilders(ctx, g)
-	}
 	m := newMonitoring()
 	eng := engine.New(g, engine.Options{
 		Noop:             o.noop,
@@ -148,6 +153,14 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	runCtx, stop := context.WithCancel(gctx)
 	defer stop()
 	a.runAWS(runCtx, group, sv)
+	if !o.noop {
+		a.sweepBuilders(runCtx, g) // once the simulator serves
+	}
+	if err := a.startQueues(runCtx, group, o.events.queues, o.sim.on, m.reg); err != nil {
+		stop()
+		_ = group.Wait()
+		return err
+	}
 	var runErr error
 	group.Go(func() error {
 		defer stop() // the engine is done: stop the file watch, the server, the hubs and the simulator

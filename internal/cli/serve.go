@@ -58,6 +58,11 @@ bakes go to it, its state-change events pushed to this server: no AWS account
 needed. Without --sim the standard AWS configuration is used (AWS_REGION,
 profiles, AWS_ENDPOINT_URL).
 
+With --events-queue QUEUE_URL (repeatable), bake steps waiting for an
+instance or an image wake on its events from an SQS queue that an
+EventBridge rule fills (kiln events setup), long-polled: no endpoint that
+AWS must reach.
+
 SIGINT or SIGTERM stops taking requests and jobs, stops the running bakes
 at a safe point (a restart resumes them) and exits.` + exitCodesHelp,
 		Example: `  kiln serve --sim                       # a demo bakery on 127.0.0.1:8080
@@ -157,6 +162,11 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	awsCtx, stopAWS := context.WithCancel(context.WithoutCancel(gctx))
 	defer stopAWS()
 	a.runAWS(awsCtx, g, sim)
+	if err := a.startQueues(awsCtx, g, o.events.queues, o.sim.on, reg); err != nil {
+		stopAWS()
+		_ = g.Wait()
+		return err
+	}
 	g.Go(func() error {
 		defer stopAWS()
 		return svc.Run(gctx)
