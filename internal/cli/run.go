@@ -126,7 +126,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		defer ln.Close() // when an error below means serveHTTP never runs
 		a.log.Info("serving metrics", "addr", ln.Addr().String(), "events", events.Path,
 			"eventbridge", apiKey != "", "sns_topics", len(o.events.topics))
-		if o.sim.on {
+		if o.sim.on && len(o.events.queues) == 0 { // with --events-queue the simulator fills the queue instead
 			push = []ec2sim.EventTarget{{URL: eventsURL(ln), APIKey: apiKey}}
 		}
 	}

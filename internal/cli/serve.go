@@ -111,7 +111,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	defer ln.Close()
 	url := "http://" + ln.Addr().String()
 	var push []ec2sim.EventTarget
-	if o.sim.on {
+	if o.sim.on && len(o.events.queues) == 0 { // with --events-queue the simulator fills the queue instead
 		// As EventBridge would through an API destination: bakes wake on
 		// state-change events rather than on polls.
 		push = []ec2sim.EventTarget{{URL: eventsURL(ln), APIKey: eventsKey}}
