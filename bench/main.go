@@ -34,6 +34,7 @@ var scenarios = map[string]scenario{
 	"ec2":     ec2Bench,
 	"rollout": rolloutBench,
 	"pages":   pagesBench,
+	"queue":   queueBench,
 }
 
 func main() { os.Exit(run()) }
