@@ -69,7 +69,7 @@ func route(hr *http.Request) (*service, *request, error) {
 // serviceFor is the service a Query request of this Version goes to.
 func serviceFor(version string) *service {
 	for _, svc := range services {
-		if svc.version == version {
+		if svc.version != "" && svc.version == version { // services claimed by match have none
 			return svc
 		}
 	}
