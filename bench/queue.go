@@ -23,6 +23,7 @@ import (
 //   - drift: 100 instances stopped by hand at once → time from each stop
 //     request (and from the routing of its "stopped" event) to kiln's
 //     corrective StartInstances.
+//
 //   - idle: the same converged graph left alone → API calls per minute, by
 //     action (the goal: 3 long polls per queue, nothing else).
 //
@@ -106,36 +107,10 @@ func queueBench(ctx context.Context, emit func(v any)) error {
 	eg.Go(func() error { return cons.Run(runCtx) })
 	defer func() { cancel(); _ = eg.Wait() }()
 
-	ids, err := runningIDs(ctx, w.sim, n)
+	// The launch events drain from the queue while the checks settle.
+	stoppedAt, err := w.stopAll(ctx, n, time.Second, 60*time.Second)
 	if err != nil {
 		return err
-	}
-	time.Sleep(time.Second) // the launch events drain from the queue
-	w.mu.Lock()
-	clear(w.starts)
-	clear(w.stopped)
-	w.mu.Unlock()
-	w.sim.ResetCalls()
-	stoppedAt := map[string]time.Time{}
-	for _, id := range ids {
-		stoppedAt[id] = time.Now()
-		if err := w.sim.StopInstance(id); err != nil {
-			return err
-		}
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		w.mu.Lock()
-		done := len(w.starts)
-		w.mu.Unlock()
-		if done >= n || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
 	}
 	w.mu.Lock()
 	var lat, fromEvent []float64
@@ -179,24 +154,4 @@ func queueBench(ctx context.Context, emit func(v any)) error {
 	emit(queueIdleFigures{Scenario: "queue", Case: "idle", Instances: n, WindowS: idle.Seconds(),
 		CallsPerMin: float64(total) * perMin, ReceivePerMin: float64(calls["ReceiveMessage"]) * perMin, Calls: calls})
 	return nil
-}
-
-// runningIDs waits until n instances run and returns their ids.
-func runningIDs(ctx context.Context, sim *ec2sim.Sim, n int) ([]string, error) {
-	for {
-		var ids []string
-		for _, in := range sim.Instances() {
-			if in.State == "running" {
-				ids = append(ids, in.ID)
-			}
-		}
-		if len(ids) >= n {
-			return ids, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }

@@ -154,6 +154,14 @@ type describeRuleOutput struct {
 }
 
 func (s *Sim) describeRule(r *request) (any, error) {
+	return s.withRule(r, func(ru *rule) (any, error) {
+		return &describeRuleOutput{Name: ru.name, Arn: ru.arn, EventPattern: ru.patternText, State: ru.state, Description: ru.desc, EventBusName: "default"}, nil
+	})
+}
+
+// withRule runs fn on the rule that r names (Name, or Rule), with
+// s.bridge.mu held.
+func (s *Sim) withRule(r *request, fn func(ru *rule) (any, error)) (any, error) {
 	var in ruleRef
 	if err := r.input(&in); err != nil {
 		return nil, err
@@ -163,11 +171,11 @@ func (s *Sim) describeRule(r *request) (any, error) {
 	}
 	s.bridge.mu.Lock()
 	defer s.bridge.mu.Unlock()
-	ru, err := s.ruleLocked(in.Name)
+	ru, err := s.ruleLocked(in.Name + in.Rule)
 	if err != nil {
 		return nil, err
 	}
-	return &describeRuleOutput{Name: ru.name, Arn: ru.arn, EventPattern: ru.patternText, State: ru.state, Description: ru.desc, EventBusName: "default"}, nil
+	return fn(ru)
 }
 
 type putTargetsInput struct {
@@ -258,20 +266,9 @@ type listTargetsOutput struct {
 }
 
 func (s *Sim) listTargetsByRule(r *request) (any, error) {
-	var in ruleRef
-	if err := r.input(&in); err != nil {
-		return nil, err
-	}
-	if err := s.checkBus(in.EventBusName); err != nil {
-		return nil, err
-	}
-	s.bridge.mu.Lock()
-	defer s.bridge.mu.Unlock()
-	ru, err := s.ruleLocked(in.Rule)
-	if err != nil {
-		return nil, err
-	}
-	return &listTargetsOutput{Targets: append([]ruleTarget{}, ru.targets...)}, nil
+	return s.withRule(r, func(ru *rule) (any, error) {
+		return &listTargetsOutput{Targets: append([]ruleTarget{}, ru.targets...)}, nil
+	})
 }
 
 // routeEventLocked hands a published event to the targets of every

@@ -325,32 +325,45 @@ type queueAttributesOutput struct {
 
 func (s *Sim) getQueueAttributes(r *request) (any, error) {
 	var in queueAttributesInput
-	if err := r.input(&in); err != nil {
+	return s.withQueue(r, &in, &in.QueueURL, nil, func(q *queue, now time.Time) (any, error) {
+		all := q.attributesLocked(now)
+		out := map[string]string{}
+		for _, n := range in.AttributeNames {
+			if n == "All" {
+				out = all
+				break
+			}
+			_, settable := queueAttrs[n]
+			if !settable && !slices.Contains(queueReadOnly, n) {
+				return nil, &APIError{Status: http.StatusBadRequest, Code: "InvalidAttributeName", Message: "Unknown Attribute " + n + "."}
+			}
+			if v, ok := all[n]; ok {
+				out[n] = v
+			}
+		}
+		return &queueAttributesOutput{Attributes: out}, nil
+	})
+}
+
+// withQueue decodes r's input into in, checks it (when check is not nil),
+// and runs fn on the queue that *url names, with s.sqs.mu held.
+func (s *Sim) withQueue(r *request, in any, url *string, check func() error, fn func(q *queue, now time.Time) (any, error)) (any, error) {
+	if err := r.input(in); err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, err
+		}
 	}
 	now := s.Now()
 	s.sqs.mu.Lock()
 	defer s.sqs.mu.Unlock()
-	q, err := s.queueByURLLocked(in.QueueURL)
+	q, err := s.queueByURLLocked(*url)
 	if err != nil {
 		return nil, err
 	}
-	all := q.attributesLocked(now)
-	out := map[string]string{}
-	for _, n := range in.AttributeNames {
-		if n == "All" {
-			out = all
-			break
-		}
-		_, settable := queueAttrs[n]
-		if !settable && !slices.Contains(queueReadOnly, n) {
-			return nil, &APIError{Status: http.StatusBadRequest, Code: "InvalidAttributeName", Message: "Unknown Attribute " + n + "."}
-		}
-		if v, ok := all[n]; ok {
-			out[n] = v
-		}
-	}
-	return &queueAttributesOutput{Attributes: out}, nil
+	return fn(q, now)
 }
 
 // attributesLocked is every attribute of q, as GetQueueAttributes All.
@@ -418,34 +431,26 @@ func (q *queue) removeLocked(del func(*message) bool) {
 
 func (s *Sim) setQueueAttributes(r *request) (any, error) {
 	var in queueAttributesInput
-	if err := r.input(&in); err != nil {
-		return nil, err
-	}
-	if len(in.Attributes) == 0 {
-		return nil, apiErr("MissingParameter", "The request must contain the parameter Attributes.")
-	}
-	if err := checkAttrs(in.Attributes); err != nil {
-		return nil, err
-	}
-	now := s.Now()
-	s.sqs.mu.Lock()
-	defer s.sqs.mu.Unlock()
-	q, err := s.queueByURLLocked(in.QueueURL)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range in.Attributes {
-		if k == "FifoQueue" {
-			continue
+	check := func() error {
+		if len(in.Attributes) == 0 {
+			return apiErr("MissingParameter", "The request must contain the parameter Attributes.")
 		}
-		if v == "" && queueAttrs[k].def == "" {
-			delete(q.attrs, k) // an empty Policy removes it
-			continue
-		}
-		q.attrs[k] = v
+		return checkAttrs(in.Attributes)
 	}
-	q.modified = now
-	return nil, nil
+	return s.withQueue(r, &in, &in.QueueURL, check, func(q *queue, now time.Time) (any, error) {
+		for k, v := range in.Attributes {
+			if k == "FifoQueue" {
+				continue
+			}
+			if v == "" && queueAttrs[k].def == "" {
+				delete(q.attrs, k) // an empty Policy removes it
+				continue
+			}
+			q.attrs[k] = v
+		}
+		q.modified = now
+		return nil, nil
+	})
 }
 
 type sendMessageInput struct {
@@ -462,31 +467,26 @@ type sendMessageOutput struct {
 
 func (s *Sim) sendMessage(r *request) (any, error) {
 	var in sendMessageInput
-	if err := r.input(&in); err != nil {
-		return nil, err
+	check := func() error {
+		if in.MessageBody == nil {
+			return apiErr("MissingParameter", "The request must contain the parameter MessageBody.")
+		}
+		if len(in.MessageAttributes) > 0 && string(in.MessageAttributes) != "{}" && string(in.MessageAttributes) != "null" {
+			return apiErr("UnsupportedOperation", "The simulator keeps no message attributes.")
+		}
+		return nil
 	}
-	if in.MessageBody == nil {
-		return nil, apiErr("MissingParameter", "The request must contain the parameter MessageBody.")
-	}
-	if len(in.MessageAttributes) > 0 && string(in.MessageAttributes) != "{}" && string(in.MessageAttributes) != "null" {
-		return nil, apiErr("UnsupportedOperation", "The simulator keeps no message attributes.")
-	}
-	now := s.Now()
-	s.sqs.mu.Lock()
-	defer s.sqs.mu.Unlock()
-	q, err := s.queueByURLLocked(in.QueueURL)
-	if err != nil {
-		return nil, err
-	}
-	delay := -1
-	if in.DelaySeconds != nil {
-		delay = *in.DelaySeconds
-	}
-	m, err := q.sendLocked(s, *in.MessageBody, delay, now, sqsSenderID)
-	if err != nil {
-		return nil, err
-	}
-	return &sendMessageOutput{MessageID: m.id, MD5OfMessageBody: m.md5}, nil
+	return s.withQueue(r, &in, &in.QueueURL, check, func(q *queue, now time.Time) (any, error) {
+		delay := -1
+		if in.DelaySeconds != nil {
+			delay = *in.DelaySeconds
+		}
+		m, err := q.sendLocked(s, *in.MessageBody, delay, now, sqsSenderID)
+		if err != nil {
+			return nil, err
+		}
+		return &sendMessageOutput{MessageID: m.id, MD5OfMessageBody: m.md5}, nil
+	})
 }
 
 // sendLocked adds a message (delay -1: the queue's DelaySeconds).
@@ -723,16 +723,9 @@ type deleteMessageInput struct {
 
 func (s *Sim) deleteMessage(r *request) (any, error) {
 	var in deleteMessageInput
-	if err := r.input(&in); err != nil {
-		return nil, err
-	}
-	s.sqs.mu.Lock()
-	defer s.sqs.mu.Unlock()
-	q, err := s.queueByURLLocked(in.QueueURL)
-	if err != nil {
-		return nil, err
-	}
-	return nil, q.deleteLocked(in.ReceiptHandle)
+	return s.withQueue(r, &in, &in.QueueURL, nil, func(q *queue, _ time.Time) (any, error) {
+		return nil, q.deleteLocked(in.ReceiptHandle)
+	})
 }
 
 // deleteLocked deletes the message a receipt handle was given for. A
@@ -781,41 +774,37 @@ var batchIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
 
 func (s *Sim) deleteMessageBatch(r *request) (any, error) {
 	var in deleteBatchInput
-	if err := r.input(&in); err != nil {
-		return nil, err
-	}
-	switch {
-	case len(in.Entries) == 0:
-		return nil, apiErr("EmptyBatchRequest", "There should be at least one DeleteMessageBatchRequestEntry in the request.")
-	case len(in.Entries) > 10:
-		return nil, apiErr("TooManyEntriesInBatchRequest", "Maximum number of entries per request are 10. You have sent %d.", len(in.Entries))
-	}
-	seen := map[string]bool{}
-	for _, e := range in.Entries {
-		if !batchIDRE.MatchString(e.ID) {
-			return nil, apiErr("InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
+	check := func() error {
+		switch {
+		case len(in.Entries) == 0:
+			return apiErr("EmptyBatchRequest", "There should be at least one DeleteMessageBatchRequestEntry in the request.")
+		case len(in.Entries) > 10:
+			return apiErr("TooManyEntriesInBatchRequest", "Maximum number of entries per request are 10. You have sent %d.", len(in.Entries))
 		}
-		if seen[e.ID] {
-			return nil, apiErr("BatchEntryIdsNotDistinct", "Id %s repeated.", e.ID)
+		seen := map[string]bool{}
+		for _, e := range in.Entries {
+			if !batchIDRE.MatchString(e.ID) {
+				return apiErr("InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
+			}
+			if seen[e.ID] {
+				return apiErr("BatchEntryIdsNotDistinct", "Id %s repeated.", e.ID)
+			}
+			seen[e.ID] = true
 		}
-		seen[e.ID] = true
+		return nil
 	}
-	s.sqs.mu.Lock()
-	defer s.sqs.mu.Unlock()
-	q, err := s.queueByURLLocked(in.QueueURL)
-	if err != nil {
-		return nil, err
-	}
-	out := &deleteBatchOutput{Successful: []batchResultEntry{}, Failed: []batchErrorEntry{}}
-	for _, e := range in.Entries {
-		if err := q.deleteLocked(e.ReceiptHandle); err != nil {
-			ae := err.(*APIError)
-			out.Failed = append(out.Failed, batchErrorEntry{ID: e.ID, SenderFault: true, Code: ae.Code, Message: ae.Message})
-			continue
+	return s.withQueue(r, &in, &in.QueueURL, check, func(q *queue, _ time.Time) (any, error) {
+		out := &deleteBatchOutput{Successful: []batchResultEntry{}, Failed: []batchErrorEntry{}}
+		for _, e := range in.Entries {
+			if err := q.deleteLocked(e.ReceiptHandle); err != nil {
+				ae := err.(*APIError)
+				out.Failed = append(out.Failed, batchErrorEntry{ID: e.ID, SenderFault: true, Code: ae.Code, Message: ae.Message})
+				continue
+			}
+			out.Successful = append(out.Successful, batchResultEntry{ID: e.ID})
 		}
-		out.Successful = append(out.Successful, batchResultEntry{ID: e.ID})
-	}
-	return out, nil
+		return out, nil
+	})
 }
 
 // purgeInterval is how long after a purge another one is refused.
@@ -823,22 +812,14 @@ const purgeInterval = 60 * time.Second
 
 func (s *Sim) purgeQueue(r *request) (any, error) {
 	var in deleteMessageInput
-	if err := r.input(&in); err != nil {
-		return nil, err
-	}
-	now := s.Now()
-	s.sqs.mu.Lock()
-	defer s.sqs.mu.Unlock()
-	q, err := s.queueByURLLocked(in.QueueURL)
-	if err != nil {
-		return nil, err
-	}
-	if !q.purged.IsZero() && now.Sub(q.purged) < purgeInterval {
-		return nil, apiErr("PurgeQueueInProgress", "Only one PurgeQueue operation on %s is allowed every 60 seconds.", q.name)
-	}
-	q.purged = now
-	q.removeLocked(func(*message) bool { return true })
-	return nil, nil
+	return s.withQueue(r, &in, &in.QueueURL, nil, func(q *queue, now time.Time) (any, error) {
+		if !q.purged.IsZero() && now.Sub(q.purged) < purgeInterval {
+			return nil, apiErr("PurgeQueueInProgress", "Only one PurgeQueue operation on %s is allowed every 60 seconds.", q.name)
+		}
+		q.purged = now
+		q.removeLocked(func(*message) bool { return true })
+		return nil, nil
+	})
 }
 
 // QueueInfo is a snapshot of a queue, for tests and the control API.
