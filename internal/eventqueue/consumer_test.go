@@ -215,3 +215,35 @@ func TestQueueURLs(t *testing.T) {
 		t.Errorf("statements = %+v", st)
 	}
 }
+
+// A failing receive is counted and retried after a backoff; the consumer
+// goes on routing.
+func TestConsumerRetriesAfterErrors(t *testing.T) {
+	sim, c, _ := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q, _ := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("flaky")})
+	reg := prometheus.NewRegistry()
+	s := newSink()
+	cons, err := eventqueue.Open(ctx, c, *q.QueueUrl, s, eventqueue.Options{Wait: time.Second, RetryMin: 10 * time.Millisecond, Metrics: eventqueue.NewMetrics(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.InjectFault(ec2sim.Fault{Action: "ReceiveMessage", Code: "InternalError", Count: 2})
+	done := make(chan error)
+	go func() { done <- cons.Run(ctx) }()
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q.QueueUrl,
+		MessageBody: aws.String(event("EC2 Instance State-change Notification", `{"instance-id":"i-2","state":"running"}`))}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event routed after the errors")
+	}
+	if e := value(t, reg, "kiln_events_queue_errors_total"); e != 2 {
+		t.Errorf("errors = %v, want 2", e)
+	}
+	cancel()
+	<-done
+}
