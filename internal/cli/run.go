@@ -153,13 +153,13 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	runCtx, stop := context.WithCancel(gctx)
 	defer stop()
 	a.runAWS(runCtx, group, sv)
-	if !o.noop {
-		a.sweepBuilders(runCtx, g) // once the simulator serves
-	}
 	if err := a.startQueues(runCtx, group, o.events.queues, o.sim.on, m.reg); err != nil {
 		stop()
 		_ = group.Wait()
 		return err
+	}
+	if !o.noop {
+		a.sweepBuilders(runCtx, g) // once the simulator serves
 	}
 	var runErr error
 	group.Go(func() error {
