@@ -541,8 +541,9 @@ func uuidFrom(n uint64, salt uint16) string {
 	return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", uint32(n*2654435761), salt, uint16(n>>12)&0xfff, 0x8000|uint16(n)&0x3fff, n*0x9e3779b1&0xffffffffffff)
 }
 
-// SendEvent puts an EventBridge event's JSON into the queue named name,
-// as a rule's target does; it reports whether the queue exists.
+// sendEventLocked puts an EventBridge event's JSON into the queue named
+// name, as a rule's target does, and reports whether it could; the
+// events' mutex is held (not s.sqs.mu).
 func (s *Sim) sendEventLocked(name string, body []byte, at time.Time) bool {
 	s.sqs.mu.Lock()
 	defer s.sqs.mu.Unlock()
@@ -663,7 +664,7 @@ func (q *queue) nextVisibleLocked(now time.Time) time.Time {
 	return next
 }
 
-func (q *queue) receiveLocked(s *Sim, now time.Time, max int, vt *int, attrs []string) *receiveMessageOutput {
+func (q *queue) receiveLocked(s *Sim, now time.Time, limit int, vt *int, attrs []string) *receiveMessageOutput {
 	q.expireLocked(now)
 	timeout, _ := strconv.Atoi(q.attrs["VisibilityTimeout"])
 	if vt != nil {
@@ -671,7 +672,7 @@ func (q *queue) receiveLocked(s *Sim, now time.Time, max int, vt *int, attrs []s
 	}
 	out := &receiveMessageOutput{}
 	for _, m := range q.msgs {
-		if len(out.Messages) == max {
+		if len(out.Messages) == limit {
 			break
 		}
 		if m.visibleAt.After(now) {
