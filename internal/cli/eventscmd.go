@@ -17,8 +17,14 @@ func newEventsCmd(a *app) *cobra.Command {
 		Long: `Events sets up the way AWS's state-change events reach a kiln that AWS
 cannot reach over HTTP: an EventBridge rule puts them into an SQS queue, and
 kiln run --events-queue (or kiln serve --events-queue) long-polls it.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Example: `  kiln events setup --region eu-west-1 --queue kiln-events`,
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("missing command: setup")}
+			}
+			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("unknown command %q (want setup)", args[0])}
+		},
 	}
 	cmd.AddCommand(newEventsSetupCmd(a))
 	return cmd
@@ -42,7 +48,8 @@ func newEventsSetupCmd(a *app) *cobra.Command {
     instance-refresh events, with the queue as its target.
 
 Every step is idempotent: running setup again changes nothing. It prints
-the queue's URL, to give to --events-queue.
+the queue's URL, to give to --events-queue. Readers of one queue share its
+messages: give each kiln process a queue of its own.
 
 The region is --region, else the standard configuration's (AWS_REGION,
 profile). Setup needs sqs:GetQueueUrl, sqs:CreateQueue,
