@@ -94,6 +94,7 @@ type message struct {
 	receives      int
 	firstReceive  time.Time
 	sender        string
+	attrs         map[string]msgAttr // message attributes (sqsattrs.go)
 }
 
 // A queue attribute that CreateQueue and SetQueueAttributes take: its
@@ -454,15 +455,16 @@ func (s *Sim) setQueueAttributes(r *request) (any, error) {
 }
 
 type sendMessageInput struct {
-	QueueURL          string          `json:"QueueUrl"`
-	MessageBody       *string         `json:"MessageBody"`
-	DelaySeconds      *int            `json:"DelaySeconds"`
-	MessageAttributes json.RawMessage `json:"MessageAttributes"`
+	QueueURL          string             `json:"QueueUrl"`
+	MessageBody       *string            `json:"MessageBody"`
+	DelaySeconds      *int               `json:"DelaySeconds"`
+	MessageAttributes map[string]msgAttr `json:"MessageAttributes"`
 }
 
 type sendMessageOutput struct {
-	MessageID        string `json:"MessageId"`
-	MD5OfMessageBody string `json:"MD5OfMessageBody"`
+	MessageID              string `json:"MessageId"`
+	MD5OfMessageBody       string `json:"MD5OfMessageBody"`
+	MD5OfMessageAttributes string `json:"MD5OfMessageAttributes,omitempty"`
 }
 
 func (s *Sim) sendMessage(r *request) (any, error) {
@@ -471,30 +473,32 @@ func (s *Sim) sendMessage(r *request) (any, error) {
 		if in.MessageBody == nil {
 			return apiErr("MissingParameter", "The request must contain the parameter MessageBody.")
 		}
-		if len(in.MessageAttributes) > 0 && string(in.MessageAttributes) != "{}" && string(in.MessageAttributes) != "null" {
-			return apiErr("UnsupportedOperation", "The simulator keeps no message attributes.")
-		}
-		return nil
+		_, err := checkMessageAttrs(in.MessageAttributes)
+		return err
 	}
 	return s.withQueue(r, &in, &in.QueueURL, check, func(q *queue, now time.Time) (any, error) {
 		delay := -1
 		if in.DelaySeconds != nil {
 			delay = *in.DelaySeconds
 		}
-		m, err := q.sendLocked(s, *in.MessageBody, delay, now, sqsSenderID)
+		m, err := q.sendLocked(s, *in.MessageBody, in.MessageAttributes, delay, now, sqsSenderID)
 		if err != nil {
 			return nil, err
 		}
-		return &sendMessageOutput{MessageID: m.id, MD5OfMessageBody: m.md5}, nil
+		return &sendMessageOutput{MessageID: m.id, MD5OfMessageBody: m.md5, MD5OfMessageAttributes: attrsMD5(m.attrs)}, nil
 	})
 }
 
 // sendLocked adds a message (delay -1: the queue's DelaySeconds).
-func (q *queue) sendLocked(s *Sim, body string, delay int, now time.Time, sender string) (*message, error) {
+func (q *queue) sendLocked(s *Sim, body string, attrs map[string]msgAttr, delay int, now time.Time, sender string) (*message, error) {
 	if body == "" {
 		return nil, apiErr("MissingParameter", "The request must contain the parameter MessageBody.")
 	}
-	if limit, _ := strconv.Atoi(q.attrs["MaximumMessageSize"]); len(body) > limit {
+	attrSize, err := checkMessageAttrs(attrs)
+	if err != nil {
+		return nil, err
+	}
+	if limit, _ := strconv.Atoi(q.attrs["MaximumMessageSize"]); len(body)+attrSize > limit {
 		return nil, apiErr("InvalidParameterValue", "One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", limit)
 	}
 	if !validMessageText(body) {
@@ -510,7 +514,7 @@ func (q *queue) sendLocked(s *Sim, body string, delay int, now time.Time, sender
 	sum := md5.Sum([]byte(body))
 	m := &message{
 		id: uuidFrom(s.sqs.seq, 0x5351), body: body, md5: hex.EncodeToString(sum[:]), sent: now,
-		visibleAt: now.Add(time.Duration(delay) * time.Second), sender: sender,
+		visibleAt: now.Add(time.Duration(delay) * time.Second), sender: sender, attrs: attrs,
 	}
 	q.msgs = append(q.msgs, m)
 	close(q.wake)
@@ -551,7 +555,7 @@ func (s *Sim) sendEventLocked(name string, body []byte, at time.Time) bool {
 	if q == nil {
 		return false
 	}
-	_, err := q.sendLocked(s, string(body), -1, at, "AIDAEVENTBRIDGE00000")
+	_, err := q.sendLocked(s, string(body), nil, -1, at, "AIDAEVENTBRIDGE00000")
 	return err == nil
 }
 
@@ -566,11 +570,13 @@ type receiveMessageInput struct {
 }
 
 type sqsMessageOut struct {
-	MessageID     string            `json:"MessageId"`
-	ReceiptHandle string            `json:"ReceiptHandle"`
-	MD5OfBody     string            `json:"MD5OfBody"`
-	Body          string            `json:"Body"`
-	Attributes    map[string]string `json:"Attributes,omitempty"`
+	MessageID              string             `json:"MessageId"`
+	ReceiptHandle          string             `json:"ReceiptHandle"`
+	MD5OfBody              string             `json:"MD5OfBody"`
+	Body                   string             `json:"Body"`
+	Attributes             map[string]string  `json:"Attributes,omitempty"`
+	MD5OfMessageAttributes string             `json:"MD5OfMessageAttributes,omitempty"`
+	MessageAttributes      map[string]msgAttr `json:"MessageAttributes,omitempty"`
 }
 
 type receiveMessageOutput struct {
@@ -626,7 +632,7 @@ func (s *Sim) receiveMessage(r *request) (any, error) {
 			s.sqs.mu.Unlock()
 			return nil, queueNotFound()
 		}
-		out := q.receiveLocked(s, now, limit, in.VisibilityTimeout, attrs)
+		out := q.receiveLocked(s, now, limit, in.VisibilityTimeout, attrs, in.MessageAttributeNames)
 		wake, next := q.wake, q.nextVisibleLocked(now)
 		s.sqs.mu.Unlock()
 		left := time.Until(deadline)
@@ -664,7 +670,7 @@ func (q *queue) nextVisibleLocked(now time.Time) time.Time {
 	return next
 }
 
-func (q *queue) receiveLocked(s *Sim, now time.Time, limit int, vt *int, attrs []string) *receiveMessageOutput {
+func (q *queue) receiveLocked(s *Sim, now time.Time, limit int, vt *int, attrs, userAttrs []string) *receiveMessageOutput {
 	q.expireLocked(now)
 	timeout, _ := strconv.Atoi(q.attrs["VisibilityTimeout"])
 	if vt != nil {
@@ -686,8 +692,10 @@ func (q *queue) receiveLocked(s *Sim, now time.Time, limit int, vt *int, attrs [
 		s.sqs.seq++
 		h := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%s/%s/%d/%x", q.name, m.id, s.sqs.seq, s.sqs.seq*0x9e3779b97f4a7c15))
 		q.receipts[h] = m
+		ua := selectAttrs(m.attrs, userAttrs)
 		out.Messages = append(out.Messages, sqsMessageOut{
 			MessageID: m.id, ReceiptHandle: h, MD5OfBody: m.md5, Body: m.body, Attributes: m.systemAttributes(attrs),
+			MessageAttributes: ua, MD5OfMessageAttributes: attrsMD5(ua),
 		})
 	}
 	return out

@@ -259,3 +259,35 @@ func TestJSONUnknownTarget(t *testing.T) {
 		t.Errorf("an action the simulator does not serve: %v (code %q)", err, code(err))
 	}
 }
+
+func TestSQSMessageAttributes(t *testing.T) {
+	_, c, _, _ := newSQS(t, ec2sim.Options{ManualClock: true})
+	ctx := context.Background()
+	cq, _ := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("attrs")})
+	sent, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: cq.QueueUrl, MessageBody: aws.String("with attributes"),
+		MessageAttributes: map[string]types.MessageAttributeValue{
+			"trace.id": {DataType: aws.String("String"), StringValue: aws.String("abc")},
+			"count":    {DataType: aws.String("Number.int"), StringValue: aws.String("3")},
+			"blob":     {DataType: aws.String("Binary"), BinaryValue: []byte{0, 1, 2}},
+		}})
+	if err != nil || sent.MD5OfMessageAttributes == nil || len(*sent.MD5OfMessageAttributes) != 32 {
+		t.Fatalf("SendMessage = %+v, %v", sent, err)
+	}
+	got, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: cq.QueueUrl, MessageAttributeNames: []string{"All"}})
+	if err != nil || len(got.Messages) != 1 {
+		t.Fatalf("ReceiveMessage = %+v, %v", got, err)
+	}
+	m := got.Messages[0]
+	if *m.MD5OfMessageAttributes != *sent.MD5OfMessageAttributes || len(m.MessageAttributes) != 3 ||
+		*m.MessageAttributes["count"].StringValue != "3" || string(m.MessageAttributes["blob"].BinaryValue) != "\x00\x01\x02" {
+		t.Errorf("received %+v", m)
+	}
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: cq.QueueUrl, MessageBody: aws.String("x"),
+		MessageAttributes: map[string]types.MessageAttributeValue{"AWS.reserved": {DataType: aws.String("String"), StringValue: aws.String("v")}}}); code(err) != "InvalidParameterValue" {
+		t.Errorf("a reserved attribute name: %v", err)
+	}
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: cq.QueueUrl, MessageBody: aws.String("x"),
+		MessageAttributes: map[string]types.MessageAttributeValue{"n": {DataType: aws.String("Number"), StringValue: aws.String("three")}}}); code(err) != "InvalidParameterValue" {
+		t.Errorf("a Number that is not one: %v", err)
+	}
+}
