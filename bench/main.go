@@ -34,6 +34,7 @@ var scenarios = map[string]scenario{
 	"ec2":     ec2Bench,
 	"rollout": rolloutBench,
 	"pages":   pagesBench,
+	"lock":    lockBench,
 	"queue":   queueBench,
 }
 

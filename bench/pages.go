@@ -48,7 +48,7 @@ func pagesBench(ctx context.Context, emit func(any)) error {
 
 	const token = "bench-token"
 	srv := httptest.NewServer(ui.Bakery(ui.BakeryConfig{
-		Store: st, CheckToken: func(t string) bool { return t == token },
+		Records: st, Sessions: st, CheckToken: func(t string) bool { return t == token },
 	}))
 	defer srv.Close()
 	c, err := signIn(srv.URL, token)

@@ -22,6 +22,7 @@ package awsapi
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -82,9 +84,18 @@ func NewRetryer(o RetryOptions) aws.Retryer {
 
 // LoadConfig loads the standard AWS configuration: the credential chain,
 // shared config and profiles, AWS_REGION, AWS_ENDPOINT_URL[_EC2]. The
-// retryer is NewRetryer's.
-func LoadConfig(ctx context.Context, ro RetryOptions) (aws.Config, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer { return NewRetryer(ro) }))
+// retryer is NewRetryer's; the SDK's own log lines (such as its fallback
+// to IMDSv1) go to log at debug, nil discarding them.
+func LoadConfig(ctx context.Context, ro RetryOptions, log *slog.Logger) (aws.Config, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sdkLog := logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		log.Debug(fmt.Sprintf(format, v...), "component", "aws-sdk", "class", string(c))
+	})
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithRetryer(func() aws.Retryer { return NewRetryer(ro) }),
+		config.WithLogger(sdkLog))
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load aws config: %w", err)
 	}

@@ -952,11 +952,19 @@ func TestKeyNamePlan(t *testing.T) {
 	if n := w.sim.Calls("TerminateInstances"); n != 0 {
 		t.Errorf("TerminateInstances calls = %d in check-only mode; want 0", n)
 	}
-	// Without replace the check names the field, both values and the option.
+	// Without replace, a check-only pass still plans the replacement and
+	// says that run would refuse it; run's check fails for good, naming the
+	// field, both values and the option.
 	r.Replace = false
-	_, err = r.CheckApply(t.Context(), false)
+	if ok, err := r.CheckApply(t.Context(), false); ok || err != nil {
+		t.Fatalf("CheckApply(apply=false) without replace = %v, %v; want false, nil (plan shows it)", ok, err)
+	}
+	if got := r.PlannedChanges(); len(got) != 1 || got[0].Action != engine.ActionReplace || !strings.Contains(got[0].Refused, "set replace: true") {
+		t.Errorf("PlannedChanges() without replace = %+v; want one refused replacement", got)
+	}
+	_, err = r.CheckApply(t.Context(), true)
 	if err == nil || !engine.IsPermanent(err) || !strings.Contains(err.Error(), "key_name is ops, spec wants deploy; set replace: true") {
-		t.Errorf("CheckApply(apply=false) error = %v; want a permanent one naming key_name, ops, deploy and replace: true", err)
+		t.Errorf("CheckApply(apply=true) error = %v; want a permanent one naming key_name, ops, deploy and replace: true", err)
 	}
 	// A spec without a key_name takes whatever key the instance has.
 	r.KeyName = ""

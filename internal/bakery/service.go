@@ -54,6 +54,8 @@ func (o *Options) fill() {
 // Its AWS clients come from hubs; hubs.Run must be running while the
 // Service runs (its batcher serves the builders' DescribeInstances).
 type Service struct {
+	Projects // the rules for changing projects
+
 	store *store.Store
 	hubs  *awsapi.Hubs
 	log   *slog.Logger
@@ -76,7 +78,8 @@ func NewService(st *store.Store, hubs *awsapi.Hubs, log *slog.Logger, o Options)
 	}
 	o.fill()
 	s := &Service{
-		store: st, hubs: hubs, log: log, o: o,
+		Projects: NewProjects(st),
+		store:    st, hubs: hubs, log: log, o: o,
 		active: map[int64]context.CancelCauseFunc{},
 		subs:   map[*subscription]struct{}{},
 	}
@@ -88,7 +91,7 @@ func NewService(st *store.Store, hubs *awsapi.Hubs, log *slog.Logger, o Options)
 	rc, err := st.NewRiverClient(workers, &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Workers}},
 		FetchPollInterval: o.FetchPollInterval,
-		Logger:            log.With("component", "river"),
+		Logger:            slog.New(quietInfo{log.Handler()}).With("component", "river"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new bake service: %w", err)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -10,12 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/engine"
 	"kiln/internal/events"
+	"kiln/internal/monitor"
 	"kiln/internal/ui"
 )
 
@@ -27,23 +25,18 @@ type monitoring struct {
 }
 
 func newMonitoring() *monitoring {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	reg := monitor.NewRegistry()
 	return &monitoring{reg: reg, metrics: newEngineMetrics(reg)}
 }
 
 // mux is run's HTTP surface: the graph page (/, live at ui.EventsPath),
-// /metrics, /healthz and, when evh is not nil,
-// the events receiver at events.Path (POST /events/aws; the handler answers
+// /metrics and /healthz (monitor.Mount) and, when evh is not nil, the
+// events receiver at events.Path (POST /events/aws; the handler answers
 // other methods with 405 itself). It is a plain ServeMux so that more
 // handlers mount beside these, one line each.
-func (m *monitoring) mux(eng *engine.Engine, graph string, evh http.Handler) *http.ServeMux {
+func (m *monitoring) mux(eng ui.EngineView, graph string, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
-	mux.Handle("GET /healthz", healthz(eng))
+	monitor.Mount(mux, m.reg, engineHealth(eng), engineReady(eng))
 	page := ui.EnginePage(eng, graph)
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET "+ui.EventsPath, page)
@@ -53,21 +46,52 @@ func (m *monitoring) mux(eng *engine.Engine, graph string, evh http.Handler) *ht
 	return mux
 }
 
-// healthz answers 200 while the engine runs, with a count of vertex states.
-func healthz(eng *engine.Engine) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+// engineHealth is healthy while the engine runs (the process answers),
+// with a count of vertex states; whether the graph is converged is
+// engineReady's.
+func engineHealth(eng ui.EngineView) monitor.Check {
+	return func(context.Context) (map[string]any, error) {
 		states := map[engine.State]int{}
 		st := eng.Status()
 		for _, s := range st {
 			states[s.State]++
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"status":    "ok",
-			"resources": len(st),
-			"states":    states,
-		})
-	})
+		return map[string]any{"resources": len(st), "states": states}, nil
+	}
+}
+
+// engineReady is ready once every resource has converged and none has
+// failed or is blocked now; a resource being re-checked after drift (its
+// last check passed) keeps it ready. Not ready, it lists the resources
+// that keep it so.
+func engineReady(eng ui.EngineView) monitor.Check {
+	return func(context.Context) (map[string]any, error) {
+		var failed, blocked, converging []string
+		for _, s := range eng.Status() {
+			switch {
+			case s.State == engine.StateFailed:
+				failed = append(failed, s.ID)
+			case s.State == engine.StateBlocked:
+				blocked = append(blocked, s.ID)
+			case s.State != engine.StateConverged && (s.Checks == 0 || s.LastError != ""):
+				converging = append(converging, s.ID)
+			}
+		}
+		if len(failed)+len(blocked) > 0 {
+			return map[string]any{"failed": nonNil(failed), "blocked": nonNil(blocked)}, errors.New("not converged")
+		}
+		if len(converging) > 0 {
+			return map[string]any{"converging": converging}, errors.New("converging")
+		}
+		return nil, nil
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // shutdownGrace bounds how long in-flight requests may finish at exit.

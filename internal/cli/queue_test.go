@@ -54,7 +54,7 @@ func startKiln(t *testing.T, args ...string) (stderr *syncBuffer, stop func()) {
 	}
 }
 
-func instanceState(sim *ec2sim.Sim, name string) (id, state string) {
+func namedInstance(sim *ec2sim.Sim, name string) (id, state string) {
 	for _, in := range sim.Instances() {
 		if in.Tags["Name"] == name && in.State != "terminated" {
 			return in.ID, in.State
@@ -87,16 +87,16 @@ resources:
 	args := []string{"run", "--events-queue", urls[0], graph}
 
 	stderr, stop := startKiln(t, args...)
-	eventually(t, "web-1 running", func() bool { _, s := instanceState(sim, "web-1"); return s == "running" })
+	eventually(t, "web-1 running", func() bool { _, s := namedInstance(sim, "web-1"); return s == "running" })
 	if !strings.Contains(stderr.String(), `msg="events queue open" queue=kiln-events`) {
 		t.Errorf("no events queue in the log:\n%s", stderr.String())
 	}
-	id, _ := instanceState(sim, "web-1")
+	id, _ := namedInstance(sim, "web-1")
 	if err := sim.StopInstance(id); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "kiln to start web-1 again, woken by the queue", func() bool {
-		_, s := instanceState(sim, "web-1")
+		_, s := namedInstance(sim, "web-1")
 		return sim.Calls("StartInstances") == 1 && s == "running"
 	})
 	if sim.Calls("DeleteMessageBatch") == 0 {
@@ -112,14 +112,14 @@ resources:
 		t.Fatal(err)
 	}
 	eventually(t, "the stop's events in the queue", func() bool {
-		_, s := instanceState(sim, "web-1")
+		_, s := namedInstance(sim, "web-1")
 		q := sim.Queues()[0]
 		return s == "stopped" && q.Visible >= 2
 	})
 	_, stop = startKiln(t, args...)
 	defer stop()
 	eventually(t, "the queue drained and web-1 running again", func() bool {
-		_, s := instanceState(sim, "web-1")
+		_, s := namedInstance(sim, "web-1")
 		q := sim.Queues()[0]
 		return s == "running" && q.Visible+q.InFlight == 0
 	})

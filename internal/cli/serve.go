@@ -7,14 +7,13 @@ import (
 	"net"
 	"os"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/bakery"
 	"kiln/internal/ec2sim"
 	"kiln/internal/events"
+	"kiln/internal/monitor"
 	"kiln/internal/store"
 	"kiln/internal/ui"
 	"kiln/internal/web"
@@ -64,7 +63,7 @@ EventBridge rule fills (kiln events setup), long-polled: no endpoint that
 AWS must reach.
 
 SIGINT or SIGTERM stops taking requests and jobs, stops the running bakes
-at a safe point (a restart resumes them) and exits.` + exitCodesHelp,
+at a safe point (a restart resumes them) and exits.` + serverExitHelp,
 		Example: `  kiln serve --sim                       # a demo bakery on 127.0.0.1:8080
   KILN_TOKEN=... kiln serve --db /var/lib/kiln/kiln.db --listen :8080`,
 		Args: cobra.NoArgs,
@@ -106,7 +105,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", o.listen, err)
+		return fmt.Errorf("--listen: %w", err)
 	}
 	defer ln.Close()
 	url := "http://" + ln.Addr().String()
@@ -126,11 +125,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	reg := monitor.NewRegistry()
 	srv := web.New(web.Config{
 		Store:     st,
 		Bakery:    svc,
@@ -144,7 +139,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		APIKey: eventsKey, Topics: o.events.topics, Log: a.log.With("component", "events"),
 	}))
 	srv.Handle("/", ui.Bakery(ui.BakeryConfig{
-		Store: st, Baker: svc, CheckToken: hash.Match, PublicURL: o.publicURL,
+		Records: st, Sessions: st, Service: svc, CheckToken: hash.Match, PublicURL: o.publicURL,
 		Log: a.log.With("component", "ui"),
 	}))
 

@@ -60,7 +60,7 @@ EventBridge rule does: --events-queue NAME makes the queue and the rule at
 start and prints the queue's URL for kiln run --events-queue.
 
 The control API lives under /_sim/ (GET /_sim/instances, POST
-/_sim/instances/ID/stop, GET /_sim/calls, ...).` + exitCodesHelp,
+/_sim/instances/ID/stop, GET /_sim/calls, ...).` + serverExitHelp,
 		Example: `  kiln sim
   kiln sim --listen 127.0.0.1:0 --time-scale 0.1 --throttle
   KILN_EVENTS_API_KEY=secret kiln sim --events http://127.0.0.1:9100/events/aws

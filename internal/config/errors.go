@@ -7,19 +7,26 @@ import (
 	"strings"
 )
 
-// Error is one problem in a graph file, located by file and line.
+// Error is one problem in a graph file, located by file and line (and
+// column, for YAML syntax errors).
 type Error struct {
 	File     string
 	Line     int
+	Column   int    // 0: not known
 	Resource string // e.g. `aws:ec2 "web"`; empty for graph-level problems
 	Field    string // e.g. "type" or "meta.poll"; empty when not about one field
 	Msg      string
 }
 
-// Error reads `web.yaml:12: aws:ec2 "web": type: unknown instance type "t9.huge"`.
+// Error reads `web.yaml:12: aws:ec2 "web": type: unknown instance type "t9.huge"`,
+// or `web.yaml:6:4: ...` when the column is known.
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	if e.Column > 0 {
+		fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
+	} else {
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	}
 	if e.Resource != "" {
 		b.WriteString(e.Resource)
 		b.WriteString(": ")

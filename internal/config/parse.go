@@ -83,20 +83,14 @@ type refAt struct {
 	line  int
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // Parse checks data (the contents of filename) and returns its graph, or
 // Errors listing every problem found.
 func Parse(filename string, data []byte, kinds Kinds) (*engine.Graph, error) {
 	p := &parser{file: filename, kinds: kinds}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-		}
-		p.errorf(line, "", "", "%s", msg)
+		syn := SyntaxOf(data, err)
+		p.errs = append(p.errs, &Error{File: p.file, Line: syn.Line, Column: syn.Column, Msg: syn.Msg})
 		return nil, p.errs
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {

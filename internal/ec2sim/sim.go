@@ -80,7 +80,11 @@ type Options struct {
 	// EventQueue bounds undelivered events; beyond it new events are dropped.
 	// Default 10000.
 	EventQueue int
-	// Seed makes generated ids reproducible; 0 uses a fixed seed.
+	// Seed makes the ids of what clients create reproducible; 0 picks a
+	// random seed at every start, so that two simulators (or two runs)
+	// never hand out the same instance ids. The standing world (stock
+	// images, the default VPC, its subnets and security group) has the same
+	// ids at every start whatever the seed, as AWS's public images do.
 	Seed uint64
 	Log  *slog.Logger
 }
@@ -184,15 +188,11 @@ type Sim struct {
 // on the real clock and deliver events, or Advance with a manual clock.
 func New(opts Options) *Sim {
 	opts.fill()
-	seed := opts.Seed
-	if seed == 0 {
-		seed = 0x6b696c6e
-	}
 	s := &Sim{
 		opts:      opts,
 		log:       opts.Log,
 		manualAt:  opts.Start.UTC(),
-		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		rng:       newRNG(worldSeed),
 		ids:       map[string]struct{}{},
 		instances: map[string]*instance{},
 		tokens:    map[string]*tokenEntry{},
@@ -211,7 +211,19 @@ func New(opts Options) *Sim {
 	s.sqs.init()
 	s.bridge.init()
 	s.seedWorld()
+	seed := opts.Seed
+	for seed == 0 {
+		seed = rand.Uint64()
+	}
+	s.rng = newRNG(seed)
 	return s
+}
+
+// worldSeed generates the standing world's ids, the same at every start.
+const worldSeed = 0x6b696c6e
+
+func newRNG(seed uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
 // Options returns the options in effect (defaults filled in).

@@ -16,16 +16,25 @@ import (
 	"kiln/internal/bakery"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
-	"kiln/internal/web"
 )
 
-// Baker starts and stops bakes; *bakery.Service satisfies it.
-type Baker interface {
-	Trigger(ctx context.Context, project, commit, ref string) (store.PushResult, error)
-	Cancel(ctx context.Context, id int64, reason string) (*store.Bake, error)
+// Service is the bakery service as the pages use it (bakery.API):
+// *bakery.Service satisfies it.
+type Service = bakery.API
+
+// Records is what the pages read of the bakery's records; *store.Store
+// satisfies it. The pages write nothing through it.
+type Records interface {
+	Projects(ctx context.Context) ([]store.Project, error)
+	Project(ctx context.Context, name string) (*store.Project, error)
+	Bakes(ctx context.Context, q store.BakeQuery) ([]store.Bake, error)
+	CountBakes(ctx context.Context, q store.BakeQuery) (int, error)
+	Bake(ctx context.Context, id int64) (*store.Bake, error)
+	Steps(ctx context.Context, bakeID int64) ([]store.Step, error)
+	Images(ctx context.Context, project string) ([]store.Image, error)
 }
 
-// progressSource is optionally implemented by a Baker (bakery.Service is):
+// progressSource is optionally implemented by a Service (bakery.Service is):
 // a bake page's stream wakes on its notifications instead of the poll.
 type progressSource interface {
 	Subscribe(id int64) (<-chan bakery.Progress, func())
@@ -33,9 +42,10 @@ type progressSource interface {
 
 // BakeryConfig is what the bakery pages need.
 type BakeryConfig struct {
-	Store *store.Store
-	Baker Baker
-	// CheckToken says whether token is the admin token (web.TokenHash.Match).
+	Records  Records
+	Sessions SessionStore
+	Service  Service
+	// CheckToken says whether token is the admin token (the web package's TokenHash.Match).
 	CheckToken func(token string) bool
 	// PublicURL is how webhook senders reach the server; empty: the scheme
 	// and Host of each request.
@@ -62,8 +72,9 @@ type BakeryConfig struct {
 //	POST /bakes/{id}/cancel
 //
 // Every page but /login needs a session, made by signing in with the admin
-// token; every form carries a CSRF token. Sessions are kept in Store, so
-// they outlive a restart and every server on the database sees them.
+// token; every form carries a CSRF token. Sessions are kept in Sessions
+// (the store), so they outlive a restart and every server on the database
+// sees them.
 func Bakery(cfg BakeryConfig) http.Handler {
 	_, h := newBakery(cfg)
 	return h
@@ -76,7 +87,7 @@ func newBakery(cfg BakeryConfig) (*bakeryPages, http.Handler) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
 	}
-	b := &bakeryPages{cfg: cfg, t: parse("bakery.html"), ss: sessions{st: cfg.Store}}
+	b := &bakeryPages{cfg: cfg, t: parse("bakery.html"), ss: sessions{st: cfg.Sessions}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", b.loginPage)
 	mux.HandleFunc("POST /login", b.login)
@@ -232,7 +243,7 @@ type projectRow struct {
 
 func (b *bakeryPages) projects(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx := r.Context()
-	ps, err := b.cfg.Store.Projects(ctx)
+	ps, err := b.cfg.Records.Projects(ctx)
 	if err != nil {
 		b.fail(w, r, err)
 		return
@@ -240,7 +251,7 @@ func (b *bakeryPages) projects(w http.ResponseWriter, r *http.Request, s *sessio
 	rows := make([]projectRow, len(ps))
 	for i, p := range ps {
 		rows[i].Project = p
-		last, err := b.cfg.Store.Bakes(ctx, store.BakeQuery{Project: p.Name, Limit: 1})
+		last, err := b.cfg.Records.Bakes(ctx, store.BakeQuery{Project: p.Name, Limit: 1})
 		if err != nil {
 			b.fail(w, r, err)
 			return
@@ -248,7 +259,7 @@ func (b *bakeryPages) projects(w http.ResponseWriter, r *http.Request, s *sessio
 		if len(last) > 0 {
 			rows[i].Last = &last[0]
 		}
-		ims, err := b.cfg.Store.Images(ctx, p.Name)
+		ims, err := b.cfg.Records.Images(ctx, p.Name)
 		if err != nil {
 			b.fail(w, r, err)
 			return
@@ -276,7 +287,7 @@ const projectBakes = 50
 
 func (b *bakeryPages) project(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx, name := r.Context(), r.PathValue("name")
-	p, err := b.cfg.Store.Project(ctx, name)
+	p, err := b.cfg.Records.Project(ctx, name)
 	if err != nil {
 		b.fail(w, r, err)
 		return
@@ -291,7 +302,7 @@ func (b *bakeryPages) project(w http.ResponseWriter, r *http.Request, s *session
 	}
 	// One more than a page tells whether there is an older one.
 	q := store.BakeQuery{Project: name, BeforeID: d.Before, Limit: projectBakes + 1}
-	if d.Bakes, err = b.cfg.Store.Bakes(ctx, q); err != nil {
+	if d.Bakes, err = b.cfg.Records.Bakes(ctx, q); err != nil {
 		b.fail(w, r, err)
 		return
 	}
@@ -299,7 +310,7 @@ func (b *bakeryPages) project(w http.ResponseWriter, r *http.Request, s *session
 		d.Bakes = d.Bakes[:projectBakes]
 		d.Older = d.Bakes[projectBakes-1].ID
 	}
-	if d.Images, err = b.cfg.Store.Images(ctx, name); err != nil {
+	if d.Images, err = b.cfg.Records.Images(ctx, name); err != nil {
 		b.fail(w, r, err)
 		return
 	}
@@ -319,7 +330,7 @@ func (b *bakeryPages) newProject(w http.ResponseWriter, r *http.Request, s *sess
 }
 
 func (b *bakeryPages) editProject(w http.ResponseWriter, r *http.Request, s *session) {
-	p, err := b.cfg.Store.Project(r.Context(), r.PathValue("name"))
+	p, err := b.cfg.Records.Project(r.Context(), r.PathValue("name"))
 	if err != nil {
 		b.fail(w, r, err)
 		return
@@ -331,7 +342,7 @@ func (b *bakeryPages) saveProject(w http.ResponseWriter, r *http.Request, s *ses
 	f := formFromRequest(r)
 	editing := r.PathValue("name")
 	if editing != "" {
-		if _, err := b.cfg.Store.Project(r.Context(), editing); err != nil {
+		if _, err := b.cfg.Records.Project(r.Context(), editing); err != nil {
 			b.fail(w, r, err)
 			return
 		}
@@ -356,14 +367,14 @@ func (b *bakeryPages) saveProject(w http.ResponseWriter, r *http.Request, s *ses
 		return
 	}
 	if d.New {
-		if _, err := b.cfg.Store.Project(r.Context(), p.Name); err == nil {
+		if _, err := b.cfg.Records.Project(r.Context(), p.Name); err == nil {
 			d.Errors = bakery.ProjectErrors{{Field: "name", Msg: fmt.Sprintf("%q exists already; edit it from its page", p.Name)}}
 			d.FieldErrors = map[string][]string{"name": {d.Errors[0].Msg}}
 			b.show(w, r, s, http.StatusConflict, "form", "project", d)
 			return
 		}
 	}
-	applied, err := bakery.ApplyProject(r.Context(), b.cfg.Store, p)
+	applied, err := b.cfg.Service.ApplyProject(r.Context(), p)
 	if err != nil {
 		b.fail(w, r, err)
 		return
@@ -383,8 +394,7 @@ func (b *bakeryPages) saveProject(w http.ResponseWriter, r *http.Request, s *ses
 // once, as with POST /api/projects/{name}/secret.
 func (b *bakeryPages) rotateSecret(w http.ResponseWriter, r *http.Request, s *session) {
 	name := r.PathValue("name")
-	secret := bakery.GenerateSecret()
-	if err := b.cfg.Store.SetProjectSecret(r.Context(), name, secret); err != nil {
+	if _, err := b.cfg.Service.RotateSecret(r.Context(), name); err != nil {
 		b.fail(w, r, err)
 		return
 	}
@@ -412,16 +422,16 @@ func (b *bakeryPages) confirmDelete(w http.ResponseWriter, r *http.Request, s *s
 // with it.
 func (b *bakeryPages) showDelete(w http.ResponseWriter, r *http.Request, s *session, status int, d deleteData) {
 	ctx := r.Context()
-	if _, err := b.cfg.Store.Project(ctx, d.Name); err != nil {
+	if _, err := b.cfg.Records.Project(ctx, d.Name); err != nil {
 		b.fail(w, r, err)
 		return
 	}
 	var err error
-	if d.Bakes, err = b.cfg.Store.CountBakes(ctx, store.BakeQuery{Project: d.Name}); err != nil {
+	if d.Bakes, err = b.cfg.Records.CountBakes(ctx, store.BakeQuery{Project: d.Name}); err != nil {
 		b.fail(w, r, err)
 		return
 	}
-	ims, err := b.cfg.Store.Images(ctx, d.Name)
+	ims, err := b.cfg.Records.Images(ctx, d.Name)
 	if err != nil {
 		b.fail(w, r, err)
 		return
@@ -439,8 +449,8 @@ func (b *bakeryPages) deleteProject(w http.ResponseWriter, r *http.Request, s *s
 			Error: "Tick the box to confirm: a deleted project cannot be brought back."})
 		return
 	}
-	err := web.DeleteProject(r.Context(), b.cfg.Store, name)
-	var running *web.BakeRunningError
+	err := b.cfg.Service.DeleteProject(r.Context(), name)
+	var running *bakery.BakeRunningError
 	if errors.As(err, &running) {
 		b.showDelete(w, r, s, http.StatusConflict, deleteData{Name: name, Running: running.BakeID,
 			Error: "A bake of this project is running: cancel it and let it stop first, or its builder would be left behind."})
@@ -459,7 +469,7 @@ func (b *bakeryPages) deleteProject(w http.ResponseWriter, r *http.Request, s *s
 }
 
 func (b *bakeryPages) bakeNow(w http.ResponseWriter, r *http.Request, s *session) {
-	res, err := b.cfg.Baker.Trigger(r.Context(), r.PathValue("name"), "", "")
+	res, err := b.cfg.Service.Trigger(r.Context(), r.PathValue("name"), "", "")
 	if err != nil {
 		b.fail(w, r, err)
 		return
@@ -485,11 +495,11 @@ type stepRow struct {
 }
 
 func (b *bakeryPages) loadBake(ctx context.Context, id int64, csrf string) (*bakeData, error) {
-	bk, err := b.cfg.Store.Bake(ctx, id)
+	bk, err := b.cfg.Records.Bake(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	steps, err := b.cfg.Store.Steps(ctx, id)
+	steps, err := b.cfg.Records.Steps(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -548,12 +558,12 @@ func (b *bakeryPages) bakeEvents(w http.ResponseWriter, r *http.Request, s *sess
 		http.NotFound(w, r)
 		return
 	}
-	if _, err := b.cfg.Store.Bake(r.Context(), id); err != nil {
+	if _, err := b.cfg.Records.Bake(r.Context(), id); err != nil {
 		b.fail(w, r, err)
 		return
 	}
 	var wake <-chan bakery.Progress
-	if ps, ok := b.cfg.Baker.(progressSource); ok {
+	if ps, ok := b.cfg.Service.(progressSource); ok {
 		ch, cancel := ps.Subscribe(id)
 		defer cancel()
 		wake = ch
@@ -603,7 +613,7 @@ func (b *bakeryPages) cancel(w http.ResponseWriter, r *http.Request, s *session)
 		http.NotFound(w, r)
 		return
 	}
-	_, err := b.cfg.Baker.Cancel(r.Context(), id, "cancelled from the bakery pages")
+	_, err := b.cfg.Service.Cancel(r.Context(), id, "cancelled from the bakery pages")
 	if err != nil && !errors.Is(err, store.ErrBakeFinished) {
 		b.fail(w, r, err)
 		return

@@ -12,12 +12,14 @@ import (
 	"strings"
 	"testing"
 
+	"kiln/internal/bakery"
 	"kiln/internal/store"
 	"kiln/internal/web"
 )
 
-// noBaker refuses every bake; the auth tests never reach it.
-type noBaker struct{}
+// noBaker refuses every bake (the auth tests never reach one) and changes
+// projects by the bakery's rules.
+type noBaker struct{ bakery.Projects }
 
 func (noBaker) Trigger(context.Context, string, string, string) (store.PushResult, error) {
 	return store.PushResult{}, store.ErrNotFound
@@ -39,7 +41,7 @@ func newPageServer(t *testing.T) (*httptest.Server, *store.Store) {
 	}
 	t.Cleanup(func() { st.Close() })
 	seedPages(t, st, 2, 10)
-	srv := httptest.NewServer(Bakery(BakeryConfig{Store: st, Baker: noBaker{}, CheckToken: func(s string) bool { return s == adminToken }}))
+	srv := httptest.NewServer(Bakery(BakeryConfig{Records: st, Sessions: st, Service: noBaker{bakery.NewProjects(st)}, CheckToken: func(s string) bool { return s == adminToken }}))
 	t.Cleanup(srv.Close)
 	return srv, st
 }
@@ -230,8 +232,8 @@ func TestMountsBesideAPI(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	hash := web.HashToken(adminToken)
-	api := web.New(web.Config{Store: st, Bakery: noBaker{}, Token: hash})
-	api.Handle("/", Bakery(BakeryConfig{Store: st, Baker: noBaker{}, CheckToken: hash.Match}))
+	api := web.New(web.Config{Store: st, Bakery: noBaker{bakery.NewProjects(st)}, Token: hash})
+	api.Handle("/", Bakery(BakeryConfig{Records: st, Sessions: st, Service: noBaker{bakery.NewProjects(st)}, CheckToken: hash.Match}))
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	c := client(t)

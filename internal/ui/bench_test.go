@@ -75,7 +75,7 @@ func BenchmarkPages(b *testing.B) {
 	}
 	defer st.Close()
 	id := seedPages(b, st, 100, 10_000)
-	bk, h := newBakery(BakeryConfig{Store: st, Baker: nil, CheckToken: func(string) bool { return false }})
+	bk, h := newBakery(BakeryConfig{Records: st, Sessions: st, Service: nil, CheckToken: func(string) bool { return false }})
 	s, err := bk.ss.create(b.Context())
 	if err != nil {
 		b.Fatal(err)

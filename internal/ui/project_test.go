@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
 
@@ -176,7 +177,7 @@ func TestProjectBakesPaging(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	const total = 2*projectBakes + 20
 	seedPages(t, st, 1, total) // bakes 1 to total, all of p0
-	srv := httptest.NewServer(Bakery(BakeryConfig{Store: st, Baker: noBaker{}, CheckToken: func(s string) bool { return s == adminToken }}))
+	srv := httptest.NewServer(Bakery(BakeryConfig{Records: st, Sessions: st, Service: noBaker{bakery.NewProjects(st)}, CheckToken: func(s string) bool { return s == adminToken }}))
 	t.Cleanup(srv.Close)
 	c := signedIn(t, srv)
 

@@ -37,9 +37,22 @@ type newSecret struct {
 	Rotated bool // replaced an earlier secret, which no longer works
 }
 
+// SessionStore keeps the pages' sign-in sessions; *store.Store satisfies
+// it, so every server on one database shares them.
+type SessionStore interface {
+	CreateSession(ctx context.Context, id string, s store.Session) error
+	Session(ctx context.Context, id string) (*store.Session, error)
+	DeleteSession(ctx context.Context, id string) error
+	PruneSessions(ctx context.Context, keep int) (int64, error)
+	SetSessionFlash(ctx context.Context, id, msg string) error
+	TakeSessionFlash(ctx context.Context, id string) (string, error)
+	MarkSessionSecret(ctx context.Context, id, project string, rotated bool) error
+	TakeSessionSecret(ctx context.Context, id, project string) (secret string, rotated bool, err error)
+}
+
 // sessions reads and writes the sessions in the store.
 type sessions struct {
-	st *store.Store
+	st SessionStore
 }
 
 func randomToken() string {

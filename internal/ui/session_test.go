@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
 
@@ -22,7 +23,7 @@ type restartable struct {
 }
 
 func (rs restartable) restart() *httptest.Server {
-	srv := httptest.NewServer(Bakery(BakeryConfig{Store: rs.st, Baker: noBaker{}, CheckToken: func(s string) bool { return s == adminToken }}))
+	srv := httptest.NewServer(Bakery(BakeryConfig{Records: rs.st, Sessions: rs.st, Service: noBaker{bakery.NewProjects(rs.st)}, CheckToken: func(s string) bool { return s == adminToken }}))
 	rs.t.Cleanup(srv.Close)
 	return srv
 }

@@ -29,6 +29,9 @@ var funcs = template.FuncMap{
 	"ago":   ago,
 	"when":  when,
 	"dur":   dur,
+	"join":  strings.Join,
+	// stateLabel is an engine state as the graph page says it.
+	"stateLabel": stateLabel,
 	// deleteForm is the data of template delete-form, which the project
 	// page and the delete confirmation share.
 	"deleteForm": func(name, csrf string) struct{ Name, CSRF string } {

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -95,7 +94,7 @@ func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	applied, err := bakery.ApplyProject(r.Context(), s.cfg.Store, p)
+	applied, err := s.cfg.Bakery.ApplyProject(r.Context(), p)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -131,11 +130,12 @@ func clientEnv(values []string) (map[string]string, error) {
 	return env, nil
 }
 
-// deleteProject removes a project with its bakes' records (DeleteProject).
+// deleteProject removes a project with its bakes' records, by the
+// bakery's rule (refused while a bake runs).
 func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	err := DeleteProject(r.Context(), s.cfg.Store, name)
-	var running *BakeRunningError
+	err := s.cfg.Bakery.DeleteProject(r.Context(), name)
+	var running *bakery.BakeRunningError
 	if errors.As(err, &running) {
 		writeError(w, http.StatusConflict, err.Error())
 		return
@@ -147,42 +147,12 @@ func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// BakeRunningError is DeleteProject's refusal: a bake of the project is
-// running.
-type BakeRunningError struct {
-	Project string
-	BakeID  int64
-}
-
-func (e *BakeRunningError) Error() string {
-	return fmt.Sprintf("project %q has a running bake (%d); cancel it first", e.Project, e.BakeID)
-}
-
-// DeleteProject deletes project name from st with its bakes' records, as
-// DELETE /api/projects/{name} and the pages do. A running bake must be
-// cancelled first, or its builder would be left to the sweeper: while one
-// runs it returns a *BakeRunningError and deletes nothing. An unknown
-// project wraps store.ErrNotFound.
-func DeleteProject(ctx context.Context, st *store.Store, name string) error {
-	running, err := st.Bakes(ctx, store.BakeQuery{
-		Project: name, States: []store.BakeState{store.Running}, Limit: 1,
-	})
-	if err != nil {
-		return fmt.Errorf("delete project %q: %w", name, err)
-	}
-	if len(running) > 0 {
-		return &BakeRunningError{Project: name, BakeID: running[0].ID}
-	}
-	return st.DeleteProject(ctx, name)
-}
-
 // rotateSecret replaces a project's webhook secret with a generated one
 // and shows it: the only time it is shown. Deliveries signed with the old
 // secret are refused from now on.
 func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	secret := bakery.GenerateSecret()
-	err := s.cfg.Store.SetProjectSecret(r.Context(), name, secret)
+	secret, err := s.cfg.Bakery.RotateSecret(r.Context(), name)
 	if s.projectFailed(w, r, name, err) {
 		return
 	}

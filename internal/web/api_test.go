@@ -20,7 +20,14 @@ const testToken = "test-admin-token"
 
 // storeBakery is a Bakery on the store alone: bakes are queued without a
 // River job and cancelled through the store, as the bake service does.
-type storeBakery struct{ st *store.Store }
+type storeBakery struct {
+	bakery.Projects
+	st *store.Store
+}
+
+func newStoreBakery(st *store.Store) storeBakery {
+	return storeBakery{Projects: bakery.NewProjects(st), st: st}
+}
 
 func (b storeBakery) Trigger(ctx context.Context, project, commit, ref string) (store.PushResult, error) {
 	return b.st.CreateBake(ctx, project, commit, ref, nil)
@@ -44,7 +51,7 @@ func newFixture(t *testing.T, hooks http.Handler) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	s := New(Config{
-		Store: st, Bakery: storeBakery{st}, Hooks: hooks, Token: HashToken(testToken),
+		Store: st, Bakery: newStoreBakery(st), Hooks: hooks, Token: HashToken(testToken),
 		PollInterval: 5 * time.Millisecond,
 	})
 	srv := httptest.NewServer(s)
@@ -589,7 +596,7 @@ func TestEventsWakeOnProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	nb := notifyingBakery{storeBakery{st}, make(chan bakery.Progress, 1)}
+	nb := notifyingBakery{newStoreBakery(st), make(chan bakery.Progress, 1)}
 	s := New(Config{Store: st, Bakery: nb, Token: HashToken(testToken), PollInterval: time.Hour})
 	extra := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	s.Handle("GET /extra", extra)
@@ -640,7 +647,7 @@ func TestPublicURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	s := New(Config{Store: st, Bakery: storeBakery{st}, Token: HashToken(testToken), PublicURL: "https://kiln.example.com/"})
+	s := New(Config{Store: st, Bakery: newStoreBakery(st), Token: HashToken(testToken), PublicURL: "https://kiln.example.com/"})
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	res, err := NewClient(srv.URL, testToken).Apply(t.Context(), "web.yaml", []byte(webYAML), nil)

@@ -1,6 +1,6 @@
 // Package web is kiln serve's HTTP surface: the JSON API under /api (admin
 // token required), the webhook endpoint POST /hooks/{project} (signature
-// only; the handler is the bake package's), /healthz and /metrics. HTML
+// only; the handler is the bakery's), /healthz and /metrics (monitor). HTML
 // pages mount beside the API on the same mux.
 //
 // # The API
@@ -33,28 +33,21 @@ package web
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"kiln/internal/bakery"
+	"kiln/internal/monitor"
 	"kiln/internal/store"
 )
 
-// Bakery starts and stops bakes for the API. The bake service satisfies it.
-type Bakery interface {
-	// Trigger queues a bake of project at commit and ref (empty: the
-	// project as stored), coalescing with an already-queued one
-	// (PushResult.New false). An unknown project wraps store.ErrNotFound.
-	Trigger(ctx context.Context, project, commit, ref string) (store.PushResult, error)
-	// Cancel cancels a bake: a queued one at once, a running one at its
-	// next safe point. It returns the bake afterwards; a bake that is over
-	// wraps store.ErrBakeFinished, an unknown one store.ErrNotFound.
-	Cancel(ctx context.Context, id int64, reason string) (*store.Bake, error)
-}
+// Bakery is the bakery service as the API uses it (bakery.API): the API
+// reads records from Config.Store and changes them only through it.
+type Bakery = bakery.API
 
 // ProgressSource is optionally implemented by a Bakery (the bake service
 // does): progress streams wake on its notifications instead of waiting for
@@ -79,7 +72,7 @@ type Config struct {
 	// https://kiln.example.com; empty: the scheme and Host of each request.
 	PublicURL string
 	// Registry gets the bakery's metrics and is served at /metrics; nil
-	// makes a fresh one.
+	// makes a fresh one (monitor.NewRegistry).
 	Registry *prometheus.Registry
 	// Log records server errors; nil discards.
 	Log *slog.Logger
@@ -102,7 +95,7 @@ type Server struct {
 // New builds the server and registers its metrics in cfg.Registry.
 func New(cfg Config) *Server {
 	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry = monitor.NewRegistry()
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -134,9 +127,7 @@ func (s *Server) routes() *http.ServeMux {
 	if s.cfg.Hooks != nil {
 		mux.Handle("/hooks/{project}", s.metrics.countDeliveries(s.cfg.Hooks))
 	}
-	mux.Handle("GET /healthz", http.HandlerFunc(s.healthz))
-	reg := s.cfg.Registry
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	monitor.Mount(mux, s.cfg.Registry, s.health, s.health)
 
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/projects", s.listProjects)
@@ -156,13 +147,11 @@ func (s *Server) routes() *http.ServeMux {
 	return mux
 }
 
-// healthz answers 200 {"status":"ok"} while the database answers, 503
-// otherwise.
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.Store.DB().PingContext(r.Context()); err != nil {
+// health is healthy, and ready, while the database answers.
+func (s *Server) health(ctx context.Context) (map[string]any, error) {
+	if err := s.cfg.Store.DB().PingContext(ctx); err != nil {
 		s.cfg.Log.Error("health check", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
-		return
+		return nil, errors.New("database unavailable")
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil, nil
 }
