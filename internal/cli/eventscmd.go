@@ -83,6 +83,9 @@ Exit codes: 0 done (or printed), 1 an error (bad names, AWS refused).`,
 			}
 			ctx := cmd.Context()
 			hubs := a.awsHubs()
+			if err := hubs.CheckCredentials(ctx); err != nil {
+				return err
+			}
 			cfg, err := hubs.Config(ctx)
 			if err != nil {
 				return err

@@ -31,6 +31,9 @@ func (a *app) startQueues(ctx context.Context, group *errgroup.Group, queues []s
 	hubs := a.awsHubs()
 	octx, cancel := context.WithTimeout(ctx, queueOpenTimeout)
 	defer cancel()
+	if err := hubs.CheckCredentials(octx); err != nil {
+		return err
+	}
 	cfg, err := hubs.Config(octx)
 	if err != nil {
 		return err
