@@ -35,6 +35,7 @@ var scenarios = map[string]scenario{
 	"rollout": rolloutBench,
 	"pages":   pagesBench,
 	"lock":    lockBench,
+	"queue":   queueBench,
 }
 
 func main() { os.Exit(run()) }

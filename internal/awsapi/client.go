@@ -30,6 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 )
@@ -108,5 +110,24 @@ func NewEC2(cfg aws.Config, region string, apiOptions ...func(*middleware.Stack)
 			o.Region = region
 		}
 		o.APIOptions = append(o.APIOptions, apiOptions...)
+	})
+}
+
+// NewSQS returns an SQS client for cfg in region (cfg.Region when empty).
+func NewSQS(cfg aws.Config, region string) *sqs.Client {
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+		if region != "" {
+			o.Region = region
+		}
+	})
+}
+
+// NewEventBridge returns an EventBridge client for cfg in region
+// (cfg.Region when empty).
+func NewEventBridge(cfg aws.Config, region string) *eventbridge.Client {
+	return eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) {
+		if region != "" {
+			o.Region = region
+		}
 	})
 }

@@ -117,6 +117,10 @@ func (hs *Hubs) config(ctx context.Context) (aws.Config, error) {
 	return *hs.cfg, nil
 }
 
+// Config is the process's AWS configuration, loaded on first use, for the
+// clients of other services (SQS, EventBridge).
+func (hs *Hubs) Config(ctx context.Context) (aws.Config, error) { return hs.config(ctx) }
+
 // DefaultRegion is the configured region (AWS_REGION, profile), for
 // resources that name none.
 func (hs *Hubs) DefaultRegion(ctx context.Context) (string, error) {

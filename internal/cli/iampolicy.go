@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 
@@ -9,11 +10,13 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/eventqueue"
 )
 
 func newIAMPolicyCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "iam-policy FILE",
+	var queues []string
+	cmd := &cobra.Command{
+		Use:   "iam-policy [FILE] [--events-queue QUEUE_URL]...",
 		Short: "Print the least-privilege IAM policy for a graph",
 		Long: `IAM-policy parses the graph in FILE and prints, as JSON, the IAM policy that
 allows exactly the AWS actions its resources may call: each AWS kind
@@ -21,11 +24,24 @@ declares them from its fields (iam:PassRole, in its own statement, only when
 an aws:ec2 sets iam_profile). Local kinds add nothing. It makes no AWS call
 and needs no credentials.
 
+With --events-queue (repeatable, as given to kiln run or kiln serve) the
+policy also allows reading and deleting that queue's messages, in a
+statement of its own naming the queue's ARN; FILE is then optional.
+
 Exit codes: 0 ok, 1 a bad graph file.`,
 		Example: `  kiln iam-policy examples/ec2.yaml > kiln-policy.json
+  kiln iam-policy --events-queue https://sqs.us-east-1.amazonaws.com/123456789012/kiln-events examples/ec2.yaml
   aws iam put-role-policy --role-name kiln --policy-name kiln --policy-document file://kiln-policy.json`,
-		Args: fileArg,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && len(queues) > 0 {
+				return nil
+			}
+			return fileArg(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return a.writePolicy(awsapi.Policy(), queues)
+			}
 			g, err := config.Load(args[0], a.kinds())
 			if err != nil {
 				return err
@@ -41,12 +57,21 @@ Exit codes: 0 ok, 1 a bad graph file.`,
 			if err != nil {
 				return err
 			}
-			if _, err := a.stdout.Write(awsapi.PolicyJSON(rs...)); err != nil {
-				return fmt.Errorf("write policy: %w", err)
-			}
-			return nil
+			return a.writePolicy(awsapi.Policy(rs...), queues)
 		},
 	}
+	cmd.Flags().StringArrayVar(&queues, "events-queue", nil, "add what reading this events queue (URL or name) needs (repeatable)")
+	return cmd
+}
+
+// writePolicy prints doc, with the statements the events queues need.
+func (a *app) writePolicy(doc awsapi.PolicyDocument, queues []string) error {
+	doc.Statement = append(doc.Statement, eventqueue.Statements(queues)...)
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	if _, err := a.stdout.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write policy: %w", err)
+	}
+	return nil
 }
 
 // unresolved leaves a reference as its own text.

@@ -84,6 +84,7 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		newBakeCmd(a),
 		newSimCmd(a),
 		newIAMPolicyCmd(a),
+		newEventsCmd(a),
 	)
 	return root
 }

@@ -62,6 +62,12 @@ from the --sns-topic topics (signature verified). A pushed state change
 re-checks the resource that owns the instance at once. With --sim too, the
 simulator pushes its events there, so drift is noticed within a second.
 
+With --events-queue QUEUE_URL (repeatable), run long-polls an SQS queue that
+an EventBridge rule fills (kiln events setup makes both) and routes its
+events the same way: no endpoint that AWS must reach. A queue given by name
+is looked up in the default region; with --sim it is made in the simulator,
+rule included.
+
 With --lock DSN (or KILN_LOCK), several kiln runs of one graph share a lock
 per graph name in PostgreSQL: the one that holds it acts, the others stand
 by (they make no AWS writes and run no checks) and one of them takes over
@@ -72,6 +78,8 @@ applying at once. An unreachable server or a wrong DSN is an error at start.` + 
   kiln run --converged-timeout 30s graph.yaml
   kiln run --listen 127.0.0.1:9100 graph.yaml    # /metrics, /healthz, /events/aws
   kiln run --sim --listen 127.0.0.1:0 examples/ec2.yaml
+  kiln run --events-queue https://sqs.us-east-1.amazonaws.com/123456789012/kiln-events graph.yaml
+  kiln run --sim --events-queue kiln-events examples/ec2.yaml
   kiln run --lock postgres://kiln@db/kiln --listen :9100 graph.yaml   # active/standby pair`,
 		Args: fileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -132,7 +140,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		defer ln.Close() // when an error below means serveHTTP never runs
 		a.log.Info("serving metrics", "addr", ln.Addr().String(), "events", events.Path,
 			"eventbridge", apiKey != "", "sns_topics", len(o.events.topics))
-		if o.sim.on {
+		if o.sim.on && len(o.events.queues) == 0 { // with --events-queue the simulator fills the queue instead
 			push = []ec2sim.EventTarget{{URL: eventsURL(ln), APIKey: apiKey}}
 		}
 	}
@@ -182,9 +190,6 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		m.reg.MustRegister(lk)
 		view, runEng = lk, lk.run
 	} else {
-		if !o.noop {
-			a.sweepBuilders(ctx, g)
-		}
 		eng := engine.New(g, eo)
 		view, runEng = eng, eng.Run
 	}
@@ -193,6 +198,14 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	runCtx, stop := context.WithCancel(gctx)
 	defer stop()
 	a.runAWS(runCtx, group, sv)
+	if err := a.startQueues(runCtx, group, o.events.queues, o.sim.on, m.reg); err != nil {
+		stop()
+		_ = group.Wait()
+		return err
+	}
+	if !o.noop && o.lock.dsn == "" {
+		a.sweepBuilders(runCtx, g) // once the simulator serves (with --lock, on taking the lease)
+	}
 	var runErr error
 	group.Go(func() error {
 		defer stop() // the engine is done: stop the file watch, the server, the hubs and the simulator

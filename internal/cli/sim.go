@@ -38,6 +38,7 @@ func newSimCmd(a *app) *cobra.Command {
 		throttle  bool
 		pushURL   string
 		pushKey   string
+		queues    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -54,13 +55,16 @@ Every simulated duration (a boot takes about 15 s on AWS) is multiplied by
 The simulator can push its state-change events to a kiln run, as an
 EventBridge API destination does: --events URL (kiln run's
 http://ADDR/events/aws) with the API key from --events-api-key or
-KILN_EVENTS_API_KEY.
+KILN_EVENTS_API_KEY. Or it can put them into an SQS queue, as an
+EventBridge rule does: --events-queue NAME makes the queue and the rule at
+start and prints the queue's URL for kiln run --events-queue.
 
 The control API lives under /_sim/ (GET /_sim/instances, POST
 /_sim/instances/ID/stop, GET /_sim/calls, ...).` + serverExitHelp,
 		Example: `  kiln sim
   kiln sim --listen 127.0.0.1:0 --time-scale 0.1 --throttle
-  KILN_EVENTS_API_KEY=secret kiln sim --events http://127.0.0.1:9100/events/aws`,
+  KILN_EVENTS_API_KEY=secret kiln sim --events http://127.0.0.1:9100/events/aws
+  kiln sim --events-queue kiln-events`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if timeScale < 0 {
@@ -73,6 +77,9 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 				}
 				opts.Events = []ec2sim.EventTarget{{URL: pushURL, APIKey: pushKey}}
 			}
+			if len(queues) > 0 {
+				return serveSimQueues(cmd.Context(), listen, opts, queues, a.stdout)
+			}
 			return ec2sim.Serve(cmd.Context(), listen, opts, a.stdout)
 		},
 	}
@@ -82,6 +89,7 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 	f.BoolVar(&throttle, "throttle", false, "throttle requests with AWS's token buckets (RequestLimitExceeded)")
 	f.StringVar(&pushURL, "events", "", "push state-change events to this URL, as an EventBridge API destination")
 	f.StringVar(&pushKey, "events-api-key", "", "API key sent with pushed events (default: $"+eventsKeyEnv+")")
+	f.StringArrayVar(&queues, "events-queue", nil, "make this SQS queue and an EventBridge rule that puts the EC2 and Auto Scaling events into it (repeatable)")
 	return cmd
 }
 
@@ -208,11 +216,13 @@ const eventsKeyEnv = "KILN_EVENTS_API_KEY"
 type eventsFlags struct {
 	apiKey string
 	topics []string
+	queues []string // --events-queue (queue.go)
 }
 
 func (ef *eventsFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&ef.apiKey, "events-api-key", "", "with --listen: API key EventBridge deliveries to POST /events/aws must carry in x-api-key (default: $"+eventsKeyEnv+")")
 	f.StringSliceVar(&ef.topics, "sns-topic", nil, "with --listen: accept SNS deliveries from this topic ARN (repeatable)")
+	f.StringArrayVar(&ef.queues, "events-queue", nil, "long-poll this SQS queue (URL, or name in the default region) for EventBridge events (repeatable)")
 }
 
 // key is the API key: the flag, else the environment, else (with --sim,

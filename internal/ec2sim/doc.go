@@ -76,9 +76,11 @@
 // Every API the simulator serves is a service, and every service is one
 // line of the services list (service.go), declared in its own file with
 // its action table, one line per action: ec2Service in ec2.go,
-// autoscalingService in autoscaling.go. A service names the requests that
-// are its (the Query Version), the protocol that writes its answers and
-// errors (ec2Query or awsQuery in protocol.go), its actions, and
+// autoscalingService in autoscaling.go, sqsService in sqs.go,
+// eventbridgeService in eventbridge.go. A service names the requests that
+// are its (the Query Version, or match), the protocol that writes its
+// answers and errors (ec2Query or awsQuery in protocol.go, awsJSON in
+// jsonproto.go), its actions, and
 // optionally its throttling (admit) and its control endpoints under
 // /_sim/NAME/ (control). ServeHTTP decodes a request, picks the service,
 // counts the call, applies faults, latency, throttling and DryRun, and
@@ -97,4 +99,6 @@
 // from method, path and headers before the body is read) and decode (the
 // request into Action and Params or Body) on its service, with a protocol
 // for its wire format, so that ServeHTTP still picks it from the one list.
+// The JSON protocols have both in jsonproto.go (jsonTarget, awsJSON), and
+// their actions read the body with request.input (params.go).
 package ec2sim

@@ -1,8 +1,10 @@
 package ec2sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +80,20 @@ func (r *request) optInt(name string) (n int, has bool, err error) {
 		return 0, false, validation("Value '%s' at '%s' failed to satisfy constraint: Member must be a number", r.str(name), name)
 	}
 	return n, true, nil
+}
+
+// input decodes a JSON-protocol request's body into v (a pointer to a
+// struct in the shape of the operation's input). Unknown members are
+// ignored, as AWS ignores them; a body that is not a JSON object of the
+// right types is a SerializationException.
+func (r *request) input(v any) error {
+	if len(bytes.TrimSpace(r.Body)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		return apiErr("SerializationException", "cannot read the request: %v", err)
+	}
+	return nil
 }
 
 // indexes returns the sorted N of every "prefix.N" or "prefix.N.*"

@@ -14,6 +14,8 @@ import (
 var services = []*service{
 	ec2Service,         // ec2.go
 	autoscalingService, // autoscaling.go
+	sqsService,         // sqs.go
+	eventbridgeService, // eventbridge.go
 }
 
 // A service is one simulated AWS API: the requests that are its, the wire
@@ -67,7 +69,7 @@ func route(hr *http.Request) (*service, *request, error) {
 // serviceFor is the service a Query request of this Version goes to.
 func serviceFor(version string) *service {
 	for _, svc := range services {
-		if svc.version == version {
+		if svc.version != "" && svc.version == version { // services claimed by match have none
 			return svc
 		}
 	}

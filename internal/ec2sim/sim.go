@@ -176,6 +176,11 @@ type Sim struct {
 
 	ev events
 
+	// SQS queues (sqs.go) and EventBridge rules (eventbridge.go), each
+	// guarded by its own mutex.
+	sqs    sqsState
+	bridge bridgeState
+
 	wake chan struct{} // Run's timer loop: the earliest timer changed
 }
 
@@ -203,6 +208,8 @@ func New(opts Options) *Sim {
 	s.buckets = newThrottler()
 	s.ev.init(opts.EventQueue)
 	s.asg.init()
+	s.sqs.init()
+	s.bridge.init()
 	s.seedWorld()
 	seed := opts.Seed
 	for seed == 0 {
