@@ -16,12 +16,20 @@ func newIAMPolicyCmd(a *app) *cobra.Command {
 		Use:   "iam-policy FILE",
 		Short: "Print the least-privilege IAM policy for a graph",
 		Long: `IAM-policy parses the graph in FILE and prints, as JSON, the IAM policy that
-allows exactly the AWS actions its resources may call: each AWS kind
-declares them from its fields (iam:PassRole, in its own statement, only when
-an aws:ec2 sets iam_profile). Local kinds add nothing. It makes no AWS call
-and needs no credentials.
+allows exactly the AWS actions its resources may call (each AWS kind
+declares them from its fields), scoped by kiln's ownership tag as AWS
+recommends: read-only calls on "*"; launches and other creating calls only
+when they tag what they create kiln:owner=<graph name>; stop, terminate,
+deregister, retag and the other changes only on resources already tagged
+kiln:owner=<graph name>; iam:PassRole only for the roles of the graph's
+instance profiles (a role is assumed to have its profile's name), passed
+to EC2. Local kinds add nothing. It makes no AWS call and needs no
+credentials.
 
-Exit codes: 0 ok, 1 a bad graph file.`,
+A graph with no AWS resources needs no permissions: iam-policy says so on
+stderr, prints no policy and exits 0.
+
+Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 		Example: `  kiln iam-policy examples/ec2.yaml > kiln-policy.json
   aws iam put-role-policy --role-name kiln --policy-name kiln --policy-document file://kiln-policy.json`,
 		Args: fileArg,
@@ -41,7 +49,14 @@ Exit codes: 0 ok, 1 a bad graph file.`,
 			if err != nil {
 				return err
 			}
-			if _, err := a.stdout.Write(awsapi.PolicyJSON(rs...)); err != nil {
+			doc := awsapi.Policy(g.Name, rs...)
+			if len(doc.Statement) == 0 {
+				// IAM refuses a policy without statements, and one that
+				// allows nothing would be attached for nothing.
+				fmt.Fprintf(a.stderr, "kiln: graph %q has no AWS resources: kiln needs no IAM permissions for it; no policy printed\n", g.Name)
+				return nil
+			}
+			if _, err := a.stdout.Write(awsapi.PolicyJSON(g.Name, rs...)); err != nil {
 				return fmt.Errorf("write policy: %w", err)
 			}
 			return nil
