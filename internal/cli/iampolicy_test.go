@@ -2,9 +2,7 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"maps"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,25 +39,10 @@ func policyFor(t *testing.T, graph string) (*ec2sim.Policy, []string) {
 	return p, slices.Compact(acts)
 }
 
-// policySim serves a simulator enforcing p and points kiln's standard AWS
-// configuration at it (simEnv's, with a policy).
+// policySim is simEnv with a simulator enforcing p.
 func policySim(t *testing.T, p *ec2sim.Policy) (*ec2sim.Sim, *ec2.Client) {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{TimeScale: 0.001, Policy: p})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sim.Run(ctx) }()
-	srv := httptest.NewServer(sim)
-	t.Cleanup(func() { srv.Close(); cancel(); <-done })
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL": srv.URL, "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": ec2sim.AccessKeyID, "AWS_SECRET_ACCESS_KEY": ec2sim.SecretAccessKey,
-		"AWS_CONFIG_FILE": filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "none"),
-	} {
-		t.Setenv(k, v)
-	}
-	return sim, ec2.NewFromConfig(ec2sim.ClientConfig(srv.URL))
+	return simEnvWith(t, ec2sim.Options{TimeScale: 0.001, Policy: p})
 }
 
 // pkgDir is this package's directory (tests start there, then Chdir).
