@@ -61,8 +61,9 @@ type scope struct {
 }
 
 // scopes is the one table of how each action kiln calls is scoped. An
-// action no row names gets defaultScope. ec2:CreateTags and iam:PassRole
-// are built apart (tagging in a create call; the graph's roles).
+// action no row names gets scopeOf's default. ec2:CreateTags and
+// iam:PassRole are built apart (tagging in a create call; the graph's
+// roles).
 //
 // Resource types and condition keys are those of the IAM service
 // authorization reference for EC2 and Auto Scaling. Auto Scaling checks
@@ -110,11 +111,12 @@ var tagCreators = []string{"ec2:RunInstances", "ec2:CreateImage", "ec2:CreateLau
 // rollout failure): ec2:CreateTags on them only while they are kiln's.
 var retagged = []string{"instance", "image", "snapshot", "launch-template"}
 
-// defaultScope is the scope of an action no row of scopes names: a new
-// kind's calls still get a working policy. Describe, Get and List calls
-// are read-only on "*"; anything else is allowed on "*" in a statement
-// whose Sid says it is not scoped yet.
-func defaultScope(action string) (scope, bool) {
+// scopeOf is the row of scopes for action, or a default for an action no
+// row names, so that a new kind's calls still get a working policy:
+// Describe, Get and List calls are read-only on "*"; for anything else ok
+// is false, and Policy allows it on "*" in a statement whose Sid says it is
+// not scoped yet.
+func scopeOf(action string) (scope, bool) {
 	if s, ok := scopes[action]; ok {
 		return s, true
 	}
@@ -216,7 +218,7 @@ func Policy(graph string, resources ...any) PolicyDocument {
 		case "iam:PassRole":
 			continue
 		}
-		s, ok := defaultScope(a)
+		s, ok := scopeOf(a)
 		switch {
 		case !ok:
 			unscoped = append(unscoped, a)

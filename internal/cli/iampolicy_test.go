@@ -227,6 +227,13 @@ func TestPolicyIsEnough(t *testing.T) {
 			}
 			got := slices.Sorted(maps.Keys(sim.Authorized()))
 			t.Logf("authorized: %v", sim.Authorized())
+			// Every call the simulator counted was authorized as its action.
+			calls, _ := sim.CallCounts()
+			for c := range calls {
+				if !slices.ContainsFunc(got, func(a string) bool { return strings.HasSuffix(a, ":"+c) }) {
+					t.Errorf("%s was called %d times but never authorized", c, calls[c])
+				}
+			}
 			for _, a := range got {
 				if !slices.Contains(acts, a) {
 					t.Errorf("the runs needed %s, which the policy does not name", a)
