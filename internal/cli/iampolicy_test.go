@@ -102,6 +102,13 @@ func liveInstance(t *testing.T, sim *ec2sim.Sim, res string) string {
 // second run included) with the policy's: none missing, and none in the
 // policy that the runs did not need except those listed, each for a path
 // the runs do not take.
+//
+// The testscripts' other AWS graphs cannot converge by design:
+// aws_offline.txtar's bad.yaml (an instance type EC2 refuses),
+// iam_policy.txtar's profile.yaml (its image reads an output noop does not
+// have) and bad.yaml, sim_policy.txtar's other.yaml (denied on purpose);
+// sim.txtar runs examples/ec2.yaml; examples/local.yaml has no AWS kind
+// (iam_policy.txtar checks its "nothing to allow").
 func TestPolicyIsEnough(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
