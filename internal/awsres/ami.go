@@ -597,6 +597,7 @@ var (
 	_ engine.SelfPoller    = (*AMI)(nil)
 	_ config.Validator     = (*AMI)(nil)
 	_ awsapi.IAMActioner   = (*AMI)(nil)
+	_ awsapi.RolePasser    = (*AMI)(nil)
 )
 
 // SweepBuilders terminates the live builders of graph's aws:ami resources
@@ -631,4 +632,12 @@ func SweepBuilders(ctx context.Context, hubs *awsapi.Hubs, graph string, rs map[
 		errs = append(errs, err)
 	}
 	return swept, errors.Join(errs...)
+}
+
+// InstanceProfiles is the builder's profile, for the policy's iam:PassRole.
+func (r *AMI) InstanceProfiles() []string {
+	if r.IAMProfile == "" {
+		return nil
+	}
+	return []string{r.IAMProfile}
 }

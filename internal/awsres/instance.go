@@ -909,4 +909,14 @@ var (
 	_ engine.ChangePlanner = (*Instance)(nil)
 	_ config.Validator     = (*Instance)(nil)
 	_ awsapi.IAMActioner   = (*Instance)(nil)
+	_ awsapi.RolePasser    = (*Instance)(nil)
 )
+
+// InstanceProfiles is the profile this instance is launched with, for the
+// policy's iam:PassRole.
+func (r *Instance) InstanceProfiles() []string {
+	if r.IAMProfile == "" || r.State == StateTerminated {
+		return nil
+	}
+	return []string{r.IAMProfile}
+}

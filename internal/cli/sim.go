@@ -39,6 +39,7 @@ func newSimCmd(a *app) *cobra.Command {
 		pushURL   string
 		pushKey   string
 		queues    []string
+		policy    string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -59,12 +60,18 @@ KILN_EVENTS_API_KEY. Or it can put them into an SQS queue, as an
 EventBridge rule does: --events-queue NAME makes the queue and the rule at
 start and prints the queue's URL for kiln run --events-queue.
 
+--policy FILE authorizes every request against that IAM policy (JSON, as
+kiln iam-policy prints it), as IAM would for a caller with that one
+identity policy: a denied call gets UnauthorizedOperation (EC2) or
+AccessDenied (Auto Scaling), HTTP 403. Without it everything is allowed.
+
 The control API lives under /_sim/ (GET /_sim/instances, POST
 /_sim/instances/ID/stop, GET /_sim/calls, ...).` + serverExitHelp,
 		Example: `  kiln sim
   kiln sim --listen 127.0.0.1:0 --time-scale 0.1 --throttle
   KILN_EVENTS_API_KEY=secret kiln sim --events http://127.0.0.1:9100/events/aws
-  kiln sim --events-queue kiln-events`,
+  kiln sim --events-queue kiln-events
+  kiln iam-policy examples/ec2.yaml > policy.json && kiln sim --policy policy.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if timeScale < 0 {
@@ -76,6 +83,14 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 					pushKey = os.Getenv(eventsKeyEnv)
 				}
 				opts.Events = []ec2sim.EventTarget{{URL: pushURL, APIKey: pushKey}}
+			}
+			if policy != "" {
+				p, err := loadPolicy(policy)
+				if err != nil {
+					return err
+				}
+				opts.Policy = p
+				a.log.Info("policy enforced", "file", policy, "statements", len(p.Statements))
 			}
 			if len(queues) > 0 {
 				return serveSimQueues(cmd.Context(), listen, opts, queues, a.stdout)
@@ -90,7 +105,21 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 	f.StringVar(&pushURL, "events", "", "push state-change events to this URL, as an EventBridge API destination")
 	f.StringVar(&pushKey, "events-api-key", "", "API key sent with pushed events (default: $"+eventsKeyEnv+")")
 	f.StringArrayVar(&queues, "events-queue", nil, "make this SQS queue and an EventBridge rule that puts the EC2 and Auto Scaling events into it (repeatable)")
+	f.StringVar(&policy, "policy", "", "authorize every request against this IAM policy file (JSON), as IAM would")
 	return cmd
+}
+
+// loadPolicy reads and parses an IAM policy file for the simulator.
+func loadPolicy(path string) (*ec2sim.Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	p, err := ec2sim.ParsePolicy(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
 }
 
 // simFlags are the --sim flags of run and plan.

@@ -41,6 +41,11 @@
 // Options.Events, as an API destination delivers them (JSON POST, API key
 // header); delivery is best effort through a bounded queue.
 //
+// With Options.Policy (ParsePolicy; SetPolicy changes it) every request is
+// authorized against that one IAM identity policy, as IAM would: denied
+// calls get UnauthorizedOperation (EC2) or AccessDenied (Auto Scaling),
+// HTTP 403; Authorized and Denied count per IAM action.
+//
 // # Guest model
 //
 // User data that starts with "#!" is run by the guest once, on the
@@ -83,8 +88,10 @@
 // jsonproto.go), its actions, and
 // optionally its throttling (admit) and its control endpoints under
 // /_sim/NAME/ (control). ServeHTTP decodes a request, picks the service,
-// counts the call, applies faults, latency, throttling and DryRun, and
-// runs the action.
+// counts the call, applies faults, latency, throttling, the IAM policy
+// (Options.Policy: authz.go says which resources and condition keys each
+// action is authorized on; a new service's actions are authorized on "*"
+// until it adds its rows to authzTables) and DryRun, and runs the action.
 //
 // To add a service, write NAME.go with its version constant, its
 // *service and its actions, and add it to services. Actions read the

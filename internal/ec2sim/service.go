@@ -105,7 +105,8 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	svc.proto.writeResult(w, req.Action, id, body)
 }
 
-// call applies counters, faults and throttling, then runs the action.
+// call applies counters, faults, throttling and Options.Policy, then runs
+// the action.
 func (s *Sim) call(hr *http.Request, svc *service, req *request, act action) (body any, err error) {
 	s.counters.add(req.Action)
 	if d := s.faults.latencyFor(req.Action); d > 0 {
@@ -121,6 +122,9 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action) (bo
 			s.counters.throttled(req.Action)
 			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "RequestLimitExceeded", Message: "Request limit exceeded."}
 		}
+	}
+	if err := s.authorize(svc, req); err != nil { // authz.go; a DryRun is authorized too
+		return nil, err
 	}
 	if b, _ := strconv.ParseBool(req.Params.Get("DryRun")); b {
 		return nil, &APIError{Status: http.StatusPreconditionFailed, Code: "DryRunOperation", Message: "Request would have succeeded, but DryRun flag is set."}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -86,7 +87,12 @@ type Options struct {
 	// images, the default VPC, its subnets and security group) has the same
 	// ids at every start whatever the seed, as AWS's public images do.
 	Seed uint64
-	Log  *slog.Logger
+	// Policy, when set, is the caller's one identity policy: every request
+	// is authorized against it as IAM would, and denied with
+	// UnauthorizedOperation (EC2) or AccessDenied (Auto Scaling); see
+	// authz.go. nil allows everything.
+	Policy *Policy
+	Log    *slog.Logger
 }
 
 // DefaultOptions is a realistic simulator on the real clock.
@@ -173,6 +179,8 @@ type Sim struct {
 	faults   faults
 	buckets  *throttler
 	counters counters
+	policy   atomic.Pointer[Policy] // Options.Policy, or SetPolicy's
+	authz    authzStats             // what the policy allowed and denied
 
 	ev events
 
@@ -216,6 +224,7 @@ func New(opts Options) *Sim {
 		seed = rand.Uint64()
 	}
 	s.rng = newRNG(seed)
+	s.policy.Store(opts.Policy)
 	return s
 }
 

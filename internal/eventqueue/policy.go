@@ -24,7 +24,7 @@ func Statements(queues []string) []awsapi.Statement {
 		if len(queues) > 1 {
 			sid += strconv.Itoa(i + 1)
 		}
-		out = append(out, awsapi.Statement{Sid: sid, Effect: "Allow", Action: acts, Resource: ARN(q)})
+		out = append(out, awsapi.Statement{Sid: sid, Effect: "Allow", Action: acts, Resource: []string{ARN(q)}})
 	}
 	return out
 }
