@@ -87,8 +87,12 @@ type changeResourceRecordSetsResponse struct {
 	ChangeInfo xmlChangeInfo `xml:"ChangeInfo"`
 }
 
-// maxChanges is the most changes one batch may hold.
-const maxChanges = 1000
+// maxChanges is the most changes one batch may hold, and maxRecords the
+// most ResourceRecord elements (an UPSERT's count twice).
+const (
+	maxChanges = 1000
+	maxRecords = 1000
+)
 
 func (s *Sim) changeResourceRecordSets(r *request) (any, error) {
 	var in changeBatchRequest
@@ -100,7 +104,20 @@ func (s *Sim) changeResourceRecordSets(r *request) (any, error) {
 		return nil, route53Input("1 validation error detected: Value '[]' at 'changeBatch.changes' failed to satisfy constraint: Member must have length greater than or equal to 1")
 	}
 	if len(changes) > maxChanges {
-		return nil, apiErr("InvalidChangeBatch", "[Number of records limit of %d exceeded.]", maxChanges)
+		return nil, apiErr("InvalidChangeBatch", "[Number of changes limit of %d exceeded.]", maxChanges)
+	}
+	elements := 0
+	for _, c := range changes {
+		if c.RRSet != nil {
+			n := len(c.RRSet.Records)
+			if c.Action == "UPSERT" {
+				n *= 2
+			}
+			elements += n
+		}
+	}
+	if elements > maxRecords {
+		return nil, apiErr("InvalidChangeBatch", "[Number of records limit of %d exceeded.]", maxRecords)
 	}
 	for i, c := range changes {
 		if err := checkChangeShape(i+1, c.Action, c.RRSet); err != nil {
