@@ -59,8 +59,20 @@ func (hs *Hubs) DNS(ctx context.Context) (*DNS, error) {
 		o.Region = "us-east-1"
 		o.APIOptions = append(o.APIOptions, apiOptions...)
 	})
-	got, _ := dnsHubs.LoadOrStore(hs, NewDNS(c, hs.o))
+	d := NewDNS(c, hs.o)
+	d.sdk = c
+	got, _ := dnsHubs.LoadOrStore(hs, d)
 	return got.(*DNS), nil
+}
+
+// Route53 returns the Route 53 client the DNS hub uses, for the calls it
+// does not share (a zone's own).
+func (hs *Hubs) Route53(ctx context.Context) (*route53.Client, error) {
+	d, err := hs.DNS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.sdk, nil
 }
 
 // DNS shares Route 53's calls among every record of the process:
@@ -78,8 +90,9 @@ func (hs *Hubs) DNS(ctx context.Context) (*DNS, error) {
 // Zone names resolve once (ListHostedZonesByName). All methods are safe for
 // concurrent use.
 type DNS struct {
-	c route53API
-	o Options
+	c   route53API
+	sdk *route53.Client // c, when the hubs made it
+	o   Options
 
 	mu      sync.Mutex
 	zones   map[string]*dnsZone // by zone id
@@ -93,6 +106,9 @@ func NewDNS(c route53API, o Options) *DNS {
 	o.fill()
 	return &DNS{c: c, o: o, zones: map[string]*dnsZone{}, names: map[string]Zone{}, waits: map[string]*insyncWait{}, resolve: map[string]*call[Zone]{}}
 }
+
+// Options returns the hub's options.
+func (d *DNS) Options() Options { return d.o }
 
 // Zone is a hosted zone as records need it.
 type Zone struct {
