@@ -68,7 +68,7 @@ func (r *HostedZone) Validate() error {
 	case r.Private && r.VPC == "":
 		errs = append(errs, config.Fieldf("vpc", "required for a private zone (a VPC id, vpc-...)"))
 	case r.VPC != "" && !r.Private:
-		errs = append(errs, config.Fieldf("private", "must be true with vpc (a zone with a VPC is private)"))
+		errs = append(errs, config.Fieldf("vpc", "a zone with a VPC is private: set private: true"))
 	}
 	if r.VPC != "" && !config.HasRef(r.VPC) && !strings.HasPrefix(r.VPC, "vpc-") {
 		errs = append(errs, config.Fieldf("vpc", "want a VPC id like \"vpc-0abc...\", got %q", r.VPC))
