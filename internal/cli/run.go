@@ -131,9 +131,6 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	if !o.noop {
-		a.sweepBuilders(ctx, g)
-	}
 	m := newMonitoring()
 	eng := engine.New(g, engine.Options{
 		Noop:             o.noop,
@@ -151,6 +148,11 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	var runErr error
 	group.Go(func() error {
 		defer stop() // the engine is done: stop the file watch, the server, the hubs and the simulator
+		if !o.noop {
+			// Once the simulator serves (runAWS): before, a --sim sweep waited
+			// its whole timeout on a listener nobody answered.
+			a.sweepBuilders(runCtx, g)
+		}
 		runErr = eng.Run(runCtx)
 		return nil
 	})
