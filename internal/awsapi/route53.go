@@ -593,7 +593,7 @@ type insyncWait struct {
 }
 
 // AwaitInsync returns once change (an id with or without /change/) is
-// INSYNC, polling GetChange with the hub's Wait backoff; callers waiting
+// INSYNC, polling GetChange with backoff (insyncBackoff); callers waiting
 // on the same change share one loop.
 func (d *DNS) AwaitInsync(ctx context.Context, change string) error {
 	change = strings.TrimPrefix(change, "/change/")
@@ -637,7 +637,17 @@ func (d *DNS) AwaitInsync(ctx context.Context, change string) error {
 	}
 }
 
+// insyncBackoff paces GetChange: the hub's Wait backoff capped at a third
+// of its Max (5 s against AWS). A change takes tens of seconds to reach
+// INSYNC, one GetChange loop serves every record of the change, and the
+// lower cap keeps the wait's overshoot small (15 s would add up to half
+// of a 30 s propagation).
+func (d *DNS) insyncBackoff() Backoff {
+	return Backoff{Min: d.o.Wait.Min, Max: max(d.o.Wait.Min, d.o.Wait.Max/3)}
+}
+
 func (d *DNS) pollChange(ctx context.Context, change string) error {
+	b := d.insyncBackoff()
 	for n := 0; ; n++ {
 		var out *route53.GetChangeOutput
 		err := Retry(ctx, d.o.Retries, func(ctx context.Context) (err error) {
@@ -650,7 +660,7 @@ func (d *DNS) pollChange(ctx context.Context, change string) error {
 		if out.ChangeInfo.Status == types.ChangeStatusInsync {
 			return nil
 		}
-		if err := sleep(ctx, d.o.Wait.delay(n)); err != nil {
+		if err := sleep(ctx, b.delay(n)); err != nil {
 			return err
 		}
 	}
