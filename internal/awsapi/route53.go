@@ -251,29 +251,9 @@ func (d *DNS) lookupZone(ctx context.Context, key string) (Zone, error) {
 		}
 		return zoneOf(*out.HostedZone), nil
 	}
-	var found []types.HostedZone
-	in := &route53.ListHostedZonesByNameInput{DNSName: aws.String(key)}
-	for {
-		var out *route53.ListHostedZonesByNameOutput
-		err := Retry(ctx, d.o.Retries, func(ctx context.Context) (err error) {
-			out, err = d.c.ListHostedZonesByName(ctx, in)
-			return err
-		})
-		if err != nil {
-			return Zone{}, Classify(err, "InvalidDomainName", "InvalidInput")
-		}
-		more := out.IsTruncated
-		for _, z := range out.HostedZones {
-			if CanonicalName(aws.ToString(z.Name)) != key {
-				more = false // sorted by name: the rest are other names
-				break
-			}
-			found = append(found, z)
-		}
-		if !more {
-			break
-		}
-		in = &route53.ListHostedZonesByNameInput{DNSName: out.NextDNSName, HostedZoneId: out.NextHostedZoneId}
+	found, err := ZonesNamed(ctx, d.c, key, d.o.Retries)
+	if err != nil {
+		return Zone{}, err
 	}
 	switch len(found) {
 	case 0:
@@ -289,6 +269,42 @@ func (d *DNS) lookupZone(ctx context.Context, key string) (Zone, error) {
 		}
 	}
 	return Zone{}, engine.Permanent(fmt.Errorf("%d hosted zones are named %s (%s): give the zone's id", len(found), key, strings.Join(ids, ", ")))
+}
+
+// ZoneLister is the call ZonesNamed makes: *route53.Client satisfies it.
+type ZoneLister interface {
+	ListHostedZonesByName(context.Context, *route53.ListHostedZonesByNameInput, ...func(*route53.Options)) (*route53.ListHostedZonesByNameOutput, error)
+}
+
+// ZonesNamed returns every hosted zone named name (any case, with or
+// without the trailing dot), paging ListHostedZonesByName from the name on
+// and retrying with backoff b. A malformed name is a permanent error.
+func ZonesNamed(ctx context.Context, c ZoneLister, name string, b Backoff) ([]types.HostedZone, error) {
+	name = CanonicalName(name)
+	var found []types.HostedZone
+	in := &route53.ListHostedZonesByNameInput{DNSName: aws.String(name)}
+	for {
+		var out *route53.ListHostedZonesByNameOutput
+		err := Retry(ctx, b, func(ctx context.Context) (err error) {
+			out, err = c.ListHostedZonesByName(ctx, in)
+			return err
+		})
+		if err != nil {
+			return nil, Classify(err, "InvalidDomainName", "InvalidInput")
+		}
+		more := out.IsTruncated
+		for _, z := range out.HostedZones {
+			if CanonicalName(aws.ToString(z.Name)) != name {
+				more = false // sorted by name: the rest are other names
+				break
+			}
+			found = append(found, z)
+		}
+		if !more {
+			return found, nil
+		}
+		in = &route53.ListHostedZonesByNameInput{DNSName: out.NextDNSName, HostedZoneId: out.NextHostedZoneId}
+	}
 }
 
 func zoneOf(z types.HostedZone) Zone {

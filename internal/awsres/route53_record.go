@@ -44,9 +44,51 @@ type Record struct {
 	dns  *awsapi.DNS
 	zone awsapi.Zone
 
-	mu      sync.Mutex
+	mu sync.Mutex // guards zone once resolved
+	checkState
+}
+
+// checkState is what the Route 53 kinds keep between a check and their
+// watch: the plan of the last check-only pass (Changes), and whether a
+// check is applying (the watch stays quiet about its own changes).
+type checkState struct {
+	cmu     sync.Mutex
 	planned []string
-	busy    bool // a CheckApply is running: Watch stays quiet
+	busy    bool
+}
+
+// begin starts a check: it clears the plan, marks an applying check busy,
+// and returns the func that ends it.
+func (c *checkState) begin(apply bool) (end func()) {
+	c.cmu.Lock()
+	c.planned, c.busy = nil, apply
+	c.cmu.Unlock()
+	return func() {
+		c.cmu.Lock()
+		c.busy = false
+		c.cmu.Unlock()
+	}
+}
+
+// plan records what a check-only pass found to do.
+func (c *checkState) plan(changes ...string) {
+	c.cmu.Lock()
+	c.planned = changes
+	c.cmu.Unlock()
+}
+
+// applying reports a check that is changing things.
+func (c *checkState) applying() bool {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	return c.busy
+}
+
+// Changes lists what the last check-only pass found to do.
+func (c *checkState) Changes() []string {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	return slices.Clone(c.planned)
 }
 
 // Alias points a record at another DNS name Route 53 answers for (a load
@@ -240,13 +282,6 @@ func (r *Record) Outputs() map[string]string {
 	return map[string]string{"fqdn": awsapi.CanonicalName(r.Record), "zone_id": r.zone.ID}
 }
 
-// Changes lists what the last check-only pass found to do.
-func (r *Record) Changes() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.planned)
-}
-
 func (r *Record) log() *slog.Logger {
 	if r.env.Log != nil {
 		return r.env.Log
@@ -387,14 +422,7 @@ const freshListing = time.Second
 // the record with the spec, and when apply is set submits the change
 // (UPSERT, or DELETE with the current values) and waits for INSYNC.
 func (r *Record) CheckApply(ctx context.Context, apply bool) (bool, error) {
-	r.mu.Lock()
-	r.planned, r.busy = nil, apply
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.busy = false
-		r.mu.Unlock()
-	}()
+	defer r.begin(apply)()
 	if err := r.resolve(ctx); err != nil {
 		return false, err
 	}
@@ -408,9 +436,7 @@ func (r *Record) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		return true, nil
 	}
 	if !apply {
-		r.mu.Lock()
-		r.planned = d
-		r.mu.Unlock()
+		r.plan(d...)
 		return false, nil
 	}
 	ch := types.Change{Action: types.ChangeActionUpsert}
@@ -448,10 +474,7 @@ func (r *Record) Watch(ctx context.Context, ev engine.Events) error {
 		return err
 	}
 	cancel := r.dns.Subscribe(r.zone.ID, r.poll, func(l *awsapi.Listing) {
-		r.mu.Lock()
-		busy := r.busy
-		r.mu.Unlock()
-		if !busy && len(r.diff(r.current(l))) > 0 {
+		if !r.applying() && len(r.diff(r.current(l))) > 0 {
 			r.log().Info("record drifted", "record", r.key().Name, "type", r.key().Type)
 			ev.Changed()
 		}
@@ -461,3 +484,10 @@ func (r *Record) Watch(ctx context.Context, ev engine.Events) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
+
+var (
+	_ engine.Resource      = (*Record)(nil)
+	_ engine.Changer       = (*Record)(nil)
+	_ config.PeerValidator = (*Record)(nil)
+	_ awsapi.IAMActioner   = (*Record)(nil)
+)

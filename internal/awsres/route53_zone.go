@@ -52,10 +52,9 @@ type HostedZone struct {
 	api zoneAPI
 	dns *awsapi.DNS
 
-	mu      sync.Mutex
-	out     map[string]string
-	planned []string
-	busy    bool
+	mu  sync.Mutex
+	out map[string]string
+	checkState
 }
 
 // NewHostedZone returns an empty aws:route53_zone using the shared hubs.
@@ -119,13 +118,6 @@ func (r *HostedZone) Outputs() map[string]string {
 	return maps.Clone(r.out)
 }
 
-// Changes lists what the last check-only pass found to do.
-func (r *HostedZone) Changes() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.planned)
-}
-
 func (r *HostedZone) log() *slog.Logger {
 	if r.env.Log != nil {
 		return r.env.Log
@@ -165,31 +157,15 @@ func (r *HostedZone) resolve(ctx context.Context) error {
 
 // find returns kiln's zone of this resource (nil when there is none).
 func (r *HostedZone) find(ctx context.Context) (*types.HostedZone, error) {
+	all, err := awsapi.ZonesNamed(ctx, r.api, r.name(), r.dns.Options().Retries)
+	if err != nil {
+		return nil, err
+	}
 	var mine []types.HostedZone
-	in := &route53.ListHostedZonesByNameInput{DNSName: aws.String(r.name())}
-	for {
-		var out *route53.ListHostedZonesByNameOutput
-		err := awsapi.Retry(ctx, r.dns.Options().Retries, func(ctx context.Context) (err error) {
-			out, err = r.api.ListHostedZonesByName(ctx, in)
-			return err
-		})
-		if err != nil {
-			return nil, err
+	for _, z := range all {
+		if strings.HasPrefix(aws.ToString(z.CallerReference), r.refPrefix()) {
+			mine = append(mine, z)
 		}
-		more := out.IsTruncated
-		for _, z := range out.HostedZones {
-			if awsapi.CanonicalName(aws.ToString(z.Name)) != r.name() {
-				more = false
-				break
-			}
-			if strings.HasPrefix(aws.ToString(z.CallerReference), r.refPrefix()) {
-				mine = append(mine, z)
-			}
-		}
-		if !more {
-			break
-		}
-		in = &route53.ListHostedZonesByNameInput{DNSName: out.NextDNSName, HostedZoneId: out.NextHostedZoneId}
 	}
 	switch len(mine) {
 	case 0:
@@ -208,14 +184,7 @@ func (r *HostedZone) find(ctx context.Context) (*types.HostedZone, error) {
 // deletes it as the spec says. A zone whose privacy or VPC differs from
 // the spec is an error naming the field: Route 53 cannot change either.
 func (r *HostedZone) CheckApply(ctx context.Context, apply bool) (bool, error) {
-	r.mu.Lock()
-	r.planned, r.busy = nil, apply
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.busy = false
-		r.mu.Unlock()
-	}()
+	defer r.begin(apply)()
 	if err := r.resolve(ctx); err != nil {
 		return false, err
 	}
@@ -264,12 +233,6 @@ func (r *HostedZone) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	g.HostedZone.Config = &types.HostedZoneConfig{Comment: aws.String(r.Comment), PrivateZone: r.Private}
 	r.setOutputs(g)
 	return false, nil
-}
-
-func (r *HostedZone) plan(change string) {
-	r.mu.Lock()
-	r.planned = []string{change}
-	r.mu.Unlock()
 }
 
 func (r *HostedZone) get(ctx context.Context, id string) (*route53.GetHostedZoneOutput, error) {
@@ -418,12 +381,15 @@ func (r *HostedZone) Watch(ctx context.Context, ev engine.Events) error {
 			}
 			drift = comment != r.Comment
 		}
-		r.mu.Lock()
-		busy := r.busy
-		r.mu.Unlock()
-		if drift && !busy {
+		if drift && !r.applying() {
 			r.log().Info("zone drifted", "zone", r.name())
 			ev.Changed()
 		}
 	}
 }
+
+var (
+	_ engine.Resource    = (*HostedZone)(nil)
+	_ engine.Changer     = (*HostedZone)(nil)
+	_ awsapi.IAMActioner = (*HostedZone)(nil)
+)
