@@ -154,6 +154,7 @@ type call[T any] struct {
 type dnsZone struct {
 	id      string
 	last    *Listing
+	wrote   time.Time // when kiln's last accepted change was applied to last
 	listing *call[*Listing]
 	subs    map[*dnsSub]struct{}
 	stop    context.CancelFunc // the poll loop's
@@ -350,7 +351,9 @@ func (d *DNS) startListingLocked(ctx context.Context, z *dnsZone) *call[*Listing
 		c.v, c.err = d.list(ctx, z.id)
 		d.mu.Lock()
 		z.listing = nil
-		if c.err == nil && (z.last == nil || !c.v.At.Before(z.last.At)) {
+		// A listing that started before kiln's own last change does not
+		// replace the view that change wrote through (recordChanges).
+		if c.err == nil && (z.last == nil || (!c.v.At.Before(z.last.At) && c.v.At.After(z.wrote))) {
 			z.last = c.v
 		}
 		d.mu.Unlock()
@@ -597,7 +600,7 @@ func (d *DNS) recordChanges(z *dnsZone, batch []*dnsChange) {
 			l.Sets[KeyOf(rs)] = rs
 		}
 	}
-	z.last = l
+	z.last, z.wrote = l, time.Now()
 }
 
 // insyncWait is the one GetChange loop of a change.

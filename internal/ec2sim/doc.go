@@ -1,9 +1,11 @@
-// Package ec2sim is kiln's stand-in for Amazon EC2 and Auto Scaling: an
+// Package ec2sim is kiln's stand-in for Amazon EC2, Auto Scaling and Route 53: an
 // http.Handler that speaks the EC2 Query protocol (Version 2016-11-15,
 // form POST, XML in the EC2 namespace, errors as
-// <Response><Errors><Error><Code>) and the Auto Scaling awsquery protocol
+// <Response><Errors><Error><Code>), the Auto Scaling awsquery protocol
 // (Version 2011-01-01, <XResponse><XResult>, errors as
-// <ErrorResponse><Error><Type/><Code/><Message/>) exactly as aws-sdk-go-v2
+// <ErrorResponse><Error><Type/><Code/><Message/>), and Route 53's REST-XML
+// API (2013-04-01: method and path under /2013-04-01/, XML bodies, status
+// codes such as 201, the same ErrorResponse shape) exactly as aws-sdk-go-v2
 // serializes and deserializes them, so the SDK's retries, paginators and
 // waiters run unchanged against it.
 //
@@ -76,7 +78,9 @@
 // Every API the simulator serves is a service, and every service is one
 // line of the services list (service.go), declared in its own file with
 // its action table, one line per action: ec2Service in ec2.go,
-// autoscalingService in autoscaling.go. A service names the requests that
+// autoscalingService in autoscaling.go, route53Service in route53.go
+// (record sets and changes in route53_records.go, its REST-XML protocol
+// in restxml.go). A service names the requests that
 // are its (the Query Version), the protocol that writes its answers and
 // errors (ec2Query or awsQuery in protocol.go), its actions, and
 // optionally its throttling (admit) and its control endpoints under
