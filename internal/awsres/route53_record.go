@@ -229,8 +229,9 @@ func inZone(name, zone string) bool {
 }
 
 // ValidatePeers refuses a record that another resource of the graph
-// already declares, and a CNAME beside other records at one name: Route
-// 53 would refuse the second at apply time.
+// already declares, a CNAME beside other records at one name, and a
+// weighted set beside a simple one of the same name and type: Route 53
+// would refuse the second at apply time.
 func (r *Record) ValidatePeers(earlier []config.Peer) error {
 	if config.HasRef(r.Zone) || config.HasRef(r.Record) || config.HasRef(r.Type) || r.State == StateAbsent {
 		return nil
@@ -246,6 +247,8 @@ func (r *Record) ValidatePeers(earlier []config.Peer) error {
 		switch {
 		case mine == theirs && o.SetIdentifier == r.SetIdentifier:
 			errs = append(errs, config.Fieldf("record", "%s %s is declared by aws:route53_record/%s already", awsapi.CanonicalName(r.Record), mine, p.Name))
+		case mine == theirs && (o.SetIdentifier == "") != (r.SetIdentifier == ""):
+			errs = append(errs, config.Fieldf("set_identifier", "%s %s is weighted in one resource and not in aws:route53_record/%s: give both a set_identifier and a weight, or neither", awsapi.CanonicalName(r.Record), mine, p.Name))
 		case (mine == "CNAME") != (theirs == "CNAME"):
 			errs = append(errs, config.Fieldf("type", "a CNAME cannot share its name with other records: %s has %s here and %s in aws:route53_record/%s", awsapi.CanonicalName(r.Record), mine, theirs, p.Name))
 		}

@@ -283,6 +283,14 @@ resources:
     type: A
     values: ["${aws:route53_record/a.fqdn}"]
   - kind: aws:route53_record
+    name: e
+    zone: example.com
+    record: www.example.com
+    type: A
+    set_identifier: blue
+    weight: 10
+    values: [10.0.0.1]
+  - kind: aws:route53_record
     name: d
     zone: example.com
     record: d.example.com
@@ -299,8 +307,9 @@ resources:
 		`dns.yaml:8: aws:route53_record "a": values[0]: "web-host" is not an IPv4 address`,
 		`dns.yaml:13: aws:route53_record "b": type: a CNAME cannot share its name with other records: www.example.com. has CNAME here and A in aws:route53_record/a`,
 		`dns.yaml:18: aws:route53_record "c": record: www.example.org. is not in zone example.com.`,
-		`dns.yaml:26: aws:route53_record "d": ttl: not with alias`,
-		`dns.yaml:28: aws:route53_record "d": weight: needs set_identifier`,
+		`dns.yaml:26: aws:route53_record "e": set_identifier: www.example.com. A is weighted in one resource and not in aws:route53_record/a`,
+		`dns.yaml:34: aws:route53_record "d": ttl: not with alias`,
+		`dns.yaml:36: aws:route53_record "d": weight: needs set_identifier`,
 		`weight: want 0 to 255, got 300`,
 	} {
 		if !strings.Contains(err.Error(), want) {

@@ -161,6 +161,12 @@ func (s *Sim) changeResourceRecordSets(r *request) (any, error) {
 		}
 		k := rs.key()
 		old := current(k)
+		if c.Action != "DELETE" {
+			if m := routingConflict(z, rs, overlay, current); m != "" {
+				msgs = append(msgs, m)
+				continue
+			}
+		}
 		switch c.Action {
 		case "CREATE":
 			if old != nil {
@@ -325,6 +331,34 @@ func cnameConflict(z *hostedZone, name string, overlay map[string]*rrset, curren
 	}
 	if types["CNAME"] && len(types) > 1 {
 		return fmt.Sprintf("RRSet of type CNAME with DNS name %s is not permitted as it conflicts with other records with the same DNS name in zone %s", name, z.name)
+	}
+	return ""
+}
+
+// routingConflict returns the message for a weighted set beside a
+// non-weighted one of the same name and type, or the other way round.
+func routingConflict(z *hostedZone, rs *rrset, overlay map[string]*rrset, current func(string) *rrset) string {
+	if rs.SetIdentifier != "" {
+		if current(rrKey(rs.Name, rs.Type, "")) != nil {
+			return fmt.Sprintf("RRSet with DNS name %s, type %s, SetIdentifier %s cannot be created as a non-weighted set exists with the same name and type.", rs.Name, rs.Type, rs.SetIdentifier)
+		}
+		return ""
+	}
+	prefix := rrKey(rs.Name, rs.Type, "")
+	weighted := false
+	i, _ := z.find(prefix)
+	for ; i < len(z.records) && strings.HasPrefix(z.records[i].key(), prefix); i++ {
+		if o := current(z.records[i].key()); o != nil && o.SetIdentifier != "" {
+			weighted = true
+		}
+	}
+	for k, o := range overlay {
+		if o != nil && o.SetIdentifier != "" && strings.HasPrefix(k, prefix) {
+			weighted = true
+		}
+	}
+	if weighted {
+		return fmt.Sprintf("RRSet with DNS name %s, type %s cannot be created as a weighted set exists with the same name and type.", rs.Name, rs.Type)
 	}
 	return ""
 }

@@ -43,6 +43,12 @@ func aRecord(action r53types.ChangeAction, name string, ttl int64, values ...str
 	return r53types.Change{Action: action, ResourceRecordSet: rs}
 }
 
+func weightedA(name, set string, weight int64) r53types.Change {
+	ch := aRecord(r53types.ChangeActionCreate, name, 60, "10.0.1.1")
+	ch.ResourceRecordSet.SetIdentifier, ch.ResourceRecordSet.Weight = aws.String(set), aws.Int64(weight)
+	return ch
+}
+
 func change(t *testing.T, c *route53.Client, zone string, changes ...r53types.Change) (*route53.ChangeResourceRecordSetsOutput, error) {
 	t.Helper()
 	return c.ChangeResourceRecordSets(t.Context(), &route53.ChangeResourceRecordSetsInput{
@@ -205,6 +211,8 @@ func TestRoute53InvalidChangeBatch(t *testing.T) {
 			"Invalid Resource Record: 'FATAL problem: ARRDATAIllegalIPv4Address (Value is not a valid IPv4 address) encountered with 'db-host''"},
 		{"CNAME beside A", []r53types.Change{cname},
 			"RRSet of type CNAME with DNS name www.example.com. is not permitted as it conflicts with other records with the same DNS name in zone example.com."},
+		{"weighted beside simple", []r53types.Change{weightedA("www.example.com", "blue", 10)},
+			"RRSet with DNS name www.example.com., type A, SetIdentifier blue cannot be created as a non-weighted set exists with the same name and type."},
 		{"atomic: a good change and a bad one", []r53types.Change{
 			aRecord(r53types.ChangeActionCreate, "new.example.com", 60, "10.0.0.3"),
 			aRecord(r53types.ChangeActionCreate, "www.example.com", 60, "10.0.0.2")},
