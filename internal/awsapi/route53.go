@@ -226,6 +226,13 @@ func (d *DNS) ResolveZone(ctx context.Context, ref string) (Zone, error) {
 	}
 }
 
+// ErrNoZone marks ResolveZone's answer for a name no zone has.
+var ErrNoZone = errors.New("no such hosted zone")
+
+// IsNoZone reports a zone that does not exist: a name no zone has, or an
+// id Route 53 does not know (NoSuchHostedZone).
+func IsNoZone(err error) bool { return errors.Is(err, ErrNoZone) || Code(err) == "NoSuchHostedZone" }
+
 // IsZoneID reports a hosted zone id (Z and upper-case letters and digits)
 // rather than a name.
 func IsZoneID(s string) bool {
@@ -258,7 +265,7 @@ func (d *DNS) lookupZone(ctx context.Context, key string) (Zone, error) {
 	}
 	switch len(found) {
 	case 0:
-		return Zone{}, engine.Permanent(fmt.Errorf("no hosted zone named %s", key))
+		return Zone{}, engine.Permanent(fmt.Errorf("no hosted zone named %s: %w", key, ErrNoZone))
 	case 1:
 		return zoneOf(found[0]), nil
 	}

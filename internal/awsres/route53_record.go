@@ -427,6 +427,9 @@ const freshListing = time.Second
 func (r *Record) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	defer r.begin(apply)()
 	if err := r.resolve(ctx); err != nil {
+		if r.State == StateAbsent && awsapi.IsNoZone(err) {
+			return true, nil // no zone, no record
+		}
 		return false, err
 	}
 	l, err := r.dns.Records(ctx, r.zone.ID, freshListing)
@@ -474,7 +477,12 @@ func (r *Record) current(l *awsapi.Listing) *types.ResourceRecordSet {
 // changes it. It blocks until ctx is done.
 func (r *Record) Watch(ctx context.Context, ev engine.Events) error {
 	if err := r.resolve(ctx); err != nil {
-		return err
+		if r.State != StateAbsent || !awsapi.IsNoZone(err) {
+			return err
+		}
+		ev.Running() // an absent record of a zone that is gone: nothing to watch
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	cancel := r.dns.Subscribe(r.zone.ID, r.poll, func(l *awsapi.Listing) {
 		if !r.applying() && len(r.diff(r.current(l))) > 0 {

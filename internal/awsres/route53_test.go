@@ -259,6 +259,15 @@ func TestRecordPermanentErrors(t *testing.T) {
 	}
 }
 
+// TestAbsentRecordOfMissingZone: nothing to delete is converged.
+func TestAbsentRecordOfMissingZone(t *testing.T) {
+	w, _, _ := dnsWorld(t, 20*time.Millisecond)
+	r := w.record("old", func(r *Record) { r.Zone, r.Record, r.State = "gone.example", "old.gone.example", StateAbsent })
+	if ok, err := r.CheckApply(t.Context(), true); !ok || err != nil {
+		t.Errorf("absent record of a missing zone = %v, %v; want converged", ok, err)
+	}
+}
+
 func TestRecordValidate(t *testing.T) {
 	w := newWorld(t, worldOpts{})
 	kinds := config.Kinds{"aws:route53_record": func() engine.Resource { return NewRecord(w.hubs) }}
