@@ -31,6 +31,7 @@ var route53Service = &service{
 	actions:   route53Actions,
 	admit:     (*Sim).admitRoute53,
 	throttled: &APIError{Status: http.StatusBadRequest, Code: "Throttling", Message: "Rate exceeded"},
+	control:   (*Sim).serveRoute53Control, // route53_control.go
 }
 
 // route53Actions is the Route 53 API, one line per action.

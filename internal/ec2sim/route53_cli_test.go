@@ -3,6 +3,7 @@ package ec2sim
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -98,6 +99,15 @@ func TestRoute53WithTheAWSCLI(t *testing.T) {
 	if len(recs) != 403 || s.Calls("ListResourceRecordSets") != 2 {
 		t.Errorf("list-resource-record-sets = %d records in %d calls; want 403 (SOA, NS, www and 400) in 2", len(recs), s.Calls("ListResourceRecordSets"))
 	}
+	resp, err := http.Get(srv.URL + "/_sim/route53/zones/" + strings.TrimPrefix(id, "/hostedzone/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zi ZoneInfo
+	if err := json.NewDecoder(resp.Body).Decode(&zi); err != nil || zi.Count != 403 || zi.Records[402].Name != "www.cli.example." || zi.Records[402].Values[0] != "10.0.0.1" {
+		t.Errorf("GET /_sim/route53/zones/ID = %+v, %v; want 403 records, www last", zi.Count, err)
+	}
+	resp.Body.Close()
 	byName := cli("route53", "list-hosted-zones-by-name", "--dns-name", "cli.example")["HostedZones"].([]any)
 	if len(byName) != 1 || byName[0].(map[string]any)["Config"].(map[string]any)["Comment"] != "made by the CLI" {
 		t.Errorf("list-hosted-zones-by-name = %v", byName)
