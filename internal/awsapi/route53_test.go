@@ -99,8 +99,8 @@ func TestDNSRefusedChangeFailsAlone(t *testing.T) {
 	if !engine.IsPermanent(errs[1]) || Code(errs[1]) != "InvalidChangeBatch" {
 		t.Errorf("bad change: %v; want a permanent InvalidChangeBatch", errs[1])
 	}
-	if n := sim.Calls("ChangeResourceRecordSets"); n != 4 {
-		t.Errorf("calls = %d; want 4 (the batch, then each alone)", n)
+	if n := sim.Calls("ChangeResourceRecordSets"); n != 5 {
+		t.Errorf("calls = %d; want 5 (the batch, its halves [a] and [b c], then [b] and [c])", n)
 	}
 }
 
