@@ -102,6 +102,24 @@ func TestDNSRefusedChangeFailsAlone(t *testing.T) {
 	if n := sim.Calls("ChangeResourceRecordSets"); n != 5 {
 		t.Errorf("calls = %d; want 5 (the batch, its halves [a] and [b c], then [b] and [c])", n)
 	}
+
+	// 200 changes, one bad: bisected in about 2·log2(200) calls.
+	changes = nil
+	for i := range 200 {
+		changes = append(changes, upsertA(fmt.Sprintf("m%d.example.com", i), "10.0.2.1"))
+	}
+	changes[137] = upsertA("bad.example.com", "10.0.2")
+	sim.ResetCalls()
+	_, errs = changeAll(t, d, zone, changes)
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	if n := sim.Calls("ChangeResourceRecordSets"); failed != 1 || errs[137] == nil || n > 2*8+1 {
+		t.Errorf("200 changes, one bad: %d failed (the bad one: %v), %d calls; want only it, ≤ 17 calls", failed, errs[137], n)
+	}
 }
 
 func TestDNSSharesListings(t *testing.T) {
