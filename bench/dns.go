@@ -36,9 +36,11 @@ import (
 //
 //     KILN_BENCH_DNS_RECORDS=1000   sizes (records in the zone)
 //     KILN_BENCH_DNS_SCALE=0.1      the simulator's time scale (INSYNC after 30 s × scale)
+//     KILN_BENCH_DNS_WORKERS=0      the engine's workers (0: one per record; kiln run's default is 64)
 const (
 	dnsRecordsEnv = "KILN_BENCH_DNS_RECORDS"
 	dnsScaleEnv   = "KILN_BENCH_DNS_SCALE"
+	dnsWorkersEnv = "KILN_BENCH_DNS_WORKERS"
 )
 
 func dnsBench(ctx context.Context, emit func(v any)) error {
@@ -50,9 +52,13 @@ func dnsBench(ctx context.Context, emit func(v any)) error {
 	if err != nil {
 		return err
 	}
+	workers, err := sizesFrom(dnsWorkersEnv, []int{0})
+	if err != nil || len(workers) != 1 {
+		return fmt.Errorf("%s: want one number (%v)", dnsWorkersEnv, err)
+	}
 	for _, n := range sizes {
 		if n > 0 {
-			if err := dnsRun(ctx, n, scale, emit); err != nil {
+			if err := dnsRun(ctx, n, scale, workers[0], emit); err != nil {
 				return fmt.Errorf("dns %d: %w", n, err)
 			}
 		}
@@ -64,6 +70,7 @@ type dnsColdFigures struct {
 	Scenario  string         `json:"scenario"`
 	Case      string         `json:"case"`
 	Records   int            `json:"records"`
+	Workers   int            `json:"workers"`
 	TimeScale float64        `json:"time_scale"`
 	Seconds   float64        `json:"seconds"`
 	Bound     float64        `json:"bound_seconds"`
@@ -84,7 +91,10 @@ type dnsWatchFigures struct {
 	Calls             map[string]int `json:"calls"`
 }
 
-func dnsRun(ctx context.Context, n int, scale float64, emit func(any)) error {
+func dnsRun(ctx context.Context, n int, scale float64, workers int, emit func(any)) error {
+	if workers <= 0 {
+		workers = n
+	}
 	o := ec2sim.Options{TimeScale: scale, Throttle: true}
 	sim := ec2sim.New(o)
 	srv := httptest.NewServer(sim)
@@ -122,7 +132,7 @@ func dnsRun(ctx context.Context, n int, scale float64, emit func(any)) error {
 	}
 	// Cold: from nothing to every record INSYNC, the request limit on.
 	sim.ResetCalls()
-	eng := engine.New(graph, engine.Options{Workers: n})
+	eng := engine.New(graph, engine.Options{Workers: workers})
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var eg errgroup.Group
@@ -149,7 +159,7 @@ func dnsRun(ctx context.Context, n int, scale float64, emit func(any)) error {
 	pages := int(math.Ceil(float64(n+2) / 300))
 	fewest := 1 + 1 + int(math.Ceil(float64(n)/500))*2 // lookup, a listing of the empty zone, a change and a GetChange per 500
 	bound := 30*scale + max(0, float64(fewest-5))/5
-	emit(dnsColdFigures{Scenario: "dns", Case: "cold", Records: n, TimeScale: scale, Seconds: round2(secs), Bound: round2(bound),
+	emit(dnsColdFigures{Scenario: "dns", Case: "cold", Records: n, Workers: workers, TimeScale: scale, Seconds: round2(secs), Bound: round2(bound),
 		Ratio: round2(secs / bound), Calls: calls, Throttled: throttled, Naive: 3 * n})
 
 	// Watch: steady state, calls per poll.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"kiln/internal/ec2sim"
+	"kiln/internal/engine"
 )
 
 // TestDNSDriftByHandWithTheAWSCLI: kiln keeps a record pointing at the
@@ -154,6 +155,38 @@ resources:
 	} {
 		if code != ExitError || !strings.Contains(stderr.String(), want) {
 			t.Errorf("validate = %d; want 1 and %q\n%s", code, want, stderr.String())
+		}
+	}
+}
+
+// TestAutoWorkers: one worker per AWS resource beyond the default, so the
+// records of a big zone wait for INSYNC together; local kinds do not count.
+func TestAutoWorkers(t *testing.T) {
+	graph := func(kind string, n int) *engine.Graph {
+		specs := make([]*engine.Spec, n)
+		for i := range specs {
+			name := fmt.Sprintf("r%d", i)
+			specs[i] = &engine.Spec{Kind: kind, Name: name, Hash: name,
+				Build: func(engine.Lookup) (engine.Resource, string, error) { return nil, name, nil }}
+		}
+		g, err := engine.NewGraph("g", specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	for _, tc := range []struct {
+		kind string
+		n    int
+		want int
+	}{
+		{"aws:route53_record", 10, defaultWorkers},
+		{"aws:route53_record", 1000, 1000},
+		{"aws:ec2", 10000, maxAutoWorkers},
+		{"noop", 100000, defaultWorkers},
+	} {
+		if got := autoWorkers(graph(tc.kind, tc.n)); got != tc.want {
+			t.Errorf("autoWorkers(%d %s) = %d; want %d", tc.n, tc.kind, got, tc.want)
 		}
 	}
 }
