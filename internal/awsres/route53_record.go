@@ -123,7 +123,7 @@ func (r *Record) Validate() error {
 	}
 	if r.Record == "" {
 		errs = append(errs, config.Fieldf("record", "required (the record's full name, e.g. www.example.com)"))
-	} else if !config.HasRef(r.Record) && !config.HasRef(r.Zone) && r.Zone != "" && !awsapi.IsZoneID(strings.TrimPrefix(r.Zone, "/hostedzone/")) && !inZone(r.Record, r.Zone) {
+	} else if r.zoneByName() && !config.HasRef(r.Record) && !inZone(r.Record, r.Zone) {
 		errs = append(errs, config.Fieldf("record", "%s is not in zone %s (give the full name, e.g. www.%s)", awsapi.CanonicalName(r.Record), awsapi.CanonicalName(r.Zone), strings.TrimSuffix(awsapi.CanonicalName(r.Zone), ".")))
 	}
 	typ := strings.ToUpper(r.Type)
@@ -222,6 +222,14 @@ func checkValue(typ, v string) string {
 	return ""
 }
 
+// zoneByName reports a zone given by its name (not by id or reference):
+// then validate can tell whether the record lies in it.
+func (r *Record) zoneByName() bool {
+	return r.Zone != "" && !config.HasRef(r.Zone) && !r.zoneByID()
+}
+
+func (r *Record) zoneByID() bool { return awsapi.IsZoneID(strings.TrimPrefix(r.Zone, "/hostedzone/")) }
+
 // inZone reports whether name is the zone's apex or below it.
 func inZone(name, zone string) bool {
 	n, z := awsapi.CanonicalName(name), awsapi.CanonicalName(zone)
@@ -269,10 +277,10 @@ func (r *Record) SetPoll(d time.Duration) { r.poll = d }
 // IAMActions are the Route 53 calls CheckApply and Watch may make.
 func (r *Record) IAMActions() []string {
 	acts := []string{"route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets", "route53:GetChange"}
-	if awsapi.IsZoneID(strings.TrimPrefix(r.Zone, "/hostedzone/")) || config.HasRef(r.Zone) {
+	if r.zoneByID() || config.HasRef(r.Zone) {
 		acts = append(acts, "route53:GetHostedZone")
 	}
-	if !awsapi.IsZoneID(strings.TrimPrefix(r.Zone, "/hostedzone/")) {
+	if !r.zoneByID() {
 		acts = append(acts, "route53:ListHostedZonesByName")
 	}
 	return acts
