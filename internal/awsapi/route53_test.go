@@ -28,7 +28,9 @@ func newDNSFixture(t *testing.T) (*ec2sim.Sim, *DNS, string) {
 		t.Fatal(err)
 	}
 	d := NewDNS(c, Options{
-		Batch: BatchOptions{Idle: 20 * time.Millisecond}, Poll: 50 * time.Millisecond,
+		// A wide batch window: the test's goroutines must all arrive within
+		// it even on a loaded machine.
+		Batch: BatchOptions{Idle: 200 * time.Millisecond, Max: 2 * time.Second}, Poll: 50 * time.Millisecond,
 		Wait: Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, Retries: Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond},
 	})
 	return sim, d, aws.ToString(out.HostedZone.Id)
