@@ -32,6 +32,7 @@ var scenarios = map[string]scenario{
 	"engine":  engineBench,
 	"ec2sim":  ec2simBench,
 	"ec2":     ec2Bench,
+	"dns":     dnsBench,
 	"rollout": rolloutBench,
 	"pages":   pagesBench,
 	"lock":    lockBench,

@@ -43,15 +43,16 @@ func newSimCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
-		Short: "Run the EC2 + Auto Scaling simulator as a server",
-		Long: `Sim serves kiln's EC2 and Auto Scaling simulator over HTTP: the real EC2
-Query protocol, so the AWS SDKs and the aws CLI work against it with dummy
-credentials. It prints the environment that points them at it, and runs
+		Short: "Run the EC2 + Auto Scaling + Route 53 simulator as a server",
+		Long: `Sim serves kiln's EC2, Auto Scaling and Route 53 simulator over HTTP: the
+real EC2 Query protocol (and Route 53's REST-XML under /2013-04-01/), so the
+AWS SDKs and the aws CLI work against it with dummy credentials. It prints the environment that points them at it, and runs
 until SIGINT or SIGTERM.
 
 Every simulated duration (a boot takes about 15 s on AWS) is multiplied by
 --time-scale: 1 is realistic, 0.01 a hundred times faster, 0 immediate.
---throttle turns on AWS's request token buckets (RequestLimitExceeded).
+--throttle turns on AWS's request token buckets (RequestLimitExceeded;
+Route 53: 5 requests a second, Throttling).
 
 The simulator can push its state-change events to a kiln run, as an
 EventBridge API destination does: --events URL (kiln run's

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"kiln/internal/engine"
 )
 
 // Error is one problem in a graph file, located by file and line (and
@@ -68,6 +70,22 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 // Fieldf returns a *FieldError for field with a formatted message.
 func Fieldf(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Peer is another resource of the same kind in the graph file, as a
+// PeerValidator sees it.
+type Peer struct {
+	Name string
+	Res  engine.Resource
+}
+
+// PeerValidator is implemented by kinds whose resources must agree with
+// each other (two DNS records at one name, say). ValidatePeers runs at
+// parse time, after Validate, with the resources of the same kind that
+// come earlier in the file (their fields as written, references not
+// resolved); its field errors are reported at this resource's lines.
+type PeerValidator interface {
+	ValidatePeers(earlier []Peer) error
 }
 
 // Validator is implemented by kinds that check their fields. Validate runs

@@ -1,9 +1,11 @@
-// Package ec2sim is kiln's stand-in for Amazon EC2 and Auto Scaling: an
+// Package ec2sim is kiln's stand-in for Amazon EC2, Auto Scaling and Route 53: an
 // http.Handler that speaks the EC2 Query protocol (Version 2016-11-15,
 // form POST, XML in the EC2 namespace, errors as
-// <Response><Errors><Error><Code>) and the Auto Scaling awsquery protocol
+// <Response><Errors><Error><Code>), the Auto Scaling awsquery protocol
 // (Version 2011-01-01, <XResponse><XResult>, errors as
-// <ErrorResponse><Error><Type/><Code/><Message/>) exactly as aws-sdk-go-v2
+// <ErrorResponse><Error><Type/><Code/><Message/>), and Route 53's REST-XML
+// API (2013-04-01: method and path under /2013-04-01/, XML bodies, status
+// codes such as 201, the same ErrorResponse shape) exactly as aws-sdk-go-v2
 // serializes and deserializes them, so the SDK's retries, paginators and
 // waiters run unchanged against it.
 //
@@ -82,10 +84,12 @@
 // line of the services list (service.go), declared in its own file with
 // its action table, one line per action: ec2Service in ec2.go,
 // autoscalingService in autoscaling.go, sqsService in sqs.go,
-// eventbridgeService in eventbridge.go. A service names the requests that
-// are its (the Query Version, or match), the protocol that writes its
-// answers and errors (ec2Query or awsQuery in protocol.go, awsJSON in
-// jsonproto.go), its actions, and
+// eventbridgeService in eventbridge.go, route53Service in route53.go
+// (record sets and changes in route53_records.go). A service names the
+// requests that are its (the Query Version, or match), the protocol that
+// writes its answers and errors (ec2Query or awsQuery in protocol.go,
+// awsJSON in jsonproto.go, Route 53's REST-XML in restxml.go), its
+// actions, and
 // optionally its throttling (admit) and its control endpoints under
 // /_sim/NAME/ (control). ServeHTTP decodes a request, picks the service,
 // counts the call, applies faults, latency, throttling, the IAM policy

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/xml"
 	"slices"
 	"strconv"
 	"strings"
@@ -360,6 +361,29 @@ func parsePageToken(kind, tok string) (uint64, error) {
 		}
 	}
 	return 0, apiErr("InvalidPaginationToken", "The specified pagination token is not valid or is expired.")
+}
+
+// xmlBody decodes a REST-XML request body (Route 53's) into v; a body
+// that is not well-formed XML answers MalformedXML, as Route 53 does.
+func (r *request) xmlBody(v any) error {
+	if err := xml.Unmarshal(r.Body, v); err != nil {
+		return apiErr("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema: %v", err)
+	}
+	return nil
+}
+
+// maxItems reads a REST-XML page size (Route 53's maxitems query
+// parameter): def when absent, else 1 to hi, or InvalidInput.
+func (r *request) maxItems(name string, def, hi int) (int, error) {
+	v := r.str(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, apiErr("InvalidInput", "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must be a positive integer", v, name)
+	}
+	return min(n, hi), nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

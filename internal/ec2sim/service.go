@@ -16,6 +16,7 @@ var services = []*service{
 	autoscalingService, // autoscaling.go
 	sqsService,         // sqs.go
 	eventbridgeService, // eventbridge.go
+	route53Service,     // route53.go
 }
 
 // A service is one simulated AWS API: the requests that are its, the wire
@@ -37,8 +38,9 @@ type service struct {
 	actions map[string]action
 	// admit, when not nil, takes a request's tokens from AWS's request
 	// buckets while throttling is on; false refuses it with
-	// RequestLimitExceeded (503).
-	admit func(s *Sim, r *request) bool
+	// RequestLimitExceeded (503), or throttled when it is set.
+	admit     func(s *Sim, r *request) bool
+	throttled *APIError
 	// control, when not nil, serves the service's part of the control API
 	// under /_sim/NAME/; parts is the path below it, split at "/".
 	control func(s *Sim, w http.ResponseWriter, hr *http.Request, parts []string)
@@ -120,6 +122,9 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action) (bo
 	if svc.admit != nil && s.throttleEnabled() {
 		if !svc.admit(s, req) {
 			s.counters.throttled(req.Action)
+			if svc.throttled != nil {
+				return nil, svc.throttled
+			}
 			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "RequestLimitExceeded", Message: "Request limit exceeded."}
 		}
 	}

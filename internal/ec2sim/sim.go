@@ -26,6 +26,7 @@ type Durations struct {
 	Console           time.Duration // console output is posted this long after boot, stop, terminate
 	Command           time.Duration // guest model: time of any command it does not interpret
 	IamAssociation    time.Duration // an instance profile association: associating → associated, disassociating → gone
+	DNSChange         time.Duration // a Route 53 change: PENDING → INSYNC
 }
 
 // DefaultDurations returns realistic durations.
@@ -41,6 +42,7 @@ func DefaultDurations() Durations {
 		Console:           5 * time.Second,
 		Command:           2 * time.Second,
 		IamAssociation:    5 * time.Second,
+		DNSChange:         30 * time.Second,
 	}
 }
 
@@ -113,6 +115,7 @@ func (o *Options) fill() {
 		{&d.Reboot, &def.Reboot}, {&d.Image, &def.Image}, {&d.StatusChecks, &def.StatusChecks},
 		{&d.TerminatedVisible, &def.TerminatedVisible}, {&d.Console, &def.Console},
 		{&d.Command, &def.Command}, {&d.IamAssociation, &def.IamAssociation},
+		{&d.DNSChange, &def.DNSChange},
 	} {
 		if *p.v == 0 {
 			*p.v = *p.def
@@ -176,6 +179,9 @@ type Sim struct {
 	// (asgState, in autoscaling.go).
 	asg asgState
 
+	// r53 is the Route 53 state, guarded by mu (r53State, in route53.go).
+	r53 r53State
+
 	faults   faults
 	buckets  *throttler
 	counters counters
@@ -218,6 +224,7 @@ func New(opts Options) *Sim {
 	s.asg.init()
 	s.sqs.init()
 	s.bridge.init()
+	s.r53.init()
 	s.seedWorld()
 	seed := opts.Seed
 	for seed == 0 {

@@ -881,7 +881,8 @@ func (e *engine) lookup(id, key string) (string, bool) {
 }
 
 // plannedChanges asks a resource that would change what it would do: in
-// detail when it is a ChangePlanner, else its Changer's lines as updates.
+// detail when it is a ChangePlanner, else its Changer's lines, each an
+// action by its first word (actionOf).
 func plannedChanges(r Resource) ([]string, []Change) {
 	var lines []string
 	if c, ok := r.(Changer); ok {
@@ -898,9 +899,25 @@ func plannedChanges(r Resource) ([]string, []Change) {
 	}
 	planned := make([]Change, len(lines))
 	for i, l := range lines {
-		planned[i] = Change{Action: ActionUpdate, Summary: l}
+		planned[i] = Change{Action: actionOf(l), Summary: l}
 	}
 	return lines, planned
+}
+
+// actionOf reads a Changer's line ("create zone shop.example.", "delete
+// record ...") as an action by its verb; a line with any other verb is an
+// update.
+func actionOf(line string) ChangeAction {
+	verb, _, _ := strings.Cut(line, " ")
+	switch verb {
+	case "create", "launch", "bake", "add":
+		return ActionCreate
+	case "delete", "remove", "terminate", "destroy", "deregister":
+		return ActionDelete
+	case "replace":
+		return ActionReplace
+	}
+	return ActionUpdate
 }
 
 var _ Events = (*events)(nil)
