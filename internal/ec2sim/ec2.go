@@ -32,6 +32,9 @@ var ec2Actions = map[string]action{
 	"DescribeInstanceAttribute": (*Sim).describeInstanceAttribute,
 	"GetConsoleOutput":          (*Sim).getConsoleOutput,
 
+	// Instance types (instancetypes.go).
+	"DescribeInstanceTypes": (*Sim).describeInstanceTypes,
+
 	// Tags (tags.go).
 	"CreateTags":   (*Sim).createTags,
 	"DeleteTags":   (*Sim).deleteTags,
