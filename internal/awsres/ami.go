@@ -244,7 +244,7 @@ func (r *AMI) resolveBase(ctx context.Context) (string, error) {
 	if !r.RebakeOnNewBase {
 		return "", nil
 	}
-	id, err := r.pipe.ResolveBase(ctx, r.Region, pipeline.Base{Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent})
+	id, err := r.pipe.ResolveBase(ctx, r.Region, r.Type, pipeline.Base{Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent})
 	if err != nil {
 		return "", fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
 	}
