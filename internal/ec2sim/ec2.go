@@ -53,6 +53,13 @@ var ec2Actions = map[string]action{
 	"DeleteSecurityGroup":    (*Sim).deleteSecurityGroup,
 	"DescribeSubnets":        (*Sim).describeSubnets,
 
+	// Security group rules (sgrules.go).
+	"AuthorizeSecurityGroupIngress": (*Sim).authorizeIngress,
+	"AuthorizeSecurityGroupEgress":  (*Sim).authorizeEgress,
+	"RevokeSecurityGroupIngress":    (*Sim).revokeIngress,
+	"RevokeSecurityGroupEgress":     (*Sim).revokeEgress,
+	"DescribeSecurityGroupRules":    (*Sim).describeSecurityGroupRules,
+
 	// Instance profile associations (iamprofile.go).
 	"AssociateIamInstanceProfile":            (*Sim).associateIamInstanceProfile,
 	"ReplaceIamInstanceProfileAssociation":   (*Sim).replaceIamInstanceProfileAssociation,
