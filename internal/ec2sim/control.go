@@ -77,12 +77,13 @@ func (s *Sim) ImageState(id string) string {
 	return ""
 }
 
-// DefaultSubnets returns the default VPC's subnet ids, one per zone.
+// DefaultSubnets returns the default VPC's subnet ids, one per zone, of
+// the simulator's region.
 func (s *Sim) DefaultSubnets() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	for _, sn := range s.subnets {
+	for _, sn := range s.regionSubnetsLocked(s.opts.Region) {
 		out = append(out, sn.id)
 	}
 	return out

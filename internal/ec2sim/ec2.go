@@ -53,12 +53,21 @@ var ec2Actions = map[string]action{
 	"DeleteSecurityGroup":    (*Sim).deleteSecurityGroup,
 	"DescribeSubnets":        (*Sim).describeSubnets,
 
+	// VPCs (vpcs.go).
+	"DescribeVpcs": (*Sim).describeVpcs,
+
 	// Security group rules (sgrules.go).
 	"AuthorizeSecurityGroupIngress": (*Sim).authorizeIngress,
 	"AuthorizeSecurityGroupEgress":  (*Sim).authorizeEgress,
 	"RevokeSecurityGroupIngress":    (*Sim).revokeIngress,
 	"RevokeSecurityGroupEgress":     (*Sim).revokeEgress,
 	"DescribeSecurityGroupRules":    (*Sim).describeSecurityGroupRules,
+
+	// Key pairs (keypairs.go).
+	"CreateKeyPair":    (*Sim).createKeyPair,
+	"ImportKeyPair":    (*Sim).importKeyPair,
+	"DescribeKeyPairs": (*Sim).describeKeyPairs,
+	"DeleteKeyPair":    (*Sim).deleteKeyPair,
 
 	// Instance profile associations (iamprofile.go).
 	"AssociateIamInstanceProfile":            (*Sim).associateIamInstanceProfile,

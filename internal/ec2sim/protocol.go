@@ -36,6 +36,7 @@ type request struct {
 	Params  url.Values
 	Body    []byte // the raw body, for services that are not Query APIs
 	ID      string // request id
+	Region  string // the region the request is signed for, "" when unsigned (vpcs.go)
 }
 
 // decodeRequest reads a Query request from the form body (POST) or the

@@ -246,7 +246,8 @@ type describeSubnetsResponse struct {
 	Subnets []xSubnet `xml:"subnetSet>item"`
 }
 
-// describeSubnets lists the default VPC's subnets (SubnetId.N and the
+// describeSubnets lists the subnets of the default VPC of the request's
+// region (SubnetId.N and the
 // filters subnet-id, availability-zone, vpc-id, default-for-az).
 func (s *Sim) describeSubnets(r *request) (any, error) {
 	ids := r.list("SubnetId")
@@ -257,12 +258,13 @@ func (s *Sim) describeSubnets(r *request) (any, error) {
 	s.lock()
 	defer s.mu.Unlock()
 	out := &describeSubnetsResponse{}
+	subnets := s.regionSubnetsLocked(s.regionOf(r)) // vpcs.go
 	for _, id := range ids {
-		if !slices.ContainsFunc(s.subnets, func(sn subnet) bool { return sn.id == id }) {
+		if !slices.ContainsFunc(subnets, func(sn subnet) bool { return sn.id == id }) {
 			return nil, apiErr("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", id)
 		}
 	}
-	for _, sn := range s.subnets {
+	for _, sn := range subnets {
 		if len(ids) > 0 && !slices.Contains(ids, sn.id) {
 			continue
 		}

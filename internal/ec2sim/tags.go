@@ -172,6 +172,7 @@ var taggable = map[string]func(s *Sim, id string, now time.Time) error{
 	"image":          func(s *Sim, id string, now time.Time) error { _, err := s.imageLocked(id, now); return err },
 	"snapshot":       func(s *Sim, id string, now time.Time) error { _, err := s.snapshotLocked(id); return err },
 	"security-group": func(s *Sim, id string, now time.Time) error { _, err := s.groupLocked(id); return err },
+	"key-pair":       func(s *Sim, id string, _ time.Time) error { return s.keyPairByIDLocked(id) },
 	"security-group-rule": func(s *Sim, id string, _ time.Time) error {
 		_, _, err := s.ruleLocked(id)
 		return err
