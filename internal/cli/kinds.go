@@ -35,6 +35,9 @@ func Kinds(d Deps) config.Kinds {
 		"aws:ec2": func() engine.Resource { return awsres.NewInstance(d.AWS) },
 		"aws:ami": func() engine.Resource { return awsres.NewAMI(d.AWS) },
 		"aws:asg": func() engine.Resource { return awsres.NewASG(d.AWS) },
+
+		"aws:security_group": func() engine.Resource { return awsres.NewSecurityGroup(d.AWS) },
+		"aws:key_pair":       func() engine.Resource { return awsres.NewKeyPair(d.AWS) },
 	}
 }
 
