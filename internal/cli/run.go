@@ -131,9 +131,6 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	if !o.noop {
-		a.sweepBuilders(ctx, g)
-	}
 	m := newMonitoring()
 	eng := engine.New(g, engine.Options{
 		Noop:             o.noop,
@@ -148,6 +145,12 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	runCtx, stop := context.WithCancel(gctx)
 	defer stop()
 	a.runAWS(runCtx, group, sv)
+	if !o.noop {
+		// After runAWS: the sweep's lookups go through the hubs' batcher,
+		// which needs its loop running (before it, each waited out the
+		// sweep's whole timeout).
+		a.sweepBuilders(runCtx, g)
+	}
 	var runErr error
 	group.Go(func() error {
 		defer stop() // the engine is done: stop the file watch, the server, the hubs and the simulator

@@ -1,6 +1,8 @@
 package ec2sim
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -547,12 +549,28 @@ func (s *Sim) ruleLocked(id string) (*secGroup, *sgRule, error) {
 }
 
 // seedRulesLocked gives a new group EC2's default rules: all egress to
-// 0.0.0.0/0, and for the default group all ingress from itself.
+// 0.0.0.0/0, and for the default group all ingress from itself. Their ids
+// derive from the group's, not from the id generator, so that every id
+// the simulator hands out after them (the stock images' among them, which
+// examples name) stays what it was before groups had rules.
 func (s *Sim) seedRulesLocked(g *secGroup) {
 	if g.name == "default" {
-		g.rules = append(g.rules, &sgRule{id: s.newID("sgr"), protocol: "-1", from: -1, to: -1, group: g.id})
+		g.rules = append(g.rules, &sgRule{id: s.derivedID("sgr", g.id+"/ingress"), protocol: "-1", from: -1, to: -1, group: g.id})
 	}
-	g.rules = append(g.rules, &sgRule{id: s.newID("sgr"), egress: true, protocol: "-1", from: -1, to: -1, cidr4: "0.0.0.0/0"})
+	g.rules = append(g.rules, &sgRule{id: s.derivedID("sgr", g.id+"/egress"), egress: true, protocol: "-1", from: -1, to: -1, cidr4: "0.0.0.0/0"})
+}
+
+// derivedID is an id "prefix-" + 17 hex digits derived from seed (unique,
+// like newID's, but not drawn from the generator); s.mu is held.
+func (s *Sim) derivedID(prefix, seed string) string {
+	for i := 0; ; i++ {
+		sum := sha256.Sum256([]byte(seed + "/" + strconv.Itoa(i)))
+		id := prefix + "-" + hex.EncodeToString(sum[:9])[:17]
+		if _, dup := s.ids[id]; !dup {
+			s.ids[id] = struct{}{}
+			return id
+		}
+	}
 }
 
 // referencedLocked returns a group other than g whose rules name g, or nil:
