@@ -97,16 +97,17 @@ func TestKeyPairConverges(t *testing.T) {
 
 func TestKeyPairValidate(t *testing.T) {
 	for _, tt := range []struct {
-		r    KeyPair
-		want string
+		key, file string
+		want      string
 	}{
-		{KeyPair{}, "public_key: required"},
-		{KeyPair{PublicKey: edKey(1), PublicKeyFile: "x.pub"}, "public_key_file: not with public_key"},
-		{KeyPair{PublicKey: "ssh-dss AAAA"}, `key type "ssh-dss"`},
-		{KeyPair{PublicKey: "ssh-rsa bm90"}, "not a ssh-rsa key"},
+		{"", "", "public_key: required"},
+		{edKey(1), "x.pub", "public_key_file: not with public_key"},
+		{"ssh-dss AAAA", "", `key type "ssh-dss"`},
+		{"ssh-rsa bm90", "", "not a ssh-rsa key"},
 	} {
-		if err := tt.r.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("Validate(%+v) = %v; want %q", tt.r, err, tt.want)
+		r := &KeyPair{PublicKey: tt.key, PublicKeyFile: tt.file}
+		if err := r.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Validate(public_key %q, public_key_file %q) = %v; want %q", tt.key, tt.file, err, tt.want)
 		}
 	}
 }

@@ -104,7 +104,8 @@ type Spec struct {
 	Base      Base
 	Type      string
 	Script    string
-	// SecurityGroups, Subnet, IAMProfile of the builder (optional).
+	// SecurityGroups (ids, or names looked up at launch), Subnet,
+	// IAMProfile of the builder (optional).
 	SecurityGroups []string
 	Subnet         string
 	IAMProfile     string
@@ -205,6 +206,7 @@ func IAMActions() []string {
 		"ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeInstances",
 		"ec2:GetConsoleOutput", "ec2:TerminateInstances", "ec2:CreateImage", "ec2:DeregisterImage",
 		"ec2:DeleteSnapshot", "ec2:DescribeLaunchTemplateVersions", "autoscaling:DescribeAutoScalingGroups",
+		"ec2:DescribeSecurityGroups", // security groups given by name
 	}
 }
 
@@ -652,9 +654,13 @@ func (r *run) launch(ctx context.Context, source string) (types.Instance, error)
 	if err != nil {
 		return types.Instance{}, engine.Permanent(err)
 	}
+	groups, err := groupIDs(ctx, r.hub, r.hub.EC2(), r.spec.SecurityGroups) // groups.go
+	if err != nil {
+		return types.Instance{}, fmt.Errorf("launch builder of bake %s: %w", r.spec.ID, err)
+	}
 	inst, err := r.hub.Launch(ctx, r.api, awsapi.Launch{
 		Token: ClientToken(r.spec.ID, r.spec.Match), Image: source, Type: r.spec.Type, UserData: ud,
-		Subnet: r.spec.Subnet, SecurityGroups: r.spec.SecurityGroups, Profile: r.spec.IAMProfile,
+		Subnet: r.spec.Subnet, SecurityGroups: groups, Profile: r.spec.IAMProfile,
 		Shutdown: types.ShutdownBehaviorStop,
 		Tags:     r.tags(map[string]string{TagRole: roleBuilder, awsapi.TagName: "kiln-bake " + r.spec.ImageName, TagSourceImage: source}),
 	})
