@@ -13,7 +13,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -57,9 +56,7 @@ type KeyPair struct {
 	hub *awsapi.Hub
 	api keyPairAPI
 
-	mu      sync.Mutex
-	out     map[string]string
-	planned []string
+	checkState // outputs and plan lines
 }
 
 // NewKeyPair returns an empty aws:key_pair resource using the shared hubs.
@@ -158,56 +155,6 @@ func (r *KeyPair) IAMActions() []string {
 	return []string{"ec2:DescribeKeyPairs", "ec2:ImportKeyPair", "ec2:DeleteKeyPair", "ec2:CreateTags"}
 }
 
-// Outputs are key_name, key_pair_id and fingerprint.
-func (r *KeyPair) Outputs() map[string]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps.Clone(r.out)
-}
-
-// Changes lists what the last check-only CheckApply would do.
-func (r *KeyPair) Changes() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.planned)
-}
-
-func (r *KeyPair) plan(line string) {
-	r.log().Info("would " + line)
-	r.mu.Lock()
-	r.planned = append(r.planned, line)
-	r.mu.Unlock()
-}
-
-func (r *KeyPair) id() string {
-	if r.env.ID != "" {
-		return r.env.ID
-	}
-	return "aws:key_pair/" + r.env.Name
-}
-
-func (r *KeyPair) log() *slog.Logger {
-	if r.env.Log != nil {
-		return r.env.Log
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-func (r *KeyPair) resolve(ctx context.Context) error {
-	if r.hub != nil {
-		return nil
-	}
-	if r.hubs == nil {
-		return engine.Permanent(errors.New("aws:key_pair: no AWS hubs (constructed without NewKeyPair)"))
-	}
-	h, err := r.hubs.Hub(ctx, r.Region)
-	if err != nil {
-		return fmt.Errorf("aws:key_pair %q: %w", r.env.Name, err)
-	}
-	r.hub, r.api = h, h.EC2()
-	return nil
-}
-
 // describe returns the key pair of this name, or nil.
 func (r *KeyPair) describe(ctx context.Context) (*types.KeyPairInfo, error) {
 	var kp *types.KeyPairInfo
@@ -243,9 +190,7 @@ func (r *KeyPair) ours(kp *types.KeyPairInfo) bool {
 // of this name kiln did not make is adopted (tagged) when it holds the
 // same key, else an error.
 func (r *KeyPair) CheckApply(ctx context.Context, apply bool) (bool, error) {
-	r.mu.Lock()
-	r.planned = nil
-	r.mu.Unlock()
+	r.startCheck()
 	if err := r.resolve(ctx); err != nil {
 		return false, err
 	}
@@ -261,7 +206,7 @@ func (r *KeyPair) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	switch {
 	case kp == nil:
 		if !apply {
-			r.plan("import key pair " + r.env.Name + " (" + fp + ")")
+			r.checkState.plan(r.log(), "import key pair "+r.env.Name+" ("+fp+")")
 			return false, nil
 		}
 		if kp, err = r.importKey(ctx, line); err != nil {
@@ -273,7 +218,7 @@ func (r *KeyPair) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			r.env.Name, aws.ToString(kp.KeyFingerprint)))
 	case aws.ToString(kp.KeyFingerprint) != fp:
 		if !apply {
-			r.plan("replace key pair " + r.env.Name + " (fingerprint " + aws.ToString(kp.KeyFingerprint) + ", spec's key " + fp + ")")
+			r.checkState.plan(r.log(), "replace key pair "+r.env.Name+" (fingerprint "+aws.ToString(kp.KeyFingerprint)+", spec's key "+fp+")")
 			return false, nil
 		}
 		if err := r.hub.Retry(ctx, func(ctx context.Context) error {
@@ -292,7 +237,7 @@ func (r *KeyPair) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		ok = false
 	case !r.ours(kp):
 		if !apply {
-			r.plan("tag key pair " + r.env.Name)
+			r.checkState.plan(r.log(), "tag key pair "+r.env.Name)
 			return false, nil
 		}
 		if err := r.hub.Retry(ctx, func(ctx context.Context) error {
@@ -303,9 +248,7 @@ func (r *KeyPair) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		}
 		ok = false
 	}
-	r.mu.Lock()
-	r.out = map[string]string{"key_name": r.env.Name, "key_pair_id": aws.ToString(kp.KeyPairId), "fingerprint": aws.ToString(kp.KeyFingerprint)}
-	r.mu.Unlock()
+	r.converged(map[string]string{"key_name": r.env.Name, "key_pair_id": aws.ToString(kp.KeyPairId), "fingerprint": aws.ToString(kp.KeyFingerprint)}, "")
 	return ok, nil
 }
 
@@ -355,9 +298,7 @@ func (r *KeyPair) Watch(ctx context.Context, ev engine.Events) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		r.mu.Lock()
-		want := r.out["fingerprint"]
-		r.mu.Unlock()
+		want, _ := r.last("fingerprint")
 		if want == "" {
 			continue
 		}
@@ -370,6 +311,21 @@ func (r *KeyPair) Watch(ctx context.Context, ev engine.Events) error {
 			ev.Changed()
 		}
 	}
+}
+
+func (r *KeyPair) id() string        { return envID(r.env, "aws:key_pair") }
+func (r *KeyPair) log() *slog.Logger { return envLog(r.env) }
+
+func (r *KeyPair) resolve(ctx context.Context) error {
+	if r.hub != nil {
+		return nil
+	}
+	h, err := regionHub(ctx, r.hubs, r.Region, "aws:key_pair", r.env.Name)
+	if err != nil {
+		return err
+	}
+	r.hub, r.api = h, h.EC2()
+	return nil
 }
 
 var (

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,10 +54,7 @@ type SecurityGroup struct {
 	hub *awsapi.Hub
 	api groupRulesAPI
 
-	mu      sync.Mutex
-	out     map[string]string
-	planned []string
-	seen    string // the rules as the last check left them
+	checkState // outputs, plan lines, and the rules as the last check left them
 }
 
 // Rule is one rule of a security group: a protocol, a port range, and
@@ -288,56 +284,6 @@ func (r *SecurityGroup) IAMActions() []string {
 	}
 }
 
-// Outputs are group_id and vpc_id of the converged group.
-func (r *SecurityGroup) Outputs() map[string]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps.Clone(r.out)
-}
-
-// Changes lists what the last check-only CheckApply would do.
-func (r *SecurityGroup) Changes() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.planned)
-}
-
-func (r *SecurityGroup) plan(line string) {
-	r.log().Info("would " + line)
-	r.mu.Lock()
-	r.planned = append(r.planned, line)
-	r.mu.Unlock()
-}
-
-func (r *SecurityGroup) id() string {
-	if r.env.ID != "" {
-		return r.env.ID
-	}
-	return "aws:security_group/" + r.env.Name
-}
-
-func (r *SecurityGroup) log() *slog.Logger {
-	if r.env.Log != nil {
-		return r.env.Log
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-func (r *SecurityGroup) resolve(ctx context.Context) error {
-	if r.hub != nil {
-		return nil
-	}
-	if r.hubs == nil {
-		return engine.Permanent(errors.New("aws:security_group: no AWS hubs (constructed without NewSecurityGroup)"))
-	}
-	h, err := r.hubs.Hub(ctx, r.Region)
-	if err != nil {
-		return fmt.Errorf("aws:security_group %q: %w", r.env.Name, err)
-	}
-	r.hub, r.api = h, h.EC2()
-	return nil
-}
-
 // find returns the group tagged as this resource's, or nil.
 func (r *SecurityGroup) find(ctx context.Context) (*types.SecurityGroup, error) {
 	fs := []types.Filter{
@@ -413,9 +359,7 @@ func (r *SecurityGroup) rules(ctx context.Context, groupID string) (map[ruleKey]
 // ones: missing rules are authorized first, then rules the spec does not
 // declare (added by hand, or dropped from the spec) are revoked.
 func (r *SecurityGroup) CheckApply(ctx context.Context, apply bool) (bool, error) {
-	r.mu.Lock()
-	r.planned = nil
-	r.mu.Unlock()
+	r.startCheck()
 	if err := r.resolve(ctx); err != nil {
 		return false, err
 	}
@@ -430,10 +374,10 @@ func (r *SecurityGroup) CheckApply(ctx context.Context, apply bool) (bool, error
 	ok := true
 	if g == nil {
 		if !apply {
-			r.plan("create security group " + r.env.Name)
+			r.checkState.plan(r.log(), "create security group "+r.env.Name)
 			for _, k := range sortedKeys(want) {
 				if !(k.egress && r.Egress == nil) {
-					r.plan("authorize " + k.String())
+					r.checkState.plan(r.log(), "authorize "+k.String())
 				}
 			}
 			return false, nil
@@ -464,10 +408,10 @@ func (r *SecurityGroup) CheckApply(ctx context.Context, apply bool) (bool, error
 	}
 	if !apply {
 		for _, k := range add {
-			r.plan("authorize " + k.String())
+			r.checkState.plan(r.log(), "authorize "+k.String())
 		}
 		for _, k := range drop {
-			r.plan("revoke " + k.String() + " (not in the spec)")
+			r.checkState.plan(r.log(), "revoke "+k.String()+" (not in the spec)")
 		}
 		if len(add)+len(drop) > 0 {
 			return false, nil
@@ -483,10 +427,7 @@ func (r *SecurityGroup) CheckApply(ctx context.Context, apply bool) (bool, error
 	if len(add)+len(drop) > 0 {
 		ok = false
 	}
-	r.mu.Lock()
-	r.out = map[string]string{"group_id": id, "vpc_id": aws.ToString(g.VpcId)}
-	r.seen = fingerprintRules(want)
-	r.mu.Unlock()
+	r.converged(map[string]string{"group_id": id, "vpc_id": aws.ToString(g.VpcId)}, fingerprintRules(want))
 	return ok, nil
 }
 
@@ -677,9 +618,7 @@ func (r *SecurityGroup) Watch(ctx context.Context, ev engine.Events) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		r.mu.Lock()
-		id, seen := r.out["group_id"], r.seen
-		r.mu.Unlock()
+		id, seen := r.last("group_id")
 		if id == "" {
 			continue
 		}
@@ -696,6 +635,21 @@ func (r *SecurityGroup) Watch(ctx context.Context, ev engine.Events) error {
 			ev.Changed()
 		}
 	}
+}
+
+func (r *SecurityGroup) id() string        { return envID(r.env, "aws:security_group") }
+func (r *SecurityGroup) log() *slog.Logger { return envLog(r.env) }
+
+func (r *SecurityGroup) resolve(ctx context.Context) error {
+	if r.hub != nil {
+		return nil
+	}
+	h, err := regionHub(ctx, r.hubs, r.Region, "aws:security_group", r.env.Name)
+	if err != nil {
+		return err
+	}
+	r.hub, r.api = h, h.EC2()
+	return nil
 }
 
 var (
