@@ -176,7 +176,7 @@ func TestConformanceCLI(t *testing.T) {
 	if !strings.HasPrefix(made.str("KeyMaterial"), "-----BEGIN OPENSSH PRIVATE KEY-----") {
 		t.Errorf("create-key-pair material = %.40q", made.str("KeyMaterial"))
 	}
-	line, _ := testPublicKey(t)
+	line, _ := testPublicKey()
 	pub := filepath.Join(t.TempDir(), "id.pub")
 	if err := os.WriteFile(pub, []byte(line+"\n"), 0o600); err != nil {
 		t.Fatal(err)

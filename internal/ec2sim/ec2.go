@@ -1,9 +1,10 @@
 package ec2sim
 
 // EC2 (Query protocol, Version 2016-11-15). The instances and their
-// guest, images and snapshots, tags, security groups and subnets,
-// instance profile associations and launch templates each live in their
-// own file; this is the service's action table, one line per action.
+// guest, instance types, images and snapshots, tags, security groups and
+// subnets, security group rules, VPCs, key pairs, instance profile
+// associations and launch templates each live in their own file; this is
+// the service's action table, one line per action.
 
 const (
 	ec2Version   = "2016-11-15"

@@ -16,8 +16,7 @@ import (
 )
 
 // testPublicKey is an OpenSSH ed25519 public key line and its blob.
-func testPublicKey(t *testing.T) (line string, blob []byte) {
-	t.Helper()
+func testPublicKey() (line string, blob []byte) {
 	pub := make(ed25519.PublicKey, ed25519.PublicKeySize)
 	for i := range pub {
 		pub[i] = byte(i)
@@ -32,7 +31,7 @@ func testPublicKey(t *testing.T) (line string, blob []byte) {
 func TestKeyPairs(t *testing.T) {
 	_, c := newTestSim(t, Options{})
 	ctx := t.Context()
-	line, _ := testPublicKey(t)
+	line, _ := testPublicKey()
 	imp, err := c.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{KeyName: aws.String("ops"), PublicKeyMaterial: []byte(line),
 		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("ops")}}}}})
 	if err != nil || !strings.HasPrefix(aws.ToString(imp.KeyPairId), "key-") || aws.ToString(imp.KeyFingerprint) == "" || len(imp.Tags) != 1 {
@@ -131,4 +130,19 @@ func TestDefaultVPCPerRegion(t *testing.T) {
 	if n := len(s.DefaultSubnets()); n != 6 {
 		t.Errorf("DefaultSubnets() = %d; want the simulator region's 6", n)
 	}
+}
+
+// FuzzImportKeyPair feeds ImportKeyPair's parser any key material: it
+// never panics, and what it accepts is a key of a type EC2 imports.
+func FuzzImportKeyPair(f *testing.F) {
+	line, _ := testPublicKey()
+	for _, seed := range []string{line, "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQ== x", "ssh-ed25519", "", "ssh-ed25519 AAAA", "\x00\x00"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, material string) {
+		typ, blob, ok := parsePublicKey(material)
+		if ok && (typ != "rsa" && typ != "ed25519" || len(blob) == 0 || importedFingerprint(typ, blob) == "") {
+			t.Errorf("parsePublicKey(%q) = %q, %d bytes, ok", material, typ, len(blob))
+		}
+	})
 }
