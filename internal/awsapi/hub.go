@@ -238,6 +238,7 @@ type Hub struct {
 	o      Options
 	batch  *Batcher
 	wake   chan struct{} // poller: subscriptions changed
+	arch   archCache     // architectures of types and images (arch.go)
 
 	mu      sync.Mutex
 	subs    map[Owner]map[*sub]struct{}

@@ -143,9 +143,11 @@ func (r *AMI) Init(env engine.Env) error {
 func (r *AMI) SetPoll(d time.Duration) { r.poll = d }
 
 // IAMActions are the calls a bake makes, plus iam:PassRole for a builder
-// with an instance profile.
+// with an instance profile; the lookup of security groups by name only when
+// the builder names one.
 func (r *AMI) IAMActions() []string {
-	acts := pipeline.IAMActions()
+	byName := slices.ContainsFunc(r.SecurityGroups, func(g string) bool { return !strings.HasPrefix(g, "sg-") })
+	acts := slices.DeleteFunc(pipeline.IAMActions(), func(a string) bool { return a == "ec2:DescribeSecurityGroups" && !byName })
 	if r.IAMProfile != "" {
 		acts = append(acts, "iam:PassRole")
 	}
@@ -263,7 +265,7 @@ func (r *AMI) resolveBase(ctx context.Context) (string, error) {
 	if !r.RebakeOnNewBase {
 		return "", nil
 	}
-	id, err := r.pipe.ResolveBase(ctx, r.Region, pipeline.Base{Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent})
+	id, err := r.pipe.ResolveBase(ctx, r.Region, r.Type, pipeline.Base{Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent})
 	if err != nil {
 		return "", fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
 	}

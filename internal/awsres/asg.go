@@ -67,6 +67,10 @@ type ASG struct {
 	Max            int      `yaml:"max"`
 	Desired        *int     `yaml:"desired"` // default: min
 	Rollout        Rollout  `yaml:"rollout"`
+	// WaitForCapacity bounds how long a check waits, after creating or
+	// changing the group, until its desired capacity is InService and
+	// healthy: the check converges only then. Default 10m; 0 skips the wait.
+	WaitForCapacity *time.Duration `yaml:"wait_for_capacity"`
 
 	hubs *awsapi.Hubs
 	env  engine.Env
@@ -189,6 +193,7 @@ func (r *ASG) IAMActions() []string {
 		"autoscaling:StartInstanceRefresh", "autoscaling:DescribeInstanceRefreshes", "autoscaling:RollbackInstanceRefresh",
 		"ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:DescribeLaunchTemplates",
 		"ec2:DescribeLaunchTemplateVersions", "ec2:CreateTags", "ec2:RunInstances",
+		"ec2:DescribeImages", "ec2:DescribeInstanceTypes", // the architecture check
 	}
 	if len(r.Subnets) == 0 {
 		acts = append(acts, "ec2:DescribeSubnets")
@@ -577,6 +582,9 @@ func (r *ASG) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if err := r.resolve(ctx); err != nil {
 		return false, err
 	}
+	if err := r.hub.CheckArchitecture(ctx, r.Image, r.Type); err != nil {
+		return false, fmt.Errorf("aws:asg %q: %w", r.env.Name, err)
+	}
 	r.mu.Lock()
 	r.busy = true
 	r.mu.Unlock()
@@ -648,6 +656,16 @@ func (r *ASG) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		return false, fmt.Errorf("aws:asg %q: %w", r.env.Name, err)
 	}
 	changed = changed || res.Changed
+	if apply && r.waitForCapacity() > 0 && r.desired() > 0 {
+		g, err := r.awaitCapacity(ctx, r.desired(), r.waitForCapacity())
+		if g != nil {
+			res.group = g
+		}
+		if err != nil {
+			r.settle(ctx)
+			return false, err
+		}
+	}
 	r.mu.Lock()
 	r.out = map[string]string{"group": r.env.Name, "launch_template_id": ltID, "version": vs}
 	if res.group != nil {
@@ -655,6 +673,67 @@ func (r *ASG) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	}
 	r.mu.Unlock()
 	return !changed, nil
+}
+
+// DefaultWaitForCapacity is wait_for_capacity when the spec sets none (as
+// Terraform's wait_for_capacity_timeout).
+const DefaultWaitForCapacity = 10 * time.Minute
+
+func (r *ASG) waitForCapacity() time.Duration {
+	if r.WaitForCapacity == nil {
+		return DefaultWaitForCapacity
+	}
+	return *r.WaitForCapacity
+}
+
+// inService counts the group's instances that are InService and healthy.
+func inService(g *astypes.AutoScalingGroup) int {
+	n := 0
+	for _, in := range g.Instances {
+		if in.LifecycleState == astypes.LifecycleStateInService && strings.EqualFold(aws.ToString(in.HealthStatus), "Healthy") {
+			n++
+		}
+	}
+	return n
+}
+
+// awaitCapacity waits, at most limit, until want instances of the group
+// are InService and healthy, woken by the group's pushed events and
+// otherwise re-reading it with the hub's backoff, and logs the count
+// whenever it changes. It returns the group as last read; running out of
+// time is an error naming the count (retried as the meta-params say).
+func (r *ASG) awaitCapacity(ctx context.Context, want int, limit time.Duration) (*astypes.AutoScalingGroup, error) {
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var g *astypes.AutoScalingGroup
+	last, waited := -1, false
+	err := r.hub.Await(wctx, r.env.Name, func(ctx context.Context) (bool, error) {
+		got, err := describeGroup(ctx, r.as, r.env.Name)
+		if err != nil {
+			return false, err
+		}
+		if got == nil {
+			return false, awsapi.NotYet(fmt.Errorf("group %q not found", r.env.Name))
+		}
+		g = got
+		n := inService(g)
+		if n != last && n < want {
+			waited = true
+			r.log().Info("waiting for capacity", "group", r.env.Name, "in_service", n, "desired", want)
+		}
+		last = n
+		return n >= want, nil
+	})
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return g, fmt.Errorf("aws:asg %q: %d of %d instances InService and healthy after %s (wait_for_capacity)", r.env.Name, max(last, 0), want, limit)
+		}
+		return g, fmt.Errorf("aws:asg %q: wait for capacity: %w", r.env.Name, err)
+	}
+	if waited {
+		r.log().Info("capacity in service", "group", r.env.Name, "in_service", last, "desired", want)
+	}
+	return g, nil
 }
 
 // Tags on the launch template that record its version whose rollout failed,
@@ -1171,6 +1250,11 @@ func RollOut(ctx context.Context, hubs *awsapi.Hubs, region, group, imageID stri
 	res.LaunchTemplateID = ltID
 	n := aws.ToInt64(base.VersionNumber)
 	if base.LaunchTemplateData == nil || aws.ToString(base.LaunchTemplateData.ImageId) != imageID {
+		if d := base.LaunchTemplateData; d != nil && d.InstanceType != "" {
+			if err := hub.CheckArchitecture(ctx, imageID, string(d.InstanceType)); err != nil {
+				return res, fmt.Errorf("roll out to group %q: %w", group, err)
+			}
+		}
 		in := &ec2.CreateLaunchTemplateVersionInput{
 			LaunchTemplateId:   aws.String(ltID),
 			SourceVersion:      aws.String(strconv.FormatInt(n, 10)),
@@ -1201,7 +1285,7 @@ func RolloutIAMActions() []string {
 	return []string{
 		"autoscaling:DescribeAutoScalingGroups", "autoscaling:StartInstanceRefresh", "autoscaling:DescribeInstanceRefreshes",
 		"autoscaling:RollbackInstanceRefresh", "ec2:CreateLaunchTemplateVersion", "ec2:DescribeLaunchTemplateVersions",
-		"ec2:RunInstances", "ec2:CreateTags",
+		"ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
 	}
 }
 

@@ -44,6 +44,11 @@ func (w *asgWorld) asg(name, image string, mod func(*ASG)) *ASG {
 	r := NewASG(w.hubs)
 	r.Image, r.Type, r.Min, r.Max = image, "t3.micro", 10, 10
 	r.Rollout.Warmup = 60 * time.Second
+	// The manual clock moves only when a test moves it: these tests step
+	// it after each check, so a check does not wait for capacity here
+	// (TestASGWaitsForCapacity does).
+	noWait := time.Duration(0)
+	r.WaitForCapacity = &noWait
 	if mod != nil {
 		mod(r)
 	}

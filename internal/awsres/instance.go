@@ -179,7 +179,8 @@ func (r *Instance) IAMActions() []string {
 	if r.State == StateTerminated {
 		return acts
 	}
-	acts = append(acts, "ec2:RunInstances", "ec2:CreateTags", "ec2:StartInstances", "ec2:StopInstances")
+	acts = append(acts, "ec2:RunInstances", "ec2:CreateTags", "ec2:StartInstances", "ec2:StopInstances",
+		"ec2:DescribeImages", "ec2:DescribeInstanceTypes") // the architecture check before a launch
 	if r.AllowRestart || len(r.SecurityGroups) > 0 {
 		acts = append(acts, "ec2:ModifyInstanceAttribute")
 	}
@@ -354,6 +355,9 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	ok := true
 	var cur types.Instance
 	if len(live) == 0 {
+		if err := r.checkArch(ctx, r.Type); err != nil {
+			return false, err
+		}
 		if !apply {
 			what := "launch instance"
 			if prev != "" {
@@ -371,6 +375,9 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		cur = live[0]
 		if attrs := r.immutableDrift(cur); len(attrs) > 0 {
 			drift := describeDrift(attrs)
+			if err := r.checkArch(ctx, r.Type); err != nil {
+				return false, err
+			}
 			if !apply {
 				// Plan shows the replacement, refused or not: every later
 				// difference is the new instance's.
@@ -400,6 +407,12 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	// all of them.
 	if attrs := r.restartDrift(cur); len(attrs) > 0 {
 		drift := describeDrift(attrs)
+		if string(cur.InstanceType) != r.Type {
+			// The live instance's image must run on the new type too.
+			if err := r.hub.CheckArchitecture(ctx, aws.ToString(cur.ImageId), r.Type); err != nil {
+				return false, fmt.Errorf("aws:ec2 %q: change instance %s type: %w", r.env.Name, aws.ToString(cur.InstanceId), err)
+			}
+		}
 		switch {
 		case !apply:
 			c := engine.Change{Action: engine.ActionRestart, Summary: "stop, modify and start instance (" + drift + ")", Attrs: attrs}
@@ -711,6 +724,16 @@ func tagLookup(tags []types.Tag, key string) (string, bool) {
 // RunInstances sends the same token again and gets the same instance.
 func ClientToken(graph, id, prev string) string {
 	return awsapi.ClientToken("kiln-", graph, id, prev) // 53 chars ≤ 64
+}
+
+// checkArch refuses, before any launch, an image whose architecture the
+// instance type does not run (EC2 would refuse the launch): a permanent
+// error naming both.
+func (r *Instance) checkArch(ctx context.Context, itype string) error {
+	if err := r.hub.CheckArchitecture(ctx, r.Image, itype); err != nil {
+		return fmt.Errorf("aws:ec2 %q: %w", r.env.Name, err)
+	}
+	return nil
 }
 
 // maxLaunchHops bounds following old tokens to terminated instances.

@@ -45,13 +45,13 @@ type Record struct {
 	zone awsapi.Zone
 
 	mu sync.Mutex // guards zone once resolved
-	checkState
+	dnsCheck
 }
 
-// checkState is what the Route 53 kinds keep between a check and their
+// dnsCheck is what the Route 53 kinds keep between a check and their
 // watch: the plan of the last check-only pass (Changes), and whether a
 // check is applying (the watch stays quiet about its own changes).
-type checkState struct {
+type dnsCheck struct {
 	cmu     sync.Mutex
 	planned []string
 	busy    bool
@@ -59,7 +59,7 @@ type checkState struct {
 
 // begin starts a check: it clears the plan, marks an applying check busy,
 // and returns the func that ends it.
-func (c *checkState) begin(apply bool) (end func()) {
+func (c *dnsCheck) begin(apply bool) (end func()) {
 	c.cmu.Lock()
 	c.planned, c.busy = nil, apply
 	c.cmu.Unlock()
@@ -71,21 +71,21 @@ func (c *checkState) begin(apply bool) (end func()) {
 }
 
 // plan records what a check-only pass found to do.
-func (c *checkState) plan(changes ...string) {
+func (c *dnsCheck) plan(changes ...string) {
 	c.cmu.Lock()
 	c.planned = changes
 	c.cmu.Unlock()
 }
 
 // applying reports a check that is changing things.
-func (c *checkState) applying() bool {
+func (c *dnsCheck) applying() bool {
 	c.cmu.Lock()
 	defer c.cmu.Unlock()
 	return c.busy
 }
 
 // Changes lists what the last check-only pass found to do.
-func (c *checkState) Changes() []string {
+func (c *dnsCheck) Changes() []string {
 	c.cmu.Lock()
 	defer c.cmu.Unlock()
 	return slices.Clone(c.planned)

@@ -54,7 +54,7 @@ type HostedZone struct {
 
 	mu  sync.Mutex
 	out map[string]string
-	checkState
+	dnsCheck
 }
 
 // NewHostedZone returns an empty aws:route53_zone using the shared hubs.

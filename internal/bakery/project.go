@@ -104,6 +104,7 @@ var (
 	regionRe  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 	amiRe     = regexp.MustCompile(`^ami-[0-9a-f]{8}([0-9a-f]{9})?$`)
 	sgRe      = regexp.MustCompile(`^sg-[0-9a-f]{8}([0-9a-f]{9})?$`)
+	sgNameRe  = regexp.MustCompile(`^[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{1,255}$`) // EC2's group-name characters
 	subnetRe  = regexp.MustCompile(`^subnet-[0-9a-f]{8}([0-9a-f]{9})?$`)
 	typeRe    = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 	ownerRe   = regexp.MustCompile(`^([0-9]{12}|self|amazon|aws-marketplace|aws-backup-vault)$`)
@@ -511,8 +512,11 @@ func (pp *projectParser) validate(p *Project, rootLine int, lines map[string]int
 	seen := map[string]bool{}
 	for i, g := range p.SecurityGroups {
 		switch {
-		case !sgRe.MatchString(g):
+		case strings.HasPrefix(g, "sg-") && !sgRe.MatchString(g):
 			pp.errorf(at("security_groups"), fmt.Sprintf("security_groups[%d]", i), "%q is not a security group id (sg-...)", g)
+		case !strings.HasPrefix(g, "sg-") && !sgNameRe.MatchString(g):
+			// A group name (an aws:security_group's name): resolved at bake time.
+			pp.errorf(at("security_groups"), fmt.Sprintf("security_groups[%d]", i), "%q is neither a security group id (sg-...) nor a group name", g)
 		case seen[g]:
 			pp.errorf(at("security_groups"), fmt.Sprintf("security_groups[%d]", i), "%q given twice", g)
 		}

@@ -38,6 +38,8 @@ func Kinds(d Deps) config.Kinds {
 
 		"aws:route53_zone":   func() engine.Resource { return awsres.NewHostedZone(d.AWS) },
 		"aws:route53_record": func() engine.Resource { return awsres.NewRecord(d.AWS) },
+		"aws:security_group": func() engine.Resource { return awsres.NewSecurityGroup(d.AWS) },
+		"aws:key_pair":       func() engine.Resource { return awsres.NewKeyPair(d.AWS) },
 	}
 }
 

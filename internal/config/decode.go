@@ -102,6 +102,11 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.SetInt(int64(dur))
 		return
+	case t.Kind() == reflect.Pointer && t.Elem() == durationType: // optional, 0 allowed
+		p := reflect.New(durationType)
+		d.value(n, p.Elem(), path)
+		v.Set(p)
+		return
 	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			d.problem(n.Line, path, "want a mapping, got "+describe(n))

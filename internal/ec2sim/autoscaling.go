@@ -387,9 +387,12 @@ func (s *Sim) checkRefLocked(ref ltRef) (ltRef, error) {
 	if ref.id != "" && ref.name != "" {
 		return ref, validation("Valid requests must contain either launchTemplateId or LaunchTemplateName but not both.")
 	}
-	lt, _, err := s.resolveLocked(ref)
+	lt, v, err := s.resolveLocked(ref)
 	if err != nil {
 		return ref, err
+	}
+	if err := s.templateArchLocked(v); err != nil {
+		return ref, validation("You must use a valid fully-formed launch template. %s", errMessage(err))
 	}
 	ref.id, ref.name = lt.id, lt.name
 	if ref.version == "" {

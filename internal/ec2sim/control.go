@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -22,6 +23,7 @@ type InstanceInfo struct {
 	ShutdownBehavior string            `json:"shutdown_behavior"`
 	KeyName          string            `json:"key_name,omitempty"`
 	IAMProfile       string            `json:"iam_profile,omitempty"` // the active association's profile ARN
+	SecurityGroupIDs []string          `json:"security_group_ids,omitempty"`
 	Tags             map[string]string `json:"tags,omitempty"`
 	// Console is everything the guest wrote (not only what is posted).
 	Console string `json:"console,omitempty"`
@@ -36,6 +38,7 @@ func (s *Sim) infoLocked(in *instance) InstanceInfo {
 		PrivateIP: in.privateIP, PublicIP: in.publicIP, LaunchTime: in.launchTime,
 		ShutdownBehavior: in.spec.ShutdownBehavior, Tags: maps.Clone(s.tags.get(in.id)),
 		Console: string(in.console), ExitCode: in.exitCode, KeyName: in.spec.KeyName,
+		SecurityGroupIDs: slices.Clone(in.spec.SecurityGroupIDs),
 	}
 	if in.assoc != nil {
 		info.IAMProfile = in.assoc.arn
@@ -77,12 +80,13 @@ func (s *Sim) ImageState(id string) string {
 	return ""
 }
 
-// DefaultSubnets returns the default VPC's subnet ids, one per zone.
+// DefaultSubnets returns the default VPC's subnet ids, one per zone, of
+// the simulator's region.
 func (s *Sim) DefaultSubnets() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	for _, sn := range s.subnets {
+	for _, sn := range s.regionSubnetsLocked(s.opts.Region) {
 		out = append(out, sn.id)
 	}
 	return out

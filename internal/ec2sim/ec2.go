@@ -1,9 +1,10 @@
 package ec2sim
 
 // EC2 (Query protocol, Version 2016-11-15). The instances and their
-// guest, images and snapshots, tags, security groups and subnets,
-// instance profile associations and launch templates each live in their
-// own file; this is the service's action table, one line per action.
+// guest, instance types, images and snapshots, tags, security groups and
+// subnets, security group rules, VPCs, key pairs, instance profile
+// associations and launch templates each live in their own file; this is
+// the service's action table, one line per action.
 
 const (
 	ec2Version   = "2016-11-15"
@@ -32,6 +33,9 @@ var ec2Actions = map[string]action{
 	"DescribeInstanceAttribute": (*Sim).describeInstanceAttribute,
 	"GetConsoleOutput":          (*Sim).getConsoleOutput,
 
+	// Instance types (instancetypes.go).
+	"DescribeInstanceTypes": (*Sim).describeInstanceTypes,
+
 	// Tags (tags.go).
 	"CreateTags":   (*Sim).createTags,
 	"DeleteTags":   (*Sim).deleteTags,
@@ -49,6 +53,22 @@ var ec2Actions = map[string]action{
 	"DescribeSecurityGroups": (*Sim).describeSecurityGroups,
 	"DeleteSecurityGroup":    (*Sim).deleteSecurityGroup,
 	"DescribeSubnets":        (*Sim).describeSubnets,
+
+	// VPCs (vpcs.go).
+	"DescribeVpcs": (*Sim).describeVpcs,
+
+	// Security group rules (sgrules.go).
+	"AuthorizeSecurityGroupIngress": (*Sim).authorizeIngress,
+	"AuthorizeSecurityGroupEgress":  (*Sim).authorizeEgress,
+	"RevokeSecurityGroupIngress":    (*Sim).revokeIngress,
+	"RevokeSecurityGroupEgress":     (*Sim).revokeEgress,
+	"DescribeSecurityGroupRules":    (*Sim).describeSecurityGroupRules,
+
+	// Key pairs (keypairs.go).
+	"CreateKeyPair":    (*Sim).createKeyPair,
+	"ImportKeyPair":    (*Sim).importKeyPair,
+	"DescribeKeyPairs": (*Sim).describeKeyPairs,
+	"DeleteKeyPair":    (*Sim).deleteKeyPair,
 
 	// Instance profile associations (iamprofile.go).
 	"AssociateIamInstanceProfile":            (*Sim).associateIamInstanceProfile,

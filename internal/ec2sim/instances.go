@@ -101,9 +101,6 @@ type tokenEntry struct {
 	instances     []*instance
 }
 
-// instanceTypes are the families and sizes the simulator accepts.
-var instanceTypeRE = regexp.MustCompile(`^(t2|t3|t3a|t4g|m5|m5a|m6i|m6g|m6a|m7i|m7g|m7a|c5|c5a|c6i|c6g|c6a|c7i|c7g|c7a|r5|r5a|r6i|r6g|r7i|r7g|x2idn|i4i|g5|p4d|m1|a1)\.(nano|micro|small|medium|large|xlarge|[0-9]+xlarge|metal)$`)
-
 var idRE = regexp.MustCompile(`^[a-z]+-([0-9a-f]{8}|[0-9a-f]{17})$`)
 
 // wellFormed reports whether id is prefix- and 8 or 17 hex digits.
@@ -171,8 +168,12 @@ func (s *Sim) validateLaunchLocked(sp *launchSpec, now time.Time) (*image, *subn
 	if sp.InstanceType == "" {
 		sp.InstanceType = "m1.small"
 	}
-	if !instanceTypeRE.MatchString(sp.InstanceType) {
+	ti, ok := lookupType(sp.InstanceType)
+	if !ok {
 		return nil, nil, apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", sp.InstanceType)
+	}
+	if err := archMismatch(ti, im.arch); err != nil {
+		return nil, nil, err
 	}
 	switch sp.ShutdownBehavior {
 	case "":
@@ -1051,8 +1052,14 @@ func (s *Sim) modifyInstanceAttribute(r *request) (any, error) {
 	if (typ != "" || hasUD) && in.state != StateStopped {
 		return nil, apiErr("IncorrectInstanceState", "The instance '%s' is not in the 'stopped' state.", id)
 	}
-	if typ != "" && !instanceTypeRE.MatchString(typ) {
-		return nil, apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", typ)
+	if typ != "" {
+		ti, ok := lookupType(typ)
+		if !ok {
+			return nil, apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", typ)
+		}
+		if err := archMismatch(ti, in.arch); err != nil {
+			return nil, err
+		}
 	}
 	if shutdown != "" && shutdown != "stop" && shutdown != "terminate" {
 		return nil, apiErr("InvalidParameterValue", "Invalid value '%s' for instanceInitiatedShutdownBehavior", shutdown)

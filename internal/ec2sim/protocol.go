@@ -39,6 +39,7 @@ type request struct {
 	Host    string          // the Host header, for services that answer URLs (SQS)
 	ctx     context.Context // the HTTP request's, for actions that wait (long polls)
 	ID      string          // request id
+	Region  string          // the region the request is signed for, "" when unsigned (vpcs.go)
 }
 
 // decodeRequest reads a Query request from the form body (POST) or the

@@ -17,6 +17,7 @@ type secGroup struct {
 	id, name    string
 	description string
 	vpcID       string
+	rules       []*sgRule // ingress and egress, in the order they were added (sgrules.go)
 }
 
 func (s *Sim) seedWorld() {
@@ -43,6 +44,7 @@ func (s *Sim) addGroup(g *secGroup) {
 	s.instSeq++
 	g.seq = s.instSeq
 	s.groups[g.id] = g
+	s.seedRulesLocked(g)
 }
 
 func (s *Sim) defaultGroupID() string {
@@ -141,19 +143,27 @@ func (s *Sim) deleteSecurityGroup(r *request) (any, error) {
 			return nil, apiErr("DependencyViolation", "resource %s has a dependent object", g.id)
 		}
 	}
+	if o := s.referencedLocked(g); o != nil {
+		return nil, apiErr("DependencyViolation", "resource %s has a dependent object", g.id)
+	}
 	delete(s.groups, g.id)
 	s.tags.drop(g.id)
+	for _, rule := range g.rules {
+		s.tags.drop(rule.id)
+	}
 	return &returnResponse{Return: true}, nil
 }
 
 type xSecurityGroup struct {
-	OwnerID     string `xml:"ownerId"`
-	GroupID     string `xml:"groupId"`
-	GroupName   string `xml:"groupName"`
-	Description string `xml:"groupDescription"`
-	VpcID       string `xml:"vpcId"`
-	Arn         string `xml:"securityGroupArn"`
-	Tags        []Tag  `xml:"tagSet>item"`
+	OwnerID     string          `xml:"ownerId"`
+	GroupID     string          `xml:"groupId"`
+	GroupName   string          `xml:"groupName"`
+	Description string          `xml:"groupDescription"`
+	VpcID       string          `xml:"vpcId"`
+	Arn         string          `xml:"securityGroupArn"`
+	Tags        []Tag           `xml:"tagSet>item"`
+	Ingress     []xIPPermission `xml:"ipPermissions>item"`
+	Egress      []xIPPermission `xml:"ipPermissionsEgress>item"`
 }
 
 type describeSecurityGroupsResponse struct {
@@ -210,7 +220,7 @@ func (s *Sim) describeSecurityGroups(r *request) (any, error) {
 		}
 		out.Groups = append(out.Groups, xSecurityGroup{OwnerID: s.opts.Account, GroupID: g.id, GroupName: g.name,
 			Description: g.description, VpcID: g.vpcID, Arn: "arn:aws:ec2:" + s.opts.Region + ":" + s.opts.Account + ":security-group/" + g.id,
-			Tags: s.tags.list(g.id)})
+			Tags: s.tags.list(g.id), Ingress: s.permissionsXML(g, false), Egress: s.permissionsXML(g, true)})
 	}
 	return out, nil
 }
@@ -236,7 +246,8 @@ type describeSubnetsResponse struct {
 	Subnets []xSubnet `xml:"subnetSet>item"`
 }
 
-// describeSubnets lists the default VPC's subnets (SubnetId.N and the
+// describeSubnets lists the subnets of the default VPC of the request's
+// region (SubnetId.N and the
 // filters subnet-id, availability-zone, vpc-id, default-for-az).
 func (s *Sim) describeSubnets(r *request) (any, error) {
 	ids := r.list("SubnetId")
@@ -247,12 +258,13 @@ func (s *Sim) describeSubnets(r *request) (any, error) {
 	s.lock()
 	defer s.mu.Unlock()
 	out := &describeSubnetsResponse{}
+	subnets := s.regionSubnetsLocked(s.regionOf(r)) // vpcs.go
 	for _, id := range ids {
-		if !slices.ContainsFunc(s.subnets, func(sn subnet) bool { return sn.id == id }) {
+		if !slices.ContainsFunc(subnets, func(sn subnet) bool { return sn.id == id }) {
 			return nil, apiErr("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", id)
 		}
 	}
-	for _, sn := range s.subnets {
+	for _, sn := range subnets {
 		if len(ids) > 0 && !slices.Contains(ids, sn.id) {
 			continue
 		}

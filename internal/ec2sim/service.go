@@ -94,6 +94,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		return
 	}
 	req.ID = id
+	req.Region = signedRegion(hr)
 	act, ok := svc.actions[req.Action]
 	if !ok {
 		s.writeError(w, svc, id, apiErr("InvalidAction", "The action %s is not valid for this web service.", req.Action))

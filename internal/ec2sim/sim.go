@@ -166,6 +166,7 @@ type Sim struct {
 	snapshots map[string]*snapshot
 	snapOrder []*snapshot
 	groups    map[string]*secGroup
+	keys      map[string]*keyPair // by name; made on first use (keypairs.go)
 	subnets   []subnet
 	ipSeq     uint32
 	failImgs  int // the next n images fail

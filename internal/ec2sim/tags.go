@@ -149,6 +149,10 @@ func resourceType(id string) string {
 		return "snapshot"
 	case "sg":
 		return "security-group"
+	case "sgr":
+		return "security-group-rule"
+	case "key":
+		return "key-pair"
 	case "vol":
 		return "volume"
 	case "lt":
@@ -168,6 +172,11 @@ var taggable = map[string]func(s *Sim, id string, now time.Time) error{
 	"image":          func(s *Sim, id string, now time.Time) error { _, err := s.imageLocked(id, now); return err },
 	"snapshot":       func(s *Sim, id string, now time.Time) error { _, err := s.snapshotLocked(id); return err },
 	"security-group": func(s *Sim, id string, now time.Time) error { _, err := s.groupLocked(id); return err },
+	"key-pair":       func(s *Sim, id string, _ time.Time) error { return s.keyPairByIDLocked(id) },
+	"security-group-rule": func(s *Sim, id string, _ time.Time) error {
+		_, _, err := s.sgRuleLocked(id)
+		return err
+	},
 	"launch-template": func(s *Sim, id string, _ time.Time) error {
 		_, err := s.templateLocked(id, "")
 		return err

@@ -910,7 +910,7 @@ func plannedChanges(r Resource) ([]string, []Change) {
 func actionOf(line string) ChangeAction {
 	verb, _, _ := strings.Cut(line, " ")
 	switch verb {
-	case "create", "launch", "bake", "add":
+	case "create", "launch", "bake", "add", "import":
 		return ActionCreate
 	case "delete", "remove", "terminate", "destroy", "deregister":
 		return ActionDelete

@@ -104,7 +104,8 @@ type Spec struct {
 	Base      Base
 	Type      string
 	Script    string
-	// SecurityGroups, Subnet, IAMProfile of the builder (optional).
+	// SecurityGroups (ids, or names looked up at launch), Subnet,
+	// IAMProfile of the builder (optional).
 	SecurityGroups []string
 	Subnet         string
 	IAMProfile     string
@@ -202,9 +203,10 @@ type describer interface {
 // are awsres.RolloutIAMActions).
 func IAMActions() []string {
 	return []string{
-		"ec2:DescribeImages", "ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeInstances",
+		"ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeInstances",
 		"ec2:GetConsoleOutput", "ec2:TerminateInstances", "ec2:CreateImage", "ec2:DeregisterImage",
 		"ec2:DeleteSnapshot", "ec2:DescribeLaunchTemplateVersions", "autoscaling:DescribeAutoScalingGroups",
+		"ec2:DescribeSecurityGroups", // security groups given by name
 	}
 }
 
@@ -462,19 +464,30 @@ var permanentCodes = append(awsapi.PermanentLaunchCodes(), "InvalidAMIName.Malfo
 // b.Owner matching b.Name. It blocks for one DescribeImages (paged,
 // retried while the error is transient). An error marked engine.Permanent
 // means no image matches, or several do without MostRecent.
-func (p *Pipeline) ResolveBase(ctx context.Context, region string, b Base) (string, error) {
+//
+// A pattern resolves only among the images of an architecture that the
+// builder's instance type itype runs (an "al2023-ami-*" pattern also
+// matches arm64 images, which an x86_64 type cannot launch); a base given
+// by id of another architecture is a permanent error naming both.
+func (p *Pipeline) ResolveBase(ctx context.Context, region, itype string, b Base) (string, error) {
 	h, err := p.hubs.Hub(ctx, region)
 	if err != nil {
 		return "", engine.Permanent(fmt.Errorf("resolve base image %s: %w", describeBase(b), err))
 	}
-	r := &run{p: p, hub: h, api: h.EC2(), spec: Spec{Region: region, Base: b}, log: p.log}
+	r := &run{p: p, hub: h, api: h.EC2(), spec: Spec{Region: region, Base: b, Type: itype}, log: p.log}
 	return r.resolveBase(ctx)
 }
 
 // resolveBase returns the base image's id: the given one (checked to
-// exist), or the newest available image of the owner matching the name.
+// exist and to be of an architecture the builder's type runs), or the
+// newest available image of the owner matching the name among those of
+// the type's architectures.
 func (r *run) resolveBase(ctx context.Context) (string, error) {
 	b := r.spec.Base
+	archs, err := r.hub.TypeArchitectures(ctx, r.spec.Type)
+	if err != nil {
+		return "", fmt.Errorf("resolve base image %s: %w", describeBase(b), err)
+	}
 	in := &ec2.DescribeImagesInput{}
 	if b.ID != "" {
 		in.ImageIds = []string{b.ID}
@@ -483,10 +496,11 @@ func (r *run) resolveBase(ctx context.Context) (string, error) {
 		in.Filters = []types.Filter{
 			{Name: aws.String("name"), Values: []string{b.Name}},
 			{Name: aws.String("state"), Values: []string{string(types.ImageStateAvailable)}},
+			{Name: aws.String("architecture"), Values: archs},
 		}
 	}
 	var imgs []types.Image
-	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+	err = r.hub.Retry(ctx, func(ctx context.Context) error {
 		imgs = imgs[:0]
 		p := ec2.NewDescribeImagesPaginator(r.api, in)
 		for p.HasMorePages() {
@@ -502,11 +516,17 @@ func (r *run) resolveBase(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("resolve base image %s: %w", describeBase(b), err)
 	}
 	switch {
+	case len(imgs) == 0 && b.ID == "":
+		return "", engine.Permanent(fmt.Errorf("resolve base image %s: no such image of architecture %s (what instance type %s runs)",
+			describeBase(b), strings.Join(archs, " or "), r.spec.Type))
 	case len(imgs) == 0:
 		return "", engine.Permanent(fmt.Errorf("resolve base image %s: no such image", describeBase(b)))
 	case b.ID != "":
 		if imgs[0].State != types.ImageStateAvailable {
 			return "", engine.Permanent(fmt.Errorf("resolve base image %s: image is %s", b.ID, imgs[0].State))
+		}
+		if err := awsapi.ArchMismatch(b.ID, string(imgs[0].Architecture), r.spec.Type, archs); err != nil {
+			return "", fmt.Errorf("resolve base image %s: %w", b.ID, err)
 		}
 		return b.ID, nil
 	case len(imgs) > 1 && !b.MostRecent:
@@ -634,9 +654,13 @@ func (r *run) launch(ctx context.Context, source string) (types.Instance, error)
 	if err != nil {
 		return types.Instance{}, engine.Permanent(err)
 	}
+	groups, err := groupIDs(ctx, r.hub, r.hub.EC2(), r.spec.SecurityGroups) // groups.go
+	if err != nil {
+		return types.Instance{}, fmt.Errorf("launch builder of bake %s: %w", r.spec.ID, err)
+	}
 	inst, err := r.hub.Launch(ctx, r.api, awsapi.Launch{
 		Token: ClientToken(r.spec.ID, r.spec.Match), Image: source, Type: r.spec.Type, UserData: ud,
-		Subnet: r.spec.Subnet, SecurityGroups: r.spec.SecurityGroups, Profile: r.spec.IAMProfile,
+		Subnet: r.spec.Subnet, SecurityGroups: groups, Profile: r.spec.IAMProfile,
 		Shutdown: types.ShutdownBehaviorStop,
 		Tags:     r.tags(map[string]string{TagRole: roleBuilder, awsapi.TagName: "kiln-bake " + r.spec.ImageName, TagSourceImage: source}),
 	})

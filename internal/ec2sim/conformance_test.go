@@ -1,0 +1,298 @@
+package ec2sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"maps"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The conformance tests drive every action the simulator serves through
+// two independent serializers of the AWS wire protocols: the aws CLI
+// (botocore, Python) here, and aws-sdk-go-v2 in conformance_sdk_test.go.
+// Each runs a scenario against a simulator of its own, and then every
+// action of every service must have been served at least once (the
+// simulator's own call counters say so): an action added to a service's
+// table without a step in both scenarios fails them.
+
+// cli runs the aws CLI against one simulator.
+type cli struct {
+	t   *testing.T
+	url string
+	env []string
+}
+
+// newCLI starts a simulator over HTTP and returns it with a CLI pointed
+// at it. Without the aws CLI the test is skipped, unless CI is set.
+func newCLI(t *testing.T) (*Sim, *cli) {
+	t.Helper()
+	if _, err := exec.LookPath("aws"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the aws CLI is not installed, and CI is set")
+		}
+		t.Skip("the aws CLI is not installed")
+	}
+	s := New(Options{}) // immediate transitions: the CLI is slow enough
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	home := t.TempDir()
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv) // none of the machine's AWS settings
+		}
+	}
+	env = append(env,
+		"AWS_ACCESS_KEY_ID=AKIAKILNSIMULATOR00", "AWS_SECRET_ACCESS_KEY=kiln-simulator-secret",
+		"AWS_DEFAULT_REGION=us-east-1", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE="+filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"),
+		"AWS_PAGER=", "AWS_MAX_ATTEMPTS=1", "HOME="+home)
+	return s, &cli{t: t, url: srv.URL, env: env}
+}
+
+func (c *cli) cmd(args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(c.t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "aws", append([]string{"--endpoint-url", c.url, "--output", "json", "--region", "us-east-1"}, args...)...)
+	cmd.Env = c.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// ok runs a command that must succeed and returns its JSON answer.
+func (c *cli) ok(args ...string) jsonDoc {
+	c.t.Helper()
+	out, errOut, err := c.cmd(args...)
+	if err != nil {
+		c.t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	var doc any
+	if strings.TrimSpace(out) != "" {
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			c.t.Fatalf("aws %s: not JSON: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return jsonDoc{doc}
+}
+
+// fails runs a command that must fail with code, and returns the CLI's
+// message ("An error occurred (Code) when calling the X operation: ...").
+func (c *cli) fails(code string, args ...string) string {
+	c.t.Helper()
+	_, errOut, err := c.cmd(args...)
+	if err == nil || !strings.Contains(errOut, "An error occurred ("+code+")") {
+		c.t.Fatalf("aws %s = %v, %q; want error %s", strings.Join(args, " "), err, errOut, code)
+	}
+	return strings.TrimSpace(errOut)
+}
+
+// jsonDoc reads paths like "Reservations.0.Instances.0.InstanceId".
+type jsonDoc struct{ v any }
+
+func (d jsonDoc) get(path string) any {
+	v := d.v
+	for _, p := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[p]
+		case []any:
+			i, err := strconv.Atoi(p)
+			if err != nil || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+func (d jsonDoc) str(path string) string {
+	s, _ := d.get(path).(string)
+	return s
+}
+
+func (d jsonDoc) len(path string) int {
+	l, _ := d.get(path).([]any)
+	return len(l)
+}
+
+// wantAllServed fails for every action of every service that s has not
+// served.
+func wantAllServed(t *testing.T, s *Sim, via string) {
+	t.Helper()
+	for _, svc := range services {
+		for _, a := range slices.Sorted(maps.Keys(svc.actions)) {
+			if s.Calls(a) == 0 {
+				t.Errorf("%s: action %s of %s was never served: add a step to the %s conformance scenario", via, a, svc.name, via)
+			}
+		}
+	}
+}
+
+const cliArchMessage = "An error occurred (InvalidParameterValue) when calling the RunInstances operation: " + archMessage
+
+func TestConformanceCLI(t *testing.T) {
+	t.Parallel()
+	s, c := newCLI(t)
+	// Instance types and images.
+	it := c.ok("ec2", "describe-instance-types", "--instance-types", "t3.micro", "t4g.small")
+	if it.len("InstanceTypes") != 2 || it.get("InstanceTypes.0.VCpuInfo.DefaultVCpus") != 2.0 {
+		t.Fatalf("describe-instance-types = %v", it.v)
+	}
+	c.fails("InvalidInstanceType", "ec2", "describe-instance-types", "--instance-types", "t9.huge")
+	img := c.ok("ec2", "describe-images", "--owners", "amazon", "--filters", "Name=name,Values=al2023-ami-2023.9*-kernel-6.1-x86_64")
+	ami := img.str("Images.0.ImageId")
+	arm := c.ok("ec2", "describe-images", "--owners", "amazon", "--filters", "Name=name,Values=al2023-ami-2023.9*-kernel-6.1-arm64", "Name=architecture,Values=arm64").str("Images.0.ImageId")
+	if ami == "" || arm == "" {
+		t.Fatalf("describe-images: x86_64 %q, arm64 %q", ami, arm)
+	}
+
+	// The default VPC and its subnets.
+	vpc := c.ok("ec2", "describe-vpcs", "--filters", "Name=is-default,Values=true")
+	if vpc.get("Vpcs.0.IsDefault") != true {
+		t.Fatalf("describe-vpcs = %v", vpc.v)
+	}
+	subnets := c.ok("ec2", "describe-subnets", "--filters", "Name=vpc-id,Values="+vpc.str("Vpcs.0.VpcId"))
+	subnet := subnets.str("Subnets.0.SubnetId")
+	if subnets.len("Subnets") != 6 {
+		t.Errorf("describe-subnets = %d subnets; want 6", subnets.len("Subnets"))
+	}
+
+	// Key pairs.
+	made := c.ok("ec2", "create-key-pair", "--key-name", "made", "--key-type", "ed25519")
+	if !strings.HasPrefix(made.str("KeyMaterial"), "-----BEGIN OPENSSH PRIVATE KEY-----") {
+		t.Errorf("create-key-pair material = %.40q", made.str("KeyMaterial"))
+	}
+	line, _ := testPublicKey()
+	pub := filepath.Join(t.TempDir(), "id.pub")
+	if err := os.WriteFile(pub, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("ec2", "import-key-pair", "--key-name", "ops", "--public-key-material", "fileb://"+pub)
+	if msg := c.fails("InvalidKeyPair.Duplicate", "ec2", "import-key-pair", "--key-name", "ops", "--public-key-material", "fileb://"+pub); !strings.HasSuffix(msg, "The keypair 'ops' already exists.") {
+		t.Errorf("import-key-pair (again) = %q", msg)
+	}
+	if kp := c.ok("ec2", "describe-key-pairs"); kp.len("KeyPairs") != 2 {
+		t.Errorf("describe-key-pairs = %v", kp.v)
+	}
+	c.ok("ec2", "delete-key-pair", "--key-name", "made")
+
+	// Security groups and their rules.
+	sg := c.ok("ec2", "create-security-group", "--group-name", "web", "--description", "web servers").str("GroupId")
+	c.ok("ec2", "authorize-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "22", "--cidr", "10.0.0.0/8")
+	dup := c.fails("InvalidPermission.Duplicate", "ec2", "authorize-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "22", "--cidr", "10.0.0.0/8")
+	if want := `An error occurred (InvalidPermission.Duplicate) when calling the AuthorizeSecurityGroupIngress operation: the specified rule "peer: 10.0.0.0/8, TCP, from port: 22, to port: 22, ALLOW" already exists`; dup != want {
+		t.Errorf("duplicate rule:\n got %s\nwant %s", dup, want)
+	}
+	c.ok("ec2", "authorize-security-group-egress", "--group-id", sg, "--ip-permissions", "IpProtocol=tcp,FromPort=443,ToPort=443,IpRanges=[{CidrIp=0.0.0.0/0,Description=https}]")
+	groups := c.ok("ec2", "describe-security-groups", "--group-ids", sg)
+	if groups.str("SecurityGroups.0.IpPermissions.0.IpRanges.0.CidrIp") != "10.0.0.0/8" || groups.len("SecurityGroups.0.IpPermissionsEgress") != 2 {
+		t.Errorf("describe-security-groups = %v", groups.v)
+	}
+	rules := c.ok("ec2", "describe-security-group-rules", "--filters", "Name=group-id,Values="+sg)
+	if rules.len("SecurityGroupRules") != 3 {
+		t.Errorf("describe-security-group-rules = %v", rules.v)
+	}
+	var egressAll string
+	for i := range rules.len("SecurityGroupRules") {
+		p := "SecurityGroupRules." + strconv.Itoa(i)
+		if rules.get(p+".IsEgress") == true && rules.str(p+".IpProtocol") == "-1" {
+			egressAll = rules.str(p + ".SecurityGroupRuleId")
+		}
+	}
+	c.ok("ec2", "revoke-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "22", "--cidr", "10.0.0.0/8")
+	c.ok("ec2", "revoke-security-group-egress", "--group-id", sg, "--security-group-rule-ids", egressAll)
+
+	// Instances: the architecture check, then a launch and its life.
+	if msg := c.fails("InvalidParameterValue", "ec2", "run-instances", "--image-id", arm, "--instance-type", "t3.micro", "--count", "1"); msg != cliArchMessage {
+		t.Errorf("run-instances (arm64 on t3.micro):\n got %s\nwant %s", msg, cliArchMessage)
+	}
+	run := c.ok("ec2", "run-instances", "--image-id", ami, "--instance-type", "t3.micro", "--count", "1", "--security-group-ids", sg,
+		"--subnet-id", subnet, "--key-name", "ops", "--user-data", "#!/bin/sh\necho hello from the cli",
+		"--tag-specifications", "ResourceType=instance,Tags=[{Key=Name,Value=cli}]")
+	id := run.str("Instances.0.InstanceId")
+	if d := c.ok("ec2", "describe-instances", "--instance-ids", id); d.str("Reservations.0.Instances.0.State.Name") != "running" || d.str("Reservations.0.Instances.0.KeyName") != "ops" {
+		t.Errorf("describe-instances = %v", d.v)
+	}
+	c.ok("ec2", "describe-instance-status", "--instance-ids", id, "--include-all-instances")
+	c.ok("ec2", "create-tags", "--resources", id, "--tags", "Key=team,Value=web")
+	if tags := c.ok("ec2", "describe-tags", "--filters", "Name=resource-id,Values="+id); tags.len("Tags") != 2 {
+		t.Errorf("describe-tags = %v", tags.v)
+	}
+	c.ok("ec2", "delete-tags", "--resources", id, "--tags", "Key=team")
+	if out := c.ok("ec2", "get-console-output", "--instance-id", id, "--latest"); !strings.Contains(out.str("Output"), "hello from the cli") {
+		t.Errorf("get-console-output = %v", out.v)
+	}
+	c.ok("ec2", "reboot-instances", "--instance-ids", id)
+	c.ok("ec2", "associate-iam-instance-profile", "--instance-id", id, "--iam-instance-profile", "Name=web")
+	assoc := c.ok("ec2", "describe-iam-instance-profile-associations", "--filters", "Name=instance-id,Values="+id).str("IamInstanceProfileAssociations.0.AssociationId")
+	assoc = c.ok("ec2", "replace-iam-instance-profile-association", "--association-id", assoc, "--iam-instance-profile", "Name=web2").str("IamInstanceProfileAssociation.AssociationId")
+	c.ok("ec2", "disassociate-iam-instance-profile", "--association-id", assoc)
+	c.ok("ec2", "stop-instances", "--instance-ids", id)
+	c.ok("ec2", "modify-instance-attribute", "--instance-id", id, "--instance-type", "Value=t3.small")
+	if a := c.ok("ec2", "describe-instance-attribute", "--instance-id", id, "--attribute", "instanceType"); a.str("InstanceType.Value") != "t3.small" {
+		t.Errorf("describe-instance-attribute = %v", a.v)
+	}
+	c.ok("ec2", "start-instances", "--instance-ids", id)
+
+	// Images and snapshots.
+	image := c.ok("ec2", "create-image", "--instance-id", id, "--name", "cli-image").str("ImageId")
+	snaps := c.ok("ec2", "describe-snapshots", "--owner-ids", "self")
+	if snaps.len("Snapshots") != 1 {
+		t.Fatalf("describe-snapshots = %v", snaps.v)
+	}
+	c.ok("ec2", "deregister-image", "--image-id", image)
+	c.ok("ec2", "delete-snapshot", "--snapshot-id", snaps.str("Snapshots.0.SnapshotId"))
+
+	// Launch templates and an Auto Scaling group.
+	lt := c.ok("ec2", "create-launch-template", "--launch-template-name", "web",
+		"--launch-template-data", `{"ImageId":"`+ami+`","InstanceType":"t3.micro"}`).str("LaunchTemplate.LaunchTemplateId")
+	c.ok("ec2", "create-launch-template-version", "--launch-template-id", lt, "--source-version", "1", "--launch-template-data", `{"InstanceType":"t3.small"}`)
+	if d := c.ok("ec2", "describe-launch-templates", "--launch-template-ids", lt); d.get("LaunchTemplates.0.LatestVersionNumber") != 2.0 {
+		t.Errorf("describe-launch-templates = %v", d.v)
+	}
+	if d := c.ok("ec2", "describe-launch-template-versions", "--launch-template-id", lt, "--versions", "$Latest"); d.str("LaunchTemplateVersions.0.LaunchTemplateData.InstanceType") != "t3.small" {
+		t.Errorf("describe-launch-template-versions = %v", d.v)
+	}
+	c.ok("ec2", "modify-launch-template", "--launch-template-id", lt, "--default-version", "2")
+	c.ok("autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web", "--launch-template", "LaunchTemplateId="+lt+",Version=1",
+		"--min-size", "1", "--max-size", "3", "--vpc-zone-identifier", subnet)
+	c.ok("autoscaling", "update-auto-scaling-group", "--auto-scaling-group-name", "web", "--desired-capacity", "2")
+	if g := c.ok("autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", "web"); g.get("AutoScalingGroups.0.DesiredCapacity") != 2.0 {
+		t.Errorf("describe-auto-scaling-groups = %v", g.v)
+	}
+	c.ok("autoscaling", "start-instance-refresh", "--auto-scaling-group-name", "web",
+		"--desired-configuration", `{"LaunchTemplate":{"LaunchTemplateId":"`+lt+`","Version":"2"}}`, "--preferences", `{"MinHealthyPercentage":50,"InstanceWarmup":0}`)
+	if r := c.ok("autoscaling", "describe-instance-refreshes", "--auto-scaling-group-name", "web"); r.len("InstanceRefreshes") != 1 {
+		t.Errorf("describe-instance-refreshes = %v", r.v)
+	}
+	// Cancel or roll back: whichever still applies, the answer is the
+	// service's (success, or its error for a refresh already over).
+	for _, op := range []string{"cancel-instance-refresh", "rollback-instance-refresh"} {
+		if _, errOut, err := c.cmd("autoscaling", op, "--auto-scaling-group-name", "web"); err != nil && !strings.Contains(errOut, "An error occurred (ActiveInstanceRefreshNotFound)") &&
+			!strings.Contains(errOut, "An error occurred (IrreversibleInstanceRefresh)") {
+			t.Errorf("aws autoscaling %s: %v %s", op, err, errOut)
+		}
+	}
+	c.ok("autoscaling", "delete-auto-scaling-group", "--auto-scaling-group-name", "web", "--force-delete")
+	c.ok("ec2", "delete-launch-template", "--launch-template-id", lt)
+
+	// The end: the instance goes, then its group.
+	c.ok("ec2", "terminate-instances", "--instance-ids", id)
+	c.ok("ec2", "delete-security-group", "--group-id", sg)
+
+	wantAllServed(t, s, "CLI")
+}
