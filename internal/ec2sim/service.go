@@ -14,6 +14,7 @@ import (
 var services = []*service{
 	ec2Service,         // ec2.go
 	autoscalingService, // autoscaling.go
+	ssmService,         // ssm.go
 }
 
 // A service is one simulated AWS API: the requests that are its, the wire

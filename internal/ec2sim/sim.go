@@ -166,6 +166,9 @@ type Sim struct {
 	// (asgState, in autoscaling.go).
 	asg asgState
 
+	// ssm is Parameter Store (ssm.go), guarded by mu.
+	ssm ssmState
+
 	faults   faults
 	buckets  *throttler
 	counters counters
