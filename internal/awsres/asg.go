@@ -63,6 +63,7 @@ type ASG struct {
 	UserData       string   `yaml:"user_data"`       // plain text; kiln base64-encodes it
 	SecurityGroups []string `yaml:"security_groups"` // group ids
 	Subnets        []string `yaml:"subnets"`         // subnet ids; default: the default subnets
+	IAMProfile     string   `yaml:"iam_profile"`     // instance profile name or ARN of the instances
 	Min            int      `yaml:"min"`
 	Max            int      `yaml:"max"`
 	Desired        *int     `yaml:"desired"` // default: min
@@ -129,6 +130,7 @@ func (r *ASG) Validate() error {
 		errs = append(errs, config.Fieldf("user_data", "%d bytes; EC2 takes at most %d", len(r.UserData), maxUserData))
 	}
 	errs = append(errs, checkGroupIDs(r.SecurityGroups)...)
+	errs = append(errs, checkProfile("iam_profile", r.IAMProfile)...)
 	for i, s := range r.Subnets {
 		errs = append(errs, checkSubnetID(fmt.Sprintf("subnets[%d]", i), s)...)
 	}
@@ -192,6 +194,9 @@ func (r *ASG) IAMActions() []string {
 	}
 	if len(r.Subnets) == 0 {
 		acts = append(acts, "ec2:DescribeSubnets")
+	}
+	if r.IAMProfile != "" {
+		acts = append(acts, "iam:PassRole")
 	}
 	return acts
 }
@@ -373,7 +378,27 @@ func (r *ASG) templateData() *types.RequestLaunchTemplateData {
 	if len(r.SecurityGroups) > 0 {
 		d.SecurityGroupIds = slices.Clone(r.SecurityGroups)
 	}
+	if r.IAMProfile != "" {
+		d.IamInstanceProfile = &types.LaunchTemplateIamInstanceProfileSpecificationRequest{}
+		if strings.HasPrefix(r.IAMProfile, "arn:") {
+			d.IamInstanceProfile.Arn = aws.String(r.IAMProfile)
+		} else {
+			d.IamInstanceProfile.Name = aws.String(r.IAMProfile)
+		}
+	}
 	return d
+}
+
+// profileOf is a version's instance profile as the spec names it: its
+// ARN when the spec gives an ARN, else its name.
+func profileOf(v *types.ResponseLaunchTemplateData, byARN bool) string {
+	if v.IamInstanceProfile == nil {
+		return ""
+	}
+	if byARN {
+		return aws.ToString(v.IamInstanceProfile.Arn)
+	}
+	return aws.ToString(v.IamInstanceProfile.Name)
 }
 
 // matches reports whether a version's data is what the spec asks for.
@@ -385,7 +410,8 @@ func (r *ASG) matches(v *types.ResponseLaunchTemplateData) bool {
 	return aws.ToString(v.ImageId) == aws.ToString(want.ImageId) &&
 		v.InstanceType == want.InstanceType &&
 		aws.ToString(v.UserData) == aws.ToString(want.UserData) &&
-		sameSet(v.SecurityGroupIds, want.SecurityGroupIds)
+		sameSet(v.SecurityGroupIds, want.SecurityGroupIds) &&
+		profileOf(v, strings.HasPrefix(r.IAMProfile, "arn:")) == r.IAMProfile
 }
 
 func sameSet(a, b []string) bool {
@@ -519,7 +545,7 @@ func ensureVersion(ctx context.Context, hub *awsapi.Hub, ec templateAPI, id stri
 	in := &ec2.CreateLaunchTemplateVersionInput{
 		LaunchTemplateId:   aws.String(id),
 		LaunchTemplateData: data,
-		ClientToken:        aws.String(token("ltv", id, strconv.FormatInt(latest, 10), fmt.Sprint(aws.ToString(data.ImageId), data.InstanceType, aws.ToString(data.UserData), data.SecurityGroupIds))),
+		ClientToken:        aws.String(token("ltv", id, strconv.FormatInt(latest, 10), versionKey(data))),
 	}
 	if source != nil {
 		in.SourceVersion = aws.String(strconv.FormatInt(*source, 10))
@@ -536,6 +562,17 @@ func ensureVersion(ctx context.Context, hub *awsapi.Hub, ec templateAPI, id stri
 	v := aws.ToInt64(out.LaunchTemplateVersion.VersionNumber)
 	log.Info("launch template version created", "template", id, "version", v)
 	return v, true, nil
+}
+
+// versionKey sums up a version's data for its client token (the instance
+// profile only when set, so that tokens of versions without one stay as
+// they were).
+func versionKey(data *types.RequestLaunchTemplateData) string {
+	k := fmt.Sprint(aws.ToString(data.ImageId), data.InstanceType, aws.ToString(data.UserData), data.SecurityGroupIds)
+	if p := data.IamInstanceProfile; p != nil {
+		k += " profile=" + aws.ToString(p.Name) + aws.ToString(p.Arn)
+	}
+	return k
 }
 
 // subnets are the spec's, or the region's default subnets.
