@@ -1250,3 +1250,58 @@ var (
 	_ config.Validator   = (*ASG)(nil)
 	_ awsapi.IAMActioner = (*ASG)(nil)
 )
+
+// GroupHealth reports whether the Auto Scaling group named group in region
+// is healthy: it exists, at least its desired capacity of live instances
+// are InService and Healthy, all of them on the group's launch-template
+// version, and no instance refresh is running. When it is not, reason
+// says why. A soak before an automatic promotion asks it repeatedly.
+func GroupHealth(ctx context.Context, hubs *awsapi.Hubs, region, group string) (healthy bool, reason string, err error) {
+	hub, err := hubs.Hub(ctx, region)
+	if err != nil {
+		return false, "", err
+	}
+	as, err := hubs.AutoScaling(ctx, hub.Region())
+	if err != nil {
+		return false, "", err
+	}
+	var g *astypes.AutoScalingGroup
+	if err := hub.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		g, err = describeGroup(ctx, as, group)
+		return err
+	}); err != nil {
+		return false, "", fmt.Errorf("health of group %q: %w", group, err)
+	}
+	if g == nil {
+		return false, fmt.Sprintf("group %s does not exist", group), nil
+	}
+	want := groupTemplate(g)
+	ok := 0
+	for _, in := range g.Instances {
+		if !live(in) {
+			continue
+		}
+		switch {
+		case in.LifecycleState != astypes.LifecycleStateInService:
+			return false, fmt.Sprintf("instance %s is %s", aws.ToString(in.InstanceId), in.LifecycleState), nil
+		case aws.ToString(in.HealthStatus) != "Healthy":
+			return false, fmt.Sprintf("instance %s is %s", aws.ToString(in.InstanceId), aws.ToString(in.HealthStatus)), nil
+		case instanceTemplate(in) != want:
+			return false, fmt.Sprintf("instance %s runs %s, the group %s", aws.ToString(in.InstanceId), instanceTemplate(in), want), nil
+		}
+		ok++
+	}
+	if d := int(aws.ToInt32(g.DesiredCapacity)); ok < d {
+		return false, fmt.Sprintf("%d of %d instances in service", ok, d), nil
+	}
+	ro := &roller{hub: hub, as: as, group: group, log: slog.New(slog.DiscardHandler)}
+	act, err := ro.active(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	if act != nil {
+		return false, fmt.Sprintf("instance refresh %s is %s", aws.ToString(act.InstanceRefreshId), act.Status), nil
+	}
+	return true, "", nil
+}

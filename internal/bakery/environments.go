@@ -292,7 +292,7 @@ func (pp *projectParser) validateEnvironments(p *Project, at func(string) int, l
 		if _, ok := lines[prefix+".group"]; !ok {
 			continue
 		}
-		asg := groupResource(p.Name, *e, "ami-00000000")
+		asg := groupResource(nil, p.Name, *e, "ami-00000000")
 		if err := asg.Validate(); err != nil {
 			var fe *config.FieldError
 			for _, one := range flatten(err) {
@@ -314,19 +314,20 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// groupResource is env's group as an aws:asg resource running image.
-func groupResource(project string, e Environment, image string) *awsres.ASG {
+// groupResource is env's group as an aws:asg resource running image
+// (hubs nil: for Validate only).
+func groupResource(hubs *awsapi.Hubs, project string, e Environment, image string) *awsres.ASG {
 	g := e.Group
-	return &awsres.ASG{
-		Region: e.Region, Image: image, Type: g.Type, UserData: UserData(project, e),
-		SecurityGroups: g.SecurityGroups, Subnets: g.Subnets, IAMProfile: g.IAMProfile,
-		Min: g.Min, Max: g.Max, Desired: g.Desired,
-		Rollout: awsres.Rollout{
-			MinHealthyPercent: g.Rollout.MinHealthyPercent, Warmup: g.Rollout.Warmup,
-			Checkpoints: g.Rollout.Checkpoints, CheckpointDelay: g.Rollout.CheckpointDelay,
-			SkipMatching: g.Rollout.SkipMatching, AutoRollback: g.Rollout.AutoRollback, Alarms: g.Rollout.Alarms,
-		},
+	r := awsres.NewASG(hubs)
+	r.Region, r.Image, r.Type, r.UserData = e.Region, image, g.Type, UserData(project, e)
+	r.SecurityGroups, r.Subnets, r.IAMProfile = g.SecurityGroups, g.Subnets, g.IAMProfile
+	r.Min, r.Max, r.Desired = g.Min, g.Max, g.Desired
+	r.Rollout = awsres.Rollout{
+		MinHealthyPercent: g.Rollout.MinHealthyPercent, Warmup: g.Rollout.Warmup,
+		Checkpoints: g.Rollout.Checkpoints, CheckpointDelay: g.Rollout.CheckpointDelay,
+		SkipMatching: g.Rollout.SkipMatching, AutoRollback: g.Rollout.AutoRollback, Alarms: g.Rollout.Alarms,
 	}
+	return r
 }
 
 // ParameterName is the SSM parameter of a secret: /kiln/PROJECT/ENV/KEY.

@@ -23,6 +23,9 @@ type API interface {
 	// DeleteProject refuses with a *BakeRunningError while a bake runs.
 	DeleteProject(ctx context.Context, name string) error
 	RotateSecret(ctx context.Context, name string) (string, error)
+	// Promote rolls image ("" = the previous environment's) out to
+	// environment env of project; see Service.Promote.
+	Promote(ctx context.Context, project, env, image string) (*Promotion, error)
 }
 
 var _ API = (*Service)(nil)

@@ -134,7 +134,7 @@ type Promotion struct {
 	ImageID string
 	Cause   string // "bake 12", "manual", "auto after staging", "configuration changed", ...
 	State   PromotionState
-	Reason  string // why it failed
+	Reason  string // why it failed, or why its soak did
 	Version string // the launch-template version the group runs afterwards
 	Digest  string // of the environment settings rolled out
 	// Soak is the soak of this promotion before the next environment's auto
@@ -197,13 +197,14 @@ func (s *Store) FinishPromotion(ctx context.Context, id int64, state PromotionSt
 }
 
 // SetSoak records promotion id's soak (SoakRunning until until, or how it
-// ended). Ending a soak that is no longer running (abandoned meanwhile)
-// changes nothing and reports false.
-func (s *Store) SetSoak(ctx context.Context, id int64, soak string, until time.Time) (bool, error) {
-	q := `UPDATE promotions SET soak = ?, soak_until = ? WHERE id = ?`
-	args := []any{soak, ms(until), id}
+// ended, with reason when it failed). Ending a soak that was abandoned
+// meanwhile changes nothing and reports false; a passed soak may still
+// fail (the promotion it led to was refused).
+func (s *Store) SetSoak(ctx context.Context, id int64, soak string, until time.Time, reason string) (bool, error) {
+	q := `UPDATE promotions SET soak = ?, soak_until = ?, reason = ? WHERE id = ?`
+	args := []any{soak, ms(until), reason, id}
 	if soak != SoakRunning {
-		q, args = q+` AND soak = ?`, append(args, SoakRunning)
+		q, args = q+` AND soak IN (?, ?)`, append(args, SoakRunning, SoakPassed)
 	}
 	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
@@ -219,13 +220,14 @@ type PromotionQuery struct {
 	Env     string // "" = every environment
 	State   PromotionState
 	Soak    string // "" = any
+	ImageID string // "" = any
 	Limit   int    // 0 = 100
 }
 
 // Promotions returns the promotions q selects, newest first.
 func (s *Store) Promotions(ctx context.Context, q PromotionQuery) ([]Promotion, error) {
 	where, args := "1 = 1", []any{}
-	for _, c := range []struct{ col, v string }{{"project", q.Project}, {"env", q.Env}, {"state", string(q.State)}, {"soak", q.Soak}} {
+	for _, c := range []struct{ col, v string }{{"project", q.Project}, {"env", q.Env}, {"state", string(q.State)}, {"soak", q.Soak}, {"image_id", q.ImageID}} {
 		if c.v != "" {
 			where += " AND " + c.col + " = ?"
 			args = append(args, c.v)
