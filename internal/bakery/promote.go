@@ -492,11 +492,10 @@ func (s *Service) ApplyProject(ctx context.Context, p *Project) (Applied, error)
 	if err := s.applySecrets(ctx, p.Name, envs); err != nil {
 		return Applied{}, fmt.Errorf("apply project %q: %w", p.Name, err)
 	}
-	a, err := s.Projects.ApplyProject(ctx, p)
+	withVersions := *p
+	withVersions.Environments = envs
+	a, err := s.Projects.ApplyProject(ctx, &withVersions)
 	if err != nil {
-		return a, err
-	}
-	if err := s.store.PutEnvironments(ctx, p.Name, envs); err != nil {
 		return a, err
 	}
 	s.dropSecrets(ctx, p.Name, old, envs)
