@@ -255,7 +255,11 @@ func (a *app) projectShow(ctx context.Context, o *clientOptions, name string) er
 		return err
 	}
 	fmt.Fprintf(a.stdout, "script:\n%s\n", indent(strings.TrimRight(p.Script, "\n"), "  "))
-	return nil
+	envs, err := o.client().Environments(ctx, name)
+	if err != nil {
+		return err
+	}
+	return a.printEnvironments(envs)
 }
 
 func (a *app) projectDelete(ctx context.Context, o *clientOptions, name string) error {
