@@ -13,7 +13,7 @@ import (
 type EnvStatus struct {
 	Environment
 	Image      string            // the image it runs ("" = none yet)
-	State      string            // never, rolling, running, failed, soaking
+	State      string            // never, rolling, live, failed, soaking
 	Detail     string            // the state's detail (why it failed, soak until)
 	Config     []ConfigShown     // plain values, secrets masked
 	Promotions []store.Promotion // newest first
@@ -36,7 +36,7 @@ const SecretMask = "••••••••"
 const (
 	EnvNever   = "never"   // no promotion yet
 	EnvRolling = "rolling" // a rollout is running
-	EnvRunning = "running" // runs Image; the last rollout succeeded
+	EnvLive    = "live"    // runs Image; the last rollout succeeded
 	EnvFailed  = "failed"  // the last rollout failed (Image is what it ran before)
 	EnvSoaking = "soaking" // runs Image, healthy so far, before the next environment's auto promotion
 )
@@ -74,7 +74,7 @@ func EnvStatuses(project string, envs []Environment, promos []store.Promotion) [
 			case last.Soak == store.SoakRunning:
 				st.State, st.Detail = EnvSoaking, "until "+last.SoakUntil.UTC().Format("15:04:05 MST")
 			default:
-				st.State = EnvRunning
+				st.State = EnvLive
 				if last.Soak == store.SoakFailed {
 					st.Detail = "soak " + last.Reason
 				}

@@ -415,8 +415,8 @@ func (s *Service) applySecrets(ctx context.Context, project string, envs []Envir
 		e := &envs[i]
 		for j := range e.Config {
 			c := &e.Config[j]
-			if !c.Secret {
-				continue
+			if !c.Secret || (c.Value == "" && c.Version > 0) {
+				continue // plain, or kept as stored (a parsed file never has an empty secret)
 			}
 			v, err := s.putSecret(ctx, e.Region, ParameterName(project, e.Name, c.Key), c.Value)
 			if err != nil {
