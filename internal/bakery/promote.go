@@ -228,6 +228,12 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 		delay = min(2*delay, 30*time.Second)
 	}
 	version := asg.Outputs()["version"]
+	if reason := s.awaitHealthy(ctx, e); reason != "" {
+		if ctx.Err() == nil {
+			s.finishPromotion(ctx, log, p, store.PromotionFailed, reason, version)
+		}
+		return
+	}
 	s.finishPromotion(ctx, log, p, store.PromotionSucceeded, "", version)
 	if i+1 < len(envs) && envs[i+1].Promotion == PromoteAuto {
 		until := time.Now().Add(envs[i+1].Soak)
@@ -253,6 +259,40 @@ func (s *Service) finishPromotion(ctx context.Context, log *slog.Logger, p Promo
 	s.notify(Progress{Project: p.Project, Detail: fmt.Sprintf("promotion %d to %s %s", p.ID, p.Env, state), Time: time.Now()})
 	if state == store.PromotionFailed {
 		s.followUp(ctx, p.Project)
+	}
+}
+
+// healthyWithin bounds the wait for a converged group's instances to be in
+// service and healthy (a new group's first instances boot meanwhile).
+const healthyWithin = 30 * time.Minute
+
+// awaitHealthy waits until env's group is healthy (awsres.GroupHealth),
+// looking with the hubs' backoff, and returns "" then, or why not.
+func (s *Service) awaitHealthy(ctx context.Context, e Environment) string {
+	b := s.hubs.Options().Wait
+	delay := b.Min
+	deadline := time.Now().Add(healthyWithin)
+	reason := ""
+	for {
+		healthy, why, err := groupHealth(ctx, s.hubs, e.Region, e.Group.Name)
+		switch {
+		case ctx.Err() != nil:
+			return "stopped"
+		case err == nil && healthy:
+			return ""
+		case err != nil:
+			why = err.Error()
+		}
+		reason = why
+		if time.Now().After(deadline) {
+			return fmt.Sprintf("the group was not healthy within %s: %s", healthyWithin, reason)
+		}
+		select {
+		case <-ctx.Done():
+			return "stopped"
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, b.Max)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -84,17 +85,19 @@ environments:
 type envWorld struct {
 	*rolloutWorld
 	logs *syncBuffer
+	dir  string // the database's directory
 }
 
 func newEnvWorld(t *testing.T) *envWorld {
 	t.Helper()
 	sim, hubs, client := bakery.NewTestWorld(t, ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}})
-	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), filepath.Join(dir, "kiln.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	w := &envWorld{rolloutWorld: &rolloutWorld{sim: sim, hubs: hubs, ec2: client, st: st}, logs: &syncBuffer{}}
+	w := &envWorld{rolloutWorld: &rolloutWorld{sim: sim, hubs: hubs, ec2: client, st: st}, logs: &syncBuffer{}, dir: dir}
 	svc, err := bakery.NewService(st, hubs, slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), bakery.Options{
 		FetchPollInterval: 20 * time.Millisecond, BusySnooze: 50 * time.Millisecond, SweepInterval: time.Hour,
 		Pipeline: pipeline.PipelineOptions{ConsoleWait: 2 * time.Second},
@@ -241,6 +244,18 @@ func TestEnvironmentsBakeToProduction(t *testing.T) {
 		if strings.Contains(where, secretValue) {
 			t.Errorf("the secret leaked:\n%s", where)
 		}
+	}
+	files, _ := filepath.Glob(filepath.Join(w.dir, "kiln.db*")) // the database and its WAL
+	plain := false // the control: the plain values are there
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte(secretValue)) {
+			t.Errorf("the secret is in the clear in %s", filepath.Base(f))
+		}
+		plain = plain || bytes.Contains(b, []byte(`"key":"LOG_LEVEL","value":"info"`))
+	}
+	if !plain {
+		t.Errorf("the plain configuration is not in %v: the search looks in the wrong place", files)
 	}
 	if !strings.Contains(w.logs.String(), "promotion succeeded") {
 		t.Errorf("logs lack the promotions:\n%s", w.logs.String())
