@@ -246,7 +246,7 @@ func TestEnvironmentsBakeToProduction(t *testing.T) {
 		}
 	}
 	files, _ := filepath.Glob(filepath.Join(w.dir, "kiln.db*")) // the database and its WAL
-	plain := false // the control: the plain values are there
+	plain := false                                              // the control: the plain values are there
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
 		if bytes.Contains(b, []byte(secretValue)) {
