@@ -124,23 +124,9 @@ func environmentsBench(ctx context.Context, emit func(v any)) error {
 	} {
 		b.sim.ResetCalls()
 		start := time.Now()
-		status, err := b.push(ctx, c, "web", fmt.Sprint("env-", i), pushBody(fmt.Sprintf("%040x", i+1)))
+		bk, err := b.pushAndBake(ctx, c, fmt.Sprint("env-", i), i+1)
 		if err != nil {
 			return err
-		}
-		if status != http.StatusAccepted {
-			return fmt.Errorf("push: status %d", status)
-		}
-		id, err := b.latest(ctx)
-		if err != nil {
-			return err
-		}
-		bk, err := b.wait(ctx, id)
-		if err != nil {
-			return err
-		}
-		if bk.State != store.Succeeded {
-			return fmt.Errorf("bake %d %s: %s", bk.ID, bk.State, bk.Reason)
 		}
 		baked := time.Since(start)
 		st, err := waitPromotion(ctx, b.st, "staging", bk.ImageID)

@@ -1160,23 +1160,11 @@ func RollOut(ctx context.Context, hubs *awsapi.Hubs, region, group, imageID stri
 	if errs := prefs.validate("rollout."); len(errs) > 0 {
 		return res, engine.Permanent(errors.Join(errs...))
 	}
-	hub, err := hubs.Hub(ctx, region)
+	hub, as, g, err := findGroup(ctx, hubs, region, group)
 	if err != nil {
-		return res, err
-	}
-	as, err := hubs.AutoScaling(ctx, hub.Region())
-	if err != nil {
-		return res, err
-	}
-	ec := hub.EC2()
-	var g *astypes.AutoScalingGroup
-	if err := hub.Retry(ctx, func(ctx context.Context) error {
-		var err error
-		g, err = describeGroup(ctx, as, group)
-		return err
-	}); err != nil {
 		return res, fmt.Errorf("roll out to group %q: %w", group, err)
 	}
+	ec := hub.EC2()
 	if g == nil {
 		return res, engine.Permanent(fmt.Errorf("roll out to group %q: no such Auto Scaling group in %s", group, hub.Region()))
 	}
@@ -1251,26 +1239,34 @@ var (
 	_ awsapi.IAMActioner = (*ASG)(nil)
 )
 
+// findGroup reads the group named group in region (nil when there is
+// none), with the region's hub and Auto Scaling client.
+func findGroup(ctx context.Context, hubs *awsapi.Hubs, region, group string) (*awsapi.Hub, groupAPI, *astypes.AutoScalingGroup, error) {
+	hub, err := hubs.Hub(ctx, region)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	as, err := hubs.AutoScaling(ctx, hub.Region())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var g *astypes.AutoScalingGroup
+	err = hub.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		g, err = describeGroup(ctx, as, group)
+		return err
+	})
+	return hub, as, g, err
+}
+
 // GroupHealth reports whether the Auto Scaling group named group in region
 // is healthy: it exists, at least its desired capacity of live instances
 // are InService and Healthy, all of them on the group's launch-template
 // version, and no instance refresh is running. When it is not, reason
 // says why. A soak before an automatic promotion asks it repeatedly.
 func GroupHealth(ctx context.Context, hubs *awsapi.Hubs, region, group string) (healthy bool, reason string, err error) {
-	hub, err := hubs.Hub(ctx, region)
+	hub, as, g, err := findGroup(ctx, hubs, region, group)
 	if err != nil {
-		return false, "", err
-	}
-	as, err := hubs.AutoScaling(ctx, hub.Region())
-	if err != nil {
-		return false, "", err
-	}
-	var g *astypes.AutoScalingGroup
-	if err := hub.Retry(ctx, func(ctx context.Context) error {
-		var err error
-		g, err = describeGroup(ctx, as, group)
-		return err
-	}); err != nil {
 		return false, "", fmt.Errorf("health of group %q: %w", group, err)
 	}
 	if g == nil {

@@ -188,8 +188,8 @@ func (pp *projectParser) envConfig(n *yaml.Node, prefix string) []store.ConfigVa
 			}
 			cv.Value = raw
 			if cv.Secret {
-				cv.Value = pp.expand(raw, v.Line, field+".value")
-				if cv.Value == "" && raw != "" {
+				var ok bool
+				if cv.Value, ok = pp.expand(raw, v.Line, field+".value"); !ok {
 					out = append(out, cv)
 					continue
 				}
@@ -221,8 +221,9 @@ func (pp *projectParser) envConfig(n *yaml.Node, prefix string) []store.ConfigVa
 	return out
 }
 
-// expand replaces ${VAR} in raw by the variable (unset is an error).
-func (pp *projectParser) expand(raw string, line int, field string) string {
+// expand replaces ${VAR} in raw by the variable from the environment of
+// whoever applies the file; an unset or empty one is an error (ok false).
+func (pp *projectParser) expand(raw string, line int, field string) (string, bool) {
 	var bad []string
 	out := envRe.ReplaceAllStringFunc(raw, func(m string) string {
 		name := m[2 : len(m)-1]
@@ -240,9 +241,9 @@ func (pp *projectParser) expand(raw string, line int, field string) string {
 		pp.errorf(line, field, "%s", msg)
 	}
 	if len(bad) > 0 {
-		return ""
+		return "", false
 	}
-	return out
+	return out, true
 }
 
 // validateEnvironments checks the environments against the project and

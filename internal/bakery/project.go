@@ -448,23 +448,8 @@ func (pp *projectParser) seconds(n *yaml.Node, field string, limit time.Duration
 // delivery signed with "".
 func (pp *projectParser) secret(n *yaml.Node) string {
 	raw := pp.str(n, "webhook_secret")
-	var bad []string
-	out := envRe.ReplaceAllStringFunc(raw, func(m string) string {
-		name := m[2 : len(m)-1]
-		if !envNameRe.MatchString(name) {
-			bad = append(bad, fmt.Sprintf("%q is not a variable name", name))
-			return ""
-		}
-		v := pp.getenv(name)
-		if v == "" {
-			bad = append(bad, fmt.Sprintf("environment variable %s is not set", name))
-		}
-		return v
-	})
-	for _, msg := range bad {
-		pp.errorf(n.Line, "webhook_secret", "%s", msg)
-	}
-	if len(bad) > 0 {
+	out, ok := pp.expand(raw, n.Line, "webhook_secret")
+	if !ok {
 		return ""
 	}
 	if raw != "" && len(out) < MinSecretLen {

@@ -2,7 +2,6 @@ package bakery_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"errors"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 
 	"kiln/internal/bakery"
 	"kiln/internal/ec2sim"
-	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
 
@@ -98,22 +96,7 @@ func newEnvWorld(t *testing.T) *envWorld {
 	}
 	t.Cleanup(func() { st.Close() })
 	w := &envWorld{rolloutWorld: &rolloutWorld{sim: sim, hubs: hubs, ec2: client, st: st}, logs: &syncBuffer{}, dir: dir}
-	svc, err := bakery.NewService(st, hubs, slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), bakery.Options{
-		FetchPollInterval: 20 * time.Millisecond, BusySnooze: 50 * time.Millisecond, SweepInterval: time.Hour,
-		Pipeline: pipeline.PipelineOptions{ConsoleWait: 2 * time.Second},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := svc.Run(ctx); err != nil {
-			t.Errorf("Run() = %v", err)
-		}
-	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	w.svc = svc
+	w.svc, w.stop = w.serveLogging(t, slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return w
 }
 

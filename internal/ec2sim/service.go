@@ -68,7 +68,7 @@ func route(hr *http.Request) (*service, *request, error) {
 // serviceFor is the service a Query request of this Version goes to.
 func serviceFor(version string) *service {
 	for _, svc := range services {
-		if svc.version == version {
+		if svc.match == nil && svc.version == version { // a non-Query service has no Version
 			return svc
 		}
 	}

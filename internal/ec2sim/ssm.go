@@ -153,6 +153,14 @@ func checkSSMName(name string) error {
 	return nil
 }
 
+// checkNames applies the 1-to-10 rule of GetParameters and DeleteParameters.
+func checkNames(names []string) error {
+	if len(names) == 0 || len(names) > 10 {
+		return apiErr("ValidationException", "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and 10")
+	}
+	return nil
+}
+
 func (s *Sim) ssmARN(name string) string {
 	return "arn:aws:ssm:" + s.opts.Region + ":" + s.opts.Account + ":parameter/" + strings.TrimPrefix(name, "/")
 }
@@ -279,8 +287,8 @@ func (s *Sim) getParameters(r *request) (any, error) {
 	if err := unmarshal(r, &in); err != nil {
 		return nil, err
 	}
-	if len(in.Names) == 0 || len(in.Names) > 10 {
-		return nil, apiErr("ValidationException", "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and 10")
+	if err := checkNames(in.Names); err != nil {
+		return nil, err
 	}
 	s.lock()
 	defer s.mu.Unlock()
@@ -370,8 +378,8 @@ func (s *Sim) deleteParameters(r *request) (any, error) {
 	if err := unmarshal(r, &in); err != nil {
 		return nil, err
 	}
-	if len(in.Names) == 0 || len(in.Names) > 10 {
-		return nil, apiErr("ValidationException", "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and 10")
+	if err := checkNames(in.Names); err != nil {
+		return nil, err
 	}
 	s.lock()
 	defer s.mu.Unlock()
