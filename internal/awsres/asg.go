@@ -1259,45 +1259,61 @@ func findGroup(ctx context.Context, hubs *awsapi.Hubs, region, group string) (*a
 	return hub, as, g, err
 }
 
+// Health is what GroupHealth found.
+type Health struct {
+	Healthy   bool
+	Reason    string   // why not, when not
+	Instances []string // the group's live instances, sorted
+}
+
 // GroupHealth reports whether the Auto Scaling group named group in region
 // is healthy: it exists, at least its desired capacity of live instances
 // are InService and Healthy, all of them on the group's launch-template
-// version, and no instance refresh is running. When it is not, reason
-// says why. A soak before an automatic promotion asks it repeatedly.
-func GroupHealth(ctx context.Context, hubs *awsapi.Hubs, region, group string) (healthy bool, reason string, err error) {
+// version, and no instance refresh is running. When it is not, Reason
+// says why. A soak before an automatic promotion asks it repeatedly, and
+// compares Instances too: an instance replaced meanwhile was unhealthy.
+func GroupHealth(ctx context.Context, hubs *awsapi.Hubs, region, group string) (Health, error) {
 	hub, as, g, err := findGroup(ctx, hubs, region, group)
 	if err != nil {
-		return false, "", fmt.Errorf("health of group %q: %w", group, err)
+		return Health{}, fmt.Errorf("health of group %q: %w", group, err)
 	}
 	if g == nil {
-		return false, fmt.Sprintf("group %s does not exist", group), nil
+		return Health{Reason: fmt.Sprintf("group %s does not exist", group)}, nil
 	}
+	var h Health
 	want := groupTemplate(g)
-	ok := 0
 	for _, in := range g.Instances {
 		if !live(in) {
 			continue
 		}
+		id := aws.ToString(in.InstanceId)
+		h.Instances = append(h.Instances, id)
 		switch {
+		case h.Reason != "":
 		case in.LifecycleState != astypes.LifecycleStateInService:
-			return false, fmt.Sprintf("instance %s is %s", aws.ToString(in.InstanceId), in.LifecycleState), nil
+			h.Reason = fmt.Sprintf("instance %s is %s", id, in.LifecycleState)
 		case aws.ToString(in.HealthStatus) != "Healthy":
-			return false, fmt.Sprintf("instance %s is %s", aws.ToString(in.InstanceId), aws.ToString(in.HealthStatus)), nil
+			h.Reason = fmt.Sprintf("instance %s is %s", id, aws.ToString(in.HealthStatus))
 		case instanceTemplate(in) != want:
-			return false, fmt.Sprintf("instance %s runs %s, the group %s", aws.ToString(in.InstanceId), instanceTemplate(in), want), nil
+			h.Reason = fmt.Sprintf("instance %s runs %s, the group %s", id, instanceTemplate(in), want)
 		}
-		ok++
 	}
-	if d := int(aws.ToInt32(g.DesiredCapacity)); ok < d {
-		return false, fmt.Sprintf("%d of %d instances in service", ok, d), nil
+	slices.Sort(h.Instances)
+	if d := int(aws.ToInt32(g.DesiredCapacity)); h.Reason == "" && len(h.Instances) < d {
+		h.Reason = fmt.Sprintf("%d of %d instances in service", len(h.Instances), d)
+	}
+	if h.Reason != "" {
+		return h, nil
 	}
 	ro := &roller{hub: hub, as: as, group: group, log: slog.New(slog.DiscardHandler)}
 	act, err := ro.active(ctx)
 	if err != nil {
-		return false, "", err
+		return Health{}, err
 	}
 	if act != nil {
-		return false, fmt.Sprintf("instance refresh %s is %s", aws.ToString(act.InstanceRefreshId), act.Status), nil
+		h.Reason = fmt.Sprintf("instance refresh %s is %s", aws.ToString(act.InstanceRefreshId), act.Status)
+		return h, nil
 	}
-	return true, "", nil
+	h.Healthy = true
+	return h, nil
 }

@@ -274,16 +274,16 @@ func (s *Service) awaitHealthy(ctx context.Context, e Environment) string {
 	deadline := time.Now().Add(healthyWithin)
 	reason := ""
 	for {
-		healthy, why, err := groupHealth(ctx, s.hubs, e.Region, e.Group.Name)
+		h, err := groupHealth(ctx, s.hubs, e.Region, e.Group.Name)
 		switch {
 		case ctx.Err() != nil:
 			return "stopped"
-		case err == nil && healthy:
+		case err == nil && h.Healthy:
 			return ""
 		case err != nil:
-			why = err.Error()
+			h.Reason = err.Error()
 		}
-		reason = why
+		reason = h.Reason
 		if time.Now().After(deadline) {
 			return fmt.Sprintf("the group was not healthy within %s: %s", healthyWithin, reason)
 		}
@@ -303,21 +303,30 @@ func soakCheck(soak time.Duration) time.Duration {
 }
 
 // soak waits until p.SoakUntil while env's group stays healthy
-// (awsres.GroupHealth), then promotes p's image to next. An unhealthy
+// (awsres.GroupHealth, and the same instances throughout), then promotes p's image to next. An unhealthy
 // group, or a newer promotion of env (which abandons the soak), ends it
 // without a promotion.
 func (s *Service) soak(ctx context.Context, p Promotion, env, next Environment) {
 	log := s.log.With("project", p.Project, "env", p.Env, "promotion", p.ID, "next", next.Name)
 	log.Info("soaking before the promotion", "until", p.SoakUntil.Format(time.RFC3339))
 	every := soakCheck(next.Soak)
+	var first []string // the instances at the first look: a replaced one was unhealthy
 	for {
-		healthy, reason, err := groupHealth(ctx, s.hubs, env.Region, env.Group.Name)
+		h, err := groupHealth(ctx, s.hubs, env.Region, env.Group.Name)
 		if ctx.Err() != nil {
 			return // resumed at the next start
 		}
+		reason := h.Reason
+		if err == nil && h.Healthy {
+			if first == nil {
+				first = h.Instances
+			} else if !slices.Equal(first, h.Instances) {
+				h.Healthy, reason = false, fmt.Sprintf("instances replaced (%v, now %v)", first, h.Instances)
+			}
+		}
 		if err != nil {
 			log.Warn("soak: health check failed; trying again", "err", err)
-		} else if !healthy {
+		} else if !h.Healthy {
 			if ok, _ := s.store.SetSoak(ctx, p.ID, store.SoakFailed, p.SoakUntil, "unhealthy during the soak: "+reason); ok {
 				log.Warn("soak failed: no promotion", "reason", reason)
 				s.notify(Progress{Project: p.Project, Detail: "soak failed", Time: time.Now()})

@@ -331,3 +331,59 @@ func TestEnvironmentsManualPromotionAndRollback(t *testing.T) {
 		t.Errorf("the refused promotion changed something: %+v", ps)
 	}
 }
+
+// TestEnvironmentsSoakFails: staging becomes unhealthy during its soak (an
+// instance stopped by hand), so production is not promoted; a changed
+// secret is a new SSM version and a configuration rollout pinning it.
+func TestEnvironmentsSoakFails(t *testing.T) {
+	w := newEnvWorld(t)
+	w.apply(t, strings.Replace(envProject("auto", "debug"), "soak: 1s", "soak: 3s", 1))
+	img := w.bakeImage(t)
+	if st := w.waitEnv(t, "staging", img); st.State != store.PromotionSucceeded {
+		t.Fatalf("staging: %+v", st)
+	}
+	gi, _ := w.sim.AutoScalingGroup("web-staging")
+	if err := w.sim.StopInstance(gi.Instances[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	var soaked store.Promotion
+	eventually(t, "the soak to fail", func() bool {
+		ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "staging", Limit: 1})
+		soaked = ps[0]
+		return ps[0].Soak == store.SoakFailed
+	})
+	if !strings.Contains(soaked.Reason, "unhealthy during the soak") {
+		t.Errorf("soak reason = %q", soaked.Reason)
+	}
+	time.Sleep(3 * time.Second) // past the soak: still nothing in production
+	if ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "production"}); len(ps) != 0 {
+		t.Fatalf("production promoted after a failed soak: %+v", ps)
+	}
+
+	// A new secret value: SSM version 2, pinned by a configuration rollout.
+	p, err := bakery.ParseProject("web.yaml", []byte(envProject("auto", "debug")), func(string) string { return "a-new-secret-value" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.ApplyProject(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, n, _ := w.sim.Parameter("/kiln/web/staging/DB_PASSWORD"); v != "a-new-secret-value" || n != 2 {
+		t.Fatalf("SSM after the change: %q version %d", v, n)
+	}
+	eventually(t, "the configuration rollout", func() bool {
+		ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "staging", Limit: 1})
+		return len(ps) == 1 && ps[0].Cause == "configuration changed" && ps[0].State == store.PromotionSucceeded
+	})
+	w.groupRuns(t, "web-staging", img, "--name /kiln/web/staging/DB_PASSWORD:2 ")
+	// Applying the same file again changes nothing: same version, no rollout.
+	before, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web"})
+	if _, err := w.svc.ApplyProject(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	after, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web"})
+	if _, _, n, _ := w.sim.Parameter("/kiln/web/staging/DB_PASSWORD"); n != 2 || len(after) != len(before) {
+		t.Errorf("re-apply: parameter version %d, %d promotions (was %d)", n, len(after), len(before))
+	}
+}
