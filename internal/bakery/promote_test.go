@@ -387,3 +387,34 @@ func TestEnvironmentsSoakFails(t *testing.T) {
 		t.Errorf("re-apply: parameter version %d, %d promotions (was %d)", n, len(after), len(before))
 	}
 }
+
+// TestEnvironmentsResume: a service stopped during a rollout leaves the
+// promotion rolling; the next one resumes it to its end, without a second
+// launch-template version.
+func TestEnvironmentsResume(t *testing.T) {
+	w := newEnvWorld(t)
+	src := strings.Replace(envProject("manual", "debug"), "warmup: 10s}}\n    config:\n      LOG_LEVEL: debug", "warmup: 1500s}}\n    config:\n      LOG_LEVEL: debug", 1)
+	w.apply(t, src)
+	img := w.bakeImage(t)
+	eventually(t, "the staging rollout to start", func() bool {
+		ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "staging", Limit: 1})
+		return len(ps) == 1 && ps[0].State == store.PromotionRolling
+	})
+	w.stop()
+	ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "staging"})
+	if len(ps) != 1 || ps[0].State != store.PromotionRolling {
+		t.Fatalf("after the stop: %+v; want one promotion still rolling", ps)
+	}
+	w.svc, w.stop = w.serveLogging(t, slog.New(slog.NewTextHandler(w.logs, nil)))
+	if p := w.waitEnv(t, "staging", img); p.State != store.PromotionSucceeded || p.ID != ps[0].ID {
+		t.Fatalf("resumed: %+v", p)
+	}
+	if !strings.Contains(w.logs.String(), "promotion resumed after restart") {
+		t.Error("the resume is not logged")
+	}
+	w.groupRuns(t, "web-staging", img, "LOG_LEVEL='debug'")
+	out, err := w.ec2.DescribeLaunchTemplates(t.Context(), &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{"kiln-web-web-staging"}})
+	if err != nil || len(out.LaunchTemplates) != 1 || aws.ToInt64(out.LaunchTemplates[0].LatestVersionNumber) != 1 {
+		t.Errorf("launch template: %+v, %v; want version 1 only", out, err)
+	}
+}
