@@ -1,9 +1,10 @@
-// Package ec2sim is kiln's stand-in for Amazon EC2 and Auto Scaling: an
-// http.Handler that speaks the EC2 Query protocol (Version 2016-11-15,
-// form POST, XML in the EC2 namespace, errors as
-// <Response><Errors><Error><Code>) and the Auto Scaling awsquery protocol
+// Package ec2sim is kiln's stand-in for Amazon EC2, Auto Scaling and SSM
+// Parameter Store: an http.Handler that speaks the EC2 Query protocol
+// (Version 2016-11-15, form POST, XML in the EC2 namespace, errors as
+// <Response><Errors><Error><Code>), the Auto Scaling awsquery protocol
 // (Version 2011-01-01, <XResponse><XResult>, errors as
-// <ErrorResponse><Error><Type/><Code/><Message/>) exactly as aws-sdk-go-v2
+// <ErrorResponse><Error><Type/><Code/><Message/>) and SSM's AWS JSON 1.1
+// (X-Amz-Target AmazonSSM.ACTION, errors as {"__type"}) exactly as aws-sdk-go-v2
 // serializes and deserializes them, so the SDK's retries, paginators and
 // waiters run unchanged against it.
 //
@@ -76,7 +77,9 @@
 // Every API the simulator serves is a service, and every service is one
 // line of the services list (service.go), declared in its own file with
 // its action table, one line per action: ec2Service in ec2.go,
-// autoscalingService in autoscaling.go. A service names the requests that
+// autoscalingService in autoscaling.go, ssmService in ssm.go (Parameter
+// Store, AWS JSON 1.1: its protocol awsJSON is in ssm.go too, until a
+// second JSON service shares it). A service names the requests that
 // are its (the Query Version), the protocol that writes its answers and
 // errors (ec2Query or awsQuery in protocol.go), its actions, and
 // optionally its throttling (admit) and its control endpoints under
