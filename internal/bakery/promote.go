@@ -169,6 +169,13 @@ func (s *Service) imageAvailable(ctx context.Context, region, image string) erro
 	return nil
 }
 
+// runs reports whether env runs image already (a configuration rollout of
+// the previous environment then promotes nothing).
+func (s *Service) runs(ctx context.Context, project, env, image string) bool {
+	cur, err := s.current(ctx, project, env)
+	return err == nil && cur == image
+}
+
 // current is the image env runs: that of its newest succeeded promotion.
 func (s *Service) current(ctx context.Context, project, env string) (string, error) {
 	ps, err := s.store.Promotions(ctx, store.PromotionQuery{Project: project, Env: env, State: store.PromotionSucceeded, Limit: 1})
@@ -235,7 +242,7 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 		return
 	}
 	s.finishPromotion(ctx, log, p, store.PromotionSucceeded, "", version)
-	if i+1 < len(envs) && envs[i+1].Promotion == PromoteAuto {
+	if i+1 < len(envs) && envs[i+1].Promotion == PromoteAuto && !s.runs(ctx, p.Project, envs[i+1].Name, p.ImageID) {
 		until := time.Now().Add(envs[i+1].Soak)
 		if _, err := s.store.SetSoak(ctx, p.ID, store.SoakRunning, until, ""); err != nil {
 			log.Warn("record soak", "err", err)

@@ -221,6 +221,10 @@ func TestEnvironmentsBakeToProduction(t *testing.T) {
 		return len(ps) == 1 && ps[0].Cause == "configuration changed" && ps[0].State == store.PromotionSucceeded
 	})
 	w.groupRuns(t, "web-staging", img, "LOG_LEVEL='info'")
+	time.Sleep(1500 * time.Millisecond) // past a soak: production runs img already, so nothing follows
+	if ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "production"}); len(ps) != 1 {
+		t.Errorf("production has %d promotions; want 1 (a configuration rollout of staging promotes no image)", len(ps))
+	}
 
 	envs, _ := w.st.Environments(t.Context(), "web")
 	for _, where := range []string{w.logs.String(), dump(t, envs)} {
