@@ -62,20 +62,31 @@ func (s *Server) listEnvironments(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.cfg.Store.Project(r.Context(), name); s.projectFailed(w, r, name, err) {
 		return
 	}
-	envs, err := s.cfg.Store.Environments(r.Context(), name)
+	envs, err := s.environments(r, name)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	promos, err := s.cfg.Store.Promotions(r.Context(), store.PromotionQuery{Project: name, Limit: historyLen * max(len(envs), 1)})
-	if err != nil {
-		s.internal(w, r, err)
-		return
+	if envs == nil {
+		envs = []Environment{}
 	}
-	out := struct {
+	writeJSON(w, http.StatusOK, struct {
 		Environments []Environment `json:"environments"`
-	}{Environments: []Environment{}}
-	for _, st := range bakery.EnvStatuses(name, envs, promos) {
+	}{envs})
+}
+
+// environments are project's environments as the API shows them.
+func (s *Server) environments(r *http.Request, project string) ([]Environment, error) {
+	envs, err := s.cfg.Store.Environments(r.Context(), project)
+	if err != nil || len(envs) == 0 {
+		return nil, err
+	}
+	promos, err := s.cfg.Store.Promotions(r.Context(), store.PromotionQuery{Project: project, Limit: historyLen * len(envs)})
+	if err != nil {
+		return nil, err
+	}
+	var out []Environment
+	for _, st := range bakery.EnvStatuses(project, envs, promos) {
 		e := Environment{Name: st.Name, Region: st.Region, Group: st.Group.Name, Promotion: st.Promotion, Image: st.Image,
 			State: st.State, Detail: st.Detail, Config: st.Config, Promotions: []Promotion{}}
 		if st.Soak > 0 {
@@ -87,9 +98,9 @@ func (s *Server) listEnvironments(w http.ResponseWriter, r *http.Request) {
 		for _, p := range st.Promotions[:min(len(st.Promotions), historyLen)] {
 			e.Promotions = append(e.Promotions, promotionJSON(p))
 		}
-		out.Environments = append(out.Environments, e)
+		out = append(out, e)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 func (s *Server) promote(w http.ResponseWriter, r *http.Request) {

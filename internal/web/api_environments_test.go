@@ -47,6 +47,9 @@ func TestEnvironmentsAPI(t *testing.T) {
 		t.Errorf("plain values missing:\n%s", body)
 	}
 
+	if pr, err := f.c.Project(ctx, "web"); err != nil || len(pr.Environments) != 2 || pr.Environments[0].Config[1].Value != "••••••••" {
+		t.Errorf("Project() environments = %+v, %v", pr, err)
+	}
 	p, err := f.c.Promote(ctx, "web", "staging", "ami-0123abcd")
 	if err != nil || p.State != "rolling" || p.Env != "staging" {
 		t.Fatalf("Promote() = %+v, %v", p, err)
