@@ -362,45 +362,9 @@ func ec2Drift(ctx context.Context, n int, withEvents bool, emit func(any)) error
 	var eg errgroup.Group
 	eg.Go(func() error { return eng.Run(runCtx) })
 	defer func() { cancel(); _ = eg.Wait() }()
-	var ids []string
-	for len(ids) < n {
-		ids = ids[:0]
-		for _, in := range w.sim.Instances() {
-			if in.State == "running" {
-				ids = append(ids, in.ID)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	time.Sleep(200 * time.Millisecond) // let the first poll and checks settle
-	w.mu.Lock()
-	clear(w.starts)
-	clear(w.stopped)
-	w.mu.Unlock()
-	stoppedAt := map[string]time.Time{}
-	for _, id := range ids {
-		stoppedAt[id] = time.Now()
-		if err := w.sim.StopInstance(id); err != nil {
-			return err
-		}
-	}
-	deadline := time.Now().Add(poll + 30*time.Second)
-	for {
-		w.mu.Lock()
-		done := len(w.starts)
-		w.mu.Unlock()
-		if done >= n || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	stoppedAt, err := w.stopAll(ctx, n, 200*time.Millisecond, poll+30*time.Second)
+	if err != nil {
+		return err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -428,6 +392,54 @@ func ec2Drift(ctx context.Context, n int, withEvents bool, emit func(any)) error
 	}
 	emit(f)
 	return nil
+}
+
+// stopAll waits until n instances run, lets the first checks settle for
+// settle, forgets the starts, events and calls seen so far, stops every
+// instance by hand at once, and waits (at most wait) until kiln has started
+// n again. It returns when each was stopped.
+func (w *ec2World) stopAll(ctx context.Context, n int, settle, wait time.Duration) (map[string]time.Time, error) {
+	var ids []string
+	for len(ids) < n {
+		ids = ids[:0]
+		for _, in := range w.sim.Instances() {
+			if in.State == "running" {
+				ids = append(ids, in.ID)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	time.Sleep(settle)
+	w.mu.Lock()
+	clear(w.starts)
+	clear(w.stopped)
+	w.mu.Unlock()
+	w.sim.ResetCalls()
+	stoppedAt := map[string]time.Time{}
+	for _, id := range ids {
+		stoppedAt[id] = time.Now()
+		if err := w.sim.StopInstance(id); err != nil {
+			return nil, err
+		}
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		w.mu.Lock()
+		done := len(w.starts)
+		w.mu.Unlock()
+		if done >= n || time.Now().After(deadline) {
+			return stoppedAt, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // ec2RepeatStop: n running instances under the engine, poll only; each is

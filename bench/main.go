@@ -33,8 +33,11 @@ var scenarios = map[string]scenario{
 	"environments": environmentsBench,
 	"ec2sim":       ec2simBench,
 	"ec2":          ec2Bench,
+	"dns":          dnsBench,
 	"rollout":      rolloutBench,
 	"pages":        pagesBench,
+	"lock":         lockBench,
+	"queue":        queueBench,
 }
 
 func main() { os.Exit(run()) }

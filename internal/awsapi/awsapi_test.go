@@ -2,7 +2,6 @@ package awsapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"strings"
@@ -271,29 +270,5 @@ func TestRetryWaitsOutThrottling(t *testing.T) {
 	})
 	if Code(err) != "InvalidParameterValue" {
 		t.Errorf("Retry() = %v; want the 4xx returned at once", err)
-	}
-}
-
-type acts []string
-
-func (a acts) IAMActions() []string { return a }
-
-func TestPolicy(t *testing.T) {
-	b := PolicyJSON(acts{"ec2:RunInstances", "ec2:DescribeInstances"}, acts{"ec2:DescribeInstances", "iam:PassRole"}, "not an AWS kind")
-	var doc PolicyDocument
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	if doc.Version != "2012-10-17" || len(doc.Statement) != 2 {
-		t.Fatalf("policy = %s", b)
-	}
-	if got := strings.Join(doc.Statement[0].Action, ","); got != "ec2:DescribeInstances,ec2:RunInstances" {
-		t.Errorf("actions = %s; want sorted, deduplicated", got)
-	}
-	if got := strings.Join(doc.Statement[1].Action, ","); got != "iam:PassRole" {
-		t.Errorf("second statement = %s; want iam:PassRole", got)
-	}
-	if empty := Policy(); len(empty.Statement) != 0 {
-		t.Errorf("Policy() of nothing = %+v", empty)
 	}
 }

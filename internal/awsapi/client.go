@@ -22,6 +22,7 @@ package awsapi
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,6 +30,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -80,9 +84,18 @@ func NewRetryer(o RetryOptions) aws.Retryer {
 
 // LoadConfig loads the standard AWS configuration: the credential chain,
 // shared config and profiles, AWS_REGION, AWS_ENDPOINT_URL[_EC2]. The
-// retryer is NewRetryer's.
-func LoadConfig(ctx context.Context, ro RetryOptions) (aws.Config, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer { return NewRetryer(ro) }))
+// retryer is NewRetryer's; the SDK's own log lines (such as its fallback
+// to IMDSv1) go to log at debug, nil discarding them.
+func LoadConfig(ctx context.Context, ro RetryOptions, log *slog.Logger) (aws.Config, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sdkLog := logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		log.Debug(fmt.Sprintf(format, v...), "component", "aws-sdk", "class", string(c))
+	})
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithRetryer(func() aws.Retryer { return NewRetryer(ro) }),
+		config.WithLogger(sdkLog))
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load aws config: %w", err)
 	}
@@ -97,5 +110,24 @@ func NewEC2(cfg aws.Config, region string, apiOptions ...func(*middleware.Stack)
 			o.Region = region
 		}
 		o.APIOptions = append(o.APIOptions, apiOptions...)
+	})
+}
+
+// NewSQS returns an SQS client for cfg in region (cfg.Region when empty).
+func NewSQS(cfg aws.Config, region string) *sqs.Client {
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+		if region != "" {
+			o.Region = region
+		}
+	})
+}
+
+// NewEventBridge returns an EventBridge client for cfg in region
+// (cfg.Region when empty).
+func NewEventBridge(cfg aws.Config, region string) *eventbridge.Client {
+	return eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) {
+		if region != "" {
+			o.Region = region
+		}
 	})
 }

@@ -79,10 +79,11 @@ func Action(err error) string {
 
 // Classify marks what retrying cannot fix as engine.Permanent: a permission
 // error (naming the denied action), or an error whose code is in permanent.
-// Other errors are returned unchanged.
+// Other errors, and errors already marked permanent (classified once on
+// their way up), are returned unchanged.
 func Classify(err error, permanent ...string) error {
-	if err == nil {
-		return nil
+	if err == nil || engine.IsPermanent(err) {
+		return err
 	}
 	if IsPermission(err) {
 		a := Action(err)

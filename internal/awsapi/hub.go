@@ -32,7 +32,10 @@ type Options struct {
 	// RateLimit paces EC2 calls to AWS's token buckets; on by default
 	// against AWS, off by default with a given Config.
 	RateLimit RateLimit
-	Log       *slog.Logger
+	// Fence, when set, guards every call that may change something, in
+	// every client of these hubs (EC2 and Auto Scaling).
+	Fence Fence
+	Log   *slog.Logger
 }
 
 func (o *Options) fill() {
@@ -51,6 +54,16 @@ func (o *Options) fill() {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+}
+
+// fenced returns cfg with the fence on every client's stack.
+func (o *Options) fenced(cfg aws.Config) aws.Config {
+	if o.Fence == nil {
+		return cfg
+	}
+	c := cfg.Copy()
+	c.APIOptions = append(c.APIOptions[:len(c.APIOptions):len(c.APIOptions)], o.Fence.addTo)
+	return c
 }
 
 // Hubs holds one Hub per region, created on first use and shared by every
@@ -73,6 +86,10 @@ func NewHubs(o Options) *Hubs {
 		c.Retryer = func() aws.Retryer { return NewRetryer(o.Retry) }
 		o.Config = &c
 	}
+	if o.Config != nil {
+		c := o.fenced(*o.Config)
+		o.Config = &c
+	}
 	return &Hubs{o: o, cfg: o.Config, wake: make(chan struct{}, 1), hubs: map[string]*Hub{}, started: map[*Hub]bool{}}
 }
 
@@ -87,10 +104,11 @@ func (hs *Hubs) config(ctx context.Context) (aws.Config, error) {
 	if cfg != nil {
 		return *cfg, nil
 	}
-	c, err := LoadConfig(ctx, hs.o.Retry)
+	c, err := LoadConfig(ctx, hs.o.Retry, hs.o.Log)
 	if err != nil {
 		return aws.Config{}, err
 	}
+	c = hs.o.fenced(c)
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if hs.cfg == nil {
@@ -98,6 +116,10 @@ func (hs *Hubs) config(ctx context.Context) (aws.Config, error) {
 	}
 	return *hs.cfg, nil
 }
+
+// Config is the process's AWS configuration, loaded on first use, for the
+// clients of other services (SQS, EventBridge).
+func (hs *Hubs) Config(ctx context.Context) (aws.Config, error) { return hs.config(ctx) }
 
 // DefaultRegion is the configured region (AWS_REGION, profile), for
 // resources that name none.

@@ -170,9 +170,13 @@ func instanceCount(params any) int {
 // finalize step, where every attempt takes its tokens.
 type paramsKey struct{}
 
-// addTo puts the limiter on an EC2 client's middleware stack: after the
-// retryer, so each attempt (a retry too) waits for its tokens.
-func (l *limiter) addTo(stack *middleware.Stack) error {
+// addTo puts the limiter on an EC2 client's middleware stack (addPacer).
+func (l *limiter) addTo(stack *middleware.Stack) error { return addPacer(stack, l.wait) }
+
+// addPacer puts wait on a client's middleware stack: after the retryer, so
+// each attempt (a retry too) waits for its tokens. wait gets the
+// operation's name and input.
+func addPacer(stack *middleware.Stack, wait func(ctx context.Context, action string, params any) error) error {
 	err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("kiln.RateLimitParams",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			return next.HandleInitialize(middleware.WithStackValue(ctx, paramsKey{}, in.Parameters), in)
@@ -182,7 +186,7 @@ func (l *limiter) addTo(stack *middleware.Stack) error {
 	}
 	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("kiln.RateLimit",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			if err := l.wait(ctx, awsmiddleware.GetOperationName(ctx), middleware.GetStackValue(ctx, paramsKey{})); err != nil {
+			if err := wait(ctx, awsmiddleware.GetOperationName(ctx), middleware.GetStackValue(ctx, paramsKey{})); err != nil {
 				return middleware.FinalizeOutput{}, middleware.Metadata{}, err
 			}
 			return next.HandleFinalize(ctx, in)

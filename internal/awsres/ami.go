@@ -1,6 +1,7 @@
 package awsres
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -62,8 +63,8 @@ type AMI struct {
 
 	mu      sync.Mutex
 	out     map[string]string
-	base    string   // with RebakeOnNewBase: the base the image in out was baked from
-	planned []string // what the last check-only CheckApply would do
+	base    string          // with RebakeOnNewBase: the base the image in out was baked from
+	planned []engine.Change // what the last check-only CheckApply would do
 }
 
 // AMIBase is the image a bake starts from: id, or owner + name pattern
@@ -173,15 +174,33 @@ func (r *AMI) current() (image, base string) {
 	return r.out["image_id"], r.base
 }
 
-func (r *AMI) plan(line string) {
+// plan records a bake that a check-only pass found due: a new image, with
+// what it is baked from.
+func (r *AMI) plan(why, base string) {
+	c := engine.Change{Action: engine.ActionCreate, Summary: why, Attrs: []engine.Attr{
+		{Name: "base", New: cmp.Or(base, r.Base.ID, r.Base.Name)},
+		{Name: "type", New: r.Type},
+		{Name: "script", New: fmt.Sprintf("%d bytes", len(r.Script))},
+	}}
 	r.mu.Lock()
-	r.planned = append(r.planned, line)
+	r.planned = append(r.planned, c)
 	r.mu.Unlock()
 }
 
 // Changes lists what the last CheckApply with apply=false found it would
-// do ("bake image: new base ami-x replaces ami-y"); kiln plan prints it.
+// do ("bake image: new base ami-x replaces ami-y").
 func (r *AMI) Changes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lines := make([]string, len(r.planned))
+	for i, c := range r.planned {
+		lines[i] = c.Summary
+	}
+	return lines
+}
+
+// PlannedChanges is Changes in detail, for kiln plan.
+func (r *AMI) PlannedChanges() []engine.Change {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.planned)
@@ -434,7 +453,7 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	}
 	if !apply {
 		r.log("would bake image", "spec", m[tagSpec], "base", base, "why", why)
-		r.plan(why)
+		r.plan(why, base)
 		return false, nil
 	}
 	if bakeID == "" {
@@ -570,13 +589,15 @@ func (l logRecorder) Builder(context.Context, string) error { return nil }
 func (l logRecorder) Image(context.Context, string) error   { return nil }
 
 var (
-	_ engine.Resource    = (*AMI)(nil)
-	_ engine.Initer      = (*AMI)(nil)
-	_ engine.Outputter   = (*AMI)(nil)
-	_ engine.Changer     = (*AMI)(nil)
-	_ engine.SelfPoller  = (*AMI)(nil)
-	_ config.Validator   = (*AMI)(nil)
-	_ awsapi.IAMActioner = (*AMI)(nil)
+	_ engine.Resource      = (*AMI)(nil)
+	_ engine.Initer        = (*AMI)(nil)
+	_ engine.Outputter     = (*AMI)(nil)
+	_ engine.Changer       = (*AMI)(nil)
+	_ engine.ChangePlanner = (*AMI)(nil)
+	_ engine.SelfPoller    = (*AMI)(nil)
+	_ config.Validator     = (*AMI)(nil)
+	_ awsapi.IAMActioner   = (*AMI)(nil)
+	_ awsapi.RolePasser    = (*AMI)(nil)
 )
 
 // SweepBuilders terminates the live builders of graph's aws:ami resources
@@ -611,4 +632,12 @@ func SweepBuilders(ctx context.Context, hubs *awsapi.Hubs, graph string, rs map[
 		errs = append(errs, err)
 	}
 	return swept, errors.Join(errs...)
+}
+
+// InstanceProfiles is the builder's profile, for the policy's iam:PassRole.
+func (r *AMI) InstanceProfiles() []string {
+	if r.IAMProfile == "" {
+		return nil
+	}
+	return []string{r.IAMProfile}
 }

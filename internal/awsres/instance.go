@@ -97,7 +97,7 @@ type Instance struct {
 
 	mu      sync.Mutex
 	out     map[string]string
-	planned []string // what the last check-only CheckApply would have done
+	planned []engine.Change // what the last check-only CheckApply would have done
 }
 
 // NewInstance returns an empty aws:ec2 resource using the shared hubs.
@@ -341,7 +341,7 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			return true, nil
 		}
 		if !apply {
-			r.plan("terminate instance", live[0])
+			r.plan(engine.Change{Action: engine.ActionDelete, Summary: "terminate instance"}, live[0])
 			return false, nil
 		}
 		if err := r.terminate(ctx, live[0]); err != nil {
@@ -359,7 +359,7 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			if prev != "" {
 				what += " replacing " + prev
 			}
-			r.plan(what, types.Instance{})
+			r.plan(engine.Change{Action: engine.ActionCreate, Summary: what, Attrs: r.launchAttrs()}, types.Instance{})
 			return false, nil
 		}
 		in, err := r.launch(ctx, prev)
@@ -369,14 +369,21 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		cur, ok = in, false
 	} else {
 		cur = live[0]
-		if drift := r.immutableDrift(cur); drift != "" {
+		if attrs := r.immutableDrift(cur); len(attrs) > 0 {
+			drift := describeDrift(attrs)
+			if !apply {
+				// Plan shows the replacement, refused or not: every later
+				// difference is the new instance's.
+				c := engine.Change{Action: engine.ActionReplace, Summary: "replace instance (" + drift + ")", Attrs: attrs}
+				if !r.Replace {
+					c.Refused = "set replace: true to let kiln replace it"
+				}
+				r.plan(c, cur)
+				return false, nil
+			}
 			if !r.Replace {
 				return false, engine.Permanent(fmt.Errorf("aws:ec2 %q: instance %s: %s; set replace: true to let kiln replace it",
 					r.env.Name, aws.ToString(cur.InstanceId), drift))
-			}
-			if !apply {
-				r.plan("replace instance ("+drift+")", cur)
-				return false, nil
 			}
 			if err := r.terminate(ctx, cur); err != nil {
 				return false, err
@@ -389,40 +396,54 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		}
 	}
 
-	if drift := r.restartDrift(cur); drift != "" {
-		if !r.AllowRestart {
+	// A check-only pass goes on past each difference, so that plan lists
+	// all of them.
+	if attrs := r.restartDrift(cur); len(attrs) > 0 {
+		drift := describeDrift(attrs)
+		switch {
+		case !apply:
+			c := engine.Change{Action: engine.ActionRestart, Summary: "stop, modify and start instance (" + drift + ")", Attrs: attrs}
+			if !r.AllowRestart {
+				c.Refused = "changing it needs a stop and start: set allow_restart: true"
+			}
+			r.plan(c, cur)
+			ok = false
+		case !r.AllowRestart:
 			return false, engine.Permanent(fmt.Errorf("aws:ec2 %q: instance %s: %s; changing it needs a stop and start: set allow_restart: true",
 				r.env.Name, aws.ToString(cur.InstanceId), drift))
+		default:
+			in, err := r.modify(ctx, cur)
+			if err != nil {
+				return false, err
+			}
+			cur, ok = in, false
 		}
-		if !apply {
-			r.plan("stop, modify and start instance ("+drift+")", cur)
-			return false, nil
-		}
-		in, err := r.modify(ctx, cur)
-		if err != nil {
-			return false, err
-		}
-		cur, ok = in, false
 	}
 
 	if groups, same := r.groupDrift(cur); !same {
-		if !apply {
-			r.plan("set security groups to "+strings.Join(groups, ", ")+" on instance", cur)
-			return false, nil
-		}
-		if err := r.setGroups(ctx, cur, groups); err != nil {
-			return false, err
+		if apply {
+			if err := r.setGroups(ctx, cur, groups); err != nil {
+				return false, err
+			}
+		} else {
+			r.plan(engine.Change{Action: engine.ActionUpdate, Summary: "set security groups to " + strings.Join(groups, ", ") + " on instance",
+				Attrs: []engine.Attr{{Name: "security_groups", Old: strings.Join(instanceGroups(cur), ", "), New: strings.Join(groups, ", ")}}}, cur)
 		}
 		ok = false
 	}
 
 	if missing := r.missingTags(cur); len(missing) > 0 {
-		if !apply {
-			r.plan("tag instance", cur)
-			return false, nil
-		}
-		if err := r.tag(ctx, cur, missing); err != nil {
-			return false, err
+		if apply {
+			if err := r.tag(ctx, cur, missing); err != nil {
+				return false, err
+			}
+		} else {
+			var attrs []engine.Attr
+			for _, t := range missing {
+				old, _ := tagLookup(cur.Tags, aws.ToString(t.Key))
+				attrs = append(attrs, engine.Attr{Name: "tags." + aws.ToString(t.Key), Old: old, New: aws.ToString(t.Value)})
+			}
+			r.plan(engine.Change{Action: engine.ActionUpdate, Summary: "tag instance", Attrs: attrs}, cur)
 		}
 		ok = false
 	}
@@ -436,12 +457,13 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	}
 
 	if drift := r.profileDrift(in); drift != "" {
-		if !apply {
-			r.plan("set instance profile ("+drift+") on instance", in)
-			return false, nil
-		}
-		if err := r.setProfile(ctx, in); err != nil {
-			return false, err
+		if apply {
+			if err := r.setProfile(ctx, in); err != nil {
+				return false, err
+			}
+		} else {
+			r.plan(engine.Change{Action: engine.ActionUpdate, Summary: "set instance profile (" + drift + ") on instance",
+				Attrs: []engine.Attr{{Name: "iam_profile", Old: cmp.Or(profileARN(in), "none"), New: r.IAMProfile}}}, in)
 		}
 		ok = false
 	}
@@ -460,7 +482,8 @@ func (r *Instance) converge(ctx context.Context, cur types.Instance, want string
 		return cur, false, nil
 	}
 	if !apply {
-		r.plan(map[string]string{StateRunning: "start instance", StateStopped: "stop instance"}[want], cur)
+		r.plan(engine.Change{Action: engine.ActionUpdate, Summary: map[string]string{StateRunning: "start instance", StateStopped: "stop instance"}[want],
+			Attrs: []engine.Attr{{Name: "state", Old: stateOf(cur), New: want}}}, cur)
 		return cur, true, nil
 	}
 	for range maxMoves {
@@ -494,26 +517,75 @@ const maxMoves = 5
 // errMoved: the instance settled in a state other than the awaited one.
 var errMoved = errors.New("instance moved to another state")
 
-// plan records (and logs) what a check-only CheckApply would do.
-func (r *Instance) plan(what string, in types.Instance) {
+// plan records (and logs) what a check-only CheckApply would do to in; the
+// instance's id and state join the summary.
+func (r *Instance) plan(c engine.Change, in types.Instance) {
 	id := aws.ToString(in.InstanceId)
-	r.log().Info("would "+what, "instance", id, "state", stateOf(in))
-	line := what
+	r.log().Info("would "+c.Summary, "instance", id, "state", stateOf(in))
 	if id != "" {
-		line = fmt.Sprintf("%s %s (%s)", what, id, stateOf(in))
+		c.Summary = fmt.Sprintf("%s %s (%s)", c.Summary, id, stateOf(in))
 	}
 	r.mu.Lock()
-	r.planned = append(r.planned, line)
+	r.planned = append(r.planned, c)
 	r.mu.Unlock()
 }
 
 // Changes lists what the last CheckApply with apply=false found it would
-// do, one line each ("start instance i-0abc (stopped)"); kiln plan prints
-// them.
+// do, one line each ("start instance i-0abc (stopped)").
 func (r *Instance) Changes() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	lines := make([]string, len(r.planned))
+	for i, c := range r.planned {
+		lines[i] = c.Summary
+	}
+	return lines
+}
+
+// PlannedChanges is Changes in detail, for kiln plan.
+func (r *Instance) PlannedChanges() []engine.Change {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	return slices.Clone(r.planned)
+}
+
+// launchAttrs are what a launch sets, as plan shows them.
+func (r *Instance) launchAttrs() []engine.Attr {
+	attrs := []engine.Attr{
+		{Name: "image", New: r.Image}, {Name: "type", New: r.Type},
+		{Name: "region", New: cmp.Or(r.Region, r.hub.Region())},
+		{Name: "subnet", New: cmp.Or(r.Subnet, "(the default VPC's)")},
+		{Name: "state", New: r.state()},
+	}
+	opt := func(name, v string) {
+		if v != "" {
+			attrs = append(attrs, engine.Attr{Name: name, New: v})
+		}
+	}
+	opt("security_groups", strings.Join(r.SecurityGroups, ", "))
+	opt("key_name", r.KeyName)
+	opt("iam_profile", r.IAMProfile)
+	if r.UserData != "" {
+		opt("user_data", fmt.Sprintf("%d bytes, sha256 %s…", len(r.UserData), userDataDigest(r.UserData)[:12]))
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Tags)) {
+		opt("tags."+k, r.Tags[k])
+	}
+	return attrs
+}
+
+// describeDrift is a plan's attributes as one line: "type is t3.micro,
+// spec wants t3.small; user_data differs".
+func describeDrift(attrs []engine.Attr) string {
+	d := make([]string, len(attrs))
+	for i, a := range attrs {
+		if a.Old == "" && a.New == "" {
+			d[i] = a.Name + " differs"
+			continue
+		}
+		d[i] = fmt.Sprintf("%s is %s, spec wants %s", a.Name, a.Old, a.New)
+	}
+	return strings.Join(d, "; ")
 }
 
 func (r *Instance) log() *slog.Logger {
@@ -523,32 +595,43 @@ func (r *Instance) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// immutableDrift describes a difference that only a replacement can fix.
-func (r *Instance) immutableDrift(in types.Instance) string {
-	var d []string
+// immutableDrift is the differences that only a replacement can fix.
+func (r *Instance) immutableDrift(in types.Instance) []engine.Attr {
+	var d []engine.Attr
 	if got := aws.ToString(in.ImageId); got != r.Image {
-		d = append(d, fmt.Sprintf("image is %s, spec wants %s", got, r.Image))
+		d = append(d, engine.Attr{Name: "image", Old: got, New: r.Image})
 	}
 	if r.Subnet != "" && aws.ToString(in.SubnetId) != r.Subnet {
-		d = append(d, fmt.Sprintf("subnet is %s, spec wants %s", aws.ToString(in.SubnetId), r.Subnet))
+		d = append(d, engine.Attr{Name: "subnet", Old: aws.ToString(in.SubnetId), New: r.Subnet})
 	}
 	// A key pair is only given at launch. Without one in the spec, any will do.
 	if got := aws.ToString(in.KeyName); r.KeyName != "" && got != r.KeyName {
-		d = append(d, fmt.Sprintf("key_name is %s, spec wants %s", cmp.Or(got, "none"), r.KeyName))
+		d = append(d, engine.Attr{Name: "key_name", Old: cmp.Or(got, "none"), New: r.KeyName})
 	}
-	return strings.Join(d, "; ")
+	return d
 }
 
-// restartDrift describes a difference fixed by stop → modify → start.
-func (r *Instance) restartDrift(in types.Instance) string {
-	var d []string
+// restartDrift is the differences fixed by stop → modify → start. User
+// data is known only by its digest, so its Old and New are empty.
+func (r *Instance) restartDrift(in types.Instance) []engine.Attr {
+	var d []engine.Attr
 	if got := string(in.InstanceType); got != r.Type {
-		d = append(d, fmt.Sprintf("type is %s, spec wants %s", got, r.Type))
+		d = append(d, engine.Attr{Name: "type", Old: got, New: r.Type})
 	}
 	if awsapi.TagValue(in.Tags, tagUserData) != userDataDigest(r.UserData) {
-		d = append(d, "user_data differs")
+		d = append(d, engine.Attr{Name: "user_data"})
 	}
-	return strings.Join(d, "; ")
+	return d
+}
+
+// instanceGroups are the ids of in's security groups, sorted.
+func instanceGroups(in types.Instance) []string {
+	var got []string
+	for _, g := range in.SecurityGroups {
+		got = append(got, aws.ToString(g.GroupId))
+	}
+	slices.Sort(got)
+	return got
 }
 
 // groupDrift reports whether the instance has exactly the spec's security
@@ -559,12 +642,7 @@ func (r *Instance) groupDrift(in types.Instance) (want []string, ok bool) {
 	}
 	want = slices.Sorted(slices.Values(r.SecurityGroups))
 	want = slices.Compact(want)
-	var got []string
-	for _, g := range in.SecurityGroups {
-		got = append(got, aws.ToString(g.GroupId))
-	}
-	slices.Sort(got)
-	return want, slices.Equal(got, want)
+	return want, slices.Equal(instanceGroups(in), want)
 }
 
 // setGroups changes a live instance's security groups (no restart needed).
@@ -823,11 +901,22 @@ func notFoundNotYet(err error) error {
 }
 
 var (
-	_ engine.Resource    = (*Instance)(nil)
-	_ engine.Initer      = (*Instance)(nil)
-	_ engine.Outputter   = (*Instance)(nil)
-	_ engine.SelfPoller  = (*Instance)(nil)
-	_ engine.Changer     = (*Instance)(nil)
-	_ config.Validator   = (*Instance)(nil)
-	_ awsapi.IAMActioner = (*Instance)(nil)
+	_ engine.Resource      = (*Instance)(nil)
+	_ engine.Initer        = (*Instance)(nil)
+	_ engine.Outputter     = (*Instance)(nil)
+	_ engine.SelfPoller    = (*Instance)(nil)
+	_ engine.Changer       = (*Instance)(nil)
+	_ engine.ChangePlanner = (*Instance)(nil)
+	_ config.Validator     = (*Instance)(nil)
+	_ awsapi.IAMActioner   = (*Instance)(nil)
+	_ awsapi.RolePasser    = (*Instance)(nil)
 )
+
+// InstanceProfiles is the profile this instance is launched with, for the
+// policy's iam:PassRole.
+func (r *Instance) InstanceProfiles() []string {
+	if r.IAMProfile == "" || r.State == StateTerminated {
+		return nil
+	}
+	return []string{r.IAMProfile}
+}

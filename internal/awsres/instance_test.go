@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -528,7 +529,16 @@ func (c *changes) Changed() {
 // keep is a one-vertex engine: Watch, then CheckApply on every change,
 // until ctx is done.
 func keep(ctx context.Context, t *testing.T, r *Instance) *errgroup.Group {
-	var g errgroup.Group
+	g, _ := keepCounting(ctx, t, r)
+	return g
+}
+
+// keepCounting is keep, counting the CheckApply calls that have returned.
+func keepCounting(ctx context.Context, t *testing.T, r *Instance) (*errgroup.Group, *atomic.Int64) {
+	var (
+		g    errgroup.Group
+		done atomic.Int64
+	)
 	ev := newChanges()
 	g.Go(func() error { return r.Watch(ctx, ev) })
 	g.Go(func() error {
@@ -541,6 +551,7 @@ func keep(ctx context.Context, t *testing.T, r *Instance) *errgroup.Group {
 			if _, err := r.CheckApply(ctx, true); err != nil && ctx.Err() == nil {
 				t.Errorf("CheckApply() error = %v", err)
 			}
+			done.Add(1)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -548,7 +559,7 @@ func keep(ctx context.Context, t *testing.T, r *Instance) *errgroup.Group {
 			}
 		}
 	})
-	return &g
+	return &g, &done
 }
 
 func TestOutOfBandStop(t *testing.T) {
@@ -952,11 +963,19 @@ func TestKeyNamePlan(t *testing.T) {
 	if n := w.sim.Calls("TerminateInstances"); n != 0 {
 		t.Errorf("TerminateInstances calls = %d in check-only mode; want 0", n)
 	}
-	// Without replace the check names the field, both values and the option.
+	// Without replace, a check-only pass still plans the replacement and
+	// says that run would refuse it; run's check fails for good, naming the
+	// field, both values and the option.
 	r.Replace = false
-	_, err = r.CheckApply(t.Context(), false)
+	if ok, err := r.CheckApply(t.Context(), false); ok || err != nil {
+		t.Fatalf("CheckApply(apply=false) without replace = %v, %v; want false, nil (plan shows it)", ok, err)
+	}
+	if got := r.PlannedChanges(); len(got) != 1 || got[0].Action != engine.ActionReplace || !strings.Contains(got[0].Refused, "set replace: true") {
+		t.Errorf("PlannedChanges() without replace = %+v; want one refused replacement", got)
+	}
+	_, err = r.CheckApply(t.Context(), true)
 	if err == nil || !engine.IsPermanent(err) || !strings.Contains(err.Error(), "key_name is ops, spec wants deploy; set replace: true") {
-		t.Errorf("CheckApply(apply=false) error = %v; want a permanent one naming key_name, ops, deploy and replace: true", err)
+		t.Errorf("CheckApply(apply=true) error = %v; want a permanent one naming key_name, ops, deploy and replace: true", err)
 	}
 	// A spec without a key_name takes whatever key the instance has.
 	r.KeyName = ""
@@ -993,7 +1012,7 @@ func TestRepeatStopPollOnly(t *testing.T) {
 			}
 			r := w.instance("web", nil)
 			ctx, cancel := context.WithCancel(t.Context())
-			g := keep(ctx, t, r)
+			g, checked := keepCounting(ctx, t, r)
 			defer func() { cancel(); _ = g.Wait() }()
 			running := func(id string) func() bool {
 				return func() bool { in, _ := w.sim.Instance(id); return in.State == "running" }
@@ -1002,6 +1021,10 @@ func TestRepeatStopPollOnly(t *testing.T) {
 				l := w.live("web")
 				return len(l) == 1 && l[0].State == "running"
 			})
+			// A stop by hand must come after kiln's check has seen the
+			// instance running and returned: during the check, kiln itself
+			// would start it again (someone moved it while it waited).
+			eventually(t, "the launch's check returned", func() bool { return checked.Load() >= 1 })
 			id := w.live("web")[0].ID
 			if err := h.Poll(t.Context(), graph); err != nil { // the first poll: a baseline
 				t.Fatal(err)
@@ -1011,11 +1034,13 @@ func TestRepeatStopPollOnly(t *testing.T) {
 					t.Fatal(err)
 				}
 				eventually(t, "instance stopped by hand", func() bool { in, _ := w.sim.Instance(id); return in.State == "stopped" })
+				before := checked.Load()
 				if err := h.Poll(t.Context(), graph); err != nil {
 					t.Fatal(err)
 				}
 				eventually(t, fmt.Sprintf("start after stop %d", stop), func() bool { return w.sim.Calls("StartInstances") == stop })
 				eventually(t, fmt.Sprintf("running after stop %d", stop), running(id))
+				eventually(t, fmt.Sprintf("the repair's check after stop %d returned", stop), func() bool { return checked.Load() > before })
 				if tt.late != nil {
 					tt.late(h, id)
 				}

@@ -8,10 +8,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"kiln/internal/config"
 	"kiln/internal/pipeline"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -69,18 +69,24 @@ const (
 
 // ProjectError is one problem in a project file.
 type ProjectError struct {
-	File  string
-	Line  int
-	Field string // dotted YAML path, e.g. "base.owner"; empty for the file as a whole
-	Msg   string
+	File   string
+	Line   int
+	Column int    // 0: not known (known for YAML syntax errors)
+	Field  string // dotted YAML path, e.g. "base.owner"; empty for the file as a whole
+	Msg    string
 }
 
-// Error reads `web.yaml:4: base.owner: must be set with base.name`.
+// Error reads `web.yaml:4: base.owner: must be set with base.name`, or
+// `web.yaml:4:7: ...` when the column is known.
 func (e *ProjectError) Error() string {
-	if e.Field == "" {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	at := fmt.Sprintf("%s:%d", e.File, e.Line)
+	if e.Column > 0 {
+		at += fmt.Sprintf(":%d", e.Column)
 	}
-	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Field, e.Msg)
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", at, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", at, e.Field, e.Msg)
 }
 
 // ProjectErrors is every problem found in one project file, in line order.
@@ -143,12 +149,16 @@ func (pp *projectParser) parse(data []byte) *Project {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
-		line := 1
 		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			line = yamlErrorLine(err)
+		if errors.As(err, &te) {
+			pp.errorf(1, "", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			return nil
 		}
-		pp.errorf(line, "", "%s", yamlMessage(err))
+		syn := config.SyntaxOf(data, err)
+		if syn.Msg == "empty file" {
+			syn.Msg = "empty project file"
+		}
+		pp.errs = append(pp.errs, &ProjectError{File: pp.file, Line: syn.Line, Column: syn.Column, Msg: syn.Msg})
 		return nil
 	}
 	var extra yaml.Node
@@ -594,33 +604,6 @@ func checkBranch(name string) string {
 		return "not a branch name"
 	}
 	return ""
-}
-
-// yamlErrorLine digs the line out of a yaml syntax error ("yaml: line 3: ...").
-func yamlErrorLine(err error) int {
-	msg := err.Error()
-	if _, rest, ok := strings.Cut(msg, "line "); ok {
-		end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
-		if end > 0 {
-			if n, err := strconv.Atoi(rest[:end]); err == nil {
-				return n
-			}
-		}
-	}
-	return 1
-}
-
-func yamlMessage(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if _, rest, ok := strings.Cut(msg, "line "); ok {
-		if _, after, ok := strings.Cut(rest, ": "); ok {
-			return after
-		}
-	}
-	if msg == "EOF" {
-		return "empty project file"
-	}
-	return msg
 }
 
 // GenerateSecret returns a new random webhook secret: 32 bytes from

@@ -91,7 +91,7 @@ func TestParseProjectErrors(t *testing.T) {
 	}{
 		{"empty", "", []string{"p.yaml:1: empty project file"}},
 		{"not a mapping", "- a\n", []string{"p.yaml:1: a project file is a mapping of fields (name, region, base, ...)"}},
-		{"syntax", "name: [\n", []string{"p.yaml:1: did not find expected node content"}},
+		{"syntax", "name: [\n", []string{"p.yaml:1:7: sequence end token ']' not found"}},
 		{"two documents", base + "---\nname: x\n", []string{"p.yaml:6: only one YAML document is allowed"}},
 		{"missing required", "keep: 2\n", []string{
 			"p.yaml:1: name: required", "p.yaml:1: region: required", "p.yaml:1: base: required",

@@ -93,7 +93,7 @@ func NewService(st *store.Store, hubs *awsapi.Hubs, log *slog.Logger, o Options)
 	rc, err := st.NewRiverClient(workers, &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Workers}},
 		FetchPollInterval: o.FetchPollInterval,
-		Logger:            log.With("component", "river"),
+		Logger:            slog.New(quietInfo{log.Handler()}).With("component", "river"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new bake service: %w", err)

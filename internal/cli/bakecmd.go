@@ -71,7 +71,10 @@ SIGINT cancels the bake (its builder is terminated) before exiting.` + clientHel
 	list := &cobra.Command{
 		Use:   "list [--project P]",
 		Short: "List bakes, newest first",
-		Args:  cobra.NoArgs,
+		Example: `  kiln bake list
+  kiln bake list --project web --limit 50
+  kiln bake list --before 120    # the page after the one that ended at 121`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.bakeList(cmd.Context(), &o, web.BakeQuery{Project: project, Limit: limit, Before: before})
 		},
@@ -83,7 +86,9 @@ SIGINT cancels the bake (its builder is terminated) before exiting.` + clientHel
 	show := &cobra.Command{
 		Use:   "show ID [--follow]",
 		Short: "Show a bake and its steps, or follow it to its end",
-		Args:  nameArg("bake ID"),
+		Example: `  kiln bake show 42
+  kiln bake show 42 --follow    # exit 0 when it succeeds, 1 otherwise`,
+		Args: nameArg("bake ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseBakeID(cmd, args[0])
 			if err != nil {
@@ -100,9 +105,10 @@ SIGINT cancels the bake (its builder is terminated) before exiting.` + clientHel
 		list,
 		show,
 		&cobra.Command{
-			Use:   "cancel ID",
-			Short: "Cancel a bake (its builder is terminated, a partial image removed)",
-			Args:  nameArg("bake ID"),
+			Use:     "cancel ID",
+			Short:   "Cancel a bake (its builder is terminated, a partial image removed)",
+			Example: `  kiln bake cancel 42`,
+			Args:    nameArg("bake ID"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				id, err := parseBakeID(cmd, args[0])
 				if err != nil {

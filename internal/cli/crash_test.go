@@ -53,15 +53,8 @@ func TestServeCrash(t *testing.T) {
 		}
 		kills = n
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool to build kiln with")
-	}
+	bin := buildKiln(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "kiln")
-	if out, err := exec.Command(goTool, "build", "-o", bin, "kiln/cmd/kiln").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 
 	// serve listens on the same port every time: the simulator pushes its
 	// state-change events there (lost while serve is dead, as they would be).

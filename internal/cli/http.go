@@ -34,9 +34,9 @@ func newMonitoring() *monitoring {
 // events receiver at events.Path (POST /events/aws; the handler answers
 // other methods with 405 itself). It is a plain ServeMux so that more
 // handlers mount beside these, one line each.
-func (m *monitoring) mux(eng *engine.Engine, graph string, evh http.Handler) *http.ServeMux {
+func (m *monitoring) mux(eng ui.EngineView, graph string, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
-	monitor.Mount(mux, m.reg, engineHealth(eng))
+	monitor.Mount(mux, m.reg, engineHealth(eng), engineReady(eng))
 	page := ui.EnginePage(eng, graph)
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET "+ui.EventsPath, page)
@@ -46,9 +46,10 @@ func (m *monitoring) mux(eng *engine.Engine, graph string, evh http.Handler) *ht
 	return mux
 }
 
-// engineHealth is healthy while the engine runs, with a count of vertex
-// states.
-func engineHealth(eng *engine.Engine) monitor.Check {
+// engineHealth is healthy while the engine runs (the process answers),
+// with a count of vertex states; whether the graph is converged is
+// engineReady's.
+func engineHealth(eng ui.EngineView) monitor.Check {
 	return func(context.Context) (map[string]any, error) {
 		states := map[engine.State]int{}
 		st := eng.Status()
@@ -57,6 +58,40 @@ func engineHealth(eng *engine.Engine) monitor.Check {
 		}
 		return map[string]any{"resources": len(st), "states": states}, nil
 	}
+}
+
+// engineReady is ready once every resource has converged and none has
+// failed or is blocked now; a resource being re-checked after drift (its
+// last check passed) keeps it ready. Not ready, it lists the resources
+// that keep it so.
+func engineReady(eng ui.EngineView) monitor.Check {
+	return func(context.Context) (map[string]any, error) {
+		var failed, blocked, converging []string
+		for _, s := range eng.Status() {
+			switch {
+			case s.State == engine.StateFailed:
+				failed = append(failed, s.ID)
+			case s.State == engine.StateBlocked:
+				blocked = append(blocked, s.ID)
+			case s.State != engine.StateConverged && (s.Checks == 0 || s.LastError != ""):
+				converging = append(converging, s.ID)
+			}
+		}
+		if len(failed)+len(blocked) > 0 {
+			return map[string]any{"failed": nonNil(failed), "blocked": nonNil(blocked)}, errors.New("not converged")
+		}
+		if len(converging) > 0 {
+			return map[string]any{"converging": converging}, errors.New("converging")
+		}
+		return nil, nil
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // shutdownGrace bounds how long in-flight requests may finish at exit.

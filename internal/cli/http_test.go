@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/config"
 	"kiln/internal/engine"
 	"kiln/internal/events"
+	"kiln/internal/resources"
 )
 
 func TestMux(t *testing.T) {
@@ -93,5 +95,49 @@ func TestMuxEvents(t *testing.T) {
 	m.mux(engine.New(g, engine.Options{}), "g", nil).ServeHTTP(rec, httptest.NewRequest("POST", events.Path, strings.NewReader(event)))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("POST %s with no receiver = %d; want 404", events.Path, rec.Code)
+	}
+}
+
+// TestReadyz: /readyz is 503 "converging" before the first checks, 200
+// once every resource converged, and 503 listing the failed and blocked
+// resources when some did not; /healthz stays 200 throughout.
+func TestReadyz(t *testing.T) {
+	kinds := config.Kinds{
+		"noop": func() engine.Resource { return &resources.Noop{} },
+		"exec": func() engine.Resource { return &resources.Exec{} },
+	}
+	for _, tt := range []struct {
+		name, graph string
+		code        int
+		body        string
+	}{
+		{"converged", "name: g\nresources:\n  - {kind: noop, name: a}\n", 200, `{"status":"ok"}`},
+		{"failed", "name: g\nresources:\n  - {kind: exec, name: bad, cmd: \"false\", meta: {retry: 0}}\n  - {kind: noop, name: after, depends_on: [exec/bad]}\n",
+			503, `{"blocked":["noop/after"],"failed":["exec/bad"],"status":"not converged"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := config.Parse("g.yaml", []byte(tt.graph), kinds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := newMonitoring()
+			eng := engine.New(g, engine.Options{Once: true, Metrics: m.metrics})
+			mux := m.mux(eng, "g", nil)
+			get := func(path string) *httptest.ResponseRecorder {
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+				return rec
+			}
+			if rec := get("/readyz"); rec.Code != 503 || !strings.Contains(rec.Body.String(), `"status":"converging"`) {
+				t.Errorf("/readyz before the run = %d %q; want 503 converging", rec.Code, rec.Body.String())
+			}
+			_ = eng.Run(t.Context())
+			if rec := get("/readyz"); rec.Code != tt.code || strings.TrimSpace(rec.Body.String()) != tt.body {
+				t.Errorf("/readyz = %d %q; want %d %q", rec.Code, rec.Body.String(), tt.code, tt.body)
+			}
+			if rec := get("/healthz"); rec.Code != 200 {
+				t.Errorf("/healthz = %d; want 200 whatever the graph's state", rec.Code)
+			}
+		})
 	}
 }

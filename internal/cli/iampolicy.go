@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 
@@ -9,23 +10,46 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/eventqueue"
 )
 
 func newIAMPolicyCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "iam-policy FILE",
+	var queues []string
+	cmd := &cobra.Command{
+		Use:   "iam-policy [FILE] [--events-queue QUEUE_URL]...",
 		Short: "Print the least-privilege IAM policy for a graph",
 		Long: `IAM-policy parses the graph in FILE and prints, as JSON, the IAM policy that
-allows exactly the AWS actions its resources may call: each AWS kind
-declares them from its fields (iam:PassRole, in its own statement, only when
-an aws:ec2 sets iam_profile). Local kinds add nothing. It makes no AWS call
-and needs no credentials.
+allows exactly the AWS actions its resources may call (each AWS kind
+declares them from its fields), scoped by kiln's ownership tag as AWS
+recommends: read-only calls on "*"; launches and other creating calls only
+when they tag what they create kiln:owner=<graph name>; stop, terminate,
+deregister, retag and the other changes only on resources already tagged
+kiln:owner=<graph name>; iam:PassRole only for the roles of the graph's
+instance profiles (a role is assumed to have its profile's name), passed
+to EC2. Local kinds add nothing. It makes no AWS call and needs no
+credentials.
 
-Exit codes: 0 ok, 1 a bad graph file.`,
+With --events-queue (repeatable, as given to kiln run or kiln serve) the
+policy also allows reading and deleting that queue's messages, in a
+statement of its own naming the queue's ARN; FILE is then optional.
+
+A graph with no AWS resources (and no --events-queue) needs no
+permissions: iam-policy says so on stderr, prints no policy and exits 0.
+
+Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 		Example: `  kiln iam-policy examples/ec2.yaml > kiln-policy.json
+  kiln iam-policy --events-queue https://sqs.us-east-1.amazonaws.com/123456789012/kiln-events examples/ec2.yaml
   aws iam put-role-policy --role-name kiln --policy-name kiln --policy-document file://kiln-policy.json`,
-		Args: fileArg,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && len(queues) > 0 {
+				return nil
+			}
+			return fileArg(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return a.writePolicy("", awsapi.Policy(""), queues)
+			}
 			g, err := config.Load(args[0], a.kinds())
 			if err != nil {
 				return err
@@ -41,12 +65,27 @@ Exit codes: 0 ok, 1 a bad graph file.`,
 			if err != nil {
 				return err
 			}
-			if _, err := a.stdout.Write(awsapi.PolicyJSON(rs...)); err != nil {
-				return fmt.Errorf("write policy: %w", err)
-			}
-			return nil
+			return a.writePolicy(g.Name, awsapi.Policy(g.Name, rs...), queues)
 		},
 	}
+	cmd.Flags().StringArrayVar(&queues, "events-queue", nil, "add what reading this events queue (URL or name) needs (repeatable)")
+	return cmd
+}
+
+// writePolicy prints doc, with the statements the events queues need. A
+// policy with nothing to allow is not printed: IAM refuses one without
+// statements, and one that allows nothing would be attached for nothing.
+func (a *app) writePolicy(graph string, doc awsapi.PolicyDocument, queues []string) error {
+	doc.Statement = append(doc.Statement, eventqueue.Statements(queues)...)
+	if len(doc.Statement) == 0 {
+		fmt.Fprintf(a.stderr, "kiln: graph %q has no AWS resources: kiln needs no IAM permissions for it; no policy printed\n", graph)
+		return nil
+	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	if _, err := a.stdout.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write policy: %w", err)
+	}
+	return nil
 }
 
 // unresolved leaves a reference as its own text.

@@ -35,6 +35,9 @@ func Kinds(d Deps) config.Kinds {
 		"aws:ec2": func() engine.Resource { return awsres.NewInstance(d.AWS) },
 		"aws:ami": func() engine.Resource { return awsres.NewAMI(d.AWS) },
 		"aws:asg": func() engine.Resource { return awsres.NewASG(d.AWS) },
+
+		"aws:route53_zone":   func() engine.Resource { return awsres.NewHostedZone(d.AWS) },
+		"aws:route53_record": func() engine.Resource { return awsres.NewRecord(d.AWS) },
 	}
 }
 

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,31 +14,89 @@ import (
 )
 
 func newPlanCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "plan FILE",
 		Short: "Show what run would change, changing nothing",
 		Long: `Plan checks every resource in FILE once without applying anything and lists
-the ones that would change:
+every change run would make, with what it sets:
 
-  ~ file/motd          would change
-  ~ exec/reload        would be refreshed (notified)
-  ! exec/build         check failed: ...
-  ? print/done         not checked (blocked)
+  + aws:ec2/web                  create
+      launch instance
+          image = ami-0abc...
+          type  = t3.micro
+  ~ file/motd                    update in place
+      update file motd
+          --- motd
+          +++ motd (planned)
+          -hello
+          +hello, world
+  ~ aws:ec2/db                   restart
+      stop, modify and start instance (type is t3.micro, spec wants t3.small) i-0def (running)
+          type: t3.micro → t3.small
+          ! run will stop here: changing it needs a stop and start: set allow_restart: true
+  -/+ aws:ec2/api                replace
+  ~ exec/reload                  refresh (notified)
+  ? aws:ec2/web-2                known after apply (waits for aws:ami/web)
+  ! exec/build                   check failed: ...
+
+  plan: 1 to add, 2 to change, 1 to replace, 0 to destroy, 4 unchanged
+
+A dependent of a resource that would change is planned against the values it
+would receive; a value only the run can tell (a new instance's private_ip) is
+"(known after apply)". A change that run would refuse (a replacement without
+replace: true, a restart without allow_restart: true) is still listed, with
+why. --json prints the same as one JSON document.
 
 Exit codes: 0 nothing would change, 2 changes are pending, 1 an error
 (a bad graph file, a failed check), 130 interrupted.`,
 		Example: `  kiln plan examples/local.yaml
+  kiln plan --sim examples/ec2.yaml
+  kiln plan --json graph.yaml | jq '.summary'
   kiln plan graph.yaml || [ $? -eq 2 ] && echo "changes pending"`,
 		Args: fileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.plan(cmd.Context(), args[0])
+			return a.plan(cmd.Context(), args[0], asJSON)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (resources, their changes and a summary)")
+	return cmd
 }
 
-func (a *app) plan(ctx context.Context, file string) error {
+// The plan, as --json prints it and the text is written from.
+type (
+	planDoc struct {
+		Graph     string         `json:"graph"`
+		Resources []planResource `json:"resources"`
+		Summary   planSummary    `json:"summary"`
+	}
+	planResource struct {
+		ID   string `json:"id"`
+		Kind string `json:"kind"`
+		Name string `json:"name"`
+		// Status is create, update, restart, replace, delete, refresh,
+		// unchanged, unknown (not checked) or failed.
+		Status  string          `json:"status"`
+		Changes []engine.Change `json:"changes,omitempty"`
+		Reason  string          `json:"reason,omitempty"` // unknown: why; failed: the error
+	}
+	planSummary struct {
+		Add       int `json:"add"`
+		Change    int `json:"change"`
+		Replace   int `json:"replace"`
+		Destroy   int `json:"destroy"`
+		Unchanged int `json:"unchanged"`
+		Unknown   int `json:"unknown"`
+		Failed    int `json:"failed"`
+	}
+)
+
+func (a *app) plan(ctx context.Context, file string, asJSON bool) error {
 	g, err := config.Load(file, a.kinds())
 	if err != nil {
+		return err
+	}
+	if err := a.checkCredentials(ctx, g); err != nil {
 		return err
 	}
 	eng := engine.New(g, engine.Options{Noop: true, Once: true, Workers: defaultWorkers, Log: a.log})
@@ -44,55 +104,21 @@ func (a *app) plan(ctx context.Context, file string) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	var changes, failed, unknown, ok int
-	var out strings.Builder
-	status := eng.Status()
-	pending := map[string]bool{}
-	for _, s := range status {
-		if s.Pending {
-			pending[s.ID] = true
+	doc := planOf(g.Name, eng.Status())
+	if asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(doc); err != nil {
+			return fmt.Errorf("write plan: %w", err)
 		}
+	} else {
+		writePlan(a.stdout, doc)
 	}
-	for _, s := range status {
-		switch {
-		case s.State == engine.StateFailed && waitsForPending(s, pending):
-			// A dependency would change first: this check ran against a
-			// world (or outputs, such as a new instance's private_ip) that
-			// does not exist yet, so its failure says nothing.
-			unknown++
-			fmt.Fprintf(&out, "? %-30s not checked (waits for %s)\n", s.ID, strings.Join(pendingDeps(s, pending), ", "))
-		case s.State == engine.StateFailed:
-			failed++
-			fmt.Fprintf(&out, "! %-30s check failed: %s\n", s.ID, s.LastError)
-		case s.Pending:
-			changes++
-			fmt.Fprintf(&out, "~ %-30s would change\n", s.ID)
-			for _, c := range s.Changes {
-				fmt.Fprintf(&out, "    %s\n", c)
-			}
-		case s.WouldRefresh:
-			changes++
-			fmt.Fprintf(&out, "~ %-30s would be refreshed (notified)\n", s.ID)
-		case s.State == engine.StateConverged:
-			ok++
-		default:
-			unknown++
-			fmt.Fprintf(&out, "? %-30s not checked (%s)\n", s.ID, s.State)
-		}
-	}
-	fmt.Fprint(a.stdout, out.String())
-	fmt.Fprintf(a.stdout, "plan: %d to change, %d unchanged", changes, ok)
-	if unknown > 0 {
-		fmt.Fprintf(a.stdout, ", %d not checked", unknown)
-	}
-	if failed > 0 {
-		fmt.Fprintf(a.stdout, ", %d failed", failed)
-	}
-	fmt.Fprintln(a.stdout)
+	sum := doc.Summary
 	switch {
-	case failed > 0:
-		return &exitError{code: ExitError, err: fmt.Errorf("plan: %d %s failed", failed, plural(failed, "check", "checks"))}
-	case changes > 0 || unknown > 0:
+	case sum.Failed > 0:
+		return &exitError{code: ExitError, err: fmt.Errorf("plan: %d %s failed", sum.Failed, plural(sum.Failed, "check", "checks"))}
+	case sum.Add+sum.Change+sum.Replace+sum.Destroy+sum.Unknown > 0:
 		return &exitError{code: ExitPending}
 	case runErr != nil:
 		return &exitError{code: ExitError, err: fmt.Errorf("plan: %w", runErr)}
@@ -100,11 +126,123 @@ func (a *app) plan(ctx context.Context, file string) error {
 	return nil
 }
 
-// waitsForPending reports whether a dependency of s would change.
-func waitsForPending(s engine.VertexStatus, pending map[string]bool) bool {
-	return len(pendingDeps(s, pending)) > 0
+// planOf reads the plan off a check-only run's status.
+func planOf(graph string, status []engine.VertexStatus) planDoc {
+	doc := planDoc{Graph: graph, Resources: []planResource{}}
+	pending := map[string]bool{}
+	for _, s := range status {
+		if s.Pending {
+			pending[s.ID] = true
+		}
+	}
+	sum := &doc.Summary
+	for _, s := range status {
+		r := planResource{ID: s.ID, Kind: s.Kind, Name: s.Name}
+		switch {
+		case s.State == engine.StateFailed && len(pendingDeps(s, pending)) > 0:
+			// A dependency would change first, and this resource could not
+			// be checked against what it would receive.
+			r.Status, r.Reason = "unknown", "known after apply (waits for "+strings.Join(pendingDeps(s, pending), ", ")+")"
+			sum.Unknown++
+		case s.State == engine.StateFailed:
+			r.Status, r.Reason = "failed", s.LastError
+			sum.Failed++
+		case s.Pending:
+			r.Changes = s.Planned
+			r.Status = string(strongest(s.Planned))
+			switch engine.ChangeAction(r.Status) {
+			case engine.ActionCreate:
+				sum.Add++
+			case engine.ActionReplace:
+				sum.Replace++
+			case engine.ActionDelete:
+				sum.Destroy++
+			default:
+				sum.Change++
+			}
+		case s.WouldRefresh:
+			r.Status = "refresh"
+			sum.Change++
+		case s.State == engine.StateConverged:
+			r.Status = "unchanged"
+			sum.Unchanged++
+		default:
+			r.Status, r.Reason = "unknown", "not checked ("+string(s.State)+")"
+			sum.Unknown++
+		}
+		doc.Resources = append(doc.Resources, r)
+	}
+	return doc
 }
 
+// strongest is what a resource's changes amount to, the most drastic
+// first: a replacement, a removal, a creation, a restart, else an update.
+func strongest(cs []engine.Change) engine.ChangeAction {
+	best := engine.ActionUpdate
+	rank := map[engine.ChangeAction]int{engine.ActionUpdate: 0, engine.ActionRestart: 1,
+		engine.ActionCreate: 2, engine.ActionDelete: 3, engine.ActionReplace: 4}
+	for _, c := range cs {
+		if rank[c.Action] > rank[best] {
+			best = c.Action
+		}
+	}
+	return best
+}
+
+// planMarks are the text plan's symbol and verb per status.
+var planMarks = map[string][2]string{
+	"create": {"+", "create"}, "update": {"~", "update in place"}, "restart": {"~", "restart"},
+	"replace": {"-/+", "replace"}, "delete": {"-", "destroy"}, "refresh": {"~", "refresh (notified)"},
+	"unknown": {"?", ""}, "failed": {"!", "check failed: "},
+}
+
+func writePlan(w io.Writer, doc planDoc) {
+	var b strings.Builder
+	for _, r := range doc.Resources {
+		mark, ok := planMarks[r.Status]
+		if !ok {
+			continue // unchanged
+		}
+		fmt.Fprintf(&b, "%3s %-30s %s%s\n", mark[0], r.ID, mark[1], r.Reason)
+		for _, c := range r.Changes {
+			fmt.Fprintf(&b, "    %s\n", c.Summary)
+			width := 0
+			for _, a := range c.Attrs {
+				width = max(width, len(a.Name))
+			}
+			for _, a := range c.Attrs {
+				switch {
+				case a.Old == "" && a.New == "":
+					fmt.Fprintf(&b, "        %-*s   differs\n", width, a.Name)
+				case c.Action == engine.ActionCreate || a.Old == "":
+					fmt.Fprintf(&b, "        %-*s = %s\n", width, a.Name, a.New)
+				default:
+					fmt.Fprintf(&b, "        %-*s : %s → %s\n", width, a.Name, a.Old, a.New)
+				}
+			}
+			if c.Diff != "" {
+				b.WriteString(indent(strings.TrimSuffix(c.Diff, "\n"), "        "))
+				b.WriteByte('\n')
+			}
+			if c.Refused != "" {
+				fmt.Fprintf(&b, "        ! run will stop here: %s\n", c.Refused)
+			}
+		}
+	}
+	s := doc.Summary
+	fmt.Fprintf(&b, "plan: %d to add, %d to change, %d to replace, %d to destroy, %d unchanged",
+		s.Add, s.Change, s.Replace, s.Destroy, s.Unchanged)
+	if s.Unknown > 0 {
+		fmt.Fprintf(&b, ", %d not checked", s.Unknown)
+	}
+	if s.Failed > 0 {
+		fmt.Fprintf(&b, ", %d failed", s.Failed)
+	}
+	b.WriteByte('\n')
+	_, _ = io.WriteString(w, b.String())
+}
+
+// pendingDeps are the dependencies of s that would change.
 func pendingDeps(s engine.VertexStatus, pending map[string]bool) []string {
 	var out []string
 	for _, d := range s.DependsOn {

@@ -90,25 +90,28 @@ ${VAR} in webhook_secret is read from this command's environment.` + clientHelp,
 	cmd.AddCommand(
 		apply,
 		&cobra.Command{
-			Use:   "list",
-			Short: "List the projects",
-			Args:  cobra.NoArgs,
+			Use:     "list",
+			Short:   "List the projects",
+			Example: `  kiln project list --server https://kiln.example.com`,
+			Args:    cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return a.projectList(cmd.Context(), &o)
 			},
 		},
 		&cobra.Command{
-			Use:   "show NAME",
-			Short: "Show a project (never its webhook secret)",
-			Args:  nameArg("project NAME"),
+			Use:     "show NAME",
+			Short:   "Show a project (never its webhook secret)",
+			Example: `  kiln project show web`,
+			Args:    nameArg("project NAME"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return a.projectShow(cmd.Context(), &o, args[0])
 			},
 		},
 		&cobra.Command{
-			Use:   "delete NAME",
-			Short: "Delete a project and the records of its bakes (not its images)",
-			Args:  nameArg("project NAME"),
+			Use:     "delete NAME",
+			Short:   "Delete a project and the records of its bakes (not its images)",
+			Example: `  kiln project delete web    # refused (exit 1) while a bake of it runs`,
+			Args:    nameArg("project NAME"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return a.projectDelete(cmd.Context(), &o, args[0])
 			},

@@ -51,7 +51,11 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return cmd.Help()
+				// No command is a usage error: the help goes to stderr
+				// and the exit code says nothing was done.
+				cmd.SetOut(a.stderr)
+				_ = cmd.Help()
+				return &exitError{code: ExitError}
 			}
 			msg := fmt.Sprintf("unknown command %q", args[0])
 			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
@@ -81,17 +85,35 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		newPromoteCmd(a),
 		newSimCmd(a),
 		newIAMPolicyCmd(a),
+		newEventsCmd(a),
 	)
 	return root
 }
 
-const exitCodesHelp = `
+// The exit-code blocks of the help texts: each command lists the codes it
+// can return.
+const (
+	exitCodesHelp = `
 
 Exit codes:
   0    success (plan: nothing would change)
   1    error: bad usage, a bad graph file, or a graph that did not converge
   2    plan: changes are pending
   130  interrupted (SIGINT or SIGTERM)`
+
+	runExitHelp = `
+
+Exit codes:
+  0    converged (--once), or converged and idle for --converged-timeout
+  1    error: bad usage, a bad graph file, or a graph that did not converge
+  130  interrupted (SIGINT or SIGTERM)`
+
+	serverExitHelp = `
+
+Exit codes:
+  1    error: bad usage, or the server could not start
+  130  stopped by SIGINT or SIGTERM (the way to stop it)`
+)
 
 // fileArg accepts exactly one graph file argument.
 func fileArg(cmd *cobra.Command, args []string) error {

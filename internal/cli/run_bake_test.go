@@ -20,7 +20,13 @@ import (
 // configuration at it, as an operator's AWS_ENDPOINT_URL would.
 func simEnv(t *testing.T) (*ec2sim.Sim, *ec2.Client) {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{TimeScale: 0.001})
+	return simEnvWith(t, ec2sim.Options{TimeScale: 0.001})
+}
+
+// simEnvWith is simEnv with a simulator made with o.
+func simEnvWith(t *testing.T, o ec2sim.Options) (*ec2sim.Sim, *ec2.Client) {
+	t.Helper()
+	sim := ec2sim.New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sim.Run(ctx) }()

@@ -57,8 +57,13 @@ bakes go to it, its state-change events pushed to this server: no AWS account
 needed. Without --sim the standard AWS configuration is used (AWS_REGION,
 profiles, AWS_ENDPOINT_URL).
 
+With --events-queue QUEUE_URL (repeatable), bake steps waiting for an
+instance or an image wake on its events from an SQS queue that an
+EventBridge rule fills (kiln events setup), long-polled: no endpoint that
+AWS must reach.
+
 SIGINT or SIGTERM stops taking requests and jobs, stops the running bakes
-at a safe point (a restart resumes them) and exits.` + exitCodesHelp,
+at a safe point (a restart resumes them) and exits.` + serverExitHelp,
 		Example: `  kiln serve --sim                       # a demo bakery on 127.0.0.1:8080
   KILN_TOKEN=... kiln serve --db /var/lib/kiln/kiln.db --listen :8080`,
 		Args: cobra.NoArgs,
@@ -100,12 +105,12 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", o.listen, err)
+		return fmt.Errorf("--listen: %w", err)
 	}
 	defer ln.Close()
 	url := "http://" + ln.Addr().String()
 	var push []ec2sim.EventTarget
-	if o.sim.on {
+	if o.sim.on && len(o.events.queues) == 0 { // with --events-queue the simulator fills the queue instead
 		// As EventBridge would through an API destination: bakes wake on
 		// state-change events rather than on polls.
 		push = []ec2sim.EventTarget{{URL: eventsURL(ln), APIKey: eventsKey}}
@@ -152,6 +157,11 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	awsCtx, stopAWS := context.WithCancel(context.WithoutCancel(gctx))
 	defer stopAWS()
 	a.runAWS(awsCtx, g, sim)
+	if err := a.startQueues(awsCtx, g, o.events.queues, o.sim.on, reg); err != nil {
+		stopAWS()
+		_ = g.Wait()
+		return err
+	}
 	g.Go(func() error {
 		defer stopAWS()
 		return svc.Run(gctx)

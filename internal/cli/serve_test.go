@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,8 @@ func startServe(t *testing.T, extra ...string) (url string, stop func() (int, st
 // an image against the simulator, and the metrics count it.
 func TestServeWebhookToImage(t *testing.T) {
 	t.Setenv("KILN_TOKEN", "serve-test-token")
-	url, stop := startServe(t)
+	// The simulator's events reach the bake's steps through a queue.
+	url, stop := startServe(t, "--events-queue", "kiln-events")
 	ctx := t.Context()
 	c := web.NewClient(url, "serve-test-token")
 
@@ -140,6 +142,10 @@ branch: main
 		}
 	}
 
+	if !regexp.MustCompile(`kiln_events_queue_routed_total\{queue="kiln-events"\} [1-9]`).Match(metrics) ||
+		!regexp.MustCompile(`kiln_events_queue_deleted_total\{queue="kiln-events"\} [1-9]`).Match(metrics) {
+		t.Errorf("no event routed from the queue:\n%s", metrics)
+	}
 	code, log := stop()
 	if code != ExitInterrupted {
 		t.Errorf("serve exited %d after cancel; want %d; log:\n%s", code, ExitInterrupted, log)

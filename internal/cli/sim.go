@@ -38,29 +38,41 @@ func newSimCmd(a *app) *cobra.Command {
 		throttle  bool
 		pushURL   string
 		pushKey   string
+		queues    []string
+		policy    string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
-		Short: "Run the EC2 + Auto Scaling simulator as a server",
-		Long: `Sim serves kiln's EC2 and Auto Scaling simulator over HTTP: the real EC2
-Query protocol, so the AWS SDKs and the aws CLI work against it with dummy
-credentials. It prints the environment that points them at it, and runs
+		Short: "Run the EC2 + Auto Scaling + Route 53 simulator as a server",
+		Long: `Sim serves kiln's EC2, Auto Scaling and Route 53 simulator over HTTP: the
+real EC2 Query protocol (and Route 53's REST-XML under /2013-04-01/), so the
+AWS SDKs and the aws CLI work against it with dummy credentials. It prints the environment that points them at it, and runs
 until SIGINT or SIGTERM.
 
 Every simulated duration (a boot takes about 15 s on AWS) is multiplied by
 --time-scale: 1 is realistic, 0.01 a hundred times faster, 0 immediate.
---throttle turns on AWS's request token buckets (RequestLimitExceeded).
+--throttle turns on AWS's request token buckets (RequestLimitExceeded;
+Route 53: 5 requests a second, Throttling).
 
 The simulator can push its state-change events to a kiln run, as an
 EventBridge API destination does: --events URL (kiln run's
 http://ADDR/events/aws) with the API key from --events-api-key or
-KILN_EVENTS_API_KEY.
+KILN_EVENTS_API_KEY. Or it can put them into an SQS queue, as an
+EventBridge rule does: --events-queue NAME makes the queue and the rule at
+start and prints the queue's URL for kiln run --events-queue.
+
+--policy FILE authorizes every request against that IAM policy (JSON, as
+kiln iam-policy prints it), as IAM would for a caller with that one
+identity policy: a denied call gets UnauthorizedOperation (EC2) or
+AccessDenied (Auto Scaling), HTTP 403. Without it everything is allowed.
 
 The control API lives under /_sim/ (GET /_sim/instances, POST
-/_sim/instances/ID/stop, GET /_sim/calls, ...).` + exitCodesHelp,
+/_sim/instances/ID/stop, GET /_sim/calls, ...).` + serverExitHelp,
 		Example: `  kiln sim
   kiln sim --listen 127.0.0.1:0 --time-scale 0.1 --throttle
-  KILN_EVENTS_API_KEY=secret kiln sim --events http://127.0.0.1:9100/events/aws`,
+  KILN_EVENTS_API_KEY=secret kiln sim --events http://127.0.0.1:9100/events/aws
+  kiln sim --events-queue kiln-events
+  kiln iam-policy examples/ec2.yaml > policy.json && kiln sim --policy policy.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if timeScale < 0 {
@@ -73,6 +85,17 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 				}
 				opts.Events = []ec2sim.EventTarget{{URL: pushURL, APIKey: pushKey}}
 			}
+			if policy != "" {
+				p, err := loadPolicy(policy)
+				if err != nil {
+					return err
+				}
+				opts.Policy = p
+				a.log.Info("policy enforced", "file", policy, "statements", len(p.Statements))
+			}
+			if len(queues) > 0 {
+				return serveSimQueues(cmd.Context(), listen, opts, queues, a.stdout)
+			}
 			return ec2sim.Serve(cmd.Context(), listen, opts, a.stdout)
 		},
 	}
@@ -82,7 +105,22 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 	f.BoolVar(&throttle, "throttle", false, "throttle requests with AWS's token buckets (RequestLimitExceeded)")
 	f.StringVar(&pushURL, "events", "", "push state-change events to this URL, as an EventBridge API destination")
 	f.StringVar(&pushKey, "events-api-key", "", "API key sent with pushed events (default: $"+eventsKeyEnv+")")
+	f.StringArrayVar(&queues, "events-queue", nil, "make this SQS queue and an EventBridge rule that puts the EC2 and Auto Scaling events into it (repeatable)")
+	f.StringVar(&policy, "policy", "", "authorize every request against this IAM policy file (JSON), as IAM would")
 	return cmd
+}
+
+// loadPolicy reads and parses an IAM policy file for the simulator.
+func loadPolicy(path string) (*ec2sim.Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	p, err := ec2sim.ParsePolicy(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
 }
 
 // simFlags are the --sim flags of run and plan.
@@ -208,11 +246,13 @@ const eventsKeyEnv = "KILN_EVENTS_API_KEY"
 type eventsFlags struct {
 	apiKey string
 	topics []string
+	queues []string // --events-queue (queue.go)
 }
 
 func (ef *eventsFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&ef.apiKey, "events-api-key", "", "with --listen: API key EventBridge deliveries to POST /events/aws must carry in x-api-key (default: $"+eventsKeyEnv+")")
 	f.StringSliceVar(&ef.topics, "sns-topic", nil, "with --listen: accept SNS deliveries from this topic ARN (repeatable)")
+	f.StringArrayVar(&ef.queues, "events-queue", nil, "long-poll this SQS queue (URL, or name in the default region) for EventBridge events (repeatable)")
 }
 
 // key is the API key: the flag, else the environment, else (with --sim,

@@ -5,21 +5,30 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"kiln/internal/engine"
 )
 
-// Error is one problem in a graph file, located by file and line.
+// Error is one problem in a graph file, located by file and line (and
+// column, for YAML syntax errors).
 type Error struct {
 	File     string
 	Line     int
+	Column   int    // 0: not known
 	Resource string // e.g. `aws:ec2 "web"`; empty for graph-level problems
 	Field    string // e.g. "type" or "meta.poll"; empty when not about one field
 	Msg      string
 }
 
-// Error reads `web.yaml:12: aws:ec2 "web": type: unknown instance type "t9.huge"`.
+// Error reads `web.yaml:12: aws:ec2 "web": type: unknown instance type "t9.huge"`,
+// or `web.yaml:6:4: ...` when the column is known.
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	if e.Column > 0 {
+		fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
+	} else {
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	}
 	if e.Resource != "" {
 		b.WriteString(e.Resource)
 		b.WriteString(": ")
@@ -61,6 +70,22 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 // Fieldf returns a *FieldError for field with a formatted message.
 func Fieldf(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Peer is another resource of the same kind in the graph file, as a
+// PeerValidator sees it.
+type Peer struct {
+	Name string
+	Res  engine.Resource
+}
+
+// PeerValidator is implemented by kinds whose resources must agree with
+// each other (two DNS records at one name, say). ValidatePeers runs at
+// parse time, after Validate, with the resources of the same kind that
+// come earlier in the file (their fields as written, references not
+// resolved); its field errors are reported at this resource's lines.
+type PeerValidator interface {
+	ValidatePeers(earlier []Peer) error
 }
 
 // Validator is implemented by kinds that check their fields. Validate runs

@@ -70,6 +70,12 @@ type item struct {
 	newRes func() engine.Resource
 	deps   []edge // depends_on and notified_by entries, with lines
 	refs   []refAt
+	// res is the decoded resource (nil when its kind is unknown), lines
+	// its fields' lines and skip the fields that still hold a reference:
+	// what peers checks.
+	res   engine.Resource
+	lines map[string]int
+	skip  map[string]bool
 }
 
 type edge struct {
@@ -83,20 +89,14 @@ type refAt struct {
 	line  int
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // Parse checks data (the contents of filename) and returns its graph, or
 // Errors listing every problem found.
 func Parse(filename string, data []byte, kinds Kinds) (*engine.Graph, error) {
 	p := &parser{file: filename, kinds: kinds}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-		}
-		p.errorf(line, "", "", "%s", msg)
+		syn := SyntaxOf(data, err)
+		p.errs = append(p.errs, &Error{File: p.file, Line: syn.Line, Column: syn.Column, Msg: syn.Msg})
 		return nil, p.errs
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -149,6 +149,7 @@ func Parse(filename string, data []byte, kinds Kinds) (*engine.Graph, error) {
 		p.errorf(root.Line, "", "resources", "required")
 	}
 	p.link(items)
+	p.peers(items)
 	if len(p.errs) > 0 {
 		p.errs.sort()
 		return nil, p.errs
@@ -363,7 +364,23 @@ func (p *parser) fields(it *item) {
 		skip[f] = true
 	}
 	p.validate(res, d.lines, skip, it)
+	it.res, it.lines, it.skip = res, d.lines, skip
 	p.buildFunc(it)
+}
+
+// peers runs ValidatePeers of every resource that has it, with the
+// resources of its kind that come before it in the file.
+func (p *parser) peers(items []*item) {
+	earlier := map[string][]Peer{}
+	for _, it := range items {
+		if it.res == nil {
+			continue
+		}
+		if v, ok := it.res.(PeerValidator); ok {
+			p.attach(v.ValidatePeers(earlier[it.spec.Kind]), it.lines, it.skip, it)
+		}
+		earlier[it.spec.Kind] = append(earlier[it.spec.Kind], Peer{Name: it.spec.Name, Res: it.res})
+	}
 }
 
 // validate runs the kind's Validate and attaches each field error's line.
@@ -374,7 +391,13 @@ func (p *parser) validate(res engine.Resource, lines map[string]int, ignore map[
 	if !ok {
 		return
 	}
-	for _, err := range flatten(v.Validate()) {
+	p.attach(v.Validate(), lines, ignore, it)
+}
+
+// attach reports the errors of a Validate or ValidatePeers, each field
+// error at its field's line.
+func (p *parser) attach(verr error, lines map[string]int, ignore map[string]bool, it *item) {
+	for _, err := range flatten(verr) {
 		var fe *FieldError
 		if errors.As(err, &fe) {
 			top, _, _ := strings.Cut(fe.Field, ".")

@@ -64,7 +64,12 @@ func TestParseErrors(t *testing.T) {
 		want []string
 	}{
 		{"syntax", "name: x\nresources:\n  - kind: [\n", []string{
-			"g.yaml:3: did not find expected node content"}},
+			"g.yaml:3:11: sequence end token ']' not found"}},
+		// The decoder alone would say line 2 for both: where the list began.
+		{"indentation", "name: g\nresources:\n  - kind: file\n    name: a\n    path: /tmp/x\n   content: hi\n", []string{
+			"g.yaml:6:4: value is not allowed in this context"}},
+		{"tab", "name: g\nresources:\n  - kind: file\n    name: a\n\tpath: x\n", []string{
+			`g.yaml:5:1: found character '\t' that cannot start any token`}},
 		{"empty", "", []string{"g.yaml:1: empty graph file (want name: and resources:)"}},
 		{"not a mapping", "- a\n", []string{`g.yaml:1: want a mapping with name: and resources:, got a list`}},
 		{"top-level", "nam: x\nresources: []\n", []string{

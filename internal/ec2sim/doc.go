@@ -1,10 +1,12 @@
-// Package ec2sim is kiln's stand-in for Amazon EC2, Auto Scaling and SSM
-// Parameter Store: an http.Handler that speaks the EC2 Query protocol
-// (Version 2016-11-15, form POST, XML in the EC2 namespace, errors as
-// <Response><Errors><Error><Code>), the Auto Scaling awsquery protocol
-// (Version 2011-01-01, <XResponse><XResult>, errors as
-// <ErrorResponse><Error><Type/><Code/><Message/>) and SSM's AWS JSON 1.1
-// (X-Amz-Target AmazonSSM.ACTION, errors as {"__type"}) exactly as aws-sdk-go-v2
+// Package ec2sim is kiln's stand-in for Amazon EC2, Auto Scaling, Route 53
+// and SSM Parameter Store: an http.Handler that speaks the EC2 Query
+// protocol (Version 2016-11-15, form POST, XML in the EC2 namespace,
+// errors as <Response><Errors><Error><Code>), the Auto Scaling awsquery
+// protocol (Version 2011-01-01, <XResponse><XResult>, errors as
+// <ErrorResponse><Error><Type/><Code/><Message/>), Route 53's REST-XML
+// API (2013-04-01: method and path under /2013-04-01/, XML bodies, status
+// codes such as 201, the same ErrorResponse shape) and the AWS JSON
+// protocols of SQS, EventBridge and SSM exactly as aws-sdk-go-v2
 // serializes and deserializes them, so the SDK's retries, paginators and
 // waiters run unchanged against it.
 //
@@ -42,6 +44,11 @@
 // Options.Events, as an API destination delivers them (JSON POST, API key
 // header); delivery is best effort through a bounded queue.
 //
+// With Options.Policy (ParsePolicy; SetPolicy changes it) every request is
+// authorized against that one IAM identity policy, as IAM would: denied
+// calls get UnauthorizedOperation (EC2) or AccessDenied (Auto Scaling),
+// HTTP 403; Authorized and Denied count per IAM action.
+//
 // # Guest model
 //
 // User data that starts with "#!" is run by the guest once, on the
@@ -77,15 +84,20 @@
 // Every API the simulator serves is a service, and every service is one
 // line of the services list (service.go), declared in its own file with
 // its action table, one line per action: ec2Service in ec2.go,
-// autoscalingService in autoscaling.go, ssmService in ssm.go (Parameter
-// Store, AWS JSON 1.1: its protocol awsJSON is in ssm.go too, until a
-// second JSON service shares it). A service names the requests that
-// are its (the Query Version), the protocol that writes its answers and
-// errors (ec2Query or awsQuery in protocol.go), its actions, and
+// autoscalingService in autoscaling.go, sqsService in sqs.go,
+// eventbridgeService in eventbridge.go, route53Service in route53.go
+// (record sets and changes in route53_records.go), ssmService in ssm.go
+// (Parameter Store). A service names the
+// requests that are its (the Query Version, or match), the protocol that
+// writes its answers and errors (ec2Query or awsQuery in protocol.go,
+// awsJSON in jsonproto.go, Route 53's REST-XML in restxml.go), its
+// actions, and
 // optionally its throttling (admit) and its control endpoints under
 // /_sim/NAME/ (control). ServeHTTP decodes a request, picks the service,
-// counts the call, applies faults, latency, throttling and DryRun, and
-// runs the action.
+// counts the call, applies faults, latency, throttling, the IAM policy
+// (Options.Policy: authz.go says which resources and condition keys each
+// action is authorized on; a new service's actions are authorized on "*"
+// until it adds its rows to authzTables) and DryRun, and runs the action.
 //
 // To add a service, write NAME.go with its version constant, its
 // *service and its actions, and add it to services. Actions read the
@@ -100,4 +112,6 @@
 // from method, path and headers before the body is read) and decode (the
 // request into Action and Params or Body) on its service, with a protocol
 // for its wire format, so that ServeHTTP still picks it from the one list.
+// The JSON protocols have both in jsonproto.go (jsonTarget, awsJSON), and
+// their actions read the body with request.input (params.go).
 package ec2sim

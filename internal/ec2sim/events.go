@@ -80,6 +80,7 @@ func (s *Sim) PublishEvent(source, detailType string, resources []string, detail
 	if len(e.history) > eventHistory {
 		e.history = append(e.history[:0:0], e.history[len(e.history)-eventHistory/2:]...)
 	}
+	s.routeEventLocked(ev, at) // EventBridge rules into SQS queues (eventbridge.go)
 	if len(s.opts.Events) == 0 {
 		return
 	}

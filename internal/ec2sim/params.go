@@ -1,8 +1,11 @@
 package ec2sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +81,20 @@ func (r *request) optInt(name string) (n int, has bool, err error) {
 		return 0, false, validation("Value '%s' at '%s' failed to satisfy constraint: Member must be a number", r.str(name), name)
 	}
 	return n, true, nil
+}
+
+// input decodes a JSON-protocol request's body into v (a pointer to a
+// struct in the shape of the operation's input). Unknown members are
+// ignored, as AWS ignores them; a body that is not a JSON object of the
+// right types is a SerializationException.
+func (r *request) input(v any) error {
+	if len(bytes.TrimSpace(r.Body)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		return apiErr("SerializationException", "cannot read the request: %v", err)
+	}
+	return nil
 }
 
 // indexes returns the sorted N of every "prefix.N" or "prefix.N.*"
@@ -344,6 +361,29 @@ func parsePageToken(kind, tok string) (uint64, error) {
 		}
 	}
 	return 0, apiErr("InvalidPaginationToken", "The specified pagination token is not valid or is expired.")
+}
+
+// xmlBody decodes a REST-XML request body (Route 53's) into v; a body
+// that is not well-formed XML answers MalformedXML, as Route 53 does.
+func (r *request) xmlBody(v any) error {
+	if err := xml.Unmarshal(r.Body, v); err != nil {
+		return apiErr("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema: %v", err)
+	}
+	return nil
+}
+
+// maxItems reads a REST-XML page size (Route 53's maxitems query
+// parameter): def when absent, else 1 to hi, or InvalidInput.
+func (r *request) maxItems(name string, def, hi int) (int, error) {
+	v := r.str(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, apiErr("InvalidInput", "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must be a positive integer", v, name)
+	}
+	return min(n, hi), nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

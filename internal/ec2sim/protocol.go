@@ -2,6 +2,7 @@ package ec2sim
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -34,8 +35,10 @@ type request struct {
 	Action  string
 	Version string
 	Params  url.Values
-	Body    []byte // the raw body, for services that are not Query APIs
-	ID      string // request id
+	Body    []byte          // the raw body, for services that are not Query APIs
+	Host    string          // the Host header, for services that answer URLs (SQS)
+	ctx     context.Context // the HTTP request's, for actions that wait (long polls)
+	ID      string          // request id
 }
 
 // decodeRequest reads a Query request from the form body (POST) or the

@@ -14,6 +14,9 @@ import (
 var services = []*service{
 	ec2Service,         // ec2.go
 	autoscalingService, // autoscaling.go
+	sqsService,         // sqs.go
+	eventbridgeService, // eventbridge.go
+	route53Service,     // route53.go
 	ssmService,         // ssm.go
 }
 
@@ -36,8 +39,9 @@ type service struct {
 	actions map[string]action
 	// admit, when not nil, takes a request's tokens from AWS's request
 	// buckets while throttling is on; false refuses it with
-	// RequestLimitExceeded (503).
-	admit func(s *Sim, r *request) bool
+	// RequestLimitExceeded (503), or throttled when it is set.
+	admit     func(s *Sim, r *request) bool
+	throttled *APIError
 	// control, when not nil, serves the service's part of the control API
 	// under /_sim/NAME/; parts is the path below it, split at "/".
 	control func(s *Sim, w http.ResponseWriter, hr *http.Request, parts []string)
@@ -68,7 +72,7 @@ func route(hr *http.Request) (*service, *request, error) {
 // serviceFor is the service a Query request of this Version goes to.
 func serviceFor(version string) *service {
 	for _, svc := range services {
-		if svc.match == nil && svc.version == version { // a non-Query service has no Version
+		if svc.version != "" && svc.version == version { // services claimed by match have none
 			return svc
 		}
 	}
@@ -104,7 +108,8 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	svc.proto.writeResult(w, req.Action, id, body)
 }
 
-// call applies counters, faults and throttling, then runs the action.
+// call applies counters, faults, throttling and Options.Policy, then runs
+// the action.
 func (s *Sim) call(hr *http.Request, svc *service, req *request, act action) (body any, err error) {
 	s.counters.add(req.Action)
 	if d := s.faults.latencyFor(req.Action); d > 0 {
@@ -118,8 +123,14 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action) (bo
 	if svc.admit != nil && s.throttleEnabled() {
 		if !svc.admit(s, req) {
 			s.counters.throttled(req.Action)
+			if svc.throttled != nil {
+				return nil, svc.throttled
+			}
 			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "RequestLimitExceeded", Message: "Request limit exceeded."}
 		}
+	}
+	if err := s.authorize(svc, req); err != nil { // authz.go; a DryRun is authorized too
+		return nil, err
 	}
 	if b, _ := strconv.ParseBool(req.Params.Get("DryRun")); b {
 		return nil, &APIError{Status: http.StatusPreconditionFailed, Code: "DryRunOperation", Message: "Request would have succeeded, but DryRun flag is set."}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -25,6 +26,7 @@ type Durations struct {
 	Console           time.Duration // console output is posted this long after boot, stop, terminate
 	Command           time.Duration // guest model: time of any command it does not interpret
 	IamAssociation    time.Duration // an instance profile association: associating → associated, disassociating → gone
+	DNSChange         time.Duration // a Route 53 change: PENDING → INSYNC
 }
 
 // DefaultDurations returns realistic durations.
@@ -40,6 +42,7 @@ func DefaultDurations() Durations {
 		Console:           5 * time.Second,
 		Command:           2 * time.Second,
 		IamAssociation:    5 * time.Second,
+		DNSChange:         30 * time.Second,
 	}
 }
 
@@ -80,9 +83,18 @@ type Options struct {
 	// EventQueue bounds undelivered events; beyond it new events are dropped.
 	// Default 10000.
 	EventQueue int
-	// Seed makes generated ids reproducible; 0 uses a fixed seed.
+	// Seed makes the ids of what clients create reproducible; 0 picks a
+	// random seed at every start, so that two simulators (or two runs)
+	// never hand out the same instance ids. The standing world (stock
+	// images, the default VPC, its subnets and security group) has the same
+	// ids at every start whatever the seed, as AWS's public images do.
 	Seed uint64
-	Log  *slog.Logger
+	// Policy, when set, is the caller's one identity policy: every request
+	// is authorized against it as IAM would, and denied with
+	// UnauthorizedOperation (EC2) or AccessDenied (Auto Scaling); see
+	// authz.go. nil allows everything.
+	Policy *Policy
+	Log    *slog.Logger
 }
 
 // DefaultOptions is a realistic simulator on the real clock.
@@ -103,6 +115,7 @@ func (o *Options) fill() {
 		{&d.Reboot, &def.Reboot}, {&d.Image, &def.Image}, {&d.StatusChecks, &def.StatusChecks},
 		{&d.TerminatedVisible, &def.TerminatedVisible}, {&d.Console, &def.Console},
 		{&d.Command, &def.Command}, {&d.IamAssociation, &def.IamAssociation},
+		{&d.DNSChange, &def.DNSChange},
 	} {
 		if *p.v == 0 {
 			*p.v = *p.def
@@ -169,11 +182,21 @@ type Sim struct {
 	// ssm is Parameter Store (ssm.go), guarded by mu.
 	ssm ssmState
 
+	// r53 is the Route 53 state, guarded by mu (r53State, in route53.go).
+	r53 r53State
+
 	faults   faults
 	buckets  *throttler
 	counters counters
+	policy   atomic.Pointer[Policy] // Options.Policy, or SetPolicy's
+	authz    authzStats             // what the policy allowed and denied
 
 	ev events
+
+	// SQS queues (sqs.go) and EventBridge rules (eventbridge.go), each
+	// guarded by its own mutex.
+	sqs    sqsState
+	bridge bridgeState
 
 	wake chan struct{} // Run's timer loop: the earliest timer changed
 }
@@ -182,15 +205,11 @@ type Sim struct {
 // on the real clock and deliver events, or Advance with a manual clock.
 func New(opts Options) *Sim {
 	opts.fill()
-	seed := opts.Seed
-	if seed == 0 {
-		seed = 0x6b696c6e
-	}
 	s := &Sim{
 		opts:      opts,
 		log:       opts.Log,
 		manualAt:  opts.Start.UTC(),
-		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		rng:       newRNG(worldSeed),
 		ids:       map[string]struct{}{},
 		instances: map[string]*instance{},
 		tokens:    map[string]*tokenEntry{},
@@ -206,8 +225,24 @@ func New(opts Options) *Sim {
 	s.buckets = newThrottler()
 	s.ev.init(opts.EventQueue)
 	s.asg.init()
+	s.sqs.init()
+	s.bridge.init()
+	s.r53.init()
 	s.seedWorld()
+	seed := opts.Seed
+	for seed == 0 {
+		seed = rand.Uint64()
+	}
+	s.rng = newRNG(seed)
+	s.policy.Store(opts.Policy)
 	return s
+}
+
+// worldSeed generates the standing world's ids, the same at every start.
+const worldSeed = 0x6b696c6e
+
+func newRNG(seed uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
 // Options returns the options in effect (defaults filled in).

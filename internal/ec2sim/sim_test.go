@@ -141,3 +141,27 @@ func TestInstanceLifecycle(t *testing.T) {
 		t.Fatalf("Calls(RunInstances) = %d; want 1", s.Calls("RunInstances"))
 	}
 }
+
+// TestIDsPerStart: two simulators hand out different instance ids unless
+// they are given the same Seed, and both keep the standing world's ids
+// (the stock images), as AWS's public images keep theirs.
+func TestIDsPerStart(t *testing.T) {
+	launch := func(o Options) (image, instance string) {
+		_, c := newTestSim(t, o)
+		image = baseImage(t, c)
+		return image, *run(t, c, &ec2.RunInstancesInput{ImageId: aws.String(image), InstanceType: types.InstanceTypeT3Micro})[0].InstanceId
+	}
+	im1, in1 := launch(Options{})
+	im2, in2 := launch(Options{})
+	if in1 == in2 {
+		t.Errorf("two fresh simulators both launched %s; want ids random per start", in1)
+	}
+	im3, in3 := launch(Options{Seed: 7})
+	im4, in4 := launch(Options{Seed: 7})
+	if in3 != in4 {
+		t.Errorf("with Seed 7: %s then %s; want the same id", in3, in4)
+	}
+	if im1 != im2 || im2 != im3 || im3 != im4 {
+		t.Errorf("stock image ids %s %s %s %s; want one id at every start", im1, im2, im3, im4)
+	}
+}

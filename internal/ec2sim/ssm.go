@@ -3,8 +3,6 @@ package ec2sim
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -13,7 +11,7 @@ import (
 	"time"
 )
 
-// SSM Parameter Store (AWS JSON 1.1: POST /, X-Amz-Target
+// SSM Parameter Store (AWS JSON 1.1, jsonproto.go: POST /, X-Amz-Target
 // AmazonSSM.ACTION, a JSON body; errors {"__type", "message"}).
 // Parameters are kept by name with every version; a SecureString's value
 // is returned only WithDecryption (otherwise an opaque ciphertext, as KMS
@@ -21,13 +19,13 @@ import (
 // hierarchical name starts with "/" and has at most 15 levels, "aws" and
 // "ssm" prefixes are reserved. Values are at most 4 KB (Standard tier).
 
-const ssmTargetPrefix = "AmazonSSM."
+var ssmMatch, ssmDecode = jsonTarget("AmazonSSM")
 
 var ssmService = &service{
 	name:    "ssm",
-	match:   func(hr *http.Request) bool { return strings.HasPrefix(hr.Header.Get("X-Amz-Target"), ssmTargetPrefix) },
-	decode:  decodeTarget(ssmTargetPrefix),
-	proto:   awsJSON{version: "1.1"},
+	match:   ssmMatch,
+	decode:  ssmDecode,
+	proto:   awsJSON{version: "1.1", namespace: "com.amazonaws.ssm"},
 	actions: ssmActions,
 }
 
@@ -39,62 +37,6 @@ var ssmActions = map[string]action{
 	"GetParametersByPath": (*Sim).getParametersByPath,
 	"DeleteParameter":     (*Sim).deleteParameter,
 	"DeleteParameters":    (*Sim).deleteParameters,
-}
-
-// decodeTarget reads a JSON-protocol request: the action from X-Amz-Target
-// (after prefix), the body kept raw for the action to unmarshal.
-func decodeTarget(prefix string) func(hr *http.Request) (*request, error) {
-	return func(hr *http.Request) (*request, error) {
-		if hr.Method != http.MethodPost {
-			return nil, &APIError{Status: http.StatusMethodNotAllowed, Code: "InvalidHttpRequest", Message: "Method " + hr.Method + " not allowed"}
-		}
-		body, err := io.ReadAll(io.LimitReader(hr.Body, maxBody+1))
-		if err != nil || len(body) > maxBody {
-			return nil, apiErr("SerializationException", "the request body could not be read")
-		}
-		return &request{Action: strings.TrimPrefix(hr.Header.Get("X-Amz-Target"), prefix), Body: body}, nil
-	}
-}
-
-// awsJSON is the AWS JSON protocol (1.0 or 1.1): the answer is the action's
-// body as JSON, errors are {"__type": CODE, "message": ...} with the code
-// also in X-Amzn-ErrorType.
-type awsJSON struct{ version string }
-
-func (p awsJSON) writeResult(w http.ResponseWriter, _, id string, body any) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		p.writeError(w, id, &APIError{Status: http.StatusInternalServerError, Code: "InternalServerError", Message: "encode response"})
-		return
-	}
-	p.write(w, http.StatusOK, id, b)
-}
-
-func (p awsJSON) writeError(w http.ResponseWriter, id string, ae *APIError) {
-	b, _ := json.Marshal(map[string]string{"__type": ae.Code, "message": ae.Message})
-	w.Header().Set("X-Amzn-ErrorType", ae.Code)
-	p.write(w, ae.Status, id, b)
-}
-
-func (p awsJSON) write(w http.ResponseWriter, status int, id string, b []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/x-amz-json-"+p.version)
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	h.Set("X-Amzn-RequestId", id)
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
-// unmarshal reads a JSON request body into v; bad JSON is a
-// SerializationException, as AWS answers it.
-func unmarshal(r *request, v any) error {
-	if len(r.Body) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		return apiErr("SerializationException", "the request body is not valid JSON for %s", r.Action)
-	}
-	return nil
 }
 
 // ssmState is Parameter Store, guarded by Sim.mu.
@@ -183,7 +125,7 @@ func (s *Sim) putParameter(r *request) (any, error) {
 		Overwrite                                             bool
 		Tags                                                  []struct{ Key, Value string }
 	}
-	if err := unmarshal(r, &in); err != nil {
+	if err := r.input(&in); err != nil {
 		return nil, err
 	}
 	if err := checkSSMName(in.Name); err != nil {
@@ -267,7 +209,7 @@ func (s *Sim) getParameter(r *request) (any, error) {
 		Name           string
 		WithDecryption bool
 	}
-	if err := unmarshal(r, &in); err != nil {
+	if err := r.input(&in); err != nil {
 		return nil, err
 	}
 	s.lock()
@@ -284,7 +226,7 @@ func (s *Sim) getParameters(r *request) (any, error) {
 		Names          []string
 		WithDecryption bool
 	}
-	if err := unmarshal(r, &in); err != nil {
+	if err := r.input(&in); err != nil {
 		return nil, err
 	}
 	if err := checkNames(in.Names); err != nil {
@@ -313,7 +255,7 @@ func (s *Sim) getParametersByPath(r *request) (any, error) {
 		Recursive, WithDecryption bool
 		MaxResults                int
 	}
-	if err := unmarshal(r, &in); err != nil {
+	if err := r.input(&in); err != nil {
 		return nil, err
 	}
 	if !strings.HasPrefix(in.Path, "/") || strings.Count(in.Path, "/") > ssmMaxLevels+1 {
@@ -361,7 +303,7 @@ func (s *Sim) getParametersByPath(r *request) (any, error) {
 
 func (s *Sim) deleteParameter(r *request) (any, error) {
 	var in struct{ Name string }
-	if err := unmarshal(r, &in); err != nil {
+	if err := r.input(&in); err != nil {
 		return nil, err
 	}
 	s.lock()
@@ -375,7 +317,7 @@ func (s *Sim) deleteParameter(r *request) (any, error) {
 
 func (s *Sim) deleteParameters(r *request) (any, error) {
 	var in struct{ Names []string }
-	if err := unmarshal(r, &in); err != nil {
+	if err := r.input(&in); err != nil {
 		return nil, err
 	}
 	if err := checkNames(in.Names); err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
-	"github.com/aws/smithy-go"
 
 	"kiln/internal/ec2sim"
 )
@@ -22,14 +21,6 @@ func newSSM(t *testing.T) (*ssm.Client, *ec2sim.Sim) {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	return ssm.NewFromConfig(ec2sim.ClientConfig(srv.URL)), sim
-}
-
-func code(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
 
 func TestSSMPutGetVersions(t *testing.T) {

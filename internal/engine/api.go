@@ -65,6 +65,38 @@ type Options struct {
 	ConvergedTimeout time.Duration
 }
 
+// ChangeAction is what a planned change does to the resource in the world.
+type ChangeAction string
+
+// The actions of a planned change, as kiln plan counts them.
+const (
+	ActionCreate  ChangeAction = "create"  // it does not exist yet
+	ActionUpdate  ChangeAction = "update"  // changed in place
+	ActionRestart ChangeAction = "restart" // changed in place, with a stop and start
+	ActionReplace ChangeAction = "replace" // destroyed and created anew
+	ActionDelete  ChangeAction = "delete"  // removed
+)
+
+// A Change is one thing a check-only pass found a resource would do.
+type Change struct {
+	Action  ChangeAction
+	Summary string // "launch instance", "start instance i-0abc (stopped)"
+	Attrs   []Attr // what it sets; for a create, Old is empty
+	Diff    string // a unified diff of content, when there is content
+	// Refused, when set, says why run would stop before making this change
+	// ("set replace: true to let kiln replace it"): plan still lists it.
+	Refused string
+}
+
+// Attr is one attribute a change sets: Old is what the world has, New
+// what the spec wants (KnownAfterApply where only the run will tell).
+type Attr struct{ Name, Old, New string }
+
+// KnownAfterApply is what a reference resolves to in a check-only pass
+// when the resource it names would change and has no value for it yet (a
+// new instance's private_ip): the dependent is planned against it.
+const KnownAfterApply = "(known after apply)"
+
 // State of a vertex.
 type State string
 
@@ -84,6 +116,7 @@ type VertexStatus struct {
 	DependsOn      []string
 	Pending        bool     // noop: a check found it differs (would change)
 	Changes        []string // noop: what it would do, when the resource is a Changer
+	Planned        []Change // noop: the same in detail (ChangePlanner, else from Changes)
 	WouldRefresh   bool     // noop: a resource notifying this one would have changed
 	Checks         int      // CheckApply calls
 	Applies        int      // CheckApply calls that changed something

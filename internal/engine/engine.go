@@ -102,6 +102,7 @@ type vertex struct {
 	hasOut                     bool
 	pending, wouldRefresh      bool
 	changes                    []string // noop: what a Changer said it would do
+	planned                    []Change // noop: the same in detail
 
 	retry, limitT *vtimer
 	outputs       map[string]string
@@ -271,11 +272,16 @@ func (e *engine) install(g *Graph) {
 		if v != nil && v.spec.Hash == s.Hash {
 			v.spec = s
 		} else {
+			var last time.Time
 			if v != nil {
 				e.log.Info("resource changed, restarting", "resource", id)
 				e.retire(v)
+				last = v.lastChange
 			}
 			v = e.newVertex(s, id)
+			// The resource is the same one in the world: when kiln last
+			// changed it outlives the spec it was changed for.
+			v.lastChange = last
 		}
 		v.index = i
 		e.byID[id] = v
@@ -525,9 +531,15 @@ func (e *engine) process(v *vertex) {
 			err = e.guard(v.id, "refresh", func() error { return r.Refresh(in.ctx) })
 		}
 	}
-	var planned []string
-	if c, isC := in.res.(Changer); isC && err == nil && !ok && !apply {
-		err = e.guard(v.id, "changes", func() error { planned = c.Changes(); return nil })
+	var (
+		changes []string
+		planned []Change
+	)
+	if err == nil && !ok && !apply {
+		err = e.guard(v.id, "changes", func() error {
+			changes, planned = plannedChanges(in.res)
+			return nil
+		})
 	}
 	var outs map[string]string
 	if o, isO := in.res.(Outputter); isO && err == nil {
@@ -574,7 +586,7 @@ func (e *engine) process(v *vertex) {
 		e.resetTimeout()
 	case changed:
 		v.pending = true
-		v.changes = planned
+		v.changes, v.planned = changes, planned
 		e.log.Info("resource would change", "resource", v.id, "kind", kind)
 		for _, n := range v.notify {
 			if !n.wouldRefresh {
@@ -584,7 +596,7 @@ func (e *engine) process(v *vertex) {
 		}
 	default:
 		v.pending = false
-		v.changes = nil
+		v.changes, v.planned = nil, nil
 		if e.debug {
 			e.log.Debug("resource checked", "resource", v.id, "refreshed", refreshed)
 		}
@@ -851,7 +863,9 @@ func (e *engine) watchEnded(v *vertex, in *instance, err error) {
 	e.touch(v)
 }
 
-// lookup is the Lookup handed to Build.
+// lookup is the Lookup handed to Build. In a check-only pass, a value that
+// a resource which would change does not have yet is KnownAfterApply, so
+// that its dependents are planned too.
 func (e *engine) lookup(id, key string) (string, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -860,7 +874,50 @@ func (e *engine) lookup(id, key string) (string, bool) {
 		return "", false
 	}
 	val, ok := v.outputs[key]
+	if v.pending && val == "" && e.opts.Noop {
+		return KnownAfterApply, true
+	}
 	return val, ok
+}
+
+// plannedChanges asks a resource that would change what it would do: in
+// detail when it is a ChangePlanner, else its Changer's lines, each an
+// action by its first word (actionOf).
+func plannedChanges(r Resource) ([]string, []Change) {
+	var lines []string
+	if c, ok := r.(Changer); ok {
+		lines = c.Changes()
+	}
+	if p, ok := r.(ChangePlanner); ok {
+		planned := p.PlannedChanges()
+		if lines == nil {
+			for _, c := range planned {
+				lines = append(lines, c.Summary)
+			}
+		}
+		return lines, planned
+	}
+	planned := make([]Change, len(lines))
+	for i, l := range lines {
+		planned[i] = Change{Action: actionOf(l), Summary: l}
+	}
+	return lines, planned
+}
+
+// actionOf reads a Changer's line ("create zone shop.example.", "delete
+// record ...") as an action by its verb; a line with any other verb is an
+// update.
+func actionOf(line string) ChangeAction {
+	verb, _, _ := strings.Cut(line, " ")
+	switch verb {
+	case "create", "launch", "bake", "add":
+		return ActionCreate
+	case "delete", "remove", "terminate", "destroy", "deregister":
+		return ActionDelete
+	case "replace":
+		return ActionReplace
+	}
+	return ActionUpdate
 }
 
 var _ Events = (*events)(nil)
@@ -1091,6 +1148,7 @@ func (e *engine) statusOf(v *vertex) VertexStatus {
 		DependsOn:    slices.Clone(v.spec.DependsOn),
 		Pending:      v.pending,
 		Changes:      slices.Clone(v.changes),
+		Planned:      slices.Clone(v.planned),
 		WouldRefresh: v.wouldRefresh,
 		Checks:       v.checks,
 		Applies:      v.applies,

@@ -554,6 +554,30 @@ func TestSwap(t *testing.T) {
 	})
 }
 
+// TestSwapKeepsLastChange: a resource whose spec changes is restarted, but
+// when kiln last changed it in the world is still known.
+func TestSwapKeepsLastChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b1 := &fake{check: func(_ context.Context, _ bool, n int) (bool, error) { return n > 1, nil }}
+		e := New(mustGraph(t, spec("b", b1)), Options{})
+		stop := start(t, e)
+		synctest.Wait()
+		changed := stateOf(t, e, id("b")).LastChange
+		if changed.IsZero() {
+			t.Fatal("LastChange is zero after an apply")
+		}
+		time.Sleep(time.Minute)
+		sb := spec("b", &fake{})
+		sb.Hash = "b v2"
+		e.Swap(mustGraph(t, sb))
+		synctest.Wait()
+		if st := stateOf(t, e, id("b")); !st.LastChange.Equal(changed) || st.State != StateConverged || st.Checks != 1 {
+			t.Errorf("after the swap: LastChange %v, state %s, checks %d; want %v, converged, 1 (a fresh check)", st.LastChange, st.State, st.Checks, changed)
+		}
+		_ = stop()
+	})
+}
+
 func TestSwapBeforeRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, b := &fake{}, &fake{}

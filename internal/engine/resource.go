@@ -97,6 +97,13 @@ type (
 	Changer interface {
 		Changes() []string
 	}
+	// ChangePlanner is Changer with the detail kiln plan shows: what kind
+	// of change each is (create, update, restart, replace, delete), the
+	// attributes it sets with their old and new values, a unified diff of
+	// content. A resource that is one need not be a Changer.
+	ChangePlanner interface {
+		PlannedChanges() []Change
+	}
 	// SelfPoller is a resource whose Watch already polls (with events as the
 	// fast path). The poll meta-param is handed to it instead of the engine
 	// replacing Watch with a ticker.

@@ -1,8 +1,10 @@
 // Package monitor is the one place kiln's processes serve their health and
-// metrics from: `kiln run --listen` and `kiln serve` both mount GET
-// /metrics (Prometheus' text format, from one registry) and GET /healthz
-// (JSON: 200 {"status":"ok", ...} while the process's Check passes, 503
-// {"status": "<why>"} when it fails) through Mount.
+// metrics from: `kiln run --listen` and `kiln serve` both mount, through
+// Mount, GET /metrics (Prometheus' text format, from one registry), GET
+// /healthz (alive: the process can do its work) and GET /readyz (ready:
+// kiln run's graph is converged). Both answer JSON: 200 {"status":"ok",
+// ...} while their Check passes, 503 {"status":"<why>", ...} when it
+// fails.
 package monitor
 
 import (
@@ -26,31 +28,31 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// A Check says whether the process is healthy. Healthy, it returns what
-// /healthz adds beside "status": "ok" (nil for nothing); unhealthy, an
+// A Check says whether the process is healthy (or ready). It returns what
+// the answer adds beside "status" (nil for nothing) and, when it fails, an
 // error whose text becomes the status of a 503.
 type Check func(ctx context.Context) (details map[string]any, err error)
 
-// Mount serves GET /metrics from reg and GET /healthz from check on mux.
-// Other methods get 405 from the mux.
-func Mount(mux *http.ServeMux, reg *prometheus.Registry, check Check) {
+// Mount serves GET /metrics from reg, GET /healthz from health and GET
+// /readyz from ready on mux. Other methods get 405 from the mux.
+func Mount(mux *http.ServeMux, reg *prometheus.Registry, health, ready Check) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.Handle("GET /healthz", healthz(check))
+	mux.Handle("GET /healthz", answer(health))
+	mux.Handle("GET /readyz", answer(ready))
 }
 
-func healthz(check Check) http.Handler {
+func answer(check Check) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body := map[string]any{}
-		status := http.StatusOK
 		details, err := check(r.Context())
+		body := make(map[string]any, len(details)+1)
+		for k, v := range details {
+			body[k] = v
+		}
+		status := http.StatusOK
+		body["status"] = "ok"
 		if err != nil {
 			status = http.StatusServiceUnavailable
 			body["status"] = err.Error()
-		} else {
-			for k, v := range details {
-				body[k] = v
-			}
-			body["status"] = "ok"
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")

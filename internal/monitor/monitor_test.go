@@ -19,9 +19,15 @@ func TestMount(t *testing.T) {
 	c.Add(3)
 	var fail error
 	mux := http.NewServeMux()
+	ready := func(context.Context) (map[string]any, error) {
+		return map[string]any{"failed": []string{"aws:ec2/web"}}, errors.New("not converged")
+	}
 	Mount(mux, reg, func(context.Context) (map[string]any, error) {
-		return map[string]any{"resources": 2}, fail
-	})
+		if fail != nil {
+			return nil, fail
+		}
+		return map[string]any{"resources": 2}, nil
+	}, ready)
 	get := func(method, path string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
@@ -44,6 +50,11 @@ func TestMount(t *testing.T) {
 	body = nil
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 503 || body["status"] != "database unavailable" || body["resources"] != nil {
 		t.Errorf("/healthz when failing = %d %q (%v); want 503 with the reason only", rec.Code, rec.Body.String(), err)
+	}
+
+	rec = get("GET", "/readyz")
+	if rec.Code != 503 || rec.Body.String() != `{"failed":["aws:ec2/web"],"status":"not converged"}`+"\n" {
+		t.Errorf("/readyz = %d %q; want 503 with the failed resources", rec.Code, rec.Body.String())
 	}
 
 	if rec := get("POST", "/healthz"); rec.Code != http.StatusMethodNotAllowed {

@@ -166,7 +166,11 @@ func (r *Exec) run(ctx context.Context, which, command string, level slog.Level)
 	err := cmd.Run()
 	out.flush()
 	if r.log != nil {
-		r.log.Log(ctx, level, "command finished", "which", which, "duration", time.Since(start).Round(time.Millisecond), "error", err)
+		attrs := []any{"which", which, "duration", time.Since(start).Round(time.Millisecond)}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		r.log.Log(ctx, level, "command finished", attrs...)
 	}
 	if err == nil {
 		return nil

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aymanbagabas/go-udiff"
 	"github.com/fsnotify/fsnotify"
 
 	"kiln/internal/config"
@@ -25,6 +26,8 @@ type File struct {
 	Content *string `yaml:"content"` // nil: the content is not managed
 	Mode    string  `yaml:"mode"`    // octal, default "0644"
 	State   string  `yaml:"state"`   // present (default) | absent
+
+	planned []engine.Change // what the last check-only pass found
 }
 
 const (
@@ -150,6 +153,7 @@ func (r *File) Watch(ctx context.Context, ev engine.Events) error {
 // atomically (temporary file in the same directory, then rename) or
 // removes it.
 func (r *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
+	r.planned = nil
 	if r.State == stateAbsent {
 		return r.checkAbsent(apply)
 	}
@@ -157,6 +161,7 @@ func (r *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if !apply {
+			r.plan(engine.ActionCreate, "create file", nil, 0)
 			return false, nil
 		}
 		return false, r.write()
@@ -166,18 +171,24 @@ func (r *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		return false, engine.Permanent(fmt.Errorf("file %s: exists and is not a regular file (%s)", r.Path, fi.Mode().Type()))
 	}
 	contentOK := true
+	var have []byte
 	if r.Content != nil {
-		have, err := os.ReadFile(r.Path)
+		have, err = os.ReadFile(r.Path)
 		if err != nil {
 			return false, fmt.Errorf("read file %s: %w", r.Path, err)
 		}
 		contentOK = bytes.Equal(have, []byte(*r.Content))
 	}
-	modeOK := fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) == r.mode()
+	mode := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	modeOK := mode == r.mode()
 	if contentOK && modeOK {
 		return true, nil
 	}
 	if !apply {
+		if contentOK {
+			have = nil // the diff is about content only
+		}
+		r.plan(engine.ActionUpdate, "update file", have, mode)
 		return false, nil
 	}
 	if !contentOK {
@@ -200,6 +211,7 @@ func (r *File) checkAbsent(apply bool) (bool, error) {
 		return false, engine.Permanent(fmt.Errorf("remove file %s: is a directory", r.Path))
 	}
 	if !apply {
+		r.planned = []engine.Change{{Action: engine.ActionDelete, Summary: "remove file " + r.Path}}
 		return false, nil
 	}
 	if err := os.Remove(r.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -207,6 +219,28 @@ func (r *File) checkAbsent(apply bool) (bool, error) {
 	}
 	return false, nil
 }
+
+// plan records what a check-only pass found: a file to create (old nil,
+// mode 0) or to update, with the mode it would set and a unified diff of
+// its content (old is what it holds now; nil when the content is right or
+// not managed).
+func (r *File) plan(action engine.ChangeAction, what string, old []byte, mode fs.FileMode) {
+	c := engine.Change{Action: action, Summary: what + " " + r.Path}
+	if mode != r.mode() {
+		oldMode := ""
+		if action != engine.ActionCreate {
+			oldMode = fmt.Sprintf("%04o", mode)
+		}
+		c.Attrs = append(c.Attrs, engine.Attr{Name: "mode", Old: oldMode, New: fmt.Sprintf("%04o", r.mode())})
+	}
+	if r.Content != nil && (old != nil || action == engine.ActionCreate) {
+		c.Diff = udiff.Unified(r.Path, r.Path+" (planned)", string(old), *r.Content)
+	}
+	r.planned = []engine.Change{c}
+}
+
+// PlannedChanges is what the last check-only CheckApply found it would do.
+func (r *File) PlannedChanges() []engine.Change { return r.planned }
 
 // write replaces the file atomically with the content and mode.
 func (r *File) write() (err error) {
@@ -250,4 +284,7 @@ func (r *File) write() (err error) {
 	return nil
 }
 
-var _ engine.Resource = (*File)(nil)
+var (
+	_ engine.Resource      = (*File)(nil)
+	_ engine.ChangePlanner = (*File)(nil)
+)

@@ -277,6 +277,25 @@ func TestEnginePageDriftConverges(t *testing.T) {
 	if in, _ := w.sim.Instance(id); in.State != "running" {
 		t.Errorf("instance %s is %s; want running again", id, in.State)
 	}
+
+	// A graph swap that changes web's spec (not the world) restarts its
+	// vertex; the page still says when kiln last changed the instance.
+	lastChange := eval[string](t, ctx, `document.querySelectorAll('`+row+` td')[3].title`)
+	if lastChange == "" {
+		t.Fatal("no last change shown for aws:ec2/web after the repair")
+	}
+	g2, err := config.Parse("shop.yaml", []byte(strings.Replace(engineGraph, "poll: 200ms", "poll: 300ms", 1)), kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Swap(g2)
+	do(t, ctx, "see the swapped resource checked afresh", chromedp.Poll[chromedp.Void](`(() => {
+		const cells = document.querySelectorAll('`+row+` td');
+		return cells.length > 4 && cells[4].textContent.trim().endsWith(" / 0") && cells[1].textContent.includes("converged");
+	})()`, chromedp.WithPollingTimeout(15*time.Second)))
+	if got := eval[string](t, ctx, `document.querySelectorAll('`+row+` td')[3].title`); got != lastChange {
+		t.Errorf("last change after the swap = %q; want %q, as before it", got, lastChange)
+	}
 }
 
 const adminToken = "open-sesame-0123456789"

@@ -21,12 +21,21 @@ const EventsPath = "/events/ui"
 // streams the same live part as server-sent events whenever a vertex's
 // status changes. Mount it at "GET /{$}" and "GET "+EventsPath (a "GET /"
 // pattern would conflict with the events receiver's method-less path).
-func EnginePage(eng *engine.Engine, graphName string) http.Handler {
+//
+// With kiln run --lock the view is the engine of the current lease, and a
+// view with a LockStatus method has the page say who holds the lock.
+func EnginePage(eng EngineView, graphName string) http.Handler {
 	return &enginePage{eng: eng, name: graphName, t: parse("engine.html")}
 }
 
+// EngineView is what the engine page reads; *engine.Engine is one.
+type EngineView interface {
+	Status() []engine.VertexStatus
+	Subscribe() (<-chan struct{}, func())
+}
+
 type enginePage struct {
-	eng  *engine.Engine
+	eng  EngineView
 	name string
 	t    *template.Template
 }
@@ -55,6 +64,7 @@ type engineData struct {
 	Counts  []stateCount
 	SVG     graphSVG
 	Problem bool
+	Lock    string // kiln run --lock: who holds the graph's lock
 }
 
 type stateCount struct {
@@ -67,6 +77,9 @@ func (p *enginePage) data() engineData {
 	d := engineData{Title: "graph", Graph: p.name, Events: EventsPath, Now: time.Now(), Rows: st, SVG: layout(st)}
 	if p.name != "" {
 		d.Title = "graph " + p.name
+	}
+	if l, ok := p.eng.(interface{ LockStatus() string }); ok {
+		d.Lock = l.LockStatus()
 	}
 	n := map[engine.State]int{}
 	for _, s := range st {

@@ -127,7 +127,7 @@ func (s *Server) routes() *http.ServeMux {
 	if s.cfg.Hooks != nil {
 		mux.Handle("/hooks/{project}", s.metrics.countDeliveries(s.cfg.Hooks))
 	}
-	monitor.Mount(mux, s.cfg.Registry, s.health)
+	monitor.Mount(mux, s.cfg.Registry, s.health, s.health)
 
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/projects", s.listProjects)
@@ -149,7 +149,7 @@ func (s *Server) routes() *http.ServeMux {
 	return mux
 }
 
-// health is healthy while the database answers.
+// health is healthy, and ready, while the database answers.
 func (s *Server) health(ctx context.Context) (map[string]any, error) {
 	if err := s.cfg.Store.DB().PingContext(ctx); err != nil {
 		s.cfg.Log.Error("health check", "err", err)
