@@ -28,15 +28,16 @@ type scenario func(ctx context.Context, emit func(v any)) error
 // scenarios lists every benchmark: one line per scenario, the function in a
 // file of its own.
 var scenarios = map[string]scenario{
-	"bake":    bakeBench,
-	"engine":  engineBench,
-	"ec2sim":  ec2simBench,
-	"ec2":     ec2Bench,
-	"dns":     dnsBench,
-	"rollout": rolloutBench,
-	"pages":   pagesBench,
-	"lock":    lockBench,
-	"queue":   queueBench,
+	"bake":         bakeBench,
+	"engine":       engineBench,
+	"environments": environmentsBench,
+	"ec2sim":       ec2simBench,
+	"ec2":          ec2Bench,
+	"dns":          dnsBench,
+	"rollout":      rolloutBench,
+	"pages":        pagesBench,
+	"lock":         lockBench,
+	"queue":        queueBench,
 }
 
 func main() { os.Exit(run()) }

@@ -63,6 +63,7 @@ type ASG struct {
 	UserData       string   `yaml:"user_data"`       // plain text; kiln base64-encodes it
 	SecurityGroups []string `yaml:"security_groups"` // group ids
 	Subnets        []string `yaml:"subnets"`         // subnet ids; default: the default subnets
+	IAMProfile     string   `yaml:"iam_profile"`     // instance profile name or ARN of the instances
 	Min            int      `yaml:"min"`
 	Max            int      `yaml:"max"`
 	Desired        *int     `yaml:"desired"` // default: min
@@ -133,6 +134,7 @@ func (r *ASG) Validate() error {
 		errs = append(errs, config.Fieldf("user_data", "%d bytes; EC2 takes at most %d", len(r.UserData), maxUserData))
 	}
 	errs = append(errs, checkGroupIDs(r.SecurityGroups)...)
+	errs = append(errs, checkProfile("iam_profile", r.IAMProfile)...)
 	for i, s := range r.Subnets {
 		errs = append(errs, checkSubnetID(fmt.Sprintf("subnets[%d]", i), s)...)
 	}
@@ -197,6 +199,9 @@ func (r *ASG) IAMActions() []string {
 	}
 	if len(r.Subnets) == 0 {
 		acts = append(acts, "ec2:DescribeSubnets")
+	}
+	if r.IAMProfile != "" {
+		acts = append(acts, "iam:PassRole")
 	}
 	return acts
 }
@@ -378,7 +383,27 @@ func (r *ASG) templateData() *types.RequestLaunchTemplateData {
 	if len(r.SecurityGroups) > 0 {
 		d.SecurityGroupIds = slices.Clone(r.SecurityGroups)
 	}
+	if r.IAMProfile != "" {
+		d.IamInstanceProfile = &types.LaunchTemplateIamInstanceProfileSpecificationRequest{}
+		if strings.HasPrefix(r.IAMProfile, "arn:") {
+			d.IamInstanceProfile.Arn = aws.String(r.IAMProfile)
+		} else {
+			d.IamInstanceProfile.Name = aws.String(r.IAMProfile)
+		}
+	}
 	return d
+}
+
+// profileOf is a version's instance profile as the spec names it: its
+// ARN when the spec gives an ARN, else its name.
+func profileOf(v *types.ResponseLaunchTemplateData, byARN bool) string {
+	if v.IamInstanceProfile == nil {
+		return ""
+	}
+	if byARN {
+		return aws.ToString(v.IamInstanceProfile.Arn)
+	}
+	return aws.ToString(v.IamInstanceProfile.Name)
 }
 
 // matches reports whether a version's data is what the spec asks for.
@@ -390,7 +415,8 @@ func (r *ASG) matches(v *types.ResponseLaunchTemplateData) bool {
 	return aws.ToString(v.ImageId) == aws.ToString(want.ImageId) &&
 		v.InstanceType == want.InstanceType &&
 		aws.ToString(v.UserData) == aws.ToString(want.UserData) &&
-		sameSet(v.SecurityGroupIds, want.SecurityGroupIds)
+		sameSet(v.SecurityGroupIds, want.SecurityGroupIds) &&
+		profileOf(v, strings.HasPrefix(r.IAMProfile, "arn:")) == r.IAMProfile
 }
 
 func sameSet(a, b []string) bool {
@@ -524,7 +550,7 @@ func ensureVersion(ctx context.Context, hub *awsapi.Hub, ec templateAPI, id stri
 	in := &ec2.CreateLaunchTemplateVersionInput{
 		LaunchTemplateId:   aws.String(id),
 		LaunchTemplateData: data,
-		ClientToken:        aws.String(token("ltv", id, strconv.FormatInt(latest, 10), fmt.Sprint(aws.ToString(data.ImageId), data.InstanceType, aws.ToString(data.UserData), data.SecurityGroupIds))),
+		ClientToken:        aws.String(token("ltv", id, strconv.FormatInt(latest, 10), versionKey(data))),
 	}
 	if source != nil {
 		in.SourceVersion = aws.String(strconv.FormatInt(*source, 10))
@@ -541,6 +567,17 @@ func ensureVersion(ctx context.Context, hub *awsapi.Hub, ec templateAPI, id stri
 	v := aws.ToInt64(out.LaunchTemplateVersion.VersionNumber)
 	log.Info("launch template version created", "template", id, "version", v)
 	return v, true, nil
+}
+
+// versionKey sums up a version's data for its client token (the instance
+// profile only when set, so that tokens of versions without one stay as
+// they were).
+func versionKey(data *types.RequestLaunchTemplateData) string {
+	k := fmt.Sprint(aws.ToString(data.ImageId), data.InstanceType, aws.ToString(data.UserData), data.SecurityGroupIds)
+	if p := data.IamInstanceProfile; p != nil {
+		k += " profile=" + aws.ToString(p.Name) + aws.ToString(p.Arn)
+	}
+	return k
 }
 
 // subnets are the spec's, or the region's default subnets.
@@ -1202,23 +1239,11 @@ func RollOut(ctx context.Context, hubs *awsapi.Hubs, region, group, imageID stri
 	if errs := prefs.validate("rollout."); len(errs) > 0 {
 		return res, engine.Permanent(errors.Join(errs...))
 	}
-	hub, err := hubs.Hub(ctx, region)
+	hub, as, g, err := findGroup(ctx, hubs, region, group)
 	if err != nil {
-		return res, err
-	}
-	as, err := hubs.AutoScaling(ctx, hub.Region())
-	if err != nil {
-		return res, err
-	}
-	ec := hub.EC2()
-	var g *astypes.AutoScalingGroup
-	if err := hub.Retry(ctx, func(ctx context.Context) error {
-		var err error
-		g, err = describeGroup(ctx, as, group)
-		return err
-	}); err != nil {
 		return res, fmt.Errorf("roll out to group %q: %w", group, err)
 	}
+	ec := hub.EC2()
 	if g == nil {
 		return res, engine.Permanent(fmt.Errorf("roll out to group %q: no such Auto Scaling group in %s", group, hub.Region()))
 	}
@@ -1297,3 +1322,82 @@ var (
 	_ config.Validator   = (*ASG)(nil)
 	_ awsapi.IAMActioner = (*ASG)(nil)
 )
+
+// findGroup reads the group named group in region (nil when there is
+// none), with the region's hub and Auto Scaling client.
+func findGroup(ctx context.Context, hubs *awsapi.Hubs, region, group string) (*awsapi.Hub, groupAPI, *astypes.AutoScalingGroup, error) {
+	hub, err := hubs.Hub(ctx, region)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	as, err := hubs.AutoScaling(ctx, hub.Region())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var g *astypes.AutoScalingGroup
+	err = hub.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		g, err = describeGroup(ctx, as, group)
+		return err
+	})
+	return hub, as, g, err
+}
+
+// Health is what GroupHealth found.
+type Health struct {
+	Healthy   bool
+	Reason    string   // why not, when not
+	Instances []string // the group's live instances, sorted
+}
+
+// GroupHealth reports whether the Auto Scaling group named group in region
+// is healthy: it exists, at least its desired capacity of live instances
+// are InService and Healthy, all of them on the group's launch-template
+// version, and no instance refresh is running. When it is not, Reason
+// says why. A soak before an automatic promotion asks it repeatedly, and
+// compares Instances too: an instance replaced meanwhile was unhealthy.
+func GroupHealth(ctx context.Context, hubs *awsapi.Hubs, region, group string) (Health, error) {
+	hub, as, g, err := findGroup(ctx, hubs, region, group)
+	if err != nil {
+		return Health{}, fmt.Errorf("health of group %q: %w", group, err)
+	}
+	if g == nil {
+		return Health{Reason: fmt.Sprintf("group %s does not exist", group)}, nil
+	}
+	var h Health
+	want := groupTemplate(g)
+	for _, in := range g.Instances {
+		if !live(in) {
+			continue
+		}
+		id := aws.ToString(in.InstanceId)
+		h.Instances = append(h.Instances, id)
+		switch {
+		case h.Reason != "":
+		case in.LifecycleState != astypes.LifecycleStateInService:
+			h.Reason = fmt.Sprintf("instance %s is %s", id, in.LifecycleState)
+		case aws.ToString(in.HealthStatus) != "Healthy":
+			h.Reason = fmt.Sprintf("instance %s is %s", id, aws.ToString(in.HealthStatus))
+		case instanceTemplate(in) != want:
+			h.Reason = fmt.Sprintf("instance %s runs %s, the group %s", id, instanceTemplate(in), want)
+		}
+	}
+	slices.Sort(h.Instances)
+	if d := int(aws.ToInt32(g.DesiredCapacity)); h.Reason == "" && len(h.Instances) < d {
+		h.Reason = fmt.Sprintf("%d of %d instances in service", len(h.Instances), d)
+	}
+	if h.Reason != "" {
+		return h, nil
+	}
+	ro := &roller{hub: hub, as: as, group: group, log: slog.New(slog.DiscardHandler)}
+	act, err := ro.active(ctx)
+	if err != nil {
+		return Health{}, err
+	}
+	if act != nil {
+		h.Reason = fmt.Sprintf("instance refresh %s is %s", aws.ToString(act.InstanceRefreshId), act.Status)
+		return h, nil
+	}
+	h.Healthy = true
+	return h, nil
+}

@@ -50,7 +50,17 @@ func (s *Service) run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { s.sweepLoop(ctx) })
+	s.deploys.mu.Lock()
+	s.deploys.ctx = ctx
+	s.deploys.mu.Unlock()
+	if err := s.resume(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("resume promotions", "err", err)
+	}
 	<-ctx.Done()
+	s.deploys.mu.Lock()
+	s.deploys.ctx = nil // no new rollouts: wg.Wait may begin
+	s.deploys.mu.Unlock()
+	s.deploys.wg.Wait()
 	// Stop taking jobs and interrupt the running bakes: every step is safe
 	// to cut short, and a restart resumes them.
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
@@ -181,7 +191,11 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		}
 	}
 	log.Info("bake succeeded", "image", res.ImageID)
-	return s.finish(ctx, b, store.Outcome{State: store.Succeeded, ImageID: res.ImageID})
+	if err := s.finish(ctx, b, store.Outcome{State: store.Succeeded, ImageID: res.ImageID}); err != nil {
+		return err
+	}
+	s.deploys.start(func(ctx context.Context) { s.followUp(ctx, p.Name) }) // the first environment's promotion
+	return nil
 }
 
 // RolloutFailedError is a rollout that failed for good (a failed, rolled
@@ -292,7 +306,11 @@ func SpecFor(p *Project, b *store.Bake, bakery string) pipeline.Spec {
 // retain applies the project's keep-N to its images.
 func (s *Service) retain(ctx context.Context, p *Project, rec *storeRecorder) error {
 	return rec.step(ctx, pipeline.StepRetention, "", func() error {
-		r, err := s.pipe.Retain(ctx, p.Region, map[string]string{pipeline.TagProject: p.Name}, max(p.Keep, 1))
+		protect, err := s.protected(ctx, p.Name, max(p.Keep, 1))
+		if err != nil {
+			return err
+		}
+		r, err := s.pipe.Retain(ctx, p.Region, map[string]string{pipeline.TagProject: p.Name}, max(p.Keep, 1), protect...)
 		for _, id := range r.Removed {
 			if err := s.store.RemoveImage(ctx, p.Name, id); err != nil {
 				return err

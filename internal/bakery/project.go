@@ -37,6 +37,8 @@ type Project struct {
 	// Rollout, when set, is where a successful bake's image is rolled out
 	// to, as the bake's last step.
 	Rollout *RolloutTarget
+	// Environments, in promotion order: a bake's image goes to the first.
+	Environments []Environment
 	// Secret is webhook_secret after ${ENV} expansion; empty when the file
 	// gives none (ApplyProject then keeps the stored one or generates one).
 	Secret string
@@ -194,6 +196,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 		"timeouts":       func(n *yaml.Node) { pp.timeouts(n, &p.Timeouts, lines) },
 		"webhook_secret": func(n *yaml.Node) { p.Secret = pp.secret(n) },
 		"rollout":        func(n *yaml.Node) { p.Rollout = pp.rollout(n, lines) },
+		"environments":   func(n *yaml.Node) { p.Environments = pp.environments(n, lines) },
 	})
 	pp.validate(p, root.Line, lines)
 	return p
@@ -367,55 +370,69 @@ const (
 // warmup, checkpoints, checkpoint_delay, skip_matching, auto_rollback,
 // alarms}; null is no target.
 func (pp *projectParser) rollout(n *yaml.Node, lines map[string]int) *RolloutTarget {
+	return pp.rolloutPrefs(n, "rollout", lines, true)
+}
+
+// rolloutPrefs decodes the instance-refresh preferences at field (and, for
+// a target, its group and region).
+func (pp *projectParser) rolloutPrefs(n *yaml.Node, field string, lines map[string]int, target bool) *RolloutTarget {
 	if isNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		pp.errorf(n.Line, "rollout", "want {group: NAME, ...}")
+		if target {
+			pp.errorf(n.Line, field, "want {group: NAME, ...}")
+		} else {
+			pp.errorf(n.Line, field, "want {min_healthy_percent: 90, warmup: 60s, ...}")
+		}
 		return nil
 	}
 	r := &RolloutTarget{}
-	pp.fields(n, "rollout.", lines, map[string]func(*yaml.Node){
-		"group":  func(v *yaml.Node) { r.Group = pp.str(v, "rollout.group") },
-		"region": func(v *yaml.Node) { r.Region = pp.str(v, "rollout.region") },
+	f := field + "."
+	set := map[string]func(*yaml.Node){
 		"min_healthy_percent": func(v *yaml.Node) {
-			if m, ok := pp.integer(v, "rollout.min_healthy_percent"); ok {
+			if m, ok := pp.integer(v, f+"min_healthy_percent"); ok {
 				if m < 0 || m > 100 {
-					pp.errorf(v.Line, "rollout.min_healthy_percent", "want 0 to 100, not %d", m)
+					pp.errorf(v.Line, f+"min_healthy_percent", "want 0 to 100, not %d", m)
 				}
 				r.MinHealthyPercent = &m
 			}
 		},
-		"warmup": func(v *yaml.Node) { r.Warmup = pp.seconds(v, "rollout.warmup", maxWarmup) },
+		"warmup": func(v *yaml.Node) { r.Warmup = pp.seconds(v, f+"warmup", maxWarmup) },
 		"checkpoints": func(v *yaml.Node) {
 			if v.Kind != yaml.SequenceNode {
-				pp.errorf(v.Line, "rollout.checkpoints", "want a list of percentages")
+				pp.errorf(v.Line, f+"checkpoints", "want a list of percentages")
 				return
 			}
 			for i, c := range v.Content {
-				pc, ok := pp.integer(c, fmt.Sprintf("rollout.checkpoints[%d]", i))
+				pc, ok := pp.integer(c, fmt.Sprintf("%scheckpoints[%d]", f, i))
 				if !ok {
 					continue
 				}
 				if pc < 1 || pc > 100 || (len(r.Checkpoints) > 0 && pc <= r.Checkpoints[len(r.Checkpoints)-1]) {
-					pp.errorf(c.Line, fmt.Sprintf("rollout.checkpoints[%d]", i), "want ascending percentages from 1 to 100")
+					pp.errorf(c.Line, fmt.Sprintf("%scheckpoints[%d]", f, i), "want ascending percentages from 1 to 100")
 				}
 				r.Checkpoints = append(r.Checkpoints, pc)
 			}
 		},
 		"checkpoint_delay": func(v *yaml.Node) {
-			r.CheckpointDelay = pp.seconds(v, "rollout.checkpoint_delay", maxCheckpointDelay)
+			r.CheckpointDelay = pp.seconds(v, f+"checkpoint_delay", maxCheckpointDelay)
 		},
 		"skip_matching": func(v *yaml.Node) {
-			b := pp.boolean(v, "rollout.skip_matching")
+			b := pp.boolean(v, f+"skip_matching")
 			r.SkipMatching = &b
 		},
 		"auto_rollback": func(v *yaml.Node) {
-			b := pp.boolean(v, "rollout.auto_rollback")
+			b := pp.boolean(v, f+"auto_rollback")
 			r.AutoRollback = &b
 		},
-		"alarms": func(v *yaml.Node) { r.Alarms = pp.strList(v, "rollout.alarms") },
-	})
+		"alarms": func(v *yaml.Node) { r.Alarms = pp.strList(v, f+"alarms") },
+	}
+	if target {
+		set["group"] = func(v *yaml.Node) { r.Group = pp.str(v, f+"group") }
+		set["region"] = func(v *yaml.Node) { r.Region = pp.str(v, f+"region") }
+	}
+	pp.fields(n, f, lines, set)
 	return r
 }
 
@@ -442,23 +459,8 @@ func (pp *projectParser) seconds(n *yaml.Node, field string, limit time.Duration
 // delivery signed with "".
 func (pp *projectParser) secret(n *yaml.Node) string {
 	raw := pp.str(n, "webhook_secret")
-	var bad []string
-	out := envRe.ReplaceAllStringFunc(raw, func(m string) string {
-		name := m[2 : len(m)-1]
-		if !envNameRe.MatchString(name) {
-			bad = append(bad, fmt.Sprintf("%q is not a variable name", name))
-			return ""
-		}
-		v := pp.getenv(name)
-		if v == "" {
-			bad = append(bad, fmt.Sprintf("environment variable %s is not set", name))
-		}
-		return v
-	})
-	for _, msg := range bad {
-		pp.errorf(n.Line, "webhook_secret", "%s", msg)
-	}
-	if len(bad) > 0 {
+	out, ok := pp.expand(raw, n.Line, "webhook_secret")
+	if !ok {
 		return ""
 	}
 	if raw != "" && len(out) < MinSecretLen {
@@ -534,6 +536,7 @@ func (pp *projectParser) validate(p *Project, rootLine int, lines map[string]int
 	if r := p.Rollout; r != nil {
 		pp.validateRollout(r, at)
 	}
+	pp.validateEnvironments(p, at, lines)
 	if p.Branch != "" {
 		p.Branch = strings.TrimPrefix(p.Branch, "refs/heads/")
 		if msg := checkBranch(p.Branch); msg != "" {

@@ -23,6 +23,9 @@ type API interface {
 	// DeleteProject refuses with a *BakeRunningError while a bake runs.
 	DeleteProject(ctx context.Context, name string) error
 	RotateSecret(ctx context.Context, name string) (string, error)
+	// Promote rolls image ("" = the previous environment's) out to
+	// environment env of project; see Service.Promote.
+	Promote(ctx context.Context, project, env, image string) (*Promotion, error)
 }
 
 var _ API = (*Service)(nil)
@@ -37,9 +40,18 @@ type Projects struct{ st *store.Store }
 // NewProjects is the project rules over st.
 func NewProjects(st *store.Store) Projects { return Projects{st: st} }
 
-// ApplyProject stores p (see the function ApplyProject).
+// ApplyProject stores p (see the function ApplyProject) and its
+// environments (never a secret's value: the service puts those into SSM
+// first and keeps only their versions).
 func (ps Projects) ApplyProject(ctx context.Context, p *Project) (Applied, error) {
-	return ApplyProject(ctx, ps.st, p)
+	a, err := ApplyProject(ctx, ps.st, p)
+	if err != nil {
+		return a, err
+	}
+	if err := ps.st.PutEnvironments(ctx, p.Name, p.Environments); err != nil {
+		return Applied{}, fmt.Errorf("apply project %q: %w", p.Name, err)
+	}
+	return a, nil
 }
 
 // BakeRunningError is DeleteProject's refusal: a bake of the project is

@@ -54,7 +54,13 @@ func newRolloutWorld(t *testing.T) *rolloutWorld {
 // shutdown or a crash: running bakes stay running for the next one).
 func (w *rolloutWorld) serve(t *testing.T) (svc *bakery.Service, stop func()) {
 	t.Helper()
-	svc, err := bakery.NewService(w.st, w.hubs, slog.New(slog.DiscardHandler), bakery.Options{
+	return w.serveLogging(t, slog.New(slog.DiscardHandler))
+}
+
+// serveLogging is serve with the service logging to log.
+func (w *rolloutWorld) serveLogging(t *testing.T, log *slog.Logger) (svc *bakery.Service, stop func()) {
+	t.Helper()
+	svc, err := bakery.NewService(w.st, w.hubs, log, bakery.Options{
 		FetchPollInterval: 20 * time.Millisecond,
 		BusySnooze:        50 * time.Millisecond,
 		SweepInterval:     time.Hour,

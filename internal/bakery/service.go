@@ -64,6 +64,8 @@ type Service struct {
 	queue *Queue
 	pipe  *pipeline.Pipeline
 
+	deploys deploys // rollouts and soaks of environments (promote.go)
+
 	mu      sync.Mutex
 	active  map[int64]context.CancelCauseFunc // bakes worked on in this process
 	subs    map[*subscription]struct{}

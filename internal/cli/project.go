@@ -258,7 +258,7 @@ func (a *app) projectShow(ctx context.Context, o *clientOptions, name string) er
 		return err
 	}
 	fmt.Fprintf(a.stdout, "script:\n%s\n", indent(strings.TrimRight(p.Script, "\n"), "  "))
-	return nil
+	return a.printEnvironments(p.Environments)
 }
 
 func (a *app) projectDelete(ctx context.Context, o *clientOptions, name string) error {

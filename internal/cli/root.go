@@ -82,6 +82,7 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		newServeCmd(a),
 		newProjectCmd(a),
 		newBakeCmd(a),
+		newPromoteCmd(a),
 		newSimCmd(a),
 		newIAMPolicyCmd(a),
 		newEventsCmd(a),

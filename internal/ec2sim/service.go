@@ -17,6 +17,7 @@ var services = []*service{
 	sqsService,         // sqs.go
 	eventbridgeService, // eventbridge.go
 	route53Service,     // route53.go
+	ssmService,         // ssm.go
 }
 
 // A service is one simulated AWS API: the requests that are its, the wire

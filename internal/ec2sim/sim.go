@@ -180,6 +180,9 @@ type Sim struct {
 	// (asgState, in autoscaling.go).
 	asg asgState
 
+	// ssm is Parameter Store (ssm.go), guarded by mu.
+	ssm ssmState
+
 	// r53 is the Route 53 state, guarded by mu (r53State, in route53.go).
 	r53 r53State
 

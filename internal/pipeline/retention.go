@@ -26,10 +26,11 @@ type Retained struct {
 // deleting their snapshots, unless an image is in use: referenced by an
 // instance that is not terminated, or by a launch-template version that an
 // Auto Scaling group uses (versions no group uses do not count, so keep-N
-// still removes the images of old versions). Images still pending are left
-// alone. It blocks until done; an error
+// still removes the images of old versions), or named in protect (the
+// bakery's: images its environments use or used lately). Images still
+// pending are left alone. It blocks until done; an error
 // leaves the rest for the next call (it is idempotent).
-func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]string, keep int) (Retained, error) {
+func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]string, keep int, protect ...string) (Retained, error) {
 	var out Retained
 	if len(match) == 0 {
 		return out, fmt.Errorf("retain images: no tags to select them by")
@@ -91,7 +92,7 @@ func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]s
 	}
 	for _, im := range old {
 		id := aws.ToString(im.ImageId)
-		if used[id] {
+		if used[id] || slices.Contains(protect, id) {
 			out.InUse = append(out.InUse, id)
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,8 @@ type Records interface {
 	Bake(ctx context.Context, id int64) (*store.Bake, error)
 	Steps(ctx context.Context, bakeID int64) ([]store.Step, error)
 	Images(ctx context.Context, project string) ([]store.Image, error)
+	Environments(ctx context.Context, project string) ([]store.Environment, error)
+	Promotions(ctx context.Context, q store.PromotionQuery) ([]store.Promotion, error)
 }
 
 // progressSource is optionally implemented by a Service (bakery.Service is):
@@ -99,6 +102,7 @@ func newBakery(cfg BakeryConfig) (*bakeryPages, http.Handler) {
 	mux.HandleFunc("GET /projects/{name}/edit", b.auth(b.editProject))
 	mux.HandleFunc("POST /projects/{name}/edit", b.auth(b.saveProject))
 	mux.HandleFunc("POST /projects/{name}/bake", b.auth(b.bakeNow))
+	mux.HandleFunc("POST /projects/{name}/environments/{env}/promote", b.auth(b.promote))
 	mux.HandleFunc("POST /projects/{name}/secret", b.auth(b.rotateSecret))
 	mux.HandleFunc("GET /projects/{name}/delete", b.auth(b.confirmDelete))
 	mux.HandleFunc("POST /projects/{name}/delete", b.auth(b.deleteProject))
@@ -280,7 +284,21 @@ type projectData struct {
 	Images        []store.Image
 	WebhookURL    string
 	Secret        newSecret // only right after creation or rotation
+	// Environments are the pipeline, in order, with their state and
+	// recent promotions (secrets masked).
+	Environments []envRow
 }
+
+// envRow is an environment on the project page: its status, and what its
+// Promote button would promote (Candidates: the images it may take, the
+// default first).
+type envRow struct {
+	bakery.EnvStatus
+	Candidates []string
+}
+
+// envHistory is how many promotions an environment lists.
+const envHistory = 10
 
 // projectBakes is how many bakes a project page lists.
 const projectBakes = 50
@@ -314,12 +332,79 @@ func (b *bakeryPages) project(w http.ResponseWriter, r *http.Request, s *session
 		b.fail(w, r, err)
 		return
 	}
+	if d.Environments, err = b.environments(ctx, name, d.Images); err != nil {
+		b.fail(w, r, err)
+		return
+	}
 	// Last: a failed page must not lose it.
 	if d.Secret, err = b.ss.takeSecret(ctx, s, name); err != nil {
 		b.fail(w, r, err)
 		return
 	}
 	b.show(w, r, s, http.StatusOK, "project", "project "+name, d)
+}
+
+// environments reads project's environments for its page. An
+// environment's candidates are the kept images that the one before it ran
+// successfully (the newest image for the first), the default first.
+func (b *bakeryPages) environments(ctx context.Context, project string, images []store.Image) ([]envRow, error) {
+	envs, err := b.cfg.Records.Environments(ctx, project)
+	if err != nil || len(envs) == 0 {
+		return nil, err
+	}
+	promos, err := b.cfg.Records.Promotions(ctx, store.PromotionQuery{Project: project, Limit: 100 * len(envs)})
+	if err != nil {
+		return nil, err
+	}
+	var rows []envRow
+	for i, st := range bakery.EnvStatuses(project, envs, promos) {
+		row := envRow{EnvStatus: st}
+		row.Promotions = row.Promotions[:min(len(row.Promotions), envHistory)]
+		if i == 0 {
+			for _, im := range images {
+				row.Candidates = append(row.Candidates, im.ImageID)
+			}
+		} else {
+			prev := rows[i-1]
+			if prev.Image != "" {
+				row.Candidates = append(row.Candidates, prev.Image)
+			}
+			for _, p := range promos {
+				if p.Env == prev.Name && p.State == store.PromotionSucceeded && !slices.Contains(row.Candidates, p.ImageID) &&
+					slices.ContainsFunc(images, func(im store.Image) bool { return im.ImageID == p.ImageID }) {
+					row.Candidates = append(row.Candidates, p.ImageID)
+				}
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// promote promotes the form's image to the environment, as POST
+// /api/projects/{name}/environments/{env}/promote does; a refusal comes
+// back to the project page as its message.
+func (b *bakeryPages) promote(w http.ResponseWriter, r *http.Request, s *session) {
+	name, env := r.PathValue("name"), r.PathValue("env")
+	p, err := b.cfg.Service.Promote(r.Context(), name, env, r.FormValue("image"))
+	var pe *bakery.PromotionError
+	var msg string
+	switch {
+	case errors.As(err, &pe):
+		msg = "Not promoted: " + pe.Msg
+	case errors.Is(err, store.ErrPromotionRunning):
+		msg = fmt.Sprintf("Not promoted: a rollout to %s is running; wait for it to end.", env)
+	case err != nil:
+		b.fail(w, r, err)
+		return
+	default:
+		msg = fmt.Sprintf("Promotion %d: %s is rolling out to %s.", p.ID, p.ImageID, env)
+		b.cfg.Log.Info("promotion from the pages", "project", name, "env", env, "image", p.ImageID)
+	}
+	if err := b.ss.putFlash(r.Context(), s, msg); err != nil {
+		b.cfg.Log.Error("page", "path", r.URL.Path, "err", err)
+	}
+	http.Redirect(w, r, "/projects/"+url.PathEscape(name)+"#environments", http.StatusSeeOther)
 }
 
 func (b *bakeryPages) newProject(w http.ResponseWriter, r *http.Request, s *session) {
@@ -348,6 +433,16 @@ func (b *bakeryPages) saveProject(w http.ResponseWriter, r *http.Request, s *ses
 		}
 		f.Name = editing // the name is the project's identity; it is not edited
 	}
+	var keepEnvs []store.Environment
+	if editing != "" {
+		// The form has no environments: the stored ones stay (their
+		// secrets by version, not re-entered).
+		var err error
+		if keepEnvs, err = b.cfg.Records.Environments(r.Context(), editing); err != nil {
+			b.fail(w, r, err)
+			return
+		}
+	}
 	d := formData{Form: f, New: editing == ""}
 	p, err := f.parse()
 	var perrs bakery.ProjectErrors
@@ -374,6 +469,7 @@ func (b *bakeryPages) saveProject(w http.ResponseWriter, r *http.Request, s *ses
 			return
 		}
 	}
+	p.Environments = keepEnvs
 	applied, err := b.cfg.Service.ApplyProject(r.Context(), p)
 	if err != nil {
 		b.fail(w, r, err)

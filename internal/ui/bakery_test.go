@@ -27,6 +27,9 @@ func (noBaker) Trigger(context.Context, string, string, string) (store.PushResul
 func (noBaker) Cancel(context.Context, int64, string) (*store.Bake, error) {
 	return nil, store.ErrNotFound
 }
+func (noBaker) Promote(context.Context, string, string, string) (*bakery.Promotion, error) {
+	return nil, store.ErrNotFound
+}
 
 func newAuthServer(t *testing.T) *httptest.Server {
 	srv, _ := newPageServer(t)

@@ -303,6 +303,7 @@ const adminToken = "open-sesame-0123456789"
 // bakeryWorld is a bake service on the simulator and the bakery pages.
 type bakeryWorld struct {
 	st  *store.Store
+	svc *bakery.Service
 	srv *httptest.Server
 }
 
@@ -329,7 +330,7 @@ func newBakeryWorld(t *testing.T, scale float64) *bakeryWorld {
 	hash := web.HashToken(adminToken)
 	srv := httptest.NewServer(Bakery(BakeryConfig{Records: st, Sessions: st, Service: svc, CheckToken: hash.Match, Log: log, PollInterval: 100 * time.Millisecond}))
 	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close(); cancel(); wg.Wait(); st.Close() })
-	return &bakeryWorld{st: st, srv: srv}
+	return &bakeryWorld{st: st, svc: svc, srv: srv}
 }
 
 func signIn(t *testing.T, ctx context.Context, base, token string) {
@@ -432,4 +433,78 @@ func TestBakeryPages(t *testing.T) {
 	if got := text(t, ctx, `#reason`); !strings.Contains(got, "cancelled") {
 		t.Errorf("reason = %q; want cancelled", got)
 	}
+}
+
+// TestEnvironmentPages: a project with staging (auto) and production
+// (manual): a bake from the page goes to staging, the page shows it live
+// with its configuration (the secret masked), and its Promote button rolls
+// the image out to production.
+func TestEnvironmentPages(t *testing.T) {
+	ctx := tab(t)
+	w := newBakeryWorld(t, 0.01)
+	base := w.srv.URL
+	p, err := bakery.ParseProject("shop.yaml", []byte(`name: shop
+region: us-east-1
+base: {owner: amazon, name: "`+alPattern+`", most_recent: true}
+type: t3.small
+script: |
+  #!/bin/sh
+  echo baking
+environments:
+  - name: staging
+    group: {type: t3.micro, min: 2, max: 2, iam_profile: shop-app, rollout: {min_healthy_percent: 50, warmup: 30s}}
+    config:
+      LOG_LEVEL: debug
+      API_KEY: {value: "${API_KEY}", secret: true}
+  - name: production
+    group: {type: t3.small, min: 2, max: 2, iam_profile: shop-app, rollout: {min_healthy_percent: 50, warmup: 30s}}
+    config:
+      LOG_LEVEL: warn
+      API_KEY: {value: "${API_KEY}", secret: true}
+`), func(string) string { return "browser-secret-value" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Secret = "0123456789abcdef0123"
+	if _, err := w.svc.ApplyProject(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, ctx, base, adminToken)
+	do(t, ctx, "bake now", chromedp.Navigate(base+"/projects/shop"),
+		chromedp.Click(chromedp.CSS(`form[action="/projects/shop/bake"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#bake-state.succeeded`)))
+	staged := func() bool {
+		do(t, ctx, "project page", chromedp.Navigate(base+"/projects/shop"), chromedp.WaitVisible(chromedp.CSS(`#pipeline`)))
+		return strings.Contains(text(t, ctx, `#env-staging h3`), "live")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !staged() {
+		if time.Now().After(deadline) {
+			t.Fatalf("staging never went live: %q", text(t, ctx, `#env-staging`))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := text(t, ctx, `#env-staging`); !strings.Contains(got, "••••••••") || strings.Contains(got, "browser-secret-value") || !strings.Contains(got, "debug") {
+		t.Errorf("staging section = %q; want the plain value and the secret masked", got)
+	}
+	do(t, ctx, "promote", chromedp.Click(chromedp.CSS(`#promote-production`)), chromedp.WaitVisible(chromedp.CSS(`#flash`)))
+	if got := text(t, ctx, `#flash`); !strings.Contains(got, "is rolling out to production") {
+		t.Errorf("flash = %q", got)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		do(t, ctx, "project page", chromedp.Navigate(base+"/projects/shop"), chromedp.WaitVisible(chromedp.CSS(`#pipeline`)))
+		if strings.Contains(text(t, ctx, `#env-production h3`), "live") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("production never went live: %q", text(t, ctx, `#env-production`))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := text(t, ctx, `#pipeline`); strings.Count(got, "live") != 2 {
+		t.Errorf("pipeline = %q; want both environments live", got)
+	}
+	do(t, ctx, "to the environments", chromedp.Evaluate[chromedp.Void](`document.getElementById("environments").scrollIntoView(); null`))
+	screenshot(t, ctx, "environments")
 }

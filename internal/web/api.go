@@ -28,6 +28,9 @@ type Project struct {
 	WebhookURL     string            `json:"webhook_url"`
 	CreatedAt      time.Time         `json:"created_at"`
 	UpdatedAt      time.Time         `json:"updated_at"`
+	// Environments are set by GET /api/projects/{name} (as GET
+	// .../environments answers them), not in lists.
+	Environments []Environment `json:"environments,omitempty"`
 }
 
 // Base is a project's base image.

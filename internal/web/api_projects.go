@@ -55,7 +55,12 @@ func (s *Server) showProject(w http.ResponseWriter, r *http.Request) {
 	if s.projectFailed(w, r, name, err) {
 		return
 	}
-	writeJSON(w, http.StatusOK, projectJSON(p, bakery.WebhookURL(s.cfg.PublicURL, r, name)))
+	out := projectJSON(p, bakery.WebhookURL(s.cfg.PublicURL, r, name))
+	if out.Environments, err = s.environments(r, name); err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // applyProject creates or updates a project from a project file, validated

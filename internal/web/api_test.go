@@ -37,6 +37,24 @@ func (b storeBakery) Cancel(ctx context.Context, id int64, reason string) (*stor
 	return b.st.RequestCancel(ctx, id, reason)
 }
 
+// Promote records a promotion without a rollout (none of image
+// checks of the service): an unknown environment is a PromotionError.
+func (b storeBakery) Promote(ctx context.Context, project, env, image string) (*bakery.Promotion, error) {
+	if _, err := b.st.Project(ctx, project); err != nil {
+		return nil, err
+	}
+	envs, err := b.st.Environments(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range envs {
+		if e.Name == env {
+			return b.st.AddPromotion(ctx, store.Promotion{Project: project, Env: env, ImageID: image, Cause: "manual"})
+		}
+	}
+	return nil, &bakery.PromotionError{Msg: "no environment " + env}
+}
+
 type fixture struct {
 	st  *store.Store
 	srv *httptest.Server

@@ -136,6 +136,8 @@ func (s *Server) routes() *http.ServeMux {
 	api.HandleFunc("DELETE /api/projects/{name}", s.deleteProject)
 	api.HandleFunc("POST /api/projects/{name}/secret", s.rotateSecret)
 	api.HandleFunc("POST /api/projects/{name}/bakes", s.triggerBake)
+	api.HandleFunc("GET /api/projects/{name}/environments", s.listEnvironments)
+	api.HandleFunc("POST /api/projects/{name}/environments/{env}/promote", s.promote)
 	api.HandleFunc("GET /api/bakes", s.listBakes)
 	api.HandleFunc("GET /api/bakes/{id}", s.showBake)
 	api.HandleFunc("POST /api/bakes/{id}/cancel", s.cancelBake)
