@@ -162,6 +162,21 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// quiet waits until keepCounting's loop has returned from more than after
+// checks and stayed idle for a moment (no check running, none due), and
+// returns the count.
+func quiet(t *testing.T, what string, checked *atomic.Int64, after int64) int64 {
+	t.Helper()
+	for {
+		var n int64
+		eventually(t, what+" returned", func() bool { n = checked.Load(); return n > after })
+		time.Sleep(30 * time.Millisecond)
+		if checked.Load() == n {
+			return n
+		}
+	}
+}
+
 func checkApply(t *testing.T, r *Instance) bool {
 	t.Helper()
 	ok, err := r.CheckApply(t.Context(), true)
@@ -533,11 +548,13 @@ func keep(ctx context.Context, t *testing.T, r *Instance) *errgroup.Group {
 	return g
 }
 
-// keepCounting is keep, counting the CheckApply calls that have returned.
+// keepCounting is keep, counting the CheckApply calls that have returned;
+// the count is negative while a check runs or another is due.
 func keepCounting(ctx context.Context, t *testing.T, r *Instance) (*errgroup.Group, *atomic.Int64) {
 	var (
 		g    errgroup.Group
 		done atomic.Int64
+		n    int64
 	)
 	ev := newChanges()
 	g.Go(func() error { return r.Watch(ctx, ev) })
@@ -548,10 +565,19 @@ func keepCounting(ctx context.Context, t *testing.T, r *Instance) (*errgroup.Gro
 			return nil
 		}
 		for {
+			done.Store(-1)
 			if _, err := r.CheckApply(ctx, true); err != nil && ctx.Err() == nil {
 				t.Errorf("CheckApply() error = %v", err)
 			}
-			done.Add(1)
+			n++
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-ev.changed: // another is due at once
+				continue
+			default:
+			}
+			done.Store(n) // idle
 			select {
 			case <-ctx.Done():
 				return nil
@@ -1024,7 +1050,7 @@ func TestRepeatStopPollOnly(t *testing.T) {
 			// A stop by hand must come after kiln's check has seen the
 			// instance running and returned: during the check, kiln itself
 			// would start it again (someone moved it while it waited).
-			eventually(t, "the launch's check returned", func() bool { return checked.Load() >= 1 })
+			quiet(t, "the launch's check", checked, 0)
 			id := w.live("web")[0].ID
 			if err := h.Poll(t.Context(), graph); err != nil { // the first poll: a baseline
 				t.Fatal(err)
@@ -1034,13 +1060,13 @@ func TestRepeatStopPollOnly(t *testing.T) {
 					t.Fatal(err)
 				}
 				eventually(t, "instance stopped by hand", func() bool { in, _ := w.sim.Instance(id); return in.State == "stopped" })
-				before := checked.Load()
+				before := quiet(t, "before the poll", checked, 0)
 				if err := h.Poll(t.Context(), graph); err != nil {
 					t.Fatal(err)
 				}
 				eventually(t, fmt.Sprintf("start after stop %d", stop), func() bool { return w.sim.Calls("StartInstances") == stop })
 				eventually(t, fmt.Sprintf("running after stop %d", stop), running(id))
-				eventually(t, fmt.Sprintf("the repair's check after stop %d returned", stop), func() bool { return checked.Load() > before })
+				quiet(t, fmt.Sprintf("the repair's check after stop %d", stop), checked, before)
 				if tt.late != nil {
 					tt.late(h, id)
 				}
