@@ -25,6 +25,8 @@ type bdm struct {
 	device, volType string
 	size            int
 	snapshotID      string
+	encrypted       bool   // a copy with Encrypted (copyimage.go)
+	kmsKey          string // its key, when encrypted
 }
 
 type image struct {
@@ -54,6 +56,8 @@ type snapshot struct {
 	description string
 	state       string // pending | completed | error
 	started     time.Time
+	encrypted   bool   // a copy with Encrypted (copyimage.go)
+	kmsKey      string // its key, when encrypted
 }
 
 // imageLocked finds an image the caller can see; s.mu is held.
@@ -261,6 +265,7 @@ type xImageBDM struct {
 	DeleteOnT  bool   `xml:"ebs>deleteOnTermination"`
 	VolumeType string `xml:"ebs>volumeType"`
 	Encrypted  bool   `xml:"ebs>encrypted"`
+	KmsKeyID   string `xml:"ebs>kmsKeyId,omitempty"`
 }
 
 type describeImagesResponse struct {
@@ -305,7 +310,8 @@ func (s *Sim) xmlImageLocked(im *image) xImage {
 		x.ImageLocation = im.alias + "/" + im.name
 	}
 	for _, b := range im.bdms {
-		x.BlockDevices = append(x.BlockDevices, xImageBDM{DeviceName: b.device, SnapshotID: b.snapshotID, VolumeSize: b.size, DeleteOnT: true, VolumeType: b.volType})
+		x.BlockDevices = append(x.BlockDevices, xImageBDM{DeviceName: b.device, SnapshotID: b.snapshotID, VolumeSize: b.size, DeleteOnT: true, VolumeType: b.volType,
+			Encrypted: b.encrypted, KmsKeyID: b.kmsKey})
 	}
 	return x
 }
@@ -419,6 +425,7 @@ type xSnapshot struct {
 	VolumeSize  int    `xml:"volumeSize"`
 	Description string `xml:"description"`
 	Encrypted   bool   `xml:"encrypted"`
+	KmsKeyID    string `xml:"kmsKeyId,omitempty"`
 	StorageTier string `xml:"storageTier"`
 	Tags        []Tag  `xml:"tagSet>item"`
 }
@@ -481,7 +488,8 @@ func (s *Sim) describeSnapshots(r *request) (any, error) {
 		}
 		out.Snapshots = append(out.Snapshots, xSnapshot{SnapshotID: sn.id, VolumeID: sn.volumeID, Status: sn.state,
 			StartTime: isoTime(sn.started), Progress: progress, OwnerID: sn.owner, VolumeSize: sn.size,
-			Description: sn.description, StorageTier: "standard", Tags: s.tags.list(sn.id)})
+			Description: sn.description, StorageTier: "standard", Tags: s.tags.list(sn.id),
+			Encrypted: sn.encrypted, KmsKeyID: sn.kmsKey})
 	}
 	return out, nil
 }

@@ -25,6 +25,7 @@ type Durations struct {
 	Console           time.Duration // console output is posted this long after boot, stop, terminate
 	Command           time.Duration // guest model: time of any command it does not interpret
 	IamAssociation    time.Duration // an instance profile association: associating → associated, disassociating → gone
+	Copy              time.Duration // CopyImage: the copy pending → available | failed
 }
 
 // DefaultDurations returns realistic durations.
@@ -40,6 +41,7 @@ func DefaultDurations() Durations {
 		Console:           5 * time.Second,
 		Command:           2 * time.Second,
 		IamAssociation:    5 * time.Second,
+		Copy:              10 * time.Minute,
 	}
 }
 
@@ -102,7 +104,7 @@ func (o *Options) fill() {
 		{&d.Boot, &def.Boot}, {&d.Stop, &def.Stop}, {&d.Terminate, &def.Terminate},
 		{&d.Reboot, &def.Reboot}, {&d.Image, &def.Image}, {&d.StatusChecks, &def.StatusChecks},
 		{&d.TerminatedVisible, &def.TerminatedVisible}, {&d.Console, &def.Console},
-		{&d.Command, &def.Command}, {&d.IamAssociation, &def.IamAssociation},
+		{&d.Command, &def.Command}, {&d.IamAssociation, &def.IamAssociation}, {&d.Copy, &def.Copy},
 	} {
 		if *p.v == 0 {
 			*p.v = *p.def
@@ -172,6 +174,10 @@ type Sim struct {
 
 	ev events
 
+	// regions routes requests to the other regions' worlds and holds the
+	// copy tokens and sharing permissions (regions.go).
+	regions regionWorlds
+
 	wake chan struct{} // Run's timer loop: the earliest timer changed
 }
 
@@ -203,6 +209,7 @@ func New(opts Options) *Sim {
 	s.buckets = newThrottler()
 	s.ev.init(opts.EventQueue)
 	s.asg.init()
+	s.regions.init(nil)
 	s.seedWorld()
 	return s
 }
@@ -250,6 +257,11 @@ func (s *Sim) Advance(d time.Duration) {
 	s.manualAt = target
 	s.mu.Unlock()
 	s.ev.deliverAll(context.Background(), s.opts.Events, s.log)
+	if s.regions.home == nil {
+		for _, w := range s.others() {
+			w.Advance(d)
+		}
+	}
 }
 
 // lock takes the state mutex and runs whatever fell due; every handler
@@ -294,6 +306,9 @@ func (s *Sim) Run(ctx context.Context) error {
 	g.Go(func() error { return s.ev.run(ctx, s.opts.Events, s.log) })
 	if !s.opts.ManualClock {
 		g.Go(func() error { return s.timerLoop(ctx) })
+	}
+	if s.regions.home == nil {
+		g.Go(func() error { return s.runRegions(ctx) })
 	}
 	return g.Wait()
 }
