@@ -51,6 +51,15 @@ type AMI struct {
 	// RebakeOnNewBase hashes the image a base pattern resolves to instead of
 	// the pattern: a newer base release (a patched Amazon Linux) bakes anew.
 	RebakeOnNewBase bool `yaml:"rebake_on_new_base"`
+	// Distribution (ami_distribute.go): copies to other regions, their
+	// encryption, and the accounts, organizations and OUs the image is
+	// shared with in every region.
+	CopyTo        []string `yaml:"copy_to"`
+	Encrypt       bool     `yaml:"encrypt"`
+	KMSKeyID      string   `yaml:"kms_key_id"`
+	ShareWith     []string `yaml:"share_with"`
+	ShareWithOrgs []string `yaml:"share_with_orgs"`
+	ShareWithOUs  []string `yaml:"share_with_ous"`
 
 	hubs     *awsapi.Hubs
 	env      engine.Env
@@ -128,6 +137,7 @@ func (r *AMI) Validate() error {
 			errs = append(errs, config.Fieldf("tags."+k, "reserved tag key (kiln:* is kiln's; aws:* is AWS's)"))
 		}
 	}
+	errs = append(errs, r.validateDistribution()...)
 	return errors.Join(errs...)
 }
 
@@ -144,7 +154,7 @@ func (r *AMI) SetPoll(d time.Duration) { r.poll = d }
 // IAMActions are the calls a bake makes, plus iam:PassRole for a builder
 // with an instance profile.
 func (r *AMI) IAMActions() []string {
-	acts := pipeline.IAMActions()
+	acts := append(pipeline.IAMActions(), pipeline.DistributionIAMActions(r.distribution())...)
 	if r.IAMProfile != "" {
 		acts = append(acts, "iam:PassRole")
 	}
@@ -158,11 +168,15 @@ func (r *AMI) Outputs() map[string]string {
 	return maps.Clone(r.out)
 }
 
-// setImage records the converged image and the resolved base it was baked
-// from ("" without RebakeOnNewBase).
-func (r *AMI) setImage(id, base string) {
+// setImage records the converged image, its copies by region (the home
+// region's included) and the resolved base it was baked from ("" without
+// RebakeOnNewBase).
+func (r *AMI) setImage(id string, regions map[string]string, base string) {
 	r.mu.Lock()
 	r.out = map[string]string{"image_id": id}
+	for region, img := range regions {
+		r.out[RegionOutput(region)] = img
+	}
 	r.base = base
 	r.mu.Unlock()
 }
@@ -411,11 +425,30 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		return false, err
 	}
 	var bakeID string
+	var have *types.Image // available here, its distribution not complete
 	for _, im := range imgs {
 		switch im.State {
 		case types.ImageStateAvailable:
-			r.setImage(aws.ToString(im.ImageId), base)
-			return true, nil
+			if have != nil {
+				continue
+			}
+			regions, todo, err := r.distributed(ctx, im)
+			if err != nil {
+				return false, err
+			}
+			if len(todo) == 0 {
+				r.setImage(aws.ToString(im.ImageId), regions, base)
+				return true, nil
+			}
+			if !apply {
+				for _, t := range todo {
+					r.plan(t)
+				}
+				r.log("would distribute image", "image", aws.ToString(im.ImageId), "todo", strings.Join(todo, "; "))
+				return false, nil
+			}
+			have = &im
+			bakeID = awsapi.TagValue(im.Tags, awsapi.TagBake)
 		case types.ImageStatePending:
 			if bakeID == "" {
 				bakeID = awsapi.TagValue(im.Tags, awsapi.TagBake)
@@ -423,7 +456,10 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		}
 	}
 	why := "bake image"
-	if base != "" {
+	if have != nil {
+		why = "distribute image " + aws.ToString(have.ImageId)
+	}
+	if base != "" && have == nil {
 		old, err := r.replacedBase(ctx, base)
 		if err != nil {
 			return false, err
@@ -449,6 +485,9 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	}
 	r.log("baking image", "spec", m[tagSpec], "base", base, "why", why)
 	spec := r.bakeSpec(bakeID, base)
+	if have != nil {
+		spec.ImageName, spec.KeepImage = aws.ToString(have.Name), true
+	}
 	res, err := r.pipe.Bake(ctx, spec, logRecorder{r})
 	if err != nil && ctx.Err() != nil {
 		r.cleanupInterrupted(ctx, spec)
@@ -464,11 +503,15 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
 	}
-	r.setImage(res.ImageID, base)
-	r.log("image baked", "image", res.ImageID, "name", spec.ImageName)
+	regions := map[string]string{}
+	for _, ri := range res.Regions {
+		regions[ri.Region] = ri.ImageID
+	}
+	r.setImage(res.ImageID, regions, base)
+	r.log("image baked", "image", res.ImageID, "name", spec.ImageName, "regions", len(res.Regions))
 	if r.Keep > 0 {
 		m := map[string]string{awsapi.TagOwner: r.env.Graph, awsapi.TagResource: r.id()}
-		if _, err := r.pipe.Retain(ctx, r.Region, m, r.Keep); err != nil {
+		if _, err := r.pipe.RetainRegions(ctx, append([]string{r.hub.Region()}, r.CopyTo...), m, r.Keep); err != nil {
 			return false, fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
 		}
 	}
@@ -544,6 +587,7 @@ func (r *AMI) bakeSpec(id, resolved string) pipeline.Spec {
 		Match:          r.match(resolved),
 		Tags:           r.Tags,
 		Timeouts:       pipeline.Timeouts{Script: r.Timeouts.Script, Image: r.Timeouts.Image},
+		Distribution:   r.distribution(),
 	}
 }
 
