@@ -130,6 +130,9 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		return err
 	}
 	p := ProjectFromRecord(*rp)
+	if err := s.loadDistribution(ctx, p); err != nil { // project_distribute.go
+		return err
+	}
 	spec := SpecFor(p, b, s.store.BakeryID())
 	rec := &storeRecorder{s: s, bake: b}
 	if b.CancelRequested {
@@ -284,21 +287,32 @@ func SpecFor(p *Project, b *store.Bake, bakery string) pipeline.Spec {
 		IAMProfile:     p.IAMProfile,
 		Match: map[string]string{pipeline.TagProject: p.Name, awsapi.TagBake: id,
 			pipeline.TagOrigin: strconv.FormatInt(b.Created.UnixMilli(), 10), pipeline.TagBakery: bakery},
-		Tags:     tags,
-		Timeouts: p.Timeouts,
+		Tags:         tags,
+		Timeouts:     p.Timeouts,
+		Distribution: p.Distribution,
 	}
 }
 
 // retain applies the project's keep-N to its images.
 func (s *Service) retain(ctx context.Context, p *Project, rec *storeRecorder) error {
 	return rec.step(ctx, pipeline.StepRetention, "", func() error {
-		r, err := s.pipe.Retain(ctx, p.Region, map[string]string{pipeline.TagProject: p.Name}, max(p.Keep, 1))
-		for _, id := range r.Removed {
-			if err := s.store.RemoveImage(ctx, p.Name, id); err != nil {
-				return err
+		rs, err := s.pipe.RetainRegions(ctx, p.regions(), map[string]string{pipeline.TagProject: p.Name}, max(p.Keep, 1))
+		var kept, removed, inUse int
+		for _, r := range rs {
+			kept, removed, inUse = kept+len(r.Kept), removed+len(r.Removed), inUse+len(r.InUse)
+			if r.Region != p.Region {
+				continue // the store records the images of the project's own region
+			}
+			for _, id := range r.Removed {
+				if err := s.store.RemoveImage(ctx, p.Name, id); err != nil {
+					return err
+				}
 			}
 		}
-		rec.detail = fmt.Sprintf("kept %d, removed %d, in use %d", len(r.Kept), len(r.Removed), len(r.InUse))
+		rec.detail = fmt.Sprintf("kept %d, removed %d, in use %d", kept, removed, inUse)
+		if len(rs) > 1 {
+			rec.detail += fmt.Sprintf(" in %d regions", len(rs))
+		}
 		return err
 	})
 }
@@ -401,6 +415,12 @@ func (r *storeRecorder) FirstStarted(ctx context.Context, name string) (time.Tim
 // Builder records the builder, so the API shows it and a restart finds it.
 func (r *storeRecorder) Builder(ctx context.Context, id string) error {
 	return r.s.store.SetBuilder(ctx, r.bake.ID, id)
+}
+
+// RegionImage records the bake's image in a region (its own, or a copy)
+// and its state, for the API and the pages.
+func (r *storeRecorder) RegionImage(ctx context.Context, region, imageID, state string) error {
+	return r.s.store.SetBakeImage(ctx, r.bake.ID, region, imageID, state)
 }
 
 // Image records the image as soon as it exists, so cancel finds it.
