@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/ec2sim"
+	"kiln/internal/store"
+	"kiln/internal/web"
+)
+
+// TestServeCrashDuringCopy: kiln serve is SIGKILLed while a bake's copies
+// to two regions are pending, and restarted on the same database; the bake
+// then succeeds with exactly one image in each region (the copy's client
+// token and name found the copy the killed server started), and kiln bake
+// show lists every region's image.
+func TestServeCrashDuringCopy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds kiln and kills it")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool to build kiln with")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kiln")
+	if out, err := exec.Command(goTool, "build", "-o", bin, "kiln/cmd/kiln").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	const eventsKey, token = "crash-events-key", "crash-admin-token"
+	env := append(os.Environ(),
+		"KILN_TOKEN="+token,
+		eventsKeyEnv+"="+eventsKey,
+		"AWS_ACCESS_KEY_ID="+ec2sim.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+ec2sim.SecretAccessKey,
+		"AWS_REGION=us-east-1",
+		"AWS_CONFIG_FILE="+filepath.Join(dir, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "no-aws-credentials"),
+		"GORACE=atexit_sleep_ms=0",
+	)
+	simURL := startSimProcess(t, bin, env, fmt.Sprintf("http://127.0.0.1:%d/events/aws", port))
+	env = append(env, "AWS_ENDPOINT_URL="+simURL)
+	ctx := t.Context()
+	db := filepath.Join(dir, "kiln.db")
+	listen := fmt.Sprintf("127.0.0.1:%d", port)
+	url := "http://" + listen
+	env = append(env, "KILN_SERVER="+url)
+	c := web.NewClient(url, token)
+
+	start := func(i int) (*exec.Cmd, chan struct{}) {
+		addrFile := filepath.Join(dir, fmt.Sprintf("addr.%d", i))
+		cmd := exec.Command(bin, "serve", "--db", db, "--listen", listen, "--addr-file", addrFile)
+		cmd.Env = env
+		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("serve.%d.log", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logf.Close()
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		for {
+			if _, err := os.Stat(addrFile); err == nil {
+				return cmd, exited
+			}
+			select {
+			case <-exited:
+				out, _ := os.ReadFile(logf.Name())
+				t.Fatalf("serve %d exited before listening:\n%s", i, out)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	kill := func(cmd *exec.Cmd, exited chan struct{}) {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+	}
+	logs := func() string {
+		var b strings.Builder
+		for i := range 2 {
+			out, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("serve.%d.log", i)))
+			fmt.Fprintf(&b, "--- serve %d\n%s", i, out)
+		}
+		return b.String()
+	}
+
+	srv, exited := start(0)
+	if _, err := c.Apply(ctx, "web.yaml", []byte(`name: web
+region: us-east-1
+base: {owner: amazon, name: "al2023-ami-*", most_recent: true}
+type: t3.small
+copy_to: [us-west-2, eu-west-1]
+share_with: ['210987654321']
+script: |
+  #!/bin/sh
+  echo baking
+`), nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Trigger(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bake := strconv.FormatInt(r.Bake.ID, 10)
+	clients := map[string]*ec2.Client{}
+	for _, region := range []string{"us-east-1", "us-west-2", "eu-west-1"} {
+		clients[region] = ec2.NewFromConfig(ec2sim.ClientConfig(simURL, region))
+	}
+	images := func(region string) (ids []string, states []string) {
+		out, err := clients[region].DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range out.Images {
+			if tagValue(im.Tags, awsapi.TagBake) == bake {
+				ids, states = append(ids, aws.ToString(im.ImageId)), append(states, string(im.State))
+			}
+		}
+		return ids, states
+	}
+	// Kill as soon as a copy is pending in us-west-2.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, states := images("us-west-2"); len(states) > 0 && states[0] == "pending" {
+			break
+		}
+		if time.Now().After(deadline) {
+			kill(srv, exited)
+			t.Fatalf("no pending copy in us-west-2\n%s", logs())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	kill(srv, exited)
+	srv, exited = start(1)
+	defer kill(srv, exited)
+
+	var b *web.Bake
+	for {
+		if b, err = c.Bake(ctx, r.Bake.ID); err != nil {
+			t.Fatal(err)
+		}
+		if b.State.Final() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bake not over after the restart: %s\n%s", b.State, logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if b.State != store.Succeeded {
+		t.Fatalf("bake = %s (%s)\n%s", b.State, b.Reason, logs())
+	}
+	got := map[string]string{}
+	for _, im := range b.Images {
+		got[im.Region] = im.ImageID + " " + im.State
+	}
+	for _, region := range []string{"us-east-1", "us-west-2", "eu-west-1"} {
+		ids, states := images(region)
+		if len(ids) != 1 || states[0] != "available" {
+			t.Errorf("%s: images %v %v of bake %s; want exactly one, available", region, ids, states, bake)
+			continue
+		}
+		if got[region] != ids[0]+" available" {
+			t.Errorf("bake record in %s = %q; want %s available", region, got[region], ids[0])
+		}
+	}
+	// kiln bake show lists every region.
+	show := exec.Command(bin, "bake", "show", bake)
+	show.Env = env
+	out, err := show.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kiln bake show: %v\n%s", err, out)
+	}
+	for _, region := range []string{"us-east-1", "us-west-2", "eu-west-1"} {
+		if !strings.Contains(string(out), region+"  "+strings.Fields(got[region])[0]+"  available") {
+			t.Errorf("kiln bake show does not list %s:\n%s", region, out)
+		}
+	}
+}
