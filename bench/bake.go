@@ -158,18 +158,19 @@ func scaleDur(d time.Duration, scale float64, floor time.Duration) time.Duration
 	return max(min(time.Duration(float64(d)*scale), d), floor)
 }
 
-// project stores a project baking bakeScript from the newest AL2023 image.
-func (b *testBakery) project(ctx context.Context, name string) error {
+// project stores a project baking bakeScript from the newest AL2023 image;
+// extra are more lines of its file ("copy_to: [us-west-2]").
+func (b *testBakery) project(ctx context.Context, name string, extra ...string) error {
 	p, err := bakery.ParseProject(name+".yaml", fmt.Appendf(nil, `name: %s
 region: us-east-1
 base: {owner: amazon, name: "al2023-ami-*", most_recent: true}
 type: t3.small
 branch: main
 webhook_secret: %s
-script: |
+%sscript: |
   #!/bin/sh
   %s
-`, name, bakeSecret, bakeScript), nil)
+`, name, bakeSecret, strings.Join(append(extra, ""), "\n"), bakeScript), nil)
 	if err != nil {
 		return err
 	}

@@ -28,12 +28,13 @@ type scenario func(ctx context.Context, emit func(v any)) error
 // scenarios lists every benchmark: one line per scenario, the function in a
 // file of its own.
 var scenarios = map[string]scenario{
-	"bake":    bakeBench,
-	"engine":  engineBench,
-	"ec2sim":  ec2simBench,
-	"ec2":     ec2Bench,
-	"rollout": rolloutBench,
-	"pages":   pagesBench,
+	"bake":       bakeBench,
+	"distribute": distributeBench,
+	"engine":     engineBench,
+	"ec2sim":     ec2simBench,
+	"ec2":        ec2Bench,
+	"rollout":    rolloutBench,
+	"pages":      pagesBench,
 }
 
 func main() { os.Exit(run()) }
