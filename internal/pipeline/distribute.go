@@ -96,10 +96,10 @@ func DistributionIAMActions(d Distribution) []string {
 		out = append(out, "ec2:CopyImage")
 	}
 	if d.shares() > 0 {
-		out = append(out, "ec2:ModifyImageAttribute", "ec2:DescribeImageAttribute")
+		out = append(out, "ec2:ModifyImageAttribute")
 	}
 	if len(d.ShareWith) > 0 {
-		out = append(out, "ec2:ModifySnapshotAttribute", "ec2:DescribeSnapshotAttribute")
+		out = append(out, "ec2:ModifySnapshotAttribute")
 	}
 	return out
 }
