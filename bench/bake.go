@@ -307,26 +307,11 @@ func bakeOverhead(ctx context.Context, scale float64, emit func(any)) error {
 	f := bakeOverheadFigures{Scenario: "bake", Case: "overhead", TimeScale: scale, Bakes: 3,
 		LowerBoundMS: ms(lower), TargetMS: ms(lower + lower/20 + time.Duration(float64(2*time.Second)*scale))}
 	b.sim.ResetCalls()
-	c := &http.Client{}
 	for i := range f.Bakes {
 		start := time.Now()
-		status, err := b.push(ctx, c, "web", fmt.Sprint("overhead-", i), pushBody(fmt.Sprintf("%040x", i+1)))
+		bk, err := b.bakeOnce(ctx, "web", fmt.Sprint("overhead-", i), i+1)
 		if err != nil {
 			return err
-		}
-		if status != http.StatusAccepted {
-			return fmt.Errorf("push: status %d", status)
-		}
-		id, err := b.latest(ctx)
-		if err != nil {
-			return err
-		}
-		bk, err := b.wait(ctx, id)
-		if err != nil {
-			return err
-		}
-		if bk.State != store.Succeeded {
-			return fmt.Errorf("bake %d %s: %s", bk.ID, bk.State, bk.Reason)
 		}
 		took := time.Since(start)
 		f.TookMS = append(f.TookMS, ms(took))
@@ -346,6 +331,30 @@ func bakeOverhead(ctx context.Context, scale float64, emit func(any)) error {
 	f.CallsPerBake = float64(total) / float64(f.Bakes)
 	emit(f)
 	return nil
+}
+
+// bakeOnce pushes commit n to project and waits until its bake has
+// succeeded (an error when it did not).
+func (b *testBakery) bakeOnce(ctx context.Context, project, delivery string, n int) (*store.Bake, error) {
+	status, err := b.push(ctx, &http.Client{}, project, delivery, pushBody(fmt.Sprintf("%040x", n)))
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusAccepted {
+		return nil, fmt.Errorf("push: status %d", status)
+	}
+	id, err := b.latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bk, err := b.wait(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if bk.State != store.Succeeded {
+		return nil, fmt.Errorf("bake %d %s: %s", bk.ID, bk.State, bk.Reason)
+	}
+	return bk, nil
 }
 
 // latest is the newest bake's id.

@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"kiln/internal/bakery"
 	"kiln/internal/ec2sim"
-	"kiln/internal/store"
 )
 
 // The distribute scenario: a bake that copies its image to three regions
@@ -98,25 +96,11 @@ func distributeBench(ctx context.Context, emit func(v any)) error {
 // distributeBake pushes commit n of project and waits until its bake
 // succeeded, with an image in every region the project names.
 func distributeBake(ctx context.Context, b *testBakery, project, delivery string, n int) error {
-	status, err := b.push(ctx, &http.Client{}, project, delivery, pushBody(fmt.Sprintf("%040x", n+1)))
+	bk, err := b.bakeOnce(ctx, project, delivery, n+1)
 	if err != nil {
 		return err
 	}
-	if status != http.StatusAccepted {
-		return fmt.Errorf("push: status %d", status)
-	}
-	id, err := b.latest(ctx)
-	if err != nil {
-		return err
-	}
-	bk, err := b.wait(ctx, id)
-	if err != nil {
-		return err
-	}
-	if bk.State != store.Succeeded {
-		return fmt.Errorf("bake %d %s: %s", bk.ID, bk.State, bk.Reason)
-	}
-	imgs, err := b.st.BakeImages(ctx, id)
+	imgs, err := b.st.BakeImages(ctx, bk.ID)
 	if err != nil {
 		return err
 	}
@@ -125,7 +109,7 @@ func distributeBake(ctx context.Context, b *testBakery, project, delivery string
 		want += len(distributeRegions)
 	}
 	if len(imgs) != want {
-		return fmt.Errorf("bake %d: images in %d regions; want %d", id, len(imgs), want)
+		return fmt.Errorf("bake %d: images in %d regions; want %d", bk.ID, len(imgs), want)
 	}
 	return nil
 }

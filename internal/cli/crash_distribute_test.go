@@ -29,62 +29,16 @@ func TestServeCrashDuringCopy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds kiln and kills it")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool to build kiln with")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "kiln")
-	if out, err := exec.Command(goTool, "build", "-o", bin, "kiln/cmd/kiln").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	port := freePort(t)
-	const eventsKey, token = "crash-events-key", "crash-admin-token"
-	env := append(os.Environ(),
-		"KILN_TOKEN="+token,
-		eventsKeyEnv+"="+eventsKey,
-		"AWS_ACCESS_KEY_ID="+ec2sim.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+ec2sim.SecretAccessKey,
-		"AWS_REGION=us-east-1",
-		"AWS_CONFIG_FILE="+filepath.Join(dir, "no-aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "no-aws-credentials"),
-		"GORACE=atexit_sleep_ms=0",
-	)
-	simURL := startSimProcess(t, bin, env, fmt.Sprintf("http://127.0.0.1:%d/events/aws", port))
-	env = append(env, "AWS_ENDPOINT_URL="+simURL)
+	dir, bin, port, env, simURL := crashSetup(t)
 	ctx := t.Context()
 	db := filepath.Join(dir, "kiln.db")
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	url := "http://" + listen
 	env = append(env, "KILN_SERVER="+url)
-	c := web.NewClient(url, token)
+	c := web.NewClient(url, crashToken)
 
 	start := func(i int) (*exec.Cmd, chan struct{}) {
-		addrFile := filepath.Join(dir, fmt.Sprintf("addr.%d", i))
-		cmd := exec.Command(bin, "serve", "--db", db, "--listen", listen, "--addr-file", addrFile)
-		cmd.Env = env
-		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("serve.%d.log", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer logf.Close()
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		for {
-			if _, err := os.Stat(addrFile); err == nil {
-				return cmd, exited
-			}
-			select {
-			case <-exited:
-				out, _ := os.ReadFile(logf.Name())
-				t.Fatalf("serve %d exited before listening:\n%s", i, out)
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
+		return startServeProcess(t, dir, bin, env, db, listen, i)
 	}
 	kill := func(cmd *exec.Cmd, exited chan struct{}) {
 		_ = cmd.Process.Signal(syscall.SIGKILL)

@@ -49,12 +49,9 @@ func (s *Sim) copyImage(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, err := r.required("Name")
+	name, imgTags, snapTags, err := r.newImageParams()
 	if err != nil {
 		return nil, err
-	}
-	if !amiNameRE.MatchString(name) {
-		return nil, apiErr("InvalidAMIName.Malformed", "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_'")
 	}
 	encrypted, err := r.boolean("Encrypted")
 	if err != nil {
@@ -75,15 +72,6 @@ func (s *Sim) copyImage(r *request) (any, error) {
 	if len(token) > 64 {
 		return nil, apiErr("InvalidParameterValue", "Value (%s) for parameter clientToken is invalid. Length exceeds 64 characters.", token)
 	}
-	specs, err := r.tagSpecs("", anyTagType)
-	if err != nil {
-		return nil, err
-	}
-	imgTags, err := tagsFor(specs, "image", "image", "snapshot")
-	if err != nil {
-		return nil, err
-	}
-	snapTags, _ := tagsFor(specs, "snapshot", "image", "snapshot")
 	if !KnownRegion(srcRegion) {
 		return nil, apiErr("InvalidParameterValue", "Invalid value '%s' for SourceRegion. The region is not valid.", srcRegion)
 	}
@@ -156,19 +144,47 @@ func (s *Sim) copyImage(r *request) (any, error) {
 	if token != "" {
 		s.regions.copies[token] = copyToken{hash: hash, imageID: im.id}
 	}
+	s.completeImageAfter(im, snaps, now, s.opts.Durations.Copy,
+		&xStateReason{Code: "Client.ImageCopyFailed", Message: "Image copy failed: simulated failure"})
+	return &copyImageResponse{ImageID: im.id}, nil
+}
+
+// newImageParams reads what CreateImage and CopyImage share: the new
+// image's Name (checked as AWS checks AMI names) and the image and
+// snapshot tags of its TagSpecifications.
+func (r *request) newImageParams() (name string, imgTags, snapTags []Tag, err error) {
+	if name, err = r.required("Name"); err != nil {
+		return "", nil, nil, err
+	}
+	if !amiNameRE.MatchString(name) {
+		return "", nil, nil, apiErr("InvalidAMIName.Malformed", "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_'")
+	}
+	specs, err := r.tagSpecs("", anyTagType)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if imgTags, err = tagsFor(specs, "image", "image", "snapshot"); err != nil {
+		return "", nil, nil, err
+	}
+	snapTags, _ = tagsFor(specs, "snapshot", "image", "snapshot")
+	return name, imgTags, snapTags, nil
+}
+
+// completeImageAfter makes a pending image (CreateImage's, CopyImage's)
+// available after d (scaled), its snapshots completed, or failed with
+// reason when FailNextImages asked for it; s.mu is held.
+func (s *Sim) completeImageAfter(im *image, snaps []*snapshot, now time.Time, d time.Duration, reason *xStateReason) {
 	fail := s.failImgs > 0
 	if fail {
 		s.failImgs--
 	}
-	s.after(now, s.opts.Durations.Copy, func(at time.Time) {
+	s.after(now, d, func(at time.Time) {
 		if im.state != imagePending {
 			return
 		}
 		st := "completed"
 		if fail {
-			im.state = imageFailed
-			im.stateReason = &xStateReason{Code: "Client.ImageCopyFailed", Message: "Image copy failed: simulated failure"}
-			st = "error"
+			im.state, im.stateReason, st = imageFailed, reason, "error"
 		} else {
 			im.state = imageAvailable
 		}
@@ -177,7 +193,6 @@ func (s *Sim) copyImage(r *request) (any, error) {
 		}
 		s.imageEventLocked(im, at)
 	})
-	return &copyImageResponse{ImageID: im.id}, nil
 }
 
 // copyByToken answers a repeated CopyImage from its token: done is false

@@ -150,26 +150,14 @@ func (s *Sim) createImage(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, err := r.required("Name")
+	name, imgTags, snapTags, err := r.newImageParams() // copyimage.go
 	if err != nil {
 		return nil, err
-	}
-	if !amiNameRE.MatchString(name) {
-		return nil, apiErr("InvalidAMIName.Malformed", "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_'")
 	}
 	noReboot, err := r.boolean("NoReboot")
 	if err != nil {
 		return nil, err
 	}
-	specs, err := r.tagSpecs("", anyTagType)
-	if err != nil {
-		return nil, err
-	}
-	imgTags, err := tagsFor(specs, "image", "image", "snapshot")
-	if err != nil {
-		return nil, err
-	}
-	snapTags, _ := tagsFor(specs, "snapshot", "image", "snapshot")
 	now := s.lock()
 	defer s.mu.Unlock()
 	in, err := s.instanceLocked(id, now)
@@ -207,27 +195,8 @@ func (s *Sim) createImage(r *request) (any, error) {
 	if in.state == StateRunning && !noReboot {
 		s.rebootLocked(in, now)
 	}
-	fail := s.failImgs > 0
-	if fail {
-		s.failImgs--
-	}
-	s.after(now, s.opts.Durations.Image, func(at time.Time) {
-		if im.state != imagePending {
-			return
-		}
-		st := "completed"
-		if fail {
-			im.state = imageFailed
-			im.stateReason = &xStateReason{Code: "Client.ImageCreationFailed", Message: "Image creation failed: simulated failure"}
-			st = "error"
-		} else {
-			im.state = imageAvailable
-		}
-		for _, sn := range snaps {
-			sn.state = st
-		}
-		s.imageEventLocked(im, at)
-	})
+	s.completeImageAfter(im, snaps, now, s.opts.Durations.Image,
+		&xStateReason{Code: "Client.ImageCreationFailed", Message: "Image creation failed: simulated failure"})
 	return &createImageResponse{ImageID: im.id}, nil
 }
 
