@@ -145,4 +145,11 @@ script: |
 			t.Errorf("kiln bake show does not list %s:\n%s", region, out)
 		}
 	}
+	// kiln project show lists the distribution.
+	ps := exec.Command(bin, "project", "show", "web")
+	ps.Env = env
+	out, err = ps.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "copy to:") || !strings.Contains(string(out), "us-west-2, eu-west-1") || !strings.Contains(string(out), "shared with: 210987654321") {
+		t.Errorf("kiln project show = %v:\n%s", err, out)
+	}
 }

@@ -26,8 +26,10 @@ type Project struct {
 	Branch         string            `json:"branch,omitempty"`
 	Timeouts       Timeouts          `json:"timeouts"`
 	WebhookURL     string            `json:"webhook_url"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	// Distribution is where its images go besides region (show only).
+	Distribution *store.Distribution `json:"distribution,omitempty"`
+	CreatedAt    time.Time           `json:"created_at"`
+	UpdatedAt    time.Time           `json:"updated_at"`
 }
 
 // Base is a project's base image.

@@ -55,7 +55,16 @@ func (s *Server) showProject(w http.ResponseWriter, r *http.Request) {
 	if s.projectFailed(w, r, name, err) {
 		return
 	}
-	writeJSON(w, http.StatusOK, projectJSON(p, bakery.WebhookURL(s.cfg.PublicURL, r, name)))
+	out := projectJSON(p, bakery.WebhookURL(s.cfg.PublicURL, r, name))
+	d, err := s.cfg.Store.Distribution(r.Context(), name)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if len(d.CopyTo)+len(d.ShareWith)+len(d.ShareWithOrgs)+len(d.ShareWithOUs) > 0 {
+		out.Distribution = &d
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // applyProject creates or updates a project from a project file, validated
