@@ -179,7 +179,8 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		return err
 	}
 	if p.Rollout != nil {
-		if done, err := s.rollOut(ctx, bctx, b, p, res.ImageID, rec, log, last); done || err != nil {
+		image := imageIn(res, cmp.Or(p.Rollout.Region, p.Region)) // project_distribute.go
+		if done, err := s.rollOut(ctx, bctx, b, p, image, rec, log, last); done || err != nil {
 			return err
 		}
 	}

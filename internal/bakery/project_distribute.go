@@ -64,3 +64,13 @@ func (s *Service) loadDistribution(ctx context.Context, p *Project) error {
 	p.Distribution = DistributionFromRecord(d)
 	return nil
 }
+
+// imageIn is the bake's image in region: its own, or the copy there.
+func imageIn(res pipeline.Result, region string) string {
+	for _, ri := range res.Regions {
+		if ri.Region == region {
+			return ri.ImageID
+		}
+	}
+	return res.ImageID
+}
