@@ -60,6 +60,7 @@ base: {owner: amazon, name: "al2023-ami-*", most_recent: true}
 type: t3.small
 copy_to: [us-west-2, eu-west-1]
 share_with: ['210987654321']
+keep: 1
 script: |
   #!/bin/sh
   echo baking
@@ -151,5 +152,48 @@ script: |
 	out, err = ps.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "copy to:") || !strings.Contains(string(out), "us-west-2, eu-west-1") || !strings.Contains(string(out), "shared with: 210987654321") {
 		t.Errorf("kiln project show = %v:\n%s", err, out)
+	}
+
+	// A second bake: keep 1 leaves only its image in every region, as the
+	// aws CLI (a second client, its own signer) sees each region.
+	r2, err := c.Trigger(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if b, err = c.Bake(ctx, r2.Bake.ID); err != nil {
+			t.Fatal(err)
+		}
+		if b.State.Final() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second bake not over: %s\n%s", b.State, logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if b.State != store.Succeeded || len(b.Images) != 3 {
+		t.Fatalf("second bake = %s (%s), images %v", b.State, b.Reason, b.Images)
+	}
+	if _, err := exec.LookPath("aws"); err != nil {
+		t.Log("aws CLI not installed: retention checked through the SDK only")
+		for _, im := range b.Images {
+			if ids, _ := images(im.Region); len(ids) != 0 {
+				t.Errorf("%s: the first bake's images %v are still there", im.Region, ids)
+			}
+		}
+		return
+	}
+	for _, im := range b.Images {
+		cli := exec.Command("aws", "ec2", "describe-images", "--endpoint-url", simURL, "--region", im.Region, "--owners", "self",
+			"--filters", "Name=tag:kiln:project,Values=web", "--query", "Images[].ImageId", "--output", "text")
+		cli.Env = append(env, "HOME="+dir, "AWS_PAGER=")
+		out, err := cli.CombinedOutput()
+		if err != nil {
+			t.Fatalf("aws ec2 describe-images --region %s: %v\n%s", im.Region, err, out)
+		}
+		if got := strings.Fields(string(out)); len(got) != 1 || got[0] != im.ImageID {
+			t.Errorf("aws CLI in %s: images %v; want only %s (keep 1)", im.Region, got, im.ImageID)
+		}
 	}
 }
