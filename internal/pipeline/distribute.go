@@ -37,11 +37,6 @@ type Distribution struct {
 	ShareWithOUs  []string // organizational unit ARNs
 }
 
-// Empty reports whether d asks for nothing.
-func (d Distribution) Empty() bool {
-	return len(d.CopyTo) == 0 && !d.Encrypt && d.shares() == 0
-}
-
 func (d Distribution) shares() int {
 	return len(d.ShareWith) + len(d.ShareWithOrgs) + len(d.ShareWithOUs)
 }
