@@ -267,7 +267,8 @@ func (r *AMI) resolveBase(ctx context.Context) (string, error) {
 
 // Watch calls Running, then re-reads the converged image on every pushed
 // event for it and every poll, and calls Changed when it is no longer
-// available (deregistered, disabled, failed). With RebakeOnNewBase every
+// available (deregistered, disabled, failed); every poll also looks at
+// the copies (one DescribeImages per copy_to region). With RebakeOnNewBase every
 // poll also resolves the base pattern again (one more DescribeImages) and
 // calls Changed, once per release, when it resolves to another image than
 // the one the converged image was baked from. It blocks until ctx is done.
@@ -311,6 +312,10 @@ func (r *AMI) Watch(ctx context.Context, ev engine.Events) error {
 			continue // the next poll looks again
 		}
 		if !ok {
+			ev.Changed()
+			continue
+		}
+		if polled && r.copyGone(ctx) { // ami_distribute.go
 			ev.Changed()
 			continue
 		}
@@ -487,6 +492,7 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	spec := r.bakeSpec(bakeID, base)
 	if have != nil {
 		spec.ImageName, spec.KeepImage = aws.ToString(have.Name), true
+		spec.CopyAttempt = strconv.FormatInt(time.Now().UnixMilli(), 36)
 	}
 	res, err := r.pipe.Bake(ctx, spec, logRecorder{r})
 	if err != nil && ctx.Err() != nil {

@@ -107,3 +107,31 @@ func (r *AMI) findCopy(ctx context.Context, region string, m map[string]string) 
 	}
 	return found, nil
 }
+
+// copyGone reports whether a copy in the outputs is no longer available
+// in its region (deregistered by hand, say), so the check copies again. A
+// lookup that fails reports nothing: the next poll looks again.
+func (r *AMI) copyGone(ctx context.Context) bool {
+	out := r.Outputs()
+	for _, region := range r.CopyTo {
+		id := out[RegionOutput(region)]
+		if id == "" {
+			continue
+		}
+		h, err := r.hubs.Hub(ctx, region)
+		if err != nil {
+			return false
+		}
+		img, err := h.EC2().DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+		if awsapi.IsNotFound(err) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		if len(img.Images) != 1 || img.Images[0].State != types.ImageStateAvailable {
+			return true
+		}
+	}
+	return false
+}

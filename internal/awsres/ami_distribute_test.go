@@ -1,7 +1,9 @@
 package awsres
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,4 +186,39 @@ func tagMap(tags []types.Tag) map[string]string {
 		m[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 	}
 	return m
+}
+
+// TestAMIWatchesCopies: a copy deregistered by hand is seen at the next
+// poll, and the check copies again.
+func TestAMIWatchesCopies(t *testing.T) {
+	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001}})
+	r := w.ami("web", "#!/bin/sh\ntrue\n", func(a *AMI) { a.CopyTo = []string{"us-west-2"}; a.SetPoll(10 * time.Millisecond) })
+	ctx, cancel := context.WithCancel(t.Context())
+	ev := newChanges()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = r.Watch(ctx, ev) })
+	defer func() { cancel(); wg.Wait() }()
+	<-ev.running
+	if _, err := r.CheckApply(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	old := r.Outputs()["image_id_us-west-2"]
+	h, _ := w.hubs.Hub(t.Context(), "us-west-2")
+	if _, err := h.EC2().DeregisterImage(t.Context(), &ec2.DeregisterImageInput{ImageId: aws.String(old)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ev.changed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Watch did not report the deregistered copy")
+	}
+	if ok, err := r.CheckApply(t.Context(), true); ok || err != nil {
+		t.Fatalf("CheckApply() = %v, %v; want false (copied again), nil", ok, err)
+	}
+	if got := r.Outputs()["image_id_us-west-2"]; got == old || got == "" {
+		t.Errorf("copy = %q; want a new one", got)
+	}
+	if n := w.sim.Calls("RunInstances"); n != 1 {
+		t.Errorf("RunInstances = %d; want 1 (nothing baked again)", n)
+	}
 }

@@ -99,9 +99,10 @@ func DistributionIAMActions(d Distribution) []string {
 	return out
 }
 
-// CopyToken is the CopyImage client token of bake id's copy to region.
-func CopyToken(id string, match map[string]string, region string) string {
-	return awsapi.ClientToken("kiln-copy-", ClientToken(id, match), region) // 58 chars ≤ 64
+// CopyToken is the CopyImage client token of bake id's copy to region
+// (attempt: Spec.CopyAttempt).
+func CopyToken(id string, match map[string]string, region, attempt string) string {
+	return awsapi.ClientToken("kiln-copy-", ClientToken(id, match), region, attempt) // 58 chars ≤ 64
 }
 
 func (r *run) recordRegion(ctx context.Context, im RegionImage) error {
@@ -209,7 +210,7 @@ func (r *run) copyTo(ctx context.Context, res Result, region string) (RegionImag
 			SourceImageId: aws.String(res.ImageID),
 			Name:          aws.String(rr.spec.ImageName),
 			Description:   aws.String("kiln bake " + r.spec.ID + ", copy of " + res.ImageID + " in " + r.hub.Region()),
-			ClientToken:   aws.String(CopyToken(r.spec.ID, r.spec.Match, region)),
+			ClientToken:   aws.String(CopyToken(r.spec.ID, r.spec.Match, region, r.spec.CopyAttempt)),
 			// The bake's tags, on the copy and its snapshots; not
 			// CopyImageTags, which would carry kiln:shared over before the
 			// copy is shared.

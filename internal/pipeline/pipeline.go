@@ -122,6 +122,12 @@ type Spec struct {
 	// (aws:ami distributing an existing image to a new region): a failure or
 	// a clean-up removes the copies only.
 	KeepImage bool
+	// CopyAttempt is part of the copies' client tokens. A bake leaves it
+	// empty; aws:ami sets a fresh one when it copies an image it made
+	// before again (a copy deregistered by hand, or failed): the first
+	// copy's token would answer that gone copy. The copy's name, unique
+	// per region, still keeps a resumed attempt from making two.
+	CopyAttempt string
 }
 
 // Result is what a successful bake made.
