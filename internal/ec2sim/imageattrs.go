@@ -108,6 +108,13 @@ func applyPerms(list, add, remove []permission) []permission {
 	return slices.DeleteFunc(list, func(p permission) bool { return slices.Contains(remove, p) })
 }
 
+// permsOf is a copy of id's permissions in m, for an answer: an empty
+// list (an empty element) when there are none.
+func permsOf(m map[string][]permission, id string) *[]permission {
+	perms := append([]permission{}, m[id]...)
+	return &perms
+}
+
 // --- images ---
 
 type describeImageAttributeResponse struct {
@@ -157,11 +164,7 @@ func (s *Sim) describeImageAttribute(r *request) (any, error) {
 	out := &describeImageAttributeResponse{ImageID: im.id}
 	switch attr {
 	case "launchPermission":
-		perms := slices.Clone(s.regions.launchPerms[im.id])
-		if perms == nil {
-			perms = []permission{}
-		}
-		out.LaunchPermission = &perms
+		out.LaunchPermission = permsOf(s.regions.launchPerms, im.id)
 	case "description":
 		out.Description = &xValue{Value: im.description}
 	case "blockDeviceMapping":
@@ -265,11 +268,7 @@ func (s *Sim) describeSnapshotAttribute(r *request) (any, error) {
 		out.ProductCodes = &[]string{}
 		return out, nil
 	}
-	perms := slices.Clone(s.regions.volumePerms[sn.id])
-	if perms == nil {
-		perms = []permission{}
-	}
-	out.Permissions = &perms
+	out.Permissions = permsOf(s.regions.volumePerms, sn.id)
 	return out, nil
 }
 
