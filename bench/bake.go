@@ -158,18 +158,19 @@ func scaleDur(d time.Duration, scale float64, floor time.Duration) time.Duration
 	return max(min(time.Duration(float64(d)*scale), d), floor)
 }
 
-// project stores a project baking bakeScript from the newest AL2023 image.
-func (b *testBakery) project(ctx context.Context, name string) error {
+// project stores a project baking bakeScript from the newest AL2023 image;
+// extra are more lines of its file ("copy_to: [us-west-2]").
+func (b *testBakery) project(ctx context.Context, name string, extra ...string) error {
 	p, err := bakery.ParseProject(name+".yaml", fmt.Appendf(nil, `name: %s
 region: us-east-1
 base: {owner: amazon, name: "al2023-ami-*", most_recent: true}
 type: t3.small
 branch: main
 webhook_secret: %s
-script: |
+%sscript: |
   #!/bin/sh
   %s
-`, name, bakeSecret, bakeScript), nil)
+`, name, bakeSecret, strings.Join(append(extra, ""), "\n"), bakeScript), nil)
 	if err != nil {
 		return err
 	}
@@ -306,10 +307,9 @@ func bakeOverhead(ctx context.Context, scale float64, emit func(any)) error {
 	f := bakeOverheadFigures{Scenario: "bake", Case: "overhead", TimeScale: scale, Bakes: 3,
 		LowerBoundMS: ms(lower), TargetMS: ms(lower + lower/20 + time.Duration(float64(2*time.Second)*scale))}
 	b.sim.ResetCalls()
-	c := &http.Client{}
 	for i := range f.Bakes {
 		start := time.Now()
-		bk, err := b.pushAndBake(ctx, c, fmt.Sprint("overhead-", i), i+1)
+		bk, err := b.bakeOnce(ctx, "web", fmt.Sprint("overhead-", i), i+1)
 		if err != nil {
 			return err
 		}
@@ -333,10 +333,10 @@ func bakeOverhead(ctx context.Context, scale float64, emit func(any)) error {
 	return nil
 }
 
-// pushAndBake delivers a signed push of commit number n to project web and
-// returns its bake once it succeeded.
-func (b *testBakery) pushAndBake(ctx context.Context, c *http.Client, delivery string, n int) (*store.Bake, error) {
-	status, err := b.push(ctx, c, "web", delivery, pushBody(fmt.Sprintf("%040x", n)))
+// bakeOnce pushes commit n to project and waits until its bake has
+// succeeded (an error when it did not).
+func (b *testBakery) bakeOnce(ctx context.Context, project, delivery string, n int) (*store.Bake, error) {
+	status, err := b.push(ctx, &http.Client{}, project, delivery, pushBody(fmt.Sprintf("%040x", n)))
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -114,7 +113,6 @@ func environmentsBench(ctx context.Context, emit func(v any)) error {
 		batches := int(math.Ceil(float64(n) / float64(max(n-keep, 1))))
 		return scaled(time.Duration(batches) * (d.Boot + warmup))
 	}
-	c := &http.Client{}
 	for i, cs := range []struct {
 		name        string
 		stage, prod time.Duration
@@ -124,7 +122,7 @@ func environmentsBench(ctx context.Context, emit func(v any)) error {
 	} {
 		b.sim.ResetCalls()
 		start := time.Now()
-		bk, err := b.pushAndBake(ctx, c, fmt.Sprint("env-", i), i+1)
+		bk, err := b.bakeOnce(ctx, "web", fmt.Sprint("env-", i), i+1)
 		if err != nil {
 			return err
 		}

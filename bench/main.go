@@ -38,6 +38,7 @@ var scenarios = map[string]scenario{
 	"pages":        pagesBench,
 	"lock":         lockBench,
 	"queue":        queueBench,
+	"distribute":   distributeBench,
 }
 
 func main() { os.Exit(run()) }

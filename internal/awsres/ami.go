@@ -52,6 +52,15 @@ type AMI struct {
 	// RebakeOnNewBase hashes the image a base pattern resolves to instead of
 	// the pattern: a newer base release (a patched Amazon Linux) bakes anew.
 	RebakeOnNewBase bool `yaml:"rebake_on_new_base"`
+	// Distribution (ami_distribute.go): copies to other regions, their
+	// encryption, and the accounts, organizations and OUs the image is
+	// shared with in every region.
+	CopyTo        []string `yaml:"copy_to"`
+	Encrypt       bool     `yaml:"encrypt"`
+	KMSKeyID      string   `yaml:"kms_key_id"`
+	ShareWith     []string `yaml:"share_with"`
+	ShareWithOrgs []string `yaml:"share_with_orgs"`
+	ShareWithOUs  []string `yaml:"share_with_ous"`
 
 	hubs     *awsapi.Hubs
 	env      engine.Env
@@ -129,6 +138,7 @@ func (r *AMI) Validate() error {
 			errs = append(errs, config.Fieldf("tags."+k, "reserved tag key (kiln:* is kiln's; aws:* is AWS's)"))
 		}
 	}
+	errs = append(errs, r.validateDistribution()...)
 	return errors.Join(errs...)
 }
 
@@ -148,6 +158,7 @@ func (r *AMI) SetPoll(d time.Duration) { r.poll = d }
 func (r *AMI) IAMActions() []string {
 	byName := slices.ContainsFunc(r.SecurityGroups, func(g string) bool { return !strings.HasPrefix(g, "sg-") })
 	acts := slices.DeleteFunc(pipeline.IAMActions(), func(a string) bool { return a == "ec2:DescribeSecurityGroups" && !byName })
+	acts = append(acts, pipeline.DistributionIAMActions(r.distribution())...)
 	if r.IAMProfile != "" {
 		acts = append(acts, "iam:PassRole")
 	}
@@ -161,11 +172,15 @@ func (r *AMI) Outputs() map[string]string {
 	return maps.Clone(r.out)
 }
 
-// setImage records the converged image and the resolved base it was baked
-// from ("" without RebakeOnNewBase).
-func (r *AMI) setImage(id, base string) {
+// setImage records the converged image, its copies by region (the home
+// region's included) and the resolved base it was baked from ("" without
+// RebakeOnNewBase).
+func (r *AMI) setImage(id string, regions map[string]string, base string) {
 	r.mu.Lock()
 	r.out = map[string]string{"image_id": id}
+	for region, img := range regions {
+		r.out[RegionOutput(region)] = img
+	}
 	r.base = base
 	r.mu.Unlock()
 }
@@ -176,17 +191,21 @@ func (r *AMI) current() (image, base string) {
 	return r.out["image_id"], r.base
 }
 
-// plan records a bake that a check-only pass found due: a new image, with
+// plan records what a check-only pass found due.
+func (r *AMI) plan(c engine.Change) {
+	r.mu.Lock()
+	r.planned = append(r.planned, c)
+	r.mu.Unlock()
+}
+
+// bakeChange is a bake a check-only pass found due: a new image, with
 // what it is baked from.
-func (r *AMI) plan(why, base string) {
-	c := engine.Change{Action: engine.ActionCreate, Summary: why, Attrs: []engine.Attr{
+func (r *AMI) bakeChange(why, base string) engine.Change {
+	return engine.Change{Action: engine.ActionCreate, Summary: why, Attrs: []engine.Attr{
 		{Name: "base", New: cmp.Or(base, r.Base.ID, r.Base.Name)},
 		{Name: "type", New: r.Type},
 		{Name: "script", New: fmt.Sprintf("%d bytes", len(r.Script))},
 	}}
-	r.mu.Lock()
-	r.planned = append(r.planned, c)
-	r.mu.Unlock()
 }
 
 // Changes lists what the last CheckApply with apply=false found it would
@@ -274,7 +293,8 @@ func (r *AMI) resolveBase(ctx context.Context) (string, error) {
 
 // Watch calls Running, then re-reads the converged image on every pushed
 // event for it and every poll, and calls Changed when it is no longer
-// available (deregistered, disabled, failed). With RebakeOnNewBase every
+// available (deregistered, disabled, failed); every poll also looks at
+// the copies (one DescribeImages per copy_to region). With RebakeOnNewBase every
 // poll also resolves the base pattern again (one more DescribeImages) and
 // calls Changed, once per release, when it resolves to another image than
 // the one the converged image was baked from. It blocks until ctx is done.
@@ -318,6 +338,10 @@ func (r *AMI) Watch(ctx context.Context, ev engine.Events) error {
 			continue // the next poll looks again
 		}
 		if !ok {
+			ev.Changed()
+			continue
+		}
+		if polled && r.copyGone(ctx) { // ami_distribute.go
 			ev.Changed()
 			continue
 		}
@@ -432,11 +456,30 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		return false, err
 	}
 	var bakeID string
+	var have *types.Image // available here, its distribution not complete
 	for _, im := range imgs {
 		switch im.State {
 		case types.ImageStateAvailable:
-			r.setImage(aws.ToString(im.ImageId), base)
-			return true, nil
+			if have != nil {
+				continue
+			}
+			regions, todo, err := r.distributed(ctx, im)
+			if err != nil {
+				return false, err
+			}
+			if len(todo) == 0 {
+				r.setImage(aws.ToString(im.ImageId), regions, base)
+				return true, nil
+			}
+			if !apply {
+				for _, t := range todo {
+					r.plan(engine.Change{Action: engine.ActionUpdate, Summary: t})
+				}
+				r.log("would distribute image", "image", aws.ToString(im.ImageId), "todo", strings.Join(todo, "; "))
+				return false, nil
+			}
+			have = &im
+			bakeID = awsapi.TagValue(im.Tags, awsapi.TagBake)
 		case types.ImageStatePending:
 			if bakeID == "" {
 				bakeID = awsapi.TagValue(im.Tags, awsapi.TagBake)
@@ -444,7 +487,10 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		}
 	}
 	why := "bake image"
-	if base != "" {
+	if have != nil {
+		why = "distribute image " + aws.ToString(have.ImageId)
+	}
+	if base != "" && have == nil {
 		old, err := r.replacedBase(ctx, base)
 		if err != nil {
 			return false, err
@@ -455,7 +501,7 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	}
 	if !apply {
 		r.log("would bake image", "spec", m[tagSpec], "base", base, "why", why)
-		r.plan(why, base)
+		r.plan(r.bakeChange(why, base))
 		return false, nil
 	}
 	if bakeID == "" {
@@ -470,6 +516,10 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	}
 	r.log("baking image", "spec", m[tagSpec], "base", base, "why", why)
 	spec := r.bakeSpec(bakeID, base)
+	if have != nil {
+		spec.ImageName, spec.KeepImage = aws.ToString(have.Name), true
+		spec.CopyAttempt = strconv.FormatInt(time.Now().UnixMilli(), 36)
+	}
 	res, err := r.pipe.Bake(ctx, spec, logRecorder{r})
 	if err != nil && ctx.Err() != nil {
 		r.cleanupInterrupted(ctx, spec)
@@ -485,11 +535,15 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
 	}
-	r.setImage(res.ImageID, base)
-	r.log("image baked", "image", res.ImageID, "name", spec.ImageName)
+	regions := map[string]string{}
+	for _, ri := range res.Regions {
+		regions[ri.Region] = ri.ImageID
+	}
+	r.setImage(res.ImageID, regions, base)
+	r.log("image baked", "image", res.ImageID, "name", spec.ImageName, "regions", len(res.Regions))
 	if r.Keep > 0 {
 		m := map[string]string{awsapi.TagOwner: r.env.Graph, awsapi.TagResource: r.id()}
-		if _, err := r.pipe.Retain(ctx, r.Region, m, r.Keep); err != nil {
+		if _, err := r.pipe.RetainRegions(ctx, append([]string{r.hub.Region()}, r.CopyTo...), m, r.Keep); err != nil {
 			return false, fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
 		}
 	}
@@ -565,6 +619,7 @@ func (r *AMI) bakeSpec(id, resolved string) pipeline.Spec {
 		Match:          r.match(resolved),
 		Tags:           r.Tags,
 		Timeouts:       pipeline.Timeouts{Script: r.Timeouts.Script, Image: r.Timeouts.Image},
+		Distribution:   r.distribution(),
 	}
 }
 

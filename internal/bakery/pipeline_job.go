@@ -140,6 +140,9 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		return err
 	}
 	p := ProjectFromRecord(*rp)
+	if err := s.loadDistribution(ctx, p); err != nil { // project_distribute.go
+		return err
+	}
 	spec := SpecFor(p, b, s.store.BakeryID())
 	rec := &storeRecorder{s: s, bake: b}
 	if b.CancelRequested {
@@ -186,7 +189,8 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		return err
 	}
 	if p.Rollout != nil {
-		if done, err := s.rollOut(ctx, bctx, b, p, res.ImageID, rec, log, last); done || err != nil {
+		image := imageIn(res, cmp.Or(p.Rollout.Region, p.Region)) // project_distribute.go
+		if done, err := s.rollOut(ctx, bctx, b, p, image, rec, log, last); done || err != nil {
 			return err
 		}
 	}
@@ -298,8 +302,9 @@ func SpecFor(p *Project, b *store.Bake, bakery string) pipeline.Spec {
 		IAMProfile:     p.IAMProfile,
 		Match: map[string]string{pipeline.TagProject: p.Name, awsapi.TagBake: id,
 			pipeline.TagOrigin: strconv.FormatInt(b.Created.UnixMilli(), 10), pipeline.TagBakery: bakery},
-		Tags:     tags,
-		Timeouts: p.Timeouts,
+		Tags:         tags,
+		Timeouts:     p.Timeouts,
+		Distribution: p.Distribution,
 	}
 }
 
@@ -310,13 +315,23 @@ func (s *Service) retain(ctx context.Context, p *Project, rec *storeRecorder) er
 		if err != nil {
 			return err
 		}
-		r, err := s.pipe.Retain(ctx, p.Region, map[string]string{pipeline.TagProject: p.Name}, max(p.Keep, 1), protect...)
-		for _, id := range r.Removed {
-			if err := s.store.RemoveImage(ctx, p.Name, id); err != nil {
-				return err
+		rs, err := s.pipe.RetainRegions(ctx, p.regions(), map[string]string{pipeline.TagProject: p.Name}, max(p.Keep, 1), protect...)
+		var kept, removed, inUse int
+		for _, r := range rs {
+			kept, removed, inUse = kept+len(r.Kept), removed+len(r.Removed), inUse+len(r.InUse)
+			if r.Region != p.Region {
+				continue // the store records the images of the project's own region
+			}
+			for _, id := range r.Removed {
+				if err := s.store.RemoveImage(ctx, p.Name, id); err != nil {
+					return err
+				}
 			}
 		}
-		rec.detail = fmt.Sprintf("kept %d, removed %d, in use %d", len(r.Kept), len(r.Removed), len(r.InUse))
+		rec.detail = fmt.Sprintf("kept %d, removed %d, in use %d", kept, removed, inUse)
+		if len(rs) > 1 {
+			rec.detail += fmt.Sprintf(" in %d regions", len(rs))
+		}
 		return err
 	})
 }
@@ -419,6 +434,12 @@ func (r *storeRecorder) FirstStarted(ctx context.Context, name string) (time.Tim
 // Builder records the builder, so the API shows it and a restart finds it.
 func (r *storeRecorder) Builder(ctx context.Context, id string) error {
 	return r.s.store.SetBuilder(ctx, r.bake.ID, id)
+}
+
+// RegionImage records the bake's image in a region (its own, or a copy)
+// and its state, for the API and the pages.
+func (r *storeRecorder) RegionImage(ctx context.Context, region, imageID, state string) error {
+	return r.s.store.SetBakeImage(ctx, r.bake.ID, region, imageID, state)
 }
 
 // Image records the image as soon as it exists, so cancel finds it.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"kiln/internal/config"
 	"kiln/internal/pipeline"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -39,6 +40,8 @@ type Project struct {
 	Rollout *RolloutTarget
 	// Environments, in promotion order: a bake's image goes to the first.
 	Environments []Environment
+	// Distribution copies and shares each image (project_distribute.go).
+	Distribution pipeline.Distribution
 	// Secret is webhook_secret after ${ENV} expansion; empty when the file
 	// gives none (ApplyProject then keeps the stored one or generates one).
 	Secret string
@@ -177,7 +180,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 
 	p := &Project{Keep: DefaultKeep, Timeouts: pipeline.Timeouts{Script: pipeline.DefaultScriptTimeout, Image: pipeline.DefaultImageTimeout}}
 	lines := map[string]int{}
-	pp.fields(root, "", lines, map[string]func(*yaml.Node){
+	set := map[string]func(*yaml.Node){
 		"name":            func(n *yaml.Node) { p.Name = pp.str(n, "name") },
 		"region":          func(n *yaml.Node) { p.Region = pp.str(n, "region") },
 		"base":            func(n *yaml.Node) { pp.base(n, &p.Base, lines) },
@@ -197,7 +200,9 @@ func (pp *projectParser) parse(data []byte) *Project {
 		"webhook_secret": func(n *yaml.Node) { p.Secret = pp.secret(n) },
 		"rollout":        func(n *yaml.Node) { p.Rollout = pp.rollout(n, lines) },
 		"environments":   func(n *yaml.Node) { p.Environments = pp.environments(n, lines) },
-	})
+	}
+	maps.Copy(set, pp.distributionFields(&p.Distribution)) // project_distribute.go
+	pp.fields(root, "", lines, set)
 	pp.validate(p, root.Line, lines)
 	return p
 }
@@ -537,6 +542,7 @@ func (pp *projectParser) validate(p *Project, rootLine int, lines map[string]int
 		pp.validateRollout(r, at)
 	}
 	pp.validateEnvironments(p, at, lines)
+	pp.validateDistribution(p, at)
 	if p.Branch != "" {
 		p.Branch = strings.TrimPrefix(p.Branch, "refs/heads/")
 		if msg := checkBranch(p.Branch); msg != "" {
@@ -656,6 +662,7 @@ func ProjectFromRecord(r store.Project) *Project {
 // ProjectStore is what ApplyProject needs; *store.Store satisfies it.
 type ProjectStore interface {
 	PutProject(ctx context.Context, p store.Project, secret string) (created bool, err error)
+	PutDistribution(ctx context.Context, project string, d store.Distribution) error
 }
 
 // Applied says what ApplyProject did.
@@ -675,8 +682,14 @@ func ApplyProject(ctx context.Context, s ProjectStore, p *Project) (Applied, err
 		secret := GenerateSecret()
 		created, err = s.PutProject(ctx, p.Record(), secret)
 		if err == nil {
+			err = s.PutDistribution(ctx, p.Name, DistributionRecord(p.Distribution))
+		}
+		if err == nil {
 			return Applied{Created: created, GeneratedSecret: secret}, nil
 		}
+	}
+	if err == nil {
+		err = s.PutDistribution(ctx, p.Name, DistributionRecord(p.Distribution))
 	}
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply project %q: %w", p.Name, err)

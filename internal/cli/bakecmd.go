@@ -556,6 +556,16 @@ func (a *app) bakeShow(ctx context.Context, o *clientOptions, id int64) error {
 			return err
 		}
 	}
+	if len(b.Images) > 0 {
+		fmt.Fprintln(a.stdout, "images:")
+		tw = tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		for _, im := range b.Images {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", im.Region, im.ImageID, im.State)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	if b.ConsoleTail != "" {
 		fmt.Fprintf(a.stdout, "console tail:\n%s\n", indent(strings.TrimRight(b.ConsoleTail, "\n"), "  "))
 	}

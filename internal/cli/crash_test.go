@@ -58,27 +58,13 @@ func TestServeCrash(t *testing.T) {
 
 	// serve listens on the same port every time: the simulator pushes its
 	// state-change events there (lost while serve is dead, as they would be).
-	port := freePort(t)
-	const eventsKey, token = "crash-events-key", "crash-admin-token"
-	env := append(os.Environ(),
-		"KILN_TOKEN="+token,
-		eventsKeyEnv+"="+eventsKey,
-		"AWS_ACCESS_KEY_ID="+ec2sim.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+ec2sim.SecretAccessKey,
-		"AWS_REGION=us-east-1",
-		"AWS_CONFIG_FILE="+filepath.Join(dir, "no-aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "no-aws-credentials"),
-		"GORACE=atexit_sleep_ms=0",
-	)
-
-	simURL := startSimProcess(t, bin, env, fmt.Sprintf("http://127.0.0.1:%d/events/aws", port))
-	env = append(env, "AWS_ENDPOINT_URL="+simURL)
+	dir, bin, port, env, simURL := crashSetup(t)
 	ctx := t.Context()
 
 	db := filepath.Join(dir, "kiln.db")
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	url := "http://" + listen
-	c := web.NewClient(url, token)
+	c := web.NewClient(url, crashToken)
 	var logs strings.Builder
 	type proc struct {
 		cmd    *exec.Cmd
@@ -86,31 +72,8 @@ func TestServeCrash(t *testing.T) {
 		i      int
 	}
 	start := func(i int) *proc {
-		addrFile := filepath.Join(dir, fmt.Sprintf("addr.%d", i))
-		cmd := exec.Command(bin, "serve", "--db", db, "--listen", listen, "--addr-file", addrFile)
-		cmd.Env = env
-		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("serve.%d.log", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer logf.Close()
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		for {
-			if _, err := os.Stat(addrFile); err == nil {
-				return &proc{cmd, exited, i}
-			}
-			select {
-			case <-exited:
-				out, _ := os.ReadFile(logf.Name())
-				t.Fatalf("serve %d exited before listening:\n%s", i, out)
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
+		cmd, exited := startServeProcess(t, dir, bin, env, db, listen, i)
+		return &proc{cmd, exited, i}
 	}
 	kill := func(p *proc) {
 		_ = p.cmd.Process.Signal(syscall.SIGKILL)
@@ -254,6 +217,71 @@ script: |
 			t.Fatalf("builders left: %v", left)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The crash tests' admin token.
+const crashToken = "crash-admin-token"
+
+// crashSetup builds kiln into a temporary dir and starts `kiln sim` as a
+// process of its own, pushing its events to a kiln serve that is to listen
+// on port, and returns the environment that points kiln at it (with
+// KILN_TOKEN=crashToken). It skips the test without a go tool.
+func crashSetup(t *testing.T) (dir, bin string, port int, env []string, simURL string) {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool to build kiln with")
+	}
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "kiln")
+	if out, err := exec.Command(goTool, "build", "-o", bin, "kiln/cmd/kiln").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	port = freePort(t)
+	env = append(os.Environ(),
+		"KILN_TOKEN="+crashToken,
+		eventsKeyEnv+"=crash-events-key",
+		"AWS_ACCESS_KEY_ID="+ec2sim.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+ec2sim.SecretAccessKey,
+		"AWS_REGION=us-east-1",
+		"AWS_CONFIG_FILE="+filepath.Join(dir, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "no-aws-credentials"),
+		"GORACE=atexit_sleep_ms=0",
+	)
+	simURL = startSimProcess(t, bin, env, fmt.Sprintf("http://127.0.0.1:%d/events/aws", port))
+	return dir, bin, port, append(env, "AWS_ENDPOINT_URL="+simURL), simURL
+}
+
+// startServeProcess starts the i-th `kiln serve` on db and listen, its
+// output in dir/serve.i.log, and returns once it listens; exited is closed
+// when it has exited.
+func startServeProcess(t *testing.T, dir, bin string, env []string, db, listen string, i int) (cmd *exec.Cmd, exited chan struct{}) {
+	t.Helper()
+	addrFile := filepath.Join(dir, fmt.Sprintf("addr.%d", i))
+	cmd = exec.Command(bin, "serve", "--db", db, "--listen", listen, "--addr-file", addrFile)
+	cmd.Env = env
+	logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("serve.%d.log", i)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	for {
+		if _, err := os.Stat(addrFile); err == nil {
+			return cmd, exited
+		}
+		select {
+		case <-exited:
+			out, _ := os.ReadFile(logf.Name())
+			t.Fatalf("serve %d exited before listening:\n%s", i, out)
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }
 

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -252,6 +254,18 @@ func (a *app) projectShow(ctx context.Context, o *clientOptions, name string) er
 	row("keep", fmt.Sprint(p.Keep))
 	row("branch", orDash(p.Branch))
 	row("timeouts", fmt.Sprintf("script %s, image %s", p.Timeouts.Script, p.Timeouts.Image))
+	if d := p.Distribution; d != nil {
+		if len(d.CopyTo) > 0 {
+			enc := ""
+			if d.Encrypt {
+				enc = " (encrypted, key " + cmp.Or(d.KMSKeyID, "the default EBS key") + ")"
+			}
+			row("copy to", strings.Join(d.CopyTo, ", ")+enc)
+		}
+		if shared := slices.Concat(d.ShareWith, d.ShareWithOrgs, d.ShareWithOUs); len(shared) > 0 {
+			row("shared with", strings.Join(shared, ", "))
+		}
+	}
 	row("webhook URL", p.WebhookURL)
 	row("updated", p.UpdatedAt.Local().Format("2006-01-02 15:04:05"))
 	if err := tw.Flush(); err != nil {

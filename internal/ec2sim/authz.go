@@ -78,9 +78,12 @@ var authzTables = map[string]map[string]authzer{
 func (s *Sim) SetPolicy(p *Policy) { s.policy.Store(p) }
 
 // authorize checks req against the policy (nil: everything is allowed)
-// and answers the first denial.
+// and answers the first denial. s is the world of the request's region,
+// whose resources are checked; the policy and the counts are the home
+// region's, as IAM is global.
 func (s *Sim) authorize(svc *service, req *request) error {
-	p := s.policy.Load()
+	root := s.root()
+	p := root.policy.Load()
 	if p == nil {
 		return nil
 	}
@@ -97,7 +100,7 @@ func (s *Sim) authorize(svc *service, req *request) error {
 	for _, c := range checks {
 		maps.Copy(c.ctx, s.globalContext())
 		if d := p.decide(c.action, c.resource, c.ctx); d != allowed {
-			s.authz.count(c.action, false)
+			root.authz.count(c.action, false)
 			return s.denial(svc, c, d == explicitDeny)
 		}
 	}
@@ -105,7 +108,7 @@ func (s *Sim) authorize(svc *service, req *request) error {
 	for _, c := range checks {
 		if !seen[c.action] {
 			seen[c.action] = true
-			s.authz.count(c.action, true)
+			root.authz.count(c.action, true)
 		}
 	}
 	return nil

@@ -79,6 +79,17 @@
 // boot, reboot, stop and termination (Latest=true on a running instance
 // returns it live); the last 64 KB are kept.
 //
+// # Regions
+//
+// Every AWS region is a world of its own (regions.go): the *Sim that New
+// returns is the home region's (Options.Region), and the region a request
+// is signed for (its SigV4 credential scope) picks the world that answers
+// it; the other worlds are made on first use, each with its own state,
+// stock images and ids, and an unknown region is AuthFailure. Counters,
+// faults and the manual clock are the home world's, for all. CopyImage
+// (copyimage.go) reads its source in another world; launch and
+// create-volume permissions (imageattrs.go) are per world.
+//
 // # Services
 //
 // Every API the simulator serves is a service, and every service is one

@@ -48,6 +48,14 @@ var ec2Actions = map[string]action{
 	"DescribeSnapshots": (*Sim).describeSnapshots,
 	"DeleteSnapshot":    (*Sim).deleteSnapshot,
 
+	// Distribution: copies between regions (copyimage.go), sharing
+	// (imageattrs.go); the regions themselves are regions.go's.
+	"CopyImage":                 (*Sim).copyImage,
+	"ModifyImageAttribute":      (*Sim).modifyImageAttribute,
+	"DescribeImageAttribute":    (*Sim).describeImageAttribute,
+	"ModifySnapshotAttribute":   (*Sim).modifySnapshotAttribute,
+	"DescribeSnapshotAttribute": (*Sim).describeSnapshotAttribute,
+
 	// Security groups and subnets (secgroups.go).
 	"CreateSecurityGroup":    (*Sim).createSecurityGroup,
 	"DescribeSecurityGroups": (*Sim).describeSecurityGroups,

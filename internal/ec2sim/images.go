@@ -25,6 +25,8 @@ type bdm struct {
 	device, volType string
 	size            int
 	snapshotID      string
+	encrypted       bool   // a copy with Encrypted (copyimage.go)
+	kmsKey          string // its key, when encrypted
 }
 
 type image struct {
@@ -54,6 +56,8 @@ type snapshot struct {
 	description string
 	state       string // pending | completed | error
 	started     time.Time
+	encrypted   bool   // a copy with Encrypted (copyimage.go)
+	kmsKey      string // its key, when encrypted
 }
 
 // imageLocked finds an image the caller can see; s.mu is held.
@@ -146,26 +150,14 @@ func (s *Sim) createImage(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, err := r.required("Name")
+	name, imgTags, snapTags, err := r.newImageParams() // copyimage.go
 	if err != nil {
 		return nil, err
-	}
-	if !amiNameRE.MatchString(name) {
-		return nil, apiErr("InvalidAMIName.Malformed", "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_'")
 	}
 	noReboot, err := r.boolean("NoReboot")
 	if err != nil {
 		return nil, err
 	}
-	specs, err := r.tagSpecs("", anyTagType)
-	if err != nil {
-		return nil, err
-	}
-	imgTags, err := tagsFor(specs, "image", "image", "snapshot")
-	if err != nil {
-		return nil, err
-	}
-	snapTags, _ := tagsFor(specs, "snapshot", "image", "snapshot")
 	now := s.lock()
 	defer s.mu.Unlock()
 	in, err := s.instanceLocked(id, now)
@@ -203,27 +195,8 @@ func (s *Sim) createImage(r *request) (any, error) {
 	if in.state == StateRunning && !noReboot {
 		s.rebootLocked(in, now)
 	}
-	fail := s.failImgs > 0
-	if fail {
-		s.failImgs--
-	}
-	s.after(now, s.opts.Durations.Image, func(at time.Time) {
-		if im.state != imagePending {
-			return
-		}
-		st := "completed"
-		if fail {
-			im.state = imageFailed
-			im.stateReason = &xStateReason{Code: "Client.ImageCreationFailed", Message: "Image creation failed: simulated failure"}
-			st = "error"
-		} else {
-			im.state = imageAvailable
-		}
-		for _, sn := range snaps {
-			sn.state = st
-		}
-		s.imageEventLocked(im, at)
-	})
+	s.completeImageAfter(im, snaps, now, s.opts.Durations.Image,
+		&xStateReason{Code: "Client.ImageCreationFailed", Message: "Image creation failed: simulated failure"})
 	return &createImageResponse{ImageID: im.id}, nil
 }
 
@@ -261,6 +234,7 @@ type xImageBDM struct {
 	DeleteOnT  bool   `xml:"ebs>deleteOnTermination"`
 	VolumeType string `xml:"ebs>volumeType"`
 	Encrypted  bool   `xml:"ebs>encrypted"`
+	KmsKeyID   string `xml:"ebs>kmsKeyId,omitempty"`
 }
 
 type describeImagesResponse struct {
@@ -305,7 +279,8 @@ func (s *Sim) xmlImageLocked(im *image) xImage {
 		x.ImageLocation = im.alias + "/" + im.name
 	}
 	for _, b := range im.bdms {
-		x.BlockDevices = append(x.BlockDevices, xImageBDM{DeviceName: b.device, SnapshotID: b.snapshotID, VolumeSize: b.size, DeleteOnT: true, VolumeType: b.volType})
+		x.BlockDevices = append(x.BlockDevices, xImageBDM{DeviceName: b.device, SnapshotID: b.snapshotID, VolumeSize: b.size, DeleteOnT: true, VolumeType: b.volType,
+			Encrypted: b.encrypted, KmsKeyID: b.kmsKey})
 	}
 	return x
 }
@@ -419,6 +394,7 @@ type xSnapshot struct {
 	VolumeSize  int    `xml:"volumeSize"`
 	Description string `xml:"description"`
 	Encrypted   bool   `xml:"encrypted"`
+	KmsKeyID    string `xml:"kmsKeyId,omitempty"`
 	StorageTier string `xml:"storageTier"`
 	Tags        []Tag  `xml:"tagSet>item"`
 }
@@ -481,7 +457,8 @@ func (s *Sim) describeSnapshots(r *request) (any, error) {
 		}
 		out.Snapshots = append(out.Snapshots, xSnapshot{SnapshotID: sn.id, VolumeID: sn.volumeID, Status: sn.state,
 			StartTime: isoTime(sn.started), Progress: progress, OwnerID: sn.owner, VolumeSize: sn.size,
-			Description: sn.description, StorageTier: "standard", Tags: s.tags.list(sn.id)})
+			Description: sn.description, StorageTier: "standard", Tags: s.tags.list(sn.id),
+			Encrypted: sn.encrypted, KmsKeyID: sn.kmsKey})
 	}
 	return out, nil
 }

@@ -135,5 +135,6 @@ func PrintUsage(w io.Writer, url string, o Options) {
 	fmt.Fprintf(w, "  export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", AccessKeyID, SecretAccessKey)
 	fmt.Fprintf(w, "  export AWS_REGION=%s\n\n", o.Region)
 	fmt.Fprintf(w, "  aws ec2 describe-images --owners amazon --filters Name=name,Values='al2023-ami-2023*-x86_64'\n")
+	fmt.Fprintf(w, "  aws ec2 describe-images --region us-west-2 --owners amazon   # every region is a world of its own\n")
 	fmt.Fprintf(w, "  curl %s/_sim/calls        # per-action call counts\n", url)
 }

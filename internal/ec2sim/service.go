@@ -85,11 +85,18 @@ const controlPrefix = "/_sim/"
 // and the control API under /_sim/.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	if strings.HasPrefix(hr.URL.Path, controlPrefix) {
-		s.serveControl(w, hr)
+		if !s.serveRegionControl(w, hr) {
+			s.serveControl(w, hr)
+		}
 		return
 	}
 	svc, req, err := route(hr)
 	id := newRequestID()
+	if err != nil {
+		s.writeError(w, svc, id, err)
+		return
+	}
+	world, err := s.worldFor(hr) // regions.go
 	if err != nil {
 		s.writeError(w, svc, id, err)
 		return
@@ -101,7 +108,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		s.writeError(w, svc, id, apiErr("InvalidAction", "The action %s is not valid for this web service.", req.Action))
 		return
 	}
-	body, err := s.call(hr, svc, req, act)
+	body, err := s.call(hr, svc, req, act, world)
 	if err != nil {
 		s.writeError(w, svc, id, err)
 		return
@@ -110,8 +117,9 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 }
 
 // call applies counters, faults, throttling and Options.Policy, then runs
-// the action.
-func (s *Sim) call(hr *http.Request, svc *service, req *request, act action) (body any, err error) {
+// the action in world (s itself, or the world of the request's region: its
+// own buckets and state, s's counters, faults and policy).
+func (s *Sim) call(hr *http.Request, svc *service, req *request, act action, world *Sim) (body any, err error) {
 	s.counters.add(req.Action)
 	if d := s.faults.latencyFor(req.Action); d > 0 {
 		if err := sleepCtx(hr.Context(), d); err != nil {
@@ -122,7 +130,7 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action) (bo
 		return nil, f
 	}
 	if svc.admit != nil && s.throttleEnabled() {
-		if !svc.admit(s, req) {
+		if !svc.admit(world, req) {
 			s.counters.throttled(req.Action)
 			if svc.throttled != nil {
 				return nil, svc.throttled
@@ -130,7 +138,7 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action) (bo
 			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "RequestLimitExceeded", Message: "Request limit exceeded."}
 		}
 	}
-	if err := s.authorize(svc, req); err != nil { // authz.go; a DryRun is authorized too
+	if err := world.authorize(svc, req); err != nil { // authz.go; a DryRun is authorized too
 		return nil, err
 	}
 	if b, _ := strconv.ParseBool(req.Params.Get("DryRun")); b {
@@ -142,7 +150,7 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action) (bo
 			body, err = nil, &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: "An internal error has occurred"}
 		}
 	}()
-	return act(s, req)
+	return act(world, req)
 }
 
 // writeError answers err in svc's format: an *APIError as it is, any other

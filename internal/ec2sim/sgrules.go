@@ -82,9 +82,9 @@ func normProtocol(p string) (string, error) {
 	return "", apiErr("InvalidParameterValue", "Invalid value '%s' for IP protocol. Unknown protocol.", p)
 }
 
-// permission is one IpPermission as a request gives it, before it is
+// ipPermission is one IpPermission as a request gives it, before it is
 // split into rules.
-type permission struct {
+type ipPermission struct {
 	protocol, fromS, toS string
 	cidr4, cidr6         []peerDesc
 	groups, prefixLists  []peerDesc
@@ -95,8 +95,8 @@ type peerDesc struct{ value, description string }
 // permissions reads IpPermissions.N (and, for the calls that take them,
 // the flat IpProtocol/FromPort/ToPort/CidrIp/SourceSecurityGroupName
 // parameters of the CLI's shorthand).
-func (r *request) permissions() []permission {
-	var out []permission
+func (r *request) permissions() []ipPermission {
+	var out []ipPermission
 	read := func(p, field, key string) []peerDesc {
 		var l []peerDesc
 		for _, q := range r.structs(p + "." + field) {
@@ -105,14 +105,14 @@ func (r *request) permissions() []permission {
 		return l
 	}
 	for _, p := range r.structs("IpPermissions") {
-		out = append(out, permission{
+		out = append(out, ipPermission{
 			protocol: r.str(p + ".IpProtocol"), fromS: r.str(p + ".FromPort"), toS: r.str(p + ".ToPort"),
 			cidr4: read(p, "IpRanges", "CidrIp"), cidr6: read(p, "Ipv6Ranges", "CidrIpv6"),
 			groups: read(p, "Groups", "GroupId"), prefixLists: read(p, "PrefixListIds", "PrefixListId"),
 		})
 	}
 	if r.has("IpProtocol") || r.has("CidrIp") || r.has("SourceSecurityGroupName") {
-		pm := permission{protocol: r.str("IpProtocol"), fromS: r.str("FromPort"), toS: r.str("ToPort")}
+		pm := ipPermission{protocol: r.str("IpProtocol"), fromS: r.str("FromPort"), toS: r.str("ToPort")}
 		if c := r.str("CidrIp"); c != "" {
 			pm.cidr4 = []peerDesc{{value: c}}
 		}

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -27,6 +28,7 @@ type Durations struct {
 	Command           time.Duration // guest model: time of any command it does not interpret
 	IamAssociation    time.Duration // an instance profile association: associating → associated, disassociating → gone
 	DNSChange         time.Duration // a Route 53 change: PENDING → INSYNC
+	Copy              time.Duration // CopyImage: the copy pending → available | failed
 }
 
 // DefaultDurations returns realistic durations.
@@ -43,6 +45,7 @@ func DefaultDurations() Durations {
 		Command:           2 * time.Second,
 		IamAssociation:    5 * time.Second,
 		DNSChange:         30 * time.Second,
+		Copy:              10 * time.Minute,
 	}
 }
 
@@ -115,7 +118,7 @@ func (o *Options) fill() {
 		{&d.Reboot, &def.Reboot}, {&d.Image, &def.Image}, {&d.StatusChecks, &def.StatusChecks},
 		{&d.TerminatedVisible, &def.TerminatedVisible}, {&d.Console, &def.Console},
 		{&d.Command, &def.Command}, {&d.IamAssociation, &def.IamAssociation},
-		{&d.DNSChange, &def.DNSChange},
+		{&d.DNSChange, &def.DNSChange}, {&d.Copy, &def.Copy},
 	} {
 		if *p.v == 0 {
 			*p.v = *p.def
@@ -198,6 +201,9 @@ type Sim struct {
 	// guarded by its own mutex.
 	sqs    sqsState
 	bridge bridgeState
+	// regions routes requests to the other regions' worlds and holds the
+	// copy tokens and sharing permissions (regions.go).
+	regions regionWorlds
 
 	wake chan struct{} // Run's timer loop: the earliest timer changed
 }
@@ -210,7 +216,7 @@ func New(opts Options) *Sim {
 		opts:      opts,
 		log:       opts.Log,
 		manualAt:  opts.Start.UTC(),
-		rng:       newRNG(worldSeed),
+		rng:       newRNG(worldSeed(opts.Region)),
 		ids:       map[string]struct{}{},
 		instances: map[string]*instance{},
 		tokens:    map[string]*tokenEntry{},
@@ -229,6 +235,7 @@ func New(opts Options) *Sim {
 	s.sqs.init()
 	s.bridge.init()
 	s.r53.init()
+	s.regions.init(nil)
 	s.seedWorld()
 	seed := opts.Seed
 	for seed == 0 {
@@ -239,8 +246,18 @@ func New(opts Options) *Sim {
 	return s
 }
 
-// worldSeed generates the standing world's ids, the same at every start.
-const worldSeed = 0x6b696c6e
+// worldSeed generates a region's standing world's ids: the same at every
+// start, and other in every region (as AWS's public images have an id per
+// region). us-east-1 keeps the seed the examples' image ids come from.
+func worldSeed(region string) uint64 {
+	const seed = 0x6b696c6e
+	if region == "us-east-1" {
+		return seed
+	}
+	h := fnv.New64a()
+	h.Write([]byte(region))
+	return seed ^ h.Sum64()
+}
 
 func newRNG(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
@@ -289,6 +306,11 @@ func (s *Sim) Advance(d time.Duration) {
 	s.manualAt = target
 	s.mu.Unlock()
 	s.ev.deliverAll(context.Background(), s.opts.Events, s.log)
+	if s.regions.home == nil {
+		for _, w := range s.others() {
+			w.Advance(d)
+		}
+	}
 }
 
 // lock takes the state mutex and runs whatever fell due; every handler
@@ -333,6 +355,9 @@ func (s *Sim) Run(ctx context.Context) error {
 	g.Go(func() error { return s.ev.run(ctx, s.opts.Events, s.log) })
 	if !s.opts.ManualClock {
 		g.Go(func() error { return s.timerLoop(ctx) })
+	}
+	if s.regions.home == nil {
+		g.Go(func() error { return s.runRegions(ctx) })
 	}
 	return g.Wait()
 }

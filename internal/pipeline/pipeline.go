@@ -117,6 +117,18 @@ type Spec struct {
 	// the commit).
 	Tags     map[string]string
 	Timeouts Timeouts
+	// Distribution copies and shares the image (distribute.go).
+	Distribution Distribution
+	// KeepImage: the image in the bake's region is made and in use already
+	// (aws:ami distributing an existing image to a new region): a failure or
+	// a clean-up removes the copies only.
+	KeepImage bool
+	// CopyAttempt is part of the copies' client tokens. A bake leaves it
+	// empty; aws:ami sets a fresh one when it copies an image it made
+	// before again (a copy deregistered by hand, or failed): the first
+	// copy's token would answer that gone copy. The copy's name, unique
+	// per region, still keeps a resumed attempt from making two.
+	CopyAttempt string
 }
 
 // Result is what a successful bake made.
@@ -127,6 +139,9 @@ type Result struct {
 	BuilderID   string
 	Snapshots   []string
 	ConsoleTail string
+	// Regions is the image in every region: the bake's own first, then
+	// each copy in CopyTo's order.
+	Regions []RegionImage
 }
 
 // StepState is how a step ended, as FinishStep reports it.
@@ -190,6 +205,10 @@ type ec2API interface {
 	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 	DeregisterImage(context.Context, *ec2.DeregisterImageInput, ...func(*ec2.Options)) (*ec2.DeregisterImageOutput, error)
 	DeleteSnapshot(context.Context, *ec2.DeleteSnapshotInput, ...func(*ec2.Options)) (*ec2.DeleteSnapshotOutput, error)
+	// Distribution (distribute.go).
+	CopyImage(context.Context, *ec2.CopyImageInput, ...func(*ec2.Options)) (*ec2.CopyImageOutput, error)
+	ModifyImageAttribute(context.Context, *ec2.ModifyImageAttributeInput, ...func(*ec2.Options)) (*ec2.ModifyImageAttributeOutput, error)
+	ModifySnapshotAttribute(context.Context, *ec2.ModifySnapshotAttributeInput, ...func(*ec2.Options)) (*ec2.ModifySnapshotAttributeOutput, error)
 	DescribeLaunchTemplates(context.Context, *ec2.DescribeLaunchTemplatesInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
 	DescribeLaunchTemplateVersions(context.Context, *ec2.DescribeLaunchTemplateVersionsInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error)
 }
@@ -341,6 +360,9 @@ func (r *run) bake(ctx context.Context) (Result, error) {
 		ids, err := r.terminateBuilders(ctx)
 		return strings.Join(ids, ", "), err
 	}); err != nil {
+		return res, err
+	}
+	if err := r.distribute(ctx, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -913,48 +935,62 @@ func (r *run) createImage(ctx context.Context, res *Result) (*types.Image, error
 // waitImage waits until the image is available, within the image timeout.
 // NotFound right after CreateImage is "not yet"; failed fails the bake.
 func (r *run) waitImage(ctx context.Context, id string) (*types.Image, error) {
-	var img types.Image
+	var img *types.Image
 	err := r.step(ctx, StepWaitImage, id, func() (string, error) {
-		wctx, cancel := context.WithDeadline(ctx, r.deadline(ctx, StepWaitImage, r.spec.Timeouts.Image))
-		defer cancel()
-		err := r.hub.Await(wctx, id, func(ctx context.Context) (bool, error) {
-			out, err := r.api.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
-			if awsapi.IsNotFound(err) {
-				return false, awsapi.NotYet(err)
-			}
-			if err != nil {
-				return false, err
-			}
-			if len(out.Images) == 0 {
-				return false, awsapi.NotYet(fmt.Errorf("image %s not listed", id))
-			}
-			img = out.Images[0]
-			switch img.State {
-			case types.ImageStateAvailable:
-				return true, nil
-			case types.ImageStatePending:
-				return false, nil
-			}
-			return true, nil
-		})
-		switch {
-		case err == nil && img.State == types.ImageStateAvailable:
-			return "available", nil
-		case err == nil:
-			reason := fmt.Sprintf("image %s is %s", id, img.State)
-			if sr := img.StateReason; sr != nil {
-				reason += ": " + aws.ToString(sr.Message)
-			}
-			return "", &FailedError{Reason: reason}
-		case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
-			return "", &FailedError{Reason: fmt.Sprintf("image %s not available after %s", id, r.spec.Timeouts.Image)}
+		var err error
+		img, err = r.awaitImage(ctx, id, StepWaitImage)
+		if err != nil {
+			return "", err
 		}
-		return "", fmt.Errorf("wait for image %s: %w", id, err)
+		return "available", nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &img, nil
+	return img, nil
+}
+
+// awaitImage waits until image id is available, within the image timeout
+// counted from step's first start, and returns it (also when it failed).
+// NotFound right after CreateImage or CopyImage is "not yet"; failed is a
+// *FailedError.
+func (r *run) awaitImage(ctx context.Context, id, step string) (*types.Image, error) {
+	var img types.Image
+	wctx, cancel := context.WithDeadline(ctx, r.deadline(ctx, step, r.spec.Timeouts.Image))
+	defer cancel()
+	err := r.hub.Await(wctx, id, func(ctx context.Context) (bool, error) {
+		out, err := r.api.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+		if awsapi.IsNotFound(err) {
+			return false, awsapi.NotYet(err)
+		}
+		if err != nil {
+			return false, err
+		}
+		if len(out.Images) == 0 {
+			return false, awsapi.NotYet(fmt.Errorf("image %s not listed", id))
+		}
+		img = out.Images[0]
+		switch img.State {
+		case types.ImageStateAvailable:
+			return true, nil
+		case types.ImageStatePending:
+			return false, nil
+		}
+		return true, nil
+	})
+	switch {
+	case err == nil && img.State == types.ImageStateAvailable:
+		return &img, nil
+	case err == nil:
+		reason := fmt.Sprintf("image %s is %s", id, img.State)
+		if sr := img.StateReason; sr != nil {
+			reason += ": " + aws.ToString(sr.Message)
+		}
+		return &img, &FailedError{Reason: reason}
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		return nil, &FailedError{Reason: fmt.Sprintf("image %s not available after %s", id, r.spec.Timeouts.Image)}
+	}
+	return nil, fmt.Errorf("wait for image %s: %w", id, err)
 }
 
 func snapshotsOf(img types.Image) []string {
@@ -1035,13 +1071,17 @@ func (r *run) cleanup(ctx context.Context) error {
 		if len(ids) == 0 {
 			detail = "no builder left"
 		}
-		if img != nil {
+		if img != nil && !r.spec.KeepImage {
 			if err := removeImage(ctx, r.hub, r.api, *img); err != nil {
 				return "", err
 			}
 			detail += "; deregistered " + aws.ToString(img.ImageId)
 		}
-		return detail, nil
+		copies, err := r.cleanupCopies(ctx)
+		if len(copies) > 0 {
+			detail += "; deregistered the copies " + strings.Join(copies, ", ")
+		}
+		return detail, err
 	})
 }
 

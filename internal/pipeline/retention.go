@@ -16,6 +16,7 @@ import (
 
 // Retained is what Retain did.
 type Retained struct {
+	Region  string
 	Kept    []string // the newest keep images
 	InUse   []string // older images kept because something uses them
 	Removed []string // deregistered, their snapshots deleted
@@ -31,7 +32,7 @@ type Retained struct {
 // pending are left alone. It blocks until done; an error
 // leaves the rest for the next call (it is idempotent).
 func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]string, keep int, protect ...string) (Retained, error) {
-	var out Retained
+	out := Retained{Region: region}
 	if len(match) == 0 {
 		return out, fmt.Errorf("retain images: no tags to select them by")
 	}

@@ -35,6 +35,7 @@ type Records interface {
 	Images(ctx context.Context, project string) ([]store.Image, error)
 	Environments(ctx context.Context, project string) ([]store.Environment, error)
 	Promotions(ctx context.Context, q store.PromotionQuery) ([]store.Promotion, error)
+	BakeImages(ctx context.Context, bakeID int64) ([]store.BakeImage, error)
 }
 
 // progressSource is optionally implemented by a Service (bakery.Service is):
@@ -580,8 +581,10 @@ type bakeData struct {
 	Steps  []stepRow
 	Total  time.Duration
 	Images []store.Image
-	CSRF   string
-	Now    time.Time
+	// Regions is the bake's image in every region (its own and the copies).
+	Regions []store.BakeImage
+	CSRF    string
+	Now     time.Time
 }
 
 type stepRow struct {
@@ -599,8 +602,12 @@ func (b *bakeryPages) loadBake(ctx context.Context, id int64, csrf string) (*bak
 	if err != nil {
 		return nil, err
 	}
+	regions, err := b.cfg.Records.BakeImages(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
-	d := &bakeData{Bake: bk, CSRF: csrf, Now: now}
+	d := &bakeData{Bake: bk, CSRF: csrf, Now: now, Regions: regions}
 	var longest time.Duration
 	for _, st := range steps {
 		end := st.Finished

@@ -26,8 +26,10 @@ type Project struct {
 	Branch         string            `json:"branch,omitempty"`
 	Timeouts       Timeouts          `json:"timeouts"`
 	WebhookURL     string            `json:"webhook_url"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	// Distribution is where its images go besides region (show only).
+	Distribution *store.Distribution `json:"distribution,omitempty"`
+	CreatedAt    time.Time           `json:"created_at"`
+	UpdatedAt    time.Time           `json:"updated_at"`
 	// Environments are set by GET /api/projects/{name} (as GET
 	// .../environments answers them), not in lists.
 	Environments []Environment `json:"environments,omitempty"`
@@ -84,6 +86,17 @@ type Bake struct {
 	ConsoleTail     string          `json:"console_tail,omitempty"`
 	// Steps is filled by show and the progress stream, not by list.
 	Steps []Step `json:"steps,omitempty"`
+	// Images is the bake's image in every region (its own and each copy),
+	// filled by show.
+	Images []RegionImage `json:"images,omitempty"`
+}
+
+// RegionImage is a bake's image in one region and its state.
+type RegionImage struct {
+	Region    string    `json:"region"`
+	ImageID   string    `json:"image_id"`
+	State     string    `json:"state"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Step is one step of a bake.

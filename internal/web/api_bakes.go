@@ -96,6 +96,14 @@ func (s *Server) loadBake(w http.ResponseWriter, r *http.Request, id int64) (*Ba
 		return nil, false
 	}
 	out := bakeJSON(b, steps)
+	imgs, err := s.cfg.Store.BakeImages(r.Context(), id)
+	if err != nil {
+		s.internal(w, r, err)
+		return nil, false
+	}
+	for _, im := range imgs {
+		out.Images = append(out.Images, RegionImage{Region: im.Region, ImageID: im.ImageID, State: im.State, UpdatedAt: im.Updated})
+	}
 	return &out, true
 }
 

@@ -60,6 +60,14 @@ func (s *Server) showProject(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
+	d, err := s.cfg.Store.Distribution(r.Context(), name)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if len(d.CopyTo)+len(d.ShareWith)+len(d.ShareWithOrgs)+len(d.ShareWithOUs) > 0 {
+		out.Distribution = &d
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
