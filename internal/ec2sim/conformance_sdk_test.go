@@ -2,6 +2,7 @@ package ec2sim
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,12 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -24,6 +31,9 @@ func TestConformanceSDK(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c := ec2.NewFromConfig(ClientConfig(srv.URL), func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
 	as := autoscaling.NewFromConfig(ClientConfig(srv.URL), func(o *autoscaling.Options) { o.RetryMaxAttempts = 1 })
+	r53 := newSDKRoute53(srv.URL)
+	q := sqs.NewFromConfig(ClientConfig(srv.URL), func(o *sqs.Options) { o.RetryMaxAttempts = 1 })
+	eb := eventbridge.NewFromConfig(ClientConfig(srv.URL), func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
 	ctx := t.Context()
 	must := func(what string, err error) {
 		t.Helper()
@@ -202,11 +212,166 @@ func TestConformanceSDK(t *testing.T) {
 	_, err = c.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: ltID})
 	must("DeleteLaunchTemplate", err)
 
+	js := func(v any) string { b, _ := json.Marshal(v); return string(b) } // SDK values, pointers followed
+
+	// Route 53: a zone, its comment, the instance's address as a record
+	// (the change PENDING, then INSYNC: immediate transitions fall due by
+	// the next call), the record deleted and the zone with it.
+	zone, err := r53.CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String("conform.example"), CallerReference: aws.String("sdk-conformance"),
+		HostedZoneConfig: &r53types.HostedZoneConfig{Comment: aws.String("made by the SDK")}})
+	must("CreateHostedZone", err)
+	zoneID := zone.HostedZone.Id
+	if !strings.HasPrefix(aws.ToString(zoneID), "/hostedzone/Z") || aws.ToString(zone.HostedZone.Name) != "conform.example." ||
+		zone.ChangeInfo.Status != r53types.ChangeStatusPending || len(zone.DelegationSet.NameServers) != 4 {
+		t.Fatalf("CreateHostedZone = %s, %s", js(zone.HostedZone), js(zone.ChangeInfo))
+	}
+	gz, err := r53.GetHostedZone(ctx, &route53.GetHostedZoneInput{Id: zoneID})
+	must("GetHostedZone", err)
+	if aws.ToString(gz.HostedZone.Config.Comment) != "made by the SDK" || aws.ToInt64(gz.HostedZone.ResourceRecordSetCount) != 2 ||
+		gz.DelegationSet.NameServers[0] != zone.DelegationSet.NameServers[0] {
+		t.Errorf("GetHostedZone = %s", js(gz.HostedZone))
+	}
+	uz, err := r53.UpdateHostedZoneComment(ctx, &route53.UpdateHostedZoneCommentInput{Id: zoneID, Comment: aws.String("conformance")})
+	must("UpdateHostedZoneComment", err)
+	if aws.ToString(uz.HostedZone.Config.Comment) != "conformance" {
+		t.Errorf("UpdateHostedZoneComment = %s", js(uz.HostedZone.Config))
+	}
+	lz, err := r53.ListHostedZones(ctx, &route53.ListHostedZonesInput{})
+	must("ListHostedZones", err)
+	if len(lz.HostedZones) != 1 || aws.ToString(lz.HostedZones[0].Id) != aws.ToString(zoneID) {
+		t.Errorf("ListHostedZones = %s", js(lz.HostedZones))
+	}
+	bz, err := r53.ListHostedZonesByName(ctx, &route53.ListHostedZonesByNameInput{DNSName: aws.String("conform.example")})
+	must("ListHostedZonesByName", err)
+	if len(bz.HostedZones) == 0 || aws.ToString(bz.HostedZones[0].Id) != aws.ToString(zoneID) || aws.ToString(bz.HostedZones[0].Config.Comment) != "conformance" {
+		t.Errorf("ListHostedZonesByName = %s", js(bz.HostedZones))
+	}
+	ip := aws.ToString(run.Instances[0].PrivateIpAddress)
+	record := func(action r53types.ChangeAction) *route53.ChangeResourceRecordSetsInput {
+		ch := aRecord(action, "web.conform.example", 60, ip)
+		return &route53.ChangeResourceRecordSetsInput{HostedZoneId: zoneID, ChangeBatch: &r53types.ChangeBatch{Comment: aws.String("the instance"), Changes: []r53types.Change{ch}}}
+	}
+	ch, err := r53.ChangeResourceRecordSets(ctx, record(r53types.ChangeActionCreate))
+	must("ChangeResourceRecordSets(CREATE)", err)
+	if ch.ChangeInfo.Status != r53types.ChangeStatusPending || aws.ToString(ch.ChangeInfo.Comment) != "the instance" {
+		t.Errorf("ChangeResourceRecordSets = %s", js(ch.ChangeInfo))
+	}
+	gc, err := r53.GetChange(ctx, &route53.GetChangeInput{Id: ch.ChangeInfo.Id})
+	must("GetChange", err)
+	if gc.ChangeInfo.Status != r53types.ChangeStatusInsync || aws.ToString(gc.ChangeInfo.Id) != aws.ToString(ch.ChangeInfo.Id) {
+		t.Errorf("GetChange = %s", js(gc.ChangeInfo))
+	}
+	recs, err := r53.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: zoneID})
+	must("ListResourceRecordSets", err)
+	if rs := recs.ResourceRecordSets; ip == "" || len(rs) != 3 || aws.ToString(rs[2].Name) != "web.conform.example." || rs[2].Type != r53types.RRTypeA ||
+		aws.ToInt64(rs[2].TTL) != 60 || aws.ToString(rs[2].ResourceRecords[0].Value) != ip { // the apex's NS and SOA first
+		t.Errorf("ListResourceRecordSets = %s; want web.conform.example. A %s last", js(rs), ip)
+	}
+	_, err = r53.ChangeResourceRecordSets(ctx, record(r53types.ChangeActionDelete))
+	must("ChangeResourceRecordSets(DELETE)", err)
+	dz, err := r53.DeleteHostedZone(ctx, &route53.DeleteHostedZoneInput{Id: zoneID})
+	must("DeleteHostedZone", err)
+	if !strings.HasPrefix(aws.ToString(dz.ChangeInfo.Id), "/change/C") || dz.ChangeInfo.Status != r53types.ChangeStatusPending {
+		t.Errorf("DeleteHostedZone = %s", js(dz.ChangeInfo))
+	}
+
+	// SQS and EventBridge: a queue EventBridge may send to, and a rule
+	// that puts the instance's termination into it.
+	cq, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("events"), Attributes: map[string]string{"VisibilityTimeout": "60"}})
+	must("CreateQueue", err)
+	qurl := cq.QueueUrl
+	if u := aws.ToString(qurl); !strings.HasPrefix(u, "http://") || !strings.HasSuffix(u, "/123456789012/events") {
+		t.Fatalf("CreateQueue = %q", u)
+	}
+	gu, err := q.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("events")})
+	must("GetQueueUrl", err)
+	if aws.ToString(gu.QueueUrl) != aws.ToString(qurl) {
+		t.Errorf("GetQueueUrl = %q; want %q", aws.ToString(gu.QueueUrl), aws.ToString(qurl))
+	}
+	qa, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: qurl,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn, sqstypes.QueueAttributeNameVisibilityTimeout}})
+	must("GetQueueAttributes", err)
+	qarn := qa.Attributes["QueueArn"]
+	if qarn != "arn:aws:sqs:us-east-1:123456789012:events" || qa.Attributes["VisibilityTimeout"] != "60" {
+		t.Errorf("GetQueueAttributes = %v", qa.Attributes)
+	}
+	pattern := `{"source":["aws.ec2"],"detail-type":["` + DetailInstanceState + `"],"detail":{"instance-id":["` + id + `"],"state":["shutting-down","terminated"]}}`
+	rule := aws.String("terminations")
+	pr, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: rule, EventPattern: aws.String(pattern), Description: aws.String("the instance's end")})
+	must("PutRule", err)
+	ruleArn := aws.ToString(pr.RuleArn)
+	if ruleArn != "arn:aws:events:us-east-1:123456789012:rule/terminations" {
+		t.Errorf("PutRule = %q", ruleArn)
+	}
+	dr, err := eb.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: rule})
+	must("DescribeRule", err)
+	if aws.ToString(dr.Arn) != ruleArn || dr.State != ebtypes.RuleStateEnabled || aws.ToString(dr.EventPattern) != pattern || aws.ToString(dr.Description) != "the instance's end" {
+		t.Errorf("DescribeRule = %s", js(dr))
+	}
+	policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},` +
+		`"Action":"sqs:SendMessage","Resource":"` + qarn + `","Condition":{"ArnEquals":{"aws:SourceArn":"` + ruleArn + `"}}}]}`
+	_, err = q.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: qurl, Attributes: map[string]string{"Policy": policy}})
+	must("SetQueueAttributes", err)
+	pt, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: rule, Targets: []ebtypes.Target{{Id: aws.String("queue"), Arn: aws.String(qarn)}}})
+	must("PutTargets", err)
+	if pt.FailedEntryCount != 0 {
+		t.Errorf("PutTargets = %s", js(pt.FailedEntries))
+	}
+	lt2, err := eb.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: rule})
+	must("ListTargetsByRule", err)
+	if len(lt2.Targets) != 1 || aws.ToString(lt2.Targets[0].Id) != "queue" || aws.ToString(lt2.Targets[0].Arn) != qarn {
+		t.Errorf("ListTargetsByRule = %s", js(lt2.Targets))
+	}
+	// A message of our own, there and back (the SDK checks the MD5s).
+	const body = "hello from the sdk"
+	sent, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: qurl, MessageBody: aws.String(body)})
+	must("SendMessage", err)
+	got, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: qurl, WaitTimeSeconds: 1,
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
+	must("ReceiveMessage", err)
+	if len(got.Messages) != 1 || aws.ToString(got.Messages[0].Body) != body || aws.ToString(got.Messages[0].MessageId) != aws.ToString(sent.MessageId) ||
+		got.Messages[0].Attributes["ApproximateReceiveCount"] != "1" {
+		t.Fatalf("ReceiveMessage = %s", js(got.Messages))
+	}
+	_, err = q.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: qurl, ReceiptHandle: got.Messages[0].ReceiptHandle})
+	must("DeleteMessage", err)
+
 	// The end: the instance goes, then its group.
 	_, err = c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
 	must("TerminateInstances", err)
 	_, err = c.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: sg.GroupId})
 	must("DeleteSecurityGroup", err)
+
+	// Its termination reached the queue through the rule: shutting-down,
+	// then terminated. One deleted in a batch with a handle SQS never
+	// gave; the purge takes the other, still in flight.
+	evs, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: qurl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+	must("ReceiveMessage(events)", err)
+	for i, state := range []string{"shutting-down", "terminated"} {
+		var ev struct {
+			DetailType string            `json:"detail-type"`
+			Detail     map[string]string `json:"detail"`
+		}
+		if len(evs.Messages) != 2 || json.Unmarshal([]byte(aws.ToString(evs.Messages[i].Body)), &ev) != nil ||
+			ev.DetailType != DetailInstanceState || ev.Detail["instance-id"] != id || ev.Detail["state"] != state {
+			t.Fatalf("ReceiveMessage(events) = %s; want %s's shutting-down and terminated", js(evs.Messages), id)
+		}
+	}
+	bd, err := q.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: qurl, Entries: []sqstypes.DeleteMessageBatchRequestEntry{
+		{Id: aws.String("first"), ReceiptHandle: evs.Messages[0].ReceiptHandle}, {Id: aws.String("bogus"), ReceiptHandle: aws.String("not-a-handle")}}})
+	must("DeleteMessageBatch", err)
+	if len(bd.Successful) != 1 || aws.ToString(bd.Successful[0].Id) != "first" || len(bd.Failed) != 1 || aws.ToString(bd.Failed[0].Id) != "bogus" ||
+		aws.ToString(bd.Failed[0].Code) != "ReceiptHandleIsInvalid" || !bd.Failed[0].SenderFault {
+		t.Errorf("DeleteMessageBatch = %s, %s", js(bd.Successful), js(bd.Failed))
+	}
+	_, err = q.PurgeQueue(ctx, &sqs.PurgeQueueInput{QueueUrl: qurl})
+	must("PurgeQueue", err)
+	after, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: qurl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
+	must("GetQueueAttributes(after the purge)", err)
+	if after.Attributes["ApproximateNumberOfMessages"] != "0" || after.Attributes["ApproximateNumberOfMessagesNotVisible"] != "0" ||
+		!strings.Contains(after.Attributes["Policy"], ruleArn) {
+		t.Errorf("GetQueueAttributes after the purge = %v", after.Attributes)
+	}
 
 	wantAllServed(t, s, "SDK")
 }

@@ -3,7 +3,10 @@ package ec2sim
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http/httptest"
 	"os"
@@ -290,9 +293,125 @@ func TestConformanceCLI(t *testing.T) {
 	c.ok("autoscaling", "delete-auto-scaling-group", "--auto-scaling-group-name", "web", "--force-delete")
 	c.ok("ec2", "delete-launch-template", "--launch-template-id", lt)
 
+	// Route 53: a zone, its comment, the instance's address as a record
+	// (the change PENDING, then INSYNC: immediate transitions fall due by
+	// the next call), the record deleted and the zone with it.
+	zone := c.ok("route53", "create-hosted-zone", "--name", "conform.example", "--caller-reference", "cli-conformance",
+		"--hosted-zone-config", "Comment=made by the CLI")
+	zoneID := zone.str("HostedZone.Id")
+	if !strings.HasPrefix(zoneID, "/hostedzone/Z") || zone.str("HostedZone.Name") != "conform.example." ||
+		zone.str("ChangeInfo.Status") != "PENDING" || zone.len("DelegationSet.NameServers") != 4 {
+		t.Fatalf("create-hosted-zone = %v", zone.v)
+	}
+	if z := c.ok("route53", "get-hosted-zone", "--id", zoneID); z.str("HostedZone.Config.Comment") != "made by the CLI" ||
+		z.get("HostedZone.ResourceRecordSetCount") != 2.0 || z.str("DelegationSet.NameServers.0") != zone.str("DelegationSet.NameServers.0") {
+		t.Errorf("get-hosted-zone = %v", z.v)
+	}
+	if z := c.ok("route53", "update-hosted-zone-comment", "--id", zoneID, "--comment", "conformance"); z.str("HostedZone.Config.Comment") != "conformance" {
+		t.Errorf("update-hosted-zone-comment = %v", z.v)
+	}
+	if l := c.ok("route53", "list-hosted-zones"); l.len("HostedZones") != 1 || l.str("HostedZones.0.Id") != zoneID {
+		t.Errorf("list-hosted-zones = %v", l.v)
+	}
+	if l := c.ok("route53", "list-hosted-zones-by-name", "--dns-name", "conform.example"); l.str("HostedZones.0.Id") != zoneID ||
+		l.str("HostedZones.0.Config.Comment") != "conformance" {
+		t.Errorf("list-hosted-zones-by-name = %v", l.v)
+	}
+	ip := run.str("Instances.0.PrivateIpAddress")
+	record := func(action string) string {
+		return fmt.Sprintf(`{"Comment":"the instance","Changes":[{"Action":%q,"ResourceRecordSet":{"Name":"web.conform.example","Type":"A","TTL":60,"ResourceRecords":[{"Value":%q}]}}]}`, action, ip)
+	}
+	ch := c.ok("route53", "change-resource-record-sets", "--hosted-zone-id", zoneID, "--change-batch", record("CREATE"))
+	if ch.str("ChangeInfo.Status") != "PENDING" || ch.str("ChangeInfo.Comment") != "the instance" {
+		t.Errorf("change-resource-record-sets = %v", ch.v)
+	}
+	if g := c.ok("route53", "get-change", "--id", ch.str("ChangeInfo.Id")); g.str("ChangeInfo.Status") != "INSYNC" || g.str("ChangeInfo.Id") != ch.str("ChangeInfo.Id") {
+		t.Errorf("get-change = %v", g.v)
+	}
+	recs := c.ok("route53", "list-resource-record-sets", "--hosted-zone-id", zoneID) // the apex's NS and SOA first
+	if ip == "" || recs.len("ResourceRecordSets") != 3 || recs.str("ResourceRecordSets.2.Name") != "web.conform.example." ||
+		recs.get("ResourceRecordSets.2.TTL") != 60.0 || recs.str("ResourceRecordSets.2.ResourceRecords.0.Value") != ip {
+		t.Errorf("list-resource-record-sets = %v; want web.conform.example. A %s last", recs.v, ip)
+	}
+	c.ok("route53", "change-resource-record-sets", "--hosted-zone-id", zoneID, "--change-batch", record("DELETE"))
+	if d := c.ok("route53", "delete-hosted-zone", "--id", zoneID); !strings.HasPrefix(d.str("ChangeInfo.Id"), "/change/C") || d.str("ChangeInfo.Status") != "PENDING" {
+		t.Errorf("delete-hosted-zone = %v", d.v)
+	}
+
+	// SQS and EventBridge: a queue EventBridge may send to, and a rule
+	// that puts the instance's termination into it.
+	qurl := c.ok("sqs", "create-queue", "--queue-name", "events", "--attributes", "VisibilityTimeout=60").str("QueueUrl")
+	if !strings.HasPrefix(qurl, "http://") || !strings.HasSuffix(qurl, "/123456789012/events") {
+		t.Fatalf("create-queue = %q", qurl)
+	}
+	if u := c.ok("sqs", "get-queue-url", "--queue-name", "events").str("QueueUrl"); u != qurl {
+		t.Errorf("get-queue-url = %q; want %q", u, qurl)
+	}
+	qa := c.ok("sqs", "get-queue-attributes", "--queue-url", qurl, "--attribute-names", "QueueArn", "VisibilityTimeout")
+	qarn := qa.str("Attributes.QueueArn")
+	if qarn != "arn:aws:sqs:us-east-1:123456789012:events" || qa.str("Attributes.VisibilityTimeout") != "60" {
+		t.Errorf("get-queue-attributes = %v", qa.v)
+	}
+	pattern := `{"source":["aws.ec2"],"detail-type":["` + DetailInstanceState + `"],"detail":{"instance-id":["` + id + `"],"state":["shutting-down","terminated"]}}`
+	ruleArn := c.ok("events", "put-rule", "--name", "terminations", "--event-pattern", pattern, "--description", "the instance's end").str("RuleArn")
+	if ruleArn != "arn:aws:events:us-east-1:123456789012:rule/terminations" {
+		t.Errorf("put-rule = %q", ruleArn)
+	}
+	if d := c.ok("events", "describe-rule", "--name", "terminations"); d.str("Arn") != ruleArn || d.str("State") != "ENABLED" ||
+		d.str("EventPattern") != pattern || d.str("Description") != "the instance's end" {
+		t.Errorf("describe-rule = %v", d.v)
+	}
+	policy, _ := json.Marshal(map[string]string{"Policy": `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},` +
+		`"Action":"sqs:SendMessage","Resource":"` + qarn + `","Condition":{"ArnEquals":{"aws:SourceArn":"` + ruleArn + `"}}}]}`})
+	c.ok("sqs", "set-queue-attributes", "--queue-url", qurl, "--attributes", string(policy))
+	if pt := c.ok("events", "put-targets", "--rule", "terminations", "--targets", `[{"Id":"queue","Arn":"`+qarn+`"}]`); pt.get("FailedEntryCount") != 0.0 {
+		t.Errorf("put-targets = %v", pt.v)
+	}
+	if lt := c.ok("events", "list-targets-by-rule", "--rule", "terminations"); lt.len("Targets") != 1 || lt.str("Targets.0.Id") != "queue" || lt.str("Targets.0.Arn") != qarn {
+		t.Errorf("list-targets-by-rule = %v", lt.v)
+	}
+	// A message of our own, there and back.
+	const body = "hello from the cli"
+	sum := md5.Sum([]byte(body))
+	sent := c.ok("sqs", "send-message", "--queue-url", qurl, "--message-body", body)
+	if sent.str("MD5OfMessageBody") != hex.EncodeToString(sum[:]) || sent.str("MessageId") == "" {
+		t.Errorf("send-message = %v", sent.v)
+	}
+	got := c.ok("sqs", "receive-message", "--queue-url", qurl, "--wait-time-seconds", "1", "--attribute-names", "All")
+	if got.len("Messages") != 1 || got.str("Messages.0.Body") != body || got.str("Messages.0.MessageId") != sent.str("MessageId") ||
+		got.str("Messages.0.Attributes.ApproximateReceiveCount") != "1" {
+		t.Fatalf("receive-message = %v", got.v)
+	}
+	c.ok("sqs", "delete-message", "--queue-url", qurl, "--receipt-handle", got.str("Messages.0.ReceiptHandle"))
+
 	// The end: the instance goes, then its group.
 	c.ok("ec2", "terminate-instances", "--instance-ids", id)
 	c.ok("ec2", "delete-security-group", "--group-id", sg)
+
+	// Its termination reached the queue through the rule: shutting-down,
+	// then terminated. One deleted in a batch with a handle SQS never
+	// gave; the purge takes the other, still in flight.
+	evs := c.ok("sqs", "receive-message", "--queue-url", qurl, "--max-number-of-messages", "10", "--wait-time-seconds", "1")
+	for i, state := range []string{"shutting-down", "terminated"} {
+		var ev struct {
+			DetailType string            `json:"detail-type"`
+			Detail     map[string]string `json:"detail"`
+		}
+		if err := json.Unmarshal([]byte(evs.str("Messages."+strconv.Itoa(i)+".Body")), &ev); err != nil || evs.len("Messages") != 2 ||
+			ev.DetailType != DetailInstanceState || ev.Detail["instance-id"] != id || ev.Detail["state"] != state {
+			t.Fatalf("receive-message (events) = %v; want %s's shutting-down and terminated", evs.v, id)
+		}
+	}
+	entries, _ := json.Marshal([]map[string]string{{"Id": "first", "ReceiptHandle": evs.str("Messages.0.ReceiptHandle")}, {"Id": "bogus", "ReceiptHandle": "not-a-handle"}})
+	if b := c.ok("sqs", "delete-message-batch", "--queue-url", qurl, "--entries", string(entries)); b.len("Successful") != 1 || b.str("Successful.0.Id") != "first" ||
+		b.len("Failed") != 1 || b.str("Failed.0.Id") != "bogus" || b.str("Failed.0.Code") != "ReceiptHandleIsInvalid" || b.get("Failed.0.SenderFault") != true {
+		t.Errorf("delete-message-batch = %v", b.v)
+	}
+	c.ok("sqs", "purge-queue", "--queue-url", qurl)
+	if a := c.ok("sqs", "get-queue-attributes", "--queue-url", qurl, "--attribute-names", "All"); a.str("Attributes.ApproximateNumberOfMessages") != "0" ||
+		a.str("Attributes.ApproximateNumberOfMessagesNotVisible") != "0" || !strings.Contains(a.str("Attributes.Policy"), ruleArn) {
+		t.Errorf("get-queue-attributes after the purge = %v", a.v)
+	}
 
 	wantAllServed(t, s, "CLI")
 }
