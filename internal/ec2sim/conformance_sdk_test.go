@@ -19,6 +19,8 @@ import (
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -34,6 +36,8 @@ func TestConformanceSDK(t *testing.T) {
 	r53 := newSDKRoute53(srv.URL)
 	q := sqs.NewFromConfig(ClientConfig(srv.URL), func(o *sqs.Options) { o.RetryMaxAttempts = 1 })
 	eb := eventbridge.NewFromConfig(ClientConfig(srv.URL), func(o *eventbridge.Options) { o.RetryMaxAttempts = 1 })
+	ps := ssm.NewFromConfig(ClientConfig(srv.URL), func(o *ssm.Options) { o.RetryMaxAttempts = 1 })
+	west := ec2.NewFromConfig(ClientConfig(srv.URL, "us-west-2"), func(o *ec2.Options) { o.RetryMaxAttempts = 1 }) // signs for us-west-2: that world
 	ctx := t.Context()
 	must := func(what string, err error) {
 		t.Helper()
@@ -164,6 +168,45 @@ func TestConformanceSDK(t *testing.T) {
 	must("CreateImage", err)
 	snaps, err := c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}})
 	must("DescribeSnapshots", err)
+	if len(snaps.Snapshots) != 1 {
+		t.Fatalf("DescribeSnapshots = %d snapshots; want 1", len(snaps.Snapshots))
+	}
+	// Shared with another account: the image's launch permission and its
+	// snapshot's create-volume permission list it.
+	const other = "210987654321"
+	_, err = c.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: img.ImageId,
+		LaunchPermission: &types.LaunchPermissionModifications{Add: []types.LaunchPermission{{UserId: aws.String(other)}}}})
+	must("ModifyImageAttribute", err)
+	ia, err := c.DescribeImageAttribute(ctx, &ec2.DescribeImageAttributeInput{ImageId: img.ImageId, Attribute: types.ImageAttributeNameLaunchPermission})
+	must("DescribeImageAttribute", err)
+	if aws.ToString(ia.ImageId) != aws.ToString(img.ImageId) || len(ia.LaunchPermissions) != 1 || aws.ToString(ia.LaunchPermissions[0].UserId) != other {
+		t.Errorf("DescribeImageAttribute = %+v; want launch permission for %s", ia.LaunchPermissions, other)
+	}
+	snap := snaps.Snapshots[0].SnapshotId
+	_, err = c.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{SnapshotId: snap, Attribute: types.SnapshotAttributeNameCreateVolumePermission,
+		CreateVolumePermission: &types.CreateVolumePermissionModifications{Add: []types.CreateVolumePermission{{UserId: aws.String(other)}}}})
+	must("ModifySnapshotAttribute", err)
+	sa, err := c.DescribeSnapshotAttribute(ctx, &ec2.DescribeSnapshotAttributeInput{SnapshotId: snap, Attribute: types.SnapshotAttributeNameCreateVolumePermission})
+	must("DescribeSnapshotAttribute", err)
+	if aws.ToString(sa.SnapshotId) != aws.ToString(snap) || len(sa.CreateVolumePermissions) != 1 || aws.ToString(sa.CreateVolumePermissions[0].UserId) != other {
+		t.Errorf("DescribeSnapshotAttribute = %+v; want create-volume permission for %s", sa.CreateVolumePermissions, other)
+	}
+	// Copied to us-west-2: the call goes to the destination region, and
+	// the copy is a new image of that world, available, with the name; the
+	// home world does not have it.
+	cp, err := west.CopyImage(ctx, &ec2.CopyImageInput{SourceRegion: aws.String("us-east-1"), SourceImageId: img.ImageId, Name: aws.String("sdk-image")})
+	must("CopyImage", err)
+	if id := aws.ToString(cp.ImageId); !strings.HasPrefix(id, "ami-") || id == aws.ToString(img.ImageId) {
+		t.Fatalf("CopyImage = %q; want a new image id, not %s", id, aws.ToString(img.ImageId))
+	}
+	wi, err := west.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{aws.ToString(cp.ImageId)}})
+	must("DescribeImages(us-west-2, the copy)", err)
+	if len(wi.Images) != 1 || wi.Images[0].State != types.ImageStateAvailable || aws.ToString(wi.Images[0].Name) != "sdk-image" ||
+		aws.ToString(wi.Images[0].BlockDeviceMappings[0].Ebs.SnapshotId) == aws.ToString(snap) {
+		t.Errorf("DescribeImages(us-west-2, the copy) = %+v; want sdk-image available, on a snapshot of its own", wi.Images)
+	}
+	_, err = c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{aws.ToString(cp.ImageId)}})
+	wantCode("DescribeImages(us-east-1, the copy)", err, "InvalidAMIID.NotFound")
 	_, err = c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: img.ImageId})
 	must("DeregisterImage", err)
 	_, err = c.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: snaps.Snapshots[0].SnapshotId})
@@ -371,6 +414,58 @@ func TestConformanceSDK(t *testing.T) {
 	if after.Attributes["ApproximateNumberOfMessages"] != "0" || after.Attributes["ApproximateNumberOfMessagesNotVisible"] != "0" ||
 		!strings.Contains(after.Attributes["Policy"], ruleArn) {
 		t.Errorf("GetQueueAttributes after the purge = %v", after.Attributes)
+	}
+
+	// SSM Parameter Store: a String overwritten (its version goes up), a
+	// SecureString (ciphertext unless decrypted), one a level deeper; read
+	// by name, by names and by path, then deleted.
+	put := func(name, value string, typ ssmtypes.ParameterType, overwrite bool) int64 {
+		t.Helper()
+		out, err := ps.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value), Type: typ, Overwrite: aws.Bool(overwrite)})
+		must("PutParameter("+name+")", err)
+		return out.Version
+	}
+	if v := put("/conform/app/greeting", "hello", ssmtypes.ParameterTypeString, false); v != 1 {
+		t.Errorf("PutParameter = version %d; want 1", v)
+	}
+	if v := put("/conform/app/greeting", "hello again", "", true); v != 2 {
+		t.Errorf("PutParameter(overwrite) = version %d; want 2", v)
+	}
+	put("/conform/app/password", "s3cret", ssmtypes.ParameterTypeSecureString, false)
+	put("/conform/app/db/host", "db.internal", ssmtypes.ParameterTypeString, false)
+	gp, err := ps.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/conform/app/password")})
+	must("GetParameter", err)
+	if v := aws.ToString(gp.Parameter.Value); gp.Parameter.Type != ssmtypes.ParameterTypeSecureString || v == "" || strings.Contains(v, "s3cret") {
+		t.Errorf("GetParameter(SecureString) = %s; want ciphertext", js(gp.Parameter))
+	}
+	gp, err = ps.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/conform/app/password"), WithDecryption: aws.Bool(true)})
+	must("GetParameter(WithDecryption)", err)
+	if aws.ToString(gp.Parameter.Value) != "s3cret" || aws.ToString(gp.Parameter.ARN) != "arn:aws:ssm:us-east-1:123456789012:parameter/conform/app/password" {
+		t.Errorf("GetParameter(WithDecryption) = %s", js(gp.Parameter))
+	}
+	gps, err := ps.GetParameters(ctx, &ssm.GetParametersInput{Names: []string{"/conform/app/greeting", "/conform/nope"}})
+	must("GetParameters", err)
+	if len(gps.Parameters) != 1 || aws.ToString(gps.Parameters[0].Value) != "hello again" || gps.Parameters[0].Version != 2 ||
+		len(gps.InvalidParameters) != 1 || gps.InvalidParameters[0] != "/conform/nope" {
+		t.Errorf("GetParameters = %s, invalid %v; want greeting at version 2, /conform/nope invalid", js(gps.Parameters), gps.InvalidParameters)
+	}
+	bp, err := ps.GetParametersByPath(ctx, &ssm.GetParametersByPathInput{Path: aws.String("/conform/app"), WithDecryption: aws.Bool(true)})
+	must("GetParametersByPath", err)
+	if p := bp.Parameters; len(p) != 2 || aws.ToString(p[0].Name) != "/conform/app/greeting" || aws.ToString(p[1].Name) != "/conform/app/password" ||
+		aws.ToString(p[1].Value) != "s3cret" || bp.NextToken != nil {
+		t.Errorf("GetParametersByPath = %s; want greeting and password (not db/host, a level deeper)", js(p))
+	}
+	_, err = ps.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String("/conform/app/greeting")})
+	must("DeleteParameter", err)
+	dp, err := ps.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: []string{"/conform/app/password", "/conform/app/db/host", "/conform/app/greeting"}})
+	must("DeleteParameters", err)
+	if len(dp.DeletedParameters) != 2 || len(dp.InvalidParameters) != 1 || dp.InvalidParameters[0] != "/conform/app/greeting" {
+		t.Errorf("DeleteParameters = deleted %v, invalid %v; want two deleted, greeting (already gone) invalid", dp.DeletedParameters, dp.InvalidParameters)
+	}
+	bp, err = ps.GetParametersByPath(ctx, &ssm.GetParametersByPathInput{Path: aws.String("/conform"), Recursive: aws.Bool(true)})
+	must("GetParametersByPath(after the deletes)", err)
+	if len(bp.Parameters) != 0 {
+		t.Errorf("GetParametersByPath after the deletes = %s; want none", js(bp.Parameters))
 	}
 
 	wantAllServed(t, s, "SDK")

@@ -27,11 +27,20 @@ import (
 // simulator's own call counters say so): an action added to a service's
 // table without a step in both scenarios fails them.
 
-// cli runs the aws CLI against one simulator.
+// cli runs the aws CLI against one simulator, signing for one region
+// (us-east-1, the home world, unless in says otherwise).
 type cli struct {
-	t   *testing.T
-	url string
-	env []string
+	t      *testing.T
+	url    string
+	env    []string
+	region string
+}
+
+// in is c signing for region, which picks that region's world.
+func (c *cli) in(region string) *cli {
+	c2 := *c
+	c2.region = region
+	return &c2
 }
 
 // newCLI starts a simulator over HTTP and returns it with a CLI pointed
@@ -59,13 +68,13 @@ func newCLI(t *testing.T) (*Sim, *cli) {
 		"AWS_DEFAULT_REGION=us-east-1", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE="+filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"),
 		"AWS_PAGER=", "AWS_MAX_ATTEMPTS=1", "HOME="+home)
-	return s, &cli{t: t, url: srv.URL, env: env}
+	return s, &cli{t: t, url: srv.URL, env: env, region: "us-east-1"}
 }
 
 func (c *cli) cmd(args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(c.t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "aws", append([]string{"--endpoint-url", c.url, "--output", "json", "--region", "us-east-1"}, args...)...)
+	cmd := exec.CommandContext(ctx, "aws", append([]string{"--endpoint-url", c.url, "--output", "json", "--region", c.region}, args...)...)
 	cmd.Env = c.env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -257,6 +266,31 @@ func TestConformanceCLI(t *testing.T) {
 	if snaps.len("Snapshots") != 1 {
 		t.Fatalf("describe-snapshots = %v", snaps.v)
 	}
+	// Shared with another account: the image's launch permission and its
+	// snapshot's create-volume permission list it.
+	const other = "210987654321"
+	c.ok("ec2", "modify-image-attribute", "--image-id", image, "--launch-permission", "Add=[{UserId="+other+"}]")
+	if a := c.ok("ec2", "describe-image-attribute", "--image-id", image, "--attribute", "launchPermission"); a.str("ImageId") != image ||
+		a.len("LaunchPermissions") != 1 || a.str("LaunchPermissions.0.UserId") != other {
+		t.Errorf("describe-image-attribute = %v; want launch permission for %s", a.v, other)
+	}
+	snap := snaps.str("Snapshots.0.SnapshotId")
+	c.ok("ec2", "modify-snapshot-attribute", "--snapshot-id", snap, "--attribute", "createVolumePermission", "--operation-type", "add", "--user-ids", other)
+	if a := c.ok("ec2", "describe-snapshot-attribute", "--snapshot-id", snap, "--attribute", "createVolumePermission"); a.str("SnapshotId") != snap ||
+		a.len("CreateVolumePermissions") != 1 || a.str("CreateVolumePermissions.0.UserId") != other {
+		t.Errorf("describe-snapshot-attribute = %v; want create-volume permission for %s", a.v, other)
+	}
+	// Copied to us-west-2: the call goes to the destination region, and
+	// the copy is a new image of that world, available, with the name.
+	west := c.in("us-west-2")
+	cp := west.ok("ec2", "copy-image", "--source-region", "us-east-1", "--source-image-id", image, "--name", "cli-image").str("ImageId")
+	if !strings.HasPrefix(cp, "ami-") || cp == image {
+		t.Fatalf("copy-image = %q; want a new image id, not %s", cp, image)
+	}
+	if d := west.ok("ec2", "describe-images", "--image-ids", cp); d.len("Images") != 1 || d.str("Images.0.State") != "available" ||
+		d.str("Images.0.Name") != "cli-image" || d.str("Images.0.BlockDeviceMappings.0.Ebs.SnapshotId") == snap {
+		t.Errorf("describe-images (us-west-2, the copy) = %v; want cli-image available, on a snapshot of its own", d.v)
+	}
 	c.ok("ec2", "deregister-image", "--image-id", image)
 	c.ok("ec2", "delete-snapshot", "--snapshot-id", snaps.str("Snapshots.0.SnapshotId"))
 
@@ -411,6 +445,43 @@ func TestConformanceCLI(t *testing.T) {
 	if a := c.ok("sqs", "get-queue-attributes", "--queue-url", qurl, "--attribute-names", "All"); a.str("Attributes.ApproximateNumberOfMessages") != "0" ||
 		a.str("Attributes.ApproximateNumberOfMessagesNotVisible") != "0" || !strings.Contains(a.str("Attributes.Policy"), ruleArn) {
 		t.Errorf("get-queue-attributes after the purge = %v", a.v)
+	}
+
+	// SSM Parameter Store: a String overwritten (its version goes up), a
+	// SecureString (ciphertext unless decrypted), one a level deeper; read
+	// by name, by names and by path, then deleted.
+	if v := c.ok("ssm", "put-parameter", "--name", "/conform/app/greeting", "--value", "hello", "--type", "String"); v.get("Version") != 1.0 {
+		t.Errorf("put-parameter = %v; want version 1", v.v)
+	}
+	if v := c.ok("ssm", "put-parameter", "--name", "/conform/app/greeting", "--value", "hello again", "--overwrite"); v.get("Version") != 2.0 {
+		t.Errorf("put-parameter --overwrite = %v; want version 2", v.v)
+	}
+	c.ok("ssm", "put-parameter", "--name", "/conform/app/password", "--value", "s3cret", "--type", "SecureString")
+	c.ok("ssm", "put-parameter", "--name", "/conform/app/db/host", "--value", "db.internal", "--type", "String")
+	if g := c.ok("ssm", "get-parameter", "--name", "/conform/app/password"); g.str("Parameter.Type") != "SecureString" ||
+		g.str("Parameter.Value") == "" || strings.Contains(g.str("Parameter.Value"), "s3cret") {
+		t.Errorf("get-parameter (SecureString) = %v; want ciphertext", g.v)
+	}
+	if g := c.ok("ssm", "get-parameter", "--name", "/conform/app/password", "--with-decryption"); g.str("Parameter.Value") != "s3cret" ||
+		g.str("Parameter.ARN") != "arn:aws:ssm:us-east-1:123456789012:parameter/conform/app/password" {
+		t.Errorf("get-parameter --with-decryption = %v", g.v)
+	}
+	if g := c.ok("ssm", "get-parameters", "--names", "/conform/app/greeting", "/conform/nope"); g.len("Parameters") != 1 ||
+		g.str("Parameters.0.Value") != "hello again" || g.get("Parameters.0.Version") != 2.0 ||
+		g.len("InvalidParameters") != 1 || g.str("InvalidParameters.0") != "/conform/nope" {
+		t.Errorf("get-parameters = %v; want greeting at version 2, /conform/nope invalid", g.v)
+	}
+	if p := c.ok("ssm", "get-parameters-by-path", "--path", "/conform/app", "--with-decryption"); p.len("Parameters") != 2 ||
+		p.str("Parameters.0.Name") != "/conform/app/greeting" || p.str("Parameters.1.Name") != "/conform/app/password" || p.str("Parameters.1.Value") != "s3cret" {
+		t.Errorf("get-parameters-by-path = %v; want greeting and password (not db/host, a level deeper)", p.v)
+	}
+	c.ok("ssm", "delete-parameter", "--name", "/conform/app/greeting")
+	if d := c.ok("ssm", "delete-parameters", "--names", "/conform/app/password", "/conform/app/db/host", "/conform/app/greeting"); d.len("DeletedParameters") != 2 ||
+		d.len("InvalidParameters") != 1 || d.str("InvalidParameters.0") != "/conform/app/greeting" {
+		t.Errorf("delete-parameters = %v; want two deleted, greeting (already gone) invalid", d.v)
+	}
+	if p := c.ok("ssm", "get-parameters-by-path", "--path", "/conform", "--recursive"); p.len("Parameters") != 0 {
+		t.Errorf("get-parameters-by-path after the deletes = %v; want none", p.v)
 	}
 
 	wantAllServed(t, s, "CLI")
