@@ -378,6 +378,27 @@ type storeRecorder struct {
 	s      *Service
 	bake   *store.Bake
 	detail string // set by a step function run through step
+	// resumed notes the steps this process took over from one that died
+	// while they ran: their times run from the first start, so they
+	// include the downtime, and their detail says so.
+	resumed map[string]string
+}
+
+// resumedNote is what a resumed step's detail says of its time.
+func resumedNote(at time.Time) string {
+	return "resumed after a restart at " + at.UTC().Format("15:04:05Z") + ": its time includes the downtime"
+}
+
+// withNote is detail with the step's resume note, if any.
+func (r *storeRecorder) withNote(name, detail string) string {
+	note := r.resumed[name]
+	switch {
+	case note == "":
+		return detail
+	case detail == "":
+		return note
+	}
+	return detail + "; " + note
 }
 
 // StartStep records the step; a cancel requested meanwhile (by another
@@ -390,6 +411,24 @@ func (r *storeRecorder) StartStep(ctx context.Context, name, detail string) erro
 	if cur.CancelRequested && name != pipeline.StepCleanup {
 		return errCancelRequested
 	}
+	if _, decided := r.resumed[name]; !decided {
+		// A step already running when this process starts it was left so
+		// by a process that died; its first start stands (its timeouts
+		// run from it), so its time will include the downtime.
+		note := ""
+		if steps, err := r.s.store.Steps(ctx, r.bake.ID); err == nil {
+			for _, st := range steps {
+				if st.Name == name && st.State == store.StepRunning {
+					note = resumedNote(time.Now())
+				}
+			}
+		}
+		if r.resumed == nil {
+			r.resumed = map[string]string{}
+		}
+		r.resumed[name] = note
+	}
+	detail = r.withNote(name, detail)
 	if err := r.s.store.StartStep(ctx, r.bake.ID, name, detail); err != nil {
 		return err
 	}
@@ -406,6 +445,7 @@ func (r *storeRecorder) FinishStep(ctx context.Context, name string, state pipel
 // finish records the end of a step in any of the store's states (the
 // bakery's own steps can be skipped or cancelled too).
 func (r *storeRecorder) finish(ctx context.Context, name string, state store.StepState, detail string) error {
+	detail = r.withNote(name, detail)
 	if err := r.s.store.FinishStep(ctx, r.bake.ID, name, state, detail); err != nil {
 		return err
 	}
