@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -153,12 +154,18 @@ func (s *Store) tryPushes(batch []*pushReq, savepoints bool) error {
 	// pushes too.
 	ctx := context.Background()
 	now := ms(s.now())
-	tx, err := s.db.BeginTx(ctx, nil)
+	jtx, err := s.beginConnTx(ctx)
 	if err != nil {
 		return err
 	}
-	bt := &batchTx{s: s, tx: tx}
-	for _, r := range batch {
+	defer jtx.conn.Close()
+	tx := jtx.sql
+	bt := &batchTx{s: s, tx: tx, jtx: jtx}
+	// In project order: every server's batches then lock projects in the
+	// same order (see lockProject), and so never deadlock each other.
+	ordered := slices.Clone(batch)
+	slices.SortStableFunc(ordered, func(a, b *pushReq) int { return strings.Compare(a.p.Project, b.p.Project) })
+	for _, r := range ordered {
 		r.res, r.err = PushResult{}, nil
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
@@ -205,7 +212,13 @@ func (s *Store) tryPushes(batch []*pushReq, savepoints bool) error {
 type batchTx struct {
 	s     *Store
 	tx    *sql.Tx
+	jtx   *Tx // tx with its connection, for EnqueueFunc
 	stmts map[string]*sql.Stmt
+}
+
+// lockProject is Store.lockProject in the batch's transaction.
+func (bt *batchTx) lockProject(ctx context.Context, name string) error {
+	return lockResult(bt.stmt(ctx, qLockProject).ExecContext(ctx, name))
 }
 
 // stmt returns the hot statement query bound to the transaction.
