@@ -398,7 +398,13 @@ func (c Claim) String() string {
 	return fmt.Sprintf("Claim(%d)", int(c))
 }
 
-// ClaimBake is how a bake job starts on server owner: in one transaction,
+// ClaimBake is ClaimBakeFor with no owner: the bake is claimed for nobody
+// in particular, so any server may resume it (tests and tools).
+func (s *Store) ClaimBake(ctx context.Context, id int64) (Claim, *Bake, error) {
+	return s.ClaimBakeFor(ctx, id, "", 0)
+}
+
+// ClaimBakeFor is how a bake job starts on server owner: in one transaction,
 // with the project locked against every other server, it moves the bake
 // from queued to running unless another bake of the project is running, and
 // makes owner the bake's owner for lease (see RenewBakes). A running bake is
@@ -406,7 +412,7 @@ func (c Claim) String() string {
 // owner's lease ran out (a dead server's bake, taken over); while another
 // server's lease lasts it is ClaimElsewhere. It returns the bake as it is
 // afterwards, or ErrNotFound.
-func (s *Store) ClaimBake(ctx context.Context, id int64, owner string, lease time.Duration) (Claim, *Bake, error) {
+func (s *Store) ClaimBakeFor(ctx context.Context, id int64, owner string, lease time.Duration) (Claim, *Bake, error) {
 	var claim Claim
 	var b *Bake
 	now := ms(s.now())

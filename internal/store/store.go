@@ -195,6 +195,13 @@ func (s *Store) Close() error {
 // bakeries in one account (two databases) tell their builders apart.
 func (s *Store) BakeryID() string { return s.bakery }
 
+// Name names the database for people and logs: the SQLite file's path, or
+// the PostgreSQL database and its host (never a password).
+func (s *Store) Name() string { return s.name }
+
+// Postgres reports whether the store is on PostgreSQL (else SQLite).
+func (s *Store) Postgres() bool { return s.pg != nil }
+
 // DB returns the underlying pool (one connection; see the package comment),
 // for River workers that complete a job in their own transaction.
 func (s *Store) DB() *sql.DB { return s.db }

@@ -299,7 +299,7 @@ func testEnqueuePushCoalesces(t *testing.T) {
 
 	// Once the queued bake runs, the next push queues a new one; a further
 	// push coalesces into that.
-	claim, _, err := s.ClaimBake(ctx, r1.BakeID, "me", time.Minute)
+	claim, _, err := s.ClaimBakeFor(ctx, r1.BakeID, "me", time.Minute)
 	if err != nil || claim != ClaimStarted {
 		t.Fatalf("ClaimBake() = %v, %v; want started", claim, err)
 	}
@@ -308,7 +308,7 @@ func testEnqueuePushCoalesces(t *testing.T) {
 	if !r4.New || r4.BakeID == r1.BakeID || r5.BakeID != r4.BakeID || r5.New {
 		t.Errorf("pushes while running = %+v, %+v", r4, r5)
 	}
-	if claim, _, _ := s.ClaimBake(ctx, r4.BakeID, "me", time.Minute); claim != ClaimBusy {
+	if claim, _, _ := s.ClaimBakeFor(ctx, r4.BakeID, "me", time.Minute); claim != ClaimBusy {
 		t.Errorf("ClaimBake(queued behind running) = %v; want busy", claim)
 	}
 	if len(enqueued) != 3 {
@@ -403,11 +403,11 @@ func testBakeLifecycle(t *testing.T) {
 		t.Errorf("CreateBake(unknown) = %v; want ErrNotFound", err)
 	}
 	id := r.BakeID
-	claim, b, err := s.ClaimBake(ctx, id, "me", time.Minute)
+	claim, b, err := s.ClaimBakeFor(ctx, id, "me", time.Minute)
 	if err != nil || claim != ClaimStarted || b.State != Running || !b.Started.Equal(now) {
 		t.Fatalf("ClaimBake() = %v, %+v, %v", claim, b, err)
 	}
-	if claim, _, _ := s.ClaimBake(ctx, id, "me", time.Minute); claim != ClaimResumed {
+	if claim, _, _ := s.ClaimBakeFor(ctx, id, "me", time.Minute); claim != ClaimResumed {
 		t.Errorf("ClaimBake(running) = %v; want resumed", claim)
 	}
 	if err := s.SetBuilder(ctx, id, "i-0abc"); err != nil {
@@ -467,10 +467,10 @@ func testBakeLifecycle(t *testing.T) {
 	if b.State != Succeeded || b.ImageID != "ami-0abc" || b.BuilderID != "i-0abc" || !b.Finished.Equal(now) {
 		t.Errorf("finished bake = %+v", b)
 	}
-	if claim, _, _ := s.ClaimBake(ctx, id, "me", time.Minute); claim != ClaimFinished {
+	if claim, _, _ := s.ClaimBakeFor(ctx, id, "me", time.Minute); claim != ClaimFinished {
 		t.Errorf("ClaimBake(finished) = %v; want finished", claim)
 	}
-	if _, _, err := s.ClaimBake(ctx, 999, "me", time.Minute); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.ClaimBakeFor(ctx, 999, "me", time.Minute); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ClaimBake(unknown) = %v; want ErrNotFound", err)
 	}
 	if _, err := s.Bake(ctx, 999); !errors.Is(err, ErrNotFound) {
@@ -485,7 +485,7 @@ func testRequestCancel(t *testing.T) {
 	ctx := t.Context()
 	mustPut(t, s, "web")
 	r1, _ := s.CreateBake(ctx, "web", "a", "", nil)
-	s.ClaimBake(ctx, r1.BakeID, "me", time.Minute)
+	s.ClaimBakeFor(ctx, r1.BakeID, "me", time.Minute)
 	r2, _ := s.CreateBake(ctx, "web", "b", "", nil)
 
 	b, err := s.RequestCancel(ctx, r2.BakeID, "by user")
@@ -502,7 +502,7 @@ func testRequestCancel(t *testing.T) {
 	if _, err := s.RequestCancel(ctx, r2.BakeID, ""); !errors.Is(err, ErrBakeFinished) {
 		t.Errorf("RequestCancel(cancelled) = %v; want ErrBakeFinished", err)
 	}
-	if claim, _, _ := s.ClaimBake(ctx, r2.BakeID, "me", time.Minute); claim != ClaimFinished {
+	if claim, _, _ := s.ClaimBakeFor(ctx, r2.BakeID, "me", time.Minute); claim != ClaimFinished {
 		t.Errorf("ClaimBake(cancelled) = %v; want finished", claim)
 	}
 	// With the queued one cancelled, a new push queues a new bake.
@@ -529,7 +529,7 @@ func testBakesPaging(t *testing.T) {
 		}
 		ids = append(ids, r.BakeID)
 		if i < 4 {
-			s.ClaimBake(ctx, r.BakeID, "me", time.Minute)
+			s.ClaimBakeFor(ctx, r.BakeID, "me", time.Minute)
 			s.FinishBake(ctx, r.BakeID, Outcome{State: Failed, Reason: "x"})
 		}
 	}
