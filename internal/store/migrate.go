@@ -75,7 +75,12 @@ func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
 // crash (or a failing statement) leaves the database at a whole version.
 // A database at a newer version than this binary knows is refused.
 func (s *Store) migrate(ctx context.Context) error {
-	all, err := loadMigrations(migrations, s.migrationDir())
+	return s.migrateFS(ctx, migrations, s.migrationDir())
+}
+
+// migrateFS is migrate with the migrations in fsys's dir.
+func (s *Store) migrateFS(ctx context.Context, fsys fs.FS, dir string) error {
+	all, err := loadMigrations(fsys, dir)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -99,7 +104,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	if current > len(all) {
-		return fmt.Errorf("migrate: database schema version %d is newer than this kiln (%d)", current, len(all))
+		return fmt.Errorf("migrate: database schema version %d is newer than this kiln knows (%d): run a newer kiln", current, len(all))
 	}
 	for _, m := range all[current:] {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {

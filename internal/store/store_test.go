@@ -325,7 +325,9 @@ func testEnqueuePushCoalesces(t *testing.T) {
 	}
 }
 
-func TestEnqueuePushRollsBackOnEnqueueError(t *testing.T) { bothDrivers(t, testEnqueuePushRollsBackOnEnqueueError) }
+func TestEnqueuePushRollsBackOnEnqueueError(t *testing.T) {
+	bothDrivers(t, testEnqueuePushRollsBackOnEnqueueError)
+}
 
 func testEnqueuePushRollsBackOnEnqueueError(t *testing.T) {
 	s, _ := openTest(t)
