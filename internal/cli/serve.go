@@ -37,6 +37,7 @@ type serveOptions struct {
 	addrFile  string
 	publicURL string
 	lease     time.Duration
+	awsShare  float64
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -78,6 +79,7 @@ at a safe point (a restart resumes them) and exits.` + exitCodesHelp,
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", defaultServeListen, "serve on this address (host:port; port 0 picks a free one)")
 	f.StringVar(&o.db, "db", cmp.Or(os.Getenv("KILN_DB"), defaultDB), "the database: a SQLite file, created when missing, or a postgres:// URL ($KILN_DB)")
+	f.Float64Var(&o.awsShare, "aws-share", 1, "this server's share of the account's EC2 request rate (0 < F <= 1): give each of N servers of one bakery 1/N, so that together they stay within AWS's throttling")
 	f.DurationVar(&o.lease, "lease", bakery.DefaultLease, "how long this server's bakes and bakery leadership outlive it unrenewed: another server takes them over after that")
 	o.sim.register(f)
 	o.events.register(f)
@@ -90,6 +92,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err := o.sim.check("kiln serve"); err != nil {
 		return err
 	}
+	if o.awsShare <= 0 || o.awsShare > 1 {
+		return &usageError{cmd: "kiln serve", err: fmt.Errorf("--aws-share %v: want a fraction in (0, 1]", o.awsShare)}
+	}
+	a.aws.RateLimit.Share = o.awsShare
 	if o.lease < 300*time.Millisecond {
 		return &usageError{cmd: "kiln serve", err: fmt.Errorf("--lease %v: want at least 300ms", o.lease)}
 	}
