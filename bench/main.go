@@ -29,6 +29,7 @@ type scenario func(ctx context.Context, emit func(v any)) error
 // file of its own.
 var scenarios = map[string]scenario{
 	"bake":    bakeBench,
+	"cluster": clusterBench,
 	"engine":  engineBench,
 	"ec2sim":  ec2simBench,
 	"ec2":     ec2Bench,
