@@ -61,6 +61,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	db.SetMaxOpenConns(pgSQLConns)
 	db.SetMaxIdleConns(pgSQLConns)
 	s := &Store{db: db, rdb: db, pg: pool, now: time.Now, name: name}
+	s.pushes.committers = pgCommitters
 	if err := s.lockedSetUp(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -27,19 +27,27 @@ type pushReq struct {
 var errClosed = errors.New("store is closed")
 
 // pushBatcher group-commits concurrent pushes: callers queue their push and
-// wait; one committer goroutine, started with the first push, commits every
-// pending push (up to maxPushBatch) in one transaction, completes them, and
-// goes on while more are pending. No caller serves the others, and no
+// wait; committer goroutines, started with the first push, each commit the
+// pending pushes (up to maxPushBatch) in one transaction, complete them,
+// and go on while more are pending. No caller serves the others, and no
 // batch waits for a caller it was handed to to be scheduled (behind every
-// caller just completed, in a burst).
+// caller just completed, in a burst). SQLite has one committer (one
+// connection); PostgreSQL several (pgCommitters), whose batches run side
+// by side on their own connections, so that a batch's round trips to the
+// server do not hold up the next.
 type pushBatcher struct {
+	committers int // set before the first push; 0 means 1
+
 	mu      sync.Mutex
 	pending []*pushReq
-	running bool          // the committer goroutine exists
+	running bool          // the committer goroutines exist
 	closed  bool          // Close was called: no more pushes
 	wake    chan struct{} // capacity 1: pending is not empty
-	stopped chan struct{} // closed when the committer has exited
+	wg      sync.WaitGroup
 }
+
+// pgCommitters is how many batches of pushes run at once on PostgreSQL.
+const pgCommitters = 8
 
 func (b *pushBatcher) do(ctx context.Context, s *Store, r *pushReq) (PushResult, error) {
 	r.done = make(chan struct{})
@@ -51,8 +59,11 @@ func (b *pushBatcher) do(ctx context.Context, s *Store, r *pushReq) (PushResult,
 	b.pending = append(b.pending, r)
 	if !b.running {
 		b.running = true
-		b.wake, b.stopped = make(chan struct{}, 1), make(chan struct{})
-		go b.commit(s, b.wake)
+		wake := make(chan struct{}, 1)
+		b.wake = wake
+		for range max(b.committers, 1) {
+			b.wg.Go(func() { b.commit(s, wake) })
+		}
 	}
 	select { // under mu, so that close cannot close wake meanwhile
 	case b.wake <- struct{}{}:
@@ -72,16 +83,22 @@ func (b *pushBatcher) do(ctx context.Context, s *Store, r *pushReq) (PushResult,
 	}
 }
 
-// commit is the committer goroutine: it runs batches until none is
-// pending, sleeps until the next push, and exits after close.
-func (b *pushBatcher) commit(s *Store, wake <-chan struct{}) {
-	defer close(b.stopped)
+// commit is a committer goroutine: it runs batches until none is pending,
+// sleeps until the next push, and exits after close. Taking a batch that
+// leaves pushes pending wakes another committer for them.
+func (b *pushBatcher) commit(s *Store, wake chan struct{}) {
 	for range wake {
 		for {
 			b.mu.Lock()
 			n := min(len(b.pending), maxPushBatch)
 			batch := slices.Clone(b.pending[:n])
 			b.pending = slices.Delete(b.pending, 0, n)
+			if len(b.pending) > 0 && !b.closed {
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
 			b.mu.Unlock()
 			if n == 0 {
 				break
@@ -103,7 +120,7 @@ func (b *pushBatcher) close() {
 	}
 	b.mu.Unlock()
 	if running {
-		<-b.stopped
+		b.wg.Wait()
 	}
 }
 
