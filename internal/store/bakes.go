@@ -132,13 +132,13 @@ func (s *Store) EnqueuePush(ctx context.Context, p Push, enqueue EnqueueFunc) (P
 	return res, nil
 }
 
-// The push path's statements, prepared once (see hotQueries). qLockProject
-// serialises the pushes (and claims) of one project across servers, and
-// finds an unknown project; qCoalesce leaves a duplicate delivery alone, so
-// the common push (a new delivery for a project with a queued bake) costs
-// three statements: qLockProject, qCoalesce and qInsertDelivery.
+// The push path's statements, prepared once (see hotQueries). A batch
+// first locks its projects (dialect.lockProjects), which serialises the
+// pushes (and claims) of a project across servers and finds the unknown
+// ones; qCoalesce leaves a duplicate delivery alone, so the common push (a
+// new delivery for a project with a queued bake) costs two statements:
+// qCoalesce and qInsertDelivery.
 const (
-	qLockProject  = `UPDATE projects SET updated_at = updated_at WHERE name = $1`
 	qDeliveryBake = `SELECT bake_id FROM deliveries WHERE project = $1 AND delivery_id = $2`
 	qCoalesce     = `UPDATE bakes SET commit_sha = $1, ref = $2, message = $3, repo = $4, delivery_id = $5, updated_at = $6
 		WHERE project = $7 AND state = 'queued'
@@ -153,8 +153,19 @@ const (
 // returns ErrNotFound for an unknown project having written nothing.
 func (s *Store) pushOne(ctx context.Context, bt *batchTx, p Push, enqueue EnqueueFunc, now int64) (PushResult, error) {
 	var res PushResult
-	if err := bt.lockProject(ctx, p.Project); err != nil {
-		return res, err
+	if !bt.exists[p.Project] {
+		return res, ErrNotFound
+	}
+	if q := s.dialect.coalesceRecord; q != "" {
+		// One round trip for the common push: coalesce and record it.
+		err := bt.stmt(ctx, q).QueryRowContext(ctx,
+			p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, p.Project).Scan(&res.BakeID)
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return res, err
+		}
 	}
 	err := bt.stmt(ctx, qCoalesce).QueryRowContext(ctx,
 		p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, p.Project, p.Project, p.DeliveryID).Scan(&res.BakeID)
@@ -244,28 +255,18 @@ func (s *Store) CreateBake(ctx context.Context, project, commit, ref string, enq
 	return res, nil
 }
 
-// lockProject locks the project's row until tx ends (a no-op write: the
-// row lock of PostgreSQL; SQLite's transactions hold the whole file), so
-// that what follows in tx is serialised with every other server's pushes
-// and claims of the project. It returns ErrNotFound, having written
-// nothing, when there is no such project.
+// lockProject locks the project's row until tx ends (PostgreSQL's row
+// lock; SQLite's transactions hold the whole file), so that what follows
+// in tx is serialised with every other server's pushes and claims of the
+// project. It returns ErrNotFound, having written nothing, when there is
+// no such project.
 func (s *Store) lockProject(ctx context.Context, tx *sql.Tx, name string) error {
-	st := tx.StmtContext(ctx, s.stmts[qLockProject])
-	return lockResult(st.ExecContext(ctx, name))
-}
-
-func lockResult(res sql.Result, err error) error {
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
+	var one int
+	err := tx.StmtContext(ctx, s.stmts[s.dialect.lockProject]).QueryRowContext(ctx, name).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
-	return nil
+	return err
 }
 
 // Bake returns one bake, or ErrNotFound.

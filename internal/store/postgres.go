@@ -60,7 +60,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	db := stdlib.OpenDBFromPool(pool)
 	db.SetMaxOpenConns(pgSQLConns)
 	db.SetMaxIdleConns(pgSQLConns)
-	s := &Store{db: db, rdb: db, pg: pool, now: time.Now, name: name}
+	s := &Store{db: db, rdb: db, pg: pool, now: time.Now, name: name, dialect: postgresDialect}
 	s.pushes.committers = pgCommitters
 	if err := s.lockedSetUp(ctx); err != nil {
 		s.Close()

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -47,7 +48,7 @@ type pushBatcher struct {
 }
 
 // pgCommitters is how many batches of pushes run at once on PostgreSQL.
-const pgCommitters = 8
+const pgCommitters = 2
 
 func (b *pushBatcher) do(ctx context.Context, s *Store, r *pushReq) (PushResult, error) {
 	r.done = make(chan struct{})
@@ -182,6 +183,10 @@ func (s *Store) tryPushes(batch []*pushReq, savepoints bool) error {
 	// same order (see lockProject), and so never deadlock each other.
 	ordered := slices.Clone(batch)
 	slices.SortStableFunc(ordered, func(a, b *pushReq) int { return strings.Compare(a.p.Project, b.p.Project) })
+	if err := bt.lockProjects(ctx, ordered); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
 	for _, r := range ordered {
 		r.res, r.err = PushResult{}, nil
 		if err := r.ctx.Err(); err != nil {
@@ -227,15 +232,40 @@ func (s *Store) tryPushes(batch []*pushReq, savepoints bool) error {
 // bound to it as they are first used, once per batch instead of once per
 // push. They close with the transaction.
 type batchTx struct {
-	s     *Store
-	tx    *sql.Tx
-	jtx   *Tx // tx with its connection, for EnqueueFunc
-	stmts map[string]*sql.Stmt
+	s      *Store
+	tx     *sql.Tx
+	jtx    *Tx // tx with its connection, for EnqueueFunc
+	stmts  map[string]*sql.Stmt
+	exists map[string]bool // the batch's projects that exist, locked
 }
 
-// lockProject is Store.lockProject in the batch's transaction.
-func (bt *batchTx) lockProject(ctx context.Context, name string) error {
-	return lockResult(bt.stmt(ctx, qLockProject).ExecContext(ctx, name))
+// lockProjects locks the projects of the batch (see Store.lockProject), in
+// one statement and in name order, and notes which exist.
+func (bt *batchTx) lockProjects(ctx context.Context, batch []*pushReq) error {
+	var names []string
+	for _, r := range batch {
+		if len(names) == 0 || names[len(names)-1] != r.p.Project {
+			names = append(names, r.p.Project)
+		}
+	}
+	arg, err := json.Marshal(names)
+	if err != nil {
+		return err
+	}
+	rows, err := bt.stmt(ctx, bt.s.dialect.lockProjects).QueryContext(ctx, string(arg))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	bt.exists = make(map[string]bool, len(names))
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		bt.exists[name] = true
+	}
+	return rows.Err()
 }
 
 // stmt returns the hot statement query bound to the transaction.

@@ -49,6 +49,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,16 +63,49 @@ var ErrNotFound = errors.New("not found")
 
 // Store is the bakery's database. The zero value is not usable; call Open.
 type Store struct {
-	db     *sql.DB
-	rdb    *sql.DB          // read-only pool for qHookTarget; see readers
-	now    func() time.Time // replaced in tests
-	pushes pushBatcher
-	hooks  hookCache
-	bakery string               // BakeryID, read at Open
-	stmts  map[string]*sql.Stmt // hotQueries, prepared at Open
-	name   string               // names the database in errors: a quoted path, or "postgres database ..."
-	pg     *pgxpool.Pool        // PostgreSQL only: the pool under db, River's and LISTEN's
+	db      *sql.DB
+	rdb     *sql.DB          // read-only pool for qHookTarget; see readers
+	now     func() time.Time // replaced in tests
+	pushes  pushBatcher
+	hooks   hookCache
+	bakery  string               // BakeryID, read at Open
+	stmts   map[string]*sql.Stmt // hotQueries, prepared at Open
+	name    string               // names the database in errors: a quoted path, or "postgres database ..."
+	pg      *pgxpool.Pool        // PostgreSQL only: the pool under db, River's and LISTEN's
+	dialect dialect
 }
+
+// dialect holds the few statements whose text differs between the drivers:
+// locking rows, which SQLite does not do (its transactions hold the file),
+// and, on PostgreSQL, the common push in one statement (qCoalesce and
+// qInsertDelivery joined by a data-modifying WITH, which SQLite lacks), as
+// every statement there is a round trip to the server.
+type dialect struct {
+	lockProject  string // $1 a project name: a row when it exists, locked
+	lockProjects string // $1 a JSON array of names: those that exist, locked in name order
+	// coalesceRecord is qCoalesce then qInsertDelivery for the bake it
+	// updated ($1-$6 as qCoalesce's, $7 the project), returning the bake's
+	// id; no row when it updated none. "" when the dialect has none.
+	coalesceRecord string
+}
+
+var (
+	sqliteDialect = dialect{
+		lockProject:  `SELECT 1 FROM projects WHERE name = $1`,
+		lockProjects: `SELECT name FROM projects WHERE name IN (SELECT value FROM json_each($1)) ORDER BY name`,
+	}
+	postgresDialect = dialect{
+		lockProject: `SELECT 1 FROM projects WHERE name = $1 FOR NO KEY UPDATE`,
+		lockProjects: `SELECT name FROM projects WHERE name IN (SELECT json_array_elements_text($1::json))
+			ORDER BY name FOR NO KEY UPDATE`,
+		coalesceRecord: `WITH c AS (UPDATE bakes SET commit_sha = $1, ref = $2, message = $3, repo = $4, delivery_id = $5,
+				updated_at = $6
+			WHERE project = $7 AND state = 'queued'
+			AND NOT EXISTS (SELECT 1 FROM deliveries WHERE project = $7 AND delivery_id = $5) RETURNING id)
+			INSERT INTO deliveries (project, delivery_id, bake_id, received_at) SELECT $7, $5, id, $6 FROM c
+			RETURNING bake_id`,
+	}
+)
 
 // busyTimeout bounds how long a connection waits for another process holding
 // the write lock (a second kiln on the same file, or the sqlite3 shell)
@@ -129,7 +163,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	s := &Store{db: db, now: time.Now, name: fmt.Sprintf("%q", path)}
+	s := &Store{db: db, now: time.Now, name: fmt.Sprintf("%q", path), dialect: sqliteDialect}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)
@@ -262,7 +296,7 @@ func (s *Store) inJobTx(ctx context.Context, fn func(tx *Tx) error) error {
 // while a transaction holds the connection would wait forever. Inside a
 // transaction Tx.StmtContext finds them on the same connection.
 var hotQueries = []string{
-	qLockProject, qDeliveryBake, qCoalesce, qInsertBake, qInsertDelivery, qHookTarget,
+	qDeliveryBake, qCoalesce, qInsertBake, qInsertDelivery, qHookTarget,
 	`SAVEPOINT push`, `RELEASE push`, `ROLLBACK TO push`,
 }
 
@@ -272,8 +306,11 @@ var readOnly = map[string]bool{qHookTarget: true}
 
 // prepareHot prepares hotQueries; s.stmts is read-only afterwards.
 func (s *Store) prepareHot(ctx context.Context) error {
-	s.stmts = make(map[string]*sql.Stmt, len(hotQueries))
-	for _, q := range hotQueries {
+	s.stmts = make(map[string]*sql.Stmt, len(hotQueries)+2)
+	for _, q := range append(slices.Clone(hotQueries), s.dialect.lockProject, s.dialect.lockProjects, s.dialect.coalesceRecord) {
+		if q == "" {
+			continue
+		}
 		db := s.db
 		if readOnly[q] {
 			db = s.rdb
