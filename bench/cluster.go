@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -298,12 +297,7 @@ func clusterMany(ctx context.Context, target string, n int, emit func(any)) erro
 			return err
 		}
 		stores = append(stores, st)
-		hubs := awsapi.NewHubs(awsapi.Options{
-			Config:    &cfg,
-			Wait:      awsapi.Backoff{Min: scaleDur(time.Second, scale, 20*time.Millisecond), Max: scaleDur(15*time.Second, scale, 200*time.Millisecond)},
-			Poll:      scaleDur(60*time.Second, scale, time.Second),
-			RateLimit: awsapi.RateLimit{Scale: 1, Share: 0.5},
-		})
+		hubs := simHubs(&cfg, scale, awsapi.RateLimit{Scale: 1, Share: 0.5})
 		allHubs = append(allHubs, hubs)
 		svc, err := bakery.NewService(st, hubs, nil, bakery.Options{Workers: n})
 		if err != nil {
@@ -334,39 +328,8 @@ func clusterMany(ctx context.Context, target string, n int, emit func(any)) erro
 		ids[i] = res.BakeID
 	}
 	f := bakeManyFigures{Scenario: "cluster", Case: "many-2servers", Projects: n, TimeScale: scale}
-	var mu sync.Mutex
-	var wg errgroup.Group
-	for _, id := range ids {
-		wg.Go(func() error {
-			bk, err := b.wait(ctx, id)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if bk.State == store.Succeeded {
-				f.Succeeded++
-				return nil
-			}
-			f.Failed++
-			if strings.Contains(bk.Reason, "RequestLimitExceeded") || strings.Contains(bk.Reason, "Throttl") {
-				f.FailedThrottle++
-			}
-			fmt.Fprintf(os.Stderr, "bench: cluster many: bake %d %s: %s\n", bk.ID, bk.State, bk.Reason)
-			return nil
-		})
-	}
-	if err := wg.Wait(); err != nil {
+	if err := waitMany(ctx, b, ids, start, &f); err != nil {
 		return err
-	}
-	f.Seconds = time.Since(start).Seconds()
-	calls, throttled := sim.CallCounts()
-	for _, v := range calls {
-		f.Calls += v
-	}
-	f.Throttled = throttled
-	for _, v := range throttled {
-		f.ThrottledTotal += v
 	}
 	emit(f)
 	return nil

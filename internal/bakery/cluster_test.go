@@ -1,7 +1,6 @@
 package bakery
 
 import (
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 
 	"kiln/internal/ec2sim"
 	"kiln/internal/pgtest"
-	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
 
@@ -142,24 +140,7 @@ func TestTakeoverFromDeadServer(t *testing.T) {
 				w.db = pgtest.DB(t)
 			}
 			st1 := w.open(t)
-			project(t, st1, "web", "#!/bin/sh\necho hello\n", nil)
-			crashed := make(chan struct{})
-			var once sync.Once
-			s1 := w.serve(t, st1, func(s *Service) {
-				s.testHop = func(_ int64, name string) error {
-					crash := false
-					if name == pipeline.StepLaunch {
-						once.Do(func() { close(crashed); crash = true })
-					}
-					if crash {
-						return errors.New("crash")
-					}
-					return nil
-				}
-			})
-			id := trigger(t, s1, "web")
-			<-crashed
-			s1.stop()
+			id := w.crashAfterLaunch(t, st1)
 			// What a SIGKILL leaves: the bake still owned, its lease running.
 			lease := 600 * time.Millisecond
 			until := time.Now().Add(lease).UnixMilli()
