@@ -24,6 +24,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/bakery"
 	"kiln/internal/ec2sim"
 	"kiln/internal/pgtest"
 	"kiln/internal/pipeline"
@@ -43,7 +44,9 @@ const crashKills = 8
 // one image, no two images share a name, and no builder is left but
 // terminated ones.
 func TestServeCrash(t *testing.T) {
-	r := newCrashRig(t, filepath.Join(t.TempDir(), "kiln.db"), 1)
+	// A short lease: a restarted server resumes its dead predecessor's
+	// bakes once the lease has run out.
+	r := newCrashRig(t, filepath.Join(t.TempDir(), "kiln.db"), 1, 2*time.Second)
 	kills := r.kills
 	c := r.client(0)
 	ctx := t.Context()
@@ -81,12 +84,12 @@ func TestServeCrash(t *testing.T) {
 // processes on one PostgreSQL database, one bakery. At random moments one
 // of them is SIGKILLed and started again while bakes run; webhooks and
 // triggers go to either. Last, one is killed mid-bake and stays dead: the
-// survivor takes its bakes over (its lease, 2 s here, run out) and
-// finishes every one within 60 s. Then: every bake succeeded, one image
+// survivor takes its bakes over (once the lease, the default 15 s, has run
+// out) and finishes every one within 60 s. Then: every bake succeeded, one image
 // each, no two images share a name, no builder left.
 func TestServeCrashTwoServers(t *testing.T) {
 	dsn := pgtest.DB(t)
-	r := newCrashRig(t, dsn, 2)
+	r := newCrashRig(t, dsn, 2, bakery.DefaultLease)
 	ctx := t.Context()
 	srvs := []*crashProc{r.start(0, 0), r.start(1, 1)}
 	clients := []*web.Client{r.client(0), r.client(1)}
@@ -139,6 +142,7 @@ type crashRig struct {
 	ports  []int
 	simURL string
 	kills  int
+	lease  time.Duration
 	rng    *rand.Rand
 	logs   strings.Builder
 }
@@ -151,8 +155,9 @@ type crashProc struct {
 
 const crashToken = "crash-admin-token"
 
-// newCrashRig builds kiln and starts the simulator, for servers on db.
-func newCrashRig(t *testing.T, db string, servers int) *crashRig {
+// newCrashRig builds kiln and starts the simulator, for servers on db
+// with --lease lease.
+func newCrashRig(t *testing.T, db string, servers int, lease time.Duration) *crashRig {
 	if testing.Short() {
 		t.Skip("builds kiln and kills it repeatedly")
 	}
@@ -168,7 +173,7 @@ func newCrashRig(t *testing.T, db string, servers int) *crashRig {
 	if err != nil {
 		t.Skip("no go tool to build kiln with")
 	}
-	r := &crashRig{t: t, dir: t.TempDir(), db: db, kills: kills}
+	r := &crashRig{t: t, dir: t.TempDir(), db: db, kills: kills, lease: lease}
 	r.bin = filepath.Join(r.dir, "kiln")
 	if out, err := exec.Command(goTool, "build", "-o", r.bin, "kiln/cmd/kiln").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -211,7 +216,7 @@ func (r *crashRig) client(server int) *web.Client {
 func (r *crashRig) start(server, n int) *crashProc {
 	t := r.t
 	addrFile := filepath.Join(r.dir, fmt.Sprintf("addr.%d", n))
-	cmd := exec.Command(r.bin, "serve", "--db", r.db, "--lease", "2s",
+	cmd := exec.Command(r.bin, "serve", "--db", r.db, "--lease", r.lease.String(),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", r.ports[server]), "--addr-file", addrFile)
 	cmd.Env = r.env
 	logf, err := os.Create(filepath.Join(r.dir, fmt.Sprintf("serve.%d.log", n)))
