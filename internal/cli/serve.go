@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,12 +72,17 @@ at a safe point (a restart resumes them) and exits.` + exitCodesHelp,
   KILN_DB=postgres://kiln@db.internal:5432/kiln kiln serve --listen :8080   # one of several servers`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Read here, not as the flag's default: --help must not print a
+			// DSN's password.
+			if v := os.Getenv("KILN_DB"); v != "" && !cmd.Flags().Changed("db") {
+				o.db = v
+			}
 			return a.serve(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", defaultServeListen, "serve on this address (host:port; port 0 picks a free one)")
-	f.StringVar(&o.db, "db", cmp.Or(os.Getenv("KILN_DB"), defaultDB), "the database: a SQLite file, created when missing, or a postgres:// URL ($KILN_DB)")
+	f.StringVar(&o.db, "db", defaultDB, "the database: a SQLite file, created when missing, or a postgres:// URL (default $KILN_DB when set)")
 	f.Float64Var(&o.awsShare, "aws-share", 1, "this server's share of the account's EC2 request rate (0 < F <= 1): give each of N servers of one bakery 1/N, so that together they stay within AWS's throttling")
 	f.DurationVar(&o.lease, "lease", bakery.DefaultLease, "how long this server's bakes and bakery leadership outlive it unrenewed: another server takes them over after that")
 	o.sim.register(f)
