@@ -223,7 +223,7 @@ func (s *Service) listenLoop(ctx context.Context) {
 			}
 		}
 		s.deliver(Progress{BakeID: w.BakeID, Project: w.Project, Step: w.Step, StepState: w.StepState,
-			BakeState: w.BakeState, Detail: w.Detail, Time: w.Time})
+			BakeState: w.BakeState, Detail: w.Detail, Time: w.Time, Remote: true})
 	})
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("listening for other servers' progress failed", "err", err)

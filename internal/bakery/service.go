@@ -186,6 +186,9 @@ type Progress struct {
 	BakeState store.BakeState // the bake's state after the change ("" if unknown)
 	Detail    string
 	Time      time.Time
+	// Remote: another server of the bakery made the change (and counts it
+	// in its metrics); this one only relays it to its subscribers.
+	Remote bool
 
 	cancel bool // a cancel request: the server running the bake stops it at once
 }
