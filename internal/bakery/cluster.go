@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"kiln/internal/store"
@@ -54,6 +57,59 @@ func newServerID() string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// localPID is the process id in server id when the server ran on this
+// host (ids as newServerID makes them).
+func localPID(id string) (int, bool) {
+	host, _ := os.Hostname()
+	rest, ok := strings.CutPrefix(id, host+"-")
+	if !ok || host == "" {
+		return 0, false
+	}
+	pid, _, ok := strings.Cut(rest, "-")
+	n, err := strconv.Atoi(pid)
+	return n, ok && err == nil && n > 0
+}
+
+// processGone reports whether no process pid exists on this host. Any
+// doubt (no permission to ask, a system that cannot tell) is "alive".
+func processGone(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return errors.Is(err, os.ErrProcessDone)
+	}
+	err = p.Signal(syscall.Signal(0))
+	return errors.Is(err, os.ErrProcessDone) || errors.Is(err, syscall.ESRCH)
+}
+
+// releaseDeadLocal frees the bakes, and the leadership, of servers that
+// ran on this host and whose process is gone (a kill, then this restart):
+// they resume at once instead of after their lease. Servers elsewhere wait
+// for their lease.
+func (s *Service) releaseDeadLocal(ctx context.Context) error {
+	dead := func(id string) bool {
+		pid, local := localPID(id)
+		return local && id != s.o.ServerID && processGone(pid)
+	}
+	owners, err := s.store.BakeOwners(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range owners {
+		if !dead(o) {
+			continue
+		}
+		if err := s.store.ReleaseBakes(ctx, o); err != nil {
+			return err
+		}
+		s.log.Info("released the bakes of a dead server on this host", "server", o)
+	}
+	leader, err := s.store.LeaseHolder(ctx, leaderLease)
+	if err == nil && leader != "" && dead(leader) {
+		err = s.store.ReleaseLease(ctx, leaderLease, leader)
+	}
+	return err
 }
 
 // heartbeatLoop renews this server's bake leases every Lease/3 and stops the

@@ -1,6 +1,8 @@
 package bakery
 
 import (
+	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -166,5 +168,54 @@ func TestTakeoverFromDeadServer(t *testing.T) {
 				t.Errorf("%d images; want 1", len(imgs))
 			}
 		})
+	}
+}
+
+// TestReleaseDeadLocal: at start a server frees the bakes of servers on
+// its host whose process is gone, so a restart after a kill resumes them
+// at once; a live process's bakes (or another host's) keep their lease.
+func TestReleaseDeadLocal(t *testing.T) {
+	w := newWorld(t, ec2sim.Options{})
+	st := w.open(t)
+	host, _ := os.Hostname()
+	owners := map[string]string{ // project → owner of its running bake
+		"dead":  fmt.Sprintf("%s-%d-0dead0", host, 1<<30), // no such pid
+		"alive": fmt.Sprintf("%s-%d-0a11ve", host, os.Getpid()),
+		"other": "elsewhere-1-abcdef",
+	}
+	ids := map[string]int64{}
+	for name, owner := range owners {
+		project(t, st, name, "#!/bin/sh\ntrue\n", nil)
+		res, err := st.CreateBake(t.Context(), name, "", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, _, err := st.ClaimBakeFor(t.Context(), res.BakeID, owner, time.Hour); err != nil || c != store.ClaimStarted {
+			t.Fatalf("ClaimBakeFor(%s) = %v, %v", owner, c, err)
+		}
+		ids[name] = res.BakeID
+	}
+	s, err := NewService(st, w.hubs, testLog, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.AcquireLease(t.Context(), leaderLease, owners["dead"], time.Hour); err != nil || !ok {
+		t.Fatalf("AcquireLease(dead) = %v, %v", ok, err)
+	}
+	if err := s.releaseDeadLocal(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := st.LeaseHolder(t.Context(), leaderLease); h != "" {
+		t.Errorf("leader after release = %q; want none (the dead server's lease freed)", h)
+	}
+	for name, owner := range owners {
+		got, _, err := st.BakeOwner(t.Context(), ids[name])
+		want := owner
+		if name == "dead" {
+			want = ""
+		}
+		if err != nil || got != want {
+			t.Errorf("owner of %s's bake = %q, %v; want %q", name, got, err, want)
+		}
 	}
 }

@@ -39,6 +39,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[JobArgs]) error {
 const cleanupTimeout = 2 * time.Minute
 
 func (s *Service) run(ctx context.Context) error {
+	if err := s.releaseDeadLocal(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("releasing dead servers' bakes failed", "err", err)
+	}
 	if err := s.requeue(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting

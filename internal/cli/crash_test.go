@@ -44,9 +44,9 @@ const crashKills = 8
 // one image, no two images share a name, and no builder is left but
 // terminated ones.
 func TestServeCrash(t *testing.T) {
-	// A short lease: a restarted server resumes its dead predecessor's
-	// bakes once the lease has run out.
-	r := newCrashRig(t, filepath.Join(t.TempDir(), "kiln.db"), 1, 2*time.Second)
+	// The default lease: a restarted server finds its predecessor's
+	// process gone and resumes its bakes at once, without waiting it out.
+	r := newCrashRig(t, filepath.Join(t.TempDir(), "kiln.db"), 1, bakery.DefaultLease)
 	kills := r.kills
 	c := r.client(0)
 	ctx := t.Context()
@@ -106,23 +106,44 @@ func TestServeCrashTwoServers(t *testing.T) {
 		srvs[k] = r.start(k, n)
 		n++
 	}
-	// The last kill: server 0 dies mid-bake and stays dead.
+	// The last kill: a server that runs a bake dies and stays dead.
 	for _, p := range crashProjects {
 		if _, err := clients[r.rng.IntN(2)].Trigger(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "a bake to run", func() bool { return r.running(clients[1]) })
-	r.kill(srvs[0])
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	victim := -1
+	eventually(t, "a bake to run on a server", func() bool {
+		owners, err := st.BakeOwners(ctx)
+		if err != nil {
+			return false
+		}
+		for _, o := range owners {
+			for k, p := range srvs {
+				if strings.Contains(o, fmt.Sprintf("-%d-", p.cmd.Process.Pid)) {
+					victim = k
+					return true
+				}
+			}
+		}
+		return false
+	})
+	r.kill(srvs[victim])
 	killed := time.Now()
-	bakes := r.waitFinal(clients[1], killed.Add(60*time.Second), srvs[1])
+	survivor := 1 - victim
+	bakes := r.waitFinal(clients[survivor], killed.Add(60*time.Second), srvs[survivor])
 	t.Logf("%d bakes over %d kills (%d while a bake ran); the survivor finished all %v after the last kill",
 		len(bakes), r.kills+1, midBake, time.Since(killed).Round(time.Millisecond))
 	r.checkImages(bakes)
 	// The survivor's leadership (the sweeper) covers the dead server's
 	// builders; a fresh server takes over leadership from it too.
-	r.kill(srvs[1])
-	last := r.start(1, n)
+	r.kill(srvs[survivor])
+	last := r.start(survivor, n)
 	defer r.kill(last)
 	r.waitBuildersGone(time.Now().Add(time.Minute))
 }

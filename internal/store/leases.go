@@ -63,6 +63,27 @@ func (s *Store) ExpiredBakes(ctx context.Context, lease time.Duration) ([]int64,
 	return ids, nil
 }
 
+// BakeOwners returns the servers that own a running bake.
+func (s *Store) BakeOwners(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT owner FROM bakes WHERE state = 'running' AND owner <> ''`)
+	if err != nil {
+		return nil, fmt.Errorf("list bake owners: %w", err)
+	}
+	defer rows.Close()
+	var owners []string
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			return nil, fmt.Errorf("list bake owners: %w", err)
+		}
+		owners = append(owners, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list bake owners: %w", err)
+	}
+	return owners, nil
+}
+
 // BakeOwner returns the server that holds bake id and until when (zero
 // when nobody does).
 func (s *Store) BakeOwner(ctx context.Context, id int64) (string, time.Time, error) {
