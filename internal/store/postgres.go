@@ -26,8 +26,8 @@ func IsPostgres(target string) bool {
 // pgSQLConns of the pgx pool; the rest serve River (its producers,
 // completer and leader elector) and the LISTEN connection.
 const (
-	pgPoolConns = 40
-	pgSQLConns  = 24
+	pgPoolConns = 24
+	pgSQLConns  = 16
 )
 
 // pgConnectTimeout bounds the first connection, so that an unreachable
