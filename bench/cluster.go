@@ -149,7 +149,11 @@ func clusterDB(ctx context.Context, server string, pg bool) (target string, drop
 		return "", nil, err
 	}
 	u.Path = "/" + name
-	return u.String(), func() { _ = exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") }, nil
+	return u.String(), func() {
+		if err := exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: cluster: drop database %s: %v\n", name, err)
+		}
+	}, nil
 }
 
 // clusterIntake runs servers hook handlers, each on its own Store over
@@ -280,16 +284,16 @@ func clusterMany(ctx context.Context, target string, n int, emit func(any)) erro
 	ss := httptest.NewServer(sim)
 	defer ss.Close()
 	cfg := ec2sim.ClientConfig(ss.URL)
-	var g errgroup.Group
-	defer func() { cancel(); _ = g.Wait() }()
-	g.Go(func() error { return sim.Run(ctx) })
-	var svcs []*bakery.Service
 	var stores []*store.Store
-	defer func() {
+	defer func() { // after the services have stopped
 		for _, st := range stores {
 			st.Close()
 		}
 	}()
+	var g errgroup.Group
+	defer func() { cancel(); _ = g.Wait() }()
+	g.Go(func() error { return sim.Run(ctx) })
+	var svcs []*bakery.Service
 	var allHubs []*awsapi.Hubs
 	for range 2 {
 		st, err := store.Open(ctx, target)
