@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsapi"
@@ -129,13 +130,7 @@ func newBakery(ctx context.Context, o ec2sim.Options, so bakery.Options) (*testB
 	ss := httptest.NewServer(b.sim)
 	servers = append(servers, ss)
 	cfg := ec2sim.ClientConfig(ss.URL)
-	// As kiln serve --sim scales the waits with the simulator.
-	hubs := awsapi.NewHubs(awsapi.Options{
-		Config:    &cfg,
-		Wait:      awsapi.Backoff{Min: scaleDur(time.Second, o.TimeScale, 20*time.Millisecond), Max: scaleDur(15*time.Second, o.TimeScale, 200*time.Millisecond)},
-		Poll:      scaleDur(60*time.Second, o.TimeScale, time.Second),
-		RateLimit: simRateLimit(o),
-	})
+	hubs := simHubs(&cfg, o.TimeScale, simRateLimit(o))
 	if b.st, err = store.Open(ctx, filepath.Join(dir, "kiln.db")); err != nil {
 		b.stop()
 		return nil, err
@@ -152,6 +147,17 @@ func newBakery(ctx context.Context, o ec2sim.Options, so bakery.Options) (*testB
 	g.Go(func() error { return hubs.Run(ctx) })
 	g.Go(func() error { return b.svc.Run(ctx) })
 	return b, nil
+}
+
+// simHubs are AWS hubs on the simulator at cfg, its waits scaled with the
+// simulator's clock as kiln serve --sim scales them.
+func simHubs(cfg *aws.Config, scale float64, rl awsapi.RateLimit) *awsapi.Hubs {
+	return awsapi.NewHubs(awsapi.Options{
+		Config:    cfg,
+		Wait:      awsapi.Backoff{Min: scaleDur(time.Second, scale, 20*time.Millisecond), Max: scaleDur(15*time.Second, scale, 200*time.Millisecond)},
+		Poll:      scaleDur(60*time.Second, scale, time.Second),
+		RateLimit: rl,
+	})
 }
 
 func scaleDur(d time.Duration, scale float64, floor time.Duration) time.Duration {
@@ -592,6 +598,16 @@ func bakeMany(ctx context.Context, n int, emit func(any)) error {
 		ids[i] = res.BakeID
 	}
 	f := bakeManyFigures{Scenario: "bake", Case: "many", Projects: n, TimeScale: scale}
+	if err := waitMany(ctx, b, ids, start, &f); err != nil {
+		return err
+	}
+	emit(f)
+	return nil
+}
+
+// waitMany waits for every bake of ids, b.sim's calls counted since start,
+// and fills in f's outcome and API figures.
+func waitMany(ctx context.Context, b *testBakery, ids []int64, start time.Time, f *bakeManyFigures) error {
 	var mu sync.Mutex
 	var g errgroup.Group
 	for _, id := range ids {
@@ -610,7 +626,7 @@ func bakeMany(ctx context.Context, n int, emit func(any)) error {
 			if strings.Contains(bk.Reason, "RequestLimitExceeded") || strings.Contains(bk.Reason, "Throttl") {
 				f.FailedThrottle++
 			}
-			fmt.Fprintf(os.Stderr, "bench: bake many: bake %d %s: %s\n", bk.ID, bk.State, bk.Reason)
+			fmt.Fprintf(os.Stderr, "bench: %s: bake %d %s: %s\n", f.Case, bk.ID, bk.State, bk.Reason)
 			return nil
 		})
 	}
@@ -626,6 +642,5 @@ func bakeMany(ctx context.Context, n int, emit func(any)) error {
 	for _, v := range throttled {
 		f.ThrottledTotal += v
 	}
-	emit(f)
 	return nil
 }

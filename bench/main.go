@@ -39,6 +39,7 @@ var scenarios = map[string]scenario{
 	"lock":         lockBench,
 	"queue":        queueBench,
 	"distribute":   distributeBench,
+	"cluster":      clusterBench,
 }
 
 func main() { os.Exit(run()) }

@@ -161,7 +161,7 @@ func (hs *Hubs) Hub(ctx context.Context, region string) (*Hub, error) {
 	}
 	var apiOptions []func(*middleware.Stack) error
 	if hs.o.RateLimit.Scale > 0 {
-		apiOptions = append(apiOptions, newLimiter(hs.o.RateLimit.Scale).addTo)
+		apiOptions = append(apiOptions, newLimiter(hs.o.RateLimit).addTo)
 	}
 	h = newHub(region, NewEC2(cfg, region, apiOptions...), hs.o)
 	hs.hubs[region] = h

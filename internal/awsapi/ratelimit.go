@@ -24,6 +24,12 @@ type RateLimit struct {
 	// the standard configuration (AWS) and off with a given Config (a
 	// simulator, whose throttling is off unless asked for); negative is off.
 	Scale float64
+	// Share is this process's part of the account's buckets, when several
+	// processes share them (the servers of one bakery): bursts and refill
+	// rates are multiplied by it (a burst stays at least 1), so that N
+	// processes with 1/N each stay within AWS's buckets together. 0 or
+	// more than 1 means 1.
+	Share float64
 }
 
 // bucketSize is a token bucket: burst tokens at most, refill per second.
@@ -54,7 +60,8 @@ var (
 
 // limiter holds a region's buckets.
 type limiter struct {
-	scale float64
+	scale float64 // refill multiplier: Scale, Share and paceMargin
+	share float64 // burst multiplier
 
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter
@@ -66,8 +73,12 @@ type limiter struct {
 // find none there yet. At 2 tokens a second this is ~55 ms of slack.
 const paceMargin = 0.9
 
-func newLimiter(scale float64) *limiter {
-	return &limiter{scale: scale * paceMargin, buckets: map[string]*rate.Limiter{}}
+func newLimiter(o RateLimit) *limiter {
+	share := o.Share
+	if share <= 0 || share > 1 {
+		share = 1
+	}
+	return &limiter{scale: o.Scale * share * paceMargin, share: share, buckets: map[string]*rate.Limiter{}}
 }
 
 func (l *limiter) bucket(key string, size bucketSize) *rate.Limiter {
@@ -75,7 +86,7 @@ func (l *limiter) bucket(key string, size bucketSize) *rate.Limiter {
 	defer l.mu.Unlock()
 	b := l.buckets[key]
 	if b == nil {
-		b = rate.NewLimiter(rate.Limit(size.refill*l.scale), int(size.burst))
+		b = rate.NewLimiter(rate.Limit(size.refill*l.scale), max(1, int(size.burst*l.share)))
 		l.buckets[key] = b
 	}
 	return b
@@ -92,8 +103,8 @@ func (l *limiter) wait(ctx context.Context, action string, params any) error {
 		return err
 	}
 	if size, ok := resourceSizes[action]; ok {
-		n := min(instanceCount(params), int(size.burst))
-		return take(ctx, l.bucket(action+" instances", size), n)
+		b := l.bucket(action+" instances", size)
+		return take(ctx, b, min(instanceCount(params), b.Burst()))
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 // 4/1.8 s; a Describe with a filter is not held up by them.
 func TestLimiterPacesToTheBucket(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLimiter(1)
+		l := newLimiter(RateLimit{Scale: 1})
 		start := time.Now()
 		for range 9 {
 			if err := l.wait(t.Context(), "RunInstances", &ec2.RunInstancesInput{MaxCount: aws.Int32(1)}); err != nil {
@@ -43,6 +43,25 @@ func TestLimiterPacesToTheBucket(t *testing.T) {
 		defer cancel()
 		if err := l.wait(ctx, "RunInstances", &ec2.RunInstancesInput{}); err != context.DeadlineExceeded {
 			t.Errorf("wait() past the deadline = %v; want DeadlineExceeded", err)
+		}
+	})
+}
+
+// With a share of 1/2 (one of two servers), RunInstances has a burst of 2
+// (5/2, rounded down) and 0.9 a second: two such processes together stay
+// within AWS's 5 and 2/s.
+func TestLimiterShare(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLimiter(RateLimit{Scale: 1, Share: 0.5})
+		start := time.Now()
+		for range 4 {
+			if err := l.wait(t.Context(), "RunInstances", &ec2.RunInstancesInput{MaxCount: aws.Int32(1)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refill := 2 * 0.5 * paceMargin
+		if took, want := time.Since(start), time.Duration(float64(2*time.Second)/refill); took.Round(time.Millisecond) != want.Round(time.Millisecond) {
+			t.Errorf("4 RunInstances took %v; want %v (2 at once, then 1/s less the margin)", took, want)
 		}
 	})
 }

@@ -25,15 +25,23 @@
 // # Service
 //
 // Service is the bakery in a process (kiln serve, kiln bake --local): River
-// workers over the store's SQLite file take queued bakes through the
-// pipeline, then the rollout when the project has one, recording each step in the store and telling subscribers
-// (Subscribe) of every change. Trigger queues a bake as a push does;
-// Cancel stops one (its builder terminated, a partial image removed). Run
-// re-queues bakes that a dead process left running, so a restart on the
-// same database resumes them, and sweeps: at start and every
-// SweepInterval, the builders of this bakery (kiln:bakery, the database's
-// store.BakeryID) whose bake is over or unknown are terminated; another
-// database's builders in the same account are left alone.
-// Stopping Run stops the running bakes at a safe point; they resume on the
-// next start. One Service per database file.
+// workers over the store's database take queued bakes through the
+// pipeline, then the rollout when the project has one, recording each step
+// in the store and telling subscribers (Subscribe) of every change. Trigger
+// queues a bake as a push does; Cancel stops one (its builder terminated, a
+// partial image removed). Run re-queues bakes that a dead process left
+// unfinished, so a restart on the same database resumes them.
+//
+// Several Services on one database (several kiln serve on one PostgreSQL)
+// are one bakery (cluster.go): a bake is claimed by one server and owned
+// while it renews its lease (Options.Lease); the leader, one server at a
+// time, hands the bakes of a server that stopped renewing to new jobs and
+// runs the sweeper: at election and every SweepInterval, the builders of
+// this bakery (kiln:bakery, the database's store.BakeryID) whose bake is
+// over or unknown are terminated; another database's builders in the same
+// account are left alone. Every change is published to the other servers
+// (store.Publish), whose subscribers see it too, and a cancel reaches the
+// server running the bake. Stopping Run stops the running bakes at a safe
+// point and gives up their leases; they resume on the next start, or on
+// another server.
 package bakery

@@ -39,6 +39,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[JobArgs]) error {
 const cleanupTimeout = 2 * time.Minute
 
 func (s *Service) run(ctx context.Context) error {
+	if err := s.releaseDeadLocal(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("releasing dead servers' bakes failed", "err", err)
+	}
 	if err := s.requeue(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
@@ -49,24 +52,32 @@ func (s *Service) run(ctx context.Context) error {
 		return fmt.Errorf("start bake workers: %w", err)
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { s.sweepLoop(ctx) })
 	s.deploys.mu.Lock()
 	s.deploys.ctx = ctx
 	s.deploys.mu.Unlock()
 	if err := s.resume(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("resume promotions", "err", err)
 	}
+	wg.Go(func() { s.heartbeatLoop(ctx) })
+	wg.Go(func() { s.leaderLoop(ctx) })
+	wg.Go(func() { s.publishLoop(ctx) })
+	wg.Go(func() { s.listenLoop(ctx) })
 	<-ctx.Done()
 	s.deploys.mu.Lock()
 	s.deploys.ctx = nil // no new rollouts: wg.Wait may begin
 	s.deploys.mu.Unlock()
 	s.deploys.wg.Wait()
 	// Stop taking jobs and interrupt the running bakes: every step is safe
-	// to cut short, and a restart resumes them.
+	// to cut short, and a restart (or another server) resumes them.
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	err := s.river.StopAndCancel(stopCtx)
 	wg.Wait()
+	// Stopped cleanly: the next claim resumes our bakes at once instead of
+	// waiting for their leases to run out.
+	if rerr := s.store.ReleaseBakes(stopCtx, s.o.ServerID); rerr != nil {
+		s.log.Warn("releasing bakes failed", "err", rerr)
+	}
 	if err != nil {
 		return fmt.Errorf("stop bake workers: %w", err)
 	}
@@ -103,7 +114,7 @@ func (s *Service) requeue(ctx context.Context) error {
 // transient AWS error, or the service shutting down); last says this is
 // the job's last attempt, so a transient error fails the bake instead.
 func (s *Service) work(ctx context.Context, id int64, last bool) error {
-	claim, b, err := s.store.ClaimBake(ctx, id)
+	claim, b, err := s.store.ClaimBakeFor(ctx, id, s.o.ServerID, s.o.Lease)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil // the project (and its bakes) was deleted
@@ -113,6 +124,8 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		return river.JobSnooze(s.o.BusySnooze)
 	case claim == store.ClaimFinished:
 		return nil
+	case claim == store.ClaimElsewhere:
+		return nil // another server runs it; if it dies, the leader rescues the bake
 	}
 	bctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -158,6 +171,9 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 	var fe *pipeline.FailedError
 	switch {
 	case err == nil:
+	case errors.Is(context.Cause(bctx), errLeaseLost):
+		log.Warn("bake taken over by another server; this one stops", "err", err)
+		return nil // the new owner finishes it (and may need its builder)
 	case errors.Is(context.Cause(bctx), errCancelRequested) || errors.Is(err, errCancelRequested):
 		return s.cancelled(ctx, b, spec, rec)
 	case errors.As(err, &fe):

@@ -451,10 +451,28 @@ func TestCrashResume(t *testing.T) {
 func TestCrashStuckJob(t *testing.T) {
 	w := newWorld(t, ec2sim.Options{})
 	st1 := w.open(t)
-	project(t, st1, "web", "#!/bin/sh\necho hello\n", nil)
+	id := w.crashAfterLaunch(t, st1)
+	// What a killed process leaves behind: its job still "running".
+	if _, err := st1.DB().ExecContext(t.Context(), `UPDATE river_job SET state = 'running', finalized_at = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	st1.Close()
+	w.resumeSucceeds(t, id)
+	if n := w.sim.Calls("RunInstances"); n != 1 {
+		t.Errorf("RunInstances calls = %d; want 1", n)
+	}
+	w.checkOneBuilderGone(t, id)
+}
+
+// crashAfterLaunch bakes project web on st until its builder has
+// launched, then stops that server as a crash would: nothing after the
+// launch happens in it. It returns the bake's id.
+func (w *world) crashAfterLaunch(t *testing.T, st *store.Store) int64 {
+	t.Helper()
+	project(t, st, "web", "#!/bin/sh\necho hello\n", nil)
 	crashed := make(chan struct{})
 	var once sync.Once
-	s1 := w.serve(t, st1, func(s *Service) {
+	s1 := w.serve(t, st, func(s *Service) {
 		s.testHop = func(_ int64, name string) error {
 			crash := false
 			if name == pipeline.StepLaunch {
@@ -469,16 +487,7 @@ func TestCrashStuckJob(t *testing.T) {
 	id := trigger(t, s1, "web")
 	<-crashed
 	s1.stop()
-	// What a killed process leaves behind: its job still "running".
-	if _, err := st1.DB().ExecContext(t.Context(), `UPDATE river_job SET state = 'running', finalized_at = NULL`); err != nil {
-		t.Fatal(err)
-	}
-	st1.Close()
-	w.resumeSucceeds(t, id)
-	if n := w.sim.Calls("RunInstances"); n != 1 {
-		t.Errorf("RunInstances calls = %d; want 1", n)
-	}
-	w.checkOneBuilderGone(t, id)
+	return id
 }
 
 // TestCrashQueuedBake: a process killed right after it queued a bake (its

@@ -2,7 +2,6 @@ package bakery
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +29,14 @@ type Options struct {
 	// FetchPollInterval is how often River looks for new jobs (SQLite has no
 	// LISTEN/NOTIFY). Default store.DefaultFetchPollInterval.
 	FetchPollInterval time.Duration
+	// Lease is how long a server owns a running bake without renewing it,
+	// and the bakery's leader its role: a server that dies (SIGKILL, lost
+	// network) has its bakes taken over, and its leadership, once Lease has
+	// passed. The owner renews every Lease/3. Default DefaultLease.
+	Lease time.Duration
+	// ServerID names this server among those sharing the database (bake
+	// owner, leader). Default: host name, process id and a random suffix.
+	ServerID string
 	// Pipeline tunes the steps' waits (console retry, defaults for timeouts).
 	Pipeline pipeline.PipelineOptions
 }
@@ -43,6 +50,12 @@ func (o *Options) fill() {
 	}
 	if o.BusySnooze <= 0 {
 		o.BusySnooze = 5 * time.Second
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.ServerID == "" {
+		o.ServerID = newServerID()
 	}
 }
 
@@ -60,8 +73,9 @@ type Service struct {
 	hubs  *awsapi.Hubs
 	log   *slog.Logger
 	o     Options
-	river *river.Client[*sql.Tx]
+	river *store.Jobs
 	queue *Queue
+	sent  chan Progress // this server's progress, to publish to the others
 	pipe  *pipeline.Pipeline
 
 	deploys deploys // rollouts and soaks of environments (promote.go)
@@ -84,6 +98,7 @@ func NewService(st *store.Store, hubs *awsapi.Hubs, log *slog.Logger, o Options)
 		store:    st, hubs: hubs, log: log, o: o,
 		active: map[int64]context.CancelCauseFunc{},
 		subs:   map[*subscription]struct{}{},
+		sent:   make(chan Progress, 256),
 	}
 	s.pipe = pipeline.NewPipeline(hubs, log, o.Pipeline)
 	workers := river.NewWorkers()
@@ -93,7 +108,12 @@ func NewService(st *store.Store, hubs *awsapi.Hubs, log *slog.Logger, o Options)
 	rc, err := st.NewRiverClient(workers, &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Workers}},
 		FetchPollInterval: o.FetchPollInterval,
-		Logger:            slog.New(quietInfo{log.Handler()}).With("component", "river"),
+		// The bake lease (Lease) is what hands a dead server's bake to
+		// another; River's own rescue of a job that a dead server had
+		// fetched, an hour by default, is cut to riverRescue so that a
+		// queued bake whose job it held is not stuck for long either.
+		RescueStuckJobsAfter: riverRescue,
+		Logger:               slog.New(quietInfo{log.Handler()}).With("component", "river"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new bake service: %w", err)
@@ -109,7 +129,10 @@ func (s *Service) Queue() *Queue { return s.queue }
 
 // River is the service's River client (for job inspection; jobs are
 // inserted through Queue or Trigger).
-func (s *Service) River() *river.Client[*sql.Tx] { return s.river }
+func (s *Service) River() *store.Jobs { return s.river }
+
+// ServerID is this server's name among the servers of the bakery.
+func (s *Service) ServerID() string { return s.o.ServerID }
 
 // Run starts River's workers, re-queues bakes that a dead process left
 // running, and runs the sweeper (once at start, then every SweepInterval),
@@ -150,7 +173,7 @@ func (s *Service) Cancel(ctx context.Context, id int64, reason string) (*store.B
 	if stop != nil {
 		stop(errCancelRequested)
 	}
-	s.notify(Progress{BakeID: id, Project: b.Project, BakeState: b.State, Detail: "cancel requested", Time: time.Now()})
+	s.notify(Progress{BakeID: id, Project: b.Project, BakeState: b.State, Detail: "cancel requested", Time: time.Now(), cancel: true})
 	return b, nil
 }
 
@@ -168,6 +191,11 @@ type Progress struct {
 	BakeState store.BakeState // the bake's state after the change ("" if unknown)
 	Detail    string
 	Time      time.Time
+	// Remote: another server of the bakery made the change (and counts it
+	// in its metrics); this one only relays it to its subscribers.
+	Remote bool
+
+	cancel bool // a cancel request: the server running the bake stops it at once
 }
 
 type subscription struct {
@@ -191,7 +219,18 @@ func (s *Service) Subscribe(id int64) (<-chan Progress, func()) {
 	}
 }
 
+// notify tells this server's subscribers of p and queues it for the other
+// servers of the bakery (publish); neither ever blocks.
 func (s *Service) notify(p Progress) {
+	select {
+	case s.sent <- p:
+	default: // the publisher is behind: the other servers' pages re-read on the next change
+	}
+	s.deliver(p)
+}
+
+// deliver tells this server's subscribers of p.
+func (s *Service) deliver(p Progress) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sub := range s.subs {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -16,22 +15,6 @@ import (
 	"kiln/internal/store"
 )
 
-// sweepLoop sweeps at once and then every SweepInterval until ctx is done.
-func (s *Service) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(s.o.SweepInterval)
-	defer t.Stop()
-	for {
-		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("sweep failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // Sweep terminates every builder of this bakery (tags kiln:role=builder,
 // kiln:project and kiln:bakery = store.BakeryID, in the regions of the
 // stored projects) whose bake is over or unknown to this database, and
@@ -39,7 +22,7 @@ func (s *Service) sweepLoop(ctx context.Context) {
 // their bake; builders of another bakery (another database, say a second
 // server in the same account) and of aws:ami resources (no kiln:project
 // tag) are not this bakery's. It blocks until the calls are made; Run calls
-// it every SweepInterval.
+// it every SweepInterval on the bakery's leader (one server at a time).
 func (s *Service) Sweep(ctx context.Context) ([]string, error) {
 	projects, err := s.store.Projects(ctx)
 	if err != nil {

@@ -2,10 +2,7 @@ package bakery
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-
-	"github.com/riverqueue/river"
 
 	"kiln/internal/store"
 )
@@ -28,13 +25,13 @@ func (JobArgs) Kind() string { return JobKind }
 // job in the same transaction. It is the HookBackend of the webhook handler.
 type Queue struct {
 	store *store.Store
-	river *river.Client[*sql.Tx]
+	river *store.Jobs
 }
 
 // NewQueue returns a Queue over st that inserts jobs with rc (an insert-only
 // client from st.NewRiverClient(nil, nil) is enough; a worker client works
 // too).
-func NewQueue(st *store.Store, rc *river.Client[*sql.Tx]) *Queue {
+func NewQueue(st *store.Store, rc *store.Jobs) *Queue {
 	return &Queue{store: st, river: rc}
 }
 
@@ -56,7 +53,7 @@ func (q *Queue) Create(ctx context.Context, project, commit, ref string) (store.
 	return q.store.CreateBake(ctx, project, commit, ref, q.insertJob)
 }
 
-func (q *Queue) insertJob(ctx context.Context, tx *sql.Tx, bakeID int64) error {
+func (q *Queue) insertJob(ctx context.Context, tx *store.Tx, bakeID int64) error {
 	if _, err := q.river.InsertTx(ctx, tx, JobArgs{BakeID: bakeID}, nil); err != nil {
 		return fmt.Errorf("insert job of bake %d: %w", bakeID, err)
 	}

@@ -29,16 +29,19 @@ func TestServeCrashDuringCopy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds kiln and kills it")
 	}
-	dir, bin, port, env, simURL := crashSetup(t)
+	rig := newCrashRig(t, "", 1, 15*time.Second)
+	dir, bin, port, env, simURL := rig.dir, rig.bin, rig.ports[0], rig.env, rig.simURL
 	ctx := t.Context()
 	db := filepath.Join(dir, "kiln.db")
+	rig.db = db
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	url := "http://" + listen
 	env = append(env, "KILN_SERVER="+url)
 	c := web.NewClient(url, crashToken)
 
 	start := func(i int) (*exec.Cmd, chan struct{}) {
-		return startServeProcess(t, dir, bin, env, db, listen, i)
+		p := rig.start(0, i)
+		return p.cmd, p.exited
 	}
 	kill := func(cmd *exec.Cmd, exited chan struct{}) {
 		_ = cmd.Process.Signal(syscall.SIGKILL)

@@ -24,7 +24,9 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/bakery"
 	"kiln/internal/ec2sim"
+	"kiln/internal/pgtest"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
 	"kiln/internal/web"
@@ -42,6 +44,141 @@ const crashKills = 8
 // one image, no two images share a name, and no builder is left but
 // terminated ones.
 func TestServeCrash(t *testing.T) {
+	// The default lease: a restarted server finds its predecessor's
+	// process gone and resumes its bakes at once, without waiting it out.
+	r := newCrashRig(t, filepath.Join(t.TempDir(), "kiln.db"), 1, bakery.DefaultLease)
+	kills := r.kills
+	c := r.client(0)
+	ctx := t.Context()
+	srv := r.start(0, 0)
+	r.applyProjects(c)
+
+	midBake := 0 // kills while a bake was running
+	for i := range kills {
+		r.triggerSome(c)
+		if r.running(c) {
+			midBake++
+		}
+		r.kill(srv)
+		srv = r.start(0, i+1)
+	}
+	for _, p := range crashProjects {
+		if _, err := c.Trigger(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute) // only catches a hang
+	bakes := r.waitFinal(c, deadline, srv)
+	t.Logf("%d bakes over %d kills, %d of them while a bake ran", len(bakes), kills, midBake)
+	r.checkImages(bakes)
+
+	// Builders: every one terminated. A builder whose bake ended while no
+	// server ran is the sweeper's; a restart runs it at once.
+	r.kill(srv)
+	srv = r.start(0, kills+1)
+	defer r.kill(srv)
+	r.waitBuildersGone(deadline)
+}
+
+// TestServeCrashTwoServers is issue 10's crash test: two kiln serve
+// processes on one PostgreSQL database, one bakery. At random moments one
+// of them is SIGKILLed and started again while bakes run; webhooks and
+// triggers go to either. Last, one is killed mid-bake and stays dead: the
+// survivor takes its bakes over (once the lease, the default 15 s, has run
+// out) and finishes every one within 60 s. Then: every bake succeeded, one image
+// each, no two images share a name, no builder left.
+func TestServeCrashTwoServers(t *testing.T) {
+	dsn := pgtest.DB(t)
+	r := newCrashRig(t, dsn, 2, bakery.DefaultLease)
+	ctx := t.Context()
+	srvs := []*crashProc{r.start(0, 0), r.start(1, 1)}
+	clients := []*web.Client{r.client(0), r.client(1)}
+	r.applyProjects(clients[0])
+	n := 2
+	midBake := 0
+	for range r.kills {
+		r.triggerSome(clients[r.rng.IntN(2)])
+		if r.running(clients[0]) {
+			midBake++
+		}
+		k := r.rng.IntN(2)
+		r.kill(srvs[k])
+		srvs[k] = r.start(k, n)
+		n++
+	}
+	// The last kill: a server that runs a bake dies and stays dead.
+	for _, p := range crashProjects {
+		if _, err := clients[r.rng.IntN(2)].Trigger(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	victim := -1
+	eventually(t, "a bake to run on a server", func() bool {
+		owners, err := st.BakeOwners(ctx)
+		if err != nil {
+			return false
+		}
+		for _, o := range owners {
+			for k, p := range srvs {
+				if strings.Contains(o, fmt.Sprintf("-%d-", p.cmd.Process.Pid)) {
+					victim = k
+					return true
+				}
+			}
+		}
+		return false
+	})
+	r.kill(srvs[victim])
+	killed := time.Now()
+	survivor := 1 - victim
+	bakes := r.waitFinal(clients[survivor], killed.Add(60*time.Second), srvs[survivor])
+	t.Logf("%d bakes over %d kills (%d while a bake ran); the survivor finished all %v after the last kill",
+		len(bakes), r.kills+1, midBake, time.Since(killed).Round(time.Millisecond))
+	r.checkImages(bakes)
+	// The survivor's leadership (the sweeper) covers the dead server's
+	// builders; a fresh server takes over leadership from it too.
+	r.kill(srvs[survivor])
+	last := r.start(survivor, n)
+	defer r.kill(last)
+	r.waitBuildersGone(time.Now().Add(time.Minute))
+}
+
+// crashProjects are the projects of the crash tests.
+var crashProjects = []string{"alpha", "beta", "gamma"}
+
+// crashRig runs kiln serve processes against a simulator process for the
+// crash tests: each server i listens on a port of its own, the same at
+// every restart; the simulator pushes its state-change events to server 0.
+type crashRig struct {
+	t      *testing.T
+	bin    string
+	dir    string
+	env    []string
+	db     string
+	ports  []int
+	simURL string
+	kills  int
+	lease  time.Duration
+	rng    *rand.Rand
+	logs   strings.Builder
+}
+
+type crashProc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	i      int
+}
+
+const crashToken = "crash-admin-token"
+
+// newCrashRig builds kiln and starts the simulator, for servers on db
+// with --lease lease.
+func newCrashRig(t *testing.T, db string, servers int, lease time.Duration) *crashRig {
 	if testing.Short() {
 		t.Skip("builds kiln and kills it repeatedly")
 	}
@@ -53,40 +190,84 @@ func TestServeCrash(t *testing.T) {
 		}
 		kills = n
 	}
-	bin := buildKiln(t)
-	dir := t.TempDir()
-
-	// serve listens on the same port every time: the simulator pushes its
+	r := &crashRig{t: t, dir: t.TempDir(), db: db, kills: kills, lease: lease, bin: buildKiln(t)}
+	// Servers listen on the same port every time: the simulator pushes its
 	// state-change events there (lost while serve is dead, as they would be).
-	dir, bin, port, env, simURL := crashSetup(t)
-	ctx := t.Context()
+	for range servers {
+		r.ports = append(r.ports, freePort(t))
+	}
+	const eventsKey = "crash-events-key"
+	r.env = append(os.Environ(),
+		"KILN_TOKEN="+crashToken,
+		eventsKeyEnv+"="+eventsKey,
+		"AWS_ACCESS_KEY_ID="+ec2sim.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+ec2sim.SecretAccessKey,
+		"AWS_REGION=us-east-1",
+		"AWS_CONFIG_FILE="+filepath.Join(r.dir, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(r.dir, "no-aws-credentials"),
+		"GORACE=atexit_sleep_ms=0",
+	)
+	r.simURL = startSimProcess(t, r.bin, r.env, fmt.Sprintf("http://127.0.0.1:%d/events/aws", r.ports[0]))
+	r.env = append(r.env, "AWS_ENDPOINT_URL="+r.simURL)
+	seed := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5)).Uint64()
+	t.Logf("kills: %d (seed %d)", kills, seed)
+	r.rng = rand.New(rand.NewPCG(seed, 5))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(r.logs.String())
+		}
+	})
+	return r
+}
 
-	db := filepath.Join(dir, "kiln.db")
-	listen := fmt.Sprintf("127.0.0.1:%d", port)
-	url := "http://" + listen
-	c := web.NewClient(url, crashToken)
-	var logs strings.Builder
-	type proc struct {
-		cmd    *exec.Cmd
-		exited chan struct{}
-		i      int
-	}
-	start := func(i int) *proc {
-		cmd, exited := startServeProcess(t, dir, bin, env, db, listen, i)
-		return &proc{cmd, exited, i}
-	}
-	kill := func(p *proc) {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
-		out, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("serve.%d.log", p.i)))
-		fmt.Fprintf(&logs, "--- serve %d\n%s", p.i, out)
-	}
+func (r *crashRig) client(server int) *web.Client {
+	return web.NewClient(fmt.Sprintf("http://127.0.0.1:%d", r.ports[server]), crashToken)
+}
 
-	srv := start(0)
-	projects := []string{"alpha", "beta", "gamma"}
-	for i, p := range projects {
+// start starts server (its n-th process overall, for the log file names)
+// and waits until it listens.
+func (r *crashRig) start(server, n int) *crashProc {
+	t := r.t
+	addrFile := filepath.Join(r.dir, fmt.Sprintf("addr.%d", n))
+	cmd := exec.Command(r.bin, "serve", "--db", r.db, "--lease", r.lease.String(),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", r.ports[server]), "--addr-file", addrFile)
+	cmd.Env = r.env
+	logf, err := os.Create(filepath.Join(r.dir, fmt.Sprintf("serve.%d.log", n)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	for {
+		if _, err := os.Stat(addrFile); err == nil {
+			return &crashProc{cmd, exited, n}
+		}
+		select {
+		case <-exited:
+			out, _ := os.ReadFile(logf.Name())
+			t.Fatalf("serve %d exited before listening:\n%s", n, out)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// kill SIGKILLs p and keeps its log for a failure's report.
+func (r *crashRig) kill(p *crashProc) {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+	out, _ := os.ReadFile(filepath.Join(r.dir, fmt.Sprintf("serve.%d.log", p.i)))
+	fmt.Fprintf(&r.logs, "--- serve %d\n%s", p.i, out)
+}
+
+func (r *crashRig) applyProjects(c *web.Client) {
+	for i, p := range crashProjects {
 		// Different script lengths put the kills at different steps.
-		if _, err := c.Apply(ctx, p+".yaml", []byte(fmt.Sprintf(`name: %s
+		if _, err := c.Apply(r.t.Context(), p+".yaml", []byte(fmt.Sprintf(`name: %s
 region: us-east-1
 base: {owner: amazon, name: "al2023-ami-*", most_recent: true}
 type: t3.small
@@ -96,78 +277,71 @@ script: |
   echo baking %s
   sleep %d
 `, p, p, 50*(i+1))), nil); err != nil {
-			t.Fatal(err)
+			r.t.Fatal(err)
 		}
 	}
+}
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
-	seed := rng.Uint64()
-	t.Logf("kills: %d (seed %d)", kills, seed)
-	rng = rand.New(rand.NewPCG(seed, 5))
-	midBake := 0 // kills while a bake was running
-	for i := range kills {
-		// Queue a bake or two, then kill at a random moment of them.
-		for range 1 + rng.IntN(2) {
-			if _, err := c.Trigger(ctx, projects[rng.IntN(len(projects))]); err != nil {
-				t.Fatalf("trigger: %v", err)
-			}
-		}
-		time.Sleep(time.Duration(rng.IntN(700)) * time.Millisecond)
-		if list, err := c.Bakes(ctx, web.BakeQuery{Limit: 1000}); err == nil {
-			for _, b := range list.Bakes {
-				if b.State == store.Running {
-					midBake++
-					break
-				}
-			}
-		}
-		kill(srv)
-		srv = start(i + 1)
-	}
-	for _, p := range projects {
-		if _, err := c.Trigger(ctx, p); err != nil {
-			t.Fatal(err)
+// triggerSome queues a bake or two, then waits a random moment of them.
+func (r *crashRig) triggerSome(c *web.Client) {
+	for range 1 + r.rng.IntN(2) {
+		if _, err := c.Trigger(r.t.Context(), crashProjects[r.rng.IntN(len(crashProjects))]); err != nil {
+			r.t.Fatalf("trigger: %v", err)
 		}
 	}
+	time.Sleep(time.Duration(r.rng.IntN(700)) * time.Millisecond)
+}
 
-	// Let the last server finish every bake.
-	var bakes []web.Bake
-	deadline := time.Now().Add(2 * time.Minute) // only catches a hang
+// running reports whether a bake runs now.
+func (r *crashRig) running(c *web.Client) bool {
+	list, err := c.Bakes(r.t.Context(), web.BakeQuery{Limit: 1000})
+	if err != nil {
+		return false
+	}
+	for _, b := range list.Bakes {
+		if b.State == store.Running {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFinal waits until every bake is over, by deadline, and returns them;
+// past it the test fails, srv killed for its log.
+func (r *crashRig) waitFinal(c *web.Client, deadline time.Time, srv *crashProc) []web.Bake {
+	t := r.t
 	for {
-		list, err := c.Bakes(ctx, web.BakeQuery{Limit: 1000})
+		list, err := c.Bakes(t.Context(), web.BakeQuery{Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
-		bakes = list.Bakes
 		done := true
-		for _, b := range bakes {
+		for _, b := range list.Bakes {
 			done = done && b.State.Final()
 		}
 		if done {
-			break
+			return list.Bakes
 		}
 		if time.Now().After(deadline) {
-			kill(srv)
+			r.kill(srv)
 			var left []string
-			for _, b := range bakes {
+			for _, b := range list.Bakes {
 				if !b.State.Final() {
 					left = append(left, fmt.Sprintf("%d (%s) %s", b.ID, b.Project, b.State))
 				}
 			}
-			t.Fatalf("bakes not over after the last restart: %s\n%s", strings.Join(left, ", "), logs.String())
+			t.Fatalf("bakes not over in time: %s", strings.Join(left, ", "))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("%d bakes over %d kills, %d of them while a bake ran", len(bakes), kills, midBake)
-	defer func() {
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	}()
+}
 
-	// Images: one per succeeded bake, none for the others, names unique.
-	e2 := ec2.NewFromConfig(ec2sim.ClientConfig(simURL, "us-east-1"))
-	out, err := e2.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
+// checkImages: one image per succeeded bake, none for the others, names
+// unique.
+func (r *crashRig) checkImages(bakes []web.Bake) {
+	t := r.t
+	e2 := ec2.NewFromConfig(ec2sim.ClientConfig(r.simURL, "us-east-1"))
+	out, err := e2.DescribeImages(t.Context(), &ec2.DescribeImagesInput{Owners: []string{"self"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,91 +371,24 @@ script: |
 	for id, imgs := range perBake {
 		t.Errorf("images %v of no bake (bake tag %q)", imgs, id)
 	}
+}
 
-	// Builders: every one terminated. A builder whose bake ended while no
-	// server ran is the sweeper's; a restart runs it at once.
-	kill(srv)
-	srv = start(kills + 1)
-	defer kill(srv)
+// waitBuildersGone waits until no builder is left but terminated ones.
+func (r *crashRig) waitBuildersGone(deadline time.Time) {
 	for {
 		var left []string
-		for _, in := range simInstances(t, simURL) {
+		for _, in := range simInstances(r.t, r.simURL) {
 			if in.Tags[pipeline.TagRole] == "builder" && in.State != "terminated" {
 				left = append(left, in.ID+" "+in.State)
 			}
 		}
 		if len(left) == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("builders left: %v", left)
+			r.t.Fatalf("builders left: %v", left)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// The crash tests' admin token.
-const crashToken = "crash-admin-token"
-
-// crashSetup builds kiln into a temporary dir and starts `kiln sim` as a
-// process of its own, pushing its events to a kiln serve that is to listen
-// on port, and returns the environment that points kiln at it (with
-// KILN_TOKEN=crashToken). It skips the test without a go tool.
-func crashSetup(t *testing.T) (dir, bin string, port int, env []string, simURL string) {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool to build kiln with")
-	}
-	dir = t.TempDir()
-	bin = filepath.Join(dir, "kiln")
-	if out, err := exec.Command(goTool, "build", "-o", bin, "kiln/cmd/kiln").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	port = freePort(t)
-	env = append(os.Environ(),
-		"KILN_TOKEN="+crashToken,
-		eventsKeyEnv+"=crash-events-key",
-		"AWS_ACCESS_KEY_ID="+ec2sim.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+ec2sim.SecretAccessKey,
-		"AWS_REGION=us-east-1",
-		"AWS_CONFIG_FILE="+filepath.Join(dir, "no-aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "no-aws-credentials"),
-		"GORACE=atexit_sleep_ms=0",
-	)
-	simURL = startSimProcess(t, bin, env, fmt.Sprintf("http://127.0.0.1:%d/events/aws", port))
-	return dir, bin, port, append(env, "AWS_ENDPOINT_URL="+simURL), simURL
-}
-
-// startServeProcess starts the i-th `kiln serve` on db and listen, its
-// output in dir/serve.i.log, and returns once it listens; exited is closed
-// when it has exited.
-func startServeProcess(t *testing.T, dir, bin string, env []string, db, listen string, i int) (cmd *exec.Cmd, exited chan struct{}) {
-	t.Helper()
-	addrFile := filepath.Join(dir, fmt.Sprintf("addr.%d", i))
-	cmd = exec.Command(bin, "serve", "--db", db, "--listen", listen, "--addr-file", addrFile)
-	cmd.Env = env
-	logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("serve.%d.log", i)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	for {
-		if _, err := os.Stat(addrFile); err == nil {
-			return cmd, exited
-		}
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(logf.Name())
-			t.Fatalf("serve %d exited before listening:\n%s", i, out)
-		case <-time.After(5 * time.Millisecond):
-		}
 	}
 }
 

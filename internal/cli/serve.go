@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -33,6 +34,8 @@ type serveOptions struct {
 	events    eventsFlags
 	addrFile  string
 	publicURL string
+	lease     time.Duration
+	awsShare  float64
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -44,9 +47,13 @@ func newServeCmd(a *app) *cobra.Command {
 (POST /hooks/{project}, authenticated by signature), the JSON API under /api
 (admin token required), /healthz, /metrics, and the workers that bake.
 
-State lives in one SQLite file (--db, default kiln.db in the working
-directory), migrated at start-up; bakes are durable jobs in the same file,
-so a restarted server resumes them.
+State lives in one database (--db, or KILN_DB), migrated at start-up: a
+SQLite file (default kiln.db in the working directory), or PostgreSQL
+(--db postgres://user@host:5432/kiln). Bakes are durable jobs in the same
+database, so a restarted server resumes them. Several servers on one
+PostgreSQL database are one bakery: a webhook may reach any of them, each
+bake runs on one server at a time, and a server that dies has its bakes
+taken over by another once its lease (--lease) has run out.
 
 The admin token is KILN_TOKEN when set. Otherwise the first start generates
 one and prints it once; the database keeps only its hash.
@@ -65,15 +72,23 @@ AWS must reach.
 SIGINT or SIGTERM stops taking requests and jobs, stops the running bakes
 at a safe point (a restart resumes them) and exits.` + serverExitHelp,
 		Example: `  kiln serve --sim                       # a demo bakery on 127.0.0.1:8080
-  KILN_TOKEN=... kiln serve --db /var/lib/kiln/kiln.db --listen :8080`,
+  KILN_TOKEN=... kiln serve --db /var/lib/kiln/kiln.db --listen :8080
+  KILN_DB=postgres://kiln@db.internal:5432/kiln kiln serve --listen :8080   # one of several servers`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Read here, not as the flag's default: --help must not print a
+			// DSN's password.
+			if v := os.Getenv("KILN_DB"); v != "" && !cmd.Flags().Changed("db") {
+				o.db = v
+			}
 			return a.serve(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", defaultServeListen, "serve on this address (host:port; port 0 picks a free one)")
-	f.StringVar(&o.db, "db", defaultDB, "the database file, created when missing")
+	f.StringVar(&o.db, "db", defaultDB, "the database: a SQLite file, created when missing, or a postgres:// URL (default $KILN_DB when set)")
+	f.Float64Var(&o.awsShare, "aws-share", 1, "this server's share of the account's EC2 request rate (0 < F <= 1): give each of N servers of one bakery 1/N, so that together they stay within AWS's throttling")
+	f.DurationVar(&o.lease, "lease", bakery.DefaultLease, "how long this server's bakes and bakery leadership outlive it unrenewed: another server takes them over after that")
 	o.sim.register(f)
 	o.events.register(f)
 	f.StringVar(&o.addrFile, "addr-file", "", "write the server's URL to this file once it listens (for scripts)")
@@ -84,6 +99,13 @@ at a safe point (a restart resumes them) and exits.` + serverExitHelp,
 func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err := o.sim.check("kiln serve"); err != nil {
 		return err
+	}
+	if o.awsShare <= 0 || o.awsShare > 1 {
+		return &usageError{cmd: "kiln serve", err: fmt.Errorf("--aws-share %v: want a fraction in (0, 1]", o.awsShare)}
+	}
+	a.aws.RateLimit.Share = o.awsShare
+	if o.lease < 300*time.Millisecond {
+		return &usageError{cmd: "kiln serve", err: fmt.Errorf("--lease %v: want at least 300ms", o.lease)}
 	}
 	st, err := store.Open(ctx, o.db)
 	if err != nil {
@@ -120,7 +142,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	hubs := a.awsHubs()
-	svc, err := bakery.NewService(st, hubs, a.log.With("component", "bake"), bakery.Options{})
+	svc, err := bakery.NewService(st, hubs, a.log.With("component", "bake"), bakery.Options{Lease: o.lease})
 	if err != nil {
 		return err
 	}
@@ -143,7 +165,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		Log: a.log.With("component", "ui"),
 	}))
 
-	a.log.Info("serving", "url", url, "db", o.db, "token", source, "sim", o.sim.on,
+	a.log.Info("serving", "url", url, "db", st.Name(), "server", svc.ServerID(), "token", source, "sim", o.sim.on,
 		"eventbridge", eventsKey != "", "sns_topics", len(o.events.topics))
 	if o.addrFile != "" {
 		if err := os.WriteFile(o.addrFile, []byte(url+"\n"), 0o644); err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -95,11 +96,11 @@ type PushResult struct {
 }
 
 // EnqueueFunc inserts the durable job for a new bake inside the transaction
-// that creates it, e.g. riverClient.InsertTx(ctx, tx, args, nil). It must use
-// tx, never the pool (see the package comment), and write nothing outside
-// it: when another push of the same group commit fails midway, the
-// transaction is rolled back and run again, calling it again.
-type EnqueueFunc func(ctx context.Context, tx *sql.Tx, bakeID int64) error
+// that creates it, e.g. jobs.InsertTx(ctx, tx, args, nil). It must use tx,
+// never the pool (see the package comment), and write nothing outside it:
+// when another push of the same group commit fails midway, the transaction
+// is rolled back and run again, calling it again.
+type EnqueueFunc func(ctx context.Context, tx *Tx, bakeID int64) error
 
 // EnqueuePush records a push in one transaction, coalescing bursts so that a
 // project has at most one queued bake:
@@ -131,26 +132,41 @@ func (s *Store) EnqueuePush(ctx context.Context, p Push, enqueue EnqueueFunc) (P
 	return res, nil
 }
 
-// The push path's statements, prepared once (see hotQueries). qCoalesce
-// leaves a duplicate delivery alone, so the common push (a new delivery for a
-// project with a queued bake) costs two statements: qCoalesce and
-// qInsertDelivery. qInsertBake inserts nothing for an unknown project.
+// The push path's statements, prepared once (see hotQueries). A batch
+// first locks its projects (dialect.lockProjects), which serialises the
+// pushes (and claims) of a project across servers and finds the unknown
+// ones; qCoalesce leaves a duplicate delivery alone, so the common push (a
+// new delivery for a project with a queued bake) costs two statements:
+// qCoalesce and qInsertDelivery.
 const (
-	qDeliveryBake = `SELECT bake_id FROM deliveries WHERE project = ? AND delivery_id = ?`
-	qCoalesce     = `UPDATE bakes SET commit_sha = ?, ref = ?, message = ?, repo = ?, delivery_id = ?, updated_at = ?
-		WHERE project = ? AND state = 'queued'
-		AND NOT EXISTS (SELECT 1 FROM deliveries WHERE project = ? AND delivery_id = ?) RETURNING id`
+	qDeliveryBake = `SELECT bake_id FROM deliveries WHERE project = $1 AND delivery_id = $2`
+	qCoalesce     = `UPDATE bakes SET commit_sha = $1, ref = $2, message = $3, repo = $4, delivery_id = $5, updated_at = $6
+		WHERE project = $7 AND state = 'queued'
+		AND NOT EXISTS (SELECT 1 FROM deliveries WHERE project = $8 AND delivery_id = $9) RETURNING id`
 	qInsertBake = `INSERT INTO bakes (project, commit_sha, ref, message, repo, delivery_id, state, created_at, updated_at)
-		SELECT name, ?, ?, ?, ?, ?, 'queued', ?, ? FROM projects WHERE name = ? RETURNING id`
-	qInsertDelivery = `INSERT INTO deliveries (project, delivery_id, bake_id, received_at) VALUES (?, ?, ?, ?)`
-	qProjectExists  = `SELECT COUNT(*) FROM projects WHERE name = ?`
-	qHookTarget     = `SELECT branch, webhook_secret FROM projects WHERE name = ?`
+		VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8) RETURNING id`
+	qInsertDelivery = `INSERT INTO deliveries (project, delivery_id, bake_id, received_at) VALUES ($1, $2, $3, $4)`
+	qHookTarget     = `SELECT branch, webhook_secret FROM projects WHERE name = $1`
 )
 
 // pushOne is one push's share of a batch transaction (see pushBatcher). It
 // returns ErrNotFound for an unknown project having written nothing.
 func (s *Store) pushOne(ctx context.Context, bt *batchTx, p Push, enqueue EnqueueFunc, now int64) (PushResult, error) {
 	var res PushResult
+	if !bt.exists[p.Project] {
+		return res, ErrNotFound
+	}
+	if q := s.dialect.coalesceRecord; q != "" {
+		// One round trip for the common push: coalesce and record it.
+		err := bt.stmt(ctx, q).QueryRowContext(ctx,
+			p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, p.Project).Scan(&res.BakeID)
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return res, err
+		}
+	}
 	err := bt.stmt(ctx, qCoalesce).QueryRowContext(ctx,
 		p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, p.Project, p.Project, p.DeliveryID).Scan(&res.BakeID)
 	switch {
@@ -165,16 +181,13 @@ func (s *Store) pushOne(ctx context.Context, bt *batchTx, p Push, enqueue Enqueu
 			return res, err
 		}
 		err = bt.stmt(ctx, qInsertBake).QueryRowContext(ctx,
-			p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, now, p.Project).Scan(&res.BakeID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return res, ErrNotFound
-		}
+			p.Project, p.Commit, p.Ref, p.Message, p.Repo, p.DeliveryID, now, now).Scan(&res.BakeID)
 		if err != nil {
 			return res, err
 		}
 		res.New = true
 		if enqueue != nil {
-			if err := enqueue(ctx, bt.tx, res.BakeID); err != nil {
+			if err := enqueue(ctx, bt.jtx, res.BakeID); err != nil {
 				return res, fmt.Errorf("enqueue bake %d: %w", res.BakeID, err)
 			}
 		}
@@ -188,7 +201,7 @@ func (s *Store) pushOne(ctx context.Context, bt *batchTx, p Push, enqueue Enqueu
 // DeliveryBake returns the bake a delivery led to, or ErrNotFound.
 func (s *Store) DeliveryBake(ctx context.Context, project, deliveryID string) (int64, error) {
 	var id int64
-	err := s.db.QueryRowContext(ctx, `SELECT bake_id FROM deliveries WHERE project = ? AND delivery_id = ?`,
+	err := s.db.QueryRowContext(ctx, `SELECT bake_id FROM deliveries WHERE project = $1 AND delivery_id = $2`,
 		project, deliveryID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
@@ -206,15 +219,16 @@ func (s *Store) DeliveryBake(ctx context.Context, project, deliveryID string) (i
 func (s *Store) CreateBake(ctx context.Context, project, commit, ref string, enqueue EnqueueFunc) (PushResult, error) {
 	var res PushResult
 	now := ms(s.now())
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inJobTx(ctx, func(jtx *Tx) error {
 		res = PushResult{}
-		if err := s.projectExists(ctx, tx, project); err != nil {
+		tx := jtx.sql
+		if err := s.lockProject(ctx, tx, project); err != nil {
 			return err
 		}
 		err := tx.QueryRowContext(ctx, `UPDATE bakes SET
-			commit_sha = CASE WHEN ? = '' THEN commit_sha ELSE ? END,
-			ref = CASE WHEN ? = '' THEN ref ELSE ? END, updated_at = ?
-			WHERE project = ? AND state = 'queued' RETURNING id`,
+			commit_sha = CASE WHEN $1 = '' THEN commit_sha ELSE $2 END,
+			ref = CASE WHEN $3 = '' THEN ref ELSE $4 END, updated_at = $5
+			WHERE project = $6 AND state = 'queued' RETURNING id`,
 			commit, commit, ref, ref, now, project).Scan(&res.BakeID)
 		if err == nil {
 			return nil
@@ -223,13 +237,13 @@ func (s *Store) CreateBake(ctx context.Context, project, commit, ref string, enq
 			return err
 		}
 		err = tx.QueryRowContext(ctx, `INSERT INTO bakes (project, commit_sha, ref, state, created_at, updated_at)
-			VALUES (?, ?, ?, 'queued', ?, ?) RETURNING id`, project, commit, ref, now, now).Scan(&res.BakeID)
+			VALUES ($1, $2, $3, 'queued', $4, $5) RETURNING id`, project, commit, ref, now, now).Scan(&res.BakeID)
 		if err != nil {
 			return err
 		}
 		res.New = true
 		if enqueue != nil {
-			if err := enqueue(ctx, tx, res.BakeID); err != nil {
+			if err := enqueue(ctx, jtx, res.BakeID); err != nil {
 				return fmt.Errorf("enqueue bake %d: %w", res.BakeID, err)
 			}
 		}
@@ -241,21 +255,23 @@ func (s *Store) CreateBake(ctx context.Context, project, commit, ref string, enq
 	return res, nil
 }
 
-// projectExists returns ErrNotFound unless the project exists.
-func (s *Store) projectExists(ctx context.Context, tx *sql.Tx, name string) error {
-	var n int
-	if err := s.queryRow(ctx, tx, qProjectExists, name).Scan(&n); err != nil {
-		return err
-	}
-	if n == 0 {
+// lockProject locks the project's row until tx ends (PostgreSQL's row
+// lock; SQLite's transactions hold the whole file), so that what follows
+// in tx is serialised with every other server's pushes and claims of the
+// project. It returns ErrNotFound, having written nothing, when there is
+// no such project.
+func (s *Store) lockProject(ctx context.Context, tx *sql.Tx, name string) error {
+	var one int
+	err := tx.StmtContext(ctx, s.stmts[s.dialect.lockProject]).QueryRowContext(ctx, name).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
-	return nil
+	return err
 }
 
 // Bake returns one bake, or ErrNotFound.
 func (s *Store) Bake(ctx context.Context, id int64) (*Bake, error) {
-	b, err := scanBake(s.db.QueryRowContext(ctx, `SELECT `+bakeColumns+` FROM bakes WHERE id = ?`, id))
+	b, err := scanBake(s.db.QueryRowContext(ctx, `SELECT `+bakeColumns+` FROM bakes WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}
@@ -282,7 +298,7 @@ func (s *Store) Bakes(ctx context.Context, q BakeQuery) ([]Bake, error) {
 	}
 	limit = min(limit, 1000)
 	where, args := q.where()
-	query := `SELECT ` + bakeColumns + ` FROM bakes` + where + ` ORDER BY id DESC LIMIT ?`
+	query := `SELECT ` + bakeColumns + ` FROM bakes` + where + ` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args)+1)
 	args = append(args, limit)
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -310,19 +326,22 @@ func (q BakeQuery) where() (string, []any) {
 		conds []string
 		args  []any
 	)
+	arg := func(v any) string { // the next placeholder, $1, $2, ...
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
 	if q.Project != "" {
-		conds = append(conds, "project = ?")
-		args = append(args, q.Project)
+		conds = append(conds, "project = "+arg(q.Project))
 	}
 	if len(q.States) > 0 {
-		conds = append(conds, "state IN (?"+strings.Repeat(", ?", len(q.States)-1)+")")
-		for _, st := range q.States {
-			args = append(args, string(st))
+		ph := make([]string, len(q.States))
+		for i, st := range q.States {
+			ph[i] = arg(string(st))
 		}
+		conds = append(conds, "state IN ("+strings.Join(ph, ", ")+")")
 	}
 	if q.BeforeID > 0 {
-		conds = append(conds, "id < ?")
-		args = append(args, q.BeforeID)
+		conds = append(conds, "id < "+arg(q.BeforeID))
 	}
 	if len(conds) == 0 {
 		return "", args
@@ -358,6 +377,10 @@ const (
 	// ClaimFinished: the bake is over (done, or cancelled while queued);
 	// complete the job without doing anything.
 	ClaimFinished
+	// ClaimElsewhere: the bake is running on another server whose lease
+	// lasts; complete the job without doing anything (if that server dies,
+	// its lease runs out and the bake is rescued with a new job).
+	ClaimElsewhere
 )
 
 func (c Claim) String() string {
@@ -370,37 +393,69 @@ func (c Claim) String() string {
 		return "busy"
 	case ClaimFinished:
 		return "finished"
+	case ClaimElsewhere:
+		return "elsewhere"
 	}
 	return fmt.Sprintf("Claim(%d)", int(c))
 }
 
-// ClaimBake is how a bake job starts: it moves the bake from queued to
-// running unless another bake of the project is running, in one
-// transaction. It returns the bake as it is afterwards, or ErrNotFound.
+// ClaimBake is ClaimBakeFor with no owner: the bake is claimed for nobody
+// in particular, so any server may resume it (tests and tools).
 func (s *Store) ClaimBake(ctx context.Context, id int64) (Claim, *Bake, error) {
+	return s.ClaimBakeFor(ctx, id, "", 0)
+}
+
+// ClaimBakeFor is how a bake job starts on server owner: in one transaction,
+// with the project locked against every other server, it moves the bake
+// from queued to running unless another bake of the project is running, and
+// makes owner the bake's owner for lease (see RenewBakes). A running bake is
+// resumed (ClaimResumed) when owner already holds it, nobody does, or its
+// owner's lease ran out (a dead server's bake, taken over); while another
+// server's lease lasts it is ClaimElsewhere. It returns the bake as it is
+// afterwards, or ErrNotFound.
+func (s *Store) ClaimBakeFor(ctx context.Context, id int64, owner string, lease time.Duration) (Claim, *Bake, error) {
 	var claim Claim
 	var b *Bake
 	now := ms(s.now())
+	until := now + lease.Milliseconds()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		b, err = scanBake(tx.QueryRowContext(ctx, `SELECT `+bakeColumns+` FROM bakes WHERE id = ?`, id))
+		var project, holder string
+		var held int64
+		err := tx.QueryRowContext(ctx, `SELECT project FROM bakes WHERE id = $1`, id).Scan(&project)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
+		if err := s.lockProject(ctx, tx, project); err != nil {
+			return err
+		}
+		// Read under the lock: another server may have just claimed it.
+		err = tx.QueryRowContext(ctx, `SELECT owner, lease_until FROM bakes WHERE id = $1`, id).Scan(&holder, &held)
+		if err != nil {
+			return err
+		}
+		b, err = scanBake(tx.QueryRowContext(ctx, `SELECT `+bakeColumns+` FROM bakes WHERE id = $1`, id))
+		if err != nil {
+			return err
+		}
 		switch b.State {
 		case Running:
+			if holder != "" && holder != owner && held > now {
+				claim = ClaimElsewhere
+				return nil
+			}
 			claim = ClaimResumed
-			return nil
+			_, err = tx.ExecContext(ctx, `UPDATE bakes SET owner = $1, lease_until = $2 WHERE id = $3`, owner, until, id)
+			return err
 		case Queued:
 		default:
 			claim = ClaimFinished
 			return nil
 		}
 		var running int
-		err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM bakes WHERE project = ? AND state = 'running'`,
+		err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM bakes WHERE project = $1 AND state = 'running'`,
 			b.Project).Scan(&running)
 		if err != nil {
 			return err
@@ -409,8 +464,8 @@ func (s *Store) ClaimBake(ctx context.Context, id int64) (Claim, *Bake, error) {
 			claim = ClaimBusy
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE bakes SET state = 'running', started_at = ?, updated_at = ?
-			WHERE id = ?`, now, now, id)
+		_, err = tx.ExecContext(ctx, `UPDATE bakes SET state = 'running', started_at = $1, updated_at = $2,
+			owner = $3, lease_until = $4 WHERE id = $5`, now, now, owner, until, id)
 		if err != nil {
 			return err
 		}
@@ -437,7 +492,7 @@ func (s *Store) SetImage(ctx context.Context, id int64, imageID string) error {
 }
 
 func (s *Store) setField(ctx context.Context, op string, id int64, column, value string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE bakes SET `+column+` = ?, updated_at = ? WHERE id = ?`,
+	res, err := s.db.ExecContext(ctx, `UPDATE bakes SET `+column+` = $1, updated_at = $2 WHERE id = $3`,
 		value, ms(s.now()), id)
 	if err == nil {
 		err = wantOne(res)
@@ -470,7 +525,7 @@ func (s *Store) FinishBake(ctx context.Context, id int64, o Outcome) error {
 	now := ms(s.now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var state string
-		err := tx.QueryRowContext(ctx, `SELECT state FROM bakes WHERE id = ?`, id).Scan(&state)
+		err := tx.QueryRowContext(ctx, `SELECT state FROM bakes WHERE id = $1`, id).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -483,9 +538,9 @@ func (s *Store) FinishBake(ctx context.Context, id int64, o Outcome) error {
 			}
 			return fmt.Errorf("%w (%s)", ErrBakeFinished, state)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE bakes SET state = ?, finished_at = ?, updated_at = ?,
-			image_id = CASE WHEN ? = '' THEN image_id ELSE ? END, reason = ?, console_tail = ?
-			WHERE id = ?`, string(o.State), now, now, o.ImageID, o.ImageID, o.Reason, o.ConsoleTail, id)
+		_, err = tx.ExecContext(ctx, `UPDATE bakes SET state = $1, finished_at = $2, updated_at = $3,
+			image_id = CASE WHEN $4 = '' THEN image_id ELSE $5 END, reason = $6, console_tail = $7
+			WHERE id = $8`, string(o.State), now, now, o.ImageID, o.ImageID, o.Reason, o.ConsoleTail, id)
 		return err
 	})
 	if err != nil {
@@ -504,7 +559,7 @@ func (s *Store) RequestCancel(ctx context.Context, id int64, reason string) (*Ba
 	var b *Bake
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		b, err = scanBake(tx.QueryRowContext(ctx, `SELECT `+bakeColumns+` FROM bakes WHERE id = ?`, id))
+		b, err = scanBake(tx.QueryRowContext(ctx, `SELECT `+bakeColumns+` FROM bakes WHERE id = $1`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -514,11 +569,11 @@ func (s *Store) RequestCancel(ctx context.Context, id int64, reason string) (*Ba
 		switch b.State {
 		case Queued:
 			_, err = tx.ExecContext(ctx, `UPDATE bakes SET state = 'cancelled', cancel_requested = 1,
-				reason = ?, finished_at = ?, updated_at = ? WHERE id = ?`, reason, now, now, id)
+				reason = $1, finished_at = $2, updated_at = $3 WHERE id = $4`, reason, now, now, id)
 			b.State, b.Finished, b.Reason = Cancelled, fromMS(now), reason
 		case Running:
-			_, err = tx.ExecContext(ctx, `UPDATE bakes SET cancel_requested = 1, reason = ?, updated_at = ?
-				WHERE id = ?`, reason, now, id)
+			_, err = tx.ExecContext(ctx, `UPDATE bakes SET cancel_requested = 1, reason = $1, updated_at = $2
+				WHERE id = $3`, reason, now, id)
 			b.Reason = reason
 		default:
 			return fmt.Errorf("%w (%s)", ErrBakeFinished, b.State)
@@ -536,7 +591,7 @@ func (s *Store) RequestCancel(ctx context.Context, id int64, reason string) (*Ba
 // does not grow forever; senders redeliver within days, not months. It
 // returns how many were removed.
 func (s *Store) PruneDeliveries(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM deliveries WHERE received_at < ?`, ms(before))
+	res, err := s.db.ExecContext(ctx, `DELETE FROM deliveries WHERE received_at < $1`, ms(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune deliveries: %w", err)
 	}

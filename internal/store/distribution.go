@@ -29,7 +29,7 @@ func (d Distribution) empty() bool {
 // The project must exist (ErrNotFound).
 func (s *Store) PutDistribution(ctx context.Context, project string, d Distribution) error {
 	if d.empty() {
-		if _, err := s.db.ExecContext(ctx, `DELETE FROM project_distribution WHERE project = ?`, project); err != nil {
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM project_distribution WHERE project = $1`, project); err != nil {
 			return fmt.Errorf("put distribution of %q: %w", project, err)
 		}
 		return nil
@@ -39,7 +39,7 @@ func (s *Store) PutDistribution(ctx context.Context, project string, d Distribut
 		return fmt.Errorf("put distribution of %q: %w", project, err)
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO project_distribution (project, settings)
-		SELECT name, ? FROM projects WHERE name = ?
+		SELECT name, $1 FROM projects WHERE name = $2
 		ON CONFLICT (project) DO UPDATE SET settings = excluded.settings`, string(b), project)
 	if err == nil {
 		err = wantOne(res)
@@ -54,7 +54,7 @@ func (s *Store) PutDistribution(ctx context.Context, project string, d Distribut
 func (s *Store) Distribution(ctx context.Context, project string) (Distribution, error) {
 	var d Distribution
 	var settings string
-	err := s.db.QueryRowContext(ctx, `SELECT settings FROM project_distribution WHERE project = ?`, project).Scan(&settings)
+	err := s.db.QueryRowContext(ctx, `SELECT settings FROM project_distribution WHERE project = $1`, project).Scan(&settings)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return d, nil
@@ -80,7 +80,7 @@ type BakeImage struct {
 // SetBakeImage records (or updates) bake id's image in region.
 func (s *Store) SetBakeImage(ctx context.Context, id int64, region, imageID, state string) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO bake_images (bake_id, region, image_id, state, updated_at)
-		VALUES (?, ?, ?, ?, ?)
+		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (bake_id, region) DO UPDATE SET image_id = excluded.image_id, state = excluded.state,
 			updated_at = excluded.updated_at`, id, region, imageID, state, ms(s.now()))
 	if err != nil {
@@ -92,7 +92,7 @@ func (s *Store) SetBakeImage(ctx context.Context, id int64, region, imageID, sta
 // BakeImages returns bake id's image in every region, by region name.
 func (s *Store) BakeImages(ctx context.Context, id int64) ([]BakeImage, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT bake_id, region, image_id, state, updated_at
-		FROM bake_images WHERE bake_id = ? ORDER BY region`, id)
+		FROM bake_images WHERE bake_id = $1 ORDER BY region`, id)
 	if err != nil {
 		return nil, fmt.Errorf("images of bake %d: %w", id, err)
 	}

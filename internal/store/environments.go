@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -64,11 +65,11 @@ func (s *Store) PutEnvironments(ctx context.Context, project string, envs []Envi
 		specs[i] = string(b)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM environments WHERE project = ?`, project); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM environments WHERE project = $1`, project); err != nil {
 			return err
 		}
 		for i, e := range envs {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO environments (project, name, position, spec) VALUES (?, ?, ?, ?)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO environments (project, name, position, spec) VALUES ($1, $2, $3, $4)`,
 				project, e.Name, i, specs[i]); err != nil {
 				return err
 			}
@@ -83,7 +84,7 @@ func (s *Store) PutEnvironments(ctx context.Context, project string, envs []Envi
 
 // Environments returns project's environments in order (none: nil).
 func (s *Store) Environments(ctx context.Context, project string) ([]Environment, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT spec FROM environments WHERE project = ? ORDER BY position`, project)
+	rows, err := s.db.QueryContext(ctx, `SELECT spec FROM environments WHERE project = $1 ORDER BY position`, project)
 	if err != nil {
 		return nil, fmt.Errorf("list environments of %q: %w", project, err)
 	}
@@ -158,7 +159,7 @@ func (s *Store) AddPromotion(ctx context.Context, p Promotion) (*Promotion, erro
 	p.State, p.Created = PromotionRolling, s.now()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM promotions WHERE project = ? AND env = ? AND state = ?`,
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM promotions WHERE project = $1 AND env = $2 AND state = $3`,
 			p.Project, p.Env, string(PromotionRolling)).Scan(&n); err != nil {
 			return err
 		}
@@ -168,12 +169,12 @@ func (s *Store) AddPromotion(ctx context.Context, p Promotion) (*Promotion, erro
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM promotions`).Scan(&p.ID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE promotions SET soak = ? WHERE project = ? AND env = ? AND soak = ?`,
+		if _, err := tx.ExecContext(ctx, `UPDATE promotions SET soak = $1 WHERE project = $2 AND env = $3 AND soak = $4`,
 			SoakAbandoned, p.Project, p.Env, SoakRunning); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO promotions (`+promotionColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			p.ID, p.Project, p.Env, p.ImageID, p.Cause, string(p.State), "", "", p.Digest, "", 0, ms(p.Created), 0)
 		return err
 	})
@@ -185,7 +186,7 @@ func (s *Store) AddPromotion(ctx context.Context, p Promotion) (*Promotion, erro
 
 // FinishPromotion records the end of promotion id.
 func (s *Store) FinishPromotion(ctx context.Context, id int64, state PromotionState, reason, version string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE promotions SET state = ?, reason = ?, version = ?, finished_at = ? WHERE id = ?`,
+	res, err := s.db.ExecContext(ctx, `UPDATE promotions SET state = $1, reason = $2, version = $3, finished_at = $4 WHERE id = $5`,
 		string(state), reason, version, ms(s.now()), id)
 	if err == nil {
 		err = wantOne(res)
@@ -201,10 +202,10 @@ func (s *Store) FinishPromotion(ctx context.Context, id int64, state PromotionSt
 // meanwhile changes nothing and reports false; a passed soak may still
 // fail (the promotion it led to was refused).
 func (s *Store) SetSoak(ctx context.Context, id int64, soak string, until time.Time, reason string) (bool, error) {
-	q := `UPDATE promotions SET soak = ?, soak_until = ?, reason = ? WHERE id = ?`
+	q := `UPDATE promotions SET soak = $1, soak_until = $2, reason = $3 WHERE id = $4`
 	args := []any{soak, ms(until), reason, id}
 	if soak != SoakRunning {
-		q, args = q+` AND soak IN (?, ?)`, append(args, SoakRunning, SoakPassed)
+		q, args = q+` AND soak IN ($5, $6)`, append(args, SoakRunning, SoakPassed)
 	}
 	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
@@ -229,15 +230,15 @@ func (s *Store) Promotions(ctx context.Context, q PromotionQuery) ([]Promotion, 
 	where, args := "1 = 1", []any{}
 	for _, c := range []struct{ col, v string }{{"project", q.Project}, {"env", q.Env}, {"state", string(q.State)}, {"soak", q.Soak}, {"image_id", q.ImageID}} {
 		if c.v != "" {
-			where += " AND " + c.col + " = ?"
 			args = append(args, c.v)
+			where += " AND " + c.col + " = $" + strconv.Itoa(len(args))
 		}
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+promotionColumns+` FROM promotions WHERE `+where+` ORDER BY id DESC LIMIT ?`,
+	rows, err := s.db.QueryContext(ctx, `SELECT `+promotionColumns+` FROM promotions WHERE `+where+` ORDER BY id DESC LIMIT $`+strconv.Itoa(len(args)+1),
 		append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list promotions: %w", err)

@@ -26,7 +26,7 @@ func (s *Store) AddImage(ctx context.Context, im Image) error {
 	}
 	bake := sql.NullInt64{Int64: im.BakeID, Valid: im.BakeID != 0}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO images (project, image_id, name, bake_id, commit_sha, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)
+		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (project, image_id) DO UPDATE SET name = excluded.name, bake_id = excluded.bake_id,
 			commit_sha = excluded.commit_sha`,
 		im.Project, im.ImageID, im.Name, bake, im.Commit, ms(created))
@@ -40,7 +40,7 @@ func (s *Store) AddImage(ctx context.Context, im Image) error {
 // the first Keep and removes the rest.
 func (s *Store) Images(ctx context.Context, project string) ([]Image, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT project, image_id, name, bake_id, commit_sha, created_at
-		FROM images WHERE project = ? ORDER BY created_at DESC, image_id DESC`, project)
+		FROM images WHERE project = $1 ORDER BY created_at DESC, image_id DESC`, project)
 	if err != nil {
 		return nil, fmt.Errorf("list images of %q: %w", project, err)
 	}
@@ -67,7 +67,7 @@ func (s *Store) Images(ctx context.Context, project string) ([]Image, error) {
 // RemoveImage forgets an image (after it was deregistered). Removing one
 // that is not recorded is not an error.
 func (s *Store) RemoveImage(ctx context.Context, project, imageID string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM images WHERE project = ? AND image_id = ?`, project, imageID)
+	_, err := s.db.ExecContext(ctx, `DELETE FROM images WHERE project = $1 AND image_id = $2`, project, imageID)
 	if err != nil {
 		return fmt.Errorf("remove image %s of %q: %w", imageID, project, err)
 	}

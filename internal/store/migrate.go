@@ -10,15 +10,29 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/riverqueue/river/rivermigrate"
 )
 
-// migrations holds the store's schema as numbered files NNN_name.sql. A
-// released file never changes; a schema change is a new file.
+// migrations holds the store's schema as numbered files NNN_name.sql:
+// SQLite's in migrations/, PostgreSQL's in migrations/postgres/, the same
+// versions with the same tables, columns and indexes in each. A released
+// file never changes; a schema change is a new file in both.
 //
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrations embed.FS
+
+// The folders of each dialect's migrations.
+const (
+	sqliteMigrations   = "migrations"
+	postgresMigrations = "migrations/postgres"
+)
+
+// migrationDir is the folder of the store's dialect.
+func (s *Store) migrationDir() string {
+	if s.pg != nil {
+		return postgresMigrations
+	}
+	return sqliteMigrations
+}
 
 type migration struct {
 	version int
@@ -28,8 +42,8 @@ type migration struct {
 
 // loadMigrations reads the embedded migrations in version order and checks
 // that versions run 1, 2, 3, ... without gaps or repeats.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
+func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	names, err := fs.Glob(fsys, dir+"/*.sql")
 	if err != nil {
 		return nil, err
 	}
@@ -56,19 +70,33 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 	return out, nil
 }
 
-// migrate applies every migration newer than the file's schema_version, each
-// in its own transaction together with its schema_version row, so a crash
-// leaves the file at a whole version.
+// migrate applies every migration newer than the database's schema_version,
+// each in its own transaction together with its schema_version row, so a
+// crash (or a failing statement) leaves the database at a whole version.
+// A database at a newer version than this binary knows is refused.
 func (s *Store) migrate(ctx context.Context) error {
-	all, err := loadMigrations(migrations)
+	return s.migrateFS(ctx, migrations, s.migrationDir())
+}
+
+// migrateFS is migrate with the migrations in fsys's dir.
+func (s *Store) migrateFS(ctx context.Context, fsys fs.FS, dir string) error {
+	all, err := loadMigrations(fsys, dir)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+	schemaVersion := `CREATE TABLE IF NOT EXISTS schema_version (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT    NOT NULL,
 		applied_at INTEGER NOT NULL
-	) STRICT`); err != nil {
+	) STRICT`
+	if s.pg != nil {
+		schemaVersion = `CREATE TABLE IF NOT EXISTS schema_version (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at BIGINT  NOT NULL
+	)`
+	}
+	if _, err := s.db.ExecContext(ctx, schemaVersion); err != nil {
 		return fmt.Errorf("migrate: create schema_version: %w", err)
 	}
 	current, err := s.SchemaVersion(ctx)
@@ -76,14 +104,14 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	if current > len(all) {
-		return fmt.Errorf("migrate: database schema version %d is newer than this kiln (%d)", current, len(all))
+		return fmt.Errorf("migrate: database schema version %d is newer than this kiln knows (%d): run a newer kiln", current, len(all))
 	}
 	for _, m := range all[current:] {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)`,
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)`,
 				m.version, m.name, ms(s.now()))
 			return err
 		})
@@ -102,17 +130,4 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return v, nil
-}
-
-// migrateRiver brings River's own tables up to the version this binary's
-// River expects.
-func (s *Store) migrateRiver(ctx context.Context) error {
-	m, err := rivermigrate.New(s.RiverDriver(), nil)
-	if err != nil {
-		return fmt.Errorf("migrate river: %w", err)
-	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("migrate river: %w", err)
-	}
-	return nil
 }

@@ -86,7 +86,7 @@ func (s *Store) PutProject(ctx context.Context, p Project, secret string) (creat
 	now := ms(s.now())
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var exists int
-		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM projects WHERE name = ?`, p.Name).Scan(&exists)
+		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM projects WHERE name = $1`, p.Name).Scan(&exists)
 		if err != nil {
 			return err
 		}
@@ -94,23 +94,23 @@ func (s *Store) PutProject(ctx context.Context, p Project, secret string) (creat
 		if created && secret == "" {
 			return ErrSecretRequired
 		}
-		args := []any{p.Region, p.BaseID, p.BaseOwner, p.BaseName, p.BaseMostRecent,
+		args := []any{p.Region, p.BaseID, p.BaseOwner, p.BaseName, flag(p.BaseMostRecent),
 			p.Type, p.Script, string(groups), p.Subnet, p.IAMProfile, string(tagJSON), p.Keep, p.Branch,
 			p.ScriptTimeout.Milliseconds(), p.ImageTimeout.Milliseconds(), rollout}
 		if created {
 			_, err = tx.ExecContext(ctx, `INSERT INTO projects (region, base_id, base_owner, base_name,
 				base_most_recent, instance_type, script, security_groups, subnet, iam_profile, tags, keep,
 				branch, script_timeout_ms, image_timeout_ms, rollout, name, webhook_secret, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 				append(args, p.Name, secret, now, now)...)
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE projects SET region = ?, base_id = ?, base_owner = ?,
-			base_name = ?, base_most_recent = ?, instance_type = ?, script = ?, security_groups = ?,
-			subnet = ?, iam_profile = ?, tags = ?, keep = ?, branch = ?, script_timeout_ms = ?,
-			image_timeout_ms = ?, rollout = ?, updated_at = ?,
-			webhook_secret = CASE WHEN ? = '' THEN webhook_secret ELSE ? END
-			WHERE name = ?`,
+		_, err = tx.ExecContext(ctx, `UPDATE projects SET region = $1, base_id = $2, base_owner = $3,
+			base_name = $4, base_most_recent = $5, instance_type = $6, script = $7, security_groups = $8,
+			subnet = $9, iam_profile = $10, tags = $11, keep = $12, branch = $13, script_timeout_ms = $14,
+			image_timeout_ms = $15, rollout = $16, updated_at = $17,
+			webhook_secret = CASE WHEN $18 = '' THEN webhook_secret ELSE $19 END
+			WHERE name = $20`,
 			append(args, now, secret, secret, p.Name)...)
 		return err
 	})
@@ -126,7 +126,7 @@ func (s *Store) SetProjectSecret(ctx context.Context, name, secret string) error
 	if secret == "" {
 		return fmt.Errorf("set secret of project %q: %w", name, ErrSecretRequired)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE projects SET webhook_secret = ?, updated_at = ? WHERE name = ?`,
+	res, err := s.db.ExecContext(ctx, `UPDATE projects SET webhook_secret = $1, updated_at = $2 WHERE name = $3`,
 		secret, ms(s.now()), name)
 	s.hooks.invalidate(name)
 	if err == nil {
@@ -140,7 +140,7 @@ func (s *Store) SetProjectSecret(ctx context.Context, name, secret string) error
 
 // Project returns the named project without its secret, or ErrNotFound.
 func (s *Store) Project(ctx context.Context, name string) (*Project, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+projectColumns+` FROM projects WHERE name = ?`, name)
+	row := s.db.QueryRowContext(ctx, `SELECT `+projectColumns+` FROM projects WHERE name = $1`, name)
 	p, err := scanProject(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
@@ -155,7 +155,7 @@ func (s *Store) Project(ctx context.Context, name string) (*Project, error) {
 // It is the only way to read a secret back; callers must not log it.
 func (s *Store) ProjectSecret(ctx context.Context, name string) (string, error) {
 	var secret string
-	err := s.db.QueryRowContext(ctx, `SELECT webhook_secret FROM projects WHERE name = ?`, name).Scan(&secret)
+	err := s.db.QueryRowContext(ctx, `SELECT webhook_secret FROM projects WHERE name = $1`, name).Scan(&secret)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}
@@ -217,7 +217,7 @@ func (s *Store) Projects(ctx context.Context) ([]Project, error) {
 // image records (not the images in EC2), or returns ErrNotFound. Cancel its
 // running bake first: its worker would find the bake gone.
 func (s *Store) DeleteProject(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM projects WHERE name = ?`, name)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM projects WHERE name = $1`, name)
 	s.hooks.invalidate(name)
 	if err == nil {
 		err = wantOne(res)
@@ -279,4 +279,12 @@ func wantOne(res sql.Result) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// flag is a bool as the 0/1 integer that both dialects store.
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

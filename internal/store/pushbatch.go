@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -26,19 +28,27 @@ type pushReq struct {
 var errClosed = errors.New("store is closed")
 
 // pushBatcher group-commits concurrent pushes: callers queue their push and
-// wait; one committer goroutine, started with the first push, commits every
-// pending push (up to maxPushBatch) in one transaction, completes them, and
-// goes on while more are pending. No caller serves the others, and no
+// wait; committer goroutines, started with the first push, each commit the
+// pending pushes (up to maxPushBatch) in one transaction, complete them,
+// and go on while more are pending. No caller serves the others, and no
 // batch waits for a caller it was handed to to be scheduled (behind every
-// caller just completed, in a burst).
+// caller just completed, in a burst). SQLite has one committer (one
+// connection); PostgreSQL several (pgCommitters), whose batches run side
+// by side on their own connections, so that a batch's round trips to the
+// server do not hold up the next.
 type pushBatcher struct {
+	committers int // set before the first push; 0 means 1
+
 	mu      sync.Mutex
 	pending []*pushReq
-	running bool          // the committer goroutine exists
+	running bool          // the committer goroutines exist
 	closed  bool          // Close was called: no more pushes
 	wake    chan struct{} // capacity 1: pending is not empty
-	stopped chan struct{} // closed when the committer has exited
+	wg      sync.WaitGroup
 }
+
+// pgCommitters is how many batches of pushes run at once on PostgreSQL.
+const pgCommitters = 2
 
 func (b *pushBatcher) do(ctx context.Context, s *Store, r *pushReq) (PushResult, error) {
 	r.done = make(chan struct{})
@@ -50,8 +60,11 @@ func (b *pushBatcher) do(ctx context.Context, s *Store, r *pushReq) (PushResult,
 	b.pending = append(b.pending, r)
 	if !b.running {
 		b.running = true
-		b.wake, b.stopped = make(chan struct{}, 1), make(chan struct{})
-		go b.commit(s, b.wake)
+		wake := make(chan struct{}, 1)
+		b.wake = wake
+		for range max(b.committers, 1) {
+			b.wg.Go(func() { b.commit(s, wake) })
+		}
 	}
 	select { // under mu, so that close cannot close wake meanwhile
 	case b.wake <- struct{}{}:
@@ -71,16 +84,22 @@ func (b *pushBatcher) do(ctx context.Context, s *Store, r *pushReq) (PushResult,
 	}
 }
 
-// commit is the committer goroutine: it runs batches until none is
-// pending, sleeps until the next push, and exits after close.
-func (b *pushBatcher) commit(s *Store, wake <-chan struct{}) {
-	defer close(b.stopped)
+// commit is a committer goroutine: it runs batches until none is pending,
+// sleeps until the next push, and exits after close. Taking a batch that
+// leaves pushes pending wakes another committer for them.
+func (b *pushBatcher) commit(s *Store, wake chan struct{}) {
 	for range wake {
 		for {
 			b.mu.Lock()
 			n := min(len(b.pending), maxPushBatch)
 			batch := slices.Clone(b.pending[:n])
 			b.pending = slices.Delete(b.pending, 0, n)
+			if len(b.pending) > 0 && !b.closed {
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
 			b.mu.Unlock()
 			if n == 0 {
 				break
@@ -102,7 +121,7 @@ func (b *pushBatcher) close() {
 	}
 	b.mu.Unlock()
 	if running {
-		<-b.stopped
+		b.wg.Wait()
 	}
 }
 
@@ -153,12 +172,22 @@ func (s *Store) tryPushes(batch []*pushReq, savepoints bool) error {
 	// pushes too.
 	ctx := context.Background()
 	now := ms(s.now())
-	tx, err := s.db.BeginTx(ctx, nil)
+	jtx, err := s.beginConnTx(ctx)
 	if err != nil {
 		return err
 	}
-	bt := &batchTx{s: s, tx: tx}
-	for _, r := range batch {
+	defer jtx.conn.Close()
+	tx := jtx.sql
+	bt := &batchTx{s: s, tx: tx, jtx: jtx}
+	// In project order: every server's batches then lock projects in the
+	// same order (see lockProject), and so never deadlock each other.
+	ordered := slices.Clone(batch)
+	slices.SortStableFunc(ordered, func(a, b *pushReq) int { return strings.Compare(a.p.Project, b.p.Project) })
+	if err := bt.lockProjects(ctx, ordered); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	for _, r := range ordered {
 		r.res, r.err = PushResult{}, nil
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
@@ -203,9 +232,40 @@ func (s *Store) tryPushes(batch []*pushReq, savepoints bool) error {
 // bound to it as they are first used, once per batch instead of once per
 // push. They close with the transaction.
 type batchTx struct {
-	s     *Store
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+	s      *Store
+	tx     *sql.Tx
+	jtx    *Tx // tx with its connection, for EnqueueFunc
+	stmts  map[string]*sql.Stmt
+	exists map[string]bool // the batch's projects that exist, locked
+}
+
+// lockProjects locks the projects of the batch (see Store.lockProject), in
+// one statement and in name order, and notes which exist.
+func (bt *batchTx) lockProjects(ctx context.Context, batch []*pushReq) error {
+	var names []string
+	for _, r := range batch {
+		if len(names) == 0 || names[len(names)-1] != r.p.Project {
+			names = append(names, r.p.Project)
+		}
+	}
+	arg, err := json.Marshal(names)
+	if err != nil {
+		return err
+	}
+	rows, err := bt.stmt(ctx, bt.s.dialect.lockProjects).QueryContext(ctx, string(arg))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	bt.exists = make(map[string]bool, len(names))
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		bt.exists[name] = true
+	}
+	return rows.Err()
 }
 
 // stmt returns the hot statement query bound to the transaction.

@@ -8,7 +8,9 @@ import (
 
 // TestProjectRollout round-trips a project's rollout target and its
 // removal.
-func TestProjectRollout(t *testing.T) {
+func TestProjectRollout(t *testing.T) { bothDrivers(t, testProjectRollout) }
+
+func testProjectRollout(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	p := testProject("web")

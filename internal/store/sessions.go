@@ -29,7 +29,7 @@ func sessionKey(id string) string {
 // CreateSession stores a new session under id.
 func (s *Store) CreateSession(ctx context.Context, id string, sess Session) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id_sha256, csrf, flash, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?)`, sessionKey(id), sess.CSRF, sess.Flash, ms(sess.Created), ms(sess.Expires))
+		VALUES ($1, $2, $3, $4, $5)`, sessionKey(id), sess.CSRF, sess.Flash, ms(sess.Created), ms(sess.Expires))
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
@@ -42,7 +42,7 @@ func (s *Store) Session(ctx context.Context, id string) (*Session, error) {
 	var sess Session
 	var created, expires int64
 	err := s.db.QueryRowContext(ctx, `SELECT csrf, flash, created_at, expires_at FROM sessions
-		WHERE id_sha256 = ? AND expires_at > ?`, sessionKey(id), ms(s.now())).
+		WHERE id_sha256 = $1 AND expires_at > $2`, sessionKey(id), ms(s.now())).
 		Scan(&sess.CSRF, &sess.Flash, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
@@ -57,7 +57,7 @@ func (s *Store) Session(ctx context.Context, id string) (*Session, error) {
 // SetSessionFlash leaves msg for the session's next page, replacing any
 // message not yet shown. ErrNotFound: the session is gone.
 func (s *Store) SetSessionFlash(ctx context.Context, id, msg string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET flash = ? WHERE id_sha256 = ?`, msg, sessionKey(id))
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET flash = $1 WHERE id_sha256 = $2`, msg, sessionKey(id))
 	if err == nil {
 		err = wantOne(res)
 	}
@@ -74,14 +74,14 @@ func (s *Store) TakeSessionFlash(ctx context.Context, id string) (string, error)
 	var msg string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		key := sessionKey(id)
-		err := tx.QueryRowContext(ctx, `SELECT flash FROM sessions WHERE id_sha256 = ?`, key).Scan(&msg)
+		err := tx.QueryRowContext(ctx, `SELECT flash FROM sessions WHERE id_sha256 = $1`, key).Scan(&msg)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && msg == "") {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE sessions SET flash = '' WHERE id_sha256 = ?`, key)
+		_, err = tx.ExecContext(ctx, `UPDATE sessions SET flash = '' WHERE id_sha256 = $1`, key)
 		return err
 	})
 	if err != nil {
@@ -94,9 +94,9 @@ func (s *Store) TakeSessionFlash(ctx context.Context, id string) (string, error)
 // project's webhook secret once (TakeSessionSecret); rotated says it replaced
 // an earlier one. The secret itself is not copied.
 func (s *Store) MarkSessionSecret(ctx context.Context, id, project string, rotated bool) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO session_secrets (session_sha256, project, rotated) VALUES (?, ?, ?)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO session_secrets (session_sha256, project, rotated) VALUES ($1, $2, $3)
 		ON CONFLICT (session_sha256, project) DO UPDATE SET rotated = excluded.rotated`,
-		sessionKey(id), project, rotated)
+		sessionKey(id), project, flag(rotated))
 	if err != nil {
 		return fmt.Errorf("mark secret of project %q for session: %w", project, err)
 	}
@@ -108,7 +108,7 @@ func (s *Store) MarkSessionSecret(ctx context.Context, id, project string, rotat
 // once. secret is "" when it was not marked.
 func (s *Store) TakeSessionSecret(ctx context.Context, id, project string) (secret string, rotated bool, err error) {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `DELETE FROM session_secrets WHERE session_sha256 = ? AND project = ?
+		err := tx.QueryRowContext(ctx, `DELETE FROM session_secrets WHERE session_sha256 = $1 AND project = $2
 			RETURNING rotated`, sessionKey(id), project).Scan(&rotated)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
@@ -116,7 +116,7 @@ func (s *Store) TakeSessionSecret(ctx context.Context, id, project string) (secr
 		if err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `SELECT webhook_secret FROM projects WHERE name = ?`, project).Scan(&secret)
+		return tx.QueryRowContext(ctx, `SELECT webhook_secret FROM projects WHERE name = $1`, project).Scan(&secret)
 	})
 	if err != nil {
 		return "", false, fmt.Errorf("take secret of project %q for session: %w", project, err)
@@ -127,7 +127,7 @@ func (s *Store) TakeSessionSecret(ctx context.Context, id, project string) (secr
 // DeleteSession forgets the session (sign-out). A session already gone is
 // not an error.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id_sha256 = ?`, sessionKey(id)); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id_sha256 = $1`, sessionKey(id)); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
@@ -136,9 +136,9 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 // PruneSessions forgets the expired sessions and, past the keep newest live
 // ones, the oldest, and returns how many it forgot.
 func (s *Store) PruneSessions(ctx context.Context, keep int) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?1
-		OR id_sha256 NOT IN (SELECT id_sha256 FROM sessions WHERE expires_at > ?1
-			ORDER BY created_at DESC, rowid DESC LIMIT ?2)`, ms(s.now()), max(keep, 0))
+	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= $1
+		OR id_sha256 NOT IN (SELECT id_sha256 FROM sessions WHERE expires_at > $1
+			ORDER BY created_at DESC, id_sha256 DESC LIMIT $2)`, ms(s.now()), max(keep, 0))
 	var n int64
 	if err == nil {
 		n, err = res.RowsAffected()

@@ -16,7 +16,9 @@ func testSession(t *testing.T, s *Store, id string, now time.Time, ttl time.Dura
 	}
 }
 
-func TestSessionCRUD(t *testing.T) {
+func TestSessionCRUD(t *testing.T) { bothDrivers(t, testSessionCRUD) }
+
+func testSessionCRUD(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	now := time.UnixMilli(1_700_000_000_000).UTC()
@@ -72,7 +74,9 @@ func TestSessionCRUD(t *testing.T) {
 	}
 }
 
-func TestSessionExpiryAndPrune(t *testing.T) {
+func TestSessionExpiryAndPrune(t *testing.T) { bothDrivers(t, testSessionExpiryAndPrune) }
+
+func testSessionExpiryAndPrune(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	now := time.UnixMilli(1_700_000_000_000).UTC()
@@ -112,7 +116,9 @@ func TestSessionExpiryAndPrune(t *testing.T) {
 }
 
 // A copy of the database must not hold a usable cookie value.
-func TestSessionIDNotStored(t *testing.T) {
+func TestSessionIDNotStored(t *testing.T) { bothDrivers(t, testSessionIDNotStored) }
+
+func testSessionIDNotStored(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")
@@ -158,7 +164,9 @@ func TestSessionIDNotStored(t *testing.T) {
 	}
 }
 
-func TestSessionSecret(t *testing.T) {
+func TestSessionSecret(t *testing.T) { bothDrivers(t, testSessionSecret) }
+
+func testSessionSecret(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")

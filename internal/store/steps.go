@@ -33,7 +33,7 @@ type Step struct {
 // restart) keeps its first start time, sets it running and replaces detail.
 func (s *Store) StartStep(ctx context.Context, bakeID int64, name, detail string) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO bake_steps (bake_id, name, state, started_at, detail)
-		VALUES (?, ?, 'running', ?, ?)
+		VALUES ($1, $2, 'running', $3, $4)
 		ON CONFLICT (bake_id, name) DO UPDATE SET state = 'running', finished_at = NULL, detail = excluded.detail`,
 		bakeID, name, ms(s.now()), detail)
 	if err != nil {
@@ -47,7 +47,7 @@ func (s *Store) StartStep(ctx context.Context, bakeID int64, name, detail string
 func (s *Store) FinishStep(ctx context.Context, bakeID int64, name string, state StepState, detail string) error {
 	now := ms(s.now())
 	_, err := s.db.ExecContext(ctx, `INSERT INTO bake_steps (bake_id, name, state, started_at, finished_at, detail)
-		VALUES (?, ?, ?, ?, ?, ?)
+		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (bake_id, name) DO UPDATE SET state = excluded.state,
 			finished_at = excluded.finished_at, detail = excluded.detail`,
 		bakeID, name, string(state), now, now, detail)
@@ -60,7 +60,7 @@ func (s *Store) FinishStep(ctx context.Context, bakeID int64, name string, state
 // Steps returns a bake's steps in the order they first started.
 func (s *Store) Steps(ctx context.Context, bakeID int64) ([]Step, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT bake_id, name, state, started_at, finished_at, detail
-		FROM bake_steps WHERE bake_id = ? ORDER BY id`, bakeID)
+		FROM bake_steps WHERE bake_id = $1 ORDER BY id`, bakeID)
 	if err != nil {
 		return nil, fmt.Errorf("list steps of bake %d: %w", bakeID, err)
 	}

@@ -2,25 +2,48 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"kiln/internal/pgtest"
 )
 
-// openTest opens a fresh store in a temporary directory; the test runs in
-// parallel with others (opening runs River's migrations, the slow part).
+// bothDrivers runs test twice, as the subtests sqlite and postgres;
+// openTest and newTarget open the subtest's driver. The postgres one skips
+// when no PostgreSQL server answers (see pgtest), unless CI is set.
+func bothDrivers(t *testing.T, test func(t *testing.T)) {
+	t.Run("sqlite", test)
+	t.Run("postgres", test)
+}
+
+// onPostgres reports whether t runs under bothDrivers' postgres subtest.
+func onPostgres(t testing.TB) bool { return strings.Contains(t.Name(), "/postgres") }
+
+// newTarget returns a new, empty database for t in its driver: a file in a
+// temporary directory, or a PostgreSQL database of its own.
+func newTarget(t testing.TB, file string) string {
+	if onPostgres(t) {
+		return pgtest.DB(t)
+	}
+	return filepath.Join(t.TempDir(), file)
+}
+
+// openTest opens a fresh store (see newTarget) and returns it with its
+// target; the test runs in parallel with others (opening runs River's
+// migrations, the slow part).
 func openTest(t *testing.T) (*Store, string) {
 	t.Helper()
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "kiln.db")
+	path := newTarget(t, "kiln.db")
 	s, err := Open(t.Context(), path)
 	if err != nil {
 		t.Fatalf("Open() = %v", err)
@@ -47,13 +70,15 @@ func mustPut(t *testing.T, s *Store, name string) {
 	}
 }
 
-func TestMigrationsIdempotent(t *testing.T) {
+func TestMigrationsIdempotent(t *testing.T) { bothDrivers(t, testMigrationsIdempotent) }
+
+func testMigrationsIdempotent(t *testing.T) {
 	s, path := openTest(t)
 	v, err := s.SchemaVersion(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := loadMigrations(migrations)
+	all, err := loadMigrations(migrations, s.migrationDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,9 +117,11 @@ func TestMigrationsIdempotent(t *testing.T) {
 }
 
 // Two databases are two bakeries.
-func TestBakeryIDPerDatabase(t *testing.T) {
+func TestBakeryIDPerDatabase(t *testing.T) { bothDrivers(t, testBakeryIDPerDatabase) }
+
+func testBakeryIDPerDatabase(t *testing.T) {
 	a, _ := openTest(t)
-	b, err := Open(t.Context(), filepath.Join(t.TempDir(), "other.db"))
+	b, err := Open(t.Context(), newTarget(t, "other.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +153,28 @@ func TestOpenRejectsURI(t *testing.T) {
 }
 
 func TestLoadMigrationsGaps(t *testing.T) {
-	all, err := loadMigrations(migrations)
-	if err != nil || len(all) == 0 || all[0].version != 1 {
-		t.Fatalf("loadMigrations() = %v, %v", all, err)
+	lite, err := loadMigrations(migrations, sqliteMigrations)
+	if err != nil || len(lite) == 0 || lite[0].version != 1 {
+		t.Fatalf("loadMigrations(sqlite) = %v, %v", lite, err)
+	}
+	pg, err := loadMigrations(migrations, postgresMigrations)
+	if err != nil {
+		t.Fatalf("loadMigrations(postgres) = %v", err)
+	}
+	// One schema, written once per dialect: the same versions and names.
+	if len(pg) != len(lite) {
+		t.Fatalf("postgres has %d migrations; sqlite %d", len(pg), len(lite))
+	}
+	for i := range lite {
+		if pg[i].name != lite[i].name {
+			t.Errorf("migration %d: postgres %s, sqlite %s", i+1, pg[i].name, lite[i].name)
+		}
 	}
 }
 
-func TestProjectCRUD(t *testing.T) {
+func TestProjectCRUD(t *testing.T) { bothDrivers(t, testProjectCRUD) }
+
+func testProjectCRUD(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	p := testProject("web")
@@ -208,13 +250,15 @@ func TestProjectCRUD(t *testing.T) {
 	}
 }
 
-func TestEnqueuePushCoalesces(t *testing.T) {
+func TestEnqueuePushCoalesces(t *testing.T) { bothDrivers(t, testEnqueuePushCoalesces) }
+
+func testEnqueuePushCoalesces(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")
 	mustPut(t, s, "api")
 	var enqueued []int64
-	enq := func(ctx context.Context, tx *sql.Tx, id int64) error {
+	enq := func(ctx context.Context, tx *Tx, id int64) error {
 		enqueued = append(enqueued, id)
 		return nil
 	}
@@ -255,7 +299,7 @@ func TestEnqueuePushCoalesces(t *testing.T) {
 
 	// Once the queued bake runs, the next push queues a new one; a further
 	// push coalesces into that.
-	claim, _, err := s.ClaimBake(ctx, r1.BakeID)
+	claim, _, err := s.ClaimBakeFor(ctx, r1.BakeID, "me", time.Minute)
 	if err != nil || claim != ClaimStarted {
 		t.Fatalf("ClaimBake() = %v, %v; want started", claim, err)
 	}
@@ -264,7 +308,7 @@ func TestEnqueuePushCoalesces(t *testing.T) {
 	if !r4.New || r4.BakeID == r1.BakeID || r5.BakeID != r4.BakeID || r5.New {
 		t.Errorf("pushes while running = %+v, %+v", r4, r5)
 	}
-	if claim, _, _ := s.ClaimBake(ctx, r4.BakeID); claim != ClaimBusy {
+	if claim, _, _ := s.ClaimBakeFor(ctx, r4.BakeID, "me", time.Minute); claim != ClaimBusy {
 		t.Errorf("ClaimBake(queued behind running) = %v; want busy", claim)
 	}
 	if len(enqueued) != 3 {
@@ -282,12 +326,16 @@ func TestEnqueuePushCoalesces(t *testing.T) {
 }
 
 func TestEnqueuePushRollsBackOnEnqueueError(t *testing.T) {
+	bothDrivers(t, testEnqueuePushRollsBackOnEnqueueError)
+}
+
+func testEnqueuePushRollsBackOnEnqueueError(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")
 	boom := errors.New("boom")
 	_, err := s.EnqueuePush(ctx, Push{Project: "web", DeliveryID: "d1", Commit: "a"},
-		func(context.Context, *sql.Tx, int64) error { return boom })
+		func(context.Context, *Tx, int64) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("EnqueuePush() = %v; want boom", err)
 	}
@@ -300,7 +348,9 @@ func TestEnqueuePushRollsBackOnEnqueueError(t *testing.T) {
 }
 
 // A burst of concurrent pushes to one project leaves exactly one queued bake.
-func TestEnqueuePushConcurrentBurst(t *testing.T) {
+func TestEnqueuePushConcurrentBurst(t *testing.T) { bothDrivers(t, testEnqueuePushConcurrentBurst) }
+
+func testEnqueuePushConcurrentBurst(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")
@@ -332,7 +382,9 @@ func TestEnqueuePushConcurrentBurst(t *testing.T) {
 	}
 }
 
-func TestBakeLifecycle(t *testing.T) {
+func TestBakeLifecycle(t *testing.T) { bothDrivers(t, testBakeLifecycle) }
+
+func testBakeLifecycle(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")
@@ -353,11 +405,11 @@ func TestBakeLifecycle(t *testing.T) {
 		t.Errorf("CreateBake(unknown) = %v; want ErrNotFound", err)
 	}
 	id := r.BakeID
-	claim, b, err := s.ClaimBake(ctx, id)
+	claim, b, err := s.ClaimBakeFor(ctx, id, "me", time.Minute)
 	if err != nil || claim != ClaimStarted || b.State != Running || !b.Started.Equal(now) {
 		t.Fatalf("ClaimBake() = %v, %+v, %v", claim, b, err)
 	}
-	if claim, _, _ := s.ClaimBake(ctx, id); claim != ClaimResumed {
+	if claim, _, _ := s.ClaimBakeFor(ctx, id, "me", time.Minute); claim != ClaimResumed {
 		t.Errorf("ClaimBake(running) = %v; want resumed", claim)
 	}
 	if err := s.SetBuilder(ctx, id, "i-0abc"); err != nil {
@@ -417,10 +469,10 @@ func TestBakeLifecycle(t *testing.T) {
 	if b.State != Succeeded || b.ImageID != "ami-0abc" || b.BuilderID != "i-0abc" || !b.Finished.Equal(now) {
 		t.Errorf("finished bake = %+v", b)
 	}
-	if claim, _, _ := s.ClaimBake(ctx, id); claim != ClaimFinished {
+	if claim, _, _ := s.ClaimBakeFor(ctx, id, "me", time.Minute); claim != ClaimFinished {
 		t.Errorf("ClaimBake(finished) = %v; want finished", claim)
 	}
-	if _, _, err := s.ClaimBake(ctx, 999); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.ClaimBakeFor(ctx, 999, "me", time.Minute); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ClaimBake(unknown) = %v; want ErrNotFound", err)
 	}
 	if _, err := s.Bake(ctx, 999); !errors.Is(err, ErrNotFound) {
@@ -428,12 +480,14 @@ func TestBakeLifecycle(t *testing.T) {
 	}
 }
 
-func TestRequestCancel(t *testing.T) {
+func TestRequestCancel(t *testing.T) { bothDrivers(t, testRequestCancel) }
+
+func testRequestCancel(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")
 	r1, _ := s.CreateBake(ctx, "web", "a", "", nil)
-	s.ClaimBake(ctx, r1.BakeID)
+	s.ClaimBakeFor(ctx, r1.BakeID, "me", time.Minute)
 	r2, _ := s.CreateBake(ctx, "web", "b", "", nil)
 
 	b, err := s.RequestCancel(ctx, r2.BakeID, "by user")
@@ -450,7 +504,7 @@ func TestRequestCancel(t *testing.T) {
 	if _, err := s.RequestCancel(ctx, r2.BakeID, ""); !errors.Is(err, ErrBakeFinished) {
 		t.Errorf("RequestCancel(cancelled) = %v; want ErrBakeFinished", err)
 	}
-	if claim, _, _ := s.ClaimBake(ctx, r2.BakeID); claim != ClaimFinished {
+	if claim, _, _ := s.ClaimBakeFor(ctx, r2.BakeID, "me", time.Minute); claim != ClaimFinished {
 		t.Errorf("ClaimBake(cancelled) = %v; want finished", claim)
 	}
 	// With the queued one cancelled, a new push queues a new bake.
@@ -459,7 +513,9 @@ func TestRequestCancel(t *testing.T) {
 	}
 }
 
-func TestBakesPaging(t *testing.T) {
+func TestBakesPaging(t *testing.T) { bothDrivers(t, testBakesPaging) }
+
+func testBakesPaging(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	for _, p := range []string{"a", "b"} {
@@ -475,7 +531,7 @@ func TestBakesPaging(t *testing.T) {
 		}
 		ids = append(ids, r.BakeID)
 		if i < 4 {
-			s.ClaimBake(ctx, r.BakeID)
+			s.ClaimBakeFor(ctx, r.BakeID, "me", time.Minute)
 			s.FinishBake(ctx, r.BakeID, Outcome{State: Failed, Reason: "x"})
 		}
 	}
@@ -539,7 +595,9 @@ func TestBakesQueryPlansUseIndexes(t *testing.T) {
 	}
 }
 
-func TestImages(t *testing.T) {
+func TestImages(t *testing.T) { bothDrivers(t, testImages) }
+
+func testImages(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")
@@ -599,7 +657,9 @@ func (w *testWorker) Work(ctx context.Context, job *river.Job[testArgs]) error {
 
 // A job inserted (with its bake, in one transaction) by one process is
 // worked by another that opens the same file later.
-func TestRiverJobSurvivesRestart(t *testing.T) {
+func TestRiverJobSurvivesRestart(t *testing.T) { bothDrivers(t, testRiverJobSurvivesRestart) }
+
+func testRiverJobSurvivesRestart(t *testing.T) {
 	s, path := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")
@@ -608,7 +668,7 @@ func TestRiverJobSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := s.EnqueuePush(ctx, Push{Project: "web", DeliveryID: "d1", Commit: "a"},
-		func(ctx context.Context, tx *sql.Tx, id int64) error {
+		func(ctx context.Context, tx *Tx, id int64) error {
 			_, err := inserter.InsertTx(ctx, tx, testArgs{BakeID: id}, nil)
 			return err
 		})
@@ -654,7 +714,9 @@ var (
 
 // One batch: a push to an unknown project and one whose enqueue fails are
 // rolled back alone; the others commit.
-func TestCommitPushesIsolatesFailures(t *testing.T) {
+func TestCommitPushesIsolatesFailures(t *testing.T) { bothDrivers(t, testCommitPushesIsolatesFailures) }
+
+func testCommitPushesIsolatesFailures(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")
@@ -669,7 +731,7 @@ func TestCommitPushesIsolatesFailures(t *testing.T) {
 	batch := []*pushReq{
 		mk(ctx, "web", "1", nil),
 		mk(ctx, "ghost", "2", nil),
-		mk(ctx, "api", "3", func(context.Context, *sql.Tx, int64) error { return boom }),
+		mk(ctx, "api", "3", func(context.Context, *Tx, int64) error { return boom }),
 		mk(cancelled, "api", "4", nil),
 		mk(ctx, "web", "5", nil),
 		mk(ctx, "web", "1", nil), // duplicate within the batch
@@ -710,7 +772,9 @@ func TestCommitPushesIsolatesFailures(t *testing.T) {
 
 // Many concurrent pushes, some with cancelled contexts: every call returns,
 // and each successful push's delivery is recorded.
-func TestEnqueuePushConcurrentMany(t *testing.T) {
+func TestEnqueuePushConcurrentMany(t *testing.T) { bothDrivers(t, testEnqueuePushConcurrentMany) }
+
+func testEnqueuePushConcurrentMany(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	for p := range 5 {
@@ -746,7 +810,9 @@ func TestEnqueuePushConcurrentMany(t *testing.T) {
 	}
 }
 
-func TestPruneDeliveries(t *testing.T) {
+func TestPruneDeliveries(t *testing.T) { bothDrivers(t, testPruneDeliveries) }
+
+func testPruneDeliveries(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	mustPut(t, s, "web")
@@ -771,7 +837,9 @@ func TestPruneDeliveries(t *testing.T) {
 // TestHookTargetOtherProcess: HookTarget answers from memory, so a secret
 // changed by another process (here a second Store on the same file) is seen
 // once the cached answer is hookTTL old, not before.
-func TestHookTargetOtherProcess(t *testing.T) {
+func TestHookTargetOtherProcess(t *testing.T) { bothDrivers(t, testHookTargetOtherProcess) }
+
+func testHookTargetOtherProcess(t *testing.T) {
 	s, path := openTest(t)
 	ctx := t.Context()
 	now := time.Now()
@@ -799,7 +867,9 @@ func TestHookTargetOtherProcess(t *testing.T) {
 
 // TestHookCacheStalePut: a lookup that read the database before a write
 // cannot cache its old answer after the write's invalidation.
-func TestHookCacheStalePut(t *testing.T) {
+func TestHookCacheStalePut(t *testing.T) { bothDrivers(t, testHookCacheStalePut) }
+
+func testHookCacheStalePut(t *testing.T) {
 	var c hookCache
 	now := time.Now()
 	_, gen, ok := c.get("web", now)
@@ -823,7 +893,9 @@ func TestHookCacheStalePut(t *testing.T) {
 
 // Close lets the committer finish what is pending, and a push after Close
 // fails instead of waiting forever.
-func TestEnqueuePushAfterClose(t *testing.T) {
+func TestEnqueuePushAfterClose(t *testing.T) { bothDrivers(t, testEnqueuePushAfterClose) }
+
+func testEnqueuePushAfterClose(t *testing.T) {
 	t.Parallel()
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
 	if err != nil {

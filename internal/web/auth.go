@@ -56,7 +56,7 @@ const (
 // The hash lives in table admin_token (store migration 004).
 func AdminToken(ctx context.Context, db *sql.DB, envToken string) (hash TokenHash, source, generated string, err error) {
 	store := func(h TokenHash) error {
-		_, err := db.ExecContext(ctx, `INSERT INTO admin_token (id, sha256, created_at) VALUES (1, ?, ?)
+		_, err := db.ExecContext(ctx, `INSERT INTO admin_token (id, sha256, created_at) VALUES (1, $1, $2)
 			ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, created_at = excluded.created_at`,
 			hex.EncodeToString(h[:]), time.Now().UnixMilli())
 		if err != nil {

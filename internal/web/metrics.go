@@ -64,8 +64,8 @@ func (m *Metrics) Follow(ctx context.Context, src ProgressSource, st *store.Stor
 			return nil
 		case p = <-ch:
 		}
-		if p.Step == "" || p.StepState == "" || p.StepState == store.StepRunning {
-			continue
+		if p.Step == "" || p.StepState == "" || p.StepState == store.StepRunning || p.Remote {
+			continue // Remote: the server that ran the step counts it
 		}
 		steps, err := st.Steps(ctx, p.BakeID)
 		if err != nil {

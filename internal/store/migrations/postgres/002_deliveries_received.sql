@@ -1,0 +1,2 @@
+-- 002: PruneDeliveries forgets old deliveries by age.
+CREATE INDEX deliveries_received ON deliveries (received_at);
