@@ -161,8 +161,9 @@ func (s *Service) heartbeatLoop(ctx context.Context) {
 }
 
 // leaderLoop takes or renews the bakery's leadership every Lease/3 and,
-// while this server leads, hands expired bakes to new jobs and sweeps
-// (at once on election, then every SweepInterval). It gives the lease up
+// while this server leads, hands expired bakes to new jobs, takes over the
+// promotions no server runs, and sweeps (at once on election, then every
+// SweepInterval). It gives the lease up
 // when ctx is done.
 func (s *Service) leaderLoop(ctx context.Context) {
 	t := time.NewTicker(s.o.Lease / 3)
@@ -186,6 +187,11 @@ func (s *Service) leaderLoop(ctx context.Context) {
 		}
 		if leader {
 			s.rescue(ctx)
+			// Rollouts and soaks of environments that no server runs (their
+			// server died): taken over here (promote.go).
+			if err := s.resumeOwned(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("resume promotions", "err", err)
+			}
 			if time.Since(swept) >= s.o.SweepInterval {
 				if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 					s.log.Warn("sweep failed", "err", err)

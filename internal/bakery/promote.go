@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,9 +36,10 @@ func (e *PromotionError) Error() string { return e.Msg }
 // waits for them at shutdown (they stop at once and resume at the next
 // start, found again in the store).
 type deploys struct {
-	mu  sync.Mutex
-	ctx context.Context // Run's; nil before Run: started later by resume
-	wg  sync.WaitGroup
+	mu      sync.Mutex
+	ctx     context.Context // Run's; nil before Run: started later by resume
+	wg      sync.WaitGroup
+	running map[string]bool // the leases of the owned work running here (startOwned)
 }
 
 // start runs fn in the background under Run's context; before Run, it does
@@ -51,6 +53,69 @@ func (d *deploys) start(fn func(ctx context.Context)) {
 	ctx := d.ctx
 	d.wg.Go(func() { fn(ctx) })
 }
+
+// startOwned runs fn like deploys.start, but once among the servers that
+// share the database: under the store lease name, taken first, renewed
+// every Lease/3 while fn runs and released when it returns. A lease another
+// server holds (or fn already running here under it) skips fn; a lease
+// lost (this server cut off long enough for another to take it) cancels
+// fn's context at once, and the work goes on where the lease is now.
+func (s *Service) startOwned(name string, fn func(ctx context.Context)) {
+	d := &s.deploys
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ctx == nil || d.ctx.Err() != nil || d.running[name] {
+		return
+	}
+	parent := d.ctx
+	ok, err := s.store.AcquireLease(parent, name, s.o.ServerID, s.o.Lease)
+	if err != nil || !ok {
+		if err != nil && parent.Err() == nil {
+			s.log.Warn("taking a lease failed", "lease", name, "err", err)
+		}
+		return
+	}
+	if d.running == nil {
+		d.running = map[string]bool{}
+	}
+	d.running[name] = true
+	d.wg.Go(func() {
+		ctx, cancel := context.WithCancel(parent)
+		var renew sync.WaitGroup
+		defer func() {
+			cancel()
+			renew.Wait()
+			if err := s.store.ReleaseLease(context.WithoutCancel(parent), name, s.o.ServerID); err != nil {
+				s.log.Warn("releasing a lease failed", "lease", name, "err", err)
+			}
+			d.mu.Lock()
+			delete(d.running, name)
+			d.mu.Unlock()
+		}()
+		renew.Go(func() {
+			t := time.NewTicker(s.o.Lease / 3)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				ok, err := s.store.AcquireLease(ctx, name, s.o.ServerID, s.o.Lease)
+				if err == nil && !ok {
+					s.log.Warn("lease taken over by another server; stopping here", "lease", name)
+					cancel()
+					return
+				}
+			}
+		})
+		fn(ctx)
+	})
+}
+
+// promotionLease names the lease a promotion's rollout and then its soak
+// run under (startOwned): one lease, as deploy soaks inline.
+func promotionLease(id int64) string { return "promotion/" + strconv.FormatInt(id, 10) }
 
 // Promote rolls image out to environment env of project: "" takes the
 // image the previous environment runs (for the first environment, the
@@ -133,7 +198,7 @@ func (s *Service) promote(ctx context.Context, project, env, image, cause string
 		return nil, err
 	}
 	s.log.Info("promotion started", "project", project, "env", env, "image", image, "cause", cause, "promotion", p.ID)
-	s.deploys.start(func(ctx context.Context) { s.deploy(ctx, *p) })
+	s.startOwned(promotionLease(p.ID), func(ctx context.Context) { s.deploy(ctx, *p) })
 	return p, nil
 }
 
@@ -428,13 +493,33 @@ func (s *Service) catchUp(ctx context.Context, project string) error {
 // resume picks up, at start, the rollouts and soaks a stopped process left,
 // and what they held back.
 func (s *Service) resume(ctx context.Context) error {
+	if err := s.resumeOwned(ctx); err != nil {
+		return err
+	}
+	projects, err := s.store.Projects(ctx)
+	if err != nil {
+		return err
+	}
+	for _, pr := range projects {
+		s.followUp(ctx, pr.Name)
+	}
+	return nil
+}
+
+// resumeOwned runs the rollouts and soaks in the store that no server
+// runs now (their leases are free: never taken, released, or run out with
+// a dead server). Run calls it at start, and the leader at every turn, so
+// that another server takes a dead one's over.
+func (s *Service) resumeOwned(ctx context.Context) error {
 	rolling, err := s.store.Promotions(ctx, store.PromotionQuery{State: store.PromotionRolling, Limit: 1000})
 	if err != nil {
 		return err
 	}
 	for _, p := range rolling {
-		s.log.Info("promotion resumed after restart", "project", p.Project, "env", p.Env, "promotion", p.ID)
-		s.deploys.start(func(ctx context.Context) { s.deploy(ctx, p) })
+		s.startOwned(promotionLease(p.ID), func(ctx context.Context) {
+			s.log.Info("promotion resumed after restart", "project", p.Project, "env", p.Env, "promotion", p.ID, "server", s.o.ServerID)
+			s.deploy(ctx, p)
+		})
 	}
 	soaking, err := s.store.Promotions(ctx, store.PromotionQuery{Soak: store.SoakRunning, Limit: 1000})
 	if err != nil {
@@ -449,14 +534,7 @@ func (s *Service) resume(ctx context.Context) error {
 		if i < 0 || i+1 >= len(envs) {
 			continue
 		}
-		s.deploys.start(func(ctx context.Context) { s.soak(ctx, p, envs[i], envs[i+1]) })
-	}
-	projects, err := s.store.Projects(ctx)
-	if err != nil {
-		return err
-	}
-	for _, pr := range projects {
-		s.followUp(ctx, pr.Name)
+		s.startOwned(promotionLease(p.ID), func(ctx context.Context) { s.soak(ctx, p, envs[i], envs[i+1]) })
 	}
 	return nil
 }
