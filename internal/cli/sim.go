@@ -86,7 +86,7 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 				opts.Events = []ec2sim.EventTarget{{URL: pushURL, APIKey: pushKey}}
 			}
 			if policy != "" {
-				p, err := loadPolicy(policy)
+				p, err := loadPolicy("--policy", policy)
 				if err != nil {
 					return err
 				}
@@ -111,10 +111,10 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 }
 
 // loadPolicy reads and parses an IAM policy file for the simulator.
-func loadPolicy(path string) (*ec2sim.Policy, error) {
+func loadPolicy(flag, path string) (*ec2sim.Policy, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--policy: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	p, err := ec2sim.ParsePolicy(b)
 	if err != nil {
@@ -127,6 +127,7 @@ func loadPolicy(path string) (*ec2sim.Policy, error) {
 type simFlags struct {
 	on        bool
 	timeScale float64
+	policy    string // an IAM policy file the simulator enforces ("": none)
 }
 
 // defaultRunTimeScale makes the in-process simulator a hundred times faster
@@ -137,11 +138,15 @@ const defaultRunTimeScale = 0.01
 func (sf *simFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&sf.on, "sim", false, "run against kiln's EC2 simulator, started in-process on a loopback port (no AWS account needed)")
 	f.Float64Var(&sf.timeScale, "sim-time-scale", defaultRunTimeScale, "with --sim: multiply every simulated duration by this (1: realistic)")
+	f.StringVar(&sf.policy, "sim-policy", "", "with --sim: authorize every call against this IAM policy file (JSON, as kiln iam-policy prints it), as IAM would")
 }
 
 func (sf *simFlags) check(cmd string) error {
 	if sf.timeScale < 0 {
 		return &usageError{cmd: cmd, err: errors.New("--sim-time-scale must not be negative")}
+	}
+	if sf.policy != "" && !sf.on {
+		return &usageError{cmd: cmd, err: errors.New("--sim-policy needs --sim")}
 	}
 	return nil
 }
@@ -170,8 +175,16 @@ func (a *app) startSim(sf simFlags, push []ec2sim.EventTarget) (*ec2sim.Server, 
 		return nil, errors.New("start simulator: the AWS hubs are already in use")
 	}
 	region := simRegion()
+	var policy *ec2sim.Policy
+	if sf.policy != "" {
+		p, err := loadPolicy("--sim-policy", sf.policy)
+		if err != nil {
+			return nil, err
+		}
+		policy = p
+	}
 	sv, err := ec2sim.NewServer("127.0.0.1:0", ec2sim.Options{
-		Region: region, TimeScale: sf.timeScale, Events: push, Log: a.log,
+		Region: region, TimeScale: sf.timeScale, Events: push, Log: a.log, Policy: policy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start simulator: %w", err)
@@ -182,7 +195,8 @@ func (a *app) startSim(sf simFlags, push []ec2sim.EventTarget) (*ec2sim.Server, 
 	// poll); scale them with the simulator, within sane bounds.
 	a.aws.Wait = awsapi.Backoff{Min: scaled(time.Second, sf.timeScale, 20*time.Millisecond), Max: scaled(15*time.Second, sf.timeScale, 200*time.Millisecond)}
 	a.aws.Poll = scaled(60*time.Second, sf.timeScale, time.Second)
-	a.log.Info("simulator started", "url", sv.URL(), "region", region, "time_scale", sf.timeScale, "events_pushed", len(push) > 0)
+	a.log.Info("simulator started", "url", sv.URL(), "region", region, "time_scale", sf.timeScale, "events_pushed", len(push) > 0,
+		"policy", sf.policy)
 	return sv, nil
 }
 
