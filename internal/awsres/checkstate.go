@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"kiln/internal/awsapi"
 	"kiln/internal/engine"
@@ -90,4 +91,27 @@ func regionHub(ctx context.Context, hubs *awsapi.Hubs, region, kind, name string
 		return nil, fmt.Errorf("%s %q: %w", kind, name, err)
 	}
 	return h, nil
+}
+
+// pollWatch is the Watch of a kind that has only its poll to notice drift
+// by: Running at once, then tick every poll (def when poll is 0) until ctx
+// is done. tick calls ev.Changed when it finds a difference; an error it
+// returns ends the watch.
+func pollWatch(ctx context.Context, ev engine.Events, poll, def time.Duration, tick func(ctx context.Context) error) error {
+	if poll <= 0 {
+		poll = def
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	ev.Running()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if err := tick(ctx); err != nil {
+			return err
+		}
+	}
 }

@@ -285,22 +285,10 @@ func (r *KeyPair) Watch(ctx context.Context, ev engine.Events) error {
 	if err := r.resolve(ctx); err != nil {
 		return err
 	}
-	poll := r.poll
-	if poll <= 0 {
-		poll = r.hub.Options().Poll
-	}
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	ev.Running()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
+	return pollWatch(ctx, ev, r.poll, r.hub.Options().Poll, func(ctx context.Context) error {
 		want, _ := r.last("fingerprint")
 		if want == "" {
-			continue
+			return nil
 		}
 		kp, err := r.describe(ctx)
 		if ctx.Err() != nil {
@@ -310,7 +298,8 @@ func (r *KeyPair) Watch(ctx context.Context, ev engine.Events) error {
 			r.log().Info("key pair changed", "key_name", r.env.Name)
 			ev.Changed()
 		}
-	}
+		return nil
+	})
 }
 
 func (r *KeyPair) id() string        { return envID(r.env, "aws:key_pair") }

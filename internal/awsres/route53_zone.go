@@ -356,22 +356,10 @@ func (r *HostedZone) Watch(ctx context.Context, ev engine.Events) error {
 	if err := r.resolve(ctx); err != nil {
 		return err
 	}
-	poll := r.poll
-	if poll <= 0 {
-		poll = r.dns.Options().Poll
-	}
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	ev.Running()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
+	return pollWatch(ctx, ev, r.poll, r.dns.Options().Poll, func(ctx context.Context) error {
 		z, err := r.find(ctx)
 		if err != nil {
-			continue // the next poll looks again
+			return nil // the next poll looks again
 		}
 		drift := (z == nil) != (r.State == StateAbsent)
 		if z != nil && r.State != StateAbsent {
@@ -385,7 +373,8 @@ func (r *HostedZone) Watch(ctx context.Context, ev engine.Events) error {
 			r.log().Info("zone drifted", "zone", r.name())
 			ev.Changed()
 		}
-	}
+		return nil
+	})
 }
 
 var (

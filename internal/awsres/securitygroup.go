@@ -605,22 +605,10 @@ func (r *SecurityGroup) Watch(ctx context.Context, ev engine.Events) error {
 	if err := r.resolve(ctx); err != nil {
 		return err
 	}
-	poll := r.poll
-	if poll <= 0 {
-		poll = r.hub.Options().Poll
-	}
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	ev.Running()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
+	return pollWatch(ctx, ev, r.poll, r.hub.Options().Poll, func(ctx context.Context) error {
 		id, seen := r.last("group_id")
 		if id == "" {
-			continue
+			return nil
 		}
 		got, err := r.rules(ctx, id)
 		if err != nil {
@@ -628,13 +616,14 @@ func (r *SecurityGroup) Watch(ctx context.Context, ev engine.Events) error {
 				return ctx.Err()
 			}
 			ev.Changed() // the group may be gone: let the check say
-			continue
+			return nil
 		}
 		if fp := fingerprintRules(got); fp != seen {
 			r.log().Info("security group rules changed", "group", id)
 			ev.Changed()
 		}
-	}
+		return nil
+	})
 }
 
 func (r *SecurityGroup) id() string        { return envID(r.env, "aws:security_group") }
