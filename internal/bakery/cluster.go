@@ -224,6 +224,38 @@ func (s *Service) rescue(ctx context.Context) {
 		}
 		s.log.Info("bake rescued from a server that stopped renewing it", "bake", id)
 	}
+	s.rescueQueued(ctx)
+}
+
+// rescueQueued gives a new job to every bake queued for longer than Lease
+// whose project runs no bake: nothing holds such a bake back, so its job
+// is lost, fetched by a server that died before it could claim or snooze
+// it (River would retry that job only after riverRescue). A job too many
+// is harmless: its claim finds the bake taken and completes.
+func (s *Service) rescueQueued(ctx context.Context) {
+	queued, err := s.store.Bakes(ctx, store.BakeQuery{States: []store.BakeState{store.Queued}, Limit: 1000})
+	if err != nil {
+		return
+	}
+	running, err := s.store.Bakes(ctx, store.BakeQuery{States: []store.BakeState{store.Running}, Limit: 1000})
+	if err != nil {
+		return
+	}
+	busy := map[string]bool{}
+	for _, b := range running {
+		busy[b.Project] = true
+	}
+	for _, b := range queued {
+		if busy[b.Project] || time.Since(b.Updated) < s.o.Lease {
+			continue
+		}
+		busy[b.Project] = true // one job per project and turn: the first claims it, the rest wait
+		if _, err := s.river.Insert(ctx, JobArgs{BakeID: b.ID}, nil); err != nil {
+			s.log.Warn("rescuing queued bake failed", "bake", b.ID, "err", err)
+			continue
+		}
+		s.log.Info("queued bake given a new job: nothing held it back", "bake", b.ID, "project", b.Project)
+	}
 }
 
 // wireProgress is Progress as published to the other servers.
