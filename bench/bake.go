@@ -24,8 +24,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/awssim"
 	"kiln/internal/bakery"
-	"kiln/internal/ec2sim"
 	"kiln/internal/events"
 	"kiln/internal/store"
 )
@@ -60,7 +60,7 @@ const (
 )
 
 func bakeBench(ctx context.Context, emit func(v any)) error {
-	scale := ec2simEnvFloat(bakeScaleEnv, 0.05)
+	scale := envFloat(bakeScaleEnv, 0.05)
 	many, err := sizesFrom(bakeManyEnv, []int{100})
 	if err != nil {
 		return err
@@ -93,14 +93,14 @@ const (
 // over HTTP as kiln serve does: /hooks/{project} and the events receiver
 // the simulator pushes its state changes to.
 type testBakery struct {
-	sim  *ec2sim.Sim
+	sim  *awssim.Sim
 	st   *store.Store
 	svc  *bakery.Service
 	url  string // the hooks and events server
 	stop func()
 }
 
-func newBakery(ctx context.Context, o ec2sim.Options, so bakery.Options) (*testBakery, error) {
+func newBakery(ctx context.Context, o awssim.Options, so bakery.Options) (*testBakery, error) {
 	dir, err := os.MkdirTemp("", "kiln-bench-bake-")
 	if err != nil {
 		return nil, err
@@ -125,11 +125,11 @@ func newBakery(ctx context.Context, o ec2sim.Options, so bakery.Options) (*testB
 	servers = append(servers, fs)
 	b.url = fs.URL
 	const key = "bench-events"
-	o.Events = []ec2sim.EventTarget{{URL: fs.URL + events.Path, APIKey: key}}
-	b.sim = ec2sim.New(o)
+	o.Events = []awssim.EventTarget{{URL: fs.URL + events.Path, APIKey: key}}
+	b.sim = awssim.New(o)
 	ss := httptest.NewServer(b.sim)
 	servers = append(servers, ss)
-	cfg := ec2sim.ClientConfig(ss.URL)
+	cfg := awssim.ClientConfig(ss.URL)
 	hubs := simHubs(&cfg, o.TimeScale, simRateLimit(o))
 	if b.st, err = store.Open(ctx, filepath.Join(dir, "kiln.db")); err != nil {
 		b.stop()
@@ -300,8 +300,8 @@ type bakeOverheadFigures struct {
 }
 
 func bakeOverhead(ctx context.Context, scale float64, emit func(any)) error {
-	d := ec2sim.DefaultDurations()
-	b, err := newBakery(ctx, ec2sim.Options{TimeScale: scale, Durations: d}, bakery.Options{})
+	d := awssim.DefaultDurations()
+	b, err := newBakery(ctx, awssim.Options{TimeScale: scale, Durations: d}, bakery.Options{})
 	if err != nil {
 		return err
 	}
@@ -576,7 +576,7 @@ type bakeManyFigures struct {
 
 func bakeMany(ctx context.Context, n int, emit func(any)) error {
 	const scale = 0.01
-	b, err := newBakery(ctx, ec2sim.Options{TimeScale: scale, Durations: ec2sim.DefaultDurations(), Throttle: true},
+	b, err := newBakery(ctx, awssim.Options{TimeScale: scale, Durations: awssim.DefaultDurations(), Throttle: true},
 		bakery.Options{Workers: n})
 	if err != nil {
 		return err

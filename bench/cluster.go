@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/awssim"
 	"kiln/internal/bakery"
-	"kiln/internal/ec2sim"
 	"kiln/internal/events"
 	"kiln/internal/store"
 )
@@ -65,8 +65,8 @@ func clusterBench(ctx context.Context, emit func(v any)) error {
 		emit(map[string]any{"scenario": "cluster", "case": "all", "skipped": "PostgreSQL unreachable (" + clusterPGEnv + "): " + err.Error()})
 		return nil
 	}
-	rate := ec2simEnvFloat(clusterRateEnv, 2000)
-	secs := ec2simEnvFloat(clusterSecondsEnv, 5)
+	rate := envFloat(clusterRateEnv, 2000)
+	secs := envFloat(clusterSecondsEnv, 5)
 	if rate*secs < 1 {
 		secs = 0 // no intake cases
 	}
@@ -278,12 +278,12 @@ func clusterMany(ctx context.Context, target string, n int, emit func(any)) erro
 	fs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { front.ServeHTTP(w, r) }))
 	defer fs.Close()
 	const key = "bench-events"
-	o := ec2sim.Options{TimeScale: scale, Durations: ec2sim.DefaultDurations(), Throttle: true,
-		Events: []ec2sim.EventTarget{{URL: fs.URL + events.Path, APIKey: key}}}
-	sim := ec2sim.New(o)
+	o := awssim.Options{TimeScale: scale, Durations: awssim.DefaultDurations(), Throttle: true,
+		Events: []awssim.EventTarget{{URL: fs.URL + events.Path, APIKey: key}}}
+	sim := awssim.New(o)
 	ss := httptest.NewServer(sim)
 	defer ss.Close()
-	cfg := ec2sim.ClientConfig(ss.URL)
+	cfg := awssim.ClientConfig(ss.URL)
 	var stores []*store.Store
 	defer func() { // after the services have stopped
 		for _, st := range stores {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"kiln/internal/awssim"
 	"kiln/internal/bakery"
-	"kiln/internal/ec2sim"
 )
 
 // The distribute scenario: a bake that copies its image to three regions
@@ -41,9 +41,9 @@ func distributeBench(ctx context.Context, emit func(v any)) error {
 	if os.Getenv(distributeScaleEnv) == "0" {
 		return nil
 	}
-	scale := ec2simEnvFloat(distributeScaleEnv, 0.05)
-	d := ec2sim.DefaultDurations()
-	b, err := newBakery(ctx, ec2sim.Options{TimeScale: scale, Durations: d}, bakery.Options{})
+	scale := envFloat(distributeScaleEnv, 0.05)
+	d := awssim.DefaultDurations()
+	b, err := newBakery(ctx, awssim.Options{TimeScale: scale, Durations: d}, bakery.Options{})
 	if err != nil {
 		return err
 	}

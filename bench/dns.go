@@ -16,7 +16,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awsres"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/engine"
 )
 
@@ -95,15 +95,15 @@ func dnsRun(ctx context.Context, n int, scale float64, workers int, emit func(an
 	if workers <= 0 {
 		workers = n
 	}
-	o := ec2sim.Options{TimeScale: scale, Throttle: true}
-	sim := ec2sim.New(o)
+	o := awssim.Options{TimeScale: scale, Throttle: true}
+	sim := awssim.New(o)
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	var g errgroup.Group
 	defer func() { cancel(); _ = g.Wait() }()
 	const poll = 2 * time.Second
-	cfg := ec2sim.ClientConfig(srv.URL)
+	cfg := awssim.ClientConfig(srv.URL)
 	hubs := awsapi.NewHubs(awsapi.Options{Config: &cfg, Poll: poll, RateLimit: simRateLimit(o),
 		Wait: awsapi.Backoff{Min: time.Duration(float64(time.Second) * scale), Max: time.Duration(float64(15*time.Second) * scale)}})
 	g.Go(func() error { return sim.Run(ctx) })

@@ -23,7 +23,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awsres"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/engine"
 	"kiln/internal/events"
 )
@@ -107,7 +107,7 @@ func sizesFrom(env string, def []int) ([]int, error) {
 // ec2World is a simulator behind an HTTP server, hubs pointed at it, and
 // optionally kiln's events receiver that the simulator pushes to.
 type ec2World struct {
-	sim   *ec2sim.Sim
+	sim   *awssim.Sim
 	hubs  *awsapi.Hubs
 	hub   *awsapi.Hub
 	image string
@@ -119,7 +119,7 @@ type ec2World struct {
 	stopped  map[string]time.Time   // instance → "stopped" event received
 }
 
-func newEC2World(ctx context.Context, o ec2sim.Options, withEvents bool, poll time.Duration) (*ec2World, error) {
+func newEC2World(ctx context.Context, o awssim.Options, withEvents bool, poll time.Duration) (*ec2World, error) {
 	w := &ec2World{starts: map[string]time.Time{}, startLog: map[string][]time.Time{}, stopped: map[string]time.Time{}}
 	ctx, cancel := context.WithCancel(ctx)
 	var g errgroup.Group
@@ -137,9 +137,9 @@ func newEC2World(ctx context.Context, o ec2sim.Options, withEvents bool, poll ti
 			rcv.ServeHTTP(rw, r)
 		}))
 		servers = append(servers, recv)
-		o.Events = []ec2sim.EventTarget{{URL: recv.URL + events.Path, APIKey: "bench"}}
+		o.Events = []awssim.EventTarget{{URL: recv.URL + events.Path, APIKey: "bench"}}
 	}
-	w.sim = ec2sim.New(o)
+	w.sim = awssim.New(o)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -153,7 +153,7 @@ func newEC2World(ctx context.Context, o ec2sim.Options, withEvents bool, poll ti
 		w.sim.ServeHTTP(rw, r)
 	}))
 	servers = append(servers, srv)
-	cfg := ec2sim.ClientConfig(srv.URL)
+	cfg := awssim.ClientConfig(srv.URL)
 	w.hubs = awsapi.NewHubs(awsapi.Options{Config: &cfg, Poll: poll, RateLimit: simRateLimit(o)})
 	if withEvents {
 		rcv = events.New(recordStops{w}, events.Options{APIKey: "bench"})
@@ -235,7 +235,7 @@ type ec2WatchFigures struct {
 
 // ec2Watch: n converged instances watched by n resources through one hub.
 func ec2Watch(ctx context.Context, n int, emit func(any)) error {
-	w, err := newEC2World(ctx, ec2sim.Options{TimeScale: 0.001}, false, time.Hour)
+	w, err := newEC2World(ctx, awssim.Options{TimeScale: 0.001}, false, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -348,7 +348,7 @@ func ec2Drift(ctx context.Context, n int, withEvents bool, emit func(any)) error
 	if !withEvents {
 		poll = 2 * time.Second
 	}
-	w, err := newEC2World(ctx, ec2sim.Options{TimeScale: 0.001}, withEvents, poll)
+	w, err := newEC2World(ctx, awssim.Options{TimeScale: 0.001}, withEvents, poll)
 	if err != nil {
 		return err
 	}
@@ -447,7 +447,7 @@ func (w *ec2World) stopAll(ctx context.Context, n int, settle, wait time.Duratio
 // again; time from that second stop to kiln's second StartInstances.
 func ec2RepeatStop(ctx context.Context, n int, emit func(any)) error {
 	const poll = 2 * time.Second
-	w, err := newEC2World(ctx, ec2sim.Options{TimeScale: 0.001}, false, poll)
+	w, err := newEC2World(ctx, awssim.Options{TimeScale: 0.001}, false, poll)
 	if err != nil {
 		return err
 	}
@@ -554,7 +554,7 @@ type ec2ColdFigures struct {
 
 // ec2Cold: n instances from nothing with AWS's buckets on.
 func ec2Cold(ctx context.Context, n int, emit func(any)) error {
-	w, err := newEC2World(ctx, ec2sim.Options{TimeScale: 0.001, Throttle: true}, false, time.Hour)
+	w, err := newEC2World(ctx, awssim.Options{TimeScale: 0.001, Throttle: true}, false, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -585,7 +585,7 @@ func ec2Cold(ctx context.Context, n int, emit func(any)) error {
 
 // simRateLimit paces the calls as against AWS when the simulator throttles
 // like AWS: its buckets refill in real time at any time scale.
-func simRateLimit(o ec2sim.Options) awsapi.RateLimit {
+func simRateLimit(o awssim.Options) awsapi.RateLimit {
 	if o.Throttle {
 		return awsapi.RateLimit{Scale: 1}
 	}

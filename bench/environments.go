@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"kiln/internal/awssim"
 	"kiln/internal/bakery"
-	"kiln/internal/ec2sim"
 	"kiln/internal/store"
 )
 
@@ -93,8 +93,8 @@ func environmentsBench(ctx context.Context, emit func(v any)) error {
 		}
 		soak = d
 	}
-	d := ec2sim.DefaultDurations()
-	b, err := newBakery(ctx, ec2sim.Options{TimeScale: scale, Durations: d}, bakery.Options{})
+	d := awssim.DefaultDurations()
+	b, err := newBakery(ctx, awssim.Options{TimeScale: scale, Durations: d}, bakery.Options{})
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/jackc/pgx/v5"
 
+	"kiln/internal/awssim"
 	"kiln/internal/cli"
-	"kiln/internal/ec2sim"
 	"kiln/internal/lock"
 )
 
@@ -94,7 +94,7 @@ func lockBench(ctx context.Context, emit func(v any)) error {
 	}
 	defer os.RemoveAll(dir)
 
-	sv, err := ec2sim.NewServer("127.0.0.1:0", ec2sim.Options{TimeScale: 0.002})
+	sv, err := awssim.NewServer("127.0.0.1:0", awssim.Options{TimeScale: 0.002})
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func lockBench(ctx context.Context, emit func(v any)) error {
 	defer stopSim()
 	go func() { _ = sv.Run(sctx) }()
 	sim := sv.Sim
-	c := ec2.NewFromConfig(ec2sim.ClientConfig(sv.URL(), "us-east-1"))
+	c := ec2.NewFromConfig(awssim.ClientConfig(sv.URL(), "us-east-1"))
 	img, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
 	if err != nil || len(img.Images) == 0 {
 		return fmt.Errorf("describe images: %v", err)
@@ -121,7 +121,7 @@ resources:
 	}
 	env := append(os.Environ(), lockKilnEnv+"=1",
 		"AWS_ENDPOINT_URL="+sv.URL(), "AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID="+ec2sim.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+ec2sim.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID="+awssim.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+awssim.SecretAccessKey,
 		"AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
 	start := func(i int) (*benchKiln, error) {
 		return startBenchKiln(ctx, env, dir, i, "run", "--lock", dsn, "--lock-ttl", ttl.String(), graph)

@@ -31,7 +31,7 @@ var scenarios = map[string]scenario{
 	"bake":         bakeBench,
 	"engine":       engineBench,
 	"environments": environmentsBench,
-	"ec2sim":       ec2simBench,
+	"awssim":       awssimBench,
 	"ec2":          ec2Bench,
 	"dns":          dnsBench,
 	"rollout":      rolloutBench,

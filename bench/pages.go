@@ -26,8 +26,8 @@ import (
 //	KILN_BENCH_PAGES_N=50          requests per page
 func pagesBench(ctx context.Context, emit func(any)) error {
 	const projects = 100
-	bakes := int(ec2simEnvFloat("KILN_BENCH_PAGES_BAKES", 10_000))
-	n := int(ec2simEnvFloat("KILN_BENCH_PAGES_N", 50))
+	bakes := int(envFloat("KILN_BENCH_PAGES_BAKES", 10_000))
+	n := int(envFloat("KILN_BENCH_PAGES_N", 50))
 
 	dir, err := os.MkdirTemp("", "kiln-bench-pages")
 	if err != nil {

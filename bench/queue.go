@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/engine"
 	"kiln/internal/eventqueue"
 )
@@ -79,7 +79,7 @@ func queueBench(ctx context.Context, emit func(v any)) error {
 	}
 	const poll = 10 * time.Minute
 	const scale = 0.001 // a stop takes 30 ms
-	w, err := newEC2World(ctx, ec2sim.Options{TimeScale: scale}, false, poll)
+	w, err := newEC2World(ctx, awssim.Options{TimeScale: scale}, false, poll)
 	if err != nil {
 		return err
 	}

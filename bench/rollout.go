@@ -20,7 +20,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awsres"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/engine"
 )
 
@@ -88,10 +88,10 @@ func rolloutCase(ctx context.Context, n int) (*rolloutFigures, error) {
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sim := ec2sim.New(ec2sim.Options{ManualClock: true, TimeScale: 1})
+	sim := awssim.New(awssim.Options{ManualClock: true, TimeScale: 1})
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
-	cfg := ec2sim.ClientConfig(srv.URL)
+	cfg := awssim.ClientConfig(srv.URL)
 	hubs := awsapi.NewHubs(awsapi.Options{
 		Config:  &cfg,
 		Wait:    awsapi.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond},
@@ -211,7 +211,7 @@ func rolloutCase(ctx context.Context, n int) (*rolloutFigures, error) {
 			replaced++
 		}
 	}
-	boot := ec2sim.DefaultDurations().Boot
+	boot := awssim.DefaultDurations().Boot
 	batch := max(1, n-(n*minHealthy+99)/100)
 	batches := (n + batch - 1) / batch
 	bound := time.Duration(batches) * (boot + warmup)

@@ -14,17 +14,17 @@ import (
 	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/engine"
 )
 
 // simHub is a hub over a simulator served over HTTP, with its loops running.
-func simHub(t *testing.T) (*Hub, *ec2sim.Sim) {
+func simHub(t *testing.T) (*Hub, *awssim.Sim) {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{TimeScale: 0.001})
+	sim := awssim.New(awssim.Options{TimeScale: 0.001})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	hs := NewHubs(Options{Config: new(ec2sim.ClientConfig(srv.URL)),
+	hs := NewHubs(Options{Config: new(awssim.ClientConfig(srv.URL)),
 		Batch: BatchOptions{Idle: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var g errgroup.Group

@@ -11,19 +11,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/engine"
 )
 
 // A closed fence refuses every write of every client before it is sent,
 // without a retry, and lets reads through.
 func TestFence(t *testing.T) {
-	sim := ec2sim.New(ec2sim.Options{TimeScale: 0})
+	sim := awssim.New(awssim.Options{TimeScale: 0})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	lost := errors.New("lock lost")
 	var closed atomic.Bool
-	hs := NewHubs(Options{Config: new(ec2sim.ClientConfig(srv.URL)), Fence: func() error {
+	hs := NewHubs(Options{Config: new(awssim.ClientConfig(srv.URL)), Fence: func() error {
 		if closed.Load() {
 			return lost
 		}

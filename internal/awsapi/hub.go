@@ -17,7 +17,7 @@ import (
 // configuration and uses production timings.
 type Options struct {
 	// Config, when set, is used instead of LoadConfig (the --sim path passes
-	// ec2sim.ClientConfig here). Without a Retryer it gets NewRetryer's.
+	// awssim.ClientConfig here). Without a Retryer it gets NewRetryer's.
 	Config *aws.Config
 	Retry  RetryOptions // for LoadConfig
 	Batch  BatchOptions

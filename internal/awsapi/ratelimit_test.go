@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/sync/errgroup"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 )
 
 // The limiter holds calls to AWS's bucket: RunInstances has 5 requests of
@@ -92,10 +92,10 @@ func TestRequestSize(t *testing.T) {
 // imposes; without it some are, and the SDK's retries absorb them.
 func TestRateLimitAvoidsThrottling(t *testing.T) {
 	burst := func(limit RateLimit) (throttled int) {
-		sim := ec2sim.New(ec2sim.Options{TimeScale: 0.001, Throttle: true})
+		sim := awssim.New(awssim.Options{TimeScale: 0.001, Throttle: true})
 		srv := httptest.NewServer(sim)
 		defer srv.Close()
-		hs := NewHubs(Options{Config: new(ec2sim.ClientConfig(srv.URL)), RateLimit: limit})
+		hs := NewHubs(Options{Config: new(awssim.ClientConfig(srv.URL)), RateLimit: limit})
 		h, err := hs.Hub(t.Context(), "")
 		if err != nil {
 			t.Fatal(err)

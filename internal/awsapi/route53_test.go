@@ -13,16 +13,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/engine"
 )
 
-func newDNSFixture(t *testing.T) (*ec2sim.Sim, *DNS, string) {
+func newDNSFixture(t *testing.T) (*awssim.Sim, *DNS, string) {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{TimeScale: 0.001})
+	sim := awssim.New(awssim.Options{TimeScale: 0.001})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	c := route53.NewFromConfig(ec2sim.ClientConfig(srv.URL))
+	c := route53.NewFromConfig(awssim.ClientConfig(srv.URL))
 	out, err := c.CreateHostedZone(t.Context(), &route53.CreateHostedZoneInput{Name: aws.String("example.com"), CallerReference: aws.String("t")})
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 )
 
 // regionImages are the images of aws:ami/name in region, by state.
@@ -46,7 +46,7 @@ func (w *world) launchPermissions(t *testing.T, region, image string) []string {
 }
 
 func TestAMICopiesSharesAndRetainsPerRegion(t *testing.T) {
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}}})
+	w := newWorld(t, worldOpts{sim: awssim.Options{TimeScale: 0.001, Durations: awssim.Durations{TerminatedVisible: 1000 * time.Hour}}})
 	ctx := t.Context()
 	const org = "arn:aws:organizations::123456789012:organization/o-abcdefghij"
 	dist := func(a *AMI) {
@@ -128,7 +128,7 @@ func TestAMICopiesSharesAndRetainsPerRegion(t *testing.T) {
 }
 
 func TestAMIFailedCopyCleansUp(t *testing.T) {
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}}})
+	w := newWorld(t, worldOpts{sim: awssim.Options{TimeScale: 0.001, Durations: awssim.Durations{TerminatedVisible: 1000 * time.Hour}}})
 	eu, err := w.sim.Region("eu-west-1")
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func tagMap(tags []types.Tag) map[string]string {
 // TestAMIWatchesCopies: a copy deregistered by hand is seen at the next
 // poll, and the check copies again.
 func TestAMIWatchesCopies(t *testing.T) {
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001}})
+	w := newWorld(t, worldOpts{sim: awssim.Options{TimeScale: 0.001}})
 	r := w.ami("web", "#!/bin/sh\ntrue\n", func(a *AMI) { a.CopyTo = []string{"us-west-2"}; a.SetPoll(10 * time.Millisecond) })
 	ctx, cancel := context.WithCancel(t.Context())
 	ev := newChanges()

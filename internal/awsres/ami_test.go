@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/awssim"
 	"kiln/internal/config"
-	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
 	"kiln/internal/pipeline"
 )
@@ -60,7 +60,7 @@ func (w *world) liveBuilders(name string) (all, live int) {
 }
 
 func TestAMIConverges(t *testing.T) {
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}}})
+	w := newWorld(t, worldOpts{sim: awssim.Options{TimeScale: 0.001, Durations: awssim.Durations{TerminatedVisible: 1000 * time.Hour}}})
 	r := w.ami("web", "#!/bin/sh\ndnf install -y nginx\n", nil)
 	if err := r.Validate(); err != nil {
 		t.Fatalf("Validate() = %v", err)
@@ -127,7 +127,7 @@ func TestAMIConverges(t *testing.T) {
 }
 
 func TestAMIWatchAndRebake(t *testing.T) {
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001}})
+	w := newWorld(t, worldOpts{sim: awssim.Options{TimeScale: 0.001}})
 	r := w.ami("web", "#!/bin/sh\ntrue\n", func(a *AMI) { a.SetPoll(10 * time.Millisecond) })
 	ctx, cancel := context.WithCancel(t.Context())
 	ev := newChanges()
@@ -156,7 +156,7 @@ func TestAMIWatchAndRebake(t *testing.T) {
 }
 
 func TestAMIScriptFails(t *testing.T) {
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}}})
+	w := newWorld(t, worldOpts{sim: awssim.Options{TimeScale: 0.001, Durations: awssim.Durations{TerminatedVisible: 1000 * time.Hour}}})
 	r := w.ami("web", "#!/bin/sh\necho broken\nexit 7\n", nil)
 	_, err := r.CheckApply(t.Context(), true)
 	if err == nil || !strings.Contains(err.Error(), "exit 7") || !strings.Contains(err.Error(), "broken") {
@@ -256,7 +256,7 @@ func (w *world) sourceImage(t *testing.T, id string) string {
 func TestAMIRebakeOnNewBase(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run("rebake_on_new_base="+strconv.FormatBool(on), func(t *testing.T) {
-			w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}}})
+			w := newWorld(t, worldOpts{sim: awssim.Options{TimeScale: 0.001, Durations: awssim.Durations{TerminatedVisible: 1000 * time.Hour}}})
 			b1 := w.publishBase(t, "golden-base-1")
 			mod := func(a *AMI) { a.Base, a.RebakeOnNewBase = goldenBase, on }
 			r := w.ami("web", "#!/bin/sh\ndnf upgrade -y\n", mod)
@@ -330,7 +330,7 @@ func TestAMIRebakeOnNewBase(t *testing.T) {
 func TestAMIWatchNewBase(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run("rebake_on_new_base="+strconv.FormatBool(on), func(t *testing.T) {
-			w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001}})
+			w := newWorld(t, worldOpts{sim: awssim.Options{TimeScale: 0.001}})
 			w.publishBase(t, "golden-base-1")
 			r := w.ami("web", "#!/bin/sh\ntrue\n", func(a *AMI) {
 				a.Base, a.RebakeOnNewBase = goldenBase, on
@@ -429,7 +429,7 @@ func (w *world) startBake(t *testing.T, r *AMI, name string) (context.CancelFunc
 // TestAMIInterruptedBakeCleansUp: a check cancelled mid-bake (kiln run
 // stopped by SIGINT or SIGTERM) terminates its builder before returning.
 func TestAMIInterruptedBakeCleansUp(t *testing.T) {
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001}})
+	w := newWorld(t, worldOpts{sim: awssim.Options{TimeScale: 0.001}})
 	r := w.ami("web", "#!/bin/sh\nsleep 3600\n", nil)
 	cancel, done := w.startBake(t, r, "web")
 	cancel()
@@ -446,7 +446,7 @@ func TestAMIInterruptedBakeCleansUp(t *testing.T) {
 // when the spec changed, and SweepGraph terminates the builders of
 // resources the graph no longer has (never a bakery project's).
 func TestAMIBuildersNoBakeOwns(t *testing.T) {
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{TimeScale: 0.001}})
+	w := newWorld(t, worldOpts{sim: awssim.Options{TimeScale: 0.001}})
 	// A killed kiln: the bake's context ends, but nothing cleans up.
 	killed := func(name, script string) string {
 		r := w.ami(name, script, nil)

@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"kiln/internal/awssim"
 	"kiln/internal/config"
-	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
 )
 
@@ -31,7 +31,7 @@ type asgWorld struct {
 
 func newASGWorld(t *testing.T) *asgWorld {
 	t.Helper()
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{ManualClock: true, TimeScale: 1}, events: true})
+	w := newWorld(t, worldOpts{sim: awssim.Options{ManualClock: true, TimeScale: 1}, events: true})
 	as, err := w.hubs.AutoScaling(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)

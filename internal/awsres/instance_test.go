@@ -21,8 +21,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/awssim"
 	"kiln/internal/config"
-	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
 	"kiln/internal/events"
 )
@@ -35,7 +35,7 @@ const (
 // world is a simulator served over HTTP, the hubs pointed at it (running),
 // and optionally the events receiver the simulator pushes to.
 type world struct {
-	sim    *ec2sim.Sim
+	sim    *awssim.Sim
 	hubs   *awsapi.Hubs
 	client *ec2.Client
 	image  string // an Amazon Linux image
@@ -43,7 +43,7 @@ type world struct {
 }
 
 type worldOpts struct {
-	sim    ec2sim.Options
+	sim    awssim.Options
 	events bool // push state-change events to kiln's receiver
 	poll   time.Duration
 }
@@ -67,19 +67,19 @@ func newWorld(t *testing.T, o worldOpts) *world {
 			events.New(hubsSink{&hubs}, events.Options{APIKey: apiKey}).ServeHTTP(w, r)
 		}))
 		t.Cleanup(recv.Close)
-		o.sim.Events = []ec2sim.EventTarget{{URL: recv.URL + events.Path, APIKey: apiKey}}
+		o.sim.Events = []awssim.EventTarget{{URL: recv.URL + events.Path, APIKey: apiKey}}
 	}
 	if !o.sim.ManualClock && o.sim.TimeScale == 0 {
 		o.sim.TimeScale = 0.001 // a boot takes 15 ms; terminated instances stay 3.6 s
 	}
-	sim := ec2sim.New(o.sim)
+	sim := awssim.New(o.sim)
 	t.Cleanup(func() {
 		d, f, dr := sim.EventStats()
 		t.Logf("events delivered %d, failed %d, dropped %d", d, f, dr)
 	})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	cfg := ec2sim.ClientConfig(srv.URL)
+	cfg := awssim.ClientConfig(srv.URL)
 	hubs = awsapi.NewHubs(awsapi.Options{
 		Config:  &cfg,
 		Retry:   fastRetry,
@@ -129,10 +129,10 @@ func (w *world) instance(name string, mod func(*Instance)) *Instance {
 }
 
 // owned lists the simulator's instances tagged as resource name.
-func (w *world) owned(name string) []ec2sim.InstanceInfo { return w.ownedIn(graph, name) }
+func (w *world) owned(name string) []awssim.InstanceInfo { return w.ownedIn(graph, name) }
 
-func (w *world) ownedIn(graph, name string) []ec2sim.InstanceInfo {
-	var out []ec2sim.InstanceInfo
+func (w *world) ownedIn(graph, name string) []awssim.InstanceInfo {
+	var out []awssim.InstanceInfo
 	for _, in := range w.sim.Instances() {
 		if in.Tags[awsapi.TagOwner] == graph && in.Tags[awsapi.TagResource] == "aws:ec2/"+name {
 			out = append(out, in)
@@ -141,10 +141,10 @@ func (w *world) ownedIn(graph, name string) []ec2sim.InstanceInfo {
 	return out
 }
 
-func (w *world) live(name string) []ec2sim.InstanceInfo { return w.liveIn(graph, name) }
+func (w *world) live(name string) []awssim.InstanceInfo { return w.liveIn(graph, name) }
 
-func (w *world) liveIn(graph, name string) []ec2sim.InstanceInfo {
-	return slices.DeleteFunc(w.ownedIn(graph, name), func(in ec2sim.InstanceInfo) bool {
+func (w *world) liveIn(graph, name string) []awssim.InstanceInfo {
+	return slices.DeleteFunc(w.ownedIn(graph, name), func(in awssim.InstanceInfo) bool {
 		return in.State == "terminated" || in.State == "shutting-down"
 	})
 }
@@ -278,7 +278,7 @@ func TestDrift(t *testing.T) {
 		change    func(w *world, r *Instance)
 		wantErr   string // substring; "" = converges
 		permanent bool
-		check     func(t *testing.T, w *world, before ec2sim.InstanceInfo)
+		check     func(t *testing.T, w *world, before awssim.InstanceInfo)
 	}{
 		{
 			name:    "image without replace",
@@ -288,7 +288,7 @@ func TestDrift(t *testing.T) {
 		{
 			name:   "image with replace",
 			change: func(w *world, r *Instance) { r.Image, r.Replace = w.image2, true },
-			check: func(t *testing.T, w *world, before ec2sim.InstanceInfo) {
+			check: func(t *testing.T, w *world, before awssim.InstanceInfo) {
 				l := w.live("web")
 				if len(l) != 1 || l[0].ID == before.ID || l[0].ImageID != w.image2 {
 					t.Errorf("live = %+v; want one new instance of %s", l, w.image2)
@@ -308,7 +308,7 @@ func TestDrift(t *testing.T) {
 			change: func(w *world, r *Instance) {
 				r.Type, r.UserData, r.AllowRestart = "t3.small", "#!/bin/sh\necho hi\n", true
 			},
-			check: func(t *testing.T, w *world, before ec2sim.InstanceInfo) {
+			check: func(t *testing.T, w *world, before awssim.InstanceInfo) {
 				in, _ := w.sim.Instance(before.ID)
 				if in.InstanceType != "t3.small" || in.State != "running" {
 					t.Errorf("instance = %s %s; want t3.small running", in.InstanceType, in.State)
@@ -326,7 +326,7 @@ func TestDrift(t *testing.T) {
 		{
 			name:   "key_name with replace",
 			change: func(w *world, r *Instance) { r.KeyName, r.Replace = "ops", true },
-			check: func(t *testing.T, w *world, before ec2sim.InstanceInfo) {
+			check: func(t *testing.T, w *world, before awssim.InstanceInfo) {
 				l := w.live("web")
 				if len(l) != 1 || l[0].ID == before.ID || l[0].KeyName != "ops" {
 					t.Errorf("live = %+v; want one new instance with key ops", l)
@@ -344,7 +344,7 @@ func TestDrift(t *testing.T) {
 					panic(err)
 				}
 			},
-			check: func(t *testing.T, w *world, before ec2sim.InstanceInfo) {
+			check: func(t *testing.T, w *world, before awssim.InstanceInfo) {
 				l := w.live("web")
 				if len(l) != 1 || l[0].ID == before.ID {
 					t.Errorf("live = %+v; want one replacement", l)
@@ -380,7 +380,7 @@ func TestDrift(t *testing.T) {
 	}
 }
 
-func callsOf(s *ec2sim.Sim) map[string]int {
+func callsOf(s *awssim.Sim) map[string]int {
 	c, _ := s.CallCounts()
 	return c
 }
@@ -411,7 +411,7 @@ func TestDuplicateNames(t *testing.T) {
 func TestThrottlingConverges(t *testing.T) {
 	w := newWorld(t, worldOpts{})
 	for _, a := range []string{"RunInstances", "DescribeInstances", "StopInstances"} {
-		w.sim.InjectFault(ec2sim.Fault{Action: a, Code: "RequestLimitExceeded", Count: 12})
+		w.sim.InjectFault(awssim.Fault{Action: a, Code: "RequestLimitExceeded", Count: 12})
 	}
 	r := w.instance("web", func(r *Instance) { r.State = StateStopped })
 	if _, err := r.CheckApply(t.Context(), true); err != nil {
@@ -429,7 +429,7 @@ func TestThrottlingAtAWSBuckets(t *testing.T) {
 	// AWS's buckets on a manual clock: RunInstances refills 2 per simulated
 	// second, so 20 concurrent launches must wait for the clock.
 	const n = 20
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{ManualClock: true, TimeScale: 1, Throttle: true}})
+	w := newWorld(t, worldOpts{sim: awssim.Options{ManualClock: true, TimeScale: 1, Throttle: true}})
 	var g errgroup.Group
 	for i := range n {
 		r := w.instance(fmt.Sprintf("web-%d", i), nil)
@@ -464,7 +464,7 @@ func TestThrottlingAtAWSBuckets(t *testing.T) {
 
 func TestPermissionIsPermanent(t *testing.T) {
 	w := newWorld(t, worldOpts{})
-	w.sim.InjectFault(ec2sim.Fault{Action: "RunInstances", Code: "UnauthorizedOperation", Status: 403,
+	w.sim.InjectFault(awssim.Fault{Action: "RunInstances", Code: "UnauthorizedOperation", Status: 403,
 		Message: "You are not authorized to perform this operation."})
 	r := w.instance("web", nil)
 	_, err := r.CheckApply(t.Context(), true)
@@ -479,7 +479,7 @@ func TestPermissionIsPermanent(t *testing.T) {
 func TestCrashAfterRunInstances(t *testing.T) {
 	// A manual clock with an eventual-consistency window: the instance the
 	// crashed process launched is invisible to the next process's lookup.
-	w := newWorld(t, worldOpts{sim: ec2sim.Options{ManualClock: true, TimeScale: 1, Consistency: 30 * time.Second}})
+	w := newWorld(t, worldOpts{sim: awssim.Options{ManualClock: true, TimeScale: 1, Consistency: 30 * time.Second}})
 	ctx, cancel := context.WithCancel(t.Context())
 	r1 := w.instance("web", nil)
 	done := make(chan error, 1)
@@ -601,7 +601,7 @@ func TestOutOfBandStop(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t, worldOpts{events: tt.events, sim: ec2sim.Options{TimeScale: 0.001}})
+			w := newWorld(t, worldOpts{events: tt.events, sim: awssim.Options{TimeScale: 0.001}})
 			r := w.instance("web", func(r *Instance) { r.SetPoll(tt.poll) })
 			ctx, cancel := context.WithCancel(t.Context())
 			g := keep(ctx, t, r)

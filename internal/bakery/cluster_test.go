@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/pgtest"
 	"kiln/internal/store"
 )
@@ -19,7 +19,7 @@ import (
 // image), and each server's subscribers see every bake to its end, the
 // ones the other server ran too (published across servers).
 func TestTwoServersOneBakery(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	w.db = pgtest.DB(t)
 	stA, stB := w.open(t), w.open(t)
 	var servers []*running
@@ -85,7 +85,7 @@ func TestTwoServersOneBakery(t *testing.T) {
 // TestTwoServersCancelAcross: a cancel asked of the server that does not
 // run the bake stops it at once on the one that does.
 func TestTwoServersCancelAcross(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	w.db = pgtest.DB(t)
 	stA, stB := w.open(t), w.open(t)
 	servers := map[string]*running{}
@@ -137,7 +137,7 @@ func TestTakeoverFromDeadServer(t *testing.T) {
 	for _, driver := range []string{"sqlite", "postgres"} {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, ec2sim.Options{})
+			w := newWorld(t, awssim.Options{})
 			if driver == "postgres" {
 				w.db = pgtest.DB(t)
 			}
@@ -175,7 +175,7 @@ func TestTakeoverFromDeadServer(t *testing.T) {
 // its host whose process is gone, so a restart after a kill resumes them
 // at once; a live process's bakes (or another host's) keep their lease.
 func TestReleaseDeadLocal(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
 	host, _ := os.Hostname()
 	owners := map[string]string{ // project → owner of its running bake

@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
@@ -32,7 +32,7 @@ func (w *world) projectImages(t *testing.T, region, name string) []types.Image {
 // shares with an account, twice with keep 1: each bake records its image
 // in every region, each region keeps one.
 func TestBakeDistributes(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
 	project(t, st, "web", "#!/bin/sh\ntrue\n", func(p *store.Project) { p.Keep = 1 })
 	if err := st.PutDistribution(t.Context(), "web", store.Distribution{CopyTo: []string{"us-west-2", "eu-west-1"}, ShareWith: []string{"210987654321"}}); err != nil {
@@ -76,7 +76,7 @@ func TestBakeDistributes(t *testing.T) {
 // TestBakeFailedCopy: a copy that fails fails the bake naming its region,
 // and the bake's images are removed in every region.
 func TestBakeFailedCopy(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
 	project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 	if err := st.PutDistribution(t.Context(), "web", store.Distribution{CopyTo: []string{"us-west-2", "eu-west-1"}}); err != nil {

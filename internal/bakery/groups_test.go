@@ -7,14 +7,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/store"
 )
 
 // A project names its builder's security group by name, as an
 // aws:security_group calls it; the bake looks the id up at launch.
 func TestBakeSecurityGroupByName(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	sg, err := w.client.CreateSecurityGroup(t.Context(), &ec2.CreateSecurityGroupInput{GroupName: aws.String("builders"), Description: aws.String("bake builders")})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 )
 
 // TestStartOwnedOnceAcrossServers: work started under a lease runs on one
@@ -15,7 +15,7 @@ import (
 // runs, not on another server while the lease is held, on the other once
 // it is released; and a server whose lease another took stops at once.
 func TestStartOwnedOnceAcrossServers(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
@@ -37,13 +37,13 @@ func init() {
 // world is a simulator served over HTTP, the hubs pointed at it (running)
 // and a database file for services.
 type world struct {
-	sim    *ec2sim.Sim
+	sim    *awssim.Sim
 	hubs   *awsapi.Hubs
 	client *ec2.Client
 	db     string
 }
 
-func newWorld(t *testing.T, o ec2sim.Options) *world {
+func newWorld(t *testing.T, o awssim.Options) *world {
 	t.Helper()
 	if o.TimeScale == 0 {
 		o.TimeScale = 0.001 // a boot takes 15 ms, an image 180 ms
@@ -51,10 +51,10 @@ func newWorld(t *testing.T, o ec2sim.Options) *world {
 	if o.Durations.TerminatedVisible == 0 {
 		o.Durations.TerminatedVisible = 1000 * time.Hour // tests count builders at the end
 	}
-	sim := ec2sim.New(o)
+	sim := awssim.New(o)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	cfg := ec2sim.ClientConfig(srv.URL)
+	cfg := awssim.ClientConfig(srv.URL)
 	hubs := awsapi.NewHubs(awsapi.Options{
 		Config: &cfg,
 		Retry: awsapi.RetryOptions{MaxAttempts: 3, Backoff: retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) {
@@ -179,8 +179,8 @@ func trigger(t *testing.T, s *running, project string) int64 {
 }
 
 // builders are the simulator's instances tagged as builders of bake id.
-func (w *world) builders(id int64) []ec2sim.InstanceInfo {
-	var out []ec2sim.InstanceInfo
+func (w *world) builders(id int64) []awssim.InstanceInfo {
+	var out []awssim.InstanceInfo
 	for _, in := range w.sim.Instances() {
 		if in.Tags[awsapi.TagBake] == strconv.FormatInt(id, 10) && in.Tags[pipeline.TagRole] == "builder" {
 			out = append(out, in)
@@ -189,7 +189,7 @@ func (w *world) builders(id int64) []ec2sim.InstanceInfo {
 	return out
 }
 
-func gone(in ec2sim.InstanceInfo) bool {
+func gone(in awssim.InstanceInfo) bool {
 	return in.State == "terminated" || in.State == "shutting-down"
 }
 
@@ -228,7 +228,7 @@ func (w *world) resumeSucceeds(t *testing.T, id int64) *store.Bake {
 
 // checkOneBuilderGone asserts bake id launched exactly one builder and it
 // is gone (or going).
-func (w *world) checkOneBuilderGone(t *testing.T, id int64) ec2sim.InstanceInfo {
+func (w *world) checkOneBuilderGone(t *testing.T, id int64) awssim.InstanceInfo {
 	t.Helper()
 	bs := w.builders(id)
 	if len(bs) != 1 {
@@ -241,7 +241,7 @@ func (w *world) checkOneBuilderGone(t *testing.T, id int64) ec2sim.InstanceInfo 
 }
 
 func TestBakeSucceeds(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
 	project(t, st, "web", "#!/bin/sh\necho installing nginx\ndnf install -y nginx\n", nil)
 	s := w.serve(t, st, nil)
@@ -345,7 +345,7 @@ func TestBakeFails(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, ec2sim.Options{})
+			w := newWorld(t, awssim.Options{})
 			st := w.open(t)
 			project(t, st, "web", tt.script, func(p *store.Project) {
 				if tt.timeout > 0 {
@@ -378,7 +378,7 @@ func TestBakeFails(t *testing.T) {
 }
 
 func TestImageFails(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
 	project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 	w.sim.FailNextImages(1)
@@ -404,7 +404,7 @@ func TestCrashResume(t *testing.T) {
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, ec2sim.Options{})
+			w := newWorld(t, awssim.Options{})
 			st1 := w.open(t)
 			project(t, st1, "web", "#!/bin/sh\necho hello\n", nil)
 			crashed := make(chan struct{})
@@ -449,7 +449,7 @@ func TestCrashResume(t *testing.T) {
 // TestCrashStuckJob is a kill -9: the dead process's River job stays
 // running; the next start gives the bake a fresh job.
 func TestCrashStuckJob(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st1 := w.open(t)
 	id := w.crashAfterLaunch(t, st1)
 	// What a killed process leaves behind: its job still "running".
@@ -494,7 +494,7 @@ func (w *world) crashAfterLaunch(t *testing.T, st *store.Store) int64 {
 // job already fetched, so "running" in River, or never saved) leaves the
 // bake queued with no job anyone works; the next start gives it one.
 func TestCrashQueuedBake(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st1 := w.open(t)
 	project(t, st1, "web", "#!/bin/sh\necho hello\n", nil)
 	res, err := st1.CreateBake(t.Context(), "web", "", "", nil) // queued, no workable job
@@ -508,7 +508,7 @@ func TestCrashQueuedBake(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	t.Run("while the script runs", func(t *testing.T) {
-		w := newWorld(t, ec2sim.Options{})
+		w := newWorld(t, awssim.Options{})
 		st := w.open(t)
 		project(t, st, "web", "#!/bin/sh\nsleep 3600\n", nil)
 		s := w.serve(t, st, nil)
@@ -541,7 +541,7 @@ func TestCancel(t *testing.T) {
 		}
 	})
 	t.Run("while the image is pending", func(t *testing.T) {
-		w := newWorld(t, ec2sim.Options{Durations: ec2sim.Durations{Image: time.Hour}})
+		w := newWorld(t, awssim.Options{Durations: awssim.Durations{Image: time.Hour}})
 		st := w.open(t)
 		project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 		s := w.serve(t, st, nil)
@@ -572,7 +572,7 @@ func TestCancel(t *testing.T) {
 		}
 	})
 	t.Run("queued", func(t *testing.T) {
-		w := newWorld(t, ec2sim.Options{})
+		w := newWorld(t, awssim.Options{})
 		st := w.open(t)
 		project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 		s, err := NewService(st, w.hubs, testLog, testOptions()) // not running
@@ -597,7 +597,7 @@ func TestCancel(t *testing.T) {
 // 1 again; its bake neither takes the old "web-1" image for its own nor
 // meets the old builder's client token.
 func TestFreshDatabase(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st1 := w.open(t)
 	project(t, st1, "web", "#!/bin/sh\ntrue\n", nil)
 	s1 := w.serve(t, st1, nil)
@@ -653,7 +653,7 @@ func (pastClock) FirstStarted(context.Context, string) (time.Time, bool) {
 // TestResumedWaitKeepsDeadline: a wait resumed after a restart counts its
 // timeout from the step's first start, not afresh.
 func TestResumedWaitKeepsDeadline(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	p := pipeline.NewPipeline(w.hubs, testLog, pipeline.PipelineOptions{ConsoleWait: 100 * time.Millisecond})
 	spec := pipeline.Spec{
 		ID: "t1", ImageName: "t-1", Region: "us-east-1", Type: "t3.small", Script: "sleep 3600\n",
@@ -674,7 +674,7 @@ func TestResumedWaitKeepsDeadline(t *testing.T) {
 // TestBakeEventualConsistency: new instance and image ids answer NotFound
 // for a while ("not yet"), and AWS's throttling buckets are on.
 func TestBakeEventualConsistency(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{Consistency: time.Minute, Throttle: true})
+	w := newWorld(t, awssim.Options{Consistency: time.Minute, Throttle: true})
 	st := w.open(t)
 	project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 	s := w.serve(t, st, nil)
@@ -696,7 +696,7 @@ func TestBakeEventualConsistency(t *testing.T) {
 // itself leaves no marker; the wait for one ends with the script timeout
 // even when the console wait is longer.
 func TestConsoleWaitBoundedByScriptTimeout(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	p := pipeline.NewPipeline(w.hubs, testLog, pipeline.PipelineOptions{ConsoleWait: time.Hour})
 	spec := pipeline.Spec{
 		ID: "t1", ImageName: "t-1", Region: "us-east-1", Type: "t3.small", Script: "poweroff\n",

@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"kiln/internal/awssim"
 	"kiln/internal/bakery"
-	"kiln/internal/ec2sim"
 	"kiln/internal/store"
 )
 
@@ -88,7 +88,7 @@ type envWorld struct {
 
 func newEnvWorld(t *testing.T) *envWorld {
 	t.Helper()
-	sim, hubs, client := bakery.NewTestWorld(t, ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}})
+	sim, hubs, client := bakery.NewTestWorld(t, awssim.Options{TimeScale: 0.001, Durations: awssim.Durations{TerminatedVisible: 1000 * time.Hour}})
 	dir := t.TempDir()
 	st, err := store.Open(t.Context(), filepath.Join(dir, "kiln.db"))
 	if err != nil {
@@ -150,7 +150,7 @@ func (w *envWorld) waitEnv(t *testing.T, env, image string) store.Promotion {
 func (w *envWorld) groupRuns(t *testing.T, group, image string, wants ...string) {
 	t.Helper()
 	gi, ok := w.sim.AutoScalingGroup(group)
-	var live []ec2sim.GroupInstance
+	var live []awssim.GroupInstance
 	for _, in := range gi.Instances {
 		if in.LifecycleState == "InService" {
 			live = append(live, in)

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
@@ -15,7 +15,7 @@ import (
 // finish, that its time includes the downtime; a step it starts afresh
 // says nothing of the kind.
 func TestResumedStepSaysItsTimeIncludesDowntime(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
 	project(t, st, "web", "#!/bin/sh\necho hello\n", nil)
 	res, err := st.CreateBake(t.Context(), "web", "", "", nil)

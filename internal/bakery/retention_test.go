@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
@@ -21,7 +21,7 @@ import (
 // the third is only in a version no group uses: the newest two stay, the
 // ones in use stay, the third is deregistered and its snapshots deleted.
 func TestRetention(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
 	project(t, st, "web", "#!/bin/sh\ntrue\n", func(p *store.Project) { p.Keep = 2 })
 	s := w.serve(t, st, nil)

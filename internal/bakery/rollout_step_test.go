@@ -17,7 +17,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awsres"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/engine"
 )
 
@@ -25,10 +25,10 @@ import (
 // failed refresh into a *RolloutFailedError (wrapping the
 // *awsres.RolloutError) and a missing group into a permanent error.
 func TestBakeRollOut(t *testing.T) {
-	sim := ec2sim.New(ec2sim.Options{TimeScale: 0.001})
+	sim := awssim.New(awssim.Options{TimeScale: 0.001})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	cfg := ec2sim.ClientConfig(srv.URL)
+	cfg := awssim.ClientConfig(srv.URL)
 	hubs := awsapi.NewHubs(awsapi.Options{
 		Config:  &cfg,
 		Wait:    awsapi.Backoff{Min: 2 * time.Millisecond, Max: 20 * time.Millisecond},

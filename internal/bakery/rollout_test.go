@@ -19,8 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/awssim"
 	"kiln/internal/bakery"
-	"kiln/internal/ec2sim"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
@@ -29,7 +29,7 @@ import (
 // 60 s warm-up 60 ms), hubs pointed at it, a store and a running Service
 // that rolls out through awsres.RollOut as kiln serve does.
 type rolloutWorld struct {
-	sim  *ec2sim.Sim
+	sim  *awssim.Sim
 	hubs *awsapi.Hubs
 	ec2  *ec2.Client
 	st   *store.Store
@@ -39,7 +39,7 @@ type rolloutWorld struct {
 
 func newRolloutWorld(t *testing.T) *rolloutWorld {
 	t.Helper()
-	sim, hubs, client := bakery.NewTestWorld(t, ec2sim.Options{TimeScale: 0.001, Durations: ec2sim.Durations{TerminatedVisible: 1000 * time.Hour}})
+	sim, hubs, client := bakery.NewTestWorld(t, awssim.Options{TimeScale: 0.001, Durations: awssim.Durations{TerminatedVisible: 1000 * time.Hour}})
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
 	if err != nil {
 		t.Fatal(err)

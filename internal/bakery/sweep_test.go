@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
@@ -18,7 +18,7 @@ import (
 // and leaves a running bake's builder, and anything not a bakery builder,
 // alone.
 func TestSweep(t *testing.T) {
-	w := newWorld(t, ec2sim.Options{})
+	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
 	project(t, st, "web", "#!/bin/sh\nsleep 3600\n", nil)
 	s := w.serve(t, st, nil)

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/store"
 	"kiln/internal/web"
 )
@@ -77,7 +77,7 @@ script: |
 	bake := strconv.FormatInt(r.Bake.ID, 10)
 	clients := map[string]*ec2.Client{}
 	for _, region := range []string{"us-east-1", "us-west-2", "eu-west-1"} {
-		clients[region] = ec2.NewFromConfig(ec2sim.ClientConfig(simURL, region))
+		clients[region] = ec2.NewFromConfig(awssim.ClientConfig(simURL, region))
 	}
 	images := func(region string) (ids []string, states []string) {
 		out, err := clients[region].DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})

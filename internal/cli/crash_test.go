@@ -24,8 +24,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/awssim"
 	"kiln/internal/bakery"
-	"kiln/internal/ec2sim"
 	"kiln/internal/pgtest"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
@@ -200,8 +200,8 @@ func newCrashRig(t *testing.T, db string, servers int, lease time.Duration) *cra
 	r.env = append(os.Environ(),
 		"KILN_TOKEN="+crashToken,
 		eventsKeyEnv+"="+eventsKey,
-		"AWS_ACCESS_KEY_ID="+ec2sim.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+ec2sim.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID="+awssim.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+awssim.SecretAccessKey,
 		"AWS_REGION=us-east-1",
 		"AWS_CONFIG_FILE="+filepath.Join(r.dir, "no-aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(r.dir, "no-aws-credentials"),
@@ -340,7 +340,7 @@ func (r *crashRig) waitFinal(c *web.Client, deadline time.Time, srv *crashProc) 
 // unique.
 func (r *crashRig) checkImages(bakes []web.Bake) {
 	t := r.t
-	e2 := ec2.NewFromConfig(ec2sim.ClientConfig(r.simURL, "us-east-1"))
+	e2 := ec2.NewFromConfig(awssim.ClientConfig(r.simURL, "us-east-1"))
 	out, err := e2.DescribeImages(t.Context(), &ec2.DescribeImagesInput{Owners: []string{"self"}})
 	if err != nil {
 		t.Fatal(err)
@@ -422,7 +422,7 @@ func startSimProcess(t *testing.T, bin string, env []string, events string) stri
 	return ""
 }
 
-func simInstances(t *testing.T, simURL string) []ec2sim.InstanceInfo {
+func simInstances(t *testing.T, simURL string) []awssim.InstanceInfo {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(context.Background(), "GET", simURL+"/_sim/instances", nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -430,7 +430,7 @@ func simInstances(t *testing.T, simURL string) []ec2sim.InstanceInfo {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var list []ec2sim.InstanceInfo
+	var list []awssim.InstanceInfo
 	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/engine"
 )
 
@@ -22,14 +22,14 @@ func TestDNSDriftByHandWithTheAWSCLI(t *testing.T) {
 	if _, err := exec.LookPath("aws"); err != nil {
 		t.Skip("the aws CLI is not installed")
 	}
-	sim := ec2sim.New(ec2sim.Options{TimeScale: 0.001})
+	sim := awssim.New(awssim.Options{TimeScale: 0.001})
 	ctx := t.Context()
 	go func() { _ = sim.Run(ctx) }()
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL": srv.URL, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": ec2sim.AccessKeyID, "AWS_SECRET_ACCESS_KEY": ec2sim.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID": awssim.AccessKeyID, "AWS_SECRET_ACCESS_KEY": awssim.SecretAccessKey,
 		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_EC2_METADATA_DISABLED": "true",
 	} {
 		t.Setenv(k, v)

@@ -16,18 +16,18 @@ import (
 	"github.com/rogpeppe/go-internal/txtar"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 )
 
 // policyFor is what kiln iam-policy prints for graph, parsed as the
 // simulator parses a policy file, and the actions it allows.
-func policyFor(t *testing.T, graph string) (*ec2sim.Policy, []string) {
+func policyFor(t *testing.T, graph string) (*awssim.Policy, []string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	if code := run(t.Context(), []string{"iam-policy", graph}, &stdout, &stderr); code != ExitOK {
 		t.Fatalf("kiln iam-policy %s = %d\n%s", graph, code, stderr.String())
 	}
-	p, err := ec2sim.ParsePolicy(stdout.Bytes())
+	p, err := awssim.ParsePolicy(stdout.Bytes())
 	if err != nil {
 		t.Fatalf("the policy of %s does not parse: %v\n%s", graph, err, stdout.String())
 	}
@@ -40,9 +40,9 @@ func policyFor(t *testing.T, graph string) (*ec2sim.Policy, []string) {
 }
 
 // policySim is simEnv with a simulator enforcing p.
-func policySim(t *testing.T, p *ec2sim.Policy) (*ec2sim.Sim, *ec2.Client) {
+func policySim(t *testing.T, p *awssim.Policy) (*awssim.Sim, *ec2.Client) {
 	t.Helper()
-	return simEnvWith(t, ec2sim.Options{TimeScale: 0.001, Policy: p})
+	return simEnvWith(t, awssim.Options{TimeScale: 0.001, Policy: p})
 }
 
 // pkgDir is this package's directory (tests start there, then Chdir).
@@ -84,7 +84,7 @@ func example(t *testing.T, dir, name string) string {
 }
 
 // liveInstance is the id of the live instance tagged kiln:resource=res.
-func liveInstance(t *testing.T, sim *ec2sim.Sim, res string) string {
+func liveInstance(t *testing.T, sim *awssim.Sim, res string) string {
 	t.Helper()
 	for _, in := range sim.Instances() {
 		if in.Tags[awsapi.TagResource] == res && in.State != "terminated" && in.State != "shutting-down" {
@@ -115,14 +115,14 @@ func TestPolicyIsEnough(t *testing.T) {
 		graph func(t *testing.T, dir string) string
 		// drift, when set, changes the world by hand (or the graph) after
 		// the first converge; a second run repairs it (or applies it).
-		drift func(t *testing.T, sim *ec2sim.Sim, graph string)
+		drift func(t *testing.T, sim *awssim.Sim, graph string)
 		// unused are the policy's actions the runs do not call, and why.
 		unused map[string]string
 	}{
 		{
 			name:  "examples/ec2.yaml",
 			graph: func(t *testing.T, dir string) string { return example(t, dir, "ec2.yaml") },
-			drift: func(t *testing.T, sim *ec2sim.Sim, _ string) {
+			drift: func(t *testing.T, sim *awssim.Sim, _ string) {
 				id := liveInstance(t, sim, "aws:ec2/web-1")
 				if err := sim.StopInstance(id); err != nil {
 					t.Fatal(err)
@@ -139,8 +139,8 @@ func TestPolicyIsEnough(t *testing.T) {
 			graph: func(t *testing.T, dir string) string { return example(t, dir, "asg.yaml") },
 			// Someone shrinks the group, and the graph's user data changes:
 			// kiln puts the capacity back and rolls a new version out.
-			drift: func(t *testing.T, sim *ec2sim.Sim, graph string) {
-				as := autoscaling.NewFromConfig(ec2sim.ClientConfig(os.Getenv("AWS_ENDPOINT_URL")))
+			drift: func(t *testing.T, sim *awssim.Sim, graph string) {
+				as := autoscaling.NewFromConfig(awssim.ClientConfig(os.Getenv("AWS_ENDPOINT_URL")))
 				sim.SetPolicy(nil)
 				defer sim.SetPolicy(sim.Options().Policy)
 				if _, err := as.UpdateAutoScalingGroup(t.Context(), &autoscaling.UpdateAutoScalingGroupInput{
@@ -161,7 +161,7 @@ func TestPolicyIsEnough(t *testing.T) {
 		{
 			name:  "run_sim.txtar ami.yaml",
 			graph: func(t *testing.T, dir string) string { return graphFile(t, dir, "run_sim.txtar", "ami.yaml") },
-			drift: func(t *testing.T, sim *ec2sim.Sim, _ string) {
+			drift: func(t *testing.T, sim *awssim.Sim, _ string) {
 				id := liveInstance(t, sim, "aws:ec2/web-1")
 				if err := sim.StopInstance(id); err != nil {
 					t.Fatal(err)
@@ -192,7 +192,7 @@ func TestPolicyIsEnough(t *testing.T) {
 			// retention and builder profile.
 			name:  "fields",
 			graph: func(t *testing.T, dir string) string { return writeGraph(t, dir, fieldsGraph) },
-			drift: func(t *testing.T, sim *ec2sim.Sim, graph string) {
+			drift: func(t *testing.T, sim *awssim.Sim, graph string) {
 				web := liveInstance(t, sim, "aws:ec2/web")
 				if err := sim.SetInstanceProfile(web, ""); err != nil { // kiln associates it again
 					t.Fatal(err)

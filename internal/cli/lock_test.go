@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/lock"
 	"kiln/internal/lock/locktest"
 )
@@ -57,8 +57,8 @@ func TestRunLockFailover(t *testing.T) {
 	bin := buildKiln(t)
 	dir := t.TempDir()
 	env := append(os.Environ(),
-		"AWS_ACCESS_KEY_ID="+ec2sim.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+ec2sim.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID="+awssim.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+awssim.SecretAccessKey,
 		"AWS_REGION=us-east-1",
 		"AWS_CONFIG_FILE="+filepath.Join(dir, "no-aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "no-aws-credentials"),
@@ -66,7 +66,7 @@ func TestRunLockFailover(t *testing.T) {
 	)
 	simURL := startSimProcess(t, bin, env, "")
 	env = append(env, "AWS_ENDPOINT_URL="+simURL)
-	sim := ec2.NewFromConfig(ec2sim.ClientConfig(simURL, "us-east-1"))
+	sim := ec2.NewFromConfig(awssim.ClientConfig(simURL, "us-east-1"))
 	img, err := sim.DescribeImages(t.Context(), &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
 	if err != nil || len(img.Images) == 0 {
 		t.Fatalf("DescribeImages: %v", err)

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/eventqueue"
 )
 
@@ -62,7 +62,7 @@ func (a *app) startQueues(ctx context.Context, group *errgroup.Group, queues []s
 // simQueues makes each named queue and its rule in the simulator served
 // at url (kiln sim --events-queue) and returns their URLs.
 func simQueues(ctx context.Context, url, region string, names []string) ([]string, error) {
-	cfg := ec2sim.ClientConfig(url, region)
+	cfg := awssim.ClientConfig(url, region)
 	var urls []string
 	for _, n := range names {
 		res, err := eventqueue.Setup(ctx, awsapi.NewSQS(cfg, region), awsapi.NewEventBridge(cfg, region), eventqueue.Plan{Region: region, Queue: n})
@@ -76,8 +76,8 @@ func simQueues(ctx context.Context, url, region string, names []string) ([]strin
 
 // serveSimQueues is kiln sim --events-queue: the simulator, with each
 // named queue and its rule made at start and printed with the usage.
-func serveSimQueues(ctx context.Context, addr string, opts ec2sim.Options, names []string, w io.Writer) error {
-	sv, err := ec2sim.NewServer(addr, opts)
+func serveSimQueues(ctx context.Context, addr string, opts awssim.Options, names []string, w io.Writer) error {
+	sv, err := awssim.NewServer(addr, opts)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func serveSimQueues(ctx context.Context, addr string, opts ec2sim.Options, names
 		_ = g.Wait()
 		return err
 	}
-	ec2sim.PrintUsage(w, sv.URL(), sv.Sim.Options())
+	awssim.PrintUsage(w, sv.URL(), sv.Sim.Options())
 	for i, u := range urls {
 		fmt.Fprintf(w, "\nEvents queue %s (an EventBridge rule puts the EC2 and Auto Scaling events into it):\n\n", names[i])
 		fmt.Fprintf(w, "  kiln run --events-queue %s graph.yaml\n", u)

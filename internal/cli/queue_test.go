@@ -8,15 +8,15 @@ import (
 	"strings"
 	"testing"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 )
 
 // simServer runs a simulator outside kiln, as kiln sim does, so that its
 // instances and queues outlive a kiln restart; kiln reaches it through
 // the standard configuration.
-func simServer(t *testing.T) *ec2sim.Server {
+func simServer(t *testing.T) *awssim.Server {
 	t.Helper()
-	sv, err := ec2sim.NewServer("127.0.0.1:0", ec2sim.Options{Region: "us-east-1", TimeScale: 0.01})
+	sv, err := awssim.NewServer("127.0.0.1:0", awssim.Options{Region: "us-east-1", TimeScale: 0.01})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func simServer(t *testing.T) *ec2sim.Server {
 	dir := t.TempDir()
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL": sv.URL(), "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": ec2sim.AccessKeyID, "AWS_SECRET_ACCESS_KEY": ec2sim.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID": awssim.AccessKeyID, "AWS_SECRET_ACCESS_KEY": awssim.SecretAccessKey,
 		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
 		"AWS_EC2_METADATA_DISABLED": "true",
 	} {
@@ -54,7 +54,7 @@ func startKiln(t *testing.T, args ...string) (stderr *syncBuffer, stop func()) {
 	}
 }
 
-func namedInstance(sim *ec2sim.Sim, name string) (id, state string) {
+func namedInstance(sim *awssim.Sim, name string) (id, state string) {
 	for _, in := range sim.Instances() {
 		if in.Tags["Name"] == name && in.State != "terminated" {
 			return in.ID, in.State

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsres"
+	"kiln/internal/awssim"
 	"kiln/internal/config"
-	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
 	"kiln/internal/events"
 	"kiln/internal/lock"
@@ -148,7 +148,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	var (
 		ln     net.Listener
 		apiKey string
-		push   []ec2sim.EventTarget
+		push   []awssim.EventTarget
 	)
 	if o.listen != "" {
 		if apiKey, err = o.events.key(o.sim.on); err != nil {
@@ -162,7 +162,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		a.log.Info("serving metrics", "addr", ln.Addr().String(), "events", events.Path,
 			"eventbridge", apiKey != "", "sns_topics", len(o.events.topics))
 		if o.sim.on && len(o.events.queues) == 0 { // with --events-queue the simulator fills the queue instead
-			push = []ec2sim.EventTarget{{URL: eventsURL(ln), APIKey: apiKey}}
+			push = []awssim.EventTarget{{URL: eventsURL(ln), APIKey: apiKey}}
 		}
 	}
 	sv, err := a.startSim(o.sim, push)

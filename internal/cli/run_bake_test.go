@@ -12,21 +12,21 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
 )
 
 // simEnv serves a simulator for the test and points kiln's standard AWS
 // configuration at it, as an operator's AWS_ENDPOINT_URL would.
-func simEnv(t *testing.T) (*ec2sim.Sim, *ec2.Client) {
+func simEnv(t *testing.T) (*awssim.Sim, *ec2.Client) {
 	t.Helper()
-	return simEnvWith(t, ec2sim.Options{TimeScale: 0.001})
+	return simEnvWith(t, awssim.Options{TimeScale: 0.001})
 }
 
 // simEnvWith is simEnv with a simulator made with o.
-func simEnvWith(t *testing.T, o ec2sim.Options) (*ec2sim.Sim, *ec2.Client) {
+func simEnvWith(t *testing.T, o awssim.Options) (*awssim.Sim, *ec2.Client) {
 	t.Helper()
-	sim := ec2sim.New(o)
+	sim := awssim.New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sim.Run(ctx) }()
@@ -35,15 +35,15 @@ func simEnvWith(t *testing.T, o ec2sim.Options) (*ec2sim.Sim, *ec2.Client) {
 	dir := t.TempDir()
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL": srv.URL, "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": ec2sim.AccessKeyID, "AWS_SECRET_ACCESS_KEY": ec2sim.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID": awssim.AccessKeyID, "AWS_SECRET_ACCESS_KEY": awssim.SecretAccessKey,
 		"AWS_CONFIG_FILE": filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "none"),
 	} {
 		t.Setenv(k, v)
 	}
-	return sim, ec2.NewFromConfig(ec2sim.ClientConfig(srv.URL))
+	return sim, ec2.NewFromConfig(awssim.ClientConfig(srv.URL))
 }
 
-func liveBuilders(sim *ec2sim.Sim) (ids []string) {
+func liveBuilders(sim *awssim.Sim) (ids []string) {
 	for _, in := range sim.Instances() {
 		if in.Tags[pipeline.TagRole] == "builder" && in.State != "terminated" && in.State != "shutting-down" {
 			ids = append(ids, in.ID)

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/engine"
 	"kiln/internal/lock"
 	"kiln/internal/lock/locktest"
@@ -57,13 +57,13 @@ func (r *straggler) CheckApply(ctx context.Context, apply bool) (bool, error) {
 // comes only under a new lease, with a greater token.
 func TestLockedFencesApplyInFlight(t *testing.T) {
 	dsn := locktest.DSN(t)
-	sim := ec2sim.New(ec2sim.Options{TimeScale: 0})
+	sim := awssim.New(awssim.Options{TimeScale: 0})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 
 	name := "fence-" + strings.ToLower(rand.Text()[:8])
 	var lk *locked
-	hs := awsapi.NewHubs(awsapi.Options{Config: new(ec2sim.ClientConfig(srv.URL)), Fence: func() error { return lk.fence() }})
+	hs := awsapi.NewHubs(awsapi.Options{Config: new(awssim.ClientConfig(srv.URL)), Fence: func() error { return lk.fence() }})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	h, err := hs.Hub(ctx, "")
@@ -76,7 +76,7 @@ func TestLockedFencesApplyInFlight(t *testing.T) {
 	}
 	run := func() string {
 		// Launch straight into the simulator: no lease is held yet.
-		out, err := ec2.NewFromConfig(ec2sim.ClientConfig(srv.URL)).RunInstances(ctx, &ec2.RunInstancesInput{
+		out, err := ec2.NewFromConfig(awssim.ClientConfig(srv.URL)).RunInstances(ctx, &ec2.RunInstancesInput{
 			ImageId: img.Images[0].ImageId, InstanceType: "t3.micro", MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
 		if err != nil {
 			t.Fatal(err)

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"kiln/internal/awssim"
 	"kiln/internal/bakery"
-	"kiln/internal/ec2sim"
 	"kiln/internal/events"
 	"kiln/internal/monitor"
 	"kiln/internal/store"
@@ -131,11 +131,11 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	defer ln.Close()
 	url := "http://" + ln.Addr().String()
-	var push []ec2sim.EventTarget
+	var push []awssim.EventTarget
 	if o.sim.on && len(o.events.queues) == 0 { // with --events-queue the simulator fills the queue instead
 		// As EventBridge would through an API destination: bakes wake on
 		// state-change events rather than on polls.
-		push = []ec2sim.EventTarget{{URL: eventsURL(ln), APIKey: eventsKey}}
+		push = []awssim.EventTarget{{URL: eventsURL(ln), APIKey: eventsKey}}
 	}
 	sim, err := a.startSim(o.sim, push)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/events"
 )
 
@@ -78,12 +78,12 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 			if timeScale < 0 {
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--time-scale must not be negative")}
 			}
-			opts := ec2sim.Options{Region: simRegion(), TimeScale: timeScale, Throttle: throttle, Log: a.log}
+			opts := awssim.Options{Region: simRegion(), TimeScale: timeScale, Throttle: throttle, Log: a.log}
 			if pushURL != "" {
 				if pushKey == "" {
 					pushKey = os.Getenv(eventsKeyEnv)
 				}
-				opts.Events = []ec2sim.EventTarget{{URL: pushURL, APIKey: pushKey}}
+				opts.Events = []awssim.EventTarget{{URL: pushURL, APIKey: pushKey}}
 			}
 			if policy != "" {
 				p, err := loadPolicy("--policy", policy)
@@ -96,7 +96,7 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 			if len(queues) > 0 {
 				return serveSimQueues(cmd.Context(), listen, opts, queues, a.stdout)
 			}
-			return ec2sim.Serve(cmd.Context(), listen, opts, a.stdout)
+			return awssim.Serve(cmd.Context(), listen, opts, a.stdout)
 		},
 	}
 	f := cmd.Flags()
@@ -111,12 +111,12 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 }
 
 // loadPolicy reads and parses an IAM policy file for the simulator.
-func loadPolicy(flag, path string) (*ec2sim.Policy, error) {
+func loadPolicy(flag, path string) (*awssim.Policy, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
-	p, err := ec2sim.ParsePolicy(b)
+	p, err := awssim.ParsePolicy(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -167,7 +167,7 @@ func (a *app) awsHubs() *awsapi.Hubs {
 // loopback port, and points the AWS hubs at it; it must run before the
 // hubs are first used (a.kinds). The simulator pushes its events to push,
 // when given. It starts nothing: runAWS does. Without --sim it returns nil.
-func (a *app) startSim(sf simFlags, push []ec2sim.EventTarget) (*ec2sim.Server, error) {
+func (a *app) startSim(sf simFlags, push []awssim.EventTarget) (*awssim.Server, error) {
 	if !sf.on {
 		return nil, nil
 	}
@@ -175,7 +175,7 @@ func (a *app) startSim(sf simFlags, push []ec2sim.EventTarget) (*ec2sim.Server, 
 		return nil, errors.New("start simulator: the AWS hubs are already in use")
 	}
 	region := simRegion()
-	var policy *ec2sim.Policy
+	var policy *awssim.Policy
 	if sf.policy != "" {
 		p, err := loadPolicy("--sim-policy", sf.policy)
 		if err != nil {
@@ -183,13 +183,13 @@ func (a *app) startSim(sf simFlags, push []ec2sim.EventTarget) (*ec2sim.Server, 
 		}
 		policy = p
 	}
-	sv, err := ec2sim.NewServer("127.0.0.1:0", ec2sim.Options{
+	sv, err := awssim.NewServer("127.0.0.1:0", awssim.Options{
 		Region: region, TimeScale: sf.timeScale, Events: push, Log: a.log, Policy: policy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start simulator: %w", err)
 	}
-	cfg := ec2sim.ClientConfig(sv.URL(), region)
+	cfg := awssim.ClientConfig(sv.URL(), region)
 	a.aws.Config = &cfg
 	// The production timings assume EC2's (a boot ~15 s, a 60 s fallback
 	// poll); scale them with the simulator, within sane bounds.
@@ -208,7 +208,7 @@ func scaled(d time.Duration, scale float64, floor time.Duration) time.Duration {
 
 // runAWS adds the simulator (may be nil) and the hubs' loops to group,
 // both stopping when ctx is done.
-func (a *app) runAWS(ctx context.Context, group *errgroup.Group, sv *ec2sim.Server) {
+func (a *app) runAWS(ctx context.Context, group *errgroup.Group, sv *awssim.Server) {
 	if sv != nil {
 		group.Go(func() error { return sv.Run(ctx) })
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/eventqueue"
 )
 
@@ -42,12 +42,12 @@ func (s *sink) events() []awsapi.Event {
 	return append([]awsapi.Event(nil), s.evs...)
 }
 
-func setup(t *testing.T) (*ec2sim.Sim, *sqs.Client, *eventbridge.Client) {
+func setup(t *testing.T) (*awssim.Sim, *sqs.Client, *eventbridge.Client) {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{})
+	sim := awssim.New(awssim.Options{})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	cfg := ec2sim.ClientConfig(srv.URL)
+	cfg := awssim.ClientConfig(srv.URL)
 	cfg.Retryer = func() aws.Retryer { return awsapi.NewRetryer(awsapi.RetryOptions{MaxAttempts: 1}) }
 	return sim, sqs.NewFromConfig(cfg), eventbridge.NewFromConfig(cfg)
 }
@@ -185,7 +185,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("missing queue by URL: %v", err)
 	}
 	q, _ := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("locked")})
-	sim.InjectFault(ec2sim.Fault{Action: "ReceiveMessage", Code: "AccessDenied", Status: 403, Count: 1})
+	sim.InjectFault(awssim.Fault{Action: "ReceiveMessage", Code: "AccessDenied", Status: 403, Count: 1})
 	_, err = eventqueue.Open(ctx, c, *q.QueueUrl, newSink(), eventqueue.Options{})
 	if err == nil || !strings.Contains(err.Error(), "may not read it") || !strings.Contains(err.Error(), "sqs:ReceiveMessage") {
 		t.Errorf("access denied: %v", err)
@@ -229,7 +229,7 @@ func TestConsumerRetriesAfterErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sim.InjectFault(ec2sim.Fault{Action: "ReceiveMessage", Code: "InternalError", Count: 2})
+	sim.InjectFault(awssim.Fault{Action: "ReceiveMessage", Code: "InternalError", Count: 2})
 	done := make(chan error)
 	go func() { done <- cons.Run(ctx) }()
 	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q.QueueUrl,

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"kiln/internal/ec2sim"
+	"kiln/internal/awssim"
 	"kiln/internal/eventqueue"
 )
 
@@ -46,7 +46,7 @@ func TestSetupIsIdempotentAndDelivers(t *testing.T) {
 	}
 
 	// The rule now puts an instance's state changes into the queue.
-	c := ec2.NewFromConfig(ec2sim.ClientConfig(strings.TrimSuffix(res.QueueURL, "/123456789012/kiln-events")))
+	c := ec2.NewFromConfig(awssim.ClientConfig(strings.TrimSuffix(res.QueueURL, "/123456789012/kiln-events")))
 	imgs, _ := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
 	if _, err := c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: imgs.Images[0].ImageId, InstanceType: ec2types.InstanceTypeT3Micro,
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1)}); err != nil {

@@ -20,9 +20,9 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awsres"
+	"kiln/internal/awssim"
 	"kiln/internal/bakery"
 	"kiln/internal/config"
-	"kiln/internal/ec2sim"
 	"kiln/internal/engine"
 	"kiln/internal/pipeline"
 	"kiln/internal/resources"
@@ -162,16 +162,16 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 
 // simWorld is the EC2 simulator with a hub set talking to it over HTTP.
 type simWorld struct {
-	sim  *ec2sim.Sim
+	sim  *awssim.Sim
 	hubs *awsapi.Hubs
 }
 
 func newSim(t *testing.T, scale float64) *simWorld {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{TimeScale: scale})
+	sim := awssim.New(awssim.Options{TimeScale: scale})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	cfg := ec2sim.ClientConfig(srv.URL)
+	cfg := awssim.ClientConfig(srv.URL)
 	hubs := awsapi.NewHubs(awsapi.Options{
 		Config: &cfg,
 		Retry: awsapi.RetryOptions{MaxAttempts: 3, Backoff: retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) {
