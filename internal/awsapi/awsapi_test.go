@@ -252,7 +252,7 @@ func TestErrors(t *testing.T) {
 func TestRetryWaitsOutThrottling(t *testing.T) {
 	throttle := &smithy.GenericAPIError{Code: "RequestLimitExceeded"}
 	n := 0
-	err := Retry(t.Context(), Backoff{Min: time.Microsecond, Max: time.Millisecond}, func(context.Context) error {
+	err := Retry(t.Context(), RetryPolicy{Backoff: Backoff{Min: time.Microsecond, Max: time.Millisecond}}, func(context.Context) error {
 		n++
 		switch {
 		case n < 5:
@@ -265,7 +265,7 @@ func TestRetryWaitsOutThrottling(t *testing.T) {
 	if err != nil || n != 8 {
 		t.Errorf("Retry() = %v after %d calls; want nil after 8", err, n)
 	}
-	err = Retry(t.Context(), Backoff{Min: time.Microsecond}, func(context.Context) error {
+	err = Retry(t.Context(), RetryPolicy{Backoff: Backoff{Min: time.Microsecond}}, func(context.Context) error {
 		return &smithy.GenericAPIError{Code: "InvalidParameterValue"}
 	})
 	if Code(err) != "InvalidParameterValue" {

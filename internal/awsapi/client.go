@@ -58,7 +58,9 @@ type RetryOptions struct {
 // NewRetryer returns the standard retryer, retrying throttling codes,
 // connection errors and HTTP 500/502/503/504 only: never another 4xx. The
 // client-side retry quota is off, since a fleet-wide throttle storm would
-// otherwise drain it and turn throttling into failures.
+// otherwise drain it and turn throttling into failures. A server fault in
+// a call made inside Retry is not retried here but by Retry, which counts,
+// logs and bounds its attempts.
 func NewRetryer(o RetryOptions) aws.Retryer {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 10
@@ -66,7 +68,7 @@ func NewRetryer(o RetryOptions) aws.Retryer {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 20 * time.Second
 	}
-	return retry.NewStandard(func(so *retry.StandardOptions) {
+	return leaveFaultsToRetry{retry.NewStandard(func(so *retry.StandardOptions) {
 		so.MaxAttempts = o.MaxAttempts
 		so.MaxBackoff = o.MaxBackoff
 		if o.Backoff != nil {
@@ -79,7 +81,20 @@ func NewRetryer(o RetryOptions) aws.Retryer {
 			retry.RetryableHTTPStatusCode{Codes: map[int]struct{}{500: {}, 502: {}, 503: {}, 504: {}}},
 			retry.RetryableErrorCode{Codes: retry.DefaultThrottleErrorCodes},
 		}
-	})
+	})}
+}
+
+// leaveFaultsToRetry is the SDK retryer, except that a server fault (not
+// throttling) in a call made inside Retry goes back to Retry at once.
+type leaveFaultsToRetry struct{ aws.RetryerV2 }
+
+// GetRetryToken refuses the SDK a retry of such a fault: the SDK then
+// returns it, joined with errLeftToRetry.
+func (r leaveFaultsToRetry) GetRetryToken(ctx context.Context, err error) (func(error) error, error) {
+	if ctx.Value(triesKey{}) != nil && httpStatus(err) >= 500 && !IsThrottle(err) {
+		return nil, errLeftToRetry
+	}
+	return r.RetryerV2.GetRetryToken(ctx, err)
 }
 
 // LoadConfig loads the standard AWS configuration: the credential chain,

@@ -123,3 +123,50 @@ func NotYet(err error) error {
 	}
 	return wrapNotYet(err)
 }
+
+// httpStatus is the HTTP status of the response that err came from, 0 when
+// there was none.
+func httpStatus(err error) int {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+// notImplemented reports an endpoint that does not implement the action:
+// HTTP 501.
+func notImplemented(err error) bool { return httpStatus(err) == 501 }
+
+// nonAWSFault reports an HTTP 500 whose body carried no AWS error code (the
+// SDK then says "UnknownError"): an endpoint answering for an action it
+// does not implement, or a proxy's error page.
+func nonAWSFault(err error) bool {
+	c := Code(err)
+	return httpStatus(err) == 500 && (c == "" || c == "UnknownError")
+}
+
+// errLeftToRetry stops the SDK's own retries of a server fault in a call
+// made inside Retry, which retries it itself and counts every attempt.
+var errLeftToRetry = errors.New("retried by kiln")
+
+// unjoinDeferred takes errLeftToRetry out of err, which the SDK joined to
+// the server fault inside its OperationError.
+func unjoinDeferred(err error) error {
+	if err == nil || !errors.Is(err, errLeftToRetry) {
+		return err
+	}
+	var oe *smithy.OperationError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	if j, ok := oe.Err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if e != errLeftToRetry {
+				oe.Err = e // a fresh error of this call: no one else holds it
+				break
+			}
+		}
+	}
+	return err
+}

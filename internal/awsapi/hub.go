@@ -29,6 +29,9 @@ type Options struct {
 	Wait Backoff
 	// Retries paces Retry of throttled and "not yet" calls. Default 250 ms .. 30 s.
 	Retries Backoff
+	// RetryTimeout is how long Retry retries one call before it gives up
+	// with the last error (--aws-retry-timeout). Default 5 min.
+	RetryTimeout time.Duration
 	// RateLimit paces EC2 calls to AWS's token buckets; on by default
 	// against AWS, off by default with a given Config.
 	RateLimit RateLimit
@@ -50,10 +53,18 @@ func (o *Options) fill() {
 	}
 	o.Wait = o.Wait.orDefault(time.Second, 15*time.Second)
 	o.Retries = o.Retries.orDefault(250*time.Millisecond, 30*time.Second)
+	if o.RetryTimeout <= 0 {
+		o.RetryTimeout = DefaultRetryTimeout
+	}
 	o.Batch.fill()
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+}
+
+// RetryPolicy is Retry's policy under these options.
+func (o Options) RetryPolicy() RetryPolicy {
+	return RetryPolicy{Backoff: o.Retries, Timeout: o.RetryTimeout, Log: o.Log}
 }
 
 // fenced returns cfg with the fence on every client's stack.
@@ -449,5 +460,5 @@ func (h *Hub) Await(ctx context.Context, id string, check func(ctx context.Conte
 
 // Retry is awsapi.Retry with the hub's backoff.
 func (h *Hub) Retry(ctx context.Context, fn func(ctx context.Context) error) error {
-	return Retry(ctx, h.o.Retries, fn)
+	return Retry(ctx, h.o.RetryPolicy(), fn)
 }

@@ -185,8 +185,8 @@ func (d *DNS) zone(id string) *dnsZone {
 	return z
 }
 
-// ResolveZone finds a zone by id ("Z...", or "/hostedzone/Z...") or by
-// name ("example.com"). A name that no zone has, or that several have (a
+// ResolveZone finds a zone by id ("Z...", or "/hostedzone/Z...": no dot)
+// or by name ("example.com": a dot; see IsZoneID). A name that no zone has, or that several have (a
 // public and a private one, say), is a permanent error; so is an unknown
 // id. Names resolve once per process; a failure is not remembered.
 func (d *DNS) ResolveZone(ctx context.Context, ref string) (Zone, error) {
@@ -233,24 +233,21 @@ var ErrNoZone = errors.New("no such hosted zone")
 // id Route 53 does not know (NoSuchHostedZone).
 func IsNoZone(err error) bool { return errors.Is(err, ErrNoZone) || Code(err) == "NoSuchHostedZone" }
 
-// IsZoneID reports a hosted zone id (Z and upper-case letters and digits)
-// rather than a name.
+// IsZoneID tells a hosted zone id from a zone name by shape: "/hostedzone/ID"
+// and a bare id have no dot, a name ("example.com", "example.com.") has
+// one. Route 53's ids start with Z, but other endpoints' need not, so the
+// first letter decides nothing.
 func IsZoneID(s string) bool {
-	if len(s) < 2 || s[0] != 'Z' {
-		return false
+	if strings.HasPrefix(s, "/hostedzone/") {
+		return true
 	}
-	for _, r := range s {
-		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
-			return false
-		}
-	}
-	return true
+	return s != "" && !strings.Contains(s, ".")
 }
 
 func (d *DNS) lookupZone(ctx context.Context, key string) (Zone, error) {
 	if IsZoneID(key) {
 		var out *route53.GetHostedZoneOutput
-		err := Retry(ctx, d.o.Retries, func(ctx context.Context) (err error) {
+		err := Retry(ctx, d.o.RetryPolicy(), func(ctx context.Context) (err error) {
 			out, err = d.c.GetHostedZone(ctx, &route53.GetHostedZoneInput{Id: aws.String(key)})
 			return err
 		})
@@ -259,7 +256,7 @@ func (d *DNS) lookupZone(ctx context.Context, key string) (Zone, error) {
 		}
 		return zoneOf(*out.HostedZone), nil
 	}
-	found, err := ZonesNamed(ctx, d.c, key, d.o.Retries)
+	found, err := ZonesNamed(ctx, d.c, key, d.o.RetryPolicy())
 	if err != nil {
 		return Zone{}, err
 	}
@@ -286,14 +283,14 @@ type ZoneLister interface {
 
 // ZonesNamed returns every hosted zone named name (any case, with or
 // without the trailing dot), paging ListHostedZonesByName from the name on
-// and retrying with backoff b. A malformed name is a permanent error.
-func ZonesNamed(ctx context.Context, c ZoneLister, name string, b Backoff) ([]types.HostedZone, error) {
+// and retrying with policy p. A malformed name is a permanent error.
+func ZonesNamed(ctx context.Context, c ZoneLister, name string, p RetryPolicy) ([]types.HostedZone, error) {
 	name = CanonicalName(name)
 	var found []types.HostedZone
 	in := &route53.ListHostedZonesByNameInput{DNSName: aws.String(name)}
 	for {
 		var out *route53.ListHostedZonesByNameOutput
-		err := Retry(ctx, b, func(ctx context.Context) (err error) {
+		err := Retry(ctx, p, func(ctx context.Context) (err error) {
 			out, err = c.ListHostedZonesByName(ctx, in)
 			return err
 		})
@@ -375,7 +372,7 @@ func (d *DNS) list(ctx context.Context, zone string) (*Listing, error) {
 	p := route53.NewListResourceRecordSetsPaginator(d.c, &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zone)})
 	for p.HasMorePages() {
 		var out *route53.ListResourceRecordSetsOutput
-		err := Retry(ctx, d.o.Retries, func(ctx context.Context) (err error) {
+		err := Retry(ctx, d.o.RetryPolicy(), func(ctx context.Context) (err error) {
 			out, err = p.NextPage(ctx)
 			return err
 		})
@@ -554,7 +551,7 @@ func (d *DNS) send(z *dnsZone, batch []*dnsChange) {
 		in.ChangeBatch.Changes = append(in.ChangeBatch.Changes, c.ch)
 	}
 	var out *route53.ChangeResourceRecordSetsOutput
-	err := Retry(ctx, d.o.Retries, func(ctx context.Context) (err error) {
+	err := Retry(ctx, d.o.RetryPolicy(), func(ctx context.Context) (err error) {
 		out, err = d.c.ChangeResourceRecordSets(ctx, in)
 		return err
 	})
@@ -679,7 +676,7 @@ func (d *DNS) pollChange(ctx context.Context, change string) error {
 	b := d.insyncBackoff()
 	for n := 0; ; n++ {
 		var out *route53.GetChangeOutput
-		err := Retry(ctx, d.o.Retries, func(ctx context.Context) (err error) {
+		err := Retry(ctx, d.o.RetryPolicy(), func(ctx context.Context) (err error) {
 			out, err = d.c.GetChange(ctx, &route53.GetChangeInput{Id: aws.String(change)})
 			return err
 		})

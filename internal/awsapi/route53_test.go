@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,5 +181,46 @@ func TestDNSResolveZone(t *testing.T) {
 	}
 	if z, err := d.ResolveZone(t.Context(), zone); err != nil || z.Name != "example.com." {
 		t.Errorf("ResolveZone(%s) = %+v, %v", zone, z, err)
+	}
+}
+
+// TestDNSZoneIDsByShape: ids are told from names by shape (a name has a
+// dot), so an endpoint whose zone ids do not start with Z works.
+func TestDNSZoneIDsByShape(t *testing.T) {
+	for _, tt := range []struct {
+		ref  string
+		want bool
+	}{
+		{"Z0123456789ABCDEFGHIJ", true},
+		{"/hostedzone/Z0123456789ABCDEFGHIJ", true},
+		{"hz-7f3a9c", true},
+		{"/hostedzone/hz-7f3a9c", true},
+		{"0f3a9c21", true},
+		{"example.com", false},
+		{"example.com.", false},
+		{"Zeta.example", false},
+		{"", false},
+	} {
+		if got := IsZoneID(tt.ref); got != tt.want {
+			t.Errorf("IsZoneID(%q) = %v; want %v", tt.ref, got, tt.want)
+		}
+	}
+
+	sim := awssim.New(awssim.Options{TimeScale: 0.001, ZoneIDPrefix: "hz-"})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	c := route53.NewFromConfig(awssim.ClientConfig(srv.URL))
+	out, err := c.CreateHostedZone(t.Context(), &route53.CreateHostedZoneInput{Name: aws.String("example.com"), CallerReference: aws.String("t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDNS(c, Options{Retries: Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond}})
+	for _, ref := range []string{aws.ToString(out.HostedZone.Id), strings.TrimPrefix(aws.ToString(out.HostedZone.Id), "/hostedzone/")} {
+		if z, err := d.ResolveZone(t.Context(), ref); err != nil || z.Name != "example.com." || z.ID[:3] != "hz-" {
+			t.Errorf("ResolveZone(%s) = %+v, %v; want example.com. by its id", ref, z, err)
+		}
+	}
+	if n := sim.Calls("GetHostedZone"); n != 1 {
+		t.Errorf("GetHostedZone calls = %d; want 1 (the id looked up as an id, once)", n)
 	}
 }

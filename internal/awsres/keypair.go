@@ -1,15 +1,20 @@
 package awsres
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/big"
 	"os"
 	"slices"
 	"strings"
@@ -105,40 +110,96 @@ func parseSSHPublicKey(line string) (keyType string, blob []byte, err error) {
 	if err != nil || len(blob) < 4+len(f[0]) || string(blob[4:4+len(f[0])]) != f[0] {
 		return "", nil, errors.New("the key's base64 part is not a " + f[0] + " key")
 	}
+	if keyType == "rsa" {
+		if _, err := rsaPublicKeyDER(blob); err != nil {
+			return "", nil, err
+		}
+	}
 	return keyType, blob, nil
 }
 
-// keyFingerprint is EC2's fingerprint of an imported key: the MD5 of the
-// blob, colon-separated hex, for RSA; the base64 SHA-256 for ED25519.
-func keyFingerprint(keyType string, blob []byte) string {
+// keyFingerprint is EC2's fingerprint of an imported key. RSA: the MD5,
+// colon-separated hex, of the DER SubjectPublicKeyInfo (what `openssl pkey
+// -pubout -outform DER | openssl md5 -c` prints; not the MD5 of the SSH blob
+// that `ssh-keygen -E md5` prints). ED25519: the base64 SHA-256 of the SSH
+// blob, '='-padded (EC2 may send it with or without the padding: compare
+// with sameFingerprint).
+func keyFingerprint(keyType string, blob []byte) (string, error) {
 	if keyType == "ed25519" {
 		sum := sha256.Sum256(blob)
-		return base64.StdEncoding.EncodeToString(sum[:])
+		return base64.StdEncoding.EncodeToString(sum[:]), nil
 	}
-	sum := md5.Sum(blob)
+	der, err := rsaPublicKeyDER(blob)
+	if err != nil {
+		return "", err
+	}
+	sum := md5.Sum(der)
 	h := hex.EncodeToString(sum[:])
 	var parts []string
 	for i := 0; i < len(h); i += 2 {
 		parts = append(parts, h[i:i+2])
 	}
-	return strings.Join(parts, ":")
+	return strings.Join(parts, ":"), nil
 }
 
-// key is the public key line, from the field or the file.
-func (r *KeyPair) key() (line, keyType, fp string, err error) {
+// rsaPublicKeyDER is the DER SubjectPublicKeyInfo of an ssh-rsa wire blob:
+// string "ssh-rsa", mpint e, mpint n.
+func rsaPublicKeyDER(blob []byte) ([]byte, error) {
+	var fields [3][]byte
+	rest := blob
+	for i := range fields {
+		if len(rest) < 4 || uint64(len(rest)-4) < uint64(binary.BigEndian.Uint32(rest)) {
+			return nil, errors.New("the ssh-rsa key is truncated")
+		}
+		n := binary.BigEndian.Uint32(rest)
+		fields[i], rest = rest[4:4+n], rest[4+n:]
+	}
+	e, n := new(big.Int).SetBytes(fields[1]), new(big.Int).SetBytes(fields[2])
+	if len(fields[1]) > 4 || e.Sign() == 0 || n.BitLen() < 1024 {
+		return nil, errors.New("the ssh-rsa key's exponent or modulus is not usable (EC2 wants 1024 to 4096 bits)")
+	}
+	return x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n, E: int(e.Int64())})
+}
+
+// sameFingerprint compares two EC2 fingerprints, ignoring base64 '='
+// padding and, in colon-separated hex, the case of the digits.
+func sameFingerprint(a, b string) bool {
+	if strings.Contains(a, ":") {
+		return strings.EqualFold(a, b)
+	}
+	return strings.TrimRight(a, "=") == strings.TrimRight(b, "=")
+}
+
+// holds reports whether kp holds the key of blob: the same fingerprint, or,
+// for a pair EC2 created (whose RSA fingerprint is the SHA-1 of a private
+// key kiln never sees), the same public key.
+func holds(kp *types.KeyPairInfo, fp string, blob []byte) bool {
+	if sameFingerprint(aws.ToString(kp.KeyFingerprint), fp) {
+		return true
+	}
+	_, theirs, err := parseSSHPublicKey(aws.ToString(kp.PublicKey))
+	return err == nil && bytes.Equal(theirs, blob)
+}
+
+// key is the public key line, from the field or the file, its wire blob and
+// EC2's fingerprint of it.
+func (r *KeyPair) key() (line string, blob []byte, fp string, err error) {
 	line = r.PublicKey
 	if r.PublicKeyFile != "" {
 		b, err := os.ReadFile(r.PublicKeyFile)
 		if err != nil {
-			return "", "", "", engine.Permanent(fmt.Errorf("aws:key_pair %q: public_key_file: %w", r.env.Name, err))
+			return "", nil, "", engine.Permanent(fmt.Errorf("aws:key_pair %q: public_key_file: %w", r.env.Name, err))
 		}
 		line = strings.TrimSpace(string(b))
 	}
 	keyType, blob, err := parseSSHPublicKey(line)
-	if err != nil {
-		return "", "", "", engine.Permanent(fmt.Errorf("aws:key_pair %q: public key: %w", r.env.Name, err))
+	if err == nil {
+		fp, err = keyFingerprint(keyType, blob)
 	}
-	return line, keyType, keyFingerprint(keyType, blob), nil
+	if err != nil {
+		return "", nil, "", engine.Permanent(fmt.Errorf("aws:key_pair %q: public key: %w", r.env.Name, err))
+	}
+	return line, blob, fp, nil
 }
 
 // Init receives the vertex's identity.
@@ -159,7 +220,7 @@ func (r *KeyPair) IAMActions() []string {
 func (r *KeyPair) describe(ctx context.Context) (*types.KeyPairInfo, error) {
 	var kp *types.KeyPairInfo
 	err := r.hub.Retry(ctx, func(ctx context.Context) error {
-		out, err := r.api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{r.env.Name}})
+		out, err := r.api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{r.env.Name}, IncludePublicKey: aws.Bool(true)})
 		if awsapi.Code(err) == "InvalidKeyPair.NotFound" {
 			kp = nil
 			return nil
@@ -194,7 +255,7 @@ func (r *KeyPair) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if err := r.resolve(ctx); err != nil {
 		return false, err
 	}
-	line, _, fp, err := r.key()
+	line, blob, fp, err := r.key()
 	if err != nil {
 		return false, err
 	}
@@ -213,10 +274,10 @@ func (r *KeyPair) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			return false, err
 		}
 		ok = false
-	case aws.ToString(kp.KeyFingerprint) != fp && !r.ours(kp):
+	case !holds(kp, fp, blob) && !r.ours(kp):
 		return false, engine.Permanent(fmt.Errorf("aws:key_pair %q: a key pair of this name with another key (%s) exists that kiln did not import; delete it, or rename the resource",
 			r.env.Name, aws.ToString(kp.KeyFingerprint)))
-	case aws.ToString(kp.KeyFingerprint) != fp:
+	case !holds(kp, fp, blob):
 		if !apply {
 			r.checkState.plan(r.log(), "replace key pair "+r.env.Name+" (fingerprint "+aws.ToString(kp.KeyFingerprint)+", spec's key "+fp+")")
 			return false, nil
@@ -294,7 +355,7 @@ func (r *KeyPair) Watch(ctx context.Context, ev engine.Events) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err == nil && (kp == nil || aws.ToString(kp.KeyFingerprint) != want) {
+		if err == nil && (kp == nil || !sameFingerprint(aws.ToString(kp.KeyFingerprint), want)) {
 			r.log().Info("key pair changed", "key_name", r.env.Name)
 			ev.Changed()
 		}

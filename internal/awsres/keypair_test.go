@@ -1,7 +1,14 @@
 package awsres
 
 import (
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/engine"
 )
@@ -92,6 +100,82 @@ func TestKeyPairConverges(t *testing.T) {
 	other := w.keyPair("root", func(r *KeyPair) { r.PublicKey = edKey(5) })
 	if _, err := other.CheckApply(t.Context(), true); !engine.IsPermanent(err) || !strings.Contains(err.Error(), "kiln did not import") {
 		t.Errorf("CheckApply(another key, not kiln's) = %v; want a permanent error", err)
+	}
+}
+
+// rsaKey is a new RSA key: its OpenSSH public key line, and the key.
+func rsaKey(t *testing.T) (line string, key *rsa.PrivateKey) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	str := func(s []byte) { b = binary.BigEndian.AppendUint32(b, uint32(len(s))); b = append(b, s...) }
+	str([]byte("ssh-rsa"))
+	str(big.NewInt(int64(k.E)).Bytes())
+	str(append([]byte{0}, k.N.Bytes()...))
+	return "ssh-rsa " + base64.StdEncoding.EncodeToString(b) + " ops@laptop", k
+}
+
+// TestKeyPairRSAConvergesOnce imports an RSA key, then checks it as a new
+// process would: EC2's fingerprint of an imported RSA key (the MD5 of the
+// DER public key) is the one kiln computes, so the check is clean and
+// nothing is imported again.
+func TestKeyPairRSAConvergesOnce(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	line, k := rsaKey(t)
+	r := w.keyPair("deploy", func(r *KeyPair) { r.PublicKey = line })
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := r.CheckApply(t.Context(), true); ok || err != nil {
+		t.Fatalf("CheckApply() = %v, %v; want an import", ok, err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	sum := md5.Sum(der)
+	if fp := strings.ReplaceAll(r.Outputs()["fingerprint"], ":", ""); fp != hex.EncodeToString(sum[:]) {
+		t.Errorf("fingerprint = %s; want the MD5 of the DER public key %x", r.Outputs()["fingerprint"], sum)
+	}
+	again := w.keyPair("deploy", func(r *KeyPair) { r.PublicKey = line })
+	if ok, err := again.CheckApply(t.Context(), false); !ok || err != nil || len(again.Changes()) != 0 {
+		t.Errorf("CheckApply(apply=false) after the import = %v, %v, %q; want clean", ok, err, again.Changes())
+	}
+	if ok, err := again.CheckApply(t.Context(), true); !ok || err != nil {
+		t.Errorf("CheckApply() after the import = %v, %v; want converged", ok, err)
+	}
+	if i, d := w.sim.Calls("ImportKeyPair"), w.sim.Calls("DeleteKeyPair"); i != 1 || d != 0 {
+		t.Errorf("ImportKeyPair %d, DeleteKeyPair %d calls; want 1 and 0", i, d)
+	}
+}
+
+// TestKeyPairFingerprintForms: EC2 may pad an ED25519 fingerprint with '='
+// or not, and a pair EC2 created has a fingerprint of its private key:
+// kiln sees the same key in each case.
+func TestKeyPairFingerprintForms(t *testing.T) {
+	line := edKey(7)
+	_, blob, err := parseSSHPublicKey(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, _ := keyFingerprint("ed25519", blob)
+	for _, tt := range []struct {
+		name string
+		kp   types.KeyPairInfo
+		want bool
+	}{
+		{"padded", types.KeyPairInfo{KeyFingerprint: aws.String(fp)}, true},
+		{"unpadded", types.KeyPairInfo{KeyFingerprint: aws.String(strings.TrimRight(fp, "="))}, true},
+		{"other key", types.KeyPairInfo{KeyFingerprint: aws.String("AAAA" + fp[4:])}, false},
+		{"created, same public key", types.KeyPairInfo{KeyFingerprint: aws.String("12:34"), PublicKey: aws.String(line)}, true},
+		{"created, other public key", types.KeyPairInfo{KeyFingerprint: aws.String("12:34"), PublicKey: aws.String(edKey(8))}, false},
+	} {
+		if got := holds(&tt.kp, fp, blob); got != tt.want {
+			t.Errorf("holds(%s) = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+	if !sameFingerprint("AB:cd", "ab:CD") || sameFingerprint("abc=", "ABC") {
+		t.Errorf("sameFingerprint: hex is case-blind, base64 is not")
 	}
 }
 

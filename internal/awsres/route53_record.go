@@ -27,7 +27,7 @@ import (
 // batched into one ChangeResourceRecordSets per check window, and one
 // GetChange loop while they wait for INSYNC. Outputs: fqdn, zone_id.
 type Record struct {
-	Zone          string   `yaml:"zone"`   // zone name (example.com) or id (Z...)
+	Zone          string   `yaml:"zone"`   // zone name (example.com: a dot) or id (Z..., /hostedzone/Z...: no dot)
 	Record        string   `yaml:"record"` // the record's full name (www.example.com)
 	Type          string   `yaml:"type"`
 	TTL           *int64   `yaml:"ttl"`    // default 300; not with alias

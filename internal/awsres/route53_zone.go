@@ -157,7 +157,7 @@ func (r *HostedZone) resolve(ctx context.Context) error {
 
 // find returns kiln's zone of this resource (nil when there is none).
 func (r *HostedZone) find(ctx context.Context) (*types.HostedZone, error) {
-	all, err := awsapi.ZonesNamed(ctx, r.api, r.name(), r.dns.Options().Retries)
+	all, err := awsapi.ZonesNamed(ctx, r.api, r.name(), r.dns.Options().RetryPolicy())
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,7 @@ func (r *HostedZone) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		r.plan(change)
 		return false, nil
 	}
-	err = awsapi.Retry(ctx, r.dns.Options().Retries, func(ctx context.Context) error {
+	err = awsapi.Retry(ctx, r.dns.Options().RetryPolicy(), func(ctx context.Context) error {
 		_, err := r.api.UpdateHostedZoneComment(ctx, &route53.UpdateHostedZoneCommentInput{Id: aws.String(id), Comment: aws.String(r.Comment)})
 		return err
 	})
@@ -237,7 +237,7 @@ func (r *HostedZone) CheckApply(ctx context.Context, apply bool) (bool, error) {
 
 func (r *HostedZone) get(ctx context.Context, id string) (*route53.GetHostedZoneOutput, error) {
 	var g *route53.GetHostedZoneOutput
-	err := awsapi.Retry(ctx, r.dns.Options().Retries, func(ctx context.Context) (err error) {
+	err := awsapi.Retry(ctx, r.dns.Options().RetryPolicy(), func(ctx context.Context) (err error) {
 		g, err = r.api.GetHostedZone(ctx, &route53.GetHostedZoneInput{Id: aws.String(id)})
 		return err
 	})
@@ -291,7 +291,7 @@ func (r *HostedZone) create(ctx context.Context, apply bool) error {
 		in.VPC = &types.VPC{VPCId: aws.String(r.VPC), VPCRegion: types.VPCRegion(region)}
 	}
 	var out *route53.CreateHostedZoneOutput
-	err := awsapi.Retry(ctx, r.dns.Options().Retries, func(ctx context.Context) (err error) {
+	err := awsapi.Retry(ctx, r.dns.Options().RetryPolicy(), func(ctx context.Context) (err error) {
 		out, err = r.api.CreateHostedZone(ctx, in)
 		return err
 	})
@@ -315,7 +315,7 @@ func (r *HostedZone) delete(ctx context.Context, apply bool, z *types.HostedZone
 		r.plan(change)
 		return nil
 	}
-	err := awsapi.Retry(ctx, r.dns.Options().Retries, func(ctx context.Context) error {
+	err := awsapi.Retry(ctx, r.dns.Options().RetryPolicy(), func(ctx context.Context) error {
 		_, err := r.api.DeleteHostedZone(ctx, &route53.DeleteHostedZoneInput{Id: aws.String(id)})
 		return err
 	})

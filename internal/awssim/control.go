@@ -101,7 +101,7 @@ func (s *Sim) DefaultSubnets() []string {
 //	POST   /_sim/instances/{id}/{op}        op: stop | start | terminate | reboot
 //	POST   /_sim/instances/{id}/tags        {"set":{"k":"v"},"remove":["k2"]} (any resource id)
 //	POST   /_sim/instances/{id}/profile     {"profile":"name or ARN"} replaces the instance profile ("" removes it)
-//	POST   /_sim/faults                     a Fault: {"action","code","status","count","rate","message"}
+//	POST   /_sim/faults                     a Fault: {"action","code","status","count","rate","message","body"}
 //	DELETE /_sim/faults                     clear faults and latency
 //	POST   /_sim/latency                    {"action":"","ms":250}
 //	POST   /_sim/throttle                   {"enabled":true}

@@ -103,9 +103,14 @@ func TestServe(t *testing.T) {
 		t.Fatalf("Run() = %v; want nil after cancel", err)
 	}
 	var out bytes.Buffer
-	PrintUsage(&out, "http://127.0.0.1:4566", DefaultOptions())
-	if !strings.Contains(out.String(), "AWS_ENDPOINT_URL=http://127.0.0.1:4566") {
-		t.Fatalf("usage = %q", out.String())
+	o := DefaultOptions()
+	o.Region = "eu-west-3"
+	PrintUsage(&out, "http://127.0.0.1:4566", o)
+	// The aws CLI v1 reads the region only from AWS_DEFAULT_REGION.
+	for _, want := range []string{"export AWS_ENDPOINT_URL=http://127.0.0.1:4566\n", "export AWS_REGION=eu-west-3 AWS_DEFAULT_REGION=eu-west-3\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("usage = %q; want %q in it", out.String(), want)
+		}
 	}
 	// Serve returns when its context ends.
 	sctx, scancel := context.WithTimeout(t.Context(), 50*time.Millisecond)

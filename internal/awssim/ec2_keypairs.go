@@ -13,7 +13,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"maps"
+	mathbig "math/big"
 	"slices"
 	"strings"
 	"time"
@@ -92,7 +94,10 @@ func parsePublicKey(material string) (keyType string, blob []byte, ok bool) {
 	case "ssh-rsa":
 		e, rest, ok1 := readSSHString(rest)
 		n, _, ok2 := readSSHString(rest)
-		if !ok1 || !ok2 || len(e) == 0 || len(n) < 128 {
+		if !ok1 || !ok2 || len(e) == 0 || len(e) > 4 || len(n) < 128 {
+			return "", nil, false
+		}
+		if _, err := rsaPublicDER(blob); err != nil {
 			return "", nil, false
 		}
 		return "rsa", blob, true
@@ -115,15 +120,35 @@ func colonHex(b []byte) string {
 	return strings.Join(parts, ":")
 }
 
-// importedFingerprint is EC2's fingerprint of an imported key: the MD5 of
-// the public key blob (RFC 4716) for RSA, the base64 SHA-256 for ed25519.
+// importedFingerprint is EC2's fingerprint of an imported key: for RSA the
+// MD5, colon-separated hex, of the DER SubjectPublicKeyInfo (what
+// `openssl pkey -pubout -outform DER | openssl md5 -c` prints, not the MD5
+// of the SSH blob that `ssh-keygen -E md5` prints); for ed25519 the base64
+// SHA-256 of the SSH blob, '='-padded as EC2 sends it.
 func importedFingerprint(keyType string, blob []byte) string {
 	if keyType == "ed25519" {
 		sum := sha256.Sum256(blob)
 		return base64.StdEncoding.EncodeToString(sum[:])
 	}
-	sum := md5.Sum(blob)
+	der, err := rsaPublicDER(blob)
+	if err != nil {
+		return ""
+	}
+	sum := md5.Sum(der)
 	return colonHex(sum[:])
+}
+
+// rsaPublicDER is the DER SubjectPublicKeyInfo of an ssh-rsa blob
+// (string "ssh-rsa", mpint e, mpint n).
+func rsaPublicDER(blob []byte) ([]byte, error) {
+	_, rest, _ := readSSHString(blob)
+	e, rest, ok1 := readSSHString(rest)
+	n, _, ok2 := readSSHString(rest)
+	if !ok1 || !ok2 || len(e) == 0 || len(e) > 4 {
+		return nil, errors.New("not an ssh-rsa key")
+	}
+	exp := new(mathbig.Int).SetBytes(e)
+	return x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: new(mathbig.Int).SetBytes(n), E: int(exp.Int64())})
 }
 
 // newKey makes a key pair of keyType: the private key as EC2 hands it out

@@ -1,11 +1,19 @@
 package awssim
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/md5"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,23 +90,109 @@ func TestKeyPairs(t *testing.T) {
 	}
 }
 
-func TestImportedFingerprint(t *testing.T) {
-	// EC2's fingerprint of an imported RSA key is the MD5 of its blob.
-	blob := []byte("anything")
-	sum := md5.Sum(blob)
-	if got := importedFingerprint("rsa", blob); strings.ReplaceAll(got, ":", "") != base16(sum[:]) || strings.Count(got, ":") != 15 {
-		t.Errorf("importedFingerprint(rsa) = %s", got)
+// openssl runs openssl through sh with the pipeline cmd in dir and returns
+// what it prints after "= " (or all of it, trimmed). Without openssl the
+// test is skipped, unless CI is set.
+func openssl(t *testing.T, dir, cmd string) string {
+	t.Helper()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("openssl is not installed; CI must run the fingerprint comparison")
+		}
+		t.Skip("openssl is not installed")
 	}
+	c := exec.CommandContext(t.Context(), "sh", "-c", cmd)
+	c.Dir = dir
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	s := strings.TrimSpace(string(out))
+	if i := strings.LastIndex(s, "= "); i >= 0 {
+		s = s[i+2:]
+	}
+	return s
 }
 
-func base16(b []byte) string {
-	const h = "0123456789abcdef"
-	var s strings.Builder
-	for _, c := range b {
-		s.WriteByte(h[c>>4])
-		s.WriteByte(h[c&15])
+// sshLine is the OpenSSH public key line of an RSA or ed25519 key.
+func sshLine(t *testing.T, pub any) string {
+	t.Helper()
+	var b bytes.Buffer
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		sshString(&b, []byte("ssh-rsa"))
+		sshString(&b, big(k.E))
+		sshString(&b, append([]byte{0}, k.N.Bytes()...))
+		return "ssh-rsa " + base64.StdEncoding.EncodeToString(b.Bytes()) + " ops@laptop"
+	case ed25519.PublicKey:
+		sshString(&b, []byte("ssh-ed25519"))
+		sshString(&b, k)
+		return "ssh-ed25519 " + base64.StdEncoding.EncodeToString(b.Bytes()) + " ops@laptop"
 	}
-	return s.String()
+	t.Fatalf("sshLine(%T)", pub)
+	return ""
+}
+
+// TestKeyFingerprintsMatchOpenSSL checks the fingerprints DescribeKeyPairs
+// reports against openssl's, as the EC2 user guide computes them: imported
+// RSA is the MD5 of the DER public key (not of the SSH blob), created RSA
+// the SHA-1 of the PKCS#8 private key, ed25519 the base64 SHA-256.
+func TestKeyFingerprintsMatchOpenSSL(t *testing.T) {
+	_, c := newTestSim(t, Options{})
+	ctx, dir := t.Context(), t.TempDir()
+	fingerprint := func(name string) string {
+		out, err := c.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{name}})
+		if err != nil || len(out.KeyPairs) != 1 {
+			t.Fatalf("DescribeKeyPairs(%s) = %+v, %v", name, out, err)
+		}
+		return aws.ToString(out.KeyPairs[0].KeyFingerprint)
+	}
+	write := func(name string, der []byte, typ string) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
+	write("rsa.pem", der, "PRIVATE KEY")
+	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ = x509.MarshalPKCS8PrivateKey(edPriv)
+	write("ed.pem", der, "PRIVATE KEY")
+	for name, pub := range map[string]any{"imported-rsa": &rsaKey.PublicKey, "imported-ed": edPub} {
+		if _, err := c.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{KeyName: aws.String(name), PublicKeyMaterial: []byte(sshLine(t, pub))}); err != nil {
+			t.Fatalf("ImportKeyPair(%s) = %v", name, err)
+		}
+	}
+	cr, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("created-rsa")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "created.pem"), []byte(aws.ToString(cr.KeyMaterial)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tt := range []struct{ key, cmd string }{
+		{"imported-rsa", "openssl pkey -in rsa.pem -pubout -outform DER | openssl md5 -c"},
+		{"created-rsa", "openssl pkcs8 -in created.pem -inform PEM -outform DER -topk8 -nocrypt | openssl sha1 -c"},
+		// The SSH blob of an ed25519 key is its type and its 32 key bytes,
+		// which end the DER public key.
+		{"imported-ed", `{ printf '\000\000\000\013ssh-ed25519\000\000\000\040'; openssl pkey -in ed.pem -pubout -outform DER | tail -c 32; } | openssl dgst -sha256 -binary | openssl base64`},
+	} {
+		want := openssl(t, dir, tt.cmd)
+		if got := fingerprint(tt.key); got != want {
+			t.Errorf("fingerprint of %s = %s; openssl (%s) says %s", tt.key, got, tt.cmd, want)
+		}
+	}
+	// ssh-keygen -E md5 hashes the SSH blob: EC2 does not.
+	line := sshLine(t, &rsaKey.PublicKey)
+	blob, _ := base64.StdEncoding.DecodeString(strings.Fields(line)[1])
+	if sum := md5.Sum(blob); colonHex(sum[:]) == fingerprint("imported-rsa") {
+		t.Errorf("imported RSA fingerprint is the MD5 of the SSH blob; want the DER public key's")
+	}
 }
 
 func TestDefaultVPCPerRegion(t *testing.T) {

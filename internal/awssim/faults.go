@@ -77,12 +77,15 @@ func (s *Sim) ResetCalls() {
 // Fault is an injected error for an action: the next Count calls fail (0:
 // no count limit), each with probability Rate (0 means 1).
 type Fault struct {
-	Action  string  `json:"action"`
-	Code    string  `json:"code"`
-	Status  int     `json:"status,omitempty"` // default 500 for codes ending in "Error"/"Unavailable", else 400
-	Message string  `json:"message,omitempty"`
-	Count   int     `json:"count,omitempty"`
-	Rate    float64 `json:"rate,omitempty"`
+	Action  string `json:"action"`
+	Code    string `json:"code"`
+	Status  int    `json:"status,omitempty"` // default 500 for codes ending in "Error"/"Unavailable", else 400
+	Message string `json:"message,omitempty"`
+	// Body, when set, is answered instead of an AWS error document (an
+	// HTML error page: a body no SDK can read a code from).
+	Body  string  `json:"body,omitempty"`
+	Count int     `json:"count,omitempty"`
+	Rate  float64 `json:"rate,omitempty"`
 }
 
 type faults struct {
@@ -160,7 +163,7 @@ func (f *faults) take(act string) *APIError {
 				f.list = append(f.list[:i], f.list[i+1:]...)
 			}
 		}
-		return &APIError{Status: ft.Status, Code: ft.Code, Message: ft.Message}
+		return &APIError{Status: ft.Status, Code: ft.Code, Message: ft.Message, Body: ft.Body}
 	}
 	return nil
 }

@@ -21,6 +21,10 @@ type APIError struct {
 	Status  int // HTTP status
 	Code    string
 	Message string
+	// Body, when set, is answered as it is (text/html) instead of the
+	// protocol's error document: a proxy's error page, or an endpoint
+	// that does not implement the action.
+	Body string
 }
 
 func (e *APIError) Error() string { return e.Code + ": " + e.Message }

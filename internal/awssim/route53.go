@@ -249,7 +249,11 @@ func (s *Sim) createHostedZone(r *request) (any, error) {
 	if _, dup := s.r53.refs[in.CallerReference]; dup {
 		return nil, &APIError{Status: http.StatusConflict, Code: "HostedZoneAlreadyExists", Message: "A hosted zone has already been created with the specified caller reference."}
 	}
-	z := &hostedZone{id: s.route53ID("Z"), name: name, callerRef: in.CallerReference, private: private}
+	prefix := s.opts.ZoneIDPrefix
+	if prefix == "" {
+		prefix = "Z"
+	}
+	z := &hostedZone{id: s.route53ID(prefix), name: name, callerRef: in.CallerReference, private: private}
 	if c := in.HostedZoneConfig; c != nil {
 		z.comment = c.Comment
 	}

@@ -127,13 +127,15 @@ func Serve(ctx context.Context, addr string, opts Options, w io.Writer) error {
 	return sv.Run(ctx)
 }
 
-// PrintUsage writes the environment that points the SDK and CLI at url.
+// PrintUsage writes the environment that points the SDK and CLI (v1 and
+// v2) at url.
 func PrintUsage(w io.Writer, url string, o Options) {
 	fmt.Fprintf(w, "kiln EC2 + Auto Scaling simulator listening on %s (time scale %g, throttling %v)\n\n", url, o.TimeScale, o.Throttle)
 	fmt.Fprintf(w, "Point the AWS SDK or CLI at it:\n\n")
 	fmt.Fprintf(w, "  export AWS_ENDPOINT_URL=%s\n", url)
 	fmt.Fprintf(w, "  export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", AccessKeyID, SecretAccessKey)
-	fmt.Fprintf(w, "  export AWS_REGION=%s\n\n", o.Region)
+	// The aws CLI v1 reads only AWS_DEFAULT_REGION; the SDKs, AWS_REGION.
+	fmt.Fprintf(w, "  export AWS_REGION=%s AWS_DEFAULT_REGION=%s\n\n", o.Region, o.Region)
 	fmt.Fprintf(w, "  aws ec2 describe-images --owners amazon --filters Name=name,Values='al2023-ami-2023*-x86_64'\n")
 	fmt.Fprintf(w, "  aws ec2 describe-images --region us-west-2 --owners amazon   # every region is a world of its own\n")
 	fmt.Fprintf(w, "  curl %s/_sim/calls        # per-action call counts\n", url)

@@ -2,6 +2,7 @@ package awssim
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -160,6 +161,12 @@ func (s *Sim) writeError(w http.ResponseWriter, svc *service, id string, err err
 	if !errors.As(err, &ae) {
 		s.log.Error("action failed", "err", err)
 		ae = &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: "An internal error has occurred"}
+	}
+	if ae.Body != "" {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(ae.Status)
+		_, _ = io.WriteString(w, ae.Body)
+		return
 	}
 	svc.proto.writeError(w, id, ae)
 }

@@ -92,6 +92,10 @@ type Options struct {
 	// images, the default VPC, its subnets and security group) has the same
 	// ids at every start whatever the seed, as AWS's public images do.
 	Seed uint64
+	// ZoneIDPrefix starts the ids of new hosted zones. Default "Z", as
+	// Route 53's; another ("hz-") plays an endpoint whose ids look
+	// different, which clients must tell from zone names by shape.
+	ZoneIDPrefix string
 	// Policy, when set, is the caller's one identity policy: every request
 	// is authorized against it as IAM would, and denied with
 	// UnauthorizedOperation (EC2) or AccessDenied (Auto Scaling); see

@@ -523,7 +523,7 @@ func (e *engine) process(v *vertex) {
 	e.mu.Unlock()
 
 	start := time.Now()
-	ok, err := e.checkApply(in, v.id, meta, apply)
+	ok, err := e.checkApply(in, v, meta, apply)
 	refreshed := false
 	if err == nil && refresh && apply {
 		if r, isR := in.res.(Refresher); isR {
@@ -653,8 +653,15 @@ func backoff(base time.Duration, attempt int) time.Duration {
 }
 
 // checkApply runs CheckApply with the vertex's timeout, recovering panics.
-func (e *engine) checkApply(in *instance, id string, m Meta, apply bool) (ok bool, err error) {
-	ctx := in.ctx
+func (e *engine) checkApply(in *instance, v *vertex, m Meta, apply bool) (ok bool, err error) {
+	id := v.id
+	ctx := withReporter(in.ctx, func(reason string) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if v.inst == in && v.checking {
+			v.lastErr = reason
+		}
+	})
 	if m.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
