@@ -29,6 +29,12 @@ Set AWS_PROFILE to a profile that has credentials (or export AWS_ACCESS_KEY_ID a
 
 func (e *CredentialsError) Unwrap() error { return e.Err }
 
+// Short is the error in one line, for a status: "no AWS credentials
+// (profile "default": ...)".
+func (e *CredentialsError) Short() string {
+	return fmt.Sprintf("no AWS credentials (profile %q: %v)", e.Profile, e.Err)
+}
+
 // CheckCredentials loads the AWS configuration and resolves its
 // credentials once, so that a command fails at start with a
 // *CredentialsError rather than in every resource. With Options.Config

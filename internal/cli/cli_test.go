@@ -64,20 +64,24 @@ func waitFile(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// post: post URL sends an empty POST (a simulator control call, say) and
+// post: post URL [FILE] sends a POST, empty or with FILE as its JSON body (a simulator control call, say), and
 // fails unless the answer is 2xx.
 func post(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: post URL")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: post URL [FILE]")
 	}
-	resp, err := http.Post(args[0], "application/json", nil)
+	var body io.Reader
+	if len(args) == 2 {
+		body = strings.NewReader(ts.ReadFile(args[1]))
+	}
+	resp, err := http.Post(args[0], "application/json", body)
 	if err != nil {
 		ts.Fatalf("post %s: %v", args[0], err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	answer, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode/100 != 2 {
-		ts.Fatalf("post %s: %s: %s", args[0], resp.Status, body)
+		ts.Fatalf("post %s: %s: %s", args[0], resp.Status, answer)
 	}
 }
 

@@ -60,6 +60,7 @@ Exit codes: 0 nothing would change, 2 changes are pending, 1 an error
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (resources, their changes and a summary)")
+	a.registerRetryTimeout(cmd.Flags())
 	return cmd
 }
 

@@ -97,6 +97,7 @@ applying at once. An unreachable server or a wrong DSN is an error at start.` + 
 	o.sim.register(f)
 	o.events.register(f)
 	o.lock.register(f)
+	a.registerRetryTimeout(f)
 	return cmd
 }
 

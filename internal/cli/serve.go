@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
 	"kiln/internal/events"
@@ -91,9 +92,31 @@ at a safe point (a restart resumes them) and exits.` + serverExitHelp,
 	f.DurationVar(&o.lease, "lease", bakery.DefaultLease, "how long this server's bakes and bakery leadership outlive it unrenewed: another server takes them over after that")
 	o.sim.register(f)
 	o.events.register(f)
+	a.registerRetryTimeout(f)
 	f.StringVar(&o.addrFile, "addr-file", "", "write the server's URL to this file once it listens (for scripts)")
 	f.StringVar(&o.publicURL, "public-url", "", "the URL webhook senders reach this server at (default: as each request came in)")
 	return cmd
+}
+
+// awsReady checks at start, as run does, that the bakery has AWS
+// credentials (the simulator needs none). Without them the server still
+// starts (projects and webhooks work), warns, and answers /readyz not ready
+// with the reason: no bake can make progress until a restart with
+// credentials.
+func awsReady(ctx context.Context, a *app, hubs *awsapi.Hubs, sim bool) monitor.Check {
+	if sim {
+		return nil
+	}
+	err := hubs.CheckCredentials(ctx)
+	if err == nil {
+		return nil
+	}
+	reason := err.Error()
+	if ce, ok := errors.AsType[*awsapi.CredentialsError](err); ok {
+		reason = ce.Short()
+	}
+	a.log.Warn("no usable AWS credentials: bakes cannot run; /readyz answers not ready", "err", err)
+	return func(context.Context) (map[string]any, error) { return nil, errors.New(reason) }
 }
 
 func (a *app) serve(ctx context.Context, o serveOptions) error {
@@ -142,6 +165,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	hubs := a.awsHubs()
+	ready := awsReady(ctx, a, hubs, o.sim.on)
 	svc, err := bakery.NewService(st, hubs, a.log.With("component", "bake"), bakery.Options{Lease: o.lease})
 	if err != nil {
 		return err
@@ -154,6 +178,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		Hooks:     bakery.NewHookHandler(svc.Queue(), a.log.With("component", "hooks")),
 		Token:     hash,
 		PublicURL: o.publicURL,
+		Ready:     ready,
 		Registry:  reg,
 		Log:       a.log.With("component", "api"),
 	})

@@ -151,6 +151,12 @@ func (sf *simFlags) check(cmd string) error {
 	return nil
 }
 
+// registerRetryTimeout adds --aws-retry-timeout (run, plan and serve).
+func (a *app) registerRetryTimeout(f *pflag.FlagSet) {
+	f.DurationVar(&a.aws.RetryTimeout, "aws-retry-timeout", awsapi.DefaultRetryTimeout,
+		"give up an AWS call retried this long (server faults, throttling) and fail its check with the last error and the action")
+}
+
 // awsHubs returns the process's region hubs, made on first use with the
 // options in a.aws (startSim sets them first). Making them loads no AWS
 // configuration: the first region lookup does.

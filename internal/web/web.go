@@ -71,6 +71,9 @@ type Config struct {
 	// PublicURL is how webhook senders reach the server, e.g.
 	// https://kiln.example.com; empty: the scheme and Host of each request.
 	PublicURL string
+	// Ready, when set, must pass too for /readyz to answer ready (kiln
+	// serve: AWS credentials); /healthz does not look at it.
+	Ready monitor.Check
 	// Registry gets the bakery's metrics and is served at /metrics; nil
 	// makes a fresh one (monitor.NewRegistry).
 	Registry *prometheus.Registry
@@ -127,7 +130,7 @@ func (s *Server) routes() *http.ServeMux {
 	if s.cfg.Hooks != nil {
 		mux.Handle("/hooks/{project}", s.metrics.countDeliveries(s.cfg.Hooks))
 	}
-	monitor.Mount(mux, s.cfg.Registry, s.health, s.health)
+	monitor.Mount(mux, s.cfg.Registry, s.health, s.ready)
 
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/projects", s.listProjects)
@@ -147,6 +150,14 @@ func (s *Server) routes() *http.ServeMux {
 	})
 	mux.Handle("/api/", s.requireToken(api))
 	return mux
+}
+
+// ready is health and Config.Ready.
+func (s *Server) ready(ctx context.Context) (map[string]any, error) {
+	if d, err := s.health(ctx); err != nil || s.cfg.Ready == nil {
+		return d, err
+	}
+	return s.cfg.Ready(ctx)
 }
 
 // health is healthy, and ready, while the database answers.
