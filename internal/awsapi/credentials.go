@@ -2,9 +2,12 @@ package awsapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // credentialsTimeout bounds the start-up credential check: the last links
@@ -43,21 +46,56 @@ func (hs *Hubs) CheckCredentials(ctx context.Context) error {
 	if hs.o.Config != nil {
 		return nil
 	}
-	profile := os.Getenv("AWS_PROFILE")
-	if profile == "" {
-		profile = "default"
-	}
 	ctx, cancel := context.WithTimeout(ctx, credentialsTimeout)
 	defer cancel()
 	cfg, err := hs.config(ctx)
-	if err != nil {
-		return &CredentialsError{Profile: profile, Err: err}
+	if err == nil && cfg.Credentials == nil {
+		err = fmt.Errorf("no credential provider")
 	}
-	if cfg.Credentials == nil {
-		return &CredentialsError{Profile: profile, Err: fmt.Errorf("no credential provider")}
+	if err == nil {
+		_, err = cfg.Credentials.Retrieve(ctx)
 	}
-	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-		return &CredentialsError{Profile: profile, Err: err}
+	if err == nil {
+		return nil
 	}
-	return nil
+	if ce, ok := NoCredentials(err); ok {
+		return ce
+	}
+	return &CredentialsError{Profile: profileName(), Err: err}
+}
+
+// profileName is AWS_PROFILE, or "default".
+func profileName() string {
+	if p := os.Getenv("AWS_PROFILE"); p != "" {
+		return p
+	}
+	return "default"
+}
+
+// NoCredentials returns the *CredentialsError in err's chain: a call that
+// failed because the configuration could not be loaded or its credentials
+// could not be got. Nothing retried by the call itself fixes that.
+func NoCredentials(err error) (*CredentialsError, bool) {
+	return errors.AsType[*CredentialsError](err)
+}
+
+// markCredentials makes a failure to get c's credentials a
+// *CredentialsError, so that NoCredentials finds it in any call's error.
+func markCredentials(c aws.Config) aws.Config {
+	if c.Credentials != nil {
+		c.Credentials = credentialsMarker{c.Credentials}
+	}
+	return c
+}
+
+type credentialsMarker struct{ aws.CredentialsProvider }
+
+func (m credentialsMarker) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := m.CredentialsProvider.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil {
+		if _, ok := NoCredentials(err); !ok {
+			err = &CredentialsError{Profile: profileName(), Err: err}
+		}
+	}
+	return c, err
 }

@@ -98,7 +98,7 @@ func NewHubs(o Options) *Hubs {
 		o.Config = &c
 	}
 	if o.Config != nil {
-		c := o.fenced(*o.Config)
+		c := markCredentials(o.fenced(*o.Config))
 		o.Config = &c
 	}
 	return &Hubs{o: o, cfg: o.Config, wake: make(chan struct{}, 1), hubs: map[string]*Hub{}, started: map[*Hub]bool{}}
@@ -117,9 +117,9 @@ func (hs *Hubs) config(ctx context.Context) (aws.Config, error) {
 	}
 	c, err := LoadConfig(ctx, hs.o.Retry, hs.o.Log)
 	if err != nil {
-		return aws.Config{}, err
+		return aws.Config{}, &CredentialsError{Profile: profileName(), Err: err}
 	}
-	c = hs.o.fenced(c)
+	c = markCredentials(hs.o.fenced(c))
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if hs.cfg == nil {

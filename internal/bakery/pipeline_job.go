@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -143,6 +144,12 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 	}()
 	log := s.log.With("bake", id, "project", b.Project)
 	log.Info("bake "+claim.String(), "commit", b.Commit)
+	if strings.HasPrefix(b.Reason, waitingPrefix) { // it waited on an earlier attempt
+		if err := s.store.SetWaiting(ctx, id, ""); err != nil {
+			return err
+		}
+		b.Reason = ""
+	}
 	s.notify(Progress{BakeID: id, Project: b.Project, BakeState: store.Running, Detail: claim.String(), Time: time.Now()})
 
 	rp, err := s.store.Project(ctx, b.Project)
@@ -181,6 +188,8 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		return s.finish(ctx, b, store.Outcome{State: store.Failed, Reason: fe.Reason, ConsoleTail: fe.ConsoleTail})
 	case ctx.Err() != nil:
 		return err // shutting down: resumed by the next run
+	case isNoCredentials(err):
+		return s.waitForCredentials(ctx, b, spec, rec, err, last, log)
 	case engine.IsPermanent(err) || last:
 		log.Warn("bake failed", "err", err)
 		s.cleanup(ctx, spec, rec)
@@ -350,6 +359,39 @@ func (s *Service) retain(ctx context.Context, p *Project, rec *storeRecorder) er
 		}
 		return err
 	})
+}
+
+// waitingPrefix starts the reason of a running bake that cannot make
+// progress.
+const waitingPrefix = "waiting: "
+
+func isNoCredentials(err error) bool {
+	_, ok := awsapi.NoCredentials(err)
+	return ok
+}
+
+// waitForCredentials handles a bake that cannot call AWS for want of
+// credentials: it says so in the bake's reason while it runs ("waiting: no
+// AWS credentials (...)", on the page, in kiln bake show and --follow, in
+// the API) and tries again soon; once it has waited the retry timeout
+// (--aws-retry-timeout) since it started, or on the job's last attempt, it
+// fails with that reason.
+func (s *Service) waitForCredentials(ctx context.Context, b *store.Bake, spec pipeline.Spec, rec pipeline.Recorder, err error, last bool, log *slog.Logger) error {
+	ce, _ := awsapi.NoCredentials(err)
+	bound := s.hubs.Options().RetryTimeout
+	since := cmp.Or(b.Started, b.Created)
+	if last || time.Since(since) >= bound {
+		log.Warn("bake failed: no AWS credentials", "err", ce.Err)
+		s.cleanup(ctx, spec, rec)
+		return s.finish(ctx, b, store.Outcome{State: store.Failed, Reason: fmt.Sprintf("%s, for %v (--aws-retry-timeout)", ce.Short(), bound)})
+	}
+	why := waitingPrefix + ce.Short()
+	if err := s.store.SetWaiting(ctx, b.ID, why); err != nil {
+		return err
+	}
+	s.notify(Progress{BakeID: b.ID, Project: b.Project, BakeState: store.Running, Detail: why, Time: time.Now()})
+	log.Warn("bake waiting for AWS credentials", "err", ce.Err)
+	return river.JobSnooze(min(max(bound/10, 50*time.Millisecond), 15*time.Second))
 }
 
 func (s *Service) cleanup(ctx context.Context, spec pipeline.Spec, rec pipeline.Recorder) {

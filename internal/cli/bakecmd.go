@@ -369,6 +369,7 @@ type progress struct {
 
 	mu      sync.Mutex // update and ticks both write
 	state   store.BakeState
+	waiting string // the running bake's reason: why it cannot make progress
 	steps   map[string]store.StepState
 	running *web.Step // live: the step shown on the redrawn line
 	drawn   bool      // live: the redrawn line is on screen
@@ -391,6 +392,12 @@ func (p *progress) update(b *web.Bake) {
 		fmt.Fprintf(p.w, "bake %d of %s: %s\n", b.ID, b.Project, b.State)
 	}
 	p.state = b.State
+	if !b.State.Final() && b.Reason != p.waiting {
+		p.waiting = b.Reason
+		if b.Reason != "" {
+			fmt.Fprintf(p.w, "  %s\n", b.Reason)
+		}
+	}
 	p.running = nil
 	for _, st := range b.Steps {
 		prev, seen := p.steps[st.Name]
@@ -539,7 +546,10 @@ func (a *app) bakeShow(ctx context.Context, o *clientOptions, id int64) error {
 	if b.ImageID != "" {
 		row("image", b.ImageID)
 	}
-	if b.Reason != "" {
+	switch {
+	case b.Reason != "" && !b.State.Final():
+		row("detail", b.Reason) // why it cannot make progress: "waiting: ..."
+	case b.Reason != "":
 		row("reason", b.Reason)
 	}
 	if err := tw.Flush(); err != nil {

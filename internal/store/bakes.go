@@ -491,6 +491,13 @@ func (s *Store) SetImage(ctx context.Context, id int64, imageID string) error {
 	return s.setField(ctx, "set image of bake", id, "image_id", imageID)
 }
 
+// SetWaiting records why a running bake cannot make progress ("waiting:
+// no AWS credentials (...)") in its reason, shown while it runs; "" clears
+// it once the bake moves again.
+func (s *Store) SetWaiting(ctx context.Context, id int64, why string) error {
+	return s.setField(ctx, "set waiting reason of bake", id, "reason", why)
+}
+
 func (s *Store) setField(ctx context.Context, op string, id int64, column, value string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE bakes SET `+column+` = $1, updated_at = $2 WHERE id = $3`,
 		value, ms(s.now()), id)
