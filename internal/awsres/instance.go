@@ -252,7 +252,7 @@ func (r *Instance) Watch(ctx context.Context, ev engine.Events) error {
 	if err := r.resolve(ctx); err != nil {
 		return err
 	}
-	cancel := r.hub.Subscribe(r.owner(), r.poll, ev.Changed)
+	cancel := r.hub.SubscribePolled(r.owner(), r.poll, ev.Changed, func() { engine.Polled(ev) })
 	defer cancel()
 	ev.Running()
 	<-ctx.Done()

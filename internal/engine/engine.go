@@ -959,6 +959,18 @@ func (ev *events) Changed() {
 	e.touch(v)
 }
 
+// Polled records a poll of the Watch as v's last check (see engine.Polled).
+func (ev *events) Polled() {
+	e, v := ev.e, ev.v
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if v.inst != ev.in || v.dead {
+		return
+	}
+	v.lastCheck = time.Now()
+	e.notifySubs()
+}
+
 // ---- timers ----
 
 // after runs f(t) with mu held after d, unless stopped or the engine stops.

@@ -709,6 +709,47 @@ func TestPoll(t *testing.T) {
 	})
 }
 
+// TestLastCheckFollowsPoll: a SelfPoller's polls that find nothing run no
+// CheckApply, yet the vertex's last check is the last poll.
+func TestLastCheckFollowsPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		self := &selfPoller{}
+		self.watch = func(ctx context.Context, ev Events) error {
+			ev.Running()
+			tick := time.NewTicker(5 * time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-tick.C:
+					Polled(ev)
+				}
+			}
+		}
+		sp := spec("s", self)
+		sp.Meta.Poll = 5 * time.Second
+		e := New(mustGraph(t, sp), Options{})
+		t0 := time.Now()
+		stop := start(t, e)
+		defer stop()
+		synctest.Wait()
+		first := stateOf(t, e, id("s")).LastCheck
+		if !first.Equal(t0) {
+			t.Fatalf("LastCheck after the first check = %v; want %v", first, t0)
+		}
+		time.Sleep(12 * time.Second)
+		synctest.Wait()
+		s := stateOf(t, e, id("s"))
+		if want := t0.Add(10 * time.Second); !s.LastCheck.Equal(want) {
+			t.Errorf("LastCheck after polls at 5s and 10s = +%v; want +10s", s.LastCheck.Sub(t0))
+		}
+		if s.Checks != 1 {
+			t.Errorf("Checks = %d; want 1 (a poll is no CheckApply)", s.Checks)
+		}
+	})
+}
+
 type selfPoller struct{ fake }
 
 func (s *selfPoller) SetPoll(d time.Duration) { s.pollSet = d }
