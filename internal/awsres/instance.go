@@ -384,6 +384,7 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 				c := engine.Change{Action: engine.ActionReplace, Summary: "replace instance (" + drift + ")", Attrs: attrs}
 				if !r.Replace {
 					c.Refused = "set replace: true to let kiln replace it"
+					r.setOutputs(&cur) // run stops here: the instance stays
 				}
 				r.plan(c, cur)
 				return false, nil
@@ -480,7 +481,9 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		}
 		ok = false
 	}
-	if ok || apply {
+	if ok || apply || r.allRefused() {
+		// A check-only pass whose every change run would refuse leaves
+		// the instance as it is: its dependents are planned against it.
 		r.setOutputs(&in)
 	}
 	return ok, nil
@@ -541,6 +544,19 @@ func (r *Instance) plan(c engine.Change, in types.Instance) {
 	r.mu.Lock()
 	r.planned = append(r.planned, c)
 	r.mu.Unlock()
+}
+
+// allRefused: the last check-only pass planned changes and run would
+// refuse each of them.
+func (r *Instance) allRefused() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.planned {
+		if c.Refused == "" {
+			return false
+		}
+	}
+	return len(r.planned) > 0
 }
 
 // Changes lists what the last CheckApply with apply=false found it would
@@ -730,6 +746,9 @@ func ClientToken(graph, id, prev string) string {
 // instance type does not run (EC2 would refuse the launch): a permanent
 // error naming both.
 func (r *Instance) checkArch(ctx context.Context, itype string) error {
+	if r.Image == engine.KnownAfterApply {
+		return nil // a check-only pass: the image is not made yet
+	}
 	if err := r.hub.CheckArchitecture(ctx, r.Image, itype); err != nil {
 		return fmt.Errorf("aws:ec2 %q: %w", r.env.Name, err)
 	}

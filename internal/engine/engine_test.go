@@ -917,3 +917,56 @@ func TestNoopChanges(t *testing.T) {
 		}
 	})
 }
+
+// planner is a fake that plans one change.
+type planner struct {
+	fake
+	change Change
+}
+
+func (p *planner) PlannedChanges() []Change { return []Change{p.change} }
+
+// TestPlanRefusedChange: in a check-only pass, a resource whose every
+// change run would refuse changes nothing: a dependent reads the value it
+// has now (not KnownAfterApply) and no notified vertex would refresh. A
+// change run would make marks both.
+func TestPlanRefusedChange(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		refused     string
+		wantValue   string
+		wantRefresh bool
+	}{
+		{"refused", "set allow_restart: true", "", false},
+		{"allowed", "", KnownAfterApply, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				a := &planner{change: Change{Action: ActionRestart, Summary: "stop, modify and start", Refused: tt.refused}}
+				a.check = func(context.Context, bool, int) (bool, error) { return false, nil }
+				a.outputs = map[string]string{"private_ip": "10.0.0.1", "public_ip": ""}
+				var got string
+				b := &Spec{Kind: "test", Name: "b", Refs: []string{id("a")}, DependsOn: []string{id("a")}, Hash: "b",
+					Build: func(lookup Lookup) (Resource, string, error) {
+						got, _ = lookup(id("a"), "public_ip")
+						return &fake{}, got, nil
+					}}
+				c := spec("c", &fake{})
+				c.NotifiedBy = []string{id("a")}
+				e := New(mustGraph(t, spec("a", a), b, c), Options{Once: true, Noop: true})
+				if err := e.Run(t.Context()); err != nil {
+					t.Fatalf("Run() = %v", err)
+				}
+				if got != tt.wantValue {
+					t.Errorf("b read a.public_ip = %q; want %q", got, tt.wantValue)
+				}
+				if r := stateOf(t, e, id("c")).WouldRefresh; r != tt.wantRefresh {
+					t.Errorf("c.WouldRefresh = %v; want %v", r, tt.wantRefresh)
+				}
+				if !stateOf(t, e, id("a")).Pending {
+					t.Errorf("a.Pending = false; want true (plan lists the change)")
+				}
+			})
+		})
+	}
+}
