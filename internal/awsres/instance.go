@@ -746,9 +746,6 @@ func ClientToken(graph, id, prev string) string {
 // instance type does not run (EC2 would refuse the launch): a permanent
 // error naming both.
 func (r *Instance) checkArch(ctx context.Context, itype string) error {
-	if r.Image == engine.KnownAfterApply {
-		return nil // a check-only pass: the image is not made yet
-	}
 	if err := r.hub.CheckArchitecture(ctx, r.Image, itype); err != nil {
 		return fmt.Errorf("aws:ec2 %q: %w", r.env.Name, err)
 	}
