@@ -28,7 +28,12 @@ import (
 //	KILN_BENCH_ENGINE_IDLE=1s   shortens the idle-CPU window (default 10s)
 //	KILN_BENCH_ENGINE_SIZES=1000,10000   picks the sizes
 //	KILN_BENCH_ENGINE_STATIC=1  resources implement engine.Static (no Watch goroutine)
+//	KILN_BENCH_ENGINE_SHAPES=files   picks the shapes (independent, chain, diamonds, files)
+//
+// The files cases (engine_files.go) run file resources in a whole kiln
+// process instead.
 const (
+	engineShapesEnv = "KILN_BENCH_ENGINE_SHAPES"
 	engineCaseEnv   = "KILN_BENCH_ENGINE_CASE"
 	engineIdleEnv   = "KILN_BENCH_ENGINE_IDLE"
 	engineSizesEnv  = "KILN_BENCH_ENGINE_SIZES"
@@ -67,8 +72,16 @@ func engineBench(ctx context.Context, emit func(v any)) error {
 			sizes = append(sizes, n)
 		}
 	}
+	shapes := []string{"independent", "chain", "diamonds", "files"}
+	if s := os.Getenv(engineShapesEnv); s != "" {
+		shapes = strings.Split(s, ",")
+	}
 	var errs []error
-	for _, shape := range []string{"independent", "chain", "diamonds"} {
+	for _, shape := range shapes {
+		if shape == "files" {
+			errs = append(errs, filesCases(ctx, emit))
+			continue
+		}
 		for _, n := range sizes {
 			name := fmt.Sprintf("%s/%d", shape, n)
 			fmt.Fprintf(os.Stderr, "bench: engine %s\n", name)

@@ -235,10 +235,11 @@ type Owner struct {
 }
 
 type sub struct {
-	owner Owner
-	poll  time.Duration
-	fn    func()
-	fresh bool // not yet seen by a poll: notified on its first poll
+	owner  Owner
+	poll   time.Duration
+	fn     func()
+	polled func() // nil, or called after each poll of the owner's graph
+	fresh  bool   // not yet seen by a poll: notified on its first poll
 }
 
 // Hub is one region's shared machinery. All methods are safe for
@@ -308,10 +309,18 @@ func (h *Hub) Run(ctx context.Context) error {
 // look and the subscription is never missed. fn must not block. cancel
 // removes the subscription.
 func (h *Hub) Subscribe(owner Owner, poll time.Duration, fn func()) (cancel func()) {
+	return h.SubscribePolled(owner, poll, fn, nil)
+}
+
+// SubscribePolled is Subscribe that also calls polled (when not nil) after
+// each poll of the owner's graph that succeeded, whatever it found: a
+// watcher's clock of when the world was last looked at. polled must not
+// block.
+func (h *Hub) SubscribePolled(owner Owner, poll time.Duration, fn, polled func()) (cancel func()) {
 	if poll <= 0 {
 		poll = h.o.Poll
 	}
-	s := &sub{owner: owner, poll: poll, fn: fn, fresh: true}
+	s := &sub{owner: owner, poll: poll, fn: fn, polled: polled, fresh: true}
 	h.mu.Lock()
 	if h.subs[owner] == nil {
 		h.subs[owner] = map[*sub]struct{}{}

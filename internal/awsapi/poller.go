@@ -149,6 +149,7 @@ func (h *Hub) Poll(ctx context.Context, graph string) error {
 		}
 	}
 	g.snap = snap
+	var polled []func()
 	for o, ss := range h.subs {
 		if o.Graph != graph {
 			continue
@@ -158,11 +159,17 @@ func (h *Hub) Poll(ctx context.Context, graph string) error {
 				s.fresh = false
 				extra = append(extra, o)
 			}
+			if s.polled != nil {
+				polled = append(polled, s.polled)
+			}
 		}
 	}
 	fns := h.notifyLocked(changed, extra)
 	h.mu.Unlock()
 	for _, fn := range fns {
+		fn()
+	}
+	for _, fn := range polled {
 		fn()
 	}
 	return nil

@@ -188,3 +188,31 @@ func TestASGWaitsForCapacity(t *testing.T) {
 		t.Errorf("CheckApply(capacity never comes) = %v; want a retryable error naming 0 of 2 and the wait", err)
 	}
 }
+
+// TestInstancePlanImageKnownAfterApply: in a check-only pass, an instance
+// whose image another resource has yet to make (engine.KnownAfterApply) is
+// planned as a launch with its known attributes, its image known after
+// apply, and no call about the image.
+func TestInstancePlanImageKnownAfterApply(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	r := w.instance("web", func(r *Instance) { r.Image = engine.KnownAfterApply })
+	w.sim.ResetCalls()
+	ok, err := r.CheckApply(t.Context(), false)
+	if err != nil || ok {
+		t.Fatalf("CheckApply(false) = %v, %v; want false, nil", ok, err)
+	}
+	pc := r.PlannedChanges()
+	if len(pc) != 1 || pc[0].Action != engine.ActionCreate {
+		t.Fatalf("PlannedChanges() = %+v; want one create", pc)
+	}
+	attrs := map[string]string{}
+	for _, a := range pc[0].Attrs {
+		attrs[a.Name] = a.New
+	}
+	if attrs["image"] != engine.KnownAfterApply || attrs["type"] != "t3.micro" {
+		t.Errorf("planned attributes = %v; want image %q and type t3.micro", attrs, engine.KnownAfterApply)
+	}
+	if n := w.sim.Calls("DescribeImages"); n != 0 {
+		t.Errorf("DescribeImages calls = %d; want 0 (the image is not made yet)", n)
+	}
+}

@@ -96,7 +96,8 @@ func regionHub(ctx context.Context, hubs *awsapi.Hubs, region, kind, name string
 // pollWatch is the Watch of a kind that has only its poll to notice drift
 // by: Running at once, then tick every poll (def when poll is 0) until ctx
 // is done. tick calls ev.Changed when it finds a difference; an error it
-// returns ends the watch.
+// returns ends the watch. Each tick that succeeded is reported with
+// engine.Polled.
 func pollWatch(ctx context.Context, ev engine.Events, poll, def time.Duration, tick func(ctx context.Context) error) error {
 	if poll <= 0 {
 		poll = def
@@ -113,5 +114,6 @@ func pollWatch(ctx context.Context, ev engine.Events, poll, def time.Duration, t
 		if err := tick(ctx); err != nil {
 			return err
 		}
+		engine.Polled(ev) // the page's last check follows the poll
 	}
 }

@@ -252,7 +252,7 @@ func (r *Instance) Watch(ctx context.Context, ev engine.Events) error {
 	if err := r.resolve(ctx); err != nil {
 		return err
 	}
-	cancel := r.hub.Subscribe(r.owner(), r.poll, ev.Changed)
+	cancel := r.hub.SubscribePolled(r.owner(), r.poll, ev.Changed, func() { engine.Polled(ev) })
 	defer cancel()
 	ev.Running()
 	<-ctx.Done()
@@ -384,6 +384,7 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 				c := engine.Change{Action: engine.ActionReplace, Summary: "replace instance (" + drift + ")", Attrs: attrs}
 				if !r.Replace {
 					c.Refused = "set replace: true to let kiln replace it"
+					r.setOutputs(&cur) // run stops here: the instance stays
 				}
 				r.plan(c, cur)
 				return false, nil
@@ -480,7 +481,9 @@ func (r *Instance) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		}
 		ok = false
 	}
-	if ok || apply {
+	if ok || apply || r.allRefused() {
+		// A check-only pass whose every change run would refuse leaves
+		// the instance as it is: its dependents are planned against it.
 		r.setOutputs(&in)
 	}
 	return ok, nil
@@ -541,6 +544,19 @@ func (r *Instance) plan(c engine.Change, in types.Instance) {
 	r.mu.Lock()
 	r.planned = append(r.planned, c)
 	r.mu.Unlock()
+}
+
+// allRefused: the last check-only pass planned changes and run would
+// refuse each of them.
+func (r *Instance) allRefused() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.planned {
+		if c.Refused == "" {
+			return false
+		}
+	}
+	return len(r.planned) > 0
 }
 
 // Changes lists what the last CheckApply with apply=false found it would

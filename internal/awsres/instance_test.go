@@ -1080,3 +1080,38 @@ func TestRepeatStopPollOnly(t *testing.T) {
 		})
 	}
 }
+
+// polls is changes that also counts engine.Polled.
+type polls struct {
+	*changes
+	n atomic.Int64
+}
+
+func (p *polls) Polled() { p.n.Add(1) }
+
+// TestWatchReportsPolls: each poll of the graph is reported to the engine
+// (engine.Polled), found difference or not, so the page's last check
+// follows the poll.
+func TestWatchReportsPolls(t *testing.T) {
+	w := newWorld(t, worldOpts{poll: time.Hour})
+	r := w.instance("web", nil)
+	if _, err := r.CheckApply(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var g errgroup.Group
+	defer func() { cancel(); _ = g.Wait() }()
+	ev := &polls{changes: newChanges()}
+	g.Go(func() error { return r.Watch(ctx, ev) })
+	<-ev.running
+	h, _ := w.hubs.Hub(t.Context(), "")
+	for i := range 3 {
+		if err := h.Poll(t.Context(), graph); err != nil {
+			t.Fatal(err)
+		}
+		// The hub's own loop polls too (once at the start).
+		if got := ev.n.Load(); got < int64(i+1) {
+			t.Fatalf("Polled calls after %d polls = %d; want at least %d", i+1, got, i+1)
+		}
+	}
+}

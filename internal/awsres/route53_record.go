@@ -497,6 +497,7 @@ func (r *Record) Watch(ctx context.Context, ev engine.Events) error {
 			r.log().Info("record drifted", "record", r.key().Name, "type", r.key().Type)
 			ev.Changed()
 		}
+		engine.Polled(ev) // the page's last check follows the poll
 	})
 	defer cancel()
 	ev.Running()

@@ -37,16 +37,20 @@ every change run would make, with what it sets:
           ! run will stop here: changing it needs a stop and start: set allow_restart: true
   -/+ aws:ec2/api                replace
   ~ exec/reload                  refresh (notified)
-  ? aws:ec2/web-2                known after apply (waits for aws:ami/web)
+  ? aws:route53_record/www       known after apply (waits for aws:route53_zone/shop)
   ! exec/build                   check failed: ...
 
   plan: 1 to add, 2 to change, 1 to replace, 0 to destroy, 4 unchanged
 
 A dependent of a resource that would change is planned against the values it
-would receive; a value only the run can tell (a new instance's private_ip) is
-"(known after apply)". A change that run would refuse (a replacement without
-replace: true, a restart without allow_restart: true) is still listed, with
-why. --json prints the same as one JSON document.
+would receive; a value only the run can tell (a new instance's private_ip, an
+image not baked yet) is "(known after apply)", and the dependent is counted
+like any other (an instance to launch is one to add). A kind that cannot be
+checked against such a value is listed with "?" and counted as not checked.
+A change that run would refuse (a replacement without replace: true, a
+restart without allow_restart: true) is still listed, with why; run stops
+there, so its dependents are planned against the resource as it is. --json
+prints the same as one JSON document.
 
 Exit codes: 0 nothing would change, 2 changes are pending, 1 an error
 (a bad graph file, a failed check), 130 interrupted.`,

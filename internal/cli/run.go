@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -20,6 +18,7 @@ import (
 	"kiln/internal/config"
 	"kiln/internal/engine"
 	"kiln/internal/events"
+	"kiln/internal/fswatch"
 	"kiln/internal/lock"
 	"kiln/internal/ui"
 )
@@ -341,16 +340,22 @@ const settle = 100 * time.Millisecond
 // file with errors is logged and changes nothing. It returns when ctx is
 // done.
 func (a *app) watchGraph(ctx context.Context, file string, last []byte, kinds config.Kinds, eng runView) error {
-	w, err := fsnotify.NewWatcher()
+	// The process's shared watcher, which the file resources use too: the
+	// directory is watched, so editors that rename over the file are seen.
+	changed := make(chan struct{}, 1)
+	watch := func() (*fswatch.Sub, error) {
+		return fswatch.Shared().Watch(file, func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+	}
+	sub, err := watch()
 	if err != nil {
 		return fmt.Errorf("watch graph file: %w", err)
 	}
-	defer w.Close()
-	// Watch the directory: editors replace files by renaming over them.
-	if err := w.Add(filepath.Dir(file)); err != nil {
-		return fmt.Errorf("watch graph file %s: %w", file, err)
-	}
-	want := filepath.Clean(file)
+	defer func() { sub.Close() }()
 	// One re-read right away: the file may have changed between the first
 	// read and the watch being established.
 	timer := time.NewTimer(settle)
@@ -359,18 +364,15 @@ func (a *app) watchGraph(ctx context.Context, file string, last []byte, kinds co
 		select {
 		case <-ctx.Done():
 			return nil
-		case e, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			if filepath.Clean(e.Name) == want {
-				timer.Reset(settle)
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
+		case <-changed:
+			timer.Reset(settle)
+		case err := <-sub.Err():
 			a.log.Warn("graph file watch", "err", err)
+			sub.Close()
+			if sub, err = watch(); err != nil {
+				return fmt.Errorf("watch graph file: %w", err)
+			}
+			timer.Reset(settle) // an edit may have gone unseen meanwhile
 		case <-timer.C:
 			data, err := os.ReadFile(file)
 			if err != nil {

@@ -455,22 +455,33 @@ func (p *parser) buildFunc(it *item) {
 	it.spec.Build = func(lookup engine.Lookup) (engine.Resource, string, error) {
 		n := cloneNode(fields)
 		var subErr error
-		walkValues(n, func(s *yaml.Node) {
-			if subErr != nil || !strings.Contains(s.Value, "${") {
-				return
-			}
-			v, err := substitute(s.Value, lookup)
-			if err != nil {
-				subErr = err
-				return
-			}
-			if v != s.Value {
-				s.Value = v
-				if s.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
-					s.Tag = "" // let the resolved text pick its type (a number, say)
+		// unknown are the fields holding a value that only the run will
+		// tell (a check-only pass: engine.KnownAfterApply): Validate's
+		// errors about them are ignored, as at parse time, and the kind
+		// plans against the placeholder.
+		unknown := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			walkValues(n.Content[i+1], func(s *yaml.Node) {
+				if subErr != nil || !strings.Contains(s.Value, "${") {
+					return
 				}
-			}
-		})
+				v, err := substitute(s.Value, lookup)
+				if err != nil {
+					subErr = err
+					return
+				}
+				if v != s.Value {
+					s.Value = v
+					if s.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+						s.Tag = "" // let the resolved text pick its type (a number, say)
+					}
+				}
+				if strings.Contains(v, engine.KnownAfterApply) {
+					unknown[key] = true
+				}
+			})
+		}
 		if subErr != nil {
 			return nil, "", fmt.Errorf("%s: %w", label, subErr)
 		}
@@ -480,6 +491,9 @@ func (p *parser) buildFunc(it *item) {
 		}}
 		res := newRes()
 		d.mapping(n, reflect.ValueOf(res).Elem(), "")
+		for f := range unknown {
+			d.failed[f] = true
+		}
 		bp.validate(res, d.lines, d.failed, &item{label: label, line: n.Line})
 		if len(bp.errs) > 0 {
 			bp.errs.sort()

@@ -257,3 +257,32 @@ func TestHasRef(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildKnownAfterApply: in a check-only pass a reference may resolve
+// to engine.KnownAfterApply; Validate's errors about that field are
+// ignored, as at parse time, so the kind can plan against it. A value that
+// is known and wrong is still an error.
+func TestBuildKnownAfterApply(t *testing.T) {
+	g, err := Parse("g.yaml", []byte(`name: shop
+resources:
+  - {kind: aws:ami, name: web, path: /ami}
+  - {kind: thing, name: t, path: "${aws:ami/web.image_id}"}
+`), testKinds)
+	if err != nil {
+		t.Fatalf("Parse() error: %v", err)
+	}
+	build := func(v string) (engine.Resource, error) {
+		r, _, err := g.Specs[1].Build(func(string, string) (string, bool) { return v, true })
+		return r, err
+	}
+	r, err := build(engine.KnownAfterApply)
+	if err != nil {
+		t.Fatalf("Build() with %q = %v; want the resource", engine.KnownAfterApply, err)
+	}
+	if p := r.(*thing).Path; p != engine.KnownAfterApply {
+		t.Errorf("Path = %q; want %q", p, engine.KnownAfterApply)
+	}
+	if _, err := build("relative"); err == nil || !strings.Contains(err.Error(), `g.yaml:4: thing "t": path: must be absolute, got "relative"`) {
+		t.Errorf("Build() with a bad value = %v; want the path error", err)
+	}
+}

@@ -101,6 +101,7 @@ type vertex struct {
 	bad, ready, settled, conv  bool // derived, see touch
 	hasOut                     bool
 	pending, wouldRefresh      bool
+	refused                    bool     // noop: run would refuse every change it planned
 	changes                    []string // noop: what a Changer said it would do
 	planned                    []Change // noop: the same in detail
 
@@ -573,7 +574,7 @@ func (e *engine) process(v *vertex) {
 	case changed && apply:
 		v.applies++
 		v.lastChange = end
-		v.pending = false
+		v.pending, v.refused = false, false
 		e.log.Info("resource changed", "resource", v.id, "kind", kind)
 		for _, d := range v.dependents {
 			d.dirty = true
@@ -588,6 +589,13 @@ func (e *engine) process(v *vertex) {
 		v.pending = true
 		v.changes, v.planned = changes, planned
 		e.log.Info("resource would change", "resource", v.id, "kind", kind)
+		// A resource whose every change run would refuse (a type change
+		// without allow_restart) stops run there: it changes nothing, so
+		// its dependents read what it has now and nothing is refreshed.
+		v.refused = allRefused(planned)
+		if v.refused {
+			break
+		}
 		for _, n := range v.notify {
 			if !n.wouldRefresh {
 				n.wouldRefresh = true
@@ -595,7 +603,7 @@ func (e *engine) process(v *vertex) {
 			}
 		}
 	default:
-		v.pending = false
+		v.pending, v.refused = false, false
 		v.changes, v.planned = nil, nil
 		if e.debug {
 			e.log.Debug("resource checked", "resource", v.id, "refreshed", refreshed)
@@ -881,10 +889,20 @@ func (e *engine) lookup(id, key string) (string, bool) {
 		return "", false
 	}
 	val, ok := v.outputs[key]
-	if v.pending && val == "" && e.opts.Noop {
+	if v.pending && !v.refused && val == "" && e.opts.Noop {
 		return KnownAfterApply, true
 	}
 	return val, ok
+}
+
+// allRefused reports whether there are changes and run would refuse each.
+func allRefused(cs []Change) bool {
+	for _, c := range cs {
+		if c.Refused == "" {
+			return false
+		}
+	}
+	return len(cs) > 0
 }
 
 // plannedChanges asks a resource that would change what it would do: in
@@ -964,6 +982,18 @@ func (ev *events) Changed() {
 		v.gaveUp, v.attempt = false, 0 // a new event earns a fresh set of retries
 	}
 	e.touch(v)
+}
+
+// Polled records a poll of the Watch as v's last check (see engine.Polled).
+func (ev *events) Polled() {
+	e, v := ev.e, ev.v
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if v.inst != ev.in || v.dead {
+		return
+	}
+	v.lastCheck = time.Now()
+	e.notifySubs()
 }
 
 // ---- timers ----

@@ -709,6 +709,47 @@ func TestPoll(t *testing.T) {
 	})
 }
 
+// TestLastCheckFollowsPoll: a SelfPoller's polls that find nothing run no
+// CheckApply, yet the vertex's last check is the last poll.
+func TestLastCheckFollowsPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		self := &selfPoller{}
+		self.watch = func(ctx context.Context, ev Events) error {
+			ev.Running()
+			tick := time.NewTicker(5 * time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-tick.C:
+					Polled(ev)
+				}
+			}
+		}
+		sp := spec("s", self)
+		sp.Meta.Poll = 5 * time.Second
+		e := New(mustGraph(t, sp), Options{})
+		t0 := time.Now()
+		stop := start(t, e)
+		defer stop()
+		synctest.Wait()
+		first := stateOf(t, e, id("s")).LastCheck
+		if !first.Equal(t0) {
+			t.Fatalf("LastCheck after the first check = %v; want %v", first, t0)
+		}
+		time.Sleep(12 * time.Second)
+		synctest.Wait()
+		s := stateOf(t, e, id("s"))
+		if want := t0.Add(10 * time.Second); !s.LastCheck.Equal(want) {
+			t.Errorf("LastCheck after polls at 5s and 10s = +%v; want +10s", s.LastCheck.Sub(t0))
+		}
+		if s.Checks != 1 {
+			t.Errorf("Checks = %d; want 1 (a poll is no CheckApply)", s.Checks)
+		}
+	})
+}
+
 type selfPoller struct{ fake }
 
 func (s *selfPoller) SetPoll(d time.Duration) { s.pollSet = d }
@@ -875,4 +916,57 @@ func TestNoopChanges(t *testing.T) {
 			t.Errorf("b.Changes = %q; want none (converged)", got)
 		}
 	})
+}
+
+// planner is a fake that plans one change.
+type planner struct {
+	fake
+	change Change
+}
+
+func (p *planner) PlannedChanges() []Change { return []Change{p.change} }
+
+// TestPlanRefusedChange: in a check-only pass, a resource whose every
+// change run would refuse changes nothing: a dependent reads the value it
+// has now (not KnownAfterApply) and no notified vertex would refresh. A
+// change run would make marks both.
+func TestPlanRefusedChange(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		refused     string
+		wantValue   string
+		wantRefresh bool
+	}{
+		{"refused", "set allow_restart: true", "", false},
+		{"allowed", "", KnownAfterApply, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				a := &planner{change: Change{Action: ActionRestart, Summary: "stop, modify and start", Refused: tt.refused}}
+				a.check = func(context.Context, bool, int) (bool, error) { return false, nil }
+				a.outputs = map[string]string{"private_ip": "10.0.0.1", "public_ip": ""}
+				var got string
+				b := &Spec{Kind: "test", Name: "b", Refs: []string{id("a")}, DependsOn: []string{id("a")}, Hash: "b",
+					Build: func(lookup Lookup) (Resource, string, error) {
+						got, _ = lookup(id("a"), "public_ip")
+						return &fake{}, got, nil
+					}}
+				c := spec("c", &fake{})
+				c.NotifiedBy = []string{id("a")}
+				e := New(mustGraph(t, spec("a", a), b, c), Options{Once: true, Noop: true})
+				if err := e.Run(t.Context()); err != nil {
+					t.Fatalf("Run() = %v", err)
+				}
+				if got != tt.wantValue {
+					t.Errorf("b read a.public_ip = %q; want %q", got, tt.wantValue)
+				}
+				if r := stateOf(t, e, id("c")).WouldRefresh; r != tt.wantRefresh {
+					t.Errorf("c.WouldRefresh = %v; want %v", r, tt.wantRefresh)
+				}
+				if !stateOf(t, e, id("a")).Pending {
+					t.Errorf("a.Pending = false; want true (plan lists the change)")
+				}
+			})
+		})
+	}
 }

@@ -75,6 +75,18 @@ type Events interface {
 	Changed()
 }
 
+// Polled tells the engine, through the Events a Watch was handed, that the
+// Watch's own poll looked at the real state: the vertex's last check (on
+// the engine page and in its status) follows the poll, not only CheckApply.
+// A SelfPoller's Watch calls it after each poll that succeeded, whether or
+// not it found a difference (then it calls Changed as well). Events that do
+// not take it (a test's) ignore it.
+func Polled(ev Events) {
+	if p, ok := ev.(interface{ Polled() }); ok {
+		p.Polled()
+	}
+}
+
 // Optional interfaces, found by type assertion.
 type (
 	// Initer receives the vertex's identity and logger before Watch starts.

@@ -9,13 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/aymanbagabas/go-udiff"
-	"github.com/fsnotify/fsnotify"
 
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/fswatch"
 )
 
 // File keeps a regular file present with the given content and mode, or
@@ -27,7 +26,8 @@ type File struct {
 	Mode    string  `yaml:"mode"`    // octal, default "0644"
 	State   string  `yaml:"state"`   // present (default) | absent
 
-	planned []engine.Change // what the last check-only pass found
+	planned []engine.Change  // what the last check-only pass found
+	watcher *fswatch.Watcher // nil: the process's (tests use their own)
 }
 
 const (
@@ -71,81 +71,26 @@ func (r *File) Outputs() map[string]string {
 	return map[string]string{"path": r.Path}
 }
 
-// Watch watches the file's directory with fsnotify (the nearest existing
-// ancestor while the directory does not exist yet) and reports any event
-// that touches the path or a directory on the way to it.
+// Watch watches the file's directory (the nearest existing ancestor while
+// the directory does not exist yet) through the process's shared watcher
+// (fswatch.Shared) and reports any event that touches the path or a
+// directory on the way to it.
 func (r *File) Watch(ctx context.Context, ev engine.Events) error {
-	w, err := fsnotify.NewWatcher()
+	w := r.watcher
+	if w == nil {
+		w = fswatch.Shared()
+	}
+	sub, err := w.Watch(r.Path, ev.Changed)
 	if err != nil {
 		return fmt.Errorf("watch file %s: %w", r.Path, err)
 	}
-	defer w.Close()
-	path := filepath.Clean(r.Path)
-	watched := ""
-	// deepest is the deepest existing directory above path.
-	deepest := func() string {
-		dir := filepath.Dir(path)
-		for {
-			if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-				return dir
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				return dir
-			}
-			dir = parent
-		}
-	}
-	// arm watches the deepest existing directory above path. A directory
-	// made below the watched one between the Stat and the Add raised no
-	// event, so arm looks again after each Add until nothing deeper exists.
-	arm := func() error {
-		for dir := deepest(); dir != watched; dir = deepest() {
-			if err := w.Add(dir); err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					continue // removed again since the Stat
-				}
-				return fmt.Errorf("watch directory %s: %w", dir, err)
-			}
-			if watched != "" {
-				_ = w.Remove(watched) // may already be gone with its directory
-			}
-			watched = dir
-		}
-		return nil
-	}
-	if err := arm(); err != nil {
-		return err
-	}
+	defer sub.Close()
 	ev.Running()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			name := filepath.Clean(e.Name)
-			if name != path && name != watched && !strings.HasPrefix(path, name+string(filepath.Separator)) {
-				continue // another file in the same directory
-			}
-			if name == watched && e.Has(fsnotify.Remove|fsnotify.Rename) {
-				// The watch went with its directory: arm anew even
-				// if a directory of that name is back already.
-				_ = w.Remove(watched)
-				watched = ""
-			}
-			if err := arm(); err != nil {
-				return err
-			}
-			ev.Changed()
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			return fmt.Errorf("watch file %s: %w", r.Path, err)
-		}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-sub.Err():
+		return fmt.Errorf("watch file %s: %w", r.Path, err)
 	}
 }
 
