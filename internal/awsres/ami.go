@@ -24,6 +24,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/iampolicy"
 	"kiln/internal/pipeline"
 )
 
@@ -646,15 +647,15 @@ func (l logRecorder) Builder(context.Context, string) error { return nil }
 func (l logRecorder) Image(context.Context, string) error   { return nil }
 
 var (
-	_ engine.Resource      = (*AMI)(nil)
-	_ engine.Initer        = (*AMI)(nil)
-	_ engine.Outputter     = (*AMI)(nil)
-	_ engine.Changer       = (*AMI)(nil)
-	_ engine.ChangePlanner = (*AMI)(nil)
-	_ engine.SelfPoller    = (*AMI)(nil)
-	_ config.Validator     = (*AMI)(nil)
-	_ awsapi.IAMActioner   = (*AMI)(nil)
-	_ awsapi.RolePasser    = (*AMI)(nil)
+	_ engine.Resource       = (*AMI)(nil)
+	_ engine.Initer         = (*AMI)(nil)
+	_ engine.Outputter      = (*AMI)(nil)
+	_ engine.Changer        = (*AMI)(nil)
+	_ engine.ChangePlanner  = (*AMI)(nil)
+	_ engine.SelfPoller     = (*AMI)(nil)
+	_ config.Validator      = (*AMI)(nil)
+	_ iampolicy.IAMActioner = (*AMI)(nil)
+	_ iampolicy.RolePasser  = (*AMI)(nil)
 )
 
 // SweepBuilders terminates the live builders of graph's aws:ami resources

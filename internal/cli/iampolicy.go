@@ -7,10 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
 	"kiln/internal/eventqueue"
+	"kiln/internal/iampolicy"
 )
 
 func newIAMPolicyCmd(a *app) *cobra.Command {
@@ -48,7 +48,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return a.writePolicy("", awsapi.Policy(""), queues)
+				return a.writePolicy("", iampolicy.Policy(""), queues)
 			}
 			g, err := config.Load(args[0], a.kinds())
 			if err != nil {
@@ -65,7 +65,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 			if err != nil {
 				return err
 			}
-			return a.writePolicy(g.Name, awsapi.Policy(g.Name, rs...), queues)
+			return a.writePolicy(g.Name, iampolicy.Policy(g.Name, rs...), queues)
 		},
 	}
 	cmd.Flags().StringArrayVar(&queues, "events-queue", nil, "add what reading this events queue (URL or name) needs (repeatable)")
@@ -75,7 +75,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 // writePolicy prints doc, with the statements the events queues need. A
 // policy with nothing to allow is not printed: IAM refuses one without
 // statements, and one that allows nothing would be attached for nothing.
-func (a *app) writePolicy(graph string, doc awsapi.PolicyDocument, queues []string) error {
+func (a *app) writePolicy(graph string, doc iampolicy.PolicyDocument, queues []string) error {
 	doc.Statement = append(doc.Statement, eventqueue.Statements(queues)...)
 	if len(doc.Statement) == 0 {
 		fmt.Fprintf(a.stderr, "kiln: graph %q has no AWS resources: kiln needs no IAM permissions for it; no policy printed\n", graph)

@@ -1,10 +1,18 @@
-package awsapi
+// Package iampolicy writes least-privilege IAM policies for what kiln
+// calls: for a graph (Policy: the actions its AWS kinds declare, scoped by
+// the graph's kiln:owner tag) and for the bakery (Bakery: bakes, copies,
+// sharing, retention, environments, SSM and rollouts of a set of
+// projects). It makes no AWS call; the simulator's Options.Policy
+// enforces what it writes, so tests run kiln under it.
+package iampolicy
 
 import (
 	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
+
+	"kiln/internal/awsapi"
 )
 
 // IAMActioner is implemented by every AWS kind: the IAM actions its
@@ -205,7 +213,7 @@ func Policy(graph string, resources ...any) PolicyDocument {
 	slices.Sort(acts)
 	acts = slices.Compact(acts)
 
-	owner := map[string][]string{TagOwner: {graph}}
+	owner := map[string][]string{awsapi.TagOwner: {graph}}
 	var read, unscoped []string
 	// condition kind → action → resource types
 	groups := map[string]map[string][]string{"create": {}, "use": {}, "owned": {}}
