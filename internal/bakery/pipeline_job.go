@@ -152,10 +152,12 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 	if err != nil {
 		return err
 	}
-	p := ProjectFromRecord(*rp)
-	if err := s.loadDistribution(ctx, p); err != nil { // project_distribute.go
+	d, err := s.store.Distribution(ctx, b.Project)
+	if err != nil {
 		return err
 	}
+	p := ProjectFromRecord(*rp)
+	p.Distribution = DistributionFromRecord(d)
 	spec := SpecFor(p, b, s.store.BakeryID())
 	rec := &storeRecorder{s: s, bake: b}
 	if b.CancelRequested {
@@ -294,33 +296,27 @@ func (s *Service) recordedImage(ctx context.Context, b *store.Bake) string {
 }
 
 // SpecFor is the pipeline's spec of bake b of project p in the bakery
-// (store.BakeryID) bakery: bake id as the identity, image name
-// "<project>-<bake id>", tags kiln:project, kiln:bake, kiln:bake-origin and
-// kiln:bakery (found again by them) and kiln:commit plus the project's tags.
+// (store.BakeryID) bakery: the project's Builder as it is, with the commit
+// among its tags (kiln:commit); bake id as the identity, image name
+// "<project>-<bake id>", and the tags kiln:project, kiln:bake,
+// kiln:bake-origin and kiln:bakery that find the bake's builder and image
+// again.
 func SpecFor(p *Project, b *store.Bake, bakery string) pipeline.Spec {
 	id := strconv.FormatInt(b.ID, 10)
-	tags := maps.Clone(p.Tags)
-	if tags == nil {
-		tags = map[string]string{}
+	builder := p.Builder
+	builder.Tags = maps.Clone(p.Tags)
+	if builder.Tags == nil {
+		builder.Tags = map[string]string{}
 	}
 	if b.Commit != "" {
-		tags[pipeline.TagCommit] = b.Commit
+		builder.Tags[pipeline.TagCommit] = b.Commit
 	}
 	return pipeline.Spec{
-		ID:             id,
-		ImageName:      p.Name + "-" + id,
-		Region:         p.Region,
-		Base:           p.Base,
-		Type:           p.Type,
-		Script:         p.Script,
-		SecurityGroups: p.SecurityGroups,
-		Subnet:         p.Subnet,
-		IAMProfile:     p.IAMProfile,
+		ID:        id,
+		ImageName: p.Name + "-" + id,
+		Builder:   builder,
 		Match: map[string]string{pipeline.TagProject: p.Name, awsapi.TagBake: id,
 			pipeline.TagOrigin: strconv.FormatInt(b.Created.UnixMilli(), 10), pipeline.TagBakery: bakery},
-		Tags:         tags,
-		Timeouts:     p.Timeouts,
-		Distribution: p.Distribution,
 	}
 }
 

@@ -656,10 +656,11 @@ func TestResumedWaitKeepsDeadline(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	p := pipeline.NewPipeline(w.hubs, testLog, pipeline.PipelineOptions{ConsoleWait: 100 * time.Millisecond})
 	spec := pipeline.Spec{
-		ID: "t1", ImageName: "t-1", Region: "us-east-1", Type: "t3.small", Script: "sleep 3600\n",
-		Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
-		Match:    map[string]string{pipeline.TagProject: "t"},
-		Timeouts: pipeline.Timeouts{Script: time.Hour},
+		ID: "t1", ImageName: "t-1",
+		Builder: pipeline.Builder{Region: "us-east-1", Type: "t3.small", Script: "sleep 3600\n",
+			Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
+			Timeouts: pipeline.Timeouts{Script: time.Hour}},
+		Match: map[string]string{pipeline.TagProject: "t"},
 	}
 	_, err := p.Bake(t.Context(), spec, pastClock{})
 	var fe *pipeline.FailedError
@@ -699,10 +700,11 @@ func TestConsoleWaitBoundedByScriptTimeout(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	p := pipeline.NewPipeline(w.hubs, testLog, pipeline.PipelineOptions{ConsoleWait: time.Hour})
 	spec := pipeline.Spec{
-		ID: "t1", ImageName: "t-1", Region: "us-east-1", Type: "t3.small", Script: "poweroff\n",
-		Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
-		Match:    map[string]string{pipeline.TagProject: "t"},
-		Timeouts: pipeline.Timeouts{Script: 2 * time.Second},
+		ID: "t1", ImageName: "t-1",
+		Builder: pipeline.Builder{Region: "us-east-1", Type: "t3.small", Script: "poweroff\n",
+			Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
+			Timeouts: pipeline.Timeouts{Script: 2 * time.Second}},
+		Match: map[string]string{pipeline.TagProject: "t"},
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // far below the hour
 	defer cancel()

@@ -2,13 +2,15 @@ package bakery
 
 import (
 	"errors"
-	"kiln/internal/pipeline"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"kiln/internal/pipeline"
 
 	"kiln/internal/store"
 )
@@ -38,22 +40,25 @@ func TestParseProjectFull(t *testing.T) {
 		t.Fatalf("ParseProject() = %v", err)
 	}
 	want := &Project{
-		Name: "web", Region: "us-east-1",
-		Base:           pipeline.Base{Owner: "amazon", Name: "al2023-ami-*", MostRecent: true},
-		Type:           "t3.small",
-		Script:         "#!/bin/sh\ndnf install -y nginx\n",
-		SecurityGroups: []string{"sg-0123abcd"}, Subnet: "subnet-0123abcd", IAMProfile: "builder",
-		Tags: map[string]string{"team": "web"}, Keep: 3, Branch: "main",
-		Timeouts: pipeline.Timeouts{Script: 20 * time.Minute, Image: 90 * time.Minute},
-		Secret:   "0123456789abcdef-secret",
+		Name: "web",
+		Builder: pipeline.Builder{
+			Region:         "us-east-1",
+			Base:           pipeline.Base{Owner: "amazon", Name: "al2023-ami-*", MostRecent: true},
+			Type:           "t3.small",
+			Script:         "#!/bin/sh\ndnf install -y nginx\n",
+			SecurityGroups: []string{"sg-0123abcd"}, Subnet: "subnet-0123abcd", IAMProfile: "builder",
+			Tags:     map[string]string{"team": "web"},
+			Timeouts: pipeline.Timeouts{Script: 20 * time.Minute, Image: 90 * time.Minute},
+		},
+		Keep: 3, Branch: "main",
+		Secret: "0123456789abcdef-secret",
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("ParseProject() = %+v\nwant %+v", p, want)
 	}
 	if got := ProjectFromRecord(p.Record()); !reflect.DeepEqual(got, &Project{
-		Name: want.Name, Region: want.Region, Base: want.Base, Type: want.Type, Script: want.Script,
-		SecurityGroups: want.SecurityGroups, Subnet: want.Subnet, IAMProfile: want.IAMProfile, Tags: want.Tags,
-		Keep: want.Keep, Branch: want.Branch, Timeouts: want.Timeouts,
+		Name: want.Name, Builder: want.Builder,
+		Keep: want.Keep, Branch: want.Branch,
 	}) {
 		t.Errorf("ProjectFromRecord(Record()) = %+v", got)
 	}
@@ -80,6 +85,15 @@ func TestParseProjectExample(t *testing.T) {
 	if _, err := ParseProject("web.yaml", data, env(map[string]string{"WEB_HOOK_SECRET": strings.Repeat("x", 20)})); err != nil {
 		t.Errorf("ParseProject(testdata/web.yaml) = %v", err)
 	}
+}
+
+// manyTags is n tags as a YAML flow mapping's entries.
+func manyTags(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "k%d: v, ", i)
+	}
+	return strings.TrimSuffix(b.String(), ", ")
 }
 
 func TestParseProjectErrors(t *testing.T) {
@@ -147,6 +161,13 @@ timeouts: {script: 0s, image: forever}
 			"p.yaml:6: webhook_secret: must be at least 16 characters"}},
 		{"secret bad name", base + "webhook_secret: ${1X}abcdefabcdefabcdef\n", []string{
 			`p.yaml:6: webhook_secret: "1X" is not a variable name`}},
+		// The builder's rules are aws:ami's too (pipeline.Builder.Validate).
+		{"tags over the cap", base + "tags: {" + manyTags(41) + "}\n", []string{
+			"p.yaml:6: tags: at most 40 tags"}},
+		{"blank script", strings.Replace(base, "script: echo", `script: "  "`, 1), []string{
+			"p.yaml:5: script: must not be empty"}},
+		{"group names", base + "security_groups: [web, \"web\", sg-0123abcd]\n", []string{
+			`p.yaml:6: security_groups[1]: "web" given twice`}},
 		{"name too long", strings.Replace(base, "name: web", "name: "+strings.Repeat("a", 101), 1), []string{
 			"p.yaml:1: name: at most 100 characters"}},
 	}
