@@ -166,3 +166,7 @@ func (b Base) validate(skip func(string) bool) []Problem {
 	}
 	return out
 }
+
+// IsImageID reports whether s has the shape of an image id (ami- and 8 or
+// 17 hex digits).
+func IsImageID(s string) bool { return amiRE.MatchString(s) }

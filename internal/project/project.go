@@ -1,4 +1,4 @@
-package bakery
+package project
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ type Project struct {
 	// Environments, in promotion order: a bake's image goes to the first.
 	Environments []Environment
 	// Secret is webhook_secret after ${ENV} expansion; empty when the file
-	// gives none (ApplyProject then keeps the stored one or generates one).
+	// gives none (Apply then keeps the stored one or generates one).
 	Secret string
 }
 
@@ -63,8 +63,8 @@ const (
 	maxTimeout   = pipeline.MaxTimeout
 )
 
-// ProjectError is one problem in a project file.
-type ProjectError struct {
+// Error is one problem in a project file.
+type Error struct {
 	File   string
 	Line   int
 	Column int    // 0: not known (known for YAML syntax errors)
@@ -74,7 +74,7 @@ type ProjectError struct {
 
 // Error reads `web.yaml:4: base.owner: must be set with base.name`, or
 // `web.yaml:4:7: ...` when the column is known.
-func (e *ProjectError) Error() string {
+func (e *Error) Error() string {
 	at := fmt.Sprintf("%s:%d", e.File, e.Line)
 	if e.Column > 0 {
 		at += fmt.Sprintf(":%d", e.Column)
@@ -85,11 +85,11 @@ func (e *ProjectError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", at, e.Field, e.Msg)
 }
 
-// ProjectErrors is every problem found in one project file, in line order.
-type ProjectErrors []*ProjectError
+// Errors is every problem found in one project file, in line order.
+type Errors []*Error
 
 // Error returns one problem per line.
-func (es ProjectErrors) Error() string {
+func (es Errors) Error() string {
 	lines := make([]string, len(es))
 	for i, e := range es {
 		lines[i] = e.Error()
@@ -100,7 +100,6 @@ func (es ProjectErrors) Error() string {
 var (
 	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	regionRe  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	amiRe     = regexp.MustCompile(`^ami-[0-9a-f]{8}([0-9a-f]{9})?$`)
 	envRe     = regexp.MustCompile(`\$\{([^}]*)\}`)
 	envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
@@ -108,27 +107,27 @@ var (
 // projectParser collects problems while it walks the YAML nodes.
 type projectParser struct {
 	file   string
-	errs   ProjectErrors
+	errs   Errors
 	getenv func(string) string
 }
 
 func (pp *projectParser) errorf(line int, field, format string, args ...any) {
-	pp.errs = append(pp.errs, &ProjectError{File: pp.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	pp.errs = append(pp.errs, &Error{File: pp.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
-// ParseProject decodes and validates a project file. file names it in
+// Parse decodes and validates a project file. file names it in
 // errors; getenv (os.Getenv in production; nil means no variables) expands
 // ${VAR} in webhook_secret. Decoding is strict: an unknown or repeated key
-// is an error. On failure the error is a ProjectErrors holding every problem
+// is an error. On failure the error is a Errors holding every problem
 // found, in line order.
-func ParseProject(file string, data []byte, getenv func(string) string) (*Project, error) {
+func Parse(file string, data []byte, getenv func(string) string) (*Project, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
 	pp := &projectParser{file: file, getenv: getenv}
 	p := pp.parse(data)
 	if len(pp.errs) > 0 {
-		slices.SortStableFunc(pp.errs, func(a, b *ProjectError) int { return cmp.Compare(a.Line, b.Line) })
+		slices.SortStableFunc(pp.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
 		return nil, pp.errs
 	}
 	return p, nil
@@ -147,7 +146,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 		if syn.Msg == "empty file" {
 			syn.Msg = "empty project file"
 		}
-		pp.errs = append(pp.errs, &ProjectError{File: pp.file, Line: syn.Line, Column: syn.Column, Msg: syn.Msg})
+		pp.errs = append(pp.errs, &Error{File: pp.file, Line: syn.Line, Column: syn.Column, Msg: syn.Msg})
 		return nil
 	}
 	var extra yaml.Node
@@ -186,7 +185,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 		"rollout":        func(n *yaml.Node) { p.Rollout = pp.rollout(n, lines) },
 		"environments":   func(n *yaml.Node) { p.Environments = pp.environments(n, lines) },
 	}
-	maps.Copy(set, pp.distributionFields(&p.Distribution)) // project_distribute.go
+	maps.Copy(set, pp.distributionFields(&p.Distribution)) // distribution.go
 	pp.fields(root, "", lines, set)
 	pp.validate(p, root.Line, lines)
 	return p
@@ -503,7 +502,7 @@ func (pp *projectParser) validate(p *Project, rootLine int, lines map[string]int
 	pp.validateEnvironments(p, at, lines)
 	if p.Branch != "" {
 		p.Branch = strings.TrimPrefix(p.Branch, "refs/heads/")
-		if msg := checkBranch(p.Branch); msg != "" {
+		if msg := CheckBranch(p.Branch); msg != "" {
 			pp.errorf(at("branch"), "branch", "%q: %s", p.Branch, msg)
 		}
 	}
@@ -548,9 +547,9 @@ func atField(field string, lines map[string]int, root int) int {
 	}
 }
 
-// checkBranch applies the parts of git's ref-name rules that matter for a
+// CheckBranch applies the parts of git's ref-name rules that matter for a
 // branch filter; it returns "" when name is fine.
-func checkBranch(name string) string {
+func CheckBranch(name string) string {
 	switch {
 	case len(name) > 255:
 		return "too long"
@@ -596,8 +595,8 @@ func cloneRollout(r *RolloutTarget) *RolloutTarget {
 	return &c
 }
 
-// ProjectFromRecord converts a stored project back (Secret stays empty).
-func ProjectFromRecord(r store.Project) *Project {
+// FromRecord converts a stored project back (Secret stays empty).
+func FromRecord(r store.Project) *Project {
 	return &Project{
 		Name: r.Name,
 		Builder: pipeline.Builder{
@@ -614,13 +613,13 @@ func ProjectFromRecord(r store.Project) *Project {
 	}
 }
 
-// ProjectStore is what ApplyProject needs; *store.Store satisfies it.
-type ProjectStore interface {
+// Store is what Apply needs; *store.Store satisfies it.
+type Store interface {
 	PutProject(ctx context.Context, p store.Project, secret string) (created bool, err error)
 	PutDistribution(ctx context.Context, project string, d store.Distribution) error
 }
 
-// Applied says what ApplyProject did.
+// Applied says what Apply did.
 type Applied struct {
 	Created bool
 	// GeneratedSecret is set when kiln generated the webhook secret: show it
@@ -628,10 +627,10 @@ type Applied struct {
 	GeneratedSecret string
 }
 
-// ApplyProject stores p. The file's webhook secret, when given, replaces the
+// Apply stores p. The file's webhook secret, when given, replaces the
 // stored one; without one an existing project keeps its secret and a new
 // project gets a generated one, returned in Applied.GeneratedSecret.
-func ApplyProject(ctx context.Context, s ProjectStore, p *Project) (Applied, error) {
+func Apply(ctx context.Context, s Store, p *Project) (Applied, error) {
 	created, err := s.PutProject(ctx, p.Record(), p.Secret)
 	if errors.Is(err, store.ErrSecretRequired) {
 		secret := GenerateSecret()

@@ -1,4 +1,4 @@
-package bakery
+package project
 
 import (
 	"slices"
@@ -39,16 +39,6 @@ func DistributionFromRecord(d store.Distribution) pipeline.Distribution {
 }
 
 // regions are the regions p's images live in: its own, then copy_to's.
-func (p *Project) regions() []string {
+func (p *Project) Regions() []string {
 	return append([]string{p.Region}, p.Distribution.CopyTo...)
-}
-
-// imageIn is the bake's image in region: its own, or the copy there.
-func imageIn(res pipeline.Result, region string) string {
-	for _, ri := range res.Regions {
-		if ri.Region == region {
-			return ri.ImageID
-		}
-	}
-	return res.ImageID
 }
