@@ -62,6 +62,13 @@ var authzTables = map[string]map[string]authzer{
 		"DeleteLaunchTemplate":                 (*Sim).authzTemplate,
 		"DeleteSecurityGroup":                  idsAuthz("GroupId"),
 	},
+	"ssm": {
+		"PutParameter":     (*Sim).authzParameters,
+		"GetParameter":     (*Sim).authzParameters,
+		"GetParameters":    (*Sim).authzParameters,
+		"DeleteParameter":  (*Sim).authzParameters,
+		"DeleteParameters": (*Sim).authzParameters,
+	},
 	"autoscaling": {
 		"CreateAutoScalingGroup":  (*Sim).authzCreateGroup,
 		"UpdateAutoScalingGroup":  groupAuthz("LaunchTemplate"),
@@ -445,4 +452,22 @@ func groupAuthz(ltPrefix string) authzer {
 		}
 		return append([]authzCheck{c}, s.templateUse(r, ltPrefix)...)
 	}
+}
+
+// authzParameters checks an SSM parameter call on each parameter it names
+// (Name, or Names), by the parameter's ARN.
+func (s *Sim) authzParameters(r *request) []authzCheck {
+	var in struct {
+		Name  string
+		Names []string
+	}
+	_ = json.Unmarshal(r.Body, &in) // a malformed body gets its error from the action
+	if in.Name != "" {
+		in.Names = append(in.Names, in.Name)
+	}
+	out := make([]authzCheck, 0, len(in.Names))
+	for _, n := range in.Names {
+		out = append(out, authzCheck{action: "ssm:" + r.Action, resource: s.ssmARN(n), ctx: authzContext{}})
+	}
+	return out
 }
