@@ -122,10 +122,17 @@ func (a *app) writeBakeryPolicy(files, queues []string) error {
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return err
+			return fmt.Errorf("read project file: %w", err)
 		}
 		// No secret is read: any ${VAR} stands for a value long enough.
 		p, err := project.Parse(f, data, func(string) string { return "policy-placeholder-value" })
+		if perrs, ok := errors.AsType[project.Errors](err); ok {
+			for _, p := range perrs {
+				fmt.Fprintln(a.stderr, p)
+			}
+			n := len(perrs)
+			return &exitError{code: ExitError, err: fmt.Errorf("%d %s in the project file", n, plural(n, "problem", "problems"))}
+		}
 		if err != nil {
 			return err
 		}

@@ -3,12 +3,10 @@ package iampolicy
 import (
 	"encoding/json"
 	"slices"
-)
 
-// Tags the bakery scopes by: a bake's builder, image and snapshots carry
-// kiln:project = the project; an environment's Auto Scaling group and
-// launch template carry kiln:owner = the project, as a graph's do.
-const tagProject = "kiln:project"
+	"kiln/internal/awsapi"
+	"kiln/internal/pipeline"
+)
 
 // BakeryProject is what one project makes kiln serve call in AWS, as
 // Bakery needs it (package project derives it from a project file).
@@ -52,8 +50,8 @@ const (
 //     terminated, deregistered, deleted) only while they carry it
 //     (statements KilnBake...);
 //   - the environments' groups and launch templates created only tagged
-//     kiln:owner = one of the projects, and changed only while they carry
-//     it (KilnEnv...), as a graph's aws:asg;
+//     kiln:owner = one of the projects that has environments, and changed
+//     only while they carry it (KilnEnv...), as a graph's aws:asg;
 //   - the rollout targets (rollout:), groups kiln does not own, by their
 //     names (KilnRolloutTarget);
 //   - the environments' secrets, the SSM parameters under /kiln/PROJECT/
@@ -62,9 +60,12 @@ const (
 //     instance profiles, passed to EC2;
 //   - any other action on "*", under SidNotScoped.
 func Bakery(projects ...BakeryProject) PolicyDocument {
-	var names, bake, groups, profiles, rollouts, rollout, params, ssm, read []string
+	var names, owners, bake, groups, profiles, rollouts, rollout, params, ssm, read []string
 	for _, p := range projects {
 		names = append(names, p.Name)
+		if len(p.Groups) > 0 {
+			owners = append(owners, p.Name)
+		}
 		bake = append(bake, p.Bake...)
 		groups = append(groups, p.Groups...)
 		profiles = append(profiles, p.Profiles...)
@@ -76,10 +77,10 @@ func Bakery(projects ...BakeryProject) PolicyDocument {
 	}
 	names, bake, groups, read = sorted(names), sorted(bake), sorted(groups), sorted(read)
 	doc := PolicyDocument{Version: "2012-10-17", Statement: []Statement{}}
-	bs := scopeActions("KilnBake", bake, map[string][]string{tagProject: names})
+	bs := scopeActions("KilnBake", bake, map[string][]string{pipeline.TagProject: names})
 	var gs scoped
 	if len(groups) > 0 {
-		gs = scopeActions("KilnEnv", groups, map[string][]string{"kiln:owner": names})
+		gs = scopeActions("KilnEnv", groups, map[string][]string{awsapi.TagOwner: sorted(owners)})
 	}
 	var rs scoped
 	if len(rollouts) > 0 {
