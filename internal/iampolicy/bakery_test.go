@@ -8,8 +8,8 @@ import (
 func TestBakeryScopes(t *testing.T) {
 	doc := Bakery(
 		BakeryProject{Name: "web",
-			Bake:   []string{"ec2:RunInstances", "ec2:CreateTags", "ec2:TerminateInstances", "ec2:DescribeImages", "iam:PassRole"},
-			Groups: []string{"autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup", "ec2:DescribeImages"},
+			Bake:     []string{"ec2:RunInstances", "ec2:CreateTags", "ec2:TerminateInstances", "ec2:DescribeImages", "iam:PassRole"},
+			Groups:   []string{"autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup", "ec2:DescribeImages"},
 			Profiles: []string{"builder", "web-app"}, Parameters: []string{"/kiln/web/*/*"},
 			SSM: []string{"ssm:PutParameter", "ssm:GetParameter"}},
 		BakeryProject{Name: "api",
