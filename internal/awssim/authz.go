@@ -19,9 +19,11 @@ import (
 // extra actions AWS checks besides (ec2:CreateTags for TagSpecifications,
 // with ec2:CreateAction; iam:PassRole for an instance profile, with
 // iam:PassedToService; ec2:RunInstances on the launch template of an Auto
-// Scaling group). Actions that authzTables does not list, and reads, are
-// authorized against "*". A denial is EC2's UnauthorizedOperation or Auto
-// Scaling's AccessDenied (HTTP 403), naming the action and the resource.
+// Scaling group). SSM's parameter calls are authorized on each
+// parameter's ARN. Actions that authzTables does not list, and reads, are
+// authorized against "*". A denial is EC2's UnauthorizedOperation, or
+// AccessDenied (HTTP 403) from the other services, naming the action and
+// the resource.
 //
 // There is no IAM: a profile's role is taken to have the profile's name.
 
