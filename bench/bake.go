@@ -27,6 +27,8 @@ import (
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
 	"kiln/internal/events"
+	"kiln/internal/hook"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -140,7 +142,7 @@ func newBakery(ctx context.Context, o awssim.Options, so bakery.Options) (*testB
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /hooks/{project}", bakery.NewHookHandler(b.svc.Queue(), nil))
+	mux.Handle("POST /hooks/{project}", hook.NewHandler(b.svc.Queue(), nil))
 	mux.Handle("POST "+events.Path, events.New(hubs, events.Options{APIKey: key}))
 	front = mux
 	g.Go(func() error { return b.sim.Run(ctx) })
@@ -167,7 +169,7 @@ func scaleDur(d time.Duration, scale float64, floor time.Duration) time.Duration
 // project stores a project baking bakeScript from the newest AL2023 image;
 // extra are more lines of its file ("copy_to: [us-west-2]").
 func (b *testBakery) project(ctx context.Context, name string, extra ...string) error {
-	p, err := bakery.ParseProject(name+".yaml", fmt.Appendf(nil, `name: %s
+	p, err := project.Parse(name+".yaml", fmt.Appendf(nil, `name: %s
 region: us-east-1
 base: {owner: amazon, name: "al2023-ami-*", most_recent: true}
 type: t3.small
@@ -180,7 +182,7 @@ webhook_secret: %s
 	if err != nil {
 		return err
 	}
-	_, err = bakery.ApplyProject(ctx, b.st, p)
+	_, err = project.Apply(ctx, b.st, p)
 	return err
 }
 
@@ -193,7 +195,7 @@ func (b *testBakery) push(ctx context.Context, c *http.Client, project, delivery
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-GitHub-Delivery", delivery)
-	req.Header.Set("X-Hub-Signature-256", bakery.Sign(body, bakeSecret))
+	req.Header.Set("X-Hub-Signature-256", hook.Sign(body, bakeSecret))
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, err
@@ -415,7 +417,7 @@ func bakeIntake(ctx context.Context, n int, emit func(any)) error {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /hooks/{project}", bakery.NewHookHandler(bakery.NewQueue(st, rc), nil))
+	mux.Handle("POST /hooks/{project}", hook.NewHandler(hook.NewQueue(st, rc), nil))
 	// The floor case answers every delivery at once, without checking or
 	// storing it: what the HTTP stack and the senders cost by themselves.
 	var floor atomic.Bool
@@ -535,7 +537,7 @@ func dialSender(addr string) (*sender, error) {
 func signedPush(host, project, delivery string, body []byte) []byte {
 	req := fmt.Appendf(nil, "POST /hooks/%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"+
 		"Content-Length: %d\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: %s\r\nX-Hub-Signature-256: %s\r\n\r\n",
-		project, host, len(body), delivery, bakery.Sign(body, bakeSecret))
+		project, host, len(body), delivery, hook.Sign(body, bakeSecret))
 	return append(req, body...)
 }
 

@@ -23,6 +23,7 @@ import (
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
 	"kiln/internal/events"
+	"kiln/internal/hook"
 	"kiln/internal/store"
 )
 
@@ -186,7 +187,7 @@ func clusterIntake(ctx context.Context, name, target string, servers int, rate f
 			}
 		}
 		mux := http.NewServeMux()
-		mux.Handle("POST /hooks/{project}", bakery.NewHookHandler(bakery.NewQueue(st, rc), nil))
+		mux.Handle("POST /hooks/{project}", hook.NewHandler(hook.NewQueue(st, rc), nil))
 		srv := httptest.NewServer(mux)
 		defer srv.Close()
 		addrs = append(addrs, srv.Listener.Addr().String())

@@ -10,6 +10,7 @@ import (
 
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -99,7 +100,7 @@ func environmentsBench(ctx context.Context, emit func(v any)) error {
 		return err
 	}
 	defer b.stop()
-	p, err := bakery.ParseProject("web.yaml", fmt.Appendf(nil, envBenchProject, bakeSecret, bakeScript, soak), nil)
+	p, err := project.Parse("web.yaml", fmt.Appendf(nil, envBenchProject, bakeSecret, bakeScript, soak), nil)
 	if err != nil {
 		return err
 	}

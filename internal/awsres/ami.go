@@ -24,6 +24,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/iampolicy"
 	"kiln/internal/pipeline"
 )
 
@@ -96,50 +97,37 @@ func NewAMI(hubs *awsapi.Hubs) *AMI {
 	return &AMI{hubs: hubs}
 }
 
-// Validate checks the fields.
+// Validate checks the fields: the builder's by the rules every bake's
+// builder follows (pipeline.Builder.Validate, as a project file's), then
+// aws:ami's own. References are left to the engine.
 func (r *AMI) Validate() error {
 	var errs []error
-	b := r.Base
-	switch {
-	case b.ID != "" && (b.Owner != "" || b.Name != ""):
-		errs = append(errs, config.Fieldf("base", "give either id, or owner and name"))
-	case b.ID != "":
-		if !config.HasRef(b.ID) && !strings.HasPrefix(b.ID, "ami-") {
-			errs = append(errs, config.Fieldf("base.id", "want an AMI id like \"ami-0abc...\", got %q", b.ID))
-		}
-	case b.Owner == "" || b.Name == "":
-		errs = append(errs, config.Fieldf("base", "required: {id: ami-...} or {owner: amazon, name: \"al2023-ami-*\", most_recent: true}"))
+	for _, p := range r.builder().Validate(config.HasRef) {
+		errs = append(errs, config.Fieldf(p.Field, "%s", p.Msg))
 	}
-	if r.RebakeOnNewBase && b.ID != "" {
+	if r.RebakeOnNewBase && r.Base.ID != "" {
 		errs = append(errs, config.Fieldf("rebake_on_new_base", "needs a base given by owner and name pattern; base.id names one image, which no release replaces"))
-	}
-	if strings.TrimSpace(r.Script) == "" {
-		errs = append(errs, config.Fieldf("script", "required (the shell script that prepares the image)"))
-	} else if _, err := pipeline.WrapScript("x", r.Script); err != nil {
-		errs = append(errs, config.Fieldf("script", "%v", err))
-	}
-	if r.Type == "" {
-		errs = append(errs, config.Fieldf("type", "required (e.g. t3.small)"))
-	} else if !config.HasRef(r.Type) && !strings.Contains(r.Type, ".") {
-		errs = append(errs, config.Fieldf("type", "want an instance type like \"t3.small\", got %q", r.Type))
 	}
 	if r.Keep < 0 {
 		errs = append(errs, config.Fieldf("keep", "want 0 (keep all) or more, got %d", r.Keep))
 	}
-	if r.Subnet != "" {
-		errs = append(errs, checkSubnetID("subnet", r.Subnet)...)
-	}
-	errs = append(errs, checkGroupIDs(r.SecurityGroups)...)
-	if r.Timeouts.Script < 0 || r.Timeouts.Image < 0 {
-		errs = append(errs, config.Fieldf("timeouts", "must not be negative"))
-	}
-	for _, k := range slices.Sorted(maps.Keys(r.Tags)) {
-		if strings.HasPrefix(k, "kiln:") || strings.HasPrefix(k, "aws:") {
-			errs = append(errs, config.Fieldf("tags."+k, "reserved tag key (kiln:* is kiln's; aws:* is AWS's)"))
-		}
-	}
-	errs = append(errs, r.validateDistribution()...)
 	return errors.Join(errs...)
+}
+
+// builder is the resource's bake settings in the pipeline's shape.
+func (r *AMI) builder() pipeline.Builder {
+	return pipeline.Builder{
+		Region:         r.Region,
+		Base:           pipeline.Base{ID: r.Base.ID, Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent},
+		Type:           r.Type,
+		Script:         r.Script,
+		SecurityGroups: r.SecurityGroups,
+		Subnet:         r.Subnet,
+		IAMProfile:     r.IAMProfile,
+		Tags:           r.Tags,
+		Timeouts:       pipeline.Timeouts{Script: r.Timeouts.Script, Image: r.Timeouts.Image},
+		Distribution:   r.distribution(),
+	}
 }
 
 // Init receives the vertex's identity.
@@ -602,25 +590,11 @@ func (r *AMI) bakeSpec(id, resolved string) pipeline.Spec {
 	if len(name) > 128 {
 		name = name[len(name)-128:]
 	}
-	base := pipeline.Base{ID: r.Base.ID, Owner: r.Base.Owner, Name: r.Base.Name, MostRecent: r.Base.MostRecent}
+	b := r.builder()
 	if resolved != "" {
-		base = pipeline.Base{ID: resolved}
+		b.Base = pipeline.Base{ID: resolved}
 	}
-	return pipeline.Spec{
-		ID:             id,
-		ImageName:      name,
-		Region:         r.Region,
-		Base:           base,
-		Type:           r.Type,
-		Script:         r.Script,
-		SecurityGroups: r.SecurityGroups,
-		Subnet:         r.Subnet,
-		IAMProfile:     r.IAMProfile,
-		Match:          r.match(resolved),
-		Tags:           r.Tags,
-		Timeouts:       pipeline.Timeouts{Script: r.Timeouts.Script, Image: r.Timeouts.Image},
-		Distribution:   r.distribution(),
-	}
+	return pipeline.Spec{ID: id, ImageName: name, Builder: b, Match: r.match(resolved)}
 }
 
 func (r *AMI) log(msg string, args ...any) {
@@ -646,15 +620,15 @@ func (l logRecorder) Builder(context.Context, string) error { return nil }
 func (l logRecorder) Image(context.Context, string) error   { return nil }
 
 var (
-	_ engine.Resource      = (*AMI)(nil)
-	_ engine.Initer        = (*AMI)(nil)
-	_ engine.Outputter     = (*AMI)(nil)
-	_ engine.Changer       = (*AMI)(nil)
-	_ engine.ChangePlanner = (*AMI)(nil)
-	_ engine.SelfPoller    = (*AMI)(nil)
-	_ config.Validator     = (*AMI)(nil)
-	_ awsapi.IAMActioner   = (*AMI)(nil)
-	_ awsapi.RolePasser    = (*AMI)(nil)
+	_ engine.Resource       = (*AMI)(nil)
+	_ engine.Initer         = (*AMI)(nil)
+	_ engine.Outputter      = (*AMI)(nil)
+	_ engine.Changer        = (*AMI)(nil)
+	_ engine.ChangePlanner  = (*AMI)(nil)
+	_ engine.SelfPoller     = (*AMI)(nil)
+	_ config.Validator      = (*AMI)(nil)
+	_ iampolicy.IAMActioner = (*AMI)(nil)
+	_ iampolicy.RolePasser  = (*AMI)(nil)
 )
 
 // SweepBuilders terminates the live builders of graph's aws:ami resources

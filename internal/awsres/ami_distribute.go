@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/config"
 	"kiln/internal/pipeline"
 )
 
@@ -28,18 +27,6 @@ func RegionOutput(region string) string { return "image_id_" + region }
 func (r *AMI) distribution() pipeline.Distribution {
 	return pipeline.Distribution{CopyTo: r.CopyTo, Encrypt: r.Encrypt, KMSKeyID: r.KMSKeyID,
 		ShareWith: r.ShareWith, ShareWithOrgs: r.ShareWithOrgs, ShareWithOUs: r.ShareWithOUs}
-}
-
-func (r *AMI) validateDistribution() []error {
-	var errs []error
-	home := r.Region
-	if config.HasRef(home) {
-		home = ""
-	}
-	for _, p := range r.distribution().Check(home, config.HasRef) {
-		errs = append(errs, config.Fieldf(p.Field, "%s", p.Msg))
-	}
-	return errs
 }
 
 // distributed looks for the copies of img (available in the home region)

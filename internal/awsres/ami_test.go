@@ -2,6 +2,7 @@ package awsres
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,6 +171,14 @@ func TestAMIScriptFails(t *testing.T) {
 	}
 }
 
+func manyTags(n int) map[string]string {
+	m := map[string]string{}
+	for i := range n {
+		m[fmt.Sprintf("k%d", i)] = "v"
+	}
+	return m
+}
+
 func TestAMIValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -187,6 +196,15 @@ func TestAMIValidate(t *testing.T) {
 		{"reserved tag", func(a *AMI) { a.Tags = map[string]string{"kiln:x": "y"} }, "reserved"},
 		{"rebake with pattern", func(a *AMI) { a.RebakeOnNewBase = true }, ""},
 		{"rebake with id", func(a *AMI) { a.Base = AMIBase{ID: "ami-12345678"}; a.RebakeOnNewBase = true }, "rebake_on_new_base: needs a base given by owner and name"},
+		// The builder's rules are a project file's (pipeline.Builder.Validate).
+		{"group name", func(a *AMI) { a.SecurityGroups = []string{"web", "sg-0123abcd"} }, ""},
+		{"group reference", func(a *AMI) { a.SecurityGroups = []string{"${aws:security_group/web.group_id}"} }, ""},
+		{"group twice", func(a *AMI) { a.SecurityGroups = []string{"web", "web"} }, `security_groups[1]: "web" given twice`},
+		{"41 tags", func(a *AMI) { a.Tags = manyTags(41) }, "tags: at most 40 tags"},
+		{"40 tags", func(a *AMI) { a.Tags = manyTags(40) }, ""},
+		{"bad subnet", func(a *AMI) { a.Subnet = "subnet-xyz" }, "subnet"},
+		{"bad profile", func(a *AMI) { a.IAMProfile = "a b" }, "iam_profile"},
+		{"bad region", func(a *AMI) { a.Region = "mars-1" }, "region"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

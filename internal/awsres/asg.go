@@ -25,6 +25,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/iampolicy"
 )
 
 // groupAPI is what aws:asg and RollOut call on Auto Scaling, in the SDK's
@@ -1315,12 +1316,12 @@ func RolloutIAMActions() []string {
 }
 
 var (
-	_ engine.Resource    = (*ASG)(nil)
-	_ engine.Initer      = (*ASG)(nil)
-	_ engine.Outputter   = (*ASG)(nil)
-	_ engine.SelfPoller  = (*ASG)(nil)
-	_ config.Validator   = (*ASG)(nil)
-	_ awsapi.IAMActioner = (*ASG)(nil)
+	_ engine.Resource       = (*ASG)(nil)
+	_ engine.Initer         = (*ASG)(nil)
+	_ engine.Outputter      = (*ASG)(nil)
+	_ engine.SelfPoller     = (*ASG)(nil)
+	_ config.Validator      = (*ASG)(nil)
+	_ iampolicy.IAMActioner = (*ASG)(nil)
 )
 
 // findGroup reads the group named group in region (nil when there is

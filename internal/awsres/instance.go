@@ -28,6 +28,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/iampolicy"
 )
 
 // instanceAPI is what aws:ec2 calls, in the SDK's shape: *ec2.Client
@@ -940,15 +941,15 @@ func notFoundNotYet(err error) error {
 }
 
 var (
-	_ engine.Resource      = (*Instance)(nil)
-	_ engine.Initer        = (*Instance)(nil)
-	_ engine.Outputter     = (*Instance)(nil)
-	_ engine.SelfPoller    = (*Instance)(nil)
-	_ engine.Changer       = (*Instance)(nil)
-	_ engine.ChangePlanner = (*Instance)(nil)
-	_ config.Validator     = (*Instance)(nil)
-	_ awsapi.IAMActioner   = (*Instance)(nil)
-	_ awsapi.RolePasser    = (*Instance)(nil)
+	_ engine.Resource       = (*Instance)(nil)
+	_ engine.Initer         = (*Instance)(nil)
+	_ engine.Outputter      = (*Instance)(nil)
+	_ engine.SelfPoller     = (*Instance)(nil)
+	_ engine.Changer        = (*Instance)(nil)
+	_ engine.ChangePlanner  = (*Instance)(nil)
+	_ config.Validator      = (*Instance)(nil)
+	_ iampolicy.IAMActioner = (*Instance)(nil)
+	_ iampolicy.RolePasser  = (*Instance)(nil)
 )
 
 // InstanceProfiles is the profile this instance is launched with, for the

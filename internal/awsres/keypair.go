@@ -27,6 +27,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/iampolicy"
 )
 
 // keyPairAPI is what aws:key_pair calls, in the SDK's shape: *ec2.Client
@@ -379,11 +380,11 @@ func (r *KeyPair) resolve(ctx context.Context) error {
 }
 
 var (
-	_ engine.Resource    = (*KeyPair)(nil)
-	_ engine.Initer      = (*KeyPair)(nil)
-	_ engine.Outputter   = (*KeyPair)(nil)
-	_ engine.SelfPoller  = (*KeyPair)(nil)
-	_ engine.Changer     = (*KeyPair)(nil)
-	_ config.Validator   = (*KeyPair)(nil)
-	_ awsapi.IAMActioner = (*KeyPair)(nil)
+	_ engine.Resource       = (*KeyPair)(nil)
+	_ engine.Initer         = (*KeyPair)(nil)
+	_ engine.Outputter      = (*KeyPair)(nil)
+	_ engine.SelfPoller     = (*KeyPair)(nil)
+	_ engine.Changer        = (*KeyPair)(nil)
+	_ config.Validator      = (*KeyPair)(nil)
+	_ iampolicy.IAMActioner = (*KeyPair)(nil)
 )

@@ -18,6 +18,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/iampolicy"
 )
 
 // Record is the aws:route53_record kind: one record set of a hosted zone
@@ -506,8 +507,8 @@ func (r *Record) Watch(ctx context.Context, ev engine.Events) error {
 }
 
 var (
-	_ engine.Resource      = (*Record)(nil)
-	_ engine.Changer       = (*Record)(nil)
-	_ config.PeerValidator = (*Record)(nil)
-	_ awsapi.IAMActioner   = (*Record)(nil)
+	_ engine.Resource       = (*Record)(nil)
+	_ engine.Changer        = (*Record)(nil)
+	_ config.PeerValidator  = (*Record)(nil)
+	_ iampolicy.IAMActioner = (*Record)(nil)
 )

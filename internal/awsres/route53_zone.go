@@ -19,6 +19,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/iampolicy"
 )
 
 // zoneAPI is what aws:route53_zone calls on Route 53, in the SDK's shape:
@@ -378,7 +379,7 @@ func (r *HostedZone) Watch(ctx context.Context, ev engine.Events) error {
 }
 
 var (
-	_ engine.Resource    = (*HostedZone)(nil)
-	_ engine.Changer     = (*HostedZone)(nil)
-	_ awsapi.IAMActioner = (*HostedZone)(nil)
+	_ engine.Resource       = (*HostedZone)(nil)
+	_ engine.Changer        = (*HostedZone)(nil)
+	_ iampolicy.IAMActioner = (*HostedZone)(nil)
 )

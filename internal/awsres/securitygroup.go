@@ -19,6 +19,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/iampolicy"
 )
 
 // groupRulesAPI is what aws:security_group calls, in the SDK's shape:
@@ -642,11 +643,11 @@ func (r *SecurityGroup) resolve(ctx context.Context) error {
 }
 
 var (
-	_ engine.Resource    = (*SecurityGroup)(nil)
-	_ engine.Initer      = (*SecurityGroup)(nil)
-	_ engine.Outputter   = (*SecurityGroup)(nil)
-	_ engine.SelfPoller  = (*SecurityGroup)(nil)
-	_ engine.Changer     = (*SecurityGroup)(nil)
-	_ config.Validator   = (*SecurityGroup)(nil)
-	_ awsapi.IAMActioner = (*SecurityGroup)(nil)
+	_ engine.Resource       = (*SecurityGroup)(nil)
+	_ engine.Initer         = (*SecurityGroup)(nil)
+	_ engine.Outputter      = (*SecurityGroup)(nil)
+	_ engine.SelfPoller     = (*SecurityGroup)(nil)
+	_ engine.Changer        = (*SecurityGroup)(nil)
+	_ config.Validator      = (*SecurityGroup)(nil)
+	_ iampolicy.IAMActioner = (*SecurityGroup)(nil)
 )

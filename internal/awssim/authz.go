@@ -19,9 +19,11 @@ import (
 // extra actions AWS checks besides (ec2:CreateTags for TagSpecifications,
 // with ec2:CreateAction; iam:PassRole for an instance profile, with
 // iam:PassedToService; ec2:RunInstances on the launch template of an Auto
-// Scaling group). Actions that authzTables does not list, and reads, are
-// authorized against "*". A denial is EC2's UnauthorizedOperation or Auto
-// Scaling's AccessDenied (HTTP 403), naming the action and the resource.
+// Scaling group). SSM's parameter calls are authorized on each
+// parameter's ARN. Actions that authzTables does not list, and reads, are
+// authorized against "*". A denial is EC2's UnauthorizedOperation, or
+// AccessDenied (HTTP 403) from the other services, naming the action and
+// the resource.
 //
 // There is no IAM: a profile's role is taken to have the profile's name.
 
@@ -61,6 +63,13 @@ var authzTables = map[string]map[string]authzer{
 		"ModifyLaunchTemplate":                 (*Sim).authzTemplate,
 		"DeleteLaunchTemplate":                 (*Sim).authzTemplate,
 		"DeleteSecurityGroup":                  idsAuthz("GroupId"),
+	},
+	"ssm": {
+		"PutParameter":     (*Sim).authzParameters,
+		"GetParameter":     (*Sim).authzParameters,
+		"GetParameters":    (*Sim).authzParameters,
+		"DeleteParameter":  (*Sim).authzParameters,
+		"DeleteParameters": (*Sim).authzParameters,
 	},
 	"autoscaling": {
 		"CreateAutoScalingGroup":  (*Sim).authzCreateGroup,
@@ -445,4 +454,22 @@ func groupAuthz(ltPrefix string) authzer {
 		}
 		return append([]authzCheck{c}, s.templateUse(r, ltPrefix)...)
 	}
+}
+
+// authzParameters checks an SSM parameter call on each parameter it names
+// (Name, or Names), by the parameter's ARN.
+func (s *Sim) authzParameters(r *request) []authzCheck {
+	var in struct {
+		Name  string
+		Names []string
+	}
+	_ = json.Unmarshal(r.Body, &in) // a malformed body gets its error from the action
+	if in.Name != "" {
+		in.Names = append(in.Names, in.Name)
+	}
+	out := make([]authzCheck, 0, len(in.Names))
+	for _, n := range in.Names {
+		out = append(out, authzCheck{action: "ssm:" + r.Action, resource: s.ssmARN(n), ctx: authzContext{}})
+	}
+	return out
 }

@@ -12,6 +12,8 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
@@ -209,5 +211,38 @@ func TestPolicyConditions(t *testing.T) {
 		if _, err := ParsePolicy([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParsePolicy(%s) = %v; want an error with %q", doc, err, want)
 		}
+	}
+}
+
+// TestPolicySSMParameters: SSM's parameter calls are authorized on the
+// parameter's ARN, so a policy can confine a caller to one path.
+func TestPolicySSMParameters(t *testing.T) {
+	sim := New(Options{Policy: mustPolicy(t, `{"Version": "2012-10-17", "Statement": [
+	  {"Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"],
+	   "Resource": "arn:aws:ssm:*:*:parameter/kiln/web/*"}]}`)})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	c := ssm.NewFromConfig(ClientConfig(srv.URL), func(o *ssm.Options) { o.RetryMaxAttempts = 1 })
+	ctx := t.Context()
+	put := func(name string) error {
+		_, err := c.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String("v"), Type: ssmtypes.ParameterTypeSecureString})
+		return err
+	}
+	if err := put("/kiln/web/staging/KEY"); err != nil {
+		t.Errorf("PutParameter(/kiln/web/staging/KEY) = %v; want allowed", err)
+	}
+	if _, err := c.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/kiln/web/staging/KEY"), WithDecryption: aws.Bool(true)}); err != nil {
+		t.Errorf("GetParameter(/kiln/web/staging/KEY) = %v; want allowed", err)
+	}
+	for _, name := range []string{"/kiln/api/staging/KEY", "/other"} {
+		if err := put(name); httpStatus(err) != 403 || !strings.Contains(err.Error(), "AccessDenied") {
+			t.Errorf("PutParameter(%s) = %v; want AccessDenied", name, err)
+		}
+	}
+	if _, err := c.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: []string{"/kiln/web/staging/KEY", "/kiln/api/x"}}); httpStatus(err) != 403 {
+		t.Errorf("DeleteParameters naming another path = %v; want AccessDenied", err)
+	}
+	if d := sim.Denied(); d["ssm:PutParameter"] != 2 || d["ssm:DeleteParameters"] != 1 {
+		t.Errorf("Denied() = %v", d)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"kiln/internal/hook"
 	"kiln/internal/store"
 )
 
@@ -218,7 +219,7 @@ func (s *Service) rescue(ctx context.Context) {
 		return
 	}
 	for _, id := range ids {
-		if _, err := s.river.Insert(ctx, JobArgs{BakeID: id}, nil); err != nil {
+		if _, err := s.river.Insert(ctx, hook.JobArgs{BakeID: id}, nil); err != nil {
 			s.log.Warn("rescuing bake failed", "bake", id, "err", err)
 			continue
 		}
@@ -250,7 +251,7 @@ func (s *Service) rescueQueued(ctx context.Context) {
 			continue
 		}
 		busy[b.Project] = true // one job per project and turn: the first claims it, the rest wait
-		if _, err := s.river.Insert(ctx, JobArgs{BakeID: b.ID}, nil); err != nil {
+		if _, err := s.river.Insert(ctx, hook.JobArgs{BakeID: b.ID}, nil); err != nil {
 			s.log.Warn("rescuing queued bake failed", "bake", b.ID, "err", err)
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"kiln/internal/awssim"
+	"kiln/internal/hook"
 	"kiln/internal/pgtest"
 	"kiln/internal/store"
 )
@@ -46,7 +47,7 @@ func TestTwoServersOneBakery(t *testing.T) {
 	}
 	projects := []string{"alpha", "beta", "gamma", "delta"}
 	for _, p := range projects {
-		project(t, stA, p, "#!/bin/sh\necho "+p+"\n", nil)
+		putProject(t, stA, p, "#!/bin/sh\necho "+p+"\n", nil)
 	}
 	var ids []int64
 	for i, p := range projects {
@@ -93,14 +94,14 @@ func TestTwoServersCancelAcross(t *testing.T) {
 		r := w.serve(t, st, nil)
 		servers[r.ServerID()] = r
 	}
-	project(t, stA, "web", "#!/bin/sh\nsleep 100000\n", func(p *store.Project) { p.ScriptTimeout = time.Hour })
+	putProject(t, stA, "web", "#!/bin/sh\nsleep 100000\n", func(p *store.Project) { p.ScriptTimeout = time.Hour })
 	res, err := stA.CreateBake(t.Context(), "web", "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := res.BakeID
 	for _, r := range servers {
-		if _, err := r.River().Insert(t.Context(), JobArgs{BakeID: id}, nil); err != nil {
+		if _, err := r.River().Insert(t.Context(), hook.JobArgs{BakeID: id}, nil); err != nil {
 			t.Fatal(err)
 		}
 		break
@@ -185,7 +186,7 @@ func TestReleaseDeadLocal(t *testing.T) {
 	}
 	ids := map[string]int64{}
 	for name, owner := range owners {
-		project(t, st, name, "#!/bin/sh\ntrue\n", nil)
+		putProject(t, st, name, "#!/bin/sh\ntrue\n", nil)
 		res, err := st.CreateBake(t.Context(), name, "", "", nil)
 		if err != nil {
 			t.Fatal(err)

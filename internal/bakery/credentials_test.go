@@ -33,7 +33,7 @@ func TestBakeWithoutCredentials(t *testing.T) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
 	st := w.open(t)
-	project(t, st, "web", "#!/bin/sh\necho hi\n", nil)
+	putProject(t, st, "web", "#!/bin/sh\necho hi\n", nil)
 	s := w.serve(t, st, nil)
 	id := trigger(t, s, "web")
 	const waiting = `waiting: no AWS credentials (profile "`

@@ -10,6 +10,7 @@ import (
 
 	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -34,7 +35,7 @@ func (w *world) projectImages(t *testing.T, region, name string) []types.Image {
 func TestBakeDistributes(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
-	project(t, st, "web", "#!/bin/sh\ntrue\n", func(p *store.Project) { p.Keep = 1 })
+	putProject(t, st, "web", "#!/bin/sh\ntrue\n", func(p *store.Project) { p.Keep = 1 })
 	if err := st.PutDistribution(t.Context(), "web", store.Distribution{CopyTo: []string{"us-west-2", "eu-west-1"}, ShareWith: []string{"210987654321"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestBakeDistributes(t *testing.T) {
 func TestBakeFailedCopy(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
-	project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
+	putProject(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 	if err := st.PutDistribution(t.Context(), "web", store.Distribution{CopyTo: []string{"us-west-2", "eu-west-1"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -98,18 +99,18 @@ func TestBakeFailedCopy(t *testing.T) {
 
 func TestParseProjectDistribution(t *testing.T) {
 	base := "name: web\nregion: us-east-1\nbase: {id: ami-0123456789abcdef0}\ntype: t3.small\nscript: |\n  true\n"
-	p, err := ParseProject("web.yaml", []byte(base+"copy_to: [us-west-2, eu-west-1]\nencrypt: true\nkms_key_id: alias/img\nshare_with: ['210987654321']\nshare_with_orgs: [arn:aws:organizations::123456789012:organization/o-abcdefghij]\n"), nil)
+	p, err := project.Parse("web.yaml", []byte(base+"copy_to: [us-west-2, eu-west-1]\nencrypt: true\nkms_key_id: alias/img\nshare_with: ['210987654321']\nshare_with_orgs: [arn:aws:organizations::123456789012:organization/o-abcdefghij]\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := p.Distribution; len(d.CopyTo) != 2 || !d.Encrypt || d.KMSKeyID != "alias/img" || len(d.ShareWith) != 1 || len(d.ShareWithOrgs) != 1 {
 		t.Errorf("Distribution = %+v", d)
 	}
-	_, err = ParseProject("web.yaml", []byte(base+"copy_to: [us-east-1, nowhere]\nshare_with: ['1']\n"), nil)
+	_, err = project.Parse("web.yaml", []byte(base+"copy_to: [us-east-1, nowhere]\nshare_with: ['1']\n"), nil)
 	want := "web.yaml:7: copy_to[0]: us-east-1 is the region the image is baked in; list only the regions to copy it to\n" +
 		"web.yaml:7: copy_to[1]: want a region like \"us-west-2\", got \"nowhere\"\n" +
 		"web.yaml:8: share_with[0]: want a 12-digit account id, got \"1\""
 	if err == nil || err.Error() != want {
-		t.Errorf("ParseProject(bad) = %v\nwant %s", err, want)
+		t.Errorf("project.Parse(bad) = %v\nwant %s", err, want)
 	}
 }

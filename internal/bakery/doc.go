@@ -1,26 +1,13 @@
-// Package bakery is kiln's image bakery (kiln serve): projects (a base
-// image, an init script and instance settings), signed webhooks that queue
-// bakes, and the service whose River workers take each queued bake through
+// Package bakery is kiln's image bakery (kiln serve): the service whose
+// River workers take each queued bake through
 // the pipeline (package pipeline), record its steps in the store and roll
 // the image out to the project's Auto Scaling group (awsres.RollOut). It
 // sits above awsres and pipeline; nothing below it imports it.
 //
-// # Front door
-//
-// None of this calls AWS:
-//
-//   - ParseProject decodes and validates a project file (strict YAML, every
-//     problem reported at once with file:line, as ProjectErrors);
-//     ApplyProject stores it, generating a webhook secret when the file
-//     gives none.
-//   - ParseDelivery verifies and parses one webhook delivery (GitHub, GitLab
-//     or kiln's generic HMAC format) into a Delivery.
-//   - HookHandler serves POST /hooks/{project}: verify, dedupe, coalesce and
-//     enqueue, answering in milliseconds. NewQueue adapts the store and a
-//     River client to what the handler needs; the queued job is JobArgs.
-//     Per project at most one bake runs and one is queued: a newer push
-//     replaces the queued bake's commit, and a delivery id seen before
-//     gives the same bake.
+// Project files are package project's (decode, the builder spec,
+// validation, environments); webhooks are package hook's (signatures,
+// payloads, dedupe and coalescing into queued bakes, whose River job is
+// hook.JobArgs).
 //
 // # Service
 //

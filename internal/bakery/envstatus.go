@@ -3,6 +3,7 @@ package bakery
 import (
 	"fmt"
 
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -11,7 +12,7 @@ import (
 // first. Secrets are never in it: a secret's value is masked, with its
 // SSM parameter and version.
 type EnvStatus struct {
-	Environment
+	project.Environment
 	Image      string            // the image it runs ("" = none yet)
 	State      string            // never, rolling, live, failed, soaking
 	Detail     string            // the state's detail (why it failed, soak until)
@@ -43,14 +44,14 @@ const (
 
 // EnvStatuses describes project's environments from the records: promos
 // are the project's promotions, newest first.
-func EnvStatuses(project string, envs []Environment, promos []store.Promotion) []EnvStatus {
+func EnvStatuses(projectName string, envs []project.Environment, promos []store.Promotion) []EnvStatus {
 	out := make([]EnvStatus, len(envs))
 	for i, e := range envs {
 		st := EnvStatus{Environment: e, State: EnvNever}
 		for _, c := range e.Config {
 			cs := ConfigShown{Key: c.Key, Value: c.Value}
 			if c.Secret {
-				cs = ConfigShown{Key: c.Key, Value: SecretMask, Secret: true, Parameter: ParameterName(project, e.Name, c.Key), Version: c.Version}
+				cs = ConfigShown{Key: c.Key, Value: SecretMask, Secret: true, Parameter: project.ParameterName(projectName, e.Name, c.Key), Version: c.Version}
 			}
 			st.Config = append(st.Config, cs)
 		}

@@ -20,8 +20,8 @@ func TestBakeSecurityGroupByName(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := w.open(t)
-	project(t, st, "web", "#!/bin/sh\necho hi\n", func(p *store.Project) { p.SecurityGroups = []string{"builders"} })
-	project(t, st, "ghost", "#!/bin/sh\necho hi\n", func(p *store.Project) { p.SecurityGroups = []string{"nope"} })
+	putProject(t, st, "web", "#!/bin/sh\necho hi\n", func(p *store.Project) { p.SecurityGroups = []string{"builders"} })
+	putProject(t, st, "ghost", "#!/bin/sh\necho hi\n", func(p *store.Project) { p.SecurityGroups = []string{"nope"} })
 	s := w.serve(t, st, nil)
 
 	id := trigger(t, s, "web")

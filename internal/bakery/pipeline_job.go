@@ -16,22 +16,24 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/engine"
+	"kiln/internal/hook"
 	"kiln/internal/pipeline"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
-// worker is the River worker of JobArgs.
+// worker is the River worker of hook.JobArgs.
 type worker struct {
-	river.WorkerDefaults[JobArgs]
+	river.WorkerDefaults[hook.JobArgs]
 	s *Service
 }
 
 // Timeout: a bake bounds its own waits (the project's script and image
 // timeouts), so River's one-minute default must not cut it short.
-func (w *worker) Timeout(*river.Job[JobArgs]) time.Duration { return -1 }
+func (w *worker) Timeout(*river.Job[hook.JobArgs]) time.Duration { return -1 }
 
 // Work runs one bake; see Service.work.
-func (w *worker) Work(ctx context.Context, job *river.Job[JobArgs]) error {
+func (w *worker) Work(ctx context.Context, job *river.Job[hook.JobArgs]) error {
 	return w.s.work(ctx, job.Args.BakeID, job.Attempt >= job.MaxAttempts)
 }
 
@@ -98,7 +100,7 @@ func (s *Service) requeue(ctx context.Context) error {
 			return fmt.Errorf("requeue unfinished bakes: %w", err)
 		}
 		for _, b := range bakes {
-			if _, err := s.river.Insert(ctx, JobArgs{BakeID: b.ID}, nil); err != nil {
+			if _, err := s.river.Insert(ctx, hook.JobArgs{BakeID: b.ID}, nil); err != nil {
 				return fmt.Errorf("requeue bake %d: %w", b.ID, err)
 			}
 			s.log.Info("bake requeued after restart", "bake", b.ID, "project", b.Project)
@@ -159,10 +161,12 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 	if err != nil {
 		return err
 	}
-	p := ProjectFromRecord(*rp)
-	if err := s.loadDistribution(ctx, p); err != nil { // project_distribute.go
+	d, err := s.store.Distribution(ctx, b.Project)
+	if err != nil {
 		return err
 	}
+	p := project.FromRecord(*rp)
+	p.Distribution = project.DistributionFromRecord(d)
 	spec := SpecFor(p, b, s.store.BakeryID())
 	rec := &storeRecorder{s: s, bake: b}
 	if b.CancelRequested {
@@ -214,7 +218,7 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		return err
 	}
 	if p.Rollout != nil {
-		image := imageIn(res, cmp.Or(p.Rollout.Region, p.Region)) // project_distribute.go
+		image := imageIn(res, cmp.Or(p.Rollout.Region, p.Region))
 		if done, err := s.rollOut(ctx, bctx, b, p, image, rec, log, last); done || err != nil {
 			return err
 		}
@@ -242,7 +246,7 @@ func (e *RolloutFailedError) Unwrap() error { return e.Err }
 // done says the bake was finished here (failed or cancelled, its image
 // kept); an error makes River retry the job (transient, or shutting down).
 // bctx is the bake's context (ended by Cancel); ctx the job's.
-func (s *Service) rollOut(ctx, bctx context.Context, b *store.Bake, p *Project, image string, rec *storeRecorder, log *slog.Logger, last bool) (done bool, err error) {
+func (s *Service) rollOut(ctx, bctx context.Context, b *store.Bake, p *project.Project, image string, rec *storeRecorder, log *slog.Logger, last bool) (done bool, err error) {
 	t := *p.Rollout
 	region := cmp.Or(t.Region, p.Region)
 	detail := fmt.Sprintf("%s to group %s in %s", image, t.Group, region)
@@ -303,44 +307,38 @@ func (s *Service) recordedImage(ctx context.Context, b *store.Bake) string {
 }
 
 // SpecFor is the pipeline's spec of bake b of project p in the bakery
-// (store.BakeryID) bakery: bake id as the identity, image name
-// "<project>-<bake id>", tags kiln:project, kiln:bake, kiln:bake-origin and
-// kiln:bakery (found again by them) and kiln:commit plus the project's tags.
-func SpecFor(p *Project, b *store.Bake, bakery string) pipeline.Spec {
+// (store.BakeryID) bakery: the project's Builder as it is, with the commit
+// among its tags (kiln:commit); bake id as the identity, image name
+// "<project>-<bake id>", and the tags kiln:project, kiln:bake,
+// kiln:bake-origin and kiln:bakery that find the bake's builder and image
+// again.
+func SpecFor(p *project.Project, b *store.Bake, bakery string) pipeline.Spec {
 	id := strconv.FormatInt(b.ID, 10)
-	tags := maps.Clone(p.Tags)
-	if tags == nil {
-		tags = map[string]string{}
+	builder := p.Builder
+	builder.Tags = maps.Clone(p.Tags)
+	if builder.Tags == nil {
+		builder.Tags = map[string]string{}
 	}
 	if b.Commit != "" {
-		tags[pipeline.TagCommit] = b.Commit
+		builder.Tags[pipeline.TagCommit] = b.Commit
 	}
 	return pipeline.Spec{
-		ID:             id,
-		ImageName:      p.Name + "-" + id,
-		Region:         p.Region,
-		Base:           p.Base,
-		Type:           p.Type,
-		Script:         p.Script,
-		SecurityGroups: p.SecurityGroups,
-		Subnet:         p.Subnet,
-		IAMProfile:     p.IAMProfile,
+		ID:        id,
+		ImageName: p.Name + "-" + id,
+		Builder:   builder,
 		Match: map[string]string{pipeline.TagProject: p.Name, awsapi.TagBake: id,
 			pipeline.TagOrigin: strconv.FormatInt(b.Created.UnixMilli(), 10), pipeline.TagBakery: bakery},
-		Tags:         tags,
-		Timeouts:     p.Timeouts,
-		Distribution: p.Distribution,
 	}
 }
 
 // retain applies the project's keep-N to its images.
-func (s *Service) retain(ctx context.Context, p *Project, rec *storeRecorder) error {
+func (s *Service) retain(ctx context.Context, p *project.Project, rec *storeRecorder) error {
 	return rec.step(ctx, pipeline.StepRetention, "", func() error {
 		protect, err := s.protected(ctx, p.Name, max(p.Keep, 1))
 		if err != nil {
 			return err
 		}
-		rs, err := s.pipe.RetainRegions(ctx, p.regions(), map[string]string{pipeline.TagProject: p.Name}, max(p.Keep, 1), protect...)
+		rs, err := s.pipe.RetainRegions(ctx, p.Regions(), map[string]string{pipeline.TagProject: p.Name}, max(p.Keep, 1), protect...)
 		var kept, removed, inUse int
 		for _, r := range rs {
 			kept, removed, inUse = kept+len(r.Kept), removed+len(r.Removed), inUse+len(r.InUse)
@@ -563,4 +561,14 @@ func (r *storeRecorder) step(ctx context.Context, name, detail string, fn func()
 		return ferr
 	}
 	return err
+}
+
+// imageIn is the bake's image in region: its own, or the copy there.
+func imageIn(res pipeline.Result, region string) string {
+	for _, ri := range res.Regions {
+		if ri.Region == region {
+			return ri.ImageID
+		}
+	}
+	return res.ImageID
 }

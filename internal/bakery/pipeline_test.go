@@ -128,8 +128,8 @@ func (w *world) serve(t *testing.T, st *store.Store, mod func(*Service)) *runnin
 
 const alName = "al2023-ami-2023.*-x86_64"
 
-// project stores a project named name with script.
-func project(t *testing.T, st *store.Store, name, script string, mod func(*store.Project)) {
+// putProject stores a project named name with script.
+func putProject(t *testing.T, st *store.Store, name, script string, mod func(*store.Project)) {
 	t.Helper()
 	p := store.Project{
 		Name: name, Region: "us-east-1", BaseOwner: "amazon", BaseName: alName, BaseMostRecent: true,
@@ -243,7 +243,7 @@ func (w *world) checkOneBuilderGone(t *testing.T, id int64) awssim.InstanceInfo 
 func TestBakeSucceeds(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
-	project(t, st, "web", "#!/bin/sh\necho installing nginx\ndnf install -y nginx\n", nil)
+	putProject(t, st, "web", "#!/bin/sh\necho installing nginx\ndnf install -y nginx\n", nil)
 	s := w.serve(t, st, nil)
 	progress, cancel := s.Subscribe(0)
 	defer cancel()
@@ -347,7 +347,7 @@ func TestBakeFails(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, awssim.Options{})
 			st := w.open(t)
-			project(t, st, "web", tt.script, func(p *store.Project) {
+			putProject(t, st, "web", tt.script, func(p *store.Project) {
 				if tt.timeout > 0 {
 					p.ScriptTimeout = tt.timeout
 				}
@@ -380,7 +380,7 @@ func TestBakeFails(t *testing.T) {
 func TestImageFails(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
-	project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
+	putProject(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 	w.sim.FailNextImages(1)
 	s := w.serve(t, st, nil)
 	id := trigger(t, s, "web")
@@ -406,7 +406,7 @@ func TestCrashResume(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, awssim.Options{})
 			st1 := w.open(t)
-			project(t, st1, "web", "#!/bin/sh\necho hello\n", nil)
+			putProject(t, st1, "web", "#!/bin/sh\necho hello\n", nil)
 			crashed := make(chan struct{})
 			var once sync.Once
 			var s1 *running
@@ -469,7 +469,7 @@ func TestCrashStuckJob(t *testing.T) {
 // launch happens in it. It returns the bake's id.
 func (w *world) crashAfterLaunch(t *testing.T, st *store.Store) int64 {
 	t.Helper()
-	project(t, st, "web", "#!/bin/sh\necho hello\n", nil)
+	putProject(t, st, "web", "#!/bin/sh\necho hello\n", nil)
 	crashed := make(chan struct{})
 	var once sync.Once
 	s1 := w.serve(t, st, func(s *Service) {
@@ -496,7 +496,7 @@ func (w *world) crashAfterLaunch(t *testing.T, st *store.Store) int64 {
 func TestCrashQueuedBake(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	st1 := w.open(t)
-	project(t, st1, "web", "#!/bin/sh\necho hello\n", nil)
+	putProject(t, st1, "web", "#!/bin/sh\necho hello\n", nil)
 	res, err := st1.CreateBake(t.Context(), "web", "", "", nil) // queued, no workable job
 	if err != nil {
 		t.Fatal(err)
@@ -510,7 +510,7 @@ func TestCancel(t *testing.T) {
 	t.Run("while the script runs", func(t *testing.T) {
 		w := newWorld(t, awssim.Options{})
 		st := w.open(t)
-		project(t, st, "web", "#!/bin/sh\nsleep 3600\n", nil)
+		putProject(t, st, "web", "#!/bin/sh\nsleep 3600\n", nil)
 		s := w.serve(t, st, nil)
 		id := trigger(t, s, "web")
 		eventually(t, "the wait for the script", func() bool {
@@ -543,7 +543,7 @@ func TestCancel(t *testing.T) {
 	t.Run("while the image is pending", func(t *testing.T) {
 		w := newWorld(t, awssim.Options{Durations: awssim.Durations{Image: time.Hour}})
 		st := w.open(t)
-		project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
+		putProject(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 		s := w.serve(t, st, nil)
 		id := trigger(t, s, "web")
 		eventually(t, "the image", func() bool {
@@ -574,7 +574,7 @@ func TestCancel(t *testing.T) {
 	t.Run("queued", func(t *testing.T) {
 		w := newWorld(t, awssim.Options{})
 		st := w.open(t)
-		project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
+		putProject(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 		s, err := NewService(st, w.hubs, testLog, testOptions()) // not running
 		if err != nil {
 			t.Fatal(err)
@@ -599,14 +599,14 @@ func TestCancel(t *testing.T) {
 func TestFreshDatabase(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	st1 := w.open(t)
-	project(t, st1, "web", "#!/bin/sh\ntrue\n", nil)
+	putProject(t, st1, "web", "#!/bin/sh\ntrue\n", nil)
 	s1 := w.serve(t, st1, nil)
 	old := waitFinal(t, st1, trigger(t, s1, "web"))
 	s1.stop()
 
 	w.db = filepath.Join(t.TempDir(), "fresh.db")
 	st2 := w.open(t)
-	project(t, st2, "web", "#!/bin/sh\ntrue\n", nil)
+	putProject(t, st2, "web", "#!/bin/sh\ntrue\n", nil)
 	s2 := w.serve(t, st2, nil)
 	id := trigger(t, s2, "web")
 	if id != old.ID {
@@ -656,10 +656,11 @@ func TestResumedWaitKeepsDeadline(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	p := pipeline.NewPipeline(w.hubs, testLog, pipeline.PipelineOptions{ConsoleWait: 100 * time.Millisecond})
 	spec := pipeline.Spec{
-		ID: "t1", ImageName: "t-1", Region: "us-east-1", Type: "t3.small", Script: "sleep 3600\n",
-		Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
-		Match:    map[string]string{pipeline.TagProject: "t"},
-		Timeouts: pipeline.Timeouts{Script: time.Hour},
+		ID: "t1", ImageName: "t-1",
+		Builder: pipeline.Builder{Region: "us-east-1", Type: "t3.small", Script: "sleep 3600\n",
+			Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
+			Timeouts: pipeline.Timeouts{Script: time.Hour}},
+		Match: map[string]string{pipeline.TagProject: "t"},
 	}
 	_, err := p.Bake(t.Context(), spec, pastClock{})
 	var fe *pipeline.FailedError
@@ -676,7 +677,7 @@ func TestResumedWaitKeepsDeadline(t *testing.T) {
 func TestBakeEventualConsistency(t *testing.T) {
 	w := newWorld(t, awssim.Options{Consistency: time.Minute, Throttle: true})
 	st := w.open(t)
-	project(t, st, "web", "#!/bin/sh\ntrue\n", nil)
+	putProject(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 	s := w.serve(t, st, nil)
 	id := trigger(t, s, "web")
 	b := waitFinal(t, st, id)
@@ -699,10 +700,11 @@ func TestConsoleWaitBoundedByScriptTimeout(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	p := pipeline.NewPipeline(w.hubs, testLog, pipeline.PipelineOptions{ConsoleWait: time.Hour})
 	spec := pipeline.Spec{
-		ID: "t1", ImageName: "t-1", Region: "us-east-1", Type: "t3.small", Script: "poweroff\n",
-		Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
-		Match:    map[string]string{pipeline.TagProject: "t"},
-		Timeouts: pipeline.Timeouts{Script: 2 * time.Second},
+		ID: "t1", ImageName: "t-1",
+		Builder: pipeline.Builder{Region: "us-east-1", Type: "t3.small", Script: "poweroff\n",
+			Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
+			Timeouts: pipeline.Timeouts{Script: 2 * time.Second}},
+		Match: map[string]string{pipeline.TagProject: "t"},
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // far below the hour
 	defer cancel()

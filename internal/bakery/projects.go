@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -19,7 +20,7 @@ type API interface {
 	// next safe point. It returns the bake afterwards; a bake that is over
 	// wraps store.ErrBakeFinished, an unknown one store.ErrNotFound.
 	Cancel(ctx context.Context, id int64, reason string) (*store.Bake, error)
-	ApplyProject(ctx context.Context, p *Project) (Applied, error)
+	ApplyProject(ctx context.Context, p *project.Project) (project.Applied, error)
 	// DeleteProject refuses with a *BakeRunningError while a bake runs.
 	DeleteProject(ctx context.Context, name string) error
 	RotateSecret(ctx context.Context, name string) (string, error)
@@ -40,16 +41,16 @@ type Projects struct{ st *store.Store }
 // NewProjects is the project rules over st.
 func NewProjects(st *store.Store) Projects { return Projects{st: st} }
 
-// ApplyProject stores p (see the function ApplyProject) and its
+// ApplyProject stores p (see project.Apply) and its
 // environments (never a secret's value: the service puts those into SSM
 // first and keeps only their versions).
-func (ps Projects) ApplyProject(ctx context.Context, p *Project) (Applied, error) {
-	a, err := ApplyProject(ctx, ps.st, p)
+func (ps Projects) ApplyProject(ctx context.Context, p *project.Project) (project.Applied, error) {
+	a, err := project.Apply(ctx, ps.st, p)
 	if err != nil {
 		return a, err
 	}
 	if err := ps.st.PutEnvironments(ctx, p.Name, p.Environments); err != nil {
-		return Applied{}, fmt.Errorf("apply project %q: %w", p.Name, err)
+		return project.Applied{}, fmt.Errorf("apply project %q: %w", p.Name, err)
 	}
 	return a, nil
 }
@@ -87,7 +88,7 @@ func (ps Projects) DeleteProject(ctx context.Context, name string) error {
 // old secret are refused from now on. An unknown project wraps
 // store.ErrNotFound.
 func (ps Projects) RotateSecret(ctx context.Context, name string) (string, error) {
-	secret := GenerateSecret()
+	secret := project.GenerateSecret()
 	if err := ps.st.SetProjectSecret(ctx, name, secret); err != nil {
 		return "", err
 	}

@@ -19,6 +19,8 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/awsres"
 	"kiln/internal/engine"
+	"kiln/internal/pipeline"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -129,38 +131,38 @@ func (s *Service) Promote(ctx context.Context, project, env, image string) (*Pro
 	return s.promote(ctx, project, env, image, "manual")
 }
 
-func (s *Service) promote(ctx context.Context, project, env, image, cause string) (*Promotion, error) {
-	if _, err := s.store.Project(ctx, project); err != nil {
+func (s *Service) promote(ctx context.Context, projectName, env, image, cause string) (*Promotion, error) {
+	if _, err := s.store.Project(ctx, projectName); err != nil {
 		return nil, err
 	}
-	envs, err := s.store.Environments(ctx, project)
+	envs, err := s.store.Environments(ctx, projectName)
 	if err != nil {
 		return nil, err
 	}
-	i := slices.IndexFunc(envs, func(e Environment) bool { return e.Name == env })
+	i := slices.IndexFunc(envs, func(e store.Environment) bool { return e.Name == env })
 	if i < 0 {
 		names := make([]string, len(envs))
 		for j, e := range envs {
 			names[j] = e.Name
 		}
 		if len(names) == 0 {
-			return nil, &PromotionError{Msg: fmt.Sprintf("project %q has no environments", project)}
+			return nil, &PromotionError{Msg: fmt.Sprintf("project %q has no environments", projectName)}
 		}
-		return nil, &PromotionError{Msg: fmt.Sprintf("project %q has no environment %q (it has %v)", project, env, names)}
+		return nil, &PromotionError{Msg: fmt.Sprintf("project %q has no environment %q (it has %v)", projectName, env, names)}
 	}
 	e := envs[i]
 	if image == "" {
 		if i == 0 {
-			imgs, err := s.store.Images(ctx, project)
+			imgs, err := s.store.Images(ctx, projectName)
 			if err != nil {
 				return nil, err
 			}
 			if len(imgs) == 0 {
-				return nil, &PromotionError{Msg: fmt.Sprintf("project %q has no image yet: bake first", project)}
+				return nil, &PromotionError{Msg: fmt.Sprintf("project %q has no image yet: bake first", projectName)}
 			}
 			image = imgs[0].ImageID
 		} else {
-			cur, err := s.current(ctx, project, envs[i-1].Name)
+			cur, err := s.current(ctx, projectName, envs[i-1].Name)
 			if err != nil {
 				return nil, err
 			}
@@ -170,19 +172,19 @@ func (s *Service) promote(ctx context.Context, project, env, image, cause string
 			image = cur
 		}
 	}
-	if !amiRe.MatchString(image) {
+	if !pipeline.IsImageID(image) {
 		return nil, &PromotionError{Msg: fmt.Sprintf("%q is not an image id (ami-...)", image)}
 	}
-	imgs, err := s.store.Images(ctx, project)
+	imgs, err := s.store.Images(ctx, projectName)
 	if err != nil {
 		return nil, err
 	}
 	if !slices.ContainsFunc(imgs, func(im store.Image) bool { return im.ImageID == image }) {
-		return nil, &PromotionError{Msg: fmt.Sprintf("%s is not an image of project %q (or retention removed it)", image, project)}
+		return nil, &PromotionError{Msg: fmt.Sprintf("%s is not an image of project %q (or retention removed it)", image, projectName)}
 	}
 	if i > 0 {
 		prev := envs[i-1].Name
-		ok, err := s.store.Promotions(ctx, store.PromotionQuery{Project: project, Env: prev, ImageID: image, State: store.PromotionSucceeded, Limit: 1})
+		ok, err := s.store.Promotions(ctx, store.PromotionQuery{Project: projectName, Env: prev, ImageID: image, State: store.PromotionSucceeded, Limit: 1})
 		if err != nil {
 			return nil, err
 		}
@@ -193,11 +195,11 @@ func (s *Service) promote(ctx context.Context, project, env, image, cause string
 	if err := s.imageAvailable(ctx, e.Region, image); err != nil {
 		return nil, err
 	}
-	p, err := s.store.AddPromotion(ctx, store.Promotion{Project: project, Env: env, ImageID: image, Cause: cause, Digest: Digest(e)})
+	p, err := s.store.AddPromotion(ctx, store.Promotion{Project: projectName, Env: env, ImageID: image, Cause: cause, Digest: project.Digest(e)})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("promotion started", "project", project, "env", env, "image", image, "cause", cause, "promotion", p.ID)
+	s.log.Info("promotion started", "project", projectName, "env", env, "image", image, "cause", cause, "promotion", p.ID)
 	s.startOwned(promotionLease(p.ID), func(ctx context.Context) { s.deploy(ctx, *p) })
 	return p, nil
 }
@@ -262,7 +264,7 @@ const deployAttempts = 8
 func (s *Service) deploy(ctx context.Context, p Promotion) {
 	log := s.log.With("project", p.Project, "env", p.Env, "promotion", p.ID)
 	envs, err := s.store.Environments(ctx, p.Project)
-	i := slices.IndexFunc(envs, func(e Environment) bool { return e.Name == p.Env })
+	i := slices.IndexFunc(envs, func(e store.Environment) bool { return e.Name == p.Env })
 	if err != nil || i < 0 {
 		if ctx.Err() == nil {
 			s.finishPromotion(ctx, log, p, store.PromotionFailed, fmt.Sprintf("environment gone: %v", err), "")
@@ -270,7 +272,7 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 		return
 	}
 	e := envs[i]
-	asg := groupResource(s.hubs, p.Project, e, p.ImageID)
+	asg := project.GroupResource(s.hubs, p.Project, e, p.ImageID)
 	_ = asg.Init(engine.Env{Graph: p.Project, ID: "bakery/" + p.Project + "/" + e.Name, Kind: "aws:asg", Name: e.Group.Name,
 		Log: log.With("group", e.Group.Name)})
 	for attempt, delay := 1, time.Second; ; attempt++ {
@@ -307,7 +309,7 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 		return
 	}
 	s.finishPromotion(ctx, log, p, store.PromotionSucceeded, "", version)
-	if i+1 < len(envs) && envs[i+1].Promotion == PromoteAuto && !s.runs(ctx, p.Project, envs[i+1].Name, p.ImageID) {
+	if i+1 < len(envs) && envs[i+1].Promotion == project.PromoteAuto && !s.runs(ctx, p.Project, envs[i+1].Name, p.ImageID) {
 		until := time.Now().Add(envs[i+1].Soak)
 		if _, err := s.store.SetSoak(ctx, p.ID, store.SoakRunning, until, ""); err != nil {
 			log.Warn("record soak", "err", err)
@@ -340,7 +342,7 @@ const healthyWithin = 30 * time.Minute
 
 // awaitHealthy waits until env's group is healthy (awsres.GroupHealth),
 // looking with the hubs' backoff, and returns "" then, or why not.
-func (s *Service) awaitHealthy(ctx context.Context, e Environment) string {
+func (s *Service) awaitHealthy(ctx context.Context, e project.Environment) string {
 	b := s.hubs.Options().Wait
 	delay := b.Min
 	deadline := time.Now().Add(healthyWithin)
@@ -378,7 +380,7 @@ func soakCheck(soak time.Duration) time.Duration {
 // (awsres.GroupHealth, and the same instances throughout), then promotes p's image to next. An unhealthy
 // group, or a newer promotion of env (which abandons the soak), ends it
 // without a promotion.
-func (s *Service) soak(ctx context.Context, p Promotion, env, next Environment) {
+func (s *Service) soak(ctx context.Context, p Promotion, env, next project.Environment) {
 	log := s.log.With("project", p.Project, "env", p.Env, "promotion", p.ID, "next", next.Name)
 	log.Info("soaking before the promotion", "until", p.SoakUntil.Format(time.RFC3339))
 	every := soakCheck(next.Soak)
@@ -445,45 +447,45 @@ func (s *Service) followUp(ctx context.Context, project string) {
 // environment when it is auto and that image never went there (a bake
 // finished while a rollout ran), and each environment's current image
 // again when its configuration changed since.
-func (s *Service) catchUp(ctx context.Context, project string) error {
-	envs, err := s.store.Environments(ctx, project)
+func (s *Service) catchUp(ctx context.Context, projectName string) error {
+	envs, err := s.store.Environments(ctx, projectName)
 	if err != nil || len(envs) == 0 {
 		return err
 	}
 	for i, e := range envs {
-		last, err := s.store.Promotions(ctx, store.PromotionQuery{Project: project, Env: e.Name, Limit: 1})
+		last, err := s.store.Promotions(ctx, store.PromotionQuery{Project: projectName, Env: e.Name, Limit: 1})
 		if err != nil {
 			return err
 		}
 		if len(last) > 0 && last[0].State == store.PromotionRolling {
 			continue
 		}
-		if i == 0 && e.Promotion == PromoteAuto {
-			imgs, err := s.store.Images(ctx, project)
+		if i == 0 && e.Promotion == project.PromoteAuto {
+			imgs, err := s.store.Images(ctx, projectName)
 			if err != nil {
 				return err
 			}
 			if len(imgs) > 0 {
-				seen, err := s.store.Promotions(ctx, store.PromotionQuery{Project: project, Env: e.Name, ImageID: imgs[0].ImageID, Limit: 1})
+				seen, err := s.store.Promotions(ctx, store.PromotionQuery{Project: projectName, Env: e.Name, ImageID: imgs[0].ImageID, Limit: 1})
 				if err != nil {
 					return err
 				}
 				if len(seen) == 0 {
-					_, err := s.promote(ctx, project, e.Name, imgs[0].ImageID, fmt.Sprintf("bake of %s", imgs[0].ImageID))
+					_, err := s.promote(ctx, projectName, e.Name, imgs[0].ImageID, fmt.Sprintf("bake of %s", imgs[0].ImageID))
 					if err != nil && !errors.Is(err, store.ErrPromotionRunning) {
-						s.log.Warn("promotion after the bake refused", "project", project, "env", e.Name, "err", err)
+						s.log.Warn("promotion after the bake refused", "project", projectName, "env", e.Name, "err", err)
 					}
 					continue
 				}
 			}
 		}
-		ok, err := s.store.Promotions(ctx, store.PromotionQuery{Project: project, Env: e.Name, State: store.PromotionSucceeded, Limit: 1})
+		ok, err := s.store.Promotions(ctx, store.PromotionQuery{Project: projectName, Env: e.Name, State: store.PromotionSucceeded, Limit: 1})
 		if err != nil {
 			return err
 		}
-		if len(ok) == 1 && ok[0].Digest != Digest(e) && (len(last) == 0 || last[0].Digest != Digest(e)) {
-			if _, err := s.promote(ctx, project, e.Name, ok[0].ImageID, "configuration changed"); err != nil && !errors.Is(err, store.ErrPromotionRunning) {
-				s.log.Warn("configuration rollout refused", "project", project, "env", e.Name, "err", err)
+		if len(ok) == 1 && ok[0].Digest != project.Digest(e) && (len(last) == 0 || last[0].Digest != project.Digest(e)) {
+			if _, err := s.promote(ctx, projectName, e.Name, ok[0].ImageID, "configuration changed"); err != nil && !errors.Is(err, store.ErrPromotionRunning) {
+				s.log.Warn("configuration rollout refused", "project", projectName, "env", e.Name, "err", err)
 			}
 		}
 	}
@@ -530,7 +532,7 @@ func (s *Service) resumeOwned(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		i := slices.IndexFunc(envs, func(e Environment) bool { return e.Name == p.Env })
+		i := slices.IndexFunc(envs, func(e store.Environment) bool { return e.Name == p.Env })
 		if i < 0 || i+1 >= len(envs) {
 			continue
 		}
@@ -544,7 +546,7 @@ func (s *Service) resumeOwned(ctx context.Context) error {
 // value already, and records the parameter's version in its ConfigValue
 // (the user data pins it). Values are compared with the decrypted
 // parameter, so the database never needs them.
-func (s *Service) applySecrets(ctx context.Context, project string, envs []Environment) error {
+func (s *Service) applySecrets(ctx context.Context, projectName string, envs []project.Environment) error {
 	for i := range envs {
 		e := &envs[i]
 		for j := range e.Config {
@@ -552,7 +554,7 @@ func (s *Service) applySecrets(ctx context.Context, project string, envs []Envir
 			if !c.Secret || (c.Value == "" && c.Version > 0) {
 				continue // plain, or kept as stored (a parsed file never has an empty secret)
 			}
-			v, err := s.putSecret(ctx, e.Region, ParameterName(project, e.Name, c.Key), c.Value)
+			v, err := s.putSecret(ctx, e.Region, project.ParameterName(projectName, e.Name, c.Key), c.Value)
 			if err != nil {
 				return fmt.Errorf("environment %s: secret %s: %w", e.Name, c.Key, err)
 			}
@@ -584,18 +586,18 @@ func (s *Service) putSecret(ctx context.Context, region, name, value string) (in
 
 // dropSecrets deletes the parameters of secrets that old has and envs no
 // longer have.
-func (s *Service) dropSecrets(ctx context.Context, project string, old, envs []Environment) {
+func (s *Service) dropSecrets(ctx context.Context, projectName string, old, envs []project.Environment) {
 	keep := map[string]bool{}
 	for _, e := range envs {
 		for _, c := range e.Config {
 			if c.Secret {
-				keep[ParameterName(project, e.Name, c.Key)] = true
+				keep[project.ParameterName(projectName, e.Name, c.Key)] = true
 			}
 		}
 	}
 	for _, e := range old {
 		for _, c := range e.Config {
-			name := ParameterName(project, e.Name, c.Key)
+			name := project.ParameterName(projectName, e.Name, c.Key)
 			if !c.Secret || keep[name] {
 				continue
 			}
@@ -614,17 +616,17 @@ func (s *Service) dropSecrets(ctx context.Context, project string, old, envs []E
 // (only their versions to the database), then the project, then the
 // environments; an environment whose configuration changed rolls its
 // current image out again with it.
-func (s *Service) ApplyProject(ctx context.Context, p *Project) (Applied, error) {
+func (s *Service) ApplyProject(ctx context.Context, p *project.Project) (project.Applied, error) {
 	old, err := s.store.Environments(ctx, p.Name)
 	if err != nil {
-		return Applied{}, err
+		return project.Applied{}, err
 	}
 	envs := slices.Clone(p.Environments)
 	for i := range envs {
 		envs[i].Config = slices.Clone(envs[i].Config)
 	}
 	if err := s.applySecrets(ctx, p.Name, envs); err != nil {
-		return Applied{}, fmt.Errorf("apply project %q: %w", p.Name, err)
+		return project.Applied{}, fmt.Errorf("apply project %q: %w", p.Name, err)
 	}
 	withVersions := *p
 	withVersions.Environments = envs

@@ -18,6 +18,7 @@ import (
 
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -102,7 +103,7 @@ func newEnvWorld(t *testing.T) *envWorld {
 
 func (w *envWorld) apply(t *testing.T, src string) {
 	t.Helper()
-	p, err := bakery.ParseProject("web.yaml", []byte(src), func(k string) string {
+	p, err := project.Parse("web.yaml", []byte(src), func(k string) string {
 		if k == "DB_PASSWORD" {
 			return secretValue
 		}
@@ -365,7 +366,7 @@ func TestEnvironmentsSoakFails(t *testing.T) {
 	}
 
 	// A new secret value: SSM version 2, pinned by a configuration rollout.
-	p, err := bakery.ParseProject("web.yaml", []byte(envProject("auto", "debug")), func(string) string { return "a-new-secret-value" })
+	p, err := project.Parse("web.yaml", []byte(envProject("auto", "debug")), func(string) string { return "a-new-secret-value" })
 	if err != nil {
 		t.Fatal(err)
 	}

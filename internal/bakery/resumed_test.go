@@ -17,7 +17,7 @@ import (
 func TestResumedStepSaysItsTimeIncludesDowntime(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
-	project(t, st, "web", "#!/bin/sh\necho hello\n", nil)
+	putProject(t, st, "web", "#!/bin/sh\necho hello\n", nil)
 	res, err := st.CreateBake(t.Context(), "web", "", "", nil)
 	if err != nil {
 		t.Fatal(err)

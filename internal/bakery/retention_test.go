@@ -23,7 +23,7 @@ import (
 func TestRetention(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
-	project(t, st, "web", "#!/bin/sh\ntrue\n", func(p *store.Project) { p.Keep = 2 })
+	putProject(t, st, "web", "#!/bin/sh\ntrue\n", func(p *store.Project) { p.Keep = 2 })
 	s := w.serve(t, st, nil)
 
 	var imgs []types.Image

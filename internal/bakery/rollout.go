@@ -7,6 +7,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awsres"
+	"kiln/internal/project"
 )
 
 // rollOut rolls image out to target's group through aws:asg's rollout
@@ -14,7 +15,7 @@ import (
 // refresh, waited for. A refresh that failed for good becomes a
 // *RolloutFailedError, so the bake fails with its reason and keeps its
 // image; other errors are the rollout's (permanent, or retried).
-func rollOut(ctx context.Context, hubs *awsapi.Hubs, region, group, imageID string, t RolloutTarget, log *slog.Logger) error {
+func rollOut(ctx context.Context, hubs *awsapi.Hubs, region, group, imageID string, t project.RolloutTarget, log *slog.Logger) error {
 	res, err := awsres.RollOut(ctx, hubs, region, group, imageID, awsres.Rollout{
 		MinHealthyPercent: t.MinHealthyPercent,
 		Warmup:            t.Warmup,

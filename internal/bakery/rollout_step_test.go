@@ -19,6 +19,7 @@ import (
 	"kiln/internal/awsres"
 	"kiln/internal/awssim"
 	"kiln/internal/engine"
+	"kiln/internal/project"
 )
 
 // TestBakeRollOut: the bake's rollOut converts the target, turns a
@@ -70,12 +71,12 @@ func TestBakeRollOut(t *testing.T) {
 		return ok && gi.Healthy() == 3
 	})
 
-	roll := func(ctx context.Context, region, group, image string, t RolloutTarget, log *slog.Logger) error {
+	roll := func(ctx context.Context, region, group, image string, t project.RolloutTarget, log *slog.Logger) error {
 		return rollOut(ctx, hubs, region, group, image, t, log)
 	}
 	log := slog.New(slog.DiscardHandler)
 	pct := 50
-	target := RolloutTarget{Group: "web", MinHealthyPercent: &pct, Warmup: 60 * time.Second}
+	target := project.RolloutTarget{Group: "web", MinHealthyPercent: &pct, Warmup: 60 * time.Second}
 	sim.FailNextRefresh(1)
 	err = roll(t.Context(), "us-east-1", "web", newImage, target, log)
 	var rf *RolloutFailedError

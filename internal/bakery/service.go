@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/hook"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
 )
@@ -74,7 +75,7 @@ type Service struct {
 	log   *slog.Logger
 	o     Options
 	river *store.Jobs
-	queue *Queue
+	queue *hook.Queue
 	sent  chan Progress // this server's progress, to publish to the others
 	pipe  *pipeline.Pipeline
 
@@ -119,13 +120,13 @@ func NewService(st *store.Store, hubs *awsapi.Hubs, log *slog.Logger, o Options)
 		return nil, fmt.Errorf("new bake service: %w", err)
 	}
 	s.river = rc
-	s.queue = NewQueue(st, rc)
+	s.queue = hook.NewQueue(st, rc)
 	return s, nil
 }
 
-// Queue is the webhook handler's backend (NewHookHandler(s.Queue(), log)),
+// Queue is the webhook handler's backend (hook.NewHandler(s.Queue(), log)),
 // inserting jobs with the service's River client.
-func (s *Service) Queue() *Queue { return s.queue }
+func (s *Service) Queue() *hook.Queue { return s.queue }
 
 // River is the service's River client (for job inspection; jobs are
 // inserted through Queue or Trigger).

@@ -11,6 +11,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -20,7 +21,7 @@ import (
 func TestSweep(t *testing.T) {
 	w := newWorld(t, awssim.Options{})
 	st := w.open(t)
-	project(t, st, "web", "#!/bin/sh\nsleep 3600\n", nil)
+	putProject(t, st, "web", "#!/bin/sh\nsleep 3600\n", nil)
 	s := w.serve(t, st, nil)
 
 	running := trigger(t, s, "web")
@@ -30,7 +31,7 @@ func TestSweep(t *testing.T) {
 	})
 	// A bake that is over but whose builder survived (say the process died
 	// between finishing the bake and terminating it).
-	project(t, st, "api", "#!/bin/sh\ntrue\n", nil)
+	putProject(t, st, "api", "#!/bin/sh\ntrue\n", nil)
 	over, err := st.CreateBake(t.Context(), "api", "", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestSweep(t *testing.T) {
 	waitFinal(t, st, running)
 }
 
-func fmtID(id int64) string { return SpecFor(&Project{Name: "x"}, &store.Bake{ID: id}, "").ID }
+func fmtID(id int64) string { return SpecFor(&project.Project{Name: "x"}, &store.Bake{ID: id}, "").ID }
 
 func imgID(t *testing.T, w *world) *string {
 	t.Helper()

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/bakery"
+	"kiln/internal/project"
 	"kiln/internal/store"
 	"kiln/internal/web"
 )
@@ -211,8 +212,8 @@ func (a *app) bakeLocal(ctx context.Context, o *clientOptions, lo localOptions, 
 	if err != nil {
 		return fmt.Errorf("read project file: %w", err)
 	}
-	proj, err := bakery.ParseProject(file, data, os.Getenv)
-	if perrs, ok := errors.AsType[bakery.ProjectErrors](err); ok {
+	proj, err := project.Parse(file, data, os.Getenv)
+	if perrs, ok := errors.AsType[project.Errors](err); ok {
 		for _, p := range perrs {
 			fmt.Fprintln(a.stderr, p)
 		}
@@ -236,7 +237,7 @@ func (a *app) bakeLocal(ctx context.Context, o *clientOptions, lo localOptions, 
 		return err
 	}
 	defer st.Close()
-	if _, err := bakery.ApplyProject(ctx, st, proj); err != nil {
+	if _, err := project.Apply(ctx, st, proj); err != nil {
 		return err
 	}
 	sim, err := a.startSim(lo.sim, nil)

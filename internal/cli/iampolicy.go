@@ -2,22 +2,26 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
-	"kiln/internal/awsapi"
 	"kiln/internal/config"
 	"kiln/internal/engine"
 	"kiln/internal/eventqueue"
+	"kiln/internal/iampolicy"
+	"kiln/internal/project"
 )
 
 func newIAMPolicyCmd(a *app) *cobra.Command {
 	var queues []string
+	var bakery bool
 	cmd := &cobra.Command{
-		Use:   "iam-policy [FILE] [--events-queue QUEUE_URL]...",
-		Short: "Print the least-privilege IAM policy for a graph",
+		Use:   "iam-policy [FILE] [--events-queue QUEUE_URL]... | --bakery PROJECT_FILE...",
+		Short: "Print the least-privilege IAM policy for a graph, or for kiln serve with projects",
 		Long: `IAM-policy parses the graph in FILE and prints, as JSON, the IAM policy that
 allows exactly the AWS actions its resources may call (each AWS kind
 declares them from its fields), scoped by kiln's ownership tag as AWS
@@ -33,22 +37,44 @@ With --events-queue (repeatable, as given to kiln run or kiln serve) the
 policy also allows reading and deleting that queue's messages, in a
 statement of its own naming the queue's ARN; FILE is then optional.
 
+With --bakery, the arguments are project files and the policy is the one
+kiln serve needs to bake, copy, share and retain their images, promote
+them through their environments (Auto Scaling groups and launch
+templates, secrets in SSM under /kiln/PROJECT/) and roll them out: a
+bake's builder, image and snapshots only while tagged kiln:project=<a
+project>, the environments' groups and templates only while tagged
+kiln:owner=<a project>, the rollout targets by group name, the secrets by
+parameter path, and iam:PassRole for the builders' and groups' instance
+profiles. Apply the projects with the same files afterwards; a new project
+needs the policy made again. ${VAR} references in the files need not be
+set: no secret is read.
+
 A graph with no AWS resources (and no --events-queue) needs no
 permissions: iam-policy says so on stderr, prints no policy and exits 0.
 
 Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 		Example: `  kiln iam-policy examples/ec2.yaml > kiln-policy.json
   kiln iam-policy --events-queue https://sqs.us-east-1.amazonaws.com/123456789012/kiln-events examples/ec2.yaml
+  kiln iam-policy --bakery web.yaml api.yaml > kiln-serve-policy.json
   aws iam put-role-policy --role-name kiln --policy-name kiln --policy-document file://kiln-policy.json`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if bakery {
+				if len(args) == 0 {
+					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--bakery needs one or more project files")}
+				}
+				return nil
+			}
 			if len(args) == 0 && len(queues) > 0 {
 				return nil
 			}
 			return fileArg(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if bakery {
+				return a.writeBakeryPolicy(args, queues)
+			}
 			if len(args) == 0 {
-				return a.writePolicy("", awsapi.Policy(""), queues)
+				return a.writePolicy("", iampolicy.Policy(""), queues)
 			}
 			g, err := config.Load(args[0], a.kinds())
 			if err != nil {
@@ -65,22 +91,55 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 			if err != nil {
 				return err
 			}
-			return a.writePolicy(g.Name, awsapi.Policy(g.Name, rs...), queues)
+			return a.writePolicy(g.Name, iampolicy.Policy(g.Name, rs...), queues)
 		},
 	}
 	cmd.Flags().StringArrayVar(&queues, "events-queue", nil, "add what reading this events queue (URL or name) needs (repeatable)")
+	cmd.Flags().BoolVar(&bakery, "bakery", false, "the arguments are project files: print the policy of kiln serve with those projects")
 	return cmd
 }
 
 // writePolicy prints doc, with the statements the events queues need. A
 // policy with nothing to allow is not printed: IAM refuses one without
 // statements, and one that allows nothing would be attached for nothing.
-func (a *app) writePolicy(graph string, doc awsapi.PolicyDocument, queues []string) error {
+func (a *app) writePolicy(graph string, doc iampolicy.PolicyDocument, queues []string) error {
 	doc.Statement = append(doc.Statement, eventqueue.Statements(queues)...)
 	if len(doc.Statement) == 0 {
 		fmt.Fprintf(a.stderr, "kiln: graph %q has no AWS resources: kiln needs no IAM permissions for it; no policy printed\n", graph)
 		return nil
 	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	if _, err := a.stdout.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write policy: %w", err)
+	}
+	return nil
+}
+
+// writeBakeryPolicy prints the policy of kiln serve with the projects of
+// files (project.Parse's errors, with file and line, when one is bad).
+func (a *app) writeBakeryPolicy(files, queues []string) error {
+	var ps []iampolicy.BakeryProject
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("read project file: %w", err)
+		}
+		// No secret is read: any ${VAR} stands for a value long enough.
+		p, err := project.Parse(f, data, func(string) string { return "policy-placeholder-value" })
+		if perrs, ok := errors.AsType[project.Errors](err); ok {
+			for _, p := range perrs {
+				fmt.Fprintln(a.stderr, p)
+			}
+			n := len(perrs)
+			return &exitError{code: ExitError, err: fmt.Errorf("%d %s in the project file", n, plural(n, "problem", "problems"))}
+		}
+		if err != nil {
+			return err
+		}
+		ps = append(ps, p.IAM())
+	}
+	doc := iampolicy.Bakery(ps...)
+	doc.Statement = append(doc.Statement, eventqueue.Statements(queues)...)
 	b, _ := json.MarshalIndent(doc, "", "  ")
 	if _, err := a.stdout.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("write policy: %w", err)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kiln/internal/bakery"
+	"kiln/internal/project"
 	"kiln/internal/web"
 )
 
@@ -161,7 +161,7 @@ func (a *app) projectApply(ctx context.Context, o *clientOptions, file string) e
 	// The server validates the file; parsing it here only learns which
 	// variables webhook_secret names, to send their values along.
 	env := map[string]string{}
-	_, _ = bakery.ParseProject(file, data, func(k string) string {
+	_, _ = project.Parse(file, data, func(k string) string {
 		v := os.Getenv(k)
 		if v != "" {
 			env[k] = v

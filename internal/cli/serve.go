@@ -15,6 +15,7 @@ import (
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
 	"kiln/internal/events"
+	"kiln/internal/hook"
 	"kiln/internal/monitor"
 	"kiln/internal/store"
 	"kiln/internal/ui"
@@ -175,7 +176,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	srv := web.New(web.Config{
 		Store:     st,
 		Bakery:    svc,
-		Hooks:     bakery.NewHookHandler(svc.Queue(), a.log.With("component", "hooks")),
+		Hooks:     hook.NewHandler(svc.Queue(), a.log.With("component", "hooks")),
 		Token:     hash,
 		PublicURL: o.publicURL,
 		Ready:     ready,

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"kiln/internal/bakery"
+	"kiln/internal/hook"
 	"kiln/internal/store"
 	"kiln/internal/web"
 )
@@ -76,18 +76,18 @@ branch: main
 	if err != nil {
 		t.Fatal(err)
 	}
-	push := func(secret string) (int, bakery.HookResponse) {
+	push := func(secret string) (int, hook.Response) {
 		req, _ := http.NewRequestWithContext(ctx, "POST", applied.WebhookURL, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-GitHub-Event", "push")
 		req.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-		req.Header.Set("X-Hub-Signature-256", bakery.Sign(body, secret))
+		req.Header.Set("X-Hub-Signature-256", hook.Sign(body, secret))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var hr bakery.HookResponse
+		var hr hook.Response
 		_ = json.NewDecoder(resp.Body).Decode(&hr)
 		return resp.StatusCode, hr
 	}

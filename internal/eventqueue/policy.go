@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"kiln/internal/awsapi"
+	"kiln/internal/iampolicy"
 )
 
 // Statements are what --events-queue needs in kiln's IAM policy: one
@@ -13,8 +13,8 @@ import (
 // (which DeleteMessageBatch needs) on it, and sqs:GetQueueUrl when it is
 // given by name. The Resource is the queue's ARN, as far as the URL tells
 // it (a name matches the queue of that name in any region and account).
-func Statements(queues []string) []awsapi.Statement {
-	var out []awsapi.Statement
+func Statements(queues []string) []iampolicy.Statement {
+	var out []iampolicy.Statement
 	for i, q := range queues {
 		acts := []string{"sqs:DeleteMessage", "sqs:ReceiveMessage"}
 		if !IsURL(q) {
@@ -24,7 +24,7 @@ func Statements(queues []string) []awsapi.Statement {
 		if len(queues) > 1 {
 			sid += strconv.Itoa(i + 1)
 		}
-		out = append(out, awsapi.Statement{Sid: sid, Effect: "Allow", Action: acts, Resource: []string{ARN(q)}})
+		out = append(out, iampolicy.Statement{Sid: sid, Effect: "Allow", Action: acts, Resource: []string{ARN(q)}})
 	}
 	return out
 }

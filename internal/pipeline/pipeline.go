@@ -96,29 +96,17 @@ func (o *PipelineOptions) fill() {
 	}
 }
 
-// Spec is one bake as the pipeline needs it.
+// Spec is one bake as the pipeline needs it: what it is baked from
+// (Builder, as the project or aws:ami declares it) and the bake's identity.
 type Spec struct {
 	ID        string // the bake's identity: console marker, kiln:bake tag, client token
 	ImageName string // unique per account and region: the image's idempotency key
-	Region    string // "" = the default region
-	Base      Base
-	Type      string
-	Script    string
-	// SecurityGroups (ids, or names looked up at launch), Subnet,
-	// IAMProfile of the builder (optional).
-	SecurityGroups []string
-	Subnet         string
-	IAMProfile     string
+	Builder
 	// Match are the tags that identify this bake's builder and image (found
 	// again by them after a crash); they are put on builder, image and
-	// snapshots. kiln:bake = ID is always among them.
+	// snapshots besides Builder.Tags (Match wins). kiln:bake = ID is always
+	// among them.
 	Match map[string]string
-	// Tags are put on builder, image and snapshots too (the project's tags,
-	// the commit).
-	Tags     map[string]string
-	Timeouts Timeouts
-	// Distribution copies and shares the image (distribute.go).
-	Distribution Distribution
 	// KeepImage: the image in the bake's region is made and in use already
 	// (aws:ami distributing an existing image to a new region): a failure or
 	// a clean-up removes the copies only.
@@ -496,7 +484,7 @@ func (p *Pipeline) ResolveBase(ctx context.Context, region, itype string, b Base
 	if err != nil {
 		return "", engine.Permanent(fmt.Errorf("resolve base image %s: %w", describeBase(b), err))
 	}
-	r := &run{p: p, hub: h, api: h.EC2(), spec: Spec{Region: region, Base: b, Type: itype}, log: p.log}
+	r := &run{p: p, hub: h, api: h.EC2(), spec: Spec{Builder: Builder{Region: region, Base: b, Type: itype}}, log: p.log}
 	return r.resolveBase(ctx)
 }
 

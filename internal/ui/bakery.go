@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"kiln/internal/bakery"
+	"kiln/internal/hook"
 	"kiln/internal/pipeline"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -311,7 +313,7 @@ func (b *bakeryPages) project(w http.ResponseWriter, r *http.Request, s *session
 		b.fail(w, r, err)
 		return
 	}
-	d := projectData{Project: p, WebhookURL: bakery.WebhookURL(b.cfg.PublicURL, r, name)}
+	d := projectData{Project: p, WebhookURL: hook.URL(b.cfg.PublicURL, r, name)}
 	if v := r.URL.Query().Get("before"); v != "" {
 		d.Before, err = strconv.ParseInt(v, 10, 64)
 		if err != nil || d.Before <= 0 {
@@ -409,7 +411,7 @@ func (b *bakeryPages) promote(w http.ResponseWriter, r *http.Request, s *session
 }
 
 func (b *bakeryPages) newProject(w http.ResponseWriter, r *http.Request, s *session) {
-	f := projectForm{Region: "us-east-1", Type: "t3.small", Keep: strconv.Itoa(bakery.DefaultKeep),
+	f := projectForm{Region: "us-east-1", Type: "t3.small", Keep: strconv.Itoa(project.DefaultKeep),
 		BaseOwner: "amazon", BaseMostRecent: true,
 		ScriptTimeout: pipeline.DefaultScriptTimeout.String(), ImageTimeout: pipeline.DefaultImageTimeout.String()}
 	b.show(w, r, s, http.StatusOK, "form", "new project", formData{Form: f, New: true})
@@ -446,7 +448,7 @@ func (b *bakeryPages) saveProject(w http.ResponseWriter, r *http.Request, s *ses
 	}
 	d := formData{Form: f, New: editing == ""}
 	p, err := f.parse()
-	var perrs bakery.ProjectErrors
+	var perrs project.Errors
 	if errors.As(err, &perrs) {
 		d.Errors = perrs
 		d.FieldErrors = map[string][]string{}
@@ -458,13 +460,13 @@ func (b *bakeryPages) saveProject(w http.ResponseWriter, r *http.Request, s *ses
 		return
 	}
 	if err != nil {
-		d.Errors = bakery.ProjectErrors{{Msg: err.Error()}}
+		d.Errors = project.Errors{{Msg: err.Error()}}
 		b.show(w, r, s, http.StatusUnprocessableEntity, "form", "project", d)
 		return
 	}
 	if d.New {
 		if _, err := b.cfg.Records.Project(r.Context(), p.Name); err == nil {
-			d.Errors = bakery.ProjectErrors{{Field: "name", Msg: fmt.Sprintf("%q exists already; edit it from its page", p.Name)}}
+			d.Errors = project.Errors{{Field: "name", Msg: fmt.Sprintf("%q exists already; edit it from its page", p.Name)}}
 			d.FieldErrors = map[string][]string{"name": {d.Errors[0].Msg}}
 			b.show(w, r, s, http.StatusConflict, "form", "project", d)
 			return

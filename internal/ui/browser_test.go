@@ -25,6 +25,7 @@ import (
 	"kiln/internal/config"
 	"kiln/internal/engine"
 	"kiln/internal/pipeline"
+	"kiln/internal/project"
 	"kiln/internal/resources"
 	"kiln/internal/store"
 	"kiln/internal/web"
@@ -443,7 +444,7 @@ func TestEnvironmentPages(t *testing.T) {
 	ctx := tab(t)
 	w := newBakeryWorld(t, 0.01)
 	base := w.srv.URL
-	p, err := bakery.ParseProject("shop.yaml", []byte(`name: shop
+	p, err := project.Parse("shop.yaml", []byte(`name: shop
 region: us-east-1
 base: {owner: amazon, name: "`+alPattern+`", most_recent: true}
 type: t3.small

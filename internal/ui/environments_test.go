@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kiln/internal/bakery"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -61,7 +62,7 @@ func TestEnvironmentsOnProjectPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	p, err := bakery.ParseProject("shop.yaml", []byte(envPageYAML), func(string) string { return "the-api-key-value" })
+	p, err := project.Parse("shop.yaml", []byte(envPageYAML), func(string) string { return "the-api-key-value" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,12 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"kiln/internal/bakery"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
 // projectForm is the project form as typed. It is turned into a project
-// file and read by bakery.ParseProject, so the form is checked by the same
+// file and read by project.Parse, so the form is checked by the same
 // rules, with the same messages, as a file sent to the API.
 type projectForm struct {
 	Name, Region                   string
@@ -79,7 +79,7 @@ func formFromRecord(p *store.Project) projectForm {
 }
 
 // parse checks the form as a project file.
-func (f projectForm) parse() (*bakery.Project, error) {
+func (f projectForm) parse() (*project.Project, error) {
 	ff := formFile{
 		Name: f.Name, Region: f.Region,
 		Base: formBase{ID: f.BaseID, Owner: f.BaseOwner, Name: f.BaseName, MostRecent: f.BaseMostRecent},
@@ -118,13 +118,13 @@ func (f projectForm) parse() (*bakery.Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	return bakery.ParseProject("form", data, func(string) string { return "" })
+	return project.Parse("form", data, func(string) string { return "" })
 }
 
 // formData is what the form template reads.
 type formData struct {
 	Form        projectForm
 	New         bool
-	Errors      bakery.ProjectErrors
+	Errors      project.Errors
 	FieldErrors map[string][]string
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"kiln/internal/bakery"
+	"kiln/internal/hook"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -29,7 +31,7 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 		Projects []Project `json:"projects"`
 	}{Projects: []Project{}}
 	for i := range ps {
-		out.Projects = append(out.Projects, projectJSON(&ps[i], bakery.WebhookURL(s.cfg.PublicURL, r, ps[i].Name)))
+		out.Projects = append(out.Projects, projectJSON(&ps[i], hook.URL(s.cfg.PublicURL, r, ps[i].Name)))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -55,7 +57,7 @@ func (s *Server) showProject(w http.ResponseWriter, r *http.Request) {
 	if s.projectFailed(w, r, name, err) {
 		return
 	}
-	out := projectJSON(p, bakery.WebhookURL(s.cfg.PublicURL, r, name))
+	out := projectJSON(p, hook.URL(s.cfg.PublicURL, r, name))
 	if out.Environments, err = s.environments(r, name); err != nil {
 		s.internal(w, r, err)
 		return
@@ -93,8 +95,8 @@ func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	p, err := bakery.ParseProject(file, body, func(k string) string { return env[k] })
-	var perrs bakery.ProjectErrors
+	p, err := project.Parse(file, body, func(k string) string { return env[k] })
+	var perrs project.Errors
 	if errors.As(err, &perrs) {
 		out := Error{Error: fmt.Sprintf("%s: %d %s", file, len(perrs), plural(len(perrs), "problem", "problems"))}
 		for _, e := range perrs {
@@ -117,7 +119,7 @@ func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	hook := bakery.WebhookURL(s.cfg.PublicURL, r, p.Name)
+	hookURL := hook.URL(s.cfg.PublicURL, r, p.Name)
 	status := http.StatusOK
 	if applied.Created {
 		status = http.StatusCreated
@@ -125,8 +127,8 @@ func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Log.Info("project applied", "project", p.Name, "created", applied.Created,
 		"secret_generated", applied.GeneratedSecret != "")
 	writeJSON(w, status, ApplyResult{
-		Project: projectJSON(stored, hook), Created: applied.Created,
-		WebhookURL: hook, WebhookSecret: applied.GeneratedSecret,
+		Project: projectJSON(stored, hookURL), Created: applied.Created,
+		WebhookURL: hookURL, WebhookSecret: applied.GeneratedSecret,
 	})
 }
 
@@ -172,7 +174,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Log.Info("webhook secret rotated", "project", name)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, SecretResult{
-		Project: name, WebhookSecret: secret, WebhookURL: bakery.WebhookURL(s.cfg.PublicURL, r, name),
+		Project: name, WebhookSecret: secret, WebhookURL: hook.URL(s.cfg.PublicURL, r, name),
 	})
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"kiln/internal/bakery"
+	"kiln/internal/hook"
+	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -234,8 +236,8 @@ func TestApplyValidation(t *testing.T) {
 		{"bad json", "web.json", `{"name": "web", "region": 3}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, want := bakery.ParseProject(tc.file, []byte(tc.data), nil)
-			var perrs bakery.ProjectErrors
+			_, want := project.Parse(tc.file, []byte(tc.data), nil)
+			var perrs project.Errors
 			if !errors.As(want, &perrs) {
 				t.Fatalf("ParseProject() = %v; the case must be invalid", want)
 			}
@@ -693,7 +695,7 @@ func (h storeHooks) Enqueue(ctx context.Context, p store.Push) (store.PushResult
 func TestRotateSecret(t *testing.T) {
 	var hooks http.Handler
 	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hooks.ServeHTTP(w, r) }))
-	hooks = bakery.NewHookHandler(storeHooks{f.st}, nil)
+	hooks = hook.NewHandler(storeHooks{f.st}, nil)
 	ctx := t.Context()
 	applied, err := f.c.Apply(ctx, "web.yaml", []byte(webYAML), nil)
 	if err != nil {
@@ -705,7 +707,7 @@ func TestRotateSecret(t *testing.T) {
 		body := `{"zen": "Keep it logically awesome."}`
 		status, _ := f.call(t, "POST", "/hooks/web", "", body, map[string]string{
 			"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-" + secret[:8],
-			"X-Hub-Signature-256": bakery.Sign([]byte(body), secret), "Content-Type": "application/json",
+			"X-Hub-Signature-256": hook.Sign([]byte(body), secret), "Content-Type": "application/json",
 		})
 		return status
 	}

@@ -63,7 +63,7 @@ type ProgressSource interface {
 type Config struct {
 	Store  *store.Store
 	Bakery Bakery
-	// Hooks serves POST /hooks/{project} (bakery.HookHandler); nil leaves
+	// Hooks serves POST /hooks/{project} (hook.Handler); nil leaves
 	// the route out.
 	Hooks http.Handler
 	// Token is the hash of the admin token (AdminToken).

@@ -1,4 +1,4 @@
-package bakery
+package project
 
 import (
 	"bytes"
@@ -8,13 +8,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"kiln/internal/config"
-	"kiln/internal/pipeline"
 	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"kiln/internal/config"
+	"kiln/internal/pipeline"
 
 	"go.yaml.in/yaml/v3"
 
@@ -23,27 +24,20 @@ import (
 
 // Project is a validated project file.
 type Project struct {
-	Name           string
-	Region         string
-	Base           pipeline.Base
-	Type           string // instance type of the builder
-	Script         string // the init script, run as user data
-	SecurityGroups []string
-	Subnet         string
-	IAMProfile     string // instance profile name or ARN
-	Tags           map[string]string
-	Keep           int    // images to keep, ≥ 1
-	Branch         string // pushes to other branches are ignored; empty: the repository's default branch
-	Timeouts       pipeline.Timeouts
+	Name string
+	// Builder is what each bake is baked from and with: region, base,
+	// type, script, the builder's network and profile, tags, timeouts and
+	// distribution, checked by the rules aws:ami's follow too.
+	pipeline.Builder
+	Keep   int    // images to keep, ≥ 1
+	Branch string // pushes to other branches are ignored; empty: the repository's default branch
 	// Rollout, when set, is where a successful bake's image is rolled out
 	// to, as the bake's last step.
 	Rollout *RolloutTarget
 	// Environments, in promotion order: a bake's image goes to the first.
 	Environments []Environment
-	// Distribution copies and shares each image (project_distribute.go).
-	Distribution pipeline.Distribution
 	// Secret is webhook_secret after ${ENV} expansion; empty when the file
-	// gives none (ApplyProject then keeps the stored one or generates one).
+	// gives none (Apply then keeps the stored one or generates one).
 	Secret string
 }
 
@@ -63,15 +57,14 @@ const (
 	MaxNameLen = 100
 	// MaxScriptLen leaves room for kiln's wrapper inside EC2's 16 KB
 	// user-data limit.
-	MaxScriptLen = 15 * 1024
+	MaxScriptLen = pipeline.MaxScriptLen
 	// MinSecretLen is the shortest webhook secret accepted from a file.
 	MinSecretLen = 16
-	maxTimeout   = 24 * time.Hour
-	maxTags      = 40 // EC2 allows 50 per resource; kiln adds its own
+	maxTimeout   = pipeline.MaxTimeout
 )
 
-// ProjectError is one problem in a project file.
-type ProjectError struct {
+// Error is one problem in a project file.
+type Error struct {
 	File   string
 	Line   int
 	Column int    // 0: not known (known for YAML syntax errors)
@@ -81,7 +74,7 @@ type ProjectError struct {
 
 // Error reads `web.yaml:4: base.owner: must be set with base.name`, or
 // `web.yaml:4:7: ...` when the column is known.
-func (e *ProjectError) Error() string {
+func (e *Error) Error() string {
 	at := fmt.Sprintf("%s:%d", e.File, e.Line)
 	if e.Column > 0 {
 		at += fmt.Sprintf(":%d", e.Column)
@@ -92,11 +85,11 @@ func (e *ProjectError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", at, e.Field, e.Msg)
 }
 
-// ProjectErrors is every problem found in one project file, in line order.
-type ProjectErrors []*ProjectError
+// Errors is every problem found in one project file, in line order.
+type Errors []*Error
 
 // Error returns one problem per line.
-func (es ProjectErrors) Error() string {
+func (es Errors) Error() string {
 	lines := make([]string, len(es))
 	for i, e := range es {
 		lines[i] = e.Error()
@@ -107,43 +100,34 @@ func (es ProjectErrors) Error() string {
 var (
 	nameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	regionRe  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	amiRe     = regexp.MustCompile(`^ami-[0-9a-f]{8}([0-9a-f]{9})?$`)
-	sgRe      = regexp.MustCompile(`^sg-[0-9a-f]{8}([0-9a-f]{9})?$`)
-	sgNameRe  = regexp.MustCompile(`^[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{1,255}$`) // EC2's group-name characters
-	subnetRe  = regexp.MustCompile(`^subnet-[0-9a-f]{8}([0-9a-f]{9})?$`)
-	typeRe    = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
-	ownerRe   = regexp.MustCompile(`^([0-9]{12}|self|amazon|aws-marketplace|aws-backup-vault)$`)
-	profileRe = regexp.MustCompile(`^([\w+=,.@-]{1,128}|arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/[\w+=,.@/-]{1,128})$`)
 	envRe     = regexp.MustCompile(`\$\{([^}]*)\}`)
 	envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	// AMI names: letters, digits, ( ) [ ] . / - ' @ _ and space.
-	amiNameRe = regexp.MustCompile(`^[A-Za-z0-9()\[\]./\-'@_ *?]+$`)
 )
 
 // projectParser collects problems while it walks the YAML nodes.
 type projectParser struct {
 	file   string
-	errs   ProjectErrors
+	errs   Errors
 	getenv func(string) string
 }
 
 func (pp *projectParser) errorf(line int, field, format string, args ...any) {
-	pp.errs = append(pp.errs, &ProjectError{File: pp.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	pp.errs = append(pp.errs, &Error{File: pp.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
-// ParseProject decodes and validates a project file. file names it in
+// Parse decodes and validates a project file. file names it in
 // errors; getenv (os.Getenv in production; nil means no variables) expands
 // ${VAR} in webhook_secret. Decoding is strict: an unknown or repeated key
-// is an error. On failure the error is a ProjectErrors holding every problem
+// is an error. On failure the error is a Errors holding every problem
 // found, in line order.
-func ParseProject(file string, data []byte, getenv func(string) string) (*Project, error) {
+func Parse(file string, data []byte, getenv func(string) string) (*Project, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
 	pp := &projectParser{file: file, getenv: getenv}
 	p := pp.parse(data)
 	if len(pp.errs) > 0 {
-		slices.SortStableFunc(pp.errs, func(a, b *ProjectError) int { return cmp.Compare(a.Line, b.Line) })
+		slices.SortStableFunc(pp.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
 		return nil, pp.errs
 	}
 	return p, nil
@@ -162,7 +146,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 		if syn.Msg == "empty file" {
 			syn.Msg = "empty project file"
 		}
-		pp.errs = append(pp.errs, &ProjectError{File: pp.file, Line: syn.Line, Column: syn.Column, Msg: syn.Msg})
+		pp.errs = append(pp.errs, &Error{File: pp.file, Line: syn.Line, Column: syn.Column, Msg: syn.Msg})
 		return nil
 	}
 	var extra yaml.Node
@@ -178,7 +162,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 		return nil
 	}
 
-	p := &Project{Keep: DefaultKeep, Timeouts: pipeline.Timeouts{Script: pipeline.DefaultScriptTimeout, Image: pipeline.DefaultImageTimeout}}
+	p := &Project{Keep: DefaultKeep, Builder: pipeline.Builder{Timeouts: pipeline.Timeouts{Script: pipeline.DefaultScriptTimeout, Image: pipeline.DefaultImageTimeout}}}
 	lines := map[string]int{}
 	set := map[string]func(*yaml.Node){
 		"name":            func(n *yaml.Node) { p.Name = pp.str(n, "name") },
@@ -189,7 +173,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 		"security_groups": func(n *yaml.Node) { p.SecurityGroups = pp.strList(n, "security_groups") },
 		"subnet":          func(n *yaml.Node) { p.Subnet = pp.str(n, "subnet") },
 		"iam_profile":     func(n *yaml.Node) { p.IAMProfile = pp.str(n, "iam_profile") },
-		"tags":            func(n *yaml.Node) { p.Tags = pp.strMap(n, "tags") },
+		"tags":            func(n *yaml.Node) { p.Tags = pp.strMap(n, "tags", lines) },
 		"keep": func(n *yaml.Node) {
 			if v, ok := pp.integer(n, "keep"); ok {
 				p.Keep = v
@@ -201,7 +185,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 		"rollout":        func(n *yaml.Node) { p.Rollout = pp.rollout(n, lines) },
 		"environments":   func(n *yaml.Node) { p.Environments = pp.environments(n, lines) },
 	}
-	maps.Copy(set, pp.distributionFields(&p.Distribution)) // project_distribute.go
+	maps.Copy(set, pp.distributionFields(&p.Distribution)) // distribution.go
 	pp.fields(root, "", lines, set)
 	pp.validate(p, root.Line, lines)
 	return p
@@ -297,7 +281,9 @@ func (pp *projectParser) strList(n *yaml.Node, field string) []string {
 	return out
 }
 
-func (pp *projectParser) strMap(n *yaml.Node, field string) map[string]string {
+// strMap decodes a mapping of strings, recording each key's line in
+// lines as field.KEY; Validate checks the keys and values.
+func (pp *projectParser) strMap(n *yaml.Node, field string, lines map[string]int) map[string]string {
 	if isNull(n) {
 		return nil
 	}
@@ -313,20 +299,8 @@ func (pp *projectParser) strMap(n *yaml.Node, field string) map[string]string {
 			pp.errorf(k.Line, field+"."+key, "given twice")
 			continue
 		}
-		val := pp.str(v, field+"."+key)
-		out[key] = val
-		switch {
-		case key == "" || len(key) > 128:
-			pp.errorf(k.Line, field, "tag keys are 1 to 128 characters")
-		case strings.HasPrefix(strings.ToLower(key), "aws:") || strings.HasPrefix(strings.ToLower(key), "kiln:"):
-			pp.errorf(k.Line, field+"."+key, "the aws: and kiln: prefixes are reserved")
-		}
-		if len(val) > 256 {
-			pp.errorf(v.Line, field+"."+key, "tag values are at most 256 characters")
-		}
-	}
-	if len(out) > maxTags {
-		pp.errorf(n.Line, field, "at most %d tags", maxTags)
+		out[key] = pp.str(v, field+"."+key)
+		lines[field+"."+key] = k.Line
 	}
 	return out
 }
@@ -502,38 +476,22 @@ func (pp *projectParser) validate(p *Project, rootLine int, lines map[string]int
 			pp.errorf(at("name"), "name", "%q: use letters, digits, '.', '_' and '-', starting with a letter or digit (it names images and URLs)", p.Name)
 		}
 	}
-	if req("region", p.Region) && !regionRe.MatchString(p.Region) {
-		pp.errorf(at("region"), "region", "%q is not a region name such as us-east-1", p.Region)
-	}
+	// The builder's fields: the required ones here (missing or empty is
+	// said once), their values by the rules aws:ami follows too.
+	reported := map[string]bool{}
+	reported["region"] = !req("region", p.Region)
 	if _, ok := lines["base"]; !ok {
 		pp.errorf(rootLine, "base", "required")
-	} else {
-		pp.validateBase(p.Base, at)
+		reported["base"] = true
 	}
-	if req("type", p.Type) && !typeRe.MatchString(p.Type) {
-		pp.errorf(at("type"), "type", "%q is not an instance type such as t3.small", p.Type)
-	}
-	if req("script", p.Script) && len(p.Script) > MaxScriptLen {
-		pp.errorf(at("script"), "script", "%d bytes; at most %d", len(p.Script), MaxScriptLen)
-	}
-	seen := map[string]bool{}
-	for i, g := range p.SecurityGroups {
-		switch {
-		case strings.HasPrefix(g, "sg-") && !sgRe.MatchString(g):
-			pp.errorf(at("security_groups"), fmt.Sprintf("security_groups[%d]", i), "%q is not a security group id (sg-...)", g)
-		case !strings.HasPrefix(g, "sg-") && !sgNameRe.MatchString(g):
-			// A group name (an aws:security_group's name): resolved at bake time.
-			pp.errorf(at("security_groups"), fmt.Sprintf("security_groups[%d]", i), "%q is neither a security group id (sg-...) nor a group name", g)
-		case seen[g]:
-			pp.errorf(at("security_groups"), fmt.Sprintf("security_groups[%d]", i), "%q given twice", g)
+	reported["type"] = !req("type", p.Type)
+	reported["script"] = !req("script", p.Script)
+	for _, pr := range p.Builder.Validate(nil) {
+		top, _, _ := strings.Cut(pr.Field, ".")
+		top, _, _ = strings.Cut(top, "[")
+		if !reported[top] {
+			pp.errorf(atField(pr.Field, lines, rootLine), pr.Field, "%s", pr.Msg)
 		}
-		seen[g] = true
-	}
-	if p.Subnet != "" && !subnetRe.MatchString(p.Subnet) {
-		pp.errorf(at("subnet"), "subnet", "%q is not a subnet id (subnet-...)", p.Subnet)
-	}
-	if p.IAMProfile != "" && !profileRe.MatchString(p.IAMProfile) {
-		pp.errorf(at("iam_profile"), "iam_profile", "%q is not an instance profile name or ARN", p.IAMProfile)
 	}
 	if _, ok := lines["keep"]; ok && p.Keep < 1 {
 		pp.errorf(at("keep"), "keep", "must be at least 1")
@@ -542,10 +500,9 @@ func (pp *projectParser) validate(p *Project, rootLine int, lines map[string]int
 		pp.validateRollout(r, at)
 	}
 	pp.validateEnvironments(p, at, lines)
-	pp.validateDistribution(p, at)
 	if p.Branch != "" {
 		p.Branch = strings.TrimPrefix(p.Branch, "refs/heads/")
-		if msg := checkBranch(p.Branch); msg != "" {
+		if msg := CheckBranch(p.Branch); msg != "" {
 			pp.errorf(at("branch"), "branch", "%q: %s", p.Branch, msg)
 		}
 	}
@@ -574,33 +531,25 @@ func (pp *projectParser) validateRollout(r *RolloutTarget, at func(string) int) 
 	}
 }
 
-func (pp *projectParser) validateBase(b pipeline.Base, at func(string) int) {
-	switch {
-	case b.ID != "" && (b.Owner != "" || b.Name != "" || b.MostRecent):
-		pp.errorf(at("base"), "base", "give either id, or owner and name (with most_recent), not both")
-	case b.ID != "":
-		if !amiRe.MatchString(b.ID) {
-			pp.errorf(at("base.id"), "base.id", "%q is not an image id (ami-...)", b.ID)
+// atField is the line of field, or of the nearest field that holds it
+// ("security_groups[2]" is on the line of security_groups); root when
+// none is in lines.
+func atField(field string, lines map[string]int, root int) int {
+	for {
+		if l, ok := lines[field]; ok {
+			return l
 		}
-	case b.Owner == "" && b.Name == "":
-		pp.errorf(at("base"), "base", "give either id, or owner and name (with most_recent)")
-	default:
-		if b.Owner == "" {
-			pp.errorf(at("base"), "base.owner", "required with base.name")
-		} else if !ownerRe.MatchString(b.Owner) {
-			pp.errorf(at("base.owner"), "base.owner", "%q: want a 12-digit account id, self, amazon or aws-marketplace", b.Owner)
+		i := strings.LastIndexAny(field, ".[")
+		if i < 0 {
+			return root
 		}
-		if b.Name == "" {
-			pp.errorf(at("base"), "base.name", "required with base.owner")
-		} else if len(b.Name) > 128 || !amiNameRe.MatchString(b.Name) {
-			pp.errorf(at("base.name"), "base.name", "%q is not an image name pattern (AMI-name characters and * ?)", b.Name)
-		}
+		field = field[:i]
 	}
 }
 
-// checkBranch applies the parts of git's ref-name rules that matter for a
+// CheckBranch applies the parts of git's ref-name rules that matter for a
 // branch filter; it returns "" when name is fine.
-func checkBranch(name string) string {
+func CheckBranch(name string) string {
 	switch {
 	case len(name) > 255:
 		return "too long"
@@ -646,26 +595,31 @@ func cloneRollout(r *RolloutTarget) *RolloutTarget {
 	return &c
 }
 
-// ProjectFromRecord converts a stored project back (Secret stays empty).
-func ProjectFromRecord(r store.Project) *Project {
+// FromRecord converts a stored project back (Secret stays empty).
+func FromRecord(r store.Project) *Project {
 	return &Project{
-		Name: r.Name, Region: r.Region,
-		Base: pipeline.Base{ID: r.BaseID, Owner: r.BaseOwner, Name: r.BaseName, MostRecent: r.BaseMostRecent},
-		Type: r.Type, Script: r.Script,
-		SecurityGroups: r.SecurityGroups, Subnet: r.Subnet, IAMProfile: r.IAMProfile,
-		Tags: r.Tags, Keep: r.Keep, Branch: r.Branch,
-		Timeouts: pipeline.Timeouts{Script: r.ScriptTimeout, Image: r.ImageTimeout},
-		Rollout:  cloneRollout(r.Rollout),
+		Name: r.Name,
+		Builder: pipeline.Builder{
+			Region:         r.Region,
+			Base:           pipeline.Base{ID: r.BaseID, Owner: r.BaseOwner, Name: r.BaseName, MostRecent: r.BaseMostRecent},
+			Type:           r.Type,
+			Script:         r.Script,
+			SecurityGroups: r.SecurityGroups, Subnet: r.Subnet, IAMProfile: r.IAMProfile,
+			Tags:     r.Tags,
+			Timeouts: pipeline.Timeouts{Script: r.ScriptTimeout, Image: r.ImageTimeout},
+		},
+		Keep: r.Keep, Branch: r.Branch,
+		Rollout: cloneRollout(r.Rollout),
 	}
 }
 
-// ProjectStore is what ApplyProject needs; *store.Store satisfies it.
-type ProjectStore interface {
+// Store is what Apply needs; *store.Store satisfies it.
+type Store interface {
 	PutProject(ctx context.Context, p store.Project, secret string) (created bool, err error)
 	PutDistribution(ctx context.Context, project string, d store.Distribution) error
 }
 
-// Applied says what ApplyProject did.
+// Applied says what Apply did.
 type Applied struct {
 	Created bool
 	// GeneratedSecret is set when kiln generated the webhook secret: show it
@@ -673,10 +627,10 @@ type Applied struct {
 	GeneratedSecret string
 }
 
-// ApplyProject stores p. The file's webhook secret, when given, replaces the
+// Apply stores p. The file's webhook secret, when given, replaces the
 // stored one; without one an existing project keeps its secret and a new
 // project gets a generated one, returned in Applied.GeneratedSecret.
-func ApplyProject(ctx context.Context, s ProjectStore, p *Project) (Applied, error) {
+func Apply(ctx context.Context, s Store, p *Project) (Applied, error) {
 	created, err := s.PutProject(ctx, p.Record(), p.Secret)
 	if errors.Is(err, store.ErrSecretRequired) {
 		secret := GenerateSecret()

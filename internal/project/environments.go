@@ -1,4 +1,4 @@
-package bakery
+package project
 
 import (
 	"crypto/sha256"
@@ -293,7 +293,7 @@ func (pp *projectParser) validateEnvironments(p *Project, at func(string) int, l
 		if _, ok := lines[prefix+".group"]; !ok {
 			continue
 		}
-		asg := groupResource(nil, p.Name, *e, "ami-00000000")
+		asg := GroupResource(nil, p.Name, *e, "ami-00000000")
 		if err := asg.Validate(); err != nil {
 			var fe *config.FieldError
 			for _, one := range flatten(err) {
@@ -315,9 +315,9 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// groupResource is env's group as an aws:asg resource running image
+// GroupResource is env's group as an aws:asg resource running image
 // (hubs nil: for Validate only).
-func groupResource(hubs *awsapi.Hubs, project string, e Environment, image string) *awsres.ASG {
+func GroupResource(hubs *awsapi.Hubs, project string, e Environment, image string) *awsres.ASG {
 	g := e.Group
 	r := awsres.NewASG(hubs)
 	r.Region, r.Image, r.Type, r.UserData = e.Region, image, g.Type, UserData(project, e)

@@ -1,4 +1,4 @@
-package bakery
+package hook
 
 import (
 	"bytes"
@@ -11,7 +11,9 @@ import (
 	"sync"
 	"testing"
 
+	"kiln/internal/project"
 	"kiln/internal/store"
+	"kiln/internal/store/storetest"
 )
 
 type hookEnv struct {
@@ -24,21 +26,21 @@ type hookEnv struct {
 func newHookEnv(t *testing.T) *hookEnv {
 	t.Helper()
 	t.Parallel()
-	st := openStore(t)
+	st := storetest.Open(t)
 	rc, err := st.NewRiverClient(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ParseProject("web.yaml", []byte("name: web\nregion: us-east-1\nbase: {id: ami-0123abcd}\ntype: t3.small\nscript: echo\nbranch: main\n"), nil)
+	p, err := project.Parse("web.yaml", []byte("name: web\nregion: us-east-1\nbase: {id: ami-0123abcd}\ntype: t3.small\nscript: echo\nbranch: main\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Secret = hookSecret
-	if _, err := ApplyProject(t.Context(), st, p); err != nil {
+	if _, err := project.Apply(t.Context(), st, p); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /hooks/{project}", NewHookHandler(NewQueue(st, rc), nil))
+	mux.Handle("POST /hooks/{project}", NewHandler(NewQueue(st, rc), nil))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &hookEnv{st: st, srv: srv}
@@ -235,7 +237,7 @@ func TestHookHandlerBurstCoalesces(t *testing.T) {
 
 func TestHookHandlerMethodAndPath(t *testing.T) {
 	t.Parallel()
-	h := NewHookHandler(nil, nil)
+	h := NewHandler(nil, nil)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/hooks/web", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
@@ -261,8 +263,8 @@ func TestWebhookURL(t *testing.T) {
 		{"https://bakery.example/", plain, "https://bakery.example/hooks/web%20app"},
 		{"https://bakery.example//", plain, "https://bakery.example/hooks/web%20app"},
 	} {
-		if got := WebhookURL(c.public, c.r, "web app"); got != c.want {
-			t.Errorf("WebhookURL(%q, %s) = %q; want %q", c.public, c.r.URL, got, c.want)
+		if got := URL(c.public, c.r, "web app"); got != c.want {
+			t.Errorf("URL(%q, %s) = %q; want %q", c.public, c.r.URL, got, c.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package bakery
+package hook
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"kiln/internal/store"
 )
 
-// HookBackend is what the webhook handler needs: a project's branch filter
+// Backend is what the webhook handler needs: a project's branch filter
 // and secret, and a way to record an accepted push. *Queue (store + River)
 // satisfies it.
-type HookBackend interface {
+type Backend interface {
 	// HookTarget returns the project's branch filter and secret, or an
 	// error wrapping store.ErrNotFound.
 	HookTarget(ctx context.Context, project string) (store.HookTarget, error)
@@ -24,7 +24,7 @@ type HookBackend interface {
 	Enqueue(ctx context.Context, p store.Push) (store.PushResult, error)
 }
 
-// HookHandler serves POST /hooks/{project}. Mount it on a ServeMux with
+// Handler serves POST /hooks/{project}. Mount it on a ServeMux with
 // exactly that pattern: it reads the project from r.PathValue("project").
 //
 // Answers (JSON bodies):
@@ -40,21 +40,21 @@ type HookBackend interface {
 //	                                       the delivery id was seen before (same bake_id)
 //
 // It does no AWS work: a push costs two small database transactions.
-type HookHandler struct {
-	backend HookBackend
+type Handler struct {
+	backend Backend
 	log     *slog.Logger
 }
 
-// NewHookHandler returns the handler; log may be nil (no logging).
-func NewHookHandler(b HookBackend, log *slog.Logger) *HookHandler {
+// NewHandler returns the handler; log may be nil (no logging).
+func NewHandler(b Backend, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &HookHandler{backend: b, log: log}
+	return &Handler{backend: b, log: log}
 }
 
-// HookResponse is the JSON body of a successful answer.
-type HookResponse struct {
+// Response is the JSON body of a successful answer.
+type Response struct {
 	Status    string `json:"status"` // pong, ignored, queued
 	Reason    string `json:"reason,omitempty"`
 	BakeID    int64  `json:"bake_id,omitempty"`
@@ -63,7 +63,7 @@ type HookResponse struct {
 	Duplicate bool   `json:"duplicate,omitempty"`
 }
 
-func (h *HookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -108,17 +108,17 @@ func (h *HookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch d.Kind {
 	case KindPing:
 		log.Info("webhook ping")
-		writeJSON(w, http.StatusOK, HookResponse{Status: "pong"})
+		writeJSON(w, http.StatusOK, Response{Status: "pong"})
 		return
 	case KindPush:
 	default:
 		log.Info("webhook ignored", "event", d.Event, "reason", d.Reason)
-		writeJSON(w, http.StatusOK, HookResponse{Status: "ignored", Reason: d.Reason})
+		writeJSON(w, http.StatusOK, Response{Status: "ignored", Reason: d.Reason})
 		return
 	}
 	if ok, reason := d.Match(target.Branch); !ok {
 		log.Info("webhook ignored", "event", d.Event, "reason", reason)
-		writeJSON(w, http.StatusOK, HookResponse{Status: "ignored", Reason: reason})
+		writeJSON(w, http.StatusOK, Response{Status: "ignored", Reason: reason})
 		return
 	}
 	res, err := h.backend.Enqueue(ctx, store.Push{
@@ -133,13 +133,13 @@ func (h *HookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Info("webhook push queued", "bake", res.BakeID, "commit", d.Commit, "new", res.New, "duplicate", res.Duplicate)
-	writeJSON(w, http.StatusAccepted, HookResponse{
+	writeJSON(w, http.StatusAccepted, Response{
 		Status: "queued", BakeID: res.BakeID, Commit: d.Commit,
 		Coalesced: !res.New && !res.Duplicate, Duplicate: res.Duplicate,
 	})
 }
 
-func (h *HookHandler) internal(w http.ResponseWriter, msg string, err error, attrs ...any) {
+func (h *Handler) internal(w http.ResponseWriter, msg string, err error, attrs ...any) {
 	h.log.Error(msg, append(attrs, "err", err)...)
 	writeError(w, http.StatusInternalServerError, "internal error")
 }
@@ -154,10 +154,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// WebhookURL is where senders deliver pushes for project: under publicURL
+// URL is where senders deliver pushes for project: under publicURL
 // when the server is configured with one (trailing slashes ignored), else
 // at the scheme and host the request r came in on.
-func WebhookURL(publicURL string, r *http.Request, project string) string {
+func URL(publicURL string, r *http.Request, project string) string {
 	base := strings.TrimRight(publicURL, "/")
 	if base == "" {
 		scheme := "http"

@@ -1,4 +1,4 @@
-package bakery
+package hook
 
 import (
 	"context"
@@ -22,7 +22,7 @@ const JobKind = "bake"
 func (JobArgs) Kind() string { return JobKind }
 
 // Queue records pushes and manual bakes in the store and inserts their River
-// job in the same transaction. It is the HookBackend of the webhook handler.
+// job in the same transaction. It is the Backend of the webhook handler.
 type Queue struct {
 	store *store.Store
 	river *store.Jobs
@@ -35,12 +35,12 @@ func NewQueue(st *store.Store, rc *store.Jobs) *Queue {
 	return &Queue{store: st, river: rc}
 }
 
-// HookTarget implements HookBackend.
+// HookTarget implements Backend.
 func (q *Queue) HookTarget(ctx context.Context, project string) (store.HookTarget, error) {
 	return q.store.HookTarget(ctx, project)
 }
 
-// Enqueue implements HookBackend: store.EnqueuePush with a River job for a
+// Enqueue implements Backend: store.EnqueuePush with a River job for a
 // new bake.
 func (q *Queue) Enqueue(ctx context.Context, p store.Push) (store.PushResult, error) {
 	return q.store.EnqueuePush(ctx, p, q.insertJob)
@@ -60,4 +60,4 @@ func (q *Queue) insertJob(ctx context.Context, tx *store.Tx, bakeID int64) error
 	return nil
 }
 
-var _ HookBackend = (*Queue)(nil)
+var _ Backend = (*Queue)(nil)

@@ -1,4 +1,4 @@
-package bakery
+package hook
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ func BenchmarkHookHandlerParallel(b *testing.B) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /hooks/{project}", NewHookHandler(NewQueue(st, rc), nil))
+	mux.Handle("POST /hooks/{project}", NewHandler(NewQueue(st, rc), nil))
 	body := readHook(b, "github-push.json")
 	sig := Sign(body, hookSecret)
 	var n atomic.Int64

@@ -1,4 +1,4 @@
-package bakery
+package hook
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"kiln/internal/project"
 )
 
 const hookSecret = "it's-a-secret-to-everybody"
@@ -316,7 +318,7 @@ func FuzzParseDelivery(f *testing.F) {
 		}
 		switch d.Kind {
 		case KindPush:
-			if !commitRe.MatchString(d.Commit) || d.Branch == "" || d.Ref != "refs/heads/"+d.Branch || checkBranch(d.Branch) != "" {
+			if !commitRe.MatchString(d.Commit) || d.Branch == "" || d.Ref != "refs/heads/"+d.Branch || project.CheckBranch(d.Branch) != "" {
 				t.Errorf("accepted push with bad fields: %+v", d)
 			}
 		case KindPing:

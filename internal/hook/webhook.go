@@ -1,4 +1,4 @@
-package bakery
+package hook
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"kiln/internal/project"
 )
 
 // MaxBodySize is the largest webhook body kiln reads; a larger one is
@@ -228,7 +230,7 @@ func (d *Delivery) setRef(ref string) error {
 		d.Kind, d.Reason = KindIgnored, fmt.Sprintf("%s is not a branch", ref)
 		return nil
 	}
-	if msg := checkBranch(branch); msg != "" || branch == "" {
+	if msg := project.CheckBranch(branch); msg != "" || branch == "" {
 		return malformed("ref %q is not a valid branch", ref)
 	}
 	d.Branch = branch

@@ -1,10 +1,18 @@
-package awsapi
+// Package iampolicy writes least-privilege IAM policies for what kiln
+// calls: for a graph (Policy: the actions its AWS kinds declare, scoped by
+// the graph's kiln:owner tag) and for the bakery (Bakery: bakes, copies,
+// sharing, retention, environments, SSM and rollouts of a set of
+// projects). It makes no AWS call; the simulator's Options.Policy
+// enforces what it writes, so tests run kiln under it.
+package iampolicy
 
 import (
 	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
+
+	"kiln/internal/awsapi"
 )
 
 // IAMActioner is implemented by every AWS kind: the IAM actions its
@@ -202,11 +210,42 @@ func Policy(graph string, resources ...any) PolicyDocument {
 			profiles = append(profiles, p.InstanceProfiles()...)
 		}
 	}
-	slices.Sort(acts)
-	acts = slices.Compact(acts)
+	acts = sorted(acts)
+	sc := scopeActions("Kiln", acts, map[string][]string{awsapi.TagOwner: {graph}})
+	doc := PolicyDocument{Version: "2012-10-17", Statement: []Statement{}}
+	if len(sc.read) > 0 {
+		doc.Statement = append(doc.Statement, Statement{Sid: SidRead, Effect: "Allow", Action: sc.read, Resource: []string{"*"}})
+	}
+	doc.Statement = append(doc.Statement, sc.statements...)
+	if slices.Contains(acts, "iam:PassRole") {
+		doc.Statement = append(doc.Statement, passRole(profiles))
+	}
+	if len(sc.unscoped) > 0 {
+		doc.Statement = append(doc.Statement, Statement{Sid: SidNotScoped, Effect: "Allow", Action: sc.unscoped, Resource: []string{"*"}})
+	}
+	return doc
+}
 
-	owner := map[string][]string{TagOwner: {graph}}
-	var read, unscoped []string
+func sorted(acts []string) []string {
+	acts = slices.Clone(acts)
+	slices.Sort(acts)
+	return slices.Compact(acts)
+}
+
+// scoped is what scopeActions makes of a set of actions.
+type scoped struct {
+	read, unscoped []string    // the read-only actions; those no row scopes
+	statements     []Statement // creating, tagging, using, and changing owned resources
+}
+
+// scopeActions scopes acts (sorted, unique) by owner, the tag whose
+// values mark what the caller owns: the statements that create resources
+// tagged so (aws:RequestTag), tag them in the create call only, use what
+// a launch only refers to, and change resources already tagged so
+// (aws:ResourceTag). Sids begin with prefix. iam:PassRole is left to the
+// caller.
+func scopeActions(prefix string, acts []string, owner map[string][]string) scoped {
+	var sc scoped
 	// condition kind → action → resource types
 	groups := map[string]map[string][]string{"create": {}, "use": {}, "owned": {}}
 	tagging := false
@@ -221,9 +260,9 @@ func Policy(graph string, resources ...any) PolicyDocument {
 		s, ok := scopeOf(a)
 		switch {
 		case !ok:
-			unscoped = append(unscoped, a)
+			sc.unscoped = append(sc.unscoped, a)
 		case s.read:
-			read = append(read, a)
+			sc.read = append(sc.read, a)
 		default:
 			add := func(kind string, types []string) {
 				if len(types) > 0 {
@@ -241,11 +280,7 @@ func Policy(graph string, resources ...any) PolicyDocument {
 		}
 	}
 
-	doc := PolicyDocument{Version: "2012-10-17", Statement: []Statement{}}
-	if len(read) > 0 {
-		doc.Statement = append(doc.Statement, Statement{Sid: SidRead, Effect: "Allow", Action: read, Resource: []string{"*"}})
-	}
-	doc.Statement = append(doc.Statement, grouped("KilnCreate", groups["create"], map[string]map[string][]string{
+	sc.statements = append(sc.statements, grouped(prefix+"Create", groups["create"], map[string]map[string][]string{
 		"StringEquals": prefixed("aws:RequestTag/", owner)})...)
 	if tagging {
 		var types, creators []string
@@ -258,10 +293,10 @@ func Policy(graph string, resources ...any) PolicyDocument {
 		if len(creators) > 0 {
 			cond := prefixed("aws:RequestTag/", owner)
 			cond["ec2:CreateAction"] = creators
-			doc.Statement = append(doc.Statement, Statement{Sid: SidTagOnCreate, Effect: "Allow", Action: []string{"ec2:CreateTags"},
+			sc.statements = append(sc.statements, Statement{Sid: prefix + "TagOnCreate", Effect: "Allow", Action: []string{"ec2:CreateTags"},
 				Resource: arns(types), Condition: map[string]map[string][]string{"StringEquals": cond}})
 		}
-		// Retagging only the types the graph's calls create.
+		// Retagging only the types the caller's calls create.
 		var touched []string
 		for _, types := range groups["create"] {
 			touched = append(touched, types...)
@@ -276,27 +311,27 @@ func Policy(graph string, resources ...any) PolicyDocument {
 			groups["owned"]["ec2:CreateTags"] = again
 		}
 	}
-	doc.Statement = append(doc.Statement, grouped("KilnUse", groups["use"], nil)...)
-	doc.Statement = append(doc.Statement, grouped("KilnOwned", groups["owned"], map[string]map[string][]string{
+	sc.statements = append(sc.statements, grouped(prefix+"Use", groups["use"], nil)...)
+	sc.statements = append(sc.statements, grouped(prefix+"Owned", groups["owned"], map[string]map[string][]string{
 		"StringEquals": prefixed("aws:ResourceTag/", owner)})...)
-	if slices.Contains(acts, "iam:PassRole") {
-		roles := make([]string, 0, len(profiles))
-		for _, p := range profiles {
-			roles = append(roles, RoleARN(p))
-		}
-		slices.Sort(roles)
-		roles = slices.Compact(roles)
-		if len(roles) == 0 {
-			roles = []string{"arn:aws:iam::*:role/*"}
-		}
-		doc.Statement = append(doc.Statement, Statement{Sid: SidPassRole, Effect: "Allow", Action: []string{"iam:PassRole"},
-			Resource:  roles,
-			Condition: map[string]map[string][]string{"StringEquals": {"iam:PassedToService": {"ec2.amazonaws.com"}}}})
+	return sc
+}
+
+// passRole is the iam:PassRole statement for the roles of profiles (any
+// role when none is known), passed to EC2 only.
+func passRole(profiles []string) Statement {
+	roles := make([]string, 0, len(profiles))
+	for _, p := range profiles {
+		roles = append(roles, RoleARN(p))
 	}
-	if len(unscoped) > 0 {
-		doc.Statement = append(doc.Statement, Statement{Sid: SidNotScoped, Effect: "Allow", Action: unscoped, Resource: []string{"*"}})
+	slices.Sort(roles)
+	roles = slices.Compact(roles)
+	if len(roles) == 0 {
+		roles = []string{"arn:aws:iam::*:role/*"}
 	}
-	return doc
+	return Statement{Sid: SidPassRole, Effect: "Allow", Action: []string{"iam:PassRole"},
+		Resource:  roles,
+		Condition: map[string]map[string][]string{"StringEquals": {"iam:PassedToService": {"ec2.amazonaws.com"}}}}
 }
 
 // grouped turns action → resource types into statements, one per set of

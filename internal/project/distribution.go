@@ -1,9 +1,7 @@
-package bakery
+package project
 
 import (
-	"context"
 	"slices"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -28,16 +26,6 @@ func (pp *projectParser) distributionFields(d *pipeline.Distribution) map[string
 	}
 }
 
-func (pp *projectParser) validateDistribution(p *Project, at func(string) int) {
-	for _, pr := range p.Distribution.Check(p.Region, func(string) bool { return false }) {
-		field := pr.Field
-		if i := strings.IndexByte(field, '['); i >= 0 {
-			field = field[:i]
-		}
-		pp.errorf(at(field), pr.Field, "%s", pr.Msg)
-	}
-}
-
 // DistributionRecord is d as the store keeps it.
 func DistributionRecord(d pipeline.Distribution) store.Distribution {
 	return store.Distribution{CopyTo: slices.Clone(d.CopyTo), Encrypt: d.Encrypt, KMSKeyID: d.KMSKeyID,
@@ -51,26 +39,6 @@ func DistributionFromRecord(d store.Distribution) pipeline.Distribution {
 }
 
 // regions are the regions p's images live in: its own, then copy_to's.
-func (p *Project) regions() []string {
+func (p *Project) Regions() []string {
 	return append([]string{p.Region}, p.Distribution.CopyTo...)
-}
-
-// loadDistribution sets p's distribution from the store.
-func (s *Service) loadDistribution(ctx context.Context, p *Project) error {
-	d, err := s.store.Distribution(ctx, p.Name)
-	if err != nil {
-		return err
-	}
-	p.Distribution = DistributionFromRecord(d)
-	return nil
-}
-
-// imageIn is the bake's image in region: its own, or the copy there.
-func imageIn(res pipeline.Result, region string) string {
-	for _, ri := range res.Regions {
-		if ri.Region == region {
-			return ri.ImageID
-		}
-	}
-	return res.ImageID
 }

@@ -1,8 +1,8 @@
-package bakery
+package project
 
 import (
 	"errors"
-	"kiln/internal/pipeline"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"kiln/internal/store"
+	"kiln/internal/pipeline"
+	"kiln/internal/store/storetest"
 )
 
 const fullProject = `name: web
@@ -33,37 +34,40 @@ timeouts: {script: 20m, image: 90m}
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestParseProjectFull(t *testing.T) {
-	p, err := ParseProject("web.yaml", []byte(fullProject), env(map[string]string{"WEB_HOOK_SECRET": "0123456789abcdef-secret"}))
+	p, err := Parse("web.yaml", []byte(fullProject), env(map[string]string{"WEB_HOOK_SECRET": "0123456789abcdef-secret"}))
 	if err != nil {
-		t.Fatalf("ParseProject() = %v", err)
+		t.Fatalf("Parse() = %v", err)
 	}
 	want := &Project{
-		Name: "web", Region: "us-east-1",
-		Base:           pipeline.Base{Owner: "amazon", Name: "al2023-ami-*", MostRecent: true},
-		Type:           "t3.small",
-		Script:         "#!/bin/sh\ndnf install -y nginx\n",
-		SecurityGroups: []string{"sg-0123abcd"}, Subnet: "subnet-0123abcd", IAMProfile: "builder",
-		Tags: map[string]string{"team": "web"}, Keep: 3, Branch: "main",
-		Timeouts: pipeline.Timeouts{Script: 20 * time.Minute, Image: 90 * time.Minute},
-		Secret:   "0123456789abcdef-secret",
+		Name: "web",
+		Builder: pipeline.Builder{
+			Region:         "us-east-1",
+			Base:           pipeline.Base{Owner: "amazon", Name: "al2023-ami-*", MostRecent: true},
+			Type:           "t3.small",
+			Script:         "#!/bin/sh\ndnf install -y nginx\n",
+			SecurityGroups: []string{"sg-0123abcd"}, Subnet: "subnet-0123abcd", IAMProfile: "builder",
+			Tags:     map[string]string{"team": "web"},
+			Timeouts: pipeline.Timeouts{Script: 20 * time.Minute, Image: 90 * time.Minute},
+		},
+		Keep: 3, Branch: "main",
+		Secret: "0123456789abcdef-secret",
 	}
 	if !reflect.DeepEqual(p, want) {
-		t.Errorf("ParseProject() = %+v\nwant %+v", p, want)
+		t.Errorf("Parse() = %+v\nwant %+v", p, want)
 	}
-	if got := ProjectFromRecord(p.Record()); !reflect.DeepEqual(got, &Project{
-		Name: want.Name, Region: want.Region, Base: want.Base, Type: want.Type, Script: want.Script,
-		SecurityGroups: want.SecurityGroups, Subnet: want.Subnet, IAMProfile: want.IAMProfile, Tags: want.Tags,
-		Keep: want.Keep, Branch: want.Branch, Timeouts: want.Timeouts,
+	if got := FromRecord(p.Record()); !reflect.DeepEqual(got, &Project{
+		Name: want.Name, Builder: want.Builder,
+		Keep: want.Keep, Branch: want.Branch,
 	}) {
-		t.Errorf("ProjectFromRecord(Record()) = %+v", got)
+		t.Errorf("FromRecord(Record()) = %+v", got)
 	}
 }
 
 func TestParseProjectDefaults(t *testing.T) {
 	src := "name: api\nregion: eu-west-2\nbase: {id: ami-0123456789abcdef0}\ntype: m7i-flex.large\nscript: echo hi\n"
-	p, err := ParseProject("api.yaml", []byte(src), nil)
+	p, err := Parse("api.yaml", []byte(src), nil)
 	if err != nil {
-		t.Fatalf("ParseProject() = %v", err)
+		t.Fatalf("Parse() = %v", err)
 	}
 	if p.Keep != DefaultKeep || p.Timeouts != (pipeline.Timeouts{Script: pipeline.DefaultScriptTimeout, Image: pipeline.DefaultImageTimeout}) ||
 		p.Branch != "" || p.Secret != "" || p.Base.ID != "ami-0123456789abcdef0" {
@@ -77,9 +81,18 @@ func TestParseProjectExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ParseProject("web.yaml", data, env(map[string]string{"WEB_HOOK_SECRET": strings.Repeat("x", 20)})); err != nil {
-		t.Errorf("ParseProject(testdata/web.yaml) = %v", err)
+	if _, err := Parse("web.yaml", data, env(map[string]string{"WEB_HOOK_SECRET": strings.Repeat("x", 20)})); err != nil {
+		t.Errorf("Parse(testdata/web.yaml) = %v", err)
 	}
+}
+
+// manyTags is n tags as a YAML flow mapping's entries.
+func manyTags(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "k%d: v, ", i)
+	}
+	return strings.TrimSuffix(b.String(), ", ")
 }
 
 func TestParseProjectErrors(t *testing.T) {
@@ -147,19 +160,26 @@ timeouts: {script: 0s, image: forever}
 			"p.yaml:6: webhook_secret: must be at least 16 characters"}},
 		{"secret bad name", base + "webhook_secret: ${1X}abcdefabcdefabcdef\n", []string{
 			`p.yaml:6: webhook_secret: "1X" is not a variable name`}},
+		// The builder's rules are aws:ami's too (pipeline.Builder.Validate).
+		{"tags over the cap", base + "tags: {" + manyTags(41) + "}\n", []string{
+			"p.yaml:6: tags: at most 40 tags"}},
+		{"blank script", strings.Replace(base, "script: echo", `script: "  "`, 1), []string{
+			"p.yaml:5: script: must not be empty"}},
+		{"group names", base + "security_groups: [web, \"web\", sg-0123abcd]\n", []string{
+			`p.yaml:6: security_groups[1]: "web" given twice`}},
 		{"name too long", strings.Replace(base, "name: web", "name: "+strings.Repeat("a", 101), 1), []string{
 			"p.yaml:1: name: at most 100 characters"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseProject("p.yaml", []byte(tt.src), nil)
-			var pes ProjectErrors
+			_, err := Parse("p.yaml", []byte(tt.src), nil)
+			var pes Errors
 			if !errors.As(err, &pes) {
-				t.Fatalf("ParseProject() = %v; want ProjectErrors", err)
+				t.Fatalf("Parse() = %v; want Errors", err)
 			}
 			got := strings.Split(err.Error(), "\n")
 			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("ParseProject() errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+				t.Errorf("Parse() errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
 	}
@@ -167,7 +187,7 @@ timeouts: {script: 0s, image: forever}
 
 func TestParseProjectSecretExpansion(t *testing.T) {
 	src := "name: web\nregion: us-east-1\nbase: {id: ami-0123abcd}\ntype: t3.small\nscript: echo\nwebhook_secret: pre-${A}-${B}\n"
-	p, err := ParseProject("p.yaml", []byte(src), env(map[string]string{"A": "alpha-alpha", "B": "beta"}))
+	p, err := Parse("p.yaml", []byte(src), env(map[string]string{"A": "alpha-alpha", "B": "beta"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +195,7 @@ func TestParseProjectSecretExpansion(t *testing.T) {
 		t.Errorf("Secret = %q", p.Secret)
 	}
 	// A branch given as a full ref is reduced to the branch name.
-	p, err = ParseProject("p.yaml", []byte(strings.Replace(src, "webhook_secret: pre-${A}-${B}", "branch: refs/heads/release/1.x", 1)), nil)
+	p, err = Parse("p.yaml", []byte(strings.Replace(src, "webhook_secret: pre-${A}-${B}", "branch: refs/heads/release/1.x", 1)), nil)
 	if err != nil || p.Branch != "release/1.x" {
 		t.Errorf("Branch = %q, %v; want release/1.x", p.Branch, err)
 	}
@@ -188,30 +208,30 @@ func TestGenerateSecret(t *testing.T) {
 	}
 }
 
-func TestApplyProject(t *testing.T) {
-	st := openStore(t)
+func TestApply(t *testing.T) {
+	st := storetest.Open(t)
 	ctx := t.Context()
-	p, err := ParseProject("web.yaml", []byte("name: web\nregion: us-east-1\nbase: {id: ami-0123abcd}\ntype: t3.small\nscript: echo\n"), nil)
+	p, err := Parse("web.yaml", []byte("name: web\nregion: us-east-1\nbase: {id: ami-0123abcd}\ntype: t3.small\nscript: echo\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := ApplyProject(ctx, st, p)
+	a, err := Apply(ctx, st, p)
 	if err != nil || !a.Created || a.GeneratedSecret == "" {
-		t.Fatalf("ApplyProject(new, no secret) = %+v, %v; want created with a generated secret", a, err)
+		t.Fatalf("Apply(new, no secret) = %+v, %v; want created with a generated secret", a, err)
 	}
 	if sec, _ := st.ProjectSecret(ctx, "web"); sec != a.GeneratedSecret {
 		t.Errorf("stored secret differs from the generated one")
 	}
 	// Re-applying without a secret keeps the generated one.
-	a2, err := ApplyProject(ctx, st, p)
+	a2, err := Apply(ctx, st, p)
 	if err != nil || a2.Created || a2.GeneratedSecret != "" {
-		t.Errorf("ApplyProject(again) = %+v, %v", a2, err)
+		t.Errorf("Apply(again) = %+v, %v", a2, err)
 	}
 	if sec, _ := st.ProjectSecret(ctx, "web"); sec != a.GeneratedSecret {
 		t.Errorf("re-apply changed the secret")
 	}
 	p.Secret = "a-secret-from-the-file"
-	if _, err := ApplyProject(ctx, st, p); err != nil {
+	if _, err := Apply(ctx, st, p); err != nil {
 		t.Fatal(err)
 	}
 	if sec, _ := st.ProjectSecret(ctx, "web"); sec != p.Secret {
@@ -227,11 +247,11 @@ func FuzzParseProject(f *testing.F) {
 	f.Add([]byte("base: {owner: amazon}\ntags: {aws:x: 1}\nkeep: -1\n"))
 	getenv := env(map[string]string{"WEB_HOOK_SECRET": "0123456789abcdef0123"})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := ParseProject("f.yaml", data, getenv)
+		p, err := Parse("f.yaml", data, getenv)
 		if err != nil {
-			var pes ProjectErrors
+			var pes Errors
 			if !errors.As(err, &pes) || len(pes) == 0 {
-				t.Fatalf("ParseProject() error %T %v; want non-empty ProjectErrors", err, err)
+				t.Fatalf("Parse() error %T %v; want non-empty Errors", err, err)
 			}
 			for _, e := range pes {
 				if e.Line < 1 {
@@ -244,20 +264,9 @@ func FuzzParseProject(f *testing.F) {
 		if !nameRe.MatchString(p.Name) || len(p.Name) > MaxNameLen || p.Keep < 1 ||
 			p.Timeouts.Script <= 0 || p.Timeouts.Image <= 0 || p.Script == "" ||
 			(p.Base.ID == "") == (p.Base.Owner == "") {
-			t.Errorf("ParseProject() accepted an invalid project: %+v", p)
+			t.Errorf("Parse() accepted an invalid project: %+v", p)
 		}
 	})
-}
-
-// openStore opens a store in a temporary directory for this test.
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }
 
 // The README's project file example must parse.
@@ -275,7 +284,7 @@ func TestParseProjectREADME(t *testing.T) {
 		t.Fatal("README's project file section has no yaml block")
 	}
 	block, _, _ = strings.Cut(block, "```")
-	if _, err := ParseProject("README.md", []byte(block), env(map[string]string{"WEB_HOOK_SECRET": strings.Repeat("s", 20)})); err != nil {
+	if _, err := Parse("README.md", []byte(block), env(map[string]string{"WEB_HOOK_SECRET": strings.Repeat("s", 20)})); err != nil {
 		t.Errorf("README project file: %v", err)
 	}
 }

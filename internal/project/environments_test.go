@@ -1,4 +1,4 @@
-package bakery
+package project
 
 import (
 	"errors"
@@ -32,7 +32,7 @@ const envFile = envBase + `environments:
 `
 
 func TestParseEnvironments(t *testing.T) {
-	p, err := ParseProject("web.yaml", []byte(envFile), func(k string) string {
+	p, err := Parse("web.yaml", []byte(envFile), func(k string) string {
 		if k == "DB_PASSWORD" {
 			return "s3cr3t-value"
 		}
@@ -141,8 +141,8 @@ environments:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseProject("web.yaml", []byte(envBase+tt.src), nil)
-			var pes ProjectErrors
+			_, err := Parse("web.yaml", []byte(envBase+tt.src), nil)
+			var pes Errors
 			if !errors.As(err, &pes) {
 				t.Fatalf("err = %v", err)
 			}

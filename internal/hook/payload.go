@@ -1,4 +1,4 @@
-package bakery
+package hook
 
 import (
 	"slices"

@@ -1,4 +1,4 @@
-package bakery
+package project
 
 import (
 	"errors"
@@ -22,9 +22,9 @@ func TestParseProjectRollout(t *testing.T) {
   auto_rollback: true
   alarms: [web-5xx]
 `
-	p, err := ParseProject("p.yaml", []byte(src), nil)
+	p, err := Parse("p.yaml", []byte(src), nil)
 	if err != nil {
-		t.Fatalf("ParseProject() = %v", err)
+		t.Fatalf("Parse() = %v", err)
 	}
 	pct, f, tr := 75, false, true
 	want := &RolloutTarget{Group: "web-asg", Region: "eu-west-1", MinHealthyPercent: &pct, Warmup: 90 * time.Second,
@@ -32,15 +32,15 @@ func TestParseProjectRollout(t *testing.T) {
 	if !reflect.DeepEqual(p.Rollout, want) {
 		t.Errorf("Rollout = %+v; want %+v", p.Rollout, want)
 	}
-	if got := ProjectFromRecord(p.Record()); !reflect.DeepEqual(got.Rollout, want) {
-		t.Errorf("ProjectFromRecord(Record()).Rollout = %+v", got.Rollout)
+	if got := FromRecord(p.Record()); !reflect.DeepEqual(got.Rollout, want) {
+		t.Errorf("FromRecord(Record()).Rollout = %+v", got.Rollout)
 	}
-	p, err = ParseProject("p.yaml", []byte(rolloutBase+"rollout: {group: web}\n"), nil)
+	p, err = Parse("p.yaml", []byte(rolloutBase+"rollout: {group: web}\n"), nil)
 	if err != nil || !reflect.DeepEqual(p.Rollout, &RolloutTarget{Group: "web"}) {
-		t.Errorf("ParseProject(group only) = %+v, %v", p, err)
+		t.Errorf("Parse(group only) = %+v, %v", p, err)
 	}
-	if p, err := ParseProject("p.yaml", []byte(rolloutBase), nil); err != nil || p.Rollout != nil {
-		t.Errorf("ParseProject(no rollout) = %+v, %v; want no target", p, err)
+	if p, err := Parse("p.yaml", []byte(rolloutBase), nil); err != nil || p.Rollout != nil {
+		t.Errorf("Parse(no rollout) = %+v, %v; want no target", p, err)
 	}
 }
 
@@ -75,10 +75,10 @@ func TestParseProjectRolloutErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseProject("p.yaml", []byte(rolloutBase+tt.src), nil)
-			var pes ProjectErrors
+			_, err := Parse("p.yaml", []byte(rolloutBase+tt.src), nil)
+			var pes Errors
 			if !errors.As(err, &pes) {
-				t.Fatalf("ParseProject() = %v; want ProjectErrors", err)
+				t.Fatalf("Parse() = %v; want Errors", err)
 			}
 			if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))

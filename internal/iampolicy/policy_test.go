@@ -1,4 +1,4 @@
-package awsapi
+package iampolicy
 
 import (
 	"encoding/json"
