@@ -250,15 +250,17 @@ func (s *Service) current(ctx context.Context, project, env string) (string, err
 	return ps[0].ImageID, nil
 }
 
-// Deploy retries: transient errors are retried this often before the
+// deployMeta are the meta-params of a promotion's aws:asg: transient
+// errors are retried 7 times (8 attempts), 1 s doubling, before the
 // promotion fails.
-const deployAttempts = 8
+var deployMeta = engine.Meta{Retry: 7, Delay: time.Second}
 
-// deploy rolls promotion p out: env's group converged by aws:asg's code
-// (created on first use; a new launch-template version with p's image and
-// the environment's configuration; an instance refresh followed to its
-// end), then the promotion is recorded as succeeded or failed. A stop
-// (ctx done) leaves it rolling for the next start.
+// deploy rolls promotion p out: env's group converged by aws:asg through
+// the engine (engine.Converge with deployMeta: created on first use; a new
+// launch-template version with p's image and the environment's
+// configuration; an instance refresh followed to its end), then the
+// promotion is recorded as succeeded or failed. A stop (ctx done) leaves
+// it rolling for the next start.
 func (s *Service) deploy(ctx context.Context, p Promotion) {
 	log := s.log.With("project", p.Project, "env", p.Env, "promotion", p.ID)
 	envs, err := s.store.Environments(ctx, p.Project)
@@ -271,33 +273,13 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 	}
 	e := envs[i]
 	asg := groupResource(s.hubs, p.Project, e, p.ImageID)
-	_ = asg.Init(engine.Env{Graph: p.Project, ID: "bakery/" + p.Project + "/" + e.Name, Kind: "aws:asg", Name: e.Group.Name,
-		Log: log.With("group", e.Group.Name)})
-	for attempt, delay := 1, time.Second; ; attempt++ {
-		ok, err := asg.CheckApply(ctx, true)
-		if ctx.Err() != nil {
-			return // resumed at the next start
-		}
-		if err == nil && ok {
-			break
-		}
-		if err == nil {
-			if attempt < deployAttempts {
-				continue // changed something: check again until converged
-			}
-			err = errors.New("the group did not converge: something else keeps changing it")
-		}
-		if engine.IsPermanent(err) || attempt >= deployAttempts {
-			s.finishPromotion(ctx, log, p, store.PromotionFailed, err.Error(), "")
-			return
-		}
-		log.Warn("rollout interrupted; retrying", "err", err, "in", delay)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 30*time.Second)
+	_, err = engine.Converge(ctx, asg, groupEnv(p.Project, e, deployMeta, log))
+	if ctx.Err() != nil {
+		return // resumed at the next start
+	}
+	if err != nil {
+		s.finishPromotion(ctx, log, p, store.PromotionFailed, err.Error(), "")
+		return
 	}
 	version := asg.Outputs()["version"]
 	if reason := s.awaitHealthy(ctx, e); reason != "" {
