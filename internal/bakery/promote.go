@@ -125,8 +125,43 @@ func promotionLease(id int64) string { return "promotion/" + strconv.FormatInt(i
 // earlier image. It returns the new promotion (state rolling) at once; the
 // rollout runs in the background. Errors: *PromotionError (bad request),
 // store.ErrPromotionRunning, store.ErrNotFound (no such project).
+// A promotion of an image older than the one env runs is recorded with
+// cause "rollback", any other with "manual".
 func (s *Service) Promote(ctx context.Context, project, env, image string) (*Promotion, error) {
-	return s.promote(ctx, project, env, image, "manual")
+	cause := "manual"
+	if s.isRollback(ctx, project, env, image) {
+		cause = CauseRollback
+	}
+	return s.promote(ctx, project, env, image, cause)
+}
+
+// CauseRollback is the cause of a promotion that takes an environment back
+// to an image older than the one it runs.
+const CauseRollback = "rollback"
+
+// isRollback reports whether image was baked before the image env runs.
+func (s *Service) isRollback(ctx context.Context, project, env, image string) bool {
+	if image == "" {
+		return false
+	}
+	cur, err := s.current(ctx, project, env)
+	if err != nil || cur == "" || cur == image {
+		return false
+	}
+	imgs, err := s.store.Images(ctx, project)
+	if err != nil {
+		return false
+	}
+	var curAt, imgAt time.Time
+	for _, im := range imgs {
+		switch im.ImageID {
+		case cur:
+			curAt = im.Created
+		case image:
+			imgAt = im.Created
+		}
+	}
+	return !curAt.IsZero() && !imgAt.IsZero() && imgAt.Before(curAt)
 }
 
 func (s *Service) promote(ctx context.Context, project, env, image, cause string) (*Promotion, error) {
