@@ -244,3 +244,38 @@ var (
 	_ engine.Resource = (*groupRollout)(nil)
 	_ engine.Static   = (*groupRollout)(nil)
 )
+
+// GroupState is an Auto Scaling group as ReadGroup found it.
+type GroupState struct {
+	Exists            bool
+	Min, Max, Desired int
+	LaunchTemplateID  string
+	Version           string // the group's launch-template version
+	Live              int    // live instances (not on their way out)
+	InService         int    // of those, InService and Healthy
+}
+
+// ReadGroup reads the Auto Scaling group named group in region (one
+// DescribeAutoScalingGroups): its size, its launch-template version and
+// how many of its instances are in service and healthy. A group that does
+// not exist is a GroupState with Exists false, not an error.
+func ReadGroup(ctx context.Context, hubs *awsapi.Hubs, region, group string) (GroupState, error) {
+	_, _, g, err := findGroup(ctx, hubs, region, group)
+	if err != nil {
+		return GroupState{}, fmt.Errorf("read group %q: %w", group, err)
+	}
+	if g == nil {
+		return GroupState{}, nil
+	}
+	st := GroupState{Exists: true, Min: int(aws.ToInt32(g.MinSize)), Max: int(aws.ToInt32(g.MaxSize)),
+		Desired: int(aws.ToInt32(g.DesiredCapacity)), InService: inService(g)}
+	if lt := g.LaunchTemplate; lt != nil {
+		st.LaunchTemplateID, st.Version = aws.ToString(lt.LaunchTemplateId), aws.ToString(lt.Version)
+	}
+	for _, in := range g.Instances {
+		if live(in) {
+			st.Live++
+		}
+	}
+	return st, nil
+}

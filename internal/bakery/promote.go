@@ -324,6 +324,7 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 		return
 	}
 	s.finishPromotion(ctx, log, p, store.PromotionSucceeded, "", version)
+	s.startOwned(envWatchLease(p.Project, p.Env), func(ctx context.Context) { s.watchEnv(ctx, p.Project, p.Env) })
 	if i+1 < len(envs) && envs[i+1].Promotion == PromoteAuto && !s.runs(ctx, p.Project, envs[i+1].Name, p.ImageID) {
 		until := time.Now().Add(envs[i+1].Soak)
 		if _, err := s.store.SetSoak(ctx, p.ID, store.SoakRunning, until, ""); err != nil {
@@ -523,10 +524,11 @@ func (s *Service) resume(ctx context.Context) error {
 	return nil
 }
 
-// resumeOwned runs the rollouts and soaks in the store that no server
-// runs now (their leases are free: never taken, released, or run out with
-// a dead server). Run calls it at start, and the leader at every turn, so
-// that another server takes a dead one's over.
+// resumeOwned runs the rollouts, soaks and environment watches
+// (watchEnvs) in the store that no server runs now (their leases are
+// free: never taken, released, or run out with a dead server). Run calls
+// it at start, and the leader at every turn, so that another server takes
+// a dead one's over.
 func (s *Service) resumeOwned(ctx context.Context) error {
 	rolling, err := s.store.Promotions(ctx, store.PromotionQuery{State: store.PromotionRolling, Limit: 1000})
 	if err != nil {
@@ -552,6 +554,15 @@ func (s *Service) resumeOwned(ctx context.Context) error {
 			continue
 		}
 		s.startOwned(promotionLease(p.ID), func(ctx context.Context) { s.soak(ctx, p, envs[i], envs[i+1]) })
+	}
+	projects, err := s.store.Projects(ctx)
+	if err != nil {
+		return err
+	}
+	for _, pr := range projects {
+		if err := s.watchEnvs(ctx, pr.Name); err != nil {
+			return err
+		}
 	}
 	return nil
 }
