@@ -183,6 +183,7 @@ func (s *Service) repair(ctx context.Context, log *slog.Logger, e Environment, p
 	}
 	d := drift(e, p.Version, g)
 	if len(d) == 0 {
+		log.Debug("environment checked", "group", e.Group.Name, "in_service", g.InService, "desired", g.Desired)
 		return
 	}
 	what := strings.Join(d, "; ")
