@@ -53,17 +53,24 @@ func drift(e Environment, version string, g awsres.GroupState) []string {
 	return d
 }
 
+// liveReadTimeout bounds LiveStatuses' read of one group: a page or an
+// API answer must not wait through an AWS outage (reads are retried).
+const liveReadTimeout = 5 * time.Second
+
 // LiveStatuses adds to sts (EnvStatuses of project) what each environment's
 // group is now: the live InService count beside the declared range, and
 // for an environment that runs an image with no rollout running, the
 // drift from what its last promotion left (State drifted, Detail saying
 // what differs). One DescribeAutoScalingGroups per environment; a group
-// that cannot be read is shown with the error as its Detail.
+// that cannot be read within liveReadTimeout is shown with the error as
+// its Detail.
 func (s *Service) LiveStatuses(ctx context.Context, project string, sts []EnvStatus) []EnvStatus {
 	out := slices.Clone(sts)
 	for i := range out {
 		st := &out[i]
-		g, err := awsres.ReadGroup(ctx, s.hubs, st.Region, st.Group.Name)
+		rctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
+		g, err := awsres.ReadGroup(rctx, s.hubs, st.Region, st.Group.Name)
+		cancel()
 		if err != nil {
 			if st.Detail == "" {
 				st.Detail = "group not read: " + err.Error()

@@ -37,6 +37,10 @@ type ImageCopy struct {
 	State   string // EC2's (or the bake's record when EC2 cannot tell: pending, failed)
 }
 
+// imagesReadTimeout bounds Images' reads of EC2 (retried through an
+// outage otherwise): the API answers with the error instead of waiting.
+const imagesReadTimeout = 20 * time.Second
+
 // Images describes project's kept images, newest first: one
 // DescribeImages per region for their states and deprecation. Errors:
 // store.ErrNotFound (no such project), an AWS error naming the region.
@@ -94,8 +98,10 @@ func (s *Service) Images(ctx context.Context, project string) ([]ImageStatus, er
 		out[i] = st
 	}
 	seen := map[string]ec2Image{}
+	dctx, cancel := context.WithTimeout(ctx, imagesReadTimeout)
+	defer cancel()
 	for region, ids := range byRegion {
-		got, err := s.describeImages(ctx, region, ids)
+		got, err := s.describeImages(dctx, region, ids)
 		if err != nil {
 			return nil, err
 		}
