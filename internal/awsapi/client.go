@@ -16,7 +16,8 @@
 //     the resource owning the instance or image.
 //
 // Constructors start no goroutines: Hubs.Run owns every hub's loops, including
-// hubs created lazily after Run started. The batcher needs Run to be running.
+// hubs created lazily after Run started, and the DNS hub's (DNS.Run). The
+// batcher and the DNS hub need Run to be running.
 package awsapi
 
 import (

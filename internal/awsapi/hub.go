@@ -183,11 +183,13 @@ func (hs *Hubs) Hub(ctx context.Context, region string) (*Hub, error) {
 	return h, nil
 }
 
-// Run runs every hub's batcher and poller, including hubs created while it
-// runs, until ctx is done; then it waits for them and returns ctx.Err().
+// Run runs every hub's batcher and poller, and the DNS hub's loops,
+// including hubs created while it runs, until ctx is done; then it waits
+// for them and returns ctx.Err().
 func (hs *Hubs) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	dnsStarted := false
 	for {
 		hs.mu.Lock()
 		for _, h := range hs.hubs {
@@ -197,6 +199,10 @@ func (hs *Hubs) Run(ctx context.Context) error {
 			}
 		}
 		hs.mu.Unlock()
+		if d, ok := dnsHubs.Load(hs); ok && !dnsStarted {
+			dnsStarted = true
+			wg.Go(func() { _ = d.(*DNS).Run(ctx) })
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -62,6 +62,10 @@ func (hs *Hubs) DNS(ctx context.Context) (*DNS, error) {
 	d := NewDNS(c, hs.o)
 	d.sdk = c
 	got, _ := dnsHubs.LoadOrStore(hs, d)
+	select {
+	case hs.wake <- struct{}{}: // Run runs it
+	default:
+	}
 	return got.(*DNS), nil
 }
 
@@ -88,15 +92,20 @@ func (hs *Hubs) Route53(ctx context.Context) (*route53.Client, error) {
 //     however many records the change carried.
 //
 // Zone names resolve once (ListHostedZonesByName). All methods are safe for
-// concurrent use.
+// concurrent use; they need Run to be running (Hubs.Run runs the hubs'
+// DNS hub): every goroutine of the hub is Run's.
 type DNS struct {
 	c   route53API
 	sdk *route53.Client // c, when the hubs made it
 	o   Options
 
 	mu      sync.Mutex
-	zones   map[string]*dnsZone // by zone id
-	names   map[string]Zone     // resolved zone names
+	run     context.Context         // Run's; nil before Run
+	stopped bool                    // Run returned (or is returning)
+	pending []func(context.Context) // work asked for before Run: Run starts it
+	wg      sync.WaitGroup          // Run's goroutines
+	zones   map[string]*dnsZone     // by zone id
+	names   map[string]Zone         // resolved zone names
 	waits   map[string]*insyncWait
 	resolve map[string]*call[Zone]
 }
@@ -109,6 +118,49 @@ func NewDNS(c route53API, o Options) *DNS {
 
 // Options returns the hub's options.
 func (d *DNS) Options() Options { return d.o }
+
+// errDNSStopped answers what is asked of a DNS hub whose Run has returned.
+var errDNSStopped = errors.New("dns hub stopped")
+
+// Run runs the hub's goroutines (zone polls, shared listings and lookups,
+// change batches, INSYNC waits) until ctx is done, then waits for them and
+// returns ctx.Err(). Work asked for before Run starts waits for it. Run may
+// be called once.
+func (d *DNS) Run(ctx context.Context) error {
+	d.mu.Lock()
+	if d.run != nil {
+		d.mu.Unlock()
+		return errors.New("dns hub: Run called twice")
+	}
+	d.run = ctx
+	for _, f := range d.pending {
+		d.wg.Go(func() { f(ctx) })
+	}
+	d.pending = nil
+	d.mu.Unlock()
+	<-ctx.Done()
+	d.mu.Lock()
+	d.stopped = true
+	d.mu.Unlock()
+	d.wg.Wait()
+	return ctx.Err()
+}
+
+// goLocked runs f on a goroutine of Run's, with Run's context; asked
+// before Run, f waits for it. It reports false, starting nothing, once Run
+// has returned. d.mu is held.
+func (d *DNS) goLocked(f func(ctx context.Context)) bool {
+	switch {
+	case d.stopped:
+		return false
+	case d.run == nil:
+		d.pending = append(d.pending, f)
+	default:
+		ctx := d.run
+		d.wg.Go(func() { f(ctx) })
+	}
+	return true
+}
 
 // Zone is a hosted zone as records need it.
 type Zone struct {
@@ -157,9 +209,9 @@ type dnsZone struct {
 	wrote   time.Time // when kiln's last accepted change was applied to last
 	listing *call[*Listing]
 	subs    map[*dnsSub]struct{}
-	stop    context.CancelFunc // the poll loop's
-	wake    chan struct{}      // the poll loop: subscriptions changed
-	queue   []*dnsChange       // changes waiting for the batch
+	polling bool          // a poll loop runs (it ends when subs is empty)
+	wake    chan struct{} // the poll loop: subscriptions changed
+	queue   []*dnsChange  // changes waiting for the batch
 	timer   *time.Timer
 	first   time.Time // when the oldest queued change arrived
 }
@@ -203,9 +255,9 @@ func (d *DNS) ResolveZone(ctx context.Context, ref string) (Zone, error) {
 	if c == nil {
 		c = &call[Zone]{done: make(chan struct{})}
 		d.resolve[key] = c
-		go func() {
-			// Detached from the first caller's ctx: others may be waiting.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		started := d.goLocked(func(ctx context.Context) {
+			// Run's ctx, not the first caller's: others may be waiting.
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			defer cancel()
 			c.v, c.err = d.lookupZone(ctx, key)
 			d.mu.Lock()
@@ -215,7 +267,12 @@ func (d *DNS) ResolveZone(ctx context.Context, ref string) (Zone, error) {
 			delete(d.resolve, key)
 			d.mu.Unlock()
 			close(c.done)
-		}()
+		})
+		if !started {
+			delete(d.resolve, key)
+			c.err = errDNSStopped
+			close(c.done)
+		}
 	}
 	d.mu.Unlock()
 	select {
@@ -331,7 +388,7 @@ func (d *DNS) Records(ctx context.Context, zone string, maxAge time.Duration) (*
 		d.mu.Unlock()
 		return l, nil
 	}
-	c := d.startListingLocked(ctx, z)
+	c := d.startListingLocked(z)
 	d.mu.Unlock()
 	select {
 	case <-ctx.Done():
@@ -342,15 +399,16 @@ func (d *DNS) Records(ctx context.Context, zone string, maxAge time.Duration) (*
 }
 
 // startListingLocked returns the listing of z in flight, starting one
-// when there is none; d.mu is held.
-func (d *DNS) startListingLocked(ctx context.Context, z *dnsZone) *call[*Listing] {
+// when there is none (on Run's context: its callers share it); d.mu is
+// held.
+func (d *DNS) startListingLocked(z *dnsZone) *call[*Listing] {
 	if z.listing != nil {
 		return z.listing
 	}
 	c := &call[*Listing]{done: make(chan struct{})}
 	z.listing = c
-	go func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	started := d.goLocked(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
 		c.v, c.err = d.list(ctx, z.id)
 		d.mu.Lock()
@@ -362,7 +420,12 @@ func (d *DNS) startListingLocked(ctx context.Context, z *dnsZone) *call[*Listing
 		}
 		d.mu.Unlock()
 		close(c.done)
-	}()
+	})
+	if !started {
+		z.listing = nil
+		c.err = errDNSStopped
+		close(c.done)
+	}
 	return c
 }
 
@@ -390,6 +453,7 @@ func (d *DNS) list(ctx context.Context, zone string) (*Listing, error) {
 // every poll (the shortest any subscriber of the zone asks for; 0: the
 // hub's default), one listing for all the zone's subscribers. fn must not
 // block. cancel removes the subscription; the loop stops with the last.
+// The loop is one of Run's goroutines.
 func (d *DNS) Subscribe(zone string, poll time.Duration, fn func(*Listing)) (cancel func()) {
 	if poll <= 0 {
 		poll = d.o.Poll
@@ -398,20 +462,14 @@ func (d *DNS) Subscribe(zone string, poll time.Duration, fn func(*Listing)) (can
 	d.mu.Lock()
 	z := d.zone(zone)
 	z.subs[s] = struct{}{}
-	if z.stop == nil {
-		ctx, stop := context.WithCancel(context.Background())
-		z.stop = stop
-		go d.pollLoop(ctx, z)
+	if !z.polling {
+		z.polling = d.goLocked(func(ctx context.Context) { d.pollLoop(ctx, z) })
 	}
 	d.mu.Unlock()
 	poke(z.wake)
 	return func() {
 		d.mu.Lock()
 		delete(z.subs, s)
-		if len(z.subs) == 0 && z.stop != nil {
-			z.stop()
-			z.stop = nil
-		}
 		d.mu.Unlock()
 		poke(z.wake)
 	}
@@ -425,11 +483,16 @@ func poke(ch chan struct{}) {
 }
 
 // pollLoop lists z every interval and hands the listing to its
-// subscribers, until ctx is done.
+// subscribers, until ctx is done or z has no subscriber left.
 func (d *DNS) pollLoop(ctx context.Context, z *dnsZone) {
 	next := time.Now()
 	for {
 		d.mu.Lock()
+		if len(z.subs) == 0 {
+			z.polling = false
+			d.mu.Unlock()
+			return
+		}
 		var iv time.Duration
 		for s := range z.subs {
 			if iv == 0 || s.poll < iv {
@@ -452,7 +515,7 @@ func (d *DNS) pollLoop(ctx context.Context, z *dnsZone) {
 		}
 		next = time.Now()
 		d.mu.Lock()
-		c := d.startListingLocked(ctx, z)
+		c := d.startListingLocked(z)
 		d.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -501,7 +564,7 @@ func (d *DNS) Change(ctx context.Context, zone string, ch types.Change) (string,
 	if z.timer != nil {
 		z.timer.Stop()
 	}
-	z.timer = time.AfterFunc(max(wait, 0), func() { d.flush(z) })
+	z.timer = time.AfterFunc(max(wait, 0), func() { d.startFlush(z) })
 	d.mu.Unlock()
 	select {
 	case <-ctx.Done():
@@ -511,13 +574,27 @@ func (d *DNS) Change(ctx context.Context, zone string, ch types.Change) (string,
 	}
 }
 
-// flush sends z's queued changes, in batches within Route 53's limits.
-// Two changes of one record set never share a batch.
-func (d *DNS) flush(z *dnsZone) {
+// startFlush hands z's queued changes to one of Run's goroutines (the
+// batch window's timer calls it); after Run they fail.
+func (d *DNS) startFlush(z *dnsZone) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	queue := z.queue
 	z.queue, z.timer = nil, nil
-	d.mu.Unlock()
+	if len(queue) == 0 {
+		return
+	}
+	if !d.goLocked(func(ctx context.Context) { d.flush(ctx, z, queue) }) {
+		for _, c := range queue {
+			c.err = errDNSStopped
+			close(c.done)
+		}
+	}
+}
+
+// flush sends queue, z's changes, in batches within Route 53's limits.
+// Two changes of one record set never share a batch.
+func (d *DNS) flush(ctx context.Context, z *dnsZone, queue []*dnsChange) {
 	for len(queue) > 0 {
 		var batch, rest []*dnsChange
 		seen := map[RecordKey]bool{}
@@ -536,15 +613,15 @@ func (d *DNS) flush(z *dnsZone) {
 			records += n
 			batch = append(batch, c)
 		}
-		d.send(z, batch)
+		d.send(ctx, z, batch)
 		queue = rest
 	}
 }
 
 // send submits batch as one ChangeResourceRecordSets; a refused batch of
 // several changes is sent again in halves.
-func (d *DNS) send(z *dnsZone, batch []*dnsChange) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+func (d *DNS) send(ctx context.Context, z *dnsZone, batch []*dnsChange) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	in := &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(z.id), ChangeBatch: &types.ChangeBatch{Comment: aws.String("kiln")}}
 	for _, c := range batch {
@@ -560,8 +637,8 @@ func (d *DNS) send(z *dnsZone, batch []*dnsChange) {
 		// change at fault ends up alone with its own error, in about
 		// 2·log2(n) calls rather than n.
 		half := len(batch) / 2
-		d.send(z, batch[:half])
-		d.send(z, batch[half:])
+		d.send(ctx, z, batch[:half])
+		d.send(ctx, z, batch[half:])
 		return
 	}
 	var id string
@@ -615,7 +692,8 @@ type insyncWait struct {
 	done    chan struct{}
 	err     error
 	waiters int
-	cancel  context.CancelFunc
+	left    context.Context // done when the last waiter left: the loop stops
+	leave   context.CancelFunc
 }
 
 // AwaitInsync returns once change (an id with or without /change/) is
@@ -626,18 +704,27 @@ func (d *DNS) AwaitInsync(ctx context.Context, change string) error {
 	d.mu.Lock()
 	w := d.waits[change]
 	if w == nil {
-		lctx, cancel := context.WithCancel(context.Background())
-		w = &insyncWait{done: make(chan struct{}), cancel: cancel}
+		w = &insyncWait{done: make(chan struct{})}
+		w.left, w.leave = context.WithCancel(context.Background())
 		d.waits[change] = w
-		go func() {
-			w.err = d.pollChange(lctx, change)
+		started := d.goLocked(func(ctx context.Context) {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			defer context.AfterFunc(w.left, cancel)()
+			w.err = d.pollChange(ctx, change)
 			d.mu.Lock()
 			if d.waits[change] == w {
 				delete(d.waits, change)
 			}
 			d.mu.Unlock()
 			close(w.done)
-		}()
+		})
+		if !started {
+			delete(d.waits, change)
+			w.leave()
+			d.mu.Unlock()
+			return errDNSStopped
+		}
 	}
 	w.waiters++
 	d.mu.Unlock()
@@ -645,7 +732,7 @@ func (d *DNS) AwaitInsync(ctx context.Context, change string) error {
 		d.mu.Lock()
 		w.waiters--
 		if w.waiters == 0 {
-			w.cancel()
+			w.leave()
 			if d.waits[change] == w {
 				delete(d.waits, change)
 			}

@@ -2,6 +2,7 @@ package awsapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -34,7 +35,21 @@ func newDNSFixture(t *testing.T) (*awssim.Sim, *DNS, string) {
 		Batch: BatchOptions{Idle: 200 * time.Millisecond, Max: 2 * time.Second}, Poll: 50 * time.Millisecond,
 		Wait: Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, Retries: Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond},
 	})
+	runDNS(t, d)
 	return sim, d, aws.ToString(out.HostedZone.Id)
+}
+
+// runDNS runs d until the test ends and checks that Run returned then.
+func runDNS(t *testing.T, d *DNS) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run() = %v; want context.Canceled", err)
+		}
+	})
 }
 
 func upsertA(name, ip string) types.Change {
@@ -222,5 +237,44 @@ func TestDNSZoneIDsByShape(t *testing.T) {
 	}
 	if n := sim.Calls("GetHostedZone"); n != 1 {
 		t.Errorf("GetHostedZone calls = %d; want 1 (the id looked up as an id, once)", n)
+	}
+}
+
+// TestDNSRunOwnsItsLoops: a zone's poll loop is one of Run's goroutines:
+// Run returns only once it has stopped, and a hub whose Run returned
+// answers that it stopped instead of starting anything.
+func TestDNSRunOwnsItsLoops(t *testing.T) {
+	sim := awssim.New(awssim.Options{TimeScale: 0.001})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	c := route53.NewFromConfig(awssim.ClientConfig(srv.URL))
+	out, err := c.CreateHostedZone(t.Context(), &route53.CreateHostedZoneInput{Name: aws.String("example.org"), CallerReference: aws.String("t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zone := aws.ToString(out.HostedZone.Id)
+	d := NewDNS(c, Options{Poll: 10 * time.Millisecond, Retries: Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond}})
+
+	// Asked before Run, the poll waits for it.
+	listed := make(chan struct{}, 1)
+	stop := d.Subscribe(zone, 10*time.Millisecond, func(*Listing) { poke(listed) })
+	defer stop()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	select {
+	case <-listed:
+	case <-t.Context().Done():
+		t.Fatal("no listing from the poll loop")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run() = %v; want context.Canceled", err)
+	}
+	if _, err := d.Records(t.Context(), zone, 0); !errors.Is(err, errDNSStopped) {
+		t.Errorf("Records after Run returned = %v; want %v", err, errDNSStopped)
+	}
+	if _, err := d.Change(t.Context(), zone, upsertA("a.example.org", "10.0.0.1")); !errors.Is(err, errDNSStopped) {
+		t.Errorf("Change after Run returned = %v; want %v", err, errDNSStopped)
 	}
 }

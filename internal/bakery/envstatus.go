@@ -18,6 +18,10 @@ type EnvStatus struct {
 	Detail     string            // the state's detail (why it failed, soak until)
 	Config     []ConfigShown     // plain values, secrets masked
 	Promotions []store.Promotion // newest first
+	// Live is the group as it is now (LiveStatuses; nil: not read), and
+	// Drift how it differs from what the last promotion left (State drifted).
+	Live  *GroupLive
+	Drift []string
 }
 
 // ConfigShown is one configuration key as shown: a secret's Value is the
@@ -40,6 +44,8 @@ const (
 	EnvLive    = "live"    // runs Image; the last rollout succeeded
 	EnvFailed  = "failed"  // the last rollout failed (Image is what it ran before)
 	EnvSoaking = "soaking" // runs Image, healthy so far, before the next environment's auto promotion
+	// EnvDrifted (environments_watch.go): runs Image, but its group differs
+	// from what the promotion left; the bakery puts it back.
 )
 
 // EnvStatuses describes project's environments from the records: promos

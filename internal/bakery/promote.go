@@ -127,8 +127,43 @@ func promotionLease(id int64) string { return "promotion/" + strconv.FormatInt(i
 // earlier image. It returns the new promotion (state rolling) at once; the
 // rollout runs in the background. Errors: *PromotionError (bad request),
 // store.ErrPromotionRunning, store.ErrNotFound (no such project).
+// A promotion of an image older than the one env runs is recorded with
+// cause "rollback", any other with "manual".
 func (s *Service) Promote(ctx context.Context, project, env, image string) (*Promotion, error) {
-	return s.promote(ctx, project, env, image, "manual")
+	cause := "manual"
+	if s.isRollback(ctx, project, env, image) {
+		cause = CauseRollback
+	}
+	return s.promote(ctx, project, env, image, cause)
+}
+
+// CauseRollback is the cause of a promotion that takes an environment back
+// to an image older than the one it runs.
+const CauseRollback = "rollback"
+
+// isRollback reports whether image was baked before the image env runs.
+func (s *Service) isRollback(ctx context.Context, project, env, image string) bool {
+	if image == "" {
+		return false
+	}
+	cur, err := s.current(ctx, project, env)
+	if err != nil || cur == "" || cur == image {
+		return false
+	}
+	imgs, err := s.store.Images(ctx, project)
+	if err != nil {
+		return false
+	}
+	var curAt, imgAt time.Time
+	for _, im := range imgs {
+		switch im.ImageID {
+		case cur:
+			curAt = im.Created
+		case image:
+			imgAt = im.Created
+		}
+	}
+	return !curAt.IsZero() && !imgAt.IsZero() && imgAt.Before(curAt)
 }
 
 func (s *Service) promote(ctx context.Context, projectName, env, image, cause string) (*Promotion, error) {
@@ -252,15 +287,17 @@ func (s *Service) current(ctx context.Context, project, env string) (string, err
 	return ps[0].ImageID, nil
 }
 
-// Deploy retries: transient errors are retried this often before the
+// deployMeta are the meta-params of a promotion's aws:asg: transient
+// errors are retried 7 times (8 attempts), 1 s doubling, before the
 // promotion fails.
-const deployAttempts = 8
+var deployMeta = engine.Meta{Retry: 7, Delay: time.Second}
 
-// deploy rolls promotion p out: env's group converged by aws:asg's code
-// (created on first use; a new launch-template version with p's image and
-// the environment's configuration; an instance refresh followed to its
-// end), then the promotion is recorded as succeeded or failed. A stop
-// (ctx done) leaves it rolling for the next start.
+// deploy rolls promotion p out: env's group converged by aws:asg through
+// the engine (engine.Converge with deployMeta: created on first use; a new
+// launch-template version with p's image and the environment's
+// configuration; an instance refresh followed to its end), then the
+// promotion is recorded as succeeded or failed. A stop (ctx done) leaves
+// it rolling for the next start.
 func (s *Service) deploy(ctx context.Context, p Promotion) {
 	log := s.log.With("project", p.Project, "env", p.Env, "promotion", p.ID)
 	envs, err := s.store.Environments(ctx, p.Project)
@@ -273,33 +310,13 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 	}
 	e := envs[i]
 	asg := project.GroupResource(s.hubs, p.Project, e, p.ImageID)
-	_ = asg.Init(engine.Env{Graph: p.Project, ID: "bakery/" + p.Project + "/" + e.Name, Kind: "aws:asg", Name: e.Group.Name,
-		Log: log.With("group", e.Group.Name)})
-	for attempt, delay := 1, time.Second; ; attempt++ {
-		ok, err := asg.CheckApply(ctx, true)
-		if ctx.Err() != nil {
-			return // resumed at the next start
-		}
-		if err == nil && ok {
-			break
-		}
-		if err == nil {
-			if attempt < deployAttempts {
-				continue // changed something: check again until converged
-			}
-			err = errors.New("the group did not converge: something else keeps changing it")
-		}
-		if engine.IsPermanent(err) || attempt >= deployAttempts {
-			s.finishPromotion(ctx, log, p, store.PromotionFailed, err.Error(), "")
-			return
-		}
-		log.Warn("rollout interrupted; retrying", "err", err, "in", delay)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 30*time.Second)
+	_, err = engine.Converge(ctx, asg, project.GroupEnv(p.Project, e, deployMeta, log))
+	if ctx.Err() != nil {
+		return // resumed at the next start
+	}
+	if err != nil {
+		s.finishPromotion(ctx, log, p, store.PromotionFailed, err.Error(), "")
+		return
 	}
 	version := asg.Outputs()["version"]
 	if reason := s.awaitHealthy(ctx, e); reason != "" {
@@ -309,6 +326,7 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 		return
 	}
 	s.finishPromotion(ctx, log, p, store.PromotionSucceeded, "", version)
+	s.startOwned(envWatchLease(p.Project, p.Env), func(ctx context.Context) { s.watchEnv(ctx, p.Project, p.Env) })
 	if i+1 < len(envs) && envs[i+1].Promotion == project.PromoteAuto && !s.runs(ctx, p.Project, envs[i+1].Name, p.ImageID) {
 		until := time.Now().Add(envs[i+1].Soak)
 		if _, err := s.store.SetSoak(ctx, p.ID, store.SoakRunning, until, ""); err != nil {
@@ -508,10 +526,11 @@ func (s *Service) resume(ctx context.Context) error {
 	return nil
 }
 
-// resumeOwned runs the rollouts and soaks in the store that no server
-// runs now (their leases are free: never taken, released, or run out with
-// a dead server). Run calls it at start, and the leader at every turn, so
-// that another server takes a dead one's over.
+// resumeOwned runs the rollouts, soaks and environment watches
+// (watchEnvs) in the store that no server runs now (their leases are
+// free: never taken, released, or run out with a dead server). Run calls
+// it at start, and the leader at every turn, so that another server takes
+// a dead one's over.
 func (s *Service) resumeOwned(ctx context.Context) error {
 	rolling, err := s.store.Promotions(ctx, store.PromotionQuery{State: store.PromotionRolling, Limit: 1000})
 	if err != nil {
@@ -537,6 +556,15 @@ func (s *Service) resumeOwned(ctx context.Context) error {
 			continue
 		}
 		s.startOwned(promotionLease(p.ID), func(ctx context.Context) { s.soak(ctx, p, envs[i], envs[i+1]) })
+	}
+	projects, err := s.store.Projects(ctx)
+	if err != nil {
+		return err
+	}
+	for _, pr := range projects {
+		if err := s.watchEnvs(ctx, pr.Name); err != nil {
+			return err
+		}
 	}
 	return nil
 }

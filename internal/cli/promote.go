@@ -119,7 +119,7 @@ func (a *app) printEnvironments(envs []web.Environment) error {
 	}
 	fmt.Fprintln(a.stdout, "environments:")
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NAME\tPROMOTION\tGROUP\tIMAGE\tSTATE\tCONFIG")
+	fmt.Fprintln(tw, "  NAME\tPROMOTION\tGROUP\tSIZE\tIMAGE\tSTATE\tCONFIG")
 	for _, e := range envs {
 		rule := e.Promotion
 		if e.Soak != "" {
@@ -133,7 +133,7 @@ func (a *app) printEnvironments(envs []web.Environment) error {
 		if e.Detail != "" {
 			state += " (" + e.Detail + ")"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", e.Name, rule, e.Group, orDash(e.Image), state, orDash(strings.Join(kv, " ")))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, rule, e.Group, envSize(e), orDash(e.Image), state, orDash(strings.Join(kv, " ")))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -152,4 +152,17 @@ func (a *app) printEnvironments(envs []web.Environment) error {
 		}
 	}
 	return nil
+}
+
+// envSize is an environment's size as kiln project show prints it: the
+// live InService (and healthy) count beside the declared range, "2/2-4".
+func envSize(e web.Environment) string {
+	declared := fmt.Sprintf("%d-%d", e.Min, e.Max)
+	switch {
+	case e.Live == nil:
+		return "?/" + declared
+	case !e.Live.Exists:
+		return "no group/" + declared
+	}
+	return fmt.Sprintf("%d/%s", e.Live.InService, declared)
 }

@@ -83,6 +83,7 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		newProjectCmd(a),
 		newBakeCmd(a),
 		newPromoteCmd(a),
+		newImagesCmd(a),
 		newSimCmd(a),
 		newIAMPolicyCmd(a),
 		newEventsCmd(a),

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -660,9 +659,10 @@ func backoff(base time.Duration, attempt int) time.Duration {
 	return d + rand.N(d/4+1)
 }
 
-// checkApply runs CheckApply with the vertex's timeout, recovering panics.
+// checkApply runs CheckApply with the vertex's timeout, recovering panics
+// (the same call Converge makes); a retrying AWS call's reason becomes the
+// vertex's last error while the check runs.
 func (e *engine) checkApply(in *instance, v *vertex, m Meta, apply bool) (ok bool, err error) {
-	id := v.id
 	ctx := withReporter(in.ctx, func(reason string) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -670,32 +670,11 @@ func (e *engine) checkApply(in *instance, v *vertex, m Meta, apply bool) (ok boo
 			v.lastErr = reason
 		}
 	})
-	if m.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
-		defer cancel()
-	}
-	err = e.guard(id, "check apply", func() error {
-		var err error
-		ok, err = in.res.CheckApply(ctx, apply)
-		return err
-	})
-	if err != nil && m.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) && in.ctx.Err() == nil {
-		err = fmt.Errorf("check apply: timed out after %v: %w", m.Timeout, err)
-	}
-	return ok, err
+	return checkApply(ctx, e.log, in.res, v.id, m, apply)
 }
 
 // guard runs resource code, turning a panic into an error (stack in the log).
-func (e *engine) guard(id, op string, f func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			e.log.Error("resource panicked", "resource", id, "op", op, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			err = fmt.Errorf("%s: panic: %v", op, p)
-		}
-	}()
-	return f()
-}
+func (e *engine) guard(id, op string, f func() error) error { return guard(e.log, id, op, f) }
 
 // ---- building and watching ----
 

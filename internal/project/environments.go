@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/awsres"
 	"kiln/internal/config"
+	"kiln/internal/engine"
 	"kiln/internal/store"
 )
 
@@ -329,6 +331,13 @@ func GroupResource(hubs *awsapi.Hubs, project string, e Environment, image strin
 		SkipMatching: g.Rollout.SkipMatching, AutoRollback: g.Rollout.AutoRollback, Alarms: g.Rollout.Alarms,
 	}
 	return r
+}
+
+// GroupEnv is the engine.Env of env's group as an aws:asg resource of
+// project (its launch template is kiln-PROJECT-GROUP), with meta.
+func GroupEnv(project string, e Environment, meta engine.Meta, log *slog.Logger) engine.Env {
+	return engine.Env{Graph: project, ID: "bakery/" + project + "/" + e.Name, Kind: "aws:asg", Name: e.Group.Name,
+		Meta: meta, Log: log.With("group", e.Group.Name)}
 }
 
 // ParameterName is the SSM parameter of a secret: /kiln/PROJECT/ENV/KEY.

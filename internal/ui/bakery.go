@@ -360,7 +360,13 @@ func (b *bakeryPages) environments(ctx context.Context, project string, images [
 		return nil, err
 	}
 	var rows []envRow
-	for i, st := range bakery.EnvStatuses(project, envs, promos) {
+	sts := bakery.EnvStatuses(project, envs, promos)
+	if l, ok := b.cfg.Service.(interface {
+		LiveStatuses(context.Context, string, []bakery.EnvStatus) []bakery.EnvStatus
+	}); ok {
+		sts = l.LiveStatuses(ctx, project, sts) // the groups as they are now (drift)
+	}
+	for i, st := range sts {
 		row := envRow{EnvStatus: st}
 		row.Promotions = row.Promotions[:min(len(row.Promotions), envHistory)]
 		if i == 0 {

@@ -27,6 +27,19 @@ type Environment struct {
 	Detail     string               `json:"detail,omitempty"`
 	Config     []bakery.ConfigShown `json:"config"`
 	Promotions []Promotion          `json:"promotions"`
+	// Min and Max are the declared size; Live the group as it is now
+	// (when the server can read it), Drift how it differs from what the
+	// last promotion left (State "drifted": the bakery puts it back).
+	Min   int               `json:"min"`
+	Max   int               `json:"max"`
+	Live  *bakery.GroupLive `json:"live,omitempty"`
+	Drift []string          `json:"drift,omitempty"`
+}
+
+// liveReader is the part of the bakery that reads environments' groups
+// (bakery.Service.LiveStatuses); without it the API shows the records only.
+type liveReader interface {
+	LiveStatuses(ctx context.Context, project string, sts []bakery.EnvStatus) []bakery.EnvStatus
 }
 
 // Promotion is one rollout of an image to an environment.
@@ -86,9 +99,14 @@ func (s *Server) environments(r *http.Request, project string) ([]Environment, e
 		return nil, err
 	}
 	var out []Environment
-	for _, st := range bakery.EnvStatuses(project, envs, promos) {
+	sts := bakery.EnvStatuses(project, envs, promos)
+	if l, ok := s.cfg.Bakery.(liveReader); ok {
+		sts = l.LiveStatuses(r.Context(), project, sts)
+	}
+	for _, st := range sts {
 		e := Environment{Name: st.Name, Region: st.Region, Group: st.Group.Name, Promotion: st.Promotion, Image: st.Image,
-			State: st.State, Detail: st.Detail, Config: st.Config, Promotions: []Promotion{}}
+			State: st.State, Detail: st.Detail, Config: st.Config, Promotions: []Promotion{},
+			Min: st.Group.Min, Max: st.Group.Max, Live: st.Live, Drift: st.Drift}
 		if st.Soak > 0 {
 			e.Soak = st.Soak.String()
 		}

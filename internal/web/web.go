@@ -140,6 +140,7 @@ func (s *Server) routes() *http.ServeMux {
 	api.HandleFunc("POST /api/projects/{name}/secret", s.rotateSecret)
 	api.HandleFunc("POST /api/projects/{name}/bakes", s.triggerBake)
 	api.HandleFunc("GET /api/projects/{name}/environments", s.listEnvironments)
+	api.HandleFunc("GET /api/projects/{name}/images", s.listImages)
 	api.HandleFunc("POST /api/projects/{name}/environments/{env}/promote", s.promote)
 	api.HandleFunc("GET /api/bakes", s.listBakes)
 	api.HandleFunc("GET /api/bakes/{id}", s.showBake)

@@ -1,0 +1,209 @@
+package bakery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"kiln/internal/awsres"
+	"kiln/internal/engine"
+	"kiln/internal/project"
+	"kiln/internal/store"
+)
+
+// GroupLive is an environment's group as it is now in Auto Scaling.
+type GroupLive struct {
+	Exists    bool   `json:"exists"`
+	Min       int    `json:"min"`
+	Max       int    `json:"max"`
+	Desired   int    `json:"desired"`
+	InService int    `json:"in_service"` // InService and healthy
+	Version   string `json:"launch_template_version,omitempty"`
+}
+
+// EnvDrifted is the state of an environment whose group differs from what
+// its last promotion left: Drift says what; the bakery puts it back.
+const EnvDrifted = "drifted"
+
+// envWatchLease names the lease under which one server watches env.
+func envWatchLease(project, env string) string { return "envwatch/" + project + "/" + env }
+
+// drift lists how group g differs from env as its succeeded promotion
+// (at launch-template version) left it; none when it does not.
+func drift(e store.Environment, version string, g awsres.GroupState) []string {
+	if !g.Exists {
+		return []string{fmt.Sprintf("group %s does not exist", e.Group.Name)}
+	}
+	desired := e.Group.Min
+	if e.Group.Desired != nil {
+		desired = *e.Group.Desired
+	}
+	var d []string
+	if g.Min != e.Group.Min || g.Max != e.Group.Max {
+		d = append(d, fmt.Sprintf("size %d-%d (declared %d-%d)", g.Min, g.Max, e.Group.Min, e.Group.Max))
+	}
+	if g.Desired != desired {
+		d = append(d, fmt.Sprintf("desired capacity %d (declared %d)", g.Desired, desired))
+	}
+	if version != "" && g.Version != version {
+		d = append(d, fmt.Sprintf("launch template version %s (declared %s)", g.Version, version))
+	}
+	return d
+}
+
+// liveReadTimeout bounds LiveStatuses' read of one group: a page or an
+// API answer must not wait through an AWS outage (reads are retried).
+const liveReadTimeout = 5 * time.Second
+
+// LiveStatuses adds to sts (EnvStatuses of project) what each environment's
+// group is now: the live InService count beside the declared range, and
+// for an environment that runs an image with no rollout running, the
+// drift from what its last promotion left (State drifted, Detail saying
+// what differs). One DescribeAutoScalingGroups per environment; a group
+// that cannot be read within liveReadTimeout is shown with the error as
+// its Detail.
+func (s *Service) LiveStatuses(ctx context.Context, project string, sts []EnvStatus) []EnvStatus {
+	out := slices.Clone(sts)
+	for i := range out {
+		st := &out[i]
+		rctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
+		g, err := awsres.ReadGroup(rctx, s.hubs, st.Region, st.Group.Name)
+		cancel()
+		if err != nil {
+			if st.Detail == "" {
+				st.Detail = "group not read: " + err.Error()
+			}
+			continue
+		}
+		st.Live = &GroupLive{Exists: g.Exists, Min: g.Min, Max: g.Max, Desired: g.Desired, InService: g.InService, Version: g.Version}
+		if st.State != EnvLive && st.State != EnvSoaking {
+			continue
+		}
+		version := ""
+		for _, p := range st.Promotions {
+			if p.State == store.PromotionSucceeded {
+				version = p.Version
+				break
+			}
+		}
+		if st.Drift = drift(st.Environment, version, g); len(st.Drift) > 0 {
+			st.State, st.Detail = EnvDrifted, strings.Join(st.Drift, "; ")
+		}
+	}
+	return out
+}
+
+// watchEnvs starts, once among the servers, the watch of each environment
+// of project that runs an image (watchEnv).
+func (s *Service) watchEnvs(ctx context.Context, project string) error {
+	envs, err := s.store.Environments(ctx, project)
+	if err != nil {
+		return err
+	}
+	for _, e := range envs {
+		cur, err := s.current(ctx, project, e.Name)
+		if err != nil {
+			return err
+		}
+		if cur == "" {
+			continue
+		}
+		s.startOwned(envWatchLease(project, e.Name), func(ctx context.Context) { s.watchEnv(ctx, project, e.Name) })
+	}
+	return nil
+}
+
+// watchEnv keeps env's group as its last succeeded promotion left it, as
+// aws:asg keeps its group: woken by the group's pushed Auto Scaling events
+// and every poll, it reads the group, and when its size or launch-template
+// version differs (someone set it to 0 by hand), logs the drift and puts
+// the declared size and template back by converging the group's aws:asg
+// through the engine (engine.Converge, as a promotion does). It leaves the
+// group alone while a promotion of env rolls, and when env's
+// configuration changed since (a configuration rollout follows). It
+// returns when ctx is done or env is gone.
+func (s *Service) watchEnv(ctx context.Context, project, env string) {
+	log := s.log.With("project", project, "env", env)
+	var wake <-chan struct{}
+	t := time.NewTicker(s.hubs.Options().Poll)
+	defer t.Stop()
+	for {
+		e, p, ok := s.watched(ctx, project, env)
+		if ctx.Err() != nil {
+			return
+		}
+		if e == nil {
+			log.Info("environment gone: watch stopped")
+			return
+		}
+		if wake == nil {
+			if hub, err := s.hubs.Hub(ctx, e.Region); err == nil {
+				ch, cancel := hub.Changes(e.Group.Name)
+				defer cancel()
+				wake = ch
+			}
+		}
+		if ok {
+			s.repair(ctx, log, *e, p)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-t.C:
+		}
+	}
+}
+
+// watched returns env and its last succeeded promotion; ok is false when
+// the group is not to be touched now (a promotion rolls, none succeeded,
+// or the configuration changed since). e is nil when env is gone.
+func (s *Service) watched(ctx context.Context, projectName, env string) (e *store.Environment, p store.Promotion, ok bool) {
+	envs, err := s.store.Environments(ctx, projectName)
+	if err != nil {
+		return &store.Environment{Name: env}, p, false // try again at the next wake
+	}
+	i := slices.IndexFunc(envs, func(x store.Environment) bool { return x.Name == env })
+	if i < 0 {
+		return nil, p, false
+	}
+	e = &envs[i]
+	last, err := s.store.Promotions(ctx, store.PromotionQuery{Project: projectName, Env: env, Limit: 1})
+	if err != nil || len(last) == 0 || last[0].State == store.PromotionRolling {
+		return e, p, false
+	}
+	ok1, err := s.store.Promotions(ctx, store.PromotionQuery{Project: projectName, Env: env, State: store.PromotionSucceeded, Limit: 1})
+	if err != nil || len(ok1) == 0 || ok1[0].Digest != project.Digest(*e) {
+		return e, p, false
+	}
+	return e, ok1[0], true
+}
+
+// repair reads e's group and puts it back when it drifted from what
+// promotion p left.
+func (s *Service) repair(ctx context.Context, log *slog.Logger, e store.Environment, p store.Promotion) {
+	g, err := awsres.ReadGroup(ctx, s.hubs, e.Region, e.Group.Name)
+	if err != nil {
+		return // the next wake looks again
+	}
+	d := drift(e, p.Version, g)
+	if len(d) == 0 {
+		log.Debug("environment checked", "group", e.Group.Name, "in_service", g.InService, "desired", g.Desired)
+		return
+	}
+	what := strings.Join(d, "; ")
+	log.Warn("environment drifted: putting it back", "group", e.Group.Name, "drift", what)
+	s.notify(Progress{Project: p.Project, Detail: fmt.Sprintf("environment %s drifted: %s", e.Name, what), Time: time.Now()})
+	asg := project.GroupResource(s.hubs, p.Project, e, p.ImageID)
+	if _, err := engine.Converge(ctx, asg, project.GroupEnv(p.Project, e, deployMeta, log)); err != nil {
+		if ctx.Err() == nil {
+			log.Warn("environment drift not repaired", "group", e.Group.Name, "err", err)
+		}
+		return
+	}
+	log.Info("environment repaired", "group", e.Group.Name, "was", what)
+	s.notify(Progress{Project: p.Project, Detail: fmt.Sprintf("environment %s repaired (was: %s)", e.Name, what), Time: time.Now()})
+}

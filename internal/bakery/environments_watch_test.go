@@ -1,0 +1,73 @@
+package bakery_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/bakery"
+	"kiln/internal/store"
+)
+
+// TestEnvironmentDriftRepaired: an environment's group set to 0 by hand
+// shows as drifted, with what differs beside the live count, and the
+// bakery puts the declared size back (woken by the group's Auto Scaling
+// event).
+func TestEnvironmentDriftRepaired(t *testing.T) {
+	w := newEnvWorld(t)
+	w.apply(t, envProject("manual", "debug"))
+	image := w.bakeImage(t)
+	if p := w.waitEnv(t, "staging", image); p.State != store.PromotionSucceeded {
+		t.Fatalf("staging: %+v", p)
+	}
+	statuses := func() bakery.EnvStatus {
+		t.Helper()
+		envs, err := w.st.Environments(t.Context(), "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		promos, err := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.svc.LiveStatuses(t.Context(), "web", bakery.EnvStatuses("web", envs, promos))[0]
+	}
+	eventually(t, "the staging watch to look at its group once", func() bool {
+		return strings.Contains(w.logs.String(), `msg="environment checked" project=web env=staging`)
+	})
+	if st := statuses(); st.State != bakery.EnvLive || st.Live == nil || st.Live.InService != 2 || len(st.Drift) != 0 {
+		t.Fatalf("staging before = %s %+v drift %v; want live with 2 in service", st.State, st.Live, st.Drift)
+	}
+
+	as, err := w.hubs.AutoScaling(t.Context(), "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.UpdateAutoScalingGroup(t.Context(), &autoscaling.UpdateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String("web-staging"), MinSize: aws.Int32(0), DesiredCapacity: aws.Int32(0),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st := statuses()
+	if st.State != bakery.EnvDrifted || !strings.Contains(st.Detail, "desired capacity 0 (declared 2)") ||
+		!strings.Contains(st.Detail, "size 0-2 (declared 2-2)") || st.Live == nil || st.Live.Desired != 0 {
+		t.Errorf("staging after a hand change = %s (%s) live %+v; want drifted, naming desired capacity and size", st.State, st.Detail, st.Live)
+	}
+
+	// Auto Scaling's event for the group wakes the watch, which puts it back.
+	w.hubs.Deliver(awsapi.Event{Region: "us-east-1", Source: "aws.autoscaling", Resource: "web-staging"})
+	eventually(t, "staging repaired", func() bool {
+		st := statuses()
+		return st.State == bakery.EnvLive && st.Live != nil && st.Live.Min == 2 && st.Live.Desired == 2 && st.Live.InService == 2
+	})
+	if logs := w.logs.String(); !strings.Contains(logs, "environment drifted: putting it back") || !strings.Contains(logs, "environment repaired") {
+		t.Errorf("the logs do not say the drift and the repair:\n%s", logs)
+	}
+	gi, _ := w.sim.AutoScalingGroup("web-staging")
+	if gi.Desired != 2 {
+		t.Errorf("simulator group desired = %d; want 2", gi.Desired)
+	}
+}
