@@ -5,8 +5,8 @@
 //	go run ./bench engine     # one scenario
 //	go run ./bench -list      # the scenario names
 //
-// Benchmarks report numbers; they assert nothing. Targets live in the README
-// and in the closing notes of the issues that set them.
+// Benchmarks report numbers; they assert nothing. Targets live in
+// docs/benchmarks.md and in the closing notes of the issues that set them.
 package main
 
 import (

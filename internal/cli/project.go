@@ -62,7 +62,7 @@ func newProjectCmd(a *app) *cobra.Command {
 		Use:   "project",
 		Short: "Manage the bakery's projects (apply, list, show, delete, rotate-secret)",
 		Long: `A project is what the bakery bakes: a base image, an init script and the
-builder's settings, in a project file (see the README). Projects live in the
+builder's settings, in a project file (see docs/bakery/projects.md). Projects live in the
 kiln server's database; these commands manage them through its API.` + clientHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },

@@ -87,6 +87,8 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		newSimCmd(a),
 		newIAMPolicyCmd(a),
 		newEventsCmd(a),
+		newKindsCmd(a),
+		newDocsCmd(a),
 	)
 	return root
 }

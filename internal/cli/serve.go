@@ -55,7 +55,8 @@ SQLite file (default kiln.db in the working directory), or PostgreSQL
 database, so a restarted server resumes them. Several servers on one
 PostgreSQL database are one bakery: a webhook may reach any of them, each
 bake runs on one server at a time, and a server that dies has its bakes
-taken over by another once its lease (--lease) has run out.
+taken over by another once its lease (--lease) has run out. A SQLite file
+serves one server: a second kiln serve on the same file refuses to start.
 
 The admin token is KILN_TOKEN when set. Otherwise the first start generates
 one and prints it once; the database keeps only its hash.
@@ -130,6 +131,15 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	a.aws.RateLimit.Share = o.awsShare
 	if o.lease < 300*time.Millisecond {
 		return &usageError{cmd: "kiln serve", err: fmt.Errorf("--lease %v: want at least 300ms", o.lease)}
+	}
+	if !store.IsPostgres(o.db) {
+		// One server per SQLite file: a second one would run a bakery of
+		// its own on it. Several servers need PostgreSQL.
+		lock, err := store.LockSQLite(o.db)
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
 	}
 	st, err := store.Open(ctx, o.db)
 	if err != nil {

@@ -209,10 +209,11 @@ script: |
 	}
 }
 
-// TestReadmeBakeryDemo bakes the README's demo project file (in "Running
-// the bakery") against the simulator, so the demo cannot go stale.
+// TestReadmeBakeryDemo bakes the demo project file of the bakery's page
+// (docs/bakery/README.md, "Running the bakery") against the simulator, so
+// the demo cannot go stale.
 func TestReadmeBakeryDemo(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "..", "docs", "bakery", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,11 +221,11 @@ func TestReadmeBakeryDemo(t *testing.T) {
 	_, rest, ok := strings.Cut(string(readme), open)
 	demo, _, ok2 := strings.Cut(rest, "\nEOF\n")
 	if !ok || !ok2 {
-		t.Fatalf("README.md has no %q ... EOF block", open)
+		t.Fatalf("docs/bakery/README.md has no %q ... EOF block", open)
 	}
 	for _, want := range []string{"kiln serve --sim", "kiln project apply -f demo.yaml", "kiln bake demo --follow"} {
 		if !strings.Contains(string(readme), want) {
-			t.Errorf("README.md lacks %q", want)
+			t.Errorf("docs/bakery/README.md lacks %q", want)
 		}
 	}
 	t.Setenv("KILN_TOKEN", "serve-test-token")
@@ -243,6 +244,6 @@ func TestReadmeBakeryDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	if final.State != store.Succeeded {
-		t.Errorf("README demo bake = %s (%s); want succeeded", final.State, final.Reason)
+		t.Errorf("bakery demo bake = %s (%s); want succeeded", final.State, final.Reason)
 	}
 }

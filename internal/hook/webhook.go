@@ -114,7 +114,7 @@ const (
 	hdrGitLabUUID     = "X-Gitlab-Event-UUID"
 	hdrIdempotencyKey = "Idempotency-Key"
 	// HeaderSignature, HeaderDelivery and HeaderEvent are kiln's generic
-	// format (see the README): HMAC-SHA256 of the raw body as sha256=<hex>,
+	// format (see docs/bakery/webhooks.md): HMAC-SHA256 of the raw body as sha256=<hex>,
 	// an optional delivery id, and an optional event (push or ping).
 	HeaderSignature = "X-Kiln-Signature"
 	HeaderDelivery  = "X-Kiln-Delivery"
