@@ -72,7 +72,7 @@ branch: main
 		t.Fatalf("Apply() = %+v", applied)
 	}
 
-	body, err := os.ReadFile(filepath.Join("..", "bakery", "testdata", "hooks", "github-push.json"))
+	body, err := os.ReadFile(filepath.Join("..", "hook", "testdata", "hooks", "github-push.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
