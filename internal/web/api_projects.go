@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"kiln/internal/audit"
 	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
@@ -94,6 +95,9 @@ func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := bakery.ParseProject(file, body, func(k string) string { return env[k] })
+	if p != nil {
+		audit.NoteOf(r).Project = p.Name
+	}
 	var perrs bakery.ProjectErrors
 	if errors.As(err, &perrs) {
 		out := Error{Error: fmt.Sprintf("%s: %d %s", file, len(perrs), plural(len(perrs), "problem", "problems"))}
