@@ -86,6 +86,8 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		newSimCmd(a),
 		newIAMPolicyCmd(a),
 		newEventsCmd(a),
+		newTokenCmd(a),
+		newAuditCmd(a),
 	)
 	return root
 }
