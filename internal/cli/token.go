@@ -34,7 +34,9 @@ The admin token (kiln serve's first start prints it) stays the break-glass.` + c
 	create := &cobra.Command{
 		Use:   "create --name NAME --role ROLE [--expires 30d]",
 		Short: "Create a token and print it, this once",
-		Args:  cobra.NoArgs,
+		Example: `  kiln token create --name ci --role deployer --expires 90d
+  kiln token create --name alice --role viewer`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if name == "" {
 				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--name is required")}
@@ -55,15 +57,17 @@ The admin token (kiln serve's first start prints it) stays the break-glass.` + c
 	cmd.AddCommand(
 		create,
 		&cobra.Command{
-			Use:   "list",
-			Short: "List tokens with their role, last use and expiry",
-			Args:  cobra.NoArgs,
-			RunE:  func(cmd *cobra.Command, _ []string) error { return a.tokenList(cmd.Context(), &o) },
+			Use:     "list",
+			Short:   "List tokens with their role, last use and expiry",
+			Example: `  kiln token list --json`,
+			Args:    cobra.NoArgs,
+			RunE:    func(cmd *cobra.Command, _ []string) error { return a.tokenList(cmd.Context(), &o) },
 		},
 		&cobra.Command{
-			Use:   "revoke NAME",
-			Short: "Revoke a token at once",
-			Args:  nameArg("token NAME"),
+			Use:     "revoke NAME",
+			Short:   "Revoke a token at once",
+			Example: `  kiln token revoke ci`,
+			Args:    nameArg("token NAME"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				if err := o.client().RevokeToken(cmd.Context(), args[0]); err != nil {
 					return err
