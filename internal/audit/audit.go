@@ -159,6 +159,9 @@ func (rr *recorder) Unwrap() http.ResponseWriter { return rr.ResponseWriter }
 // outcome is a failed answer in words: "403: this needs the admin role; ...".
 func (rr *recorder) outcome() string {
 	msg := strings.TrimSpace(rr.body.String())
+	if strings.HasPrefix(rr.Header().Get("Content-Type"), "text/html") {
+		msg = "" // a page: its status says enough
+	}
 	var e struct {
 		Error string `json:"error"`
 	}

@@ -83,6 +83,9 @@ type Principal struct {
 // String is how the audit log and the logs name p: "user alice@example.com",
 // "token ci", "admin-token".
 func (p Principal) String() string {
+	if p.Kind == "" {
+		return p.Name // a page session: its subject, already in this form
+	}
 	if p.Kind == KindAdminToken || p.Name == "" {
 		return p.Kind
 	}

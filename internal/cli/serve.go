@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"kiln/internal/audit"
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
 	"kiln/internal/events"
@@ -161,8 +162,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		APIKey: eventsKey, Topics: o.events.topics, Log: a.log.With("component", "events"),
 	}))
 	srv.Handle("/", ui.Bakery(ui.BakeryConfig{
-		Records: st, Sessions: st, Service: svc, CheckToken: hash.Match, PublicURL: o.publicURL,
-		Log: a.log.With("component", "ui"),
+		Records: st, Sessions: st, Service: svc, CheckToken: hash.Match, Tokens: st, PublicURL: o.publicURL,
+		Audit: audit.New(st, a.log.With("component", "audit")),
+		Log:   a.log.With("component", "ui"),
 	}))
 
 	a.log.Info("serving", "url", url, "db", st.Name(), "server", svc.ServerID(), "token", source, "sim", o.sim.on,
