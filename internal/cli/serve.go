@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/audit"
+	"kiln/internal/auth"
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
 	"kiln/internal/events"
@@ -37,6 +40,48 @@ type serveOptions struct {
 	publicURL string
 	lease     time.Duration
 	awsShare  float64
+	oidc      oidcFlags
+}
+
+// oidcFlags are kiln serve's single sign-on settings.
+type oidcFlags struct {
+	issuer, clientID, clientSecret, groupsClaim, roleMap string
+}
+
+func (o *oidcFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&o.issuer, "oidc-issuer", "", "sign in through this OpenID Connect provider (its issuer URL; default $KILN_OIDC_ISSUER)")
+	f.StringVar(&o.clientID, "oidc-client-id", "", "kiln's client id at the provider (default $KILN_OIDC_CLIENT_ID)")
+	f.StringVar(&o.clientSecret, "oidc-client-secret", "", "kiln's client secret at the provider (default $KILN_OIDC_CLIENT_SECRET; prefer the variable: flags show in ps)")
+	f.StringVar(&o.groupsClaim, "oidc-groups-claim", "groups", "the ID token's claim that lists the user's groups")
+	f.StringVar(&o.roleMap, "role-map", auth.DefaultRoleMap, "groups to roles: ROLE=GROUP,... (a user gets the highest role of their groups; GROUP * is every user)")
+}
+
+// config is the pages' single sign-on, nil when no issuer is set. The
+// provider's redirect comes back to publicURL (else the request's host)
+// at /login/oidc/callback.
+func (o *oidcFlags) config(publicURL string) (*ui.OIDC, error) {
+	issuer := firstNonEmpty(o.issuer, os.Getenv("KILN_OIDC_ISSUER"))
+	if issuer == "" {
+		return nil, nil
+	}
+	c := &ui.OIDC{
+		Issuer:       issuer,
+		ClientID:     firstNonEmpty(o.clientID, os.Getenv("KILN_OIDC_CLIENT_ID")),
+		ClientSecret: firstNonEmpty(o.clientSecret, os.Getenv("KILN_OIDC_CLIENT_SECRET")),
+		GroupsClaim:  o.groupsClaim,
+	}
+	if c.ClientID == "" {
+		return nil, errors.New("--oidc-issuer needs --oidc-client-id (or KILN_OIDC_CLIENT_ID)")
+	}
+	roles, err := auth.ParseRoleMap(o.roleMap)
+	if err != nil {
+		return nil, fmt.Errorf("--role-map: %w", err)
+	}
+	c.Roles = roles
+	if publicURL != "" {
+		c.RedirectURL = strings.TrimSuffix(publicURL, "/") + "/login/oidc/callback"
+	}
+	return c, nil
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -57,7 +102,12 @@ bake runs on one server at a time, and a server that dies has its bakes
 taken over by another once its lease (--lease) has run out.
 
 The admin token is KILN_TOKEN when set. Otherwise the first start generates
-one and prints it once; the database keeps only its hash.
+one and prints it once; the database keeps only its hash. It has the admin
+role and is the break-glass: give people personal tokens (kiln token
+create) with their role, or sign-in through an OpenID Connect provider
+(--oidc-issuer, --oidc-client-id, KILN_OIDC_CLIENT_SECRET) whose groups
+claim maps to roles by --role-map. Every change is in the audit log
+(kiln audit).
 
 With --sim the EC2 simulator runs inside the process on a loopback port,
 its clock sped up (--sim-time-scale; at 0.01 a bake takes seconds), and the
@@ -92,6 +142,7 @@ at a safe point (a restart resumes them) and exits.` + serverExitHelp,
 	f.DurationVar(&o.lease, "lease", bakery.DefaultLease, "how long this server's bakes and bakery leadership outlive it unrenewed: another server takes them over after that")
 	o.sim.register(f)
 	o.events.register(f)
+	o.oidc.register(f)
 	f.StringVar(&o.addrFile, "addr-file", "", "write the server's URL to this file once it listens (for scripts)")
 	f.StringVar(&o.publicURL, "public-url", "", "the URL webhook senders reach this server at (default: as each request came in)")
 	return cmd
@@ -107,6 +158,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	a.aws.RateLimit.Share = o.awsShare
 	if o.lease < 300*time.Millisecond {
 		return &usageError{cmd: "kiln serve", err: fmt.Errorf("--lease %v: want at least 300ms", o.lease)}
+	}
+	sso, err := o.oidc.config(o.publicURL)
+	if err != nil {
+		return &usageError{cmd: "kiln serve", err: err}
 	}
 	st, err := store.Open(ctx, o.db)
 	if err != nil {
@@ -162,7 +217,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		APIKey: eventsKey, Topics: o.events.topics, Log: a.log.With("component", "events"),
 	}))
 	srv.Handle("/", ui.Bakery(ui.BakeryConfig{
-		Records: st, Sessions: st, Service: svc, CheckToken: hash.Match, Tokens: st, PublicURL: o.publicURL,
+		Records: st, Sessions: st, Service: svc, CheckToken: hash.Match, Tokens: st, OIDC: sso, PublicURL: o.publicURL,
 		Audit: audit.New(st, a.log.With("component", "audit")),
 		Log:   a.log.With("component", "ui"),
 	}))

@@ -61,6 +61,9 @@ type BakeryConfig struct {
 	// CheckToken says whether token is the admin token (the web package's
 	// TokenHash.Match); signing in with it gives the admin role.
 	CheckToken func(token string) bool
+	// OIDC, when set, offers single sign-on through an OpenID Connect
+	// provider on the sign-in page.
+	OIDC *OIDC
 	// Tokens, when set, lets a personal API token sign in, with its role.
 	Tokens TokenStore
 	// Audit records sign-ins and every change made from the pages; nil
@@ -116,6 +119,10 @@ func newBakery(cfg BakeryConfig) (*bakeryPages, http.Handler) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", b.loginPage)
 	mux.Handle("POST /login", cfg.Audit.Wrap("signin", http.HandlerFunc(b.login)))
+	if cfg.OIDC != nil {
+		mux.HandleFunc("GET "+oidcStart, b.oidcStartHandler)
+		mux.Handle("GET "+oidcCallback, cfg.Audit.Wrap("signin", http.HandlerFunc(b.oidcCallbackHandler)))
+	}
 	mux.HandleFunc("POST /logout", b.auth(auth.Viewer, b.logout))
 	mux.HandleFunc("GET /{$}", b.auth(auth.Viewer, b.projects))
 	mux.HandleFunc("GET /audit", b.auth(auth.Viewer, b.auditPage))
@@ -220,6 +227,8 @@ func (b *bakeryPages) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 type loginData struct {
 	Next, Error, Token string
+	// SSO is the identity provider's name when single sign-on is on.
+	SSO string
 }
 
 func safeNext(next string) string {
@@ -236,7 +245,11 @@ func (b *bakeryPages) loginPage(w http.ResponseWriter, r *http.Request) {
 func (b *bakeryPages) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	tok := randomToken()
 	setCookie(w, r, loginCookie, tok, 3600)
-	b.show(w, r, nil, status, "login", "sign in", loginData{Next: safeNext(r.FormValue("next")), Error: msg, Token: tok})
+	d := loginData{Next: safeNext(r.FormValue("next")), Error: msg, Token: tok}
+	if b.cfg.OIDC != nil {
+		d.SSO = b.cfg.OIDC.ButtonName()
+	}
+	b.show(w, r, nil, status, "login", "sign in", d)
 }
 
 func (b *bakeryPages) login(w http.ResponseWriter, r *http.Request) {
