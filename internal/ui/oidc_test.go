@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/go-jose/go-jose/v4"
 
 	"kiln/internal/audit"
@@ -241,5 +242,27 @@ func TestSingleSignOn(t *testing.T) {
 	}
 	if !strings.Contains(rows[1].Detail, "mallory@example.com is in no group") {
 		t.Errorf("refused sign-on's detail = %q; want the reason", rows[1].Detail)
+	}
+}
+
+// TestSingleSignOnBrowser signs in in chromium through the provider's
+// login page: kiln's button, the provider's form, back to the page asked
+// for, signed in with the role of the user's groups.
+func TestSingleSignOnBrowser(t *testing.T) {
+	ctx := tab(t)
+	p := newTestProvider(t, map[string][]string{"alice": {"kiln-deployers"}})
+	srv, _ := newSSOServer(t, p, auth.DefaultRoleMap)
+	do(t, ctx, "sign on", chromedp.Navigate(srv.URL+"/projects/p0"),
+		chromedp.WaitVisible(chromedp.CSS(`#sso`)),
+		chromedp.Click(chromedp.CSS(`#sso`)),
+		chromedp.WaitVisible(chromedp.CSS(`#username`)),
+		chromedp.SendKeys(chromedp.CSS(`#username`), "alice"),
+		chromedp.Click(chromedp.CSS(`#submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#who`)))
+	if got := text(t, ctx, `#who`); got != "user alice@example.com (deployer)" {
+		t.Errorf("signed in as %q; want user alice@example.com (deployer)", got)
+	}
+	if got := eval[string](t, ctx, `location.pathname`); got != "/projects/p0" {
+		t.Errorf("after sign-on the browser is at %q; want the page it asked for, /projects/p0", got)
 	}
 }
