@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -41,6 +42,8 @@ type serveOptions struct {
 	lease     time.Duration
 	awsShare  float64
 	oidc      oidcFlags
+	tlsCert   string
+	tlsKey    string
 }
 
 // oidcFlags are kiln serve's single sign-on settings.
@@ -143,6 +146,8 @@ at a safe point (a restart resumes them) and exits.` + serverExitHelp,
 	o.sim.register(f)
 	o.events.register(f)
 	o.oidc.register(f)
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	f.StringVar(&o.addrFile, "addr-file", "", "write the server's URL to this file once it listens (for scripts)")
 	f.StringVar(&o.publicURL, "public-url", "", "the URL webhook senders reach this server at (default: as each request came in)")
 	return cmd
@@ -160,6 +165,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return &usageError{cmd: "kiln serve", err: fmt.Errorf("--lease %v: want at least 300ms", o.lease)}
 	}
 	sso, err := o.oidc.config(o.publicURL)
+	if err != nil {
+		return &usageError{cmd: "kiln serve", err: err}
+	}
+	tlsConfig, err := loadTLS(o.tlsCert, o.tlsKey)
 	if err != nil {
 		return &usageError{cmd: "kiln serve", err: err}
 	}
@@ -187,8 +196,14 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	defer ln.Close()
 	url := "http://" + ln.Addr().String()
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		url = "https://" + ln.Addr().String()
+	}
 	var push []awssim.EventTarget
-	if o.sim.on && len(o.events.queues) == 0 { // with --events-queue the simulator fills the queue instead
+	// With --events-queue the simulator fills the queue instead; over TLS
+	// it could not verify this server's certificate, and bakes poll.
+	if o.sim.on && len(o.events.queues) == 0 && tlsConfig == nil {
 		// As EventBridge would through an API destination: bakes wake on
 		// state-change events rather than on polls.
 		push = []awssim.EventTarget{{URL: eventsURL(ln), APIKey: eventsKey}}
@@ -253,4 +268,20 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	return nil
+}
+
+// loadTLS reads the certificate and key of --tls-cert and --tls-key; nil
+// when neither is set (plain HTTP, for behind a TLS proxy).
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
