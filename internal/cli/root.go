@@ -88,6 +88,7 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		newEventsCmd(a),
 		newTokenCmd(a),
 		newAuditCmd(a),
+		newSecretsCmd(a),
 	)
 	return root
 }

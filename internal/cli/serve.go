@@ -44,6 +44,7 @@ type serveOptions struct {
 	oidc      oidcFlags
 	tlsCert   string
 	tlsKey    string
+	secretKey secretKeyFlags
 }
 
 // oidcFlags are kiln serve's single sign-on settings.
@@ -146,6 +147,7 @@ at a safe point (a restart resumes them) and exits.` + serverExitHelp,
 	o.sim.register(f)
 	o.events.register(f)
 	o.oidc.register(f)
+	o.secretKey.register(f)
 	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	f.StringVar(&o.addrFile, "addr-file", "", "write the server's URL to this file once it listens (for scripts)")
@@ -172,11 +174,23 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return &usageError{cmd: "kiln serve", err: err}
 	}
+	if _, err := o.secretKey.keyring(); err != nil {
+		return &usageError{cmd: "kiln serve", err: err}
+	}
 	st, err := store.Open(ctx, o.db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	resealed, err := o.secretKey.sealSecrets(ctx, st)
+	if err != nil {
+		return err
+	}
+	if resealed < 0 {
+		a.log.Warn("secrets are kept in clear text in the database: give a key with --secret-key-file or KILN_SECRET_KEY")
+	} else if resealed > 0 {
+		a.log.Info("secrets re-sealed under the current key", "count", resealed)
+	}
 	hash, source, generated, err := web.AdminToken(ctx, st.DB(), os.Getenv("KILN_TOKEN"))
 	if err != nil {
 		return err

@@ -123,6 +123,9 @@ func (s *Store) TakeSessionSecret(ctx context.Context, id, project string) (secr
 		}
 		return tx.QueryRowContext(ctx, `SELECT webhook_secret FROM projects WHERE name = $1`, project).Scan(&secret)
 	})
+	if err == nil {
+		secret, err = s.open(secret)
+	}
 	if err != nil {
 		return "", false, fmt.Errorf("take secret of project %q for session: %w", project, err)
 	}
