@@ -85,7 +85,9 @@ type BakeryConfig struct {
 // Bakery serves the bakery's pages. Mount it at "/" beside the JSON API:
 //
 //	GET  /login, POST /login, POST /logout
+//	GET  /login/oidc, GET /login/oidc/callback   single sign-on (OIDC set)
 //	GET  /                          projects
+//	GET  /audit                     the audit log (?project=&actor=&action=&since=&before=)
 //	GET  /projects/new, POST /projects/new
 //	GET  /projects/{name}           settings, webhook, bakes (?before=ID: older ones), images
 //	GET  /projects/{name}/edit, POST /projects/{name}/edit
@@ -97,7 +99,11 @@ type BakeryConfig struct {
 //	POST /bakes/{id}/cancel
 //
 // Every page but /login needs a session, made by signing in with the admin
-// token; every form carries a CSRF token. Sessions are kept in Sessions
+// token, a personal API token, or through the OIDC provider; each page and
+// action needs a role (viewer reads, deployer bakes, cancels and promotes,
+// admin changes projects and secrets) and answers 403 naming it; every form
+// carries a CSRF token. Sign-ins and changes are rows of the audit log
+// (BakeryConfig.Audit); sign-in attempts are limited per address. Sessions are kept in Sessions
 // (the store), so they outlive a restart and every server on the database
 // sees them.
 func Bakery(cfg BakeryConfig) http.Handler {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"kiln/internal/auth"
+	"kiln/internal/pgtest"
 	"kiln/internal/store"
 )
 
@@ -172,11 +174,16 @@ func isStatus(err error, status int) bool {
 // with who, what, where from and the outcome; GET /api/audit pages and
 // filters them.
 func TestAuditOfEachAction(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testAuditOfEachAction(t, filepath.Join(t.TempDir(), "kiln.db")) })
+	t.Run("postgres", func(t *testing.T) { testAuditOfEachAction(t, pgtest.DB(t)) })
+}
+
+func testAuditOfEachAction(t *testing.T, target string) {
 	hooks := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		w.Write([]byte(`{"bake": 7}`))
 	})
-	f := newFixture(t, hooks)
+	f := newFixtureAt(t, hooks, target)
 	ctx := t.Context()
 	if _, err := f.c.Apply(ctx, "web.yaml", []byte(webYAML), nil); err != nil {
 		t.Fatal(err)
