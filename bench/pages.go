@@ -18,16 +18,18 @@ import (
 )
 
 // pagesBench serves every bakery page over a database of 100 projects and
-// 10,000 finished bakes (filled through the store's own API), signed in over
-// HTTP like a browser, and reports each page's latency. Target: every page
-// under 50 ms.
+// 10,000 finished bakes (filled through the store's own API) and an audit
+// log of 100,000 rows, signed in over HTTP like a browser, and reports each
+// page's latency. Target: every page under 50 ms.
 //
 //	KILN_BENCH_PAGES_BAKES=10000   bakes in the database
+//	KILN_BENCH_PAGES_AUDIT=100000  audit rows in the database
 //	KILN_BENCH_PAGES_N=50          requests per page
 func pagesBench(ctx context.Context, emit func(any)) error {
 	const projects = 100
 	bakes := int(envFloat("KILN_BENCH_PAGES_BAKES", 10_000))
 	n := int(envFloat("KILN_BENCH_PAGES_N", 50))
+	auditRows := int(envFloat("KILN_BENCH_PAGES_AUDIT", 100_000))
 
 	dir, err := os.MkdirTemp("", "kiln-bench-pages")
 	if err != nil {
@@ -42,6 +44,9 @@ func pagesBench(ctx context.Context, emit func(any)) error {
 	seedStart := time.Now()
 	last, err := seedBakes(ctx, st, projects, bakes)
 	if err != nil {
+		return err
+	}
+	if err := seedAudit(ctx, st, projects, auditRows); err != nil {
 		return err
 	}
 	seed := time.Since(seedStart)
@@ -62,6 +67,10 @@ func pagesBench(ctx context.Context, emit func(any)) error {
 		{"new-project", "/projects/new"},
 		{"bake", fmt.Sprint("/bakes/", last)},
 		{"login", "/login"},
+		{"audit", "/audit"},
+		{"audit-project", "/audit?project=p42"},
+		{"audit-filtered", "/audit?actor=ci&action=bake.&since=30d"},
+		{"audit-old-page", "/audit?before=1000"},
 	} {
 		lat := make([]time.Duration, 0, n)
 		for range n {
@@ -79,12 +88,35 @@ func pagesBench(ctx context.Context, emit func(any)) error {
 		}
 		p50, p99, maxMS := latencyMS(lat)
 		emit(map[string]any{
-			"scenario": "pages", "case": p.name, "projects": projects, "bakes": bakes, "requests": n,
+			"scenario": "pages", "case": p.name, "projects": projects, "bakes": bakes, "audit_rows": auditRows, "requests": n,
 			"p50_ms": p50, "p99_ms": p99, "max_ms": maxMS,
 			"seed_s": seed.Seconds(),
 		})
 	}
 	return nil
+}
+
+// seedAudit appends rows to the audit log in one transaction (the bench
+// measures reading it, not appending), one a minute back from now, round
+// robin over the projects and a few actors and actions.
+func seedAudit(ctx context.Context, st *store.Store, projects, rows int) error {
+	tx, err := st.DB().BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	actors := []string{"token ci", "user alice@example.com", "admin-token", "webhook d-1"}
+	actions := []string{"bake.trigger", "promotion.start", "project.apply", "bake.webhook", "bake.cancel"}
+	start := time.Now().Add(-time.Duration(rows) * time.Minute)
+	for i := range rows {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, project, target, detail, remote, outcome)
+			VALUES ($1, $2, $3, $4, $5, '', '10.0.0.1', 'ok')`,
+			start.Add(time.Duration(i)*time.Minute).UnixMilli(), actors[i%len(actors)], actions[i%len(actions)],
+			fmt.Sprint("p", i%projects), fmt.Sprint("bake ", i)); err != nil {
+			return fmt.Errorf("seed audit: %w", err)
+		}
+	}
+	return tx.Commit()
 }
 
 // seedBakes creates projects and walks bakes through queued → running →

@@ -30,7 +30,7 @@ type clientOptions struct {
 func addClientFlags(cmd *cobra.Command, o *clientOptions) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.server, "server", "", "the kiln server's URL (default $KILN_SERVER, else "+defaultServer+")")
-	pf.StringVar(&o.token, "token", "", "the admin token (default $KILN_TOKEN)")
+	pf.StringVar(&o.token, "token", "", "the admin token or a personal API token (default $KILN_TOKEN)")
 	pf.BoolVar(&o.json, "json", false, "print JSON instead of text")
 }
 
@@ -54,7 +54,8 @@ func firstNonEmpty(vs ...string) string {
 const clientHelp = `
 
 The server is --server, else $KILN_SERVER, else ` + defaultServer + `; the admin
-token is --token, else $KILN_TOKEN (kiln serve prints it on its first start).`
+token is --token, else $KILN_TOKEN: the admin token (kiln serve prints it on its
+first start) or a personal API token (kiln token create).`
 
 func newProjectCmd(a *app) *cobra.Command {
 	var o clientOptions

@@ -89,6 +89,9 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		newEventsCmd(a),
 		newKindsCmd(a),
 		newDocsCmd(a),
+		newTokenCmd(a),
+		newAuditCmd(a),
+		newSecretsCmd(a),
 	)
 	return root
 }

@@ -2,16 +2,21 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/audit"
+	"kiln/internal/auth"
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
 	"kiln/internal/events"
@@ -38,6 +43,51 @@ type serveOptions struct {
 	publicURL string
 	lease     time.Duration
 	awsShare  float64
+	oidc      oidcFlags
+	tlsCert   string
+	tlsKey    string
+	secretKey secretKeyFlags
+}
+
+// oidcFlags are kiln serve's single sign-on settings.
+type oidcFlags struct {
+	issuer, clientID, clientSecret, groupsClaim, roleMap string
+}
+
+func (o *oidcFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&o.issuer, "oidc-issuer", "", "sign in through this OpenID Connect provider (its issuer URL; default $KILN_OIDC_ISSUER)")
+	f.StringVar(&o.clientID, "oidc-client-id", "", "kiln's client id at the provider (default $KILN_OIDC_CLIENT_ID)")
+	f.StringVar(&o.clientSecret, "oidc-client-secret", "", "kiln's client secret at the provider (default $KILN_OIDC_CLIENT_SECRET; prefer the variable: flags show in ps)")
+	f.StringVar(&o.groupsClaim, "oidc-groups-claim", "groups", "the ID token's claim that lists the user's groups")
+	f.StringVar(&o.roleMap, "role-map", auth.DefaultRoleMap, "groups to roles: ROLE=GROUP,... (a user gets the highest role of their groups; GROUP * is every user)")
+}
+
+// config is the pages' single sign-on, nil when no issuer is set. The
+// provider's redirect comes back to publicURL (else the request's host)
+// at /login/oidc/callback.
+func (o *oidcFlags) config(publicURL string) (*ui.OIDC, error) {
+	issuer := firstNonEmpty(o.issuer, os.Getenv("KILN_OIDC_ISSUER"))
+	if issuer == "" {
+		return nil, nil
+	}
+	c := &ui.OIDC{
+		Issuer:       issuer,
+		ClientID:     firstNonEmpty(o.clientID, os.Getenv("KILN_OIDC_CLIENT_ID")),
+		ClientSecret: firstNonEmpty(o.clientSecret, os.Getenv("KILN_OIDC_CLIENT_SECRET")),
+		GroupsClaim:  o.groupsClaim,
+	}
+	if c.ClientID == "" {
+		return nil, errors.New("--oidc-issuer needs --oidc-client-id (or KILN_OIDC_CLIENT_ID)")
+	}
+	roles, err := auth.ParseRoleMap(o.roleMap)
+	if err != nil {
+		return nil, fmt.Errorf("--role-map: %w", err)
+	}
+	c.Roles = roles
+	if publicURL != "" {
+		c.RedirectURL = strings.TrimSuffix(publicURL, "/") + "/login/oidc/callback"
+	}
+	return c, nil
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -59,7 +109,12 @@ taken over by another once its lease (--lease) has run out. A SQLite file
 serves one server: a second kiln serve on the same file refuses to start.
 
 The admin token is KILN_TOKEN when set. Otherwise the first start generates
-one and prints it once; the database keeps only its hash.
+one and prints it once; the database keeps only its hash. It has the admin
+role and is the break-glass: give people personal tokens (kiln token
+create) with their role, or sign-in through an OpenID Connect provider
+(--oidc-issuer, --oidc-client-id, KILN_OIDC_CLIENT_SECRET) whose groups
+claim maps to roles by --role-map. Every change is in the audit log
+(kiln audit).
 
 With --sim the EC2 simulator runs inside the process on a loopback port,
 its clock sped up (--sim-time-scale; at 0.01 a bake takes seconds), and the
@@ -95,6 +150,10 @@ at a safe point (a restart resumes them) and exits.` + serverExitHelp,
 	o.sim.register(f)
 	o.events.register(f)
 	a.registerRetryTimeout(f)
+	o.oidc.register(f)
+	o.secretKey.register(f)
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	f.StringVar(&o.addrFile, "addr-file", "", "write the server's URL to this file once it listens (for scripts)")
 	f.StringVar(&o.publicURL, "public-url", "", "the URL webhook senders reach this server at (default: as each request came in)")
 	return cmd
@@ -132,6 +191,17 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if o.lease < 300*time.Millisecond {
 		return &usageError{cmd: "kiln serve", err: fmt.Errorf("--lease %v: want at least 300ms", o.lease)}
 	}
+	sso, err := o.oidc.config(o.publicURL)
+	if err != nil {
+		return &usageError{cmd: "kiln serve", err: err}
+	}
+	tlsConfig, err := loadTLS(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return &usageError{cmd: "kiln serve", err: err}
+	}
+	if _, err := o.secretKey.keyring(); err != nil {
+		return &usageError{cmd: "kiln serve", err: err}
+	}
 	if !store.IsPostgres(o.db) {
 		// One server per SQLite file: a second one would run a bakery of
 		// its own on it. Several servers need PostgreSQL.
@@ -146,6 +216,15 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	defer st.Close()
+	resealed, err := o.secretKey.sealSecrets(ctx, st)
+	if err != nil {
+		return err
+	}
+	if resealed < 0 {
+		a.log.Warn("secrets are kept in clear text in the database: give a key with --secret-key-file or KILN_SECRET_KEY")
+	} else if resealed > 0 {
+		a.log.Info("secrets re-sealed under the current key", "count", resealed)
+	}
 	hash, source, generated, err := web.AdminToken(ctx, st.DB(), os.Getenv("KILN_TOKEN"))
 	if err != nil {
 		return err
@@ -165,8 +244,14 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	defer ln.Close()
 	url := "http://" + ln.Addr().String()
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		url = "https://" + ln.Addr().String()
+	}
 	var push []awssim.EventTarget
-	if o.sim.on && len(o.events.queues) == 0 { // with --events-queue the simulator fills the queue instead
+	// With --events-queue the simulator fills the queue instead; over TLS
+	// it could not verify this server's certificate, and bakes poll.
+	if o.sim.on && len(o.events.queues) == 0 && tlsConfig == nil {
 		// As EventBridge would through an API destination: bakes wake on
 		// state-change events rather than on polls.
 		push = []awssim.EventTarget{{URL: eventsURL(ln), APIKey: eventsKey}}
@@ -197,8 +282,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		APIKey: eventsKey, Topics: o.events.topics, Log: a.log.With("component", "events"),
 	}))
 	srv.Handle("/", ui.Bakery(ui.BakeryConfig{
-		Records: st, Sessions: st, Service: svc, CheckToken: hash.Match, PublicURL: o.publicURL,
-		Log: a.log.With("component", "ui"),
+		Records: st, Sessions: st, Service: svc, CheckToken: hash.Match, Tokens: st, OIDC: sso, PublicURL: o.publicURL,
+		Audit: audit.New(st, a.log.With("component", "audit")),
+		Log:   a.log.With("component", "ui"),
 	}))
 
 	a.log.Info("serving", "url", url, "db", st.Name(), "server", svc.ServerID(), "token", source, "sim", o.sim.on,
@@ -232,4 +318,20 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	return nil
+}
+
+// loadTLS reads the certificate and key of --tls-cert and --tls-key; nil
+// when neither is set (plain HTTP, for behind a TLS proxy).
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

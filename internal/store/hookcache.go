@@ -58,3 +58,11 @@ func (c *hookCache) invalidate(name string) {
 	delete(c.m, name)
 	c.gen++
 }
+
+// invalidateAll forgets every entry (the secrets' key changed).
+func (c *hookCache) invalidateAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+	c.gen++
+}

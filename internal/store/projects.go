@@ -84,6 +84,10 @@ func (s *Store) PutProject(ctx context.Context, p Project, secret string) (creat
 		rollout = string(b)
 	}
 	now := ms(s.now())
+	plain := secret
+	if secret, err = s.seal(secret); err != nil {
+		return false, fmt.Errorf("put project %q: %w", p.Name, err)
+	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var exists int
 		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM projects WHERE name = $1`, p.Name).Scan(&exists)
@@ -91,7 +95,7 @@ func (s *Store) PutProject(ctx context.Context, p Project, secret string) (creat
 			return err
 		}
 		created = exists == 0
-		if created && secret == "" {
+		if created && plain == "" {
 			return ErrSecretRequired
 		}
 		args := []any{p.Region, p.BaseID, p.BaseOwner, p.BaseName, flag(p.BaseMostRecent),
@@ -126,6 +130,10 @@ func (s *Store) SetProjectSecret(ctx context.Context, name, secret string) error
 	if secret == "" {
 		return fmt.Errorf("set secret of project %q: %w", name, ErrSecretRequired)
 	}
+	secret, err := s.seal(secret)
+	if err != nil {
+		return fmt.Errorf("set secret of project %q: %w", name, err)
+	}
 	res, err := s.db.ExecContext(ctx, `UPDATE projects SET webhook_secret = $1, updated_at = $2 WHERE name = $3`,
 		secret, ms(s.now()), name)
 	s.hooks.invalidate(name)
@@ -159,6 +167,9 @@ func (s *Store) ProjectSecret(ctx context.Context, name string) (string, error) 
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}
+	if err == nil {
+		secret, err = s.open(secret)
+	}
 	if err != nil {
 		return "", fmt.Errorf("get secret of project %q: %w", name, err)
 	}
@@ -184,6 +195,9 @@ func (s *Store) HookTarget(ctx context.Context, name string) (HookTarget, error)
 	err := s.stmts[qHookTarget].QueryRowContext(ctx, name).Scan(&h.Branch, &h.Secret)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
+	}
+	if err == nil {
+		h.Secret, err = s.open(h.Secret)
 	}
 	if err != nil {
 		return HookTarget{}, fmt.Errorf("get project %q: %w", name, err)

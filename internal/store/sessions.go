@@ -13,8 +13,13 @@ import (
 // Session is a sign-in session of the bakery pages. Its id, the cookie's
 // value, is an argument of every method and is stored only as its SHA-256.
 type Session struct {
-	CSRF    string
-	Flash   string // a message for the session's next page; "" = none
+	CSRF  string
+	Flash string // a message for the session's next page; "" = none
+	// Subject is who signed in: a user's email (or the identity
+	// provider's subject), "token NAME", or "admin-token".
+	Subject string
+	// Role is the role the session acts with (viewer, deployer, admin).
+	Role    string
 	Created time.Time
 	Expires time.Time
 }
@@ -28,8 +33,8 @@ func sessionKey(id string) string {
 
 // CreateSession stores a new session under id.
 func (s *Store) CreateSession(ctx context.Context, id string, sess Session) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id_sha256, csrf, flash, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5)`, sessionKey(id), sess.CSRF, sess.Flash, ms(sess.Created), ms(sess.Expires))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id_sha256, csrf, flash, subject, role, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, sessionKey(id), sess.CSRF, sess.Flash, sess.Subject, sess.Role, ms(sess.Created), ms(sess.Expires))
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
@@ -41,9 +46,9 @@ func (s *Store) CreateSession(ctx context.Context, id string, sess Session) erro
 func (s *Store) Session(ctx context.Context, id string) (*Session, error) {
 	var sess Session
 	var created, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT csrf, flash, created_at, expires_at FROM sessions
+	err := s.db.QueryRowContext(ctx, `SELECT csrf, flash, subject, role, created_at, expires_at FROM sessions
 		WHERE id_sha256 = $1 AND expires_at > $2`, sessionKey(id), ms(s.now())).
-		Scan(&sess.CSRF, &sess.Flash, &created, &expires)
+		Scan(&sess.CSRF, &sess.Flash, &sess.Subject, &sess.Role, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}
@@ -118,6 +123,9 @@ func (s *Store) TakeSessionSecret(ctx context.Context, id, project string) (secr
 		}
 		return tx.QueryRowContext(ctx, `SELECT webhook_secret FROM projects WHERE name = $1`, project).Scan(&secret)
 	})
+	if err == nil {
+		secret, err = s.open(secret)
+	}
 	if err != nil {
 		return "", false, fmt.Errorf("take secret of project %q for session: %w", project, err)
 	}

@@ -73,6 +73,7 @@ type Store struct {
 	name    string               // names the database in errors: a quoted path, or "postgres database ..."
 	pg      *pgxpool.Pool        // PostgreSQL only: the pool under db, River's and LISTEN's
 	dialect dialect
+	secrets Sealer // nil: secrets are kept as given (see UseSecrets)
 }
 
 // dialect holds the few statements whose text differs between the drivers:

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"kiln/internal/audit"
+	"kiln/internal/auth"
 	"kiln/internal/bakery"
 	"kiln/internal/hook"
 	"kiln/internal/pipeline"
@@ -38,6 +40,13 @@ type Records interface {
 	Environments(ctx context.Context, project string) ([]store.Environment, error)
 	Promotions(ctx context.Context, q store.PromotionQuery) ([]store.Promotion, error)
 	BakeImages(ctx context.Context, bakeID int64) ([]store.BakeImage, error)
+	Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
+}
+
+// TokenStore finds personal API tokens by hash, for signing in with one;
+// *store.Store satisfies it.
+type TokenStore interface {
+	UseToken(ctx context.Context, hash string, now time.Time) (*store.APIToken, error)
 }
 
 // progressSource is optionally implemented by a Service (bakery.Service is):
@@ -51,8 +60,20 @@ type BakeryConfig struct {
 	Records  Records
 	Sessions SessionStore
 	Service  Service
-	// CheckToken says whether token is the admin token (the web package's TokenHash.Match).
+	// CheckToken says whether token is the admin token (the web package's
+	// TokenHash.Match); signing in with it gives the admin role.
 	CheckToken func(token string) bool
+	// OIDC, when set, offers single sign-on through an OpenID Connect
+	// provider on the sign-in page.
+	OIDC *OIDC
+	// Tokens, when set, lets a personal API token sign in, with its role.
+	Tokens TokenStore
+	// Audit records sign-ins and every change made from the pages; nil
+	// records nothing.
+	Audit *audit.Log
+	// SignInLimit bounds sign-in attempts per address; nil: 10 at once,
+	// then one every 6 s.
+	SignInLimit *Limiter
 	// PublicURL is how webhook senders reach the server; empty: the scheme
 	// and Host of each request.
 	PublicURL string
@@ -66,7 +87,9 @@ type BakeryConfig struct {
 // Bakery serves the bakery's pages. Mount it at "/" beside the JSON API:
 //
 //	GET  /login, POST /login, POST /logout
+//	GET  /login/oidc, GET /login/oidc/callback   single sign-on (OIDC set)
 //	GET  /                          projects
+//	GET  /audit                     the audit log (?project=&actor=&action=&since=&before=)
 //	GET  /projects/new, POST /projects/new
 //	GET  /projects/{name}           settings, webhook, bakes (?before=ID: older ones), images
 //	GET  /projects/{name}/edit, POST /projects/{name}/edit
@@ -78,7 +101,11 @@ type BakeryConfig struct {
 //	POST /bakes/{id}/cancel
 //
 // Every page but /login needs a session, made by signing in with the admin
-// token; every form carries a CSRF token. Sessions are kept in Sessions
+// token, a personal API token, or through the OIDC provider; each page and
+// action needs a role (viewer reads, deployer bakes, cancels and promotes,
+// admin changes projects and secrets) and answers 403 naming it; every form
+// carries a CSRF token. Sign-ins and changes are rows of the audit log
+// (BakeryConfig.Audit); sign-in attempts are limited per address. Sessions are kept in Sessions
 // (the store), so they outlive a restart and every server on the database
 // sees them.
 func Bakery(cfg BakeryConfig) http.Handler {
@@ -93,25 +120,33 @@ func newBakery(cfg BakeryConfig) (*bakeryPages, http.Handler) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
 	}
+	if cfg.SignInLimit == nil {
+		cfg.SignInLimit = NewLimiter(signInBurst, signInEvery)
+	}
 	b := &bakeryPages{cfg: cfg, t: parse("bakery.html"), ss: sessions{st: cfg.Sessions}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", b.loginPage)
-	mux.HandleFunc("POST /login", b.login)
-	mux.HandleFunc("POST /logout", b.auth(b.logout))
-	mux.HandleFunc("GET /{$}", b.auth(b.projects))
-	mux.HandleFunc("GET /projects/new", b.auth(b.newProject))
-	mux.HandleFunc("POST /projects/new", b.auth(b.saveProject))
-	mux.HandleFunc("GET /projects/{name}", b.auth(b.project))
-	mux.HandleFunc("GET /projects/{name}/edit", b.auth(b.editProject))
-	mux.HandleFunc("POST /projects/{name}/edit", b.auth(b.saveProject))
-	mux.HandleFunc("POST /projects/{name}/bake", b.auth(b.bakeNow))
-	mux.HandleFunc("POST /projects/{name}/environments/{env}/promote", b.auth(b.promote))
-	mux.HandleFunc("POST /projects/{name}/secret", b.auth(b.rotateSecret))
-	mux.HandleFunc("GET /projects/{name}/delete", b.auth(b.confirmDelete))
-	mux.HandleFunc("POST /projects/{name}/delete", b.auth(b.deleteProject))
-	mux.HandleFunc("GET /bakes/{id}", b.auth(b.bakePage))
-	mux.HandleFunc("GET /bakes/{id}/events", b.auth(b.bakeEvents))
-	mux.HandleFunc("POST /bakes/{id}/cancel", b.auth(b.cancel))
+	mux.Handle("POST /login", cfg.Audit.Wrap("signin", http.HandlerFunc(b.login)))
+	if cfg.OIDC != nil {
+		mux.HandleFunc("GET "+oidcStart, b.oidcStartHandler)
+		mux.Handle("GET "+oidcCallback, cfg.Audit.Wrap("signin", http.HandlerFunc(b.oidcCallbackHandler)))
+	}
+	mux.HandleFunc("POST /logout", b.auth(auth.Viewer, b.logout))
+	mux.HandleFunc("GET /{$}", b.auth(auth.Viewer, b.projects))
+	mux.HandleFunc("GET /audit", b.auth(auth.Viewer, b.auditPage))
+	mux.HandleFunc("GET /projects/new", b.auth(auth.Admin, b.newProject))
+	mux.Handle("POST /projects/new", cfg.Audit.Wrap("project.apply", b.auth(auth.Admin, b.saveProject)))
+	mux.HandleFunc("GET /projects/{name}", b.auth(auth.Viewer, b.project))
+	mux.HandleFunc("GET /projects/{name}/edit", b.auth(auth.Admin, b.editProject))
+	mux.Handle("POST /projects/{name}/edit", cfg.Audit.Wrap("project.apply", b.auth(auth.Admin, b.saveProject)))
+	mux.Handle("POST /projects/{name}/bake", cfg.Audit.Wrap("bake.trigger", b.auth(auth.Deployer, b.bakeNow)))
+	mux.Handle("POST /projects/{name}/environments/{env}/promote", cfg.Audit.Wrap("promotion.start", b.auth(auth.Deployer, b.promote)))
+	mux.Handle("POST /projects/{name}/secret", cfg.Audit.Wrap("secret.rotate", b.auth(auth.Admin, b.rotateSecret)))
+	mux.HandleFunc("GET /projects/{name}/delete", b.auth(auth.Admin, b.confirmDelete))
+	mux.Handle("POST /projects/{name}/delete", cfg.Audit.Wrap("project.delete", b.auth(auth.Admin, b.deleteProject)))
+	mux.HandleFunc("GET /bakes/{id}", b.auth(auth.Viewer, b.bakePage))
+	mux.HandleFunc("GET /bakes/{id}/events", b.auth(auth.Viewer, b.bakeEvents))
+	mux.Handle("POST /bakes/{id}/cancel", cfg.Audit.Wrap("bake.cancel", b.auth(auth.Deployer, b.cancel)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 	return b, mux
 }
@@ -127,14 +162,19 @@ type page struct {
 	Title string
 	Nav   bool
 	CSRF  string
+	// Who is signed in and with what role; the pages offer only what the
+	// role may do.
+	Who   string
+	Role  auth.Role
 	Flash string // a message left by the request that redirected here
 	Data  any
 }
 
-// auth lets a request through with a live session, and a POST only with
-// the session's CSRF token. Others go to the sign-in page (pages) or get
-// 401 / 403 (streams and forms).
-func (b *bakeryPages) auth(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+// auth lets a request through with a live session whose role allows
+// need, and a POST only with the session's CSRF token. Others go to the
+// sign-in page (pages) or get 401 / 403 (streams and forms); a role too
+// low gets 403 naming the role needed.
+func (b *bakeryPages) auth(need auth.Role, h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, err := b.ss.get(r)
 		if err != nil {
@@ -149,11 +189,20 @@ func (b *bakeryPages) auth(h func(http.ResponseWriter, *http.Request, *session))
 			http.Error(w, "sign in first", http.StatusUnauthorized)
 			return
 		}
+		p := s.principal()
+		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+		if n := audit.NoteOf(r); n.Actor == "" {
+			n.Actor = p.String()
+		}
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil || !equal(r.PostForm.Get("csrf"), s.csrf) {
 				http.Error(w, "the form is stale or forged (CSRF token mismatch); reload the page", http.StatusForbidden)
 				return
 			}
+		}
+		if !p.Role.Allows(need) {
+			http.Error(w, auth.ForbiddenMessage(p, need), http.StatusForbidden)
+			return
 		}
 		h(w, r, s)
 	}
@@ -162,7 +211,7 @@ func (b *bakeryPages) auth(h func(http.ResponseWriter, *http.Request, *session))
 func (b *bakeryPages) show(w http.ResponseWriter, r *http.Request, s *session, status int, name, title string, data any) {
 	p := page{Title: title, Nav: s != nil, Data: data}
 	if s != nil {
-		p.CSRF = s.csrf
+		p.CSRF, p.Who, p.Role = s.csrf, s.subject, s.role
 		var err error
 		if p.Flash, err = b.ss.takeFlash(r.Context(), s); err != nil {
 			b.cfg.Log.Error("page", "path", r.URL.Path, "err", err) // the page is still worth showing
@@ -186,6 +235,8 @@ func (b *bakeryPages) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 type loginData struct {
 	Next, Error, Token string
+	// SSO is the identity provider's name when single sign-on is on.
+	SSO string
 }
 
 func safeNext(next string) string {
@@ -202,10 +253,19 @@ func (b *bakeryPages) loginPage(w http.ResponseWriter, r *http.Request) {
 func (b *bakeryPages) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	tok := randomToken()
 	setCookie(w, r, loginCookie, tok, 3600)
-	b.show(w, r, nil, status, "login", "sign in", loginData{Next: safeNext(r.FormValue("next")), Error: msg, Token: tok})
+	d := loginData{Next: safeNext(r.FormValue("next")), Error: msg, Token: tok}
+	if b.cfg.OIDC != nil {
+		d.SSO = b.cfg.OIDC.ButtonName()
+	}
+	b.show(w, r, nil, status, "login", "sign in", d)
 }
 
 func (b *bakeryPages) login(w http.ResponseWriter, r *http.Request) {
+	if !b.cfg.SignInLimit.Allow(audit.RemoteAddr(r)) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(signInEvery/time.Second)))
+		b.loginForm(w, r, http.StatusTooManyRequests, "Too many sign-in attempts from your address; wait a minute and try again.")
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
@@ -215,19 +275,49 @@ func (b *bakeryPages) login(w http.ResponseWriter, r *http.Request) {
 		b.loginForm(w, r, http.StatusForbidden, "The sign-in form expired; try again.")
 		return
 	}
-	if b.cfg.CheckToken == nil || !b.cfg.CheckToken(r.PostForm.Get("token")) {
+	p, msg := b.tokenPrincipal(r.Context(), r.PostForm.Get("token"))
+	if msg != "" {
+		audit.NoteOf(r).Detail = msg
 		b.cfg.Log.Warn("sign-in refused", "remote", r.RemoteAddr)
-		b.loginForm(w, r, http.StatusUnauthorized, "Wrong token.")
+		b.loginForm(w, r, http.StatusUnauthorized, msg)
 		return
 	}
-	s, err := b.ss.create(r.Context())
+	b.signIn(w, r, p, safeNext(r.PostForm.Get("next")))
+}
+
+// tokenPrincipal is who token signs in as: the admin token, or a live
+// personal API token. msg says why not.
+func (b *bakeryPages) tokenPrincipal(ctx context.Context, token string) (auth.Principal, string) {
+	if b.cfg.CheckToken != nil && b.cfg.CheckToken(token) {
+		return auth.Principal{Name: "admin", Kind: auth.KindAdminToken, Role: auth.Admin}, ""
+	}
+	if b.cfg.Tokens == nil || !strings.HasPrefix(token, auth.TokenPrefix) {
+		return auth.Principal{}, "Wrong token."
+	}
+	now := time.Now()
+	t, err := b.cfg.Tokens.UseToken(ctx, auth.HashToken(token), now)
+	switch {
+	case err != nil:
+		return auth.Principal{}, "Wrong token."
+	case !t.Live(now):
+		return auth.Principal{}, fmt.Sprintf("Token %s is revoked or expired.", t.Name)
+	}
+	return auth.Principal{Name: t.Name, Kind: auth.KindToken, Role: auth.Role(t.Role)}, ""
+}
+
+// signIn starts a session for p and sends the browser to next; the
+// sign-in's audit row names p.
+func (b *bakeryPages) signIn(w http.ResponseWriter, r *http.Request, p auth.Principal, next string) {
+	audit.NoteOf(r).Actor = p.String()
+	audit.NoteOf(r).Detail = "role " + string(p.Role)
+	s, err := b.ss.create(r.Context(), p)
 	if err != nil {
 		b.fail(w, r, err)
 		return
 	}
 	setCookie(w, r, loginCookie, "", -1)
 	setCookie(w, r, sessionCookie, s.id, int(sessionTTL/time.Second))
-	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (b *bakeryPages) logout(w http.ResponseWriter, r *http.Request, s *session) {
@@ -454,6 +544,7 @@ func (b *bakeryPages) saveProject(w http.ResponseWriter, r *http.Request, s *ses
 	}
 	d := formData{Form: f, New: editing == ""}
 	p, err := f.parse()
+	audit.NoteOf(r).Project = f.Name
 	var perrs project.Errors
 	if errors.As(err, &perrs) {
 		d.Errors = perrs
@@ -579,6 +670,7 @@ func (b *bakeryPages) bakeNow(w http.ResponseWriter, r *http.Request, s *session
 		b.fail(w, r, err)
 		return
 	}
+	audit.NoteOf(r).Target = fmt.Sprintf("bake %d", res.BakeID)
 	http.Redirect(w, r, "/bakes/"+strconv.FormatInt(res.BakeID, 10), http.StatusSeeOther)
 }
 

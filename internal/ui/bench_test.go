@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"kiln/internal/auth"
 	"kiln/internal/store"
 )
 
@@ -76,7 +77,7 @@ func BenchmarkPages(b *testing.B) {
 	defer st.Close()
 	id := seedPages(b, st, 100, 10_000)
 	bk, h := newBakery(BakeryConfig{Records: st, Sessions: st, Service: nil, CheckToken: func(string) bool { return false }})
-	s, err := bk.ss.create(b.Context())
+	s, err := bk.ss.create(b.Context(), auth.Principal{Name: "admin", Kind: auth.KindAdminToken, Role: auth.Admin})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"kiln/internal/auth"
 	"kiln/internal/store"
 )
 
@@ -26,6 +27,9 @@ const (
 type session struct {
 	id   string // the cookie's value
 	csrf string
+	// who signed in (auth.Principal's String) and with what role
+	subject string
+	role    auth.Role
 	// flash is a message for the next page shown, after a redirect; the
 	// store hands it out once (takeFlash).
 	flash string
@@ -63,13 +67,14 @@ func randomToken() string {
 
 // create stores a new session, after forgetting the expired ones and, past
 // maxSessions, the oldest: the table stays bounded.
-func (ss *sessions) create(ctx context.Context) (*session, error) {
+func (ss *sessions) create(ctx context.Context, p auth.Principal) (*session, error) {
 	if _, err := ss.st.PruneSessions(ctx, maxSessions-1); err != nil {
 		return nil, err
 	}
 	now := time.Now()
-	s := &session{id: randomToken(), csrf: randomToken()}
-	if err := ss.st.CreateSession(ctx, s.id, store.Session{CSRF: s.csrf, Created: now, Expires: now.Add(sessionTTL)}); err != nil {
+	s := &session{id: randomToken(), csrf: randomToken(), subject: p.String(), role: p.Role}
+	if err := ss.st.CreateSession(ctx, s.id, store.Session{CSRF: s.csrf, Subject: s.subject, Role: string(s.role),
+		Created: now, Expires: now.Add(sessionTTL)}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -88,7 +93,7 @@ func (ss *sessions) get(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{id: c.Value, csrf: rec.CSRF, flash: rec.Flash}, nil
+	return &session{id: c.Value, csrf: rec.CSRF, flash: rec.Flash, subject: rec.Subject, role: auth.Role(rec.Role)}, nil
 }
 
 func (ss *sessions) delete(ctx context.Context, s *session) error {
@@ -134,4 +139,9 @@ func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAg
 
 func equal(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// principal is who the session acts as.
+func (s *session) principal() auth.Principal {
+	return auth.Principal{Name: s.subject, Role: s.role}
 }

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"kiln/internal/auth"
 )
 
 //go:embed templates/*.html
@@ -27,9 +29,12 @@ var funcs = template.FuncMap{
 	"style": func() template.CSS { return template.CSS(styleCSS) },
 	"live":  func() template.JS { return template.JS(liveJS) },
 	"ago":   ago,
-	"when":  when,
-	"dur":   dur,
-	"join":  strings.Join,
+	// can says whether role (a page's Role) allows what needs the role
+	// named need: the pages offer only what the role may do.
+	"can":  func(role auth.Role, need string) bool { return role.Allows(auth.Role(need)) },
+	"when": when,
+	"dur":  dur,
+	"join": strings.Join,
 	// stateLabel is an engine state as the graph page says it.
 	"stateLabel": stateLabel,
 	// deleteForm is the data of template delete-form, which the project

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"kiln/internal/audit"
 	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
@@ -125,6 +126,10 @@ func (s *Server) triggerBake(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Log.Info("bake triggered", "project", name, "bake", res.BakeID, "new", res.New)
+	audit.NoteOf(r).Target = fmt.Sprintf("bake %d", res.BakeID)
+	if !res.New {
+		audit.NoteOf(r).Detail = "coalesced with the queued bake"
+	}
 	b, ok := s.loadBake(w, r, res.BakeID)
 	if !ok {
 		return
@@ -148,7 +153,11 @@ func (s *Server) cancelBake(w http.ResponseWriter, r *http.Request) {
 	if body.Reason == "" {
 		body.Reason = "cancelled through the API"
 	}
-	_, err := s.cfg.Bakery.Cancel(r.Context(), id, body.Reason)
+	audit.NoteOf(r).Detail = body.Reason
+	b0, err := s.cfg.Bakery.Cancel(r.Context(), id, body.Reason)
+	if b0 != nil {
+		audit.NoteOf(r).Project = b0.Project
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no bake %d", id))

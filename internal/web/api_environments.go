@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"kiln/internal/audit"
 	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
@@ -138,6 +139,11 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p, err := s.cfg.Bakery.Promote(r.Context(), name, env, req.Image)
+	if p != nil {
+		audit.NoteOf(r).Detail = fmt.Sprintf("promotion %d of %s", p.ID, p.ImageID)
+	} else if req.Image != "" {
+		audit.NoteOf(r).Detail = "image " + req.Image
+	}
 	var pe *bakery.PromotionError
 	switch {
 	case errors.As(err, &pe):

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"kiln/internal/audit"
 	"kiln/internal/bakery"
 	"kiln/internal/hook"
 	"kiln/internal/project"
@@ -96,6 +97,9 @@ func (s *Server) applyProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := project.Parse(file, body, func(k string) string { return env[k] })
+	if p != nil {
+		audit.NoteOf(r).Project = p.Name
+	}
 	var perrs project.Errors
 	if errors.As(err, &perrs) {
 		out := Error{Error: fmt.Sprintf("%s: %d %s", file, len(perrs), plural(len(perrs), "problem", "problems"))}

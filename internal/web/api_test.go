@@ -65,7 +65,14 @@ type fixture struct {
 
 func newFixture(t *testing.T, hooks http.Handler) *fixture {
 	t.Helper()
-	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "kiln.db"))
+	return newFixtureAt(t, hooks, filepath.Join(t.TempDir(), "kiln.db"))
+}
+
+// newFixtureAt is newFixture on the database target (a SQLite file or a
+// PostgreSQL DSN).
+func newFixtureAt(t *testing.T, hooks http.Handler, target string) *fixture {
+	t.Helper()
+	st, err := store.Open(t.Context(), target)
 	if err != nil {
 		t.Fatal(err)
 	}

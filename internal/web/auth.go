@@ -13,6 +13,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"kiln/internal/auth"
+	"kiln/internal/store"
 )
 
 // TokenHash is the SHA-256 of the admin token. Only the hash is kept, in
@@ -88,17 +91,61 @@ func AdminToken(ctx context.Context, db *sql.DB, envToken string) (hash TokenHas
 	return h, TokenFromGenerated, token, nil
 }
 
-// requireToken lets a request through only with "Authorization: Bearer
-// <token>" matching the admin token.
-func (s *Server) requireToken(next http.Handler) http.Handler {
+// authenticate lets a request through with "Authorization: Bearer
+// <token>": the admin token (role admin), or a live personal API token
+// (its role). The principal rides in the request's context for the role
+// checks (need) and the audit log. Otherwise the answer is 401, saying
+// when a token is known but revoked or expired.
+func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := bearer(r.Header.Get("Authorization"))
-		if !ok || !s.cfg.Token.Match(token) {
+		p, msg := s.principal(r)
+		if msg != "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kiln"`)
-			writeError(w, http.StatusUnauthorized, "bad or missing token")
+			writeError(w, http.StatusUnauthorized, msg)
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	})
+}
+
+// principal is who the request's bearer token is; msg says why not.
+func (s *Server) principal(r *http.Request) (auth.Principal, string) {
+	token, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
+		return auth.Principal{}, "bad or missing token"
+	}
+	if s.cfg.Token.Match(token) {
+		return auth.Principal{Name: "admin", Kind: auth.KindAdminToken, Role: auth.Admin}, ""
+	}
+	if !strings.HasPrefix(token, auth.TokenPrefix) {
+		return auth.Principal{}, "bad or missing token"
+	}
+	now := time.Now()
+	t, err := s.cfg.Store.UseToken(r.Context(), auth.HashToken(token), now)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return auth.Principal{}, "bad or missing token"
+	case err != nil:
+		s.cfg.Log.Error("token lookup", "err", err)
+		return auth.Principal{}, "bad or missing token"
+	case !t.Revoked.IsZero():
+		return auth.Principal{}, fmt.Sprintf("token %q was revoked", t.Name)
+	case !t.Live(now):
+		return auth.Principal{}, fmt.Sprintf("token %q expired at %s", t.Name, t.Expires.Format(time.RFC3339))
+	}
+	return auth.Principal{Name: t.Name, Kind: auth.KindToken, Role: auth.Role(t.Role)}, ""
+}
+
+// need lets a request through only when its principal has role need;
+// otherwise the answer is 403 naming the role.
+func need(role auth.Role, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := auth.FromContext(r.Context())
+		if !p.Role.Allows(role) {
+			writeError(w, http.StatusForbidden, auth.ForbiddenMessage(p, role))
+			return
+		}
+		h(w, r)
 	})
 }
 

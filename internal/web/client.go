@@ -46,6 +46,9 @@ type APIError struct {
 
 func (e *APIError) Error() string {
 	if e.Status == http.StatusUnauthorized {
+		if e.Message != "" && e.Message != "bad or missing token" {
+			return e.Message + " (KILN_TOKEN)"
+		}
 		return "bad or missing token (KILN_TOKEN)"
 	}
 	if e.Message == "" {

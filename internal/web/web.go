@@ -1,12 +1,17 @@
-// Package web is kiln serve's HTTP surface: the JSON API under /api (admin
-// token required), the webhook endpoint POST /hooks/{project} (signature
+// Package web is kiln serve's HTTP surface: the JSON API under /api (a
+// token required, each route a role), the webhook endpoint POST /hooks/{project} (signature
 // only; the handler is the bakery's), /healthz and /metrics (monitor). HTML
 // pages mount beside the API on the same mux.
 //
 // # The API
 //
-// Every /api request carries "Authorization: Bearer <admin token>";
-// without it the answer is 401. Bodies are JSON; an error is
+// Every /api request carries "Authorization: Bearer <token>": the admin
+// token (role admin, the break-glass) or a personal API token (its role);
+// without one, or with a revoked or expired one, the answer is 401. Each
+// route needs a role (viewer: reads; deployer: bake, cancel, promote;
+// admin: projects, secrets, tokens); a lesser one gets 403 naming the role
+// needed. Every change, refused or not, and every webhook delivery is a
+// row of the audit log (package audit). Bodies are JSON; an error is
 // {"error": "...", "problems": ["web.yaml:4: ...", ...]} with problems only
 // for an invalid project file.
 //
@@ -24,6 +29,13 @@
 //	POST   /api/bakes/{id}/cancel         202 Bake; 409 when it is already over
 //	GET    /api/bakes/{id}/events         server-sent events: "bake" with the Bake (and its
 //	                                      steps) each time it changes, then "end" once it is over
+//	GET    /api/tokens                    {"tokens": [Token...]} (admin)
+//	POST   /api/tokens                    TokenRequest → 201 NewToken, the only time the token
+//	                                      is shown (admin); 409 for a name in use
+//	DELETE /api/tokens/{token}            revoke → 204 (admin)
+//	GET    /api/audit?project=&actor=&action=&since=&before=&limit=
+//	                                      AuditList, newest first (viewer)
+//	GET    /api/whoami                    Whoami: the token's name, kind and role
 //
 // Applying a project file: the body is the file itself. Header Kiln-File
 // names it in the problems (default project.yaml); each Kiln-Env header
@@ -40,6 +52,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"kiln/internal/audit"
+	"kiln/internal/auth"
 	"kiln/internal/bakery"
 	"kiln/internal/monitor"
 	"kiln/internal/store"
@@ -92,6 +106,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	metrics *Metrics
+	audit   *audit.Log
 	mux     *http.ServeMux
 }
 
@@ -109,7 +124,7 @@ func New(cfg Config) *Server {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
-	s := &Server{cfg: cfg, metrics: NewMetrics(cfg.Registry, cfg.Store)}
+	s := &Server{cfg: cfg, metrics: NewMetrics(cfg.Registry, cfg.Store), audit: audit.New(cfg.Store, cfg.Log)}
 	s.mux = s.routes()
 	return s
 }
@@ -128,28 +143,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	if s.cfg.Hooks != nil {
-		mux.Handle("/hooks/{project}", s.metrics.countDeliveries(s.cfg.Hooks))
+		mux.Handle("/hooks/{project}", s.metrics.countDeliveries(s.audit.Wrap("bake.webhook", webhookActor(s.cfg.Hooks))))
 	}
 	monitor.Mount(mux, s.cfg.Registry, s.health, s.ready)
 
 	api := http.NewServeMux()
-	api.HandleFunc("GET /api/projects", s.listProjects)
-	api.HandleFunc("POST /api/projects", s.applyProject)
-	api.HandleFunc("GET /api/projects/{name}", s.showProject)
-	api.HandleFunc("DELETE /api/projects/{name}", s.deleteProject)
-	api.HandleFunc("POST /api/projects/{name}/secret", s.rotateSecret)
-	api.HandleFunc("POST /api/projects/{name}/bakes", s.triggerBake)
-	api.HandleFunc("GET /api/projects/{name}/environments", s.listEnvironments)
-	api.HandleFunc("GET /api/projects/{name}/images", s.listImages)
-	api.HandleFunc("POST /api/projects/{name}/environments/{env}/promote", s.promote)
-	api.HandleFunc("GET /api/bakes", s.listBakes)
-	api.HandleFunc("GET /api/bakes/{id}", s.showBake)
-	api.HandleFunc("POST /api/bakes/{id}/cancel", s.cancelBake)
-	api.HandleFunc("GET /api/bakes/{id}/events", s.bakeEvents)
+	// Each route with the role it needs; a change is also an audit row
+	// (action non-empty), refusals included.
+	route := func(pattern string, role auth.Role, action string, h http.HandlerFunc) {
+		var handler http.Handler = need(role, h)
+		if action != "" {
+			handler = s.audit.Wrap(action, handler)
+		}
+		api.Handle(pattern, handler)
+	}
+	route("GET /api/projects", auth.Viewer, "", s.listProjects)
+	route("POST /api/projects", auth.Admin, "project.apply", s.applyProject)
+	route("GET /api/projects/{name}", auth.Viewer, "", s.showProject)
+	route("DELETE /api/projects/{name}", auth.Admin, "project.delete", s.deleteProject)
+	route("POST /api/projects/{name}/secret", auth.Admin, "secret.rotate", s.rotateSecret)
+	route("POST /api/projects/{name}/bakes", auth.Deployer, "bake.trigger", s.triggerBake)
+	route("GET /api/projects/{name}/environments", auth.Viewer, "", s.listEnvironments)
+	route("GET /api/projects/{name}/images", auth.Viewer, "", s.listImages)
+	route("POST /api/projects/{name}/environments/{env}/promote", auth.Deployer, "promotion.start", s.promote)
+	route("GET /api/bakes", auth.Viewer, "", s.listBakes)
+	route("GET /api/bakes/{id}", auth.Viewer, "", s.showBake)
+	route("POST /api/bakes/{id}/cancel", auth.Deployer, "bake.cancel", s.cancelBake)
+	route("GET /api/bakes/{id}/events", auth.Viewer, "", s.bakeEvents)
+	route("GET /api/tokens", auth.Admin, "", s.listTokens)
+	route("POST /api/tokens", auth.Admin, "token.create", s.createToken)
+	route("DELETE /api/tokens/{token}", auth.Admin, "token.revoke", s.revokeToken)
+	route("GET /api/audit", auth.Viewer, "", s.listAudit)
+	route("GET /api/whoami", auth.Viewer, "", s.whoami)
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	mux.Handle("/api/", s.requireToken(api))
+	mux.Handle("/api/", s.authenticate(api))
 	return mux
 }
 
