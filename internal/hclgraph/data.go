@@ -2,7 +2,7 @@ package hclgraph
 
 import (
 	"fmt"
-		"os"
+	"os"
 	"slices"
 	"strings"
 	"time"

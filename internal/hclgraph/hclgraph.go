@@ -127,8 +127,8 @@ type loader struct {
 	byRef map[string]string
 	// attrs are every attribute name read anywhere in the graph: the
 	// attributes a resource's placeholder object carries.
-	attrs []string
-	pos   []hcl.Range // pos[i] is where YAML node line i+1 came from
+	attrs   []string
+	pos     []hcl.Range // pos[i] is where YAML node line i+1 came from
 	files   []string
 	data    []DataValue
 	rootDir string

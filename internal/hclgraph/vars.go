@@ -149,7 +149,7 @@ func (m *module) inputVars(decls []*varDecl, call *callBlock, inputs map[string]
 		if a := call.block.Body.Attributes[d.name]; a != nil {
 			g.rng = a.Expr.Range()
 		}
-		diags = append(diags, m.setVar(d, g, ok, fmt.Sprintf("set it in module %q at %s", call.name, short(call.block.DefRange()))) ...)
+		diags = append(diags, m.setVar(d, g, ok, fmt.Sprintf("set it in module %q at %s", call.name, short(call.block.DefRange())))...)
 	}
 	for n := range inputs {
 		if !declared[n] {
