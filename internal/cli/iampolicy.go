@@ -8,13 +8,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"kiln/internal/awsapi"
-	"kiln/internal/config"
 	"kiln/internal/engine"
 	"kiln/internal/eventqueue"
 )
 
 func newIAMPolicyCmd(a *app) *cobra.Command {
 	var queues []string
+	var v graphVars
 	cmd := &cobra.Command{
 		Use:   "iam-policy [FILE] [--events-queue QUEUE_URL]...",
 		Short: "Print the least-privilege IAM policy for a graph",
@@ -50,7 +50,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 			if len(args) == 0 {
 				return a.writePolicy("", awsapi.Policy(""), queues)
 			}
-			g, err := config.Load(args[0], a.kinds())
+			g, err := a.loadGraph(cmd.Context(), args[0], v)
 			if err != nil {
 				return err
 			}
@@ -68,6 +68,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 			return a.writePolicy(g.Name, awsapi.Policy(g.Name, rs...), queues)
 		},
 	}
+	v.register(cmd.Flags())
 	cmd.Flags().StringArrayVar(&queues, "events-queue", nil, "add what reading this events queue (URL or name) needs (repeatable)")
 	return cmd
 }

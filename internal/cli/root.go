@@ -76,8 +76,8 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 	root.AddCommand(
 		newRunCmd(a),
 		a.withSim(newPlanCmd(a)),
-		newValidateCmd(a),
-		newGraphCmd(a),
+		a.withSim(newValidateCmd(a)),
+		a.withSim(newGraphCmd(a)),
 		newVersionCmd(a),
 		newServeCmd(a),
 		newProjectCmd(a),

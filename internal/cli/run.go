@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"kiln/internal/config"
 	"kiln/internal/engine"
 	"kiln/internal/events"
+	"kiln/internal/hclgraph"
 	"kiln/internal/lock"
 	"kiln/internal/ui"
 )
@@ -34,6 +33,7 @@ type runOptions struct {
 	sim              simFlags
 	events           eventsFlags
 	lock             lockFlags
+	vars             graphVars
 }
 
 func newRunCmd(a *app) *cobra.Command {
@@ -97,6 +97,7 @@ applying at once. An unreachable server or a wrong DSN is an error at start.` + 
 	o.sim.register(f)
 	o.events.register(f)
 	o.lock.register(f)
+	o.vars.register(f)
 	return cmd
 }
 
@@ -139,13 +140,12 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if err := o.lock.resolve(); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("read graph file: %w", err)
+	if err := readable(file); err != nil {
+		return err
 	}
-
 	// Listen first: the simulator needs the events receiver's address.
 	var (
+		err    error
 		ln     net.Listener
 		apiKey string
 		push   []awssim.EventTarget
@@ -174,10 +174,38 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		// Before the hubs exist: every client they make is fenced.
 		a.aws.Fence = func() error { return lk.fence() }
 	}
-	kinds := a.kinds()
-	g, err := config.Parse(file, data, kinds)
+	// The simulator and the hubs serve from here on: an HCL graph's data
+	// sources are read while it is loaded.
+	group, gctx := errgroup.WithContext(ctx)
+	runCtx, stop := context.WithCancel(gctx)
+	defer stop()
+	a.runAWS(runCtx, group, sv)
+	waited := false
+	defer func() { // an early return: stop what runs
+		if !waited {
+			stop()
+			_ = group.Wait()
+		}
+	}()
+	src, err := a.graphSource(file, o.vars, a.kinds())
 	if err != nil {
 		return err
+	}
+	// What the watch compares with: the files before they are read, so
+	// a change in between is caught by the watch's first re-read. An HCL
+	// graph's files are known once it is read.
+	data, err := src.snapshot()
+	if err != nil {
+		return fmt.Errorf("read graph file: %w", err)
+	}
+	g, err := src.load(runCtx)
+	if err != nil {
+		return err
+	}
+	if src.hcl {
+		if data, err = src.snapshot(); err != nil {
+			return fmt.Errorf("read graph file: %w", err)
+		}
 	}
 	if err := a.checkCredentials(ctx, g); err != nil {
 		return err
@@ -219,10 +247,6 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		view, runEng = eng, eng.Run
 	}
 
-	group, gctx := errgroup.WithContext(ctx)
-	runCtx, stop := context.WithCancel(gctx)
-	defer stop()
-	a.runAWS(runCtx, group, sv)
 	if err := a.startQueues(runCtx, group, o.events.queues, o.sim.on, m.reg); err != nil {
 		stop()
 		_ = group.Wait()
@@ -245,9 +269,10 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	}
 	if !o.once {
 		group.Go(func() error {
-			return a.watchGraph(runCtx, file, data, kinds, view)
+			return a.watchGraph(runCtx, src, data, view)
 		})
 	}
+	waited = true
 	if err := group.Wait(); err != nil {
 		return err
 	}
@@ -336,20 +361,33 @@ func (a *app) notConverged(eng runView, runErr error) error {
 // it is re-read: editors often write a file in several steps.
 const settle = 100 * time.Millisecond
 
-// watchGraph re-reads file when it changes and swaps the new graph in. A
-// file with errors is logged and changes nothing. It returns when ctx is
-// done.
-func (a *app) watchGraph(ctx context.Context, file string, last []byte, kinds config.Kinds, eng runView) error {
+// watchGraph re-reads the graph when one of its files changes (for an
+// HCL graph: its .hcl files, modules included, variable files and the
+// files its data sources read) and swaps the new graph in. A graph with
+// errors is logged and changes nothing. It returns when ctx is done.
+func (a *app) watchGraph(ctx context.Context, src *graphSrc, last []byte, eng runView) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch graph file: %w", err)
 	}
 	defer w.Close()
-	// Watch the directory: editors replace files by renaming over them.
-	if err := w.Add(filepath.Dir(file)); err != nil {
-		return fmt.Errorf("watch graph file %s: %w", file, err)
+	watching := map[string]bool{}
+	watch := func() error {
+		// Directories: editors replace files by renaming over them.
+		for _, dir := range src.dirs() {
+			if watching[dir] {
+				continue
+			}
+			if err := w.Add(dir); err != nil {
+				return fmt.Errorf("watch graph file %s: %w", src.path, err)
+			}
+			watching[dir] = true
+		}
+		return nil
 	}
-	want := filepath.Clean(file)
+	if err := watch(); err != nil {
+		return err
+	}
 	// One re-read right away: the file may have changed between the first
 	// read and the watch being established.
 	timer := time.NewTimer(settle)
@@ -362,7 +400,7 @@ func (a *app) watchGraph(ctx context.Context, file string, last []byte, kinds co
 			if !ok {
 				return nil
 			}
-			if filepath.Clean(e.Name) == want {
+			if src.matters(e.Name) {
 				timer.Reset(settle)
 			}
 		case err, ok := <-w.Errors:
@@ -371,27 +409,40 @@ func (a *app) watchGraph(ctx context.Context, file string, last []byte, kinds co
 			}
 			a.log.Warn("graph file watch", "err", err)
 		case <-timer.C:
-			data, err := os.ReadFile(file)
+			data, err := src.snapshot()
 			if err != nil {
-				a.log.Error("graph file unreadable; keeping the running graph", "file", file, "err", err)
+				a.log.Error("graph file unreadable; keeping the running graph", "file", src.path, "err", err)
 				continue
 			}
 			if bytes.Equal(data, last) {
 				continue
 			}
 			last = data
-			g, err := config.Parse(file, data, kinds)
+			g, err := src.load(ctx)
 			if err != nil {
-				a.logRejected(file, err)
+				a.logRejected(src.path, err)
 				continue
 			}
+			if last, err = src.snapshot(); err != nil { // the new graph's files
+				last = data
+			}
+			if err := watch(); err != nil {
+				a.log.Warn("graph file watch", "err", err)
+			}
 			eng.Swap(g)
-			a.log.Info("graph reloaded", "file", file, "resources", len(g.Specs))
+			a.log.Info("graph reloaded", "file", src.path, "resources", len(g.Specs))
 		}
 	}
 }
 
 func (a *app) logRejected(file string, err error) {
+	var diags *hclgraph.Diagnostics
+	if errors.As(err, &diags) {
+		for _, l := range diags.Lines() {
+			a.log.Error("graph file rejected; keeping the running graph", "problem", l)
+		}
+		return
+	}
 	var cerrs config.Errors
 	if !errors.As(err, &cerrs) {
 		a.log.Error("graph file rejected; keeping the running graph", "file", file, "err", err)

@@ -235,3 +235,6 @@ func (l *loader) at(rng hcl.Range) int {
 	l.pos = append(l.pos, rng)
 	return len(l.pos)
 }
+
+// Path is the file a file data source reads (relative paths resolved).
+func (d DataValue) Path() string { return resolvePath(d.dir, d.Args["path"]) }
