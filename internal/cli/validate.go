@@ -24,7 +24,7 @@ problems read FILE:LINE:COL: PROBLEM, each with its source line underlined.
 Exit codes: 0 valid, 1 problems found.`,
 		Example: `  kiln validate examples/local.yaml
   kiln validate --var regions='{eu="eu-west-1"}' examples/fleet`,
-		Args:    fileArg,
+		Args: fileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			g, err := a.loadGraph(cmd.Context(), args[0], v)
 			if err != nil {
