@@ -78,6 +78,8 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		a.withSim(newPlanCmd(a)),
 		a.withSim(newValidateCmd(a)),
 		a.withSim(newGraphCmd(a)),
+		a.withSim(newOutputCmd(a)),
+		newFmtCmd(a),
 		newVersionCmd(a),
 		newServeCmd(a),
 		newProjectCmd(a),

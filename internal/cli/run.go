@@ -284,6 +284,9 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	}
 	if o.once {
 		a.log.Info("converged", "resources", len(view.Status()))
+		if eng, ok := view.(*engine.Engine); ok && src.last != nil && len(src.last.Outputs) > 0 {
+			return writeOutputs(a.stdout, src.last.Outputs, eng.Output, false)
+		}
 	}
 	return nil
 }

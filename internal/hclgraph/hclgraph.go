@@ -238,3 +238,26 @@ func (l *loader) at(rng hcl.Range) int {
 
 // Path is the file a file data source reads (relative paths resolved).
 func (d DataValue) Path() string { return resolvePath(d.dir, d.Args["path"]) }
+
+// KnownAfterApply is what an output shows for a value only a run can tell.
+const KnownAfterApply = "(known after apply)"
+
+// Resolve replaces the references in v's strings with the outputs lookup
+// has; a string whose reference lookup cannot answer becomes
+// KnownAfterApply.
+func Resolve(v cty.Value, lookup engine.Lookup) cty.Value {
+	out, _ := cty.Transform(v, func(_ cty.Path, v cty.Value) (cty.Value, error) {
+		if v.IsMarked() {
+			return v, nil // a secret stays as it is, never shown
+		}
+		if v.IsNull() || !v.IsKnown() || !v.Type().Equals(cty.String) {
+			return v, nil
+		}
+		s, err := config.Substitute(v.AsString(), lookup)
+		if err != nil {
+			return cty.StringVal(KnownAfterApply), nil
+		}
+		return cty.StringVal(s), nil
+	})
+	return out
+}
