@@ -156,18 +156,34 @@ func (l *loader) build(root *module) (*Graph, hcl.Diagnostics) {
 	outs, d := root.outputList()
 	diags = append(diags, d...)
 	if diags.HasErrors() {
+		// The resources that evaluated are still checked, so every
+		// problem shows at once; references to the others are not
+		// reported again.
+		if gname != "" {
+			_, err := config.ParseNode(root.graph.Range.Filename, l.doc(root, gname, items), l.kinds, l.where)
+			for _, d := range l.toDiags(err) {
+				if !strings.Contains(d.Summary, "unknown resource") {
+					diags = append(diags, d)
+				}
+			}
+		}
 		return nil, diags
 	}
-	doc := &yaml.Node{Kind: yaml.MappingNode, Line: l.at(root.graph.Range)}
-	doc.Content = []*yaml.Node{
-		l.scalar("!!str", "name", root.graph.NameRange), l.scalar("!!str", gname, root.graph.Expr.Range()),
-		l.scalar("!!str", "resources", root.graph.NameRange), {Kind: yaml.SequenceNode, Tag: "!!seq", Content: items, Line: doc.Line},
-	}
-	g, err := config.ParseNode(root.graph.Range.Filename, doc, l.kinds, l.where)
+	g, err := config.ParseNode(root.graph.Range.Filename, l.doc(root, gname, items), l.kinds, l.where)
 	if err != nil {
 		return nil, l.toDiags(err)
 	}
 	return &Graph{Graph: g, Outputs: outs, Data: l.data, Files: l.files}, nil
+}
+
+// doc is the graph in the YAML document's shape.
+func (l *loader) doc(root *module, name string, items []*yaml.Node) *yaml.Node {
+	doc := &yaml.Node{Kind: yaml.MappingNode, Line: l.at(root.graph.Range)}
+	doc.Content = []*yaml.Node{
+		l.scalar("!!str", "name", root.graph.NameRange), l.scalar("!!str", name, root.graph.Expr.Range()),
+		l.scalar("!!str", "resources", root.graph.NameRange), {Kind: yaml.SequenceNode, Tag: "!!seq", Content: items, Line: l.at(root.graph.Range)},
+	}
+	return doc
 }
 
 // emit appends a YAML resource node per resource instance of the module,
@@ -191,7 +207,7 @@ func (m *module) emit(items *[]*yaml.Node) hcl.Diagnostics {
 		for _, in := range rb.insts {
 			n, d := m.resource(rb, in)
 			diags = append(diags, d...)
-			if n != nil {
+			if !d.HasErrors() {
 				*items = append(*items, n)
 			}
 		}

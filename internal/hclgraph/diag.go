@@ -124,6 +124,9 @@ func boolInt(b bool) int {
 // toDiags turns config's errors (located through where) into
 // diagnostics over the HCL ranges they came from.
 func (l *loader) toDiags(err error) hcl.Diagnostics {
+	if err == nil {
+		return nil
+	}
 	var cerrs config.Errors
 	if !errors.As(err, &cerrs) {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: err.Error()}}
