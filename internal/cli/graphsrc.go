@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -56,9 +57,7 @@ func (s *graphSrc) load(ctx context.Context) (*engine.Graph, error) {
 	if !s.hcl {
 		return config.Load(s.path, s.kinds)
 	}
-	hg, err := hclgraph.Load(s.path, hclgraph.Options{
-		Kinds: s.kinds, Vars: s.vars.vars, VarFiles: s.vars.files, Env: os.Environ(), Data: s.data, Ctx: ctx,
-	})
+	hg, err := hclgraph.Load(s.path, s.options(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -160,4 +159,44 @@ func readable(path string) error {
 		return fmt.Errorf("read graph file: %w", err)
 	}
 	return nil
+}
+
+// options are the evaluation options of an HCL graph.
+func (s *graphSrc) options(ctx context.Context) hclgraph.Options {
+	return hclgraph.Options{
+		Kinds: s.kinds, Vars: s.vars.vars, VarFiles: s.vars.files, Env: os.Environ(), Data: s.data, Ctx: ctx,
+	}
+}
+
+// pollEvery is how often the AWS data sources of the graph last read are
+// read again; 0: never (a YAML graph, or no such data source).
+func (s *graphSrc) pollEvery() time.Duration {
+	if s.last == nil {
+		return 0
+	}
+	return s.last.PollEvery()
+}
+
+// dataChanged reads the graph's AWS data sources again and reports whether
+// one gives another value than the graph was evaluated with. A source that
+// cannot be read now counts as unchanged (logged by the caller).
+func (s *graphSrc) dataChanged(ctx context.Context) (bool, error) {
+	if s.last == nil {
+		return false, nil
+	}
+	var errs []error
+	for _, d := range s.last.Data {
+		if d.Kind == "file" {
+			continue // watched as a file
+		}
+		changed, err := d.Changed(ctx, s.options(ctx))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if changed {
+			return true, nil
+		}
+	}
+	return false, errors.Join(errs...)
 }

@@ -395,10 +395,42 @@ func (a *app) watchGraph(ctx context.Context, src *graphSrc, last []byte, eng ru
 	// read and the watch being established.
 	timer := time.NewTimer(settle)
 	defer timer.Stop()
+	// An HCL graph's AWS data sources are read again every poll: a new
+	// value re-evaluates the graph, and the swap restarts only the
+	// resources whose specs changed.
+	var poll <-chan time.Time
+	var ticker *time.Ticker
+	repoll := func() {
+		if ticker != nil {
+			ticker.Stop()
+			ticker, poll = nil, nil
+		}
+		if every := src.pollEvery(); every > 0 {
+			ticker = time.NewTicker(every)
+			poll = ticker.C
+		}
+	}
+	repoll()
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	force := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-poll:
+			changed, err := src.dataChanged(ctx)
+			if err != nil {
+				a.log.Warn("data source unreadable; keeping its last value", "err", err)
+			}
+			if changed {
+				a.log.Info("data source changed; re-evaluating the graph", "file", src.path)
+				force = true
+				timer.Reset(0)
+			}
 		case e, ok := <-w.Events:
 			if !ok {
 				return nil
@@ -417,10 +449,10 @@ func (a *app) watchGraph(ctx context.Context, src *graphSrc, last []byte, eng ru
 				a.log.Error("graph file unreadable; keeping the running graph", "file", src.path, "err", err)
 				continue
 			}
-			if bytes.Equal(data, last) {
+			if bytes.Equal(data, last) && !force {
 				continue
 			}
-			last = data
+			last, force = data, false
 			g, err := src.load(ctx)
 			if err != nil {
 				a.logRejected(src.path, err)
@@ -432,6 +464,7 @@ func (a *app) watchGraph(ctx context.Context, src *graphSrc, last []byte, eng ru
 			if err := watch(); err != nil {
 				a.log.Warn("graph file watch", "err", err)
 			}
+			repoll()
 			eng.Swap(g)
 			a.log.Info("graph reloaded", "file", src.path, "resources", len(g.Specs))
 		}

@@ -22,10 +22,12 @@ package hclgraph
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -260,4 +262,39 @@ func Resolve(v cty.Value, lookup engine.Lookup) cty.Value {
 		return cty.StringVal(s), nil
 	})
 	return out
+}
+
+// DefaultDataPoll is how often a data source without meta { poll } is
+// read again while kiln runs.
+const DefaultDataPoll = 5 * time.Minute
+
+// Changed reads the data source again (as o reads it) and reports
+// whether it now gives other values than evaluation used.
+func (d DataValue) Changed(ctx context.Context, o Options) (bool, error) {
+	o.Ctx = ctx
+	attrs, _, err := readData(o, d.dir, d.Kind, d.Args)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", d.Addr, err)
+	}
+	return !maps.Equal(attrs, d.Attrs), nil
+}
+
+// PollEvery is the period at which the graph's data sources (other than
+// file, which is watched) are read again: the shortest meta { poll } among
+// them, DefaultDataPoll when none sets one; 0 when there are none.
+func (g *Graph) PollEvery() time.Duration {
+	var every time.Duration
+	for _, d := range g.Data {
+		if d.Kind == "file" {
+			continue
+		}
+		p := d.Meta.Poll
+		if p == 0 {
+			p = DefaultDataPoll
+		}
+		if every == 0 || p < every {
+			every = p
+		}
+	}
+	return every
 }
