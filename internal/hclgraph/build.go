@@ -279,7 +279,7 @@ func (m *module) resource(rb *resBlock, in instance) (*yaml.Node, hcl.Diagnostic
 		if d.HasErrors() {
 			continue
 		}
-		if v.IsMarked() {
+		if v.ContainsMarked() {
 			diags = append(diags, errAt(a.Expr.Range(), fmt.Sprintf("%s: %s: a secret (SecureString) value cannot be a field: kiln would show it", label, a.Name)))
 			continue
 		}
@@ -330,6 +330,10 @@ func (m *module) blockNode(b *hclsyntax.Block, sc *scopeInst) (*yaml.Node, hcl.D
 		v, d := m.eval(a.Expr, sc)
 		diags = append(diags, d...)
 		if d.HasErrors() {
+			continue
+		}
+		if v.ContainsMarked() {
+			diags = append(diags, errAt(a.Expr.Range(), fmt.Sprintf("%s: a secret (SecureString) value cannot be a field: kiln would show it", a.Name)))
 			continue
 		}
 		n.Content = append(n.Content, m.l.scalar("!!str", a.Name, a.NameRange), m.l.node(v, a.Expr.Range()))

@@ -40,6 +40,10 @@ func (m *module) dataValue(db *dataBlock, rng hcl.Range) (cty.Value, hcl.Diagnos
 		if d.HasErrors() {
 			continue
 		}
+		if v.ContainsMarked() {
+			diags = append(diags, errAt(a.Expr.Range(), fmt.Sprintf("%s: %s: a secret value cannot be an argument", what, name)))
+			continue
+		}
 		s, err := convert.Convert(v, cty.String)
 		if err != nil || s.IsNull() {
 			diags = append(diags, errAt(a.Expr.Range(), fmt.Sprintf("%s: %s: want a string, number or bool", what, name)))

@@ -499,6 +499,9 @@ func (m *module) expand(b *hclsyntax.Block, what string) (expandMode, []instance
 	if !v.IsWhollyKnown() {
 		return bad("must be known without running anything")
 	}
+	if v.ContainsMarked() {
+		return bad("cannot be built from a secret (SecureString) value")
+	}
 	if v.IsNull() {
 		return bad("must not be null")
 	}
