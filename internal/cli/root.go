@@ -80,6 +80,7 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		a.withSim(newGraphCmd(a)),
 		a.withSim(newOutputCmd(a)),
 		newFmtCmd(a),
+		newConvertCmd(a),
 		newVersionCmd(a),
 		newServeCmd(a),
 		newProjectCmd(a),

@@ -1,6 +1,7 @@
 package hclgraph_test
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -92,6 +93,38 @@ func TestExampleTwins(t *testing.T) {
 			hg, err := hclgraph.Load(h, hclgraph.Options{Kinds: kinds()})
 			if err != nil {
 				t.Fatal(err)
+			}
+			sameSpecs(t, yg, hg.Graph)
+		})
+	}
+}
+
+// TestConvertRoundTrip: every YAML example converted to HCL yields the
+// same specs as the YAML, and converting is stable under fmt.
+func TestConvertRoundTrip(t *testing.T) {
+	ymls, _ := filepath.Glob("../../examples/*.yaml")
+	ymls = append(ymls, "testdata/escapes.yaml")
+	for _, y := range ymls {
+		t.Run(filepath.Base(y), func(t *testing.T) {
+			data, err := os.ReadFile(y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := hclgraph.Convert(y, data)
+			if err != nil {
+				t.Fatalf("Convert() = %v", err)
+			}
+			h := filepath.Join(t.TempDir(), "graph.hcl")
+			if err := os.WriteFile(h, out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			yg, err := config.Load(y, kinds())
+			if err != nil {
+				t.Fatal(err)
+			}
+			hg, err := hclgraph.Load(h, hclgraph.Options{Kinds: kinds()})
+			if err != nil {
+				t.Fatalf("Load(converted) = %v\n%s", err, out)
 			}
 			sameSpecs(t, yg, hg.Graph)
 		})
