@@ -131,6 +131,7 @@ type loader struct {
 	// attributes a resource's placeholder object carries.
 	attrs   []string
 	pos     []hcl.Range // pos[i] is where YAML node line i+1 came from
+	lines   map[hcl.Range]int
 	files   []string
 	data    []DataValue
 	rootDir string
@@ -140,7 +141,7 @@ func newLoader(o Options) *loader {
 	if o.Ctx == nil {
 		o.Ctx = context.Background()
 	}
-	l := &loader{o: o, parser: hclparse.NewParser(), kinds: o.Kinds, byRef: map[string]string{}}
+	l := &loader{o: o, parser: hclparse.NewParser(), kinds: o.Kinds, byRef: map[string]string{}, lines: map[hcl.Range]int{}}
 	for k := range o.Kinds {
 		l.byRef[refName(k)] = k
 	}
@@ -232,9 +233,14 @@ func (l *loader) where(line int) config.Pos {
 	return config.Pos{File: r.Filename, Line: r.Start.Line, Column: r.Start.Column}
 }
 
-// at records rng and returns the line standing for it.
+// at returns the line standing for rng, recording it the first time: the
+// instances of one block share their lines.
 func (l *loader) at(rng hcl.Range) int {
+	if line, ok := l.lines[rng]; ok {
+		return line
+	}
 	l.pos = append(l.pos, rng)
+	l.lines[rng] = len(l.pos)
 	return len(l.pos)
 }
 
