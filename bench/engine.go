@@ -28,6 +28,7 @@ import (
 //	KILN_BENCH_ENGINE_IDLE=1s   shortens the idle-CPU window (default 10s)
 //	KILN_BENCH_ENGINE_SIZES=1000,10000   picks the sizes
 //	KILN_BENCH_ENGINE_STATIC=1  resources implement engine.Static (no Watch goroutine)
+//	KILN_BENCH_ENGINE_HCL=1     with SIZES set, still run the HCL cases (engine_hcl.go)
 //	KILN_BENCH_ENGINE_SHAPES=files   picks the shapes (independent, chain, diamonds, files)
 //
 // The files cases (engine_files.go) run file resources in a whole kiln
@@ -93,6 +94,17 @@ func engineBench(ctx context.Context, emit func(v any)) error {
 			emit(json.RawMessage(line))
 		}
 	}
+	if os.Getenv(engineSizesEnv) == "" || os.Getenv("KILN_BENCH_ENGINE_HCL") == "1" {
+		for _, name := range hclCases {
+			fmt.Fprintf(os.Stderr, "bench: engine %s\n", name)
+			line, err := engineSubprocess(ctx, name)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("case %s: %w", name, err))
+				continue
+			}
+			emit(json.RawMessage(line))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -114,7 +126,13 @@ func init() {
 	if name == "" {
 		return
 	}
-	fig, err := engineCase(context.Background(), name)
+	var fig any
+	var err error
+	if strings.HasPrefix(name, "hcl-") {
+		fig, err = hclCase(context.Background(), name)
+	} else {
+		fig, err = engineCase(context.Background(), name)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: engine %s: %v\n", name, err)
 		os.Exit(1)

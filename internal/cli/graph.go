@@ -8,12 +8,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kiln/internal/config"
 	"kiln/internal/engine"
 )
 
 func newGraphCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var v graphVars
+	cmd := &cobra.Command{
 		Use:   "graph FILE",
 		Short: "Print the graph as Graphviz DOT",
 		Long: `Graph prints the resources of FILE and their edges in Graphviz DOT on stdout.
@@ -24,13 +24,15 @@ Exit codes: 0 ok, 1 a bad graph file.`,
 		Example: `  kiln graph examples/local.yaml | dot -Tsvg > graph.svg`,
 		Args:    fileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			g, err := config.Load(args[0], a.kinds())
+			g, err := a.loadGraph(cmd.Context(), args[0], v)
 			if err != nil {
 				return err
 			}
 			return writeDOT(a.stdout, g)
 		},
 	}
+	v.register(cmd.Flags())
+	return cmd
 }
 
 // writeDOT writes g as a Graphviz digraph.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kiln/internal/config"
 	"kiln/internal/engine"
 	"kiln/internal/eventqueue"
 	"kiln/internal/iampolicy"
@@ -19,6 +18,7 @@ import (
 func newIAMPolicyCmd(a *app) *cobra.Command {
 	var queues []string
 	var bakery bool
+	var v graphVars
 	cmd := &cobra.Command{
 		Use:   "iam-policy [FILE] [--events-queue QUEUE_URL]... | --bakery PROJECT_FILE...",
 		Short: "Print the least-privilege IAM policy for a graph, or for kiln serve with projects",
@@ -76,7 +76,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 			if len(args) == 0 {
 				return a.writePolicy("", iampolicy.Policy(""), queues)
 			}
-			g, err := config.Load(args[0], a.kinds())
+			g, err := a.loadGraph(cmd.Context(), args[0], v)
 			if err != nil {
 				return err
 			}
@@ -94,6 +94,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 			return a.writePolicy(g.Name, iampolicy.Policy(g.Name, rs...), queues)
 		},
 	}
+	v.register(cmd.Flags())
 	cmd.Flags().StringArrayVar(&queues, "events-queue", nil, "add what reading this events queue (URL or name) needs (repeatable)")
 	cmd.Flags().BoolVar(&bakery, "bakery", false, "the arguments are project files: print the policy of kiln serve with those projects")
 	return cmd

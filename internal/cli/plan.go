@@ -9,12 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kiln/internal/config"
 	"kiln/internal/engine"
 )
 
 func newPlanCmd(a *app) *cobra.Command {
 	var asJSON bool
+	var v graphVars
 	cmd := &cobra.Command{
 		Use:   "plan FILE",
 		Short: "Show what run would change, changing nothing",
@@ -60,9 +60,10 @@ Exit codes: 0 nothing would change, 2 changes are pending, 1 an error
   kiln plan graph.yaml || [ $? -eq 2 ] && echo "changes pending"`,
 		Args: fileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.plan(cmd.Context(), args[0], asJSON)
+			return a.plan(cmd.Context(), args[0], v, asJSON)
 		},
 	}
+	v.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (resources, their changes and a summary)")
 	a.registerRetryTimeout(cmd.Flags())
 	return cmd
@@ -96,8 +97,8 @@ type (
 	}
 )
 
-func (a *app) plan(ctx context.Context, file string, asJSON bool) error {
-	g, err := config.Load(file, a.kinds())
+func (a *app) plan(ctx context.Context, file string, v graphVars, asJSON bool) error {
+	g, err := a.loadGraph(ctx, file, v)
 	if err != nil {
 		return err
 	}

@@ -76,8 +76,11 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 	root.AddCommand(
 		newRunCmd(a),
 		a.withSim(newPlanCmd(a)),
-		newValidateCmd(a),
-		newGraphCmd(a),
+		a.withSim(newValidateCmd(a)),
+		a.withSim(newGraphCmd(a)),
+		a.withSim(newOutputCmd(a)),
+		newFmtCmd(a),
+		newConvertCmd(a),
 		newVersionCmd(a),
 		newServeCmd(a),
 		newProjectCmd(a),

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +19,7 @@ import (
 	"kiln/internal/engine"
 	"kiln/internal/events"
 	"kiln/internal/fswatch"
+	"kiln/internal/hclgraph"
 	"kiln/internal/lock"
 	"kiln/internal/ui"
 )
@@ -33,6 +34,7 @@ type runOptions struct {
 	sim              simFlags
 	events           eventsFlags
 	lock             lockFlags
+	vars             graphVars
 }
 
 func newRunCmd(a *app) *cobra.Command {
@@ -97,6 +99,7 @@ applying at once. An unreachable server or a wrong DSN is an error at start.` + 
 	o.events.register(f)
 	o.lock.register(f)
 	a.registerRetryTimeout(f)
+	o.vars.register(f)
 	return cmd
 }
 
@@ -139,13 +142,12 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if err := o.lock.resolve(); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("read graph file: %w", err)
+	if err := readable(file); err != nil {
+		return err
 	}
-
 	// Listen first: the simulator needs the events receiver's address.
 	var (
+		err    error
 		ln     net.Listener
 		apiKey string
 		push   []awssim.EventTarget
@@ -174,10 +176,38 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		// Before the hubs exist: every client they make is fenced.
 		a.aws.Fence = func() error { return lk.fence() }
 	}
-	kinds := a.kinds()
-	g, err := config.Parse(file, data, kinds)
+	// The simulator and the hubs serve from here on: an HCL graph's data
+	// sources are read while it is loaded.
+	group, gctx := errgroup.WithContext(ctx)
+	runCtx, stop := context.WithCancel(gctx)
+	defer stop()
+	a.runAWS(runCtx, group, sv)
+	waited := false
+	defer func() { // an early return: stop what runs
+		if !waited {
+			stop()
+			_ = group.Wait()
+		}
+	}()
+	src, err := a.graphSource(file, o.vars, a.kinds())
 	if err != nil {
 		return err
+	}
+	// What the watch compares with: the files before they are read, so
+	// a change in between is caught by the watch's first re-read. An HCL
+	// graph's files are known once it is read.
+	data, err := src.snapshot()
+	if err != nil {
+		return fmt.Errorf("read graph file: %w", err)
+	}
+	g, err := src.load(runCtx)
+	if err != nil {
+		return err
+	}
+	if src.hcl {
+		if data, err = src.snapshot(); err != nil {
+			return fmt.Errorf("read graph file: %w", err)
+		}
 	}
 	if err := a.checkCredentials(ctx, g); err != nil {
 		return err
@@ -219,10 +249,6 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		view, runEng = eng, eng.Run
 	}
 
-	group, gctx := errgroup.WithContext(ctx)
-	runCtx, stop := context.WithCancel(gctx)
-	defer stop()
-	a.runAWS(runCtx, group, sv)
 	if err := a.startQueues(runCtx, group, o.events.queues, o.sim.on, m.reg); err != nil {
 		stop()
 		_ = group.Wait()
@@ -245,9 +271,10 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	}
 	if !o.once {
 		group.Go(func() error {
-			return a.watchGraph(runCtx, file, data, kinds, view)
+			return a.watchGraph(runCtx, src, data, view)
 		})
 	}
+	waited = true
 	if err := group.Wait(); err != nil {
 		return err
 	}
@@ -259,6 +286,9 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	}
 	if o.once {
 		a.log.Info("converged", "resources", len(view.Status()))
+		if eng, ok := view.(*engine.Engine); ok && src.last != nil && len(src.last.Outputs) > 0 {
+			return writeOutputs(a.stdout, src.last.Outputs, eng.Output, false)
+		}
 	}
 	return nil
 }
@@ -336,65 +366,160 @@ func (a *app) notConverged(eng runView, runErr error) error {
 // it is re-read: editors often write a file in several steps.
 const settle = 100 * time.Millisecond
 
-// watchGraph re-reads file when it changes and swaps the new graph in. A
-// file with errors is logged and changes nothing. It returns when ctx is
-// done.
-func (a *app) watchGraph(ctx context.Context, file string, last []byte, kinds config.Kinds, eng runView) error {
-	// The process's shared watcher, which the file resources use too: the
-	// directory is watched, so editors that rename over the file are seen.
+// watchGraph re-reads the graph when one of its files changes (for an
+// HCL graph: its .hcl files, modules included, variable files and the
+// files its data sources read) and swaps the new graph in. A graph with
+// errors is logged and changes nothing. It returns when ctx is done.
+//
+// The files are watched through the process's shared watcher, which the
+// file resources use too (one inotify instance per process): each path
+// through its directory, so editors that rename over a file are seen. A
+// new .hcl file added to a graph directory is read at the next change of
+// any of the graph's files.
+func (a *app) watchGraph(ctx context.Context, src *graphSrc, last []byte, eng runView) error {
 	changed := make(chan struct{}, 1)
-	watch := func() (*fswatch.Sub, error) {
-		return fswatch.Shared().Watch(file, func() {
-			select {
-			case changed <- struct{}{}:
-			default:
+	broken := make(chan error, 1)
+	subs := map[string]*fswatch.Sub{}
+	// Each subscription's error is forwarded by a goroutine that this
+	// function owns: it ends when watchGraph returns.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() {
+		for _, sub := range subs {
+			sub.Close()
+		}
+	}()
+	watch := func() error {
+		want := map[string]bool{}
+		for _, f := range src.watched() {
+			want[f] = true
+		}
+		for f, sub := range subs {
+			if !want[f] {
+				sub.Close()
+				delete(subs, f)
 			}
-		})
+		}
+		for f := range want {
+			if subs[f] != nil {
+				continue
+			}
+			sub, err := fswatch.Shared().Watch(f, func() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("watch graph file %s: %w", f, err)
+			}
+			subs[f] = sub
+			wg.Go(func() {
+				select {
+				case err := <-sub.Err():
+					select {
+					case broken <- err:
+					default:
+					}
+				case <-wctx.Done():
+				}
+			})
+		}
+		return nil
 	}
-	sub, err := watch()
-	if err != nil {
-		return fmt.Errorf("watch graph file: %w", err)
+	if err := watch(); err != nil {
+		return err
 	}
-	defer func() { sub.Close() }()
 	// One re-read right away: the file may have changed between the first
 	// read and the watch being established.
 	timer := time.NewTimer(settle)
 	defer timer.Stop()
+	// An HCL graph's AWS data sources are read again every poll: a new
+	// value re-evaluates the graph, and the swap restarts only the
+	// resources whose specs changed.
+	var poll <-chan time.Time
+	var ticker *time.Ticker
+	repoll := func() {
+		if ticker != nil {
+			ticker.Stop()
+			ticker, poll = nil, nil
+		}
+		if every := src.pollEvery(); every > 0 {
+			ticker = time.NewTicker(every)
+			poll = ticker.C
+		}
+	}
+	repoll()
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	force := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-poll:
+			changed, err := src.dataChanged(ctx)
+			if err != nil {
+				a.log.Warn("data source unreadable; keeping its last value", "err", err)
+			}
+			if changed {
+				a.log.Info("data source changed; re-evaluating the graph", "file", src.path)
+				force = true
+				timer.Reset(0)
+			}
 		case <-changed:
 			timer.Reset(settle)
-		case err := <-sub.Err():
+		case err := <-broken:
 			a.log.Warn("graph file watch", "err", err)
-			sub.Close()
-			if sub, err = watch(); err != nil {
-				return fmt.Errorf("watch graph file: %w", err)
+			for f, sub := range subs {
+				sub.Close()
+				delete(subs, f)
+			}
+			if err := watch(); err != nil {
+				return err
 			}
 			timer.Reset(settle) // an edit may have gone unseen meanwhile
 		case <-timer.C:
-			data, err := os.ReadFile(file)
+			data, err := src.snapshot()
 			if err != nil {
-				a.log.Error("graph file unreadable; keeping the running graph", "file", file, "err", err)
+				a.log.Error("graph file unreadable; keeping the running graph", "file", src.path, "err", err)
 				continue
 			}
-			if bytes.Equal(data, last) {
+			if bytes.Equal(data, last) && !force {
 				continue
 			}
-			last = data
-			g, err := config.Parse(file, data, kinds)
+			last, force = data, false
+			g, err := src.load(ctx)
 			if err != nil {
-				a.logRejected(file, err)
+				a.logRejected(src.path, err)
 				continue
 			}
+			if last, err = src.snapshot(); err != nil { // the new graph's files
+				last = data
+			}
+			if err := watch(); err != nil {
+				a.log.Warn("graph file watch", "err", err)
+			}
+			repoll()
 			eng.Swap(g)
-			a.log.Info("graph reloaded", "file", file, "resources", len(g.Specs))
+			a.log.Info("graph reloaded", "file", src.path, "resources", len(g.Specs))
 		}
 	}
 }
 
 func (a *app) logRejected(file string, err error) {
+	var diags *hclgraph.Diagnostics
+	if errors.As(err, &diags) {
+		for _, l := range diags.Lines() {
+			a.log.Error("graph file rejected; keeping the running graph", "problem", l)
+		}
+		return
+	}
 	var cerrs config.Errors
 	if !errors.As(err, &cerrs) {
 		a.log.Error("graph file rejected; keeping the running graph", "file", file, "err", err)

@@ -14,9 +14,9 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
-	"kiln/internal/awsapi"
 	"kiln/internal/audit"
 	"kiln/internal/auth"
+	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
 	"kiln/internal/events"

@@ -230,7 +230,12 @@ func (a *app) runAWS(ctx context.Context, group *errgroup.Group, sv *awssim.Serv
 func (a *app) withSim(cmd *cobra.Command) *cobra.Command {
 	var sf simFlags
 	sf.register(cmd.Flags())
-	cmd.Example += "\n  kiln plan --sim examples/ec2.yaml     # against a fresh in-process simulator: exit 2"
+	switch cmd.Name() {
+	case "plan":
+		cmd.Example += "\n  kiln plan --sim examples/ec2.yaml     # against a fresh in-process simulator: exit 2"
+	default:
+		cmd.Example += "\n  kiln " + cmd.Name() + " --sim examples/fleet   # an HCL graph's AWS data sources read from the simulator"
+	}
 	inner := cmd.RunE
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		if err := sf.check(c.CommandPath()); err != nil {

@@ -1,6 +1,9 @@
 package config
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // link resolves identities into edges: duplicates, dangling references and
 // cycles are reported; Spec.DependsOn and Spec.Refs are filled in.
@@ -10,7 +13,7 @@ func (p *parser) link(items []*item) {
 	for _, it := range items {
 		id := it.spec.ID()
 		if first, ok := byID[id]; ok {
-			p.errorf(it.line, it.label, "", "duplicate resource %s (first at line %d)", id, first.line)
+			p.errorf(it.line, it.label, "", "duplicate resource %s (first at %s)", id, p.at(first.line))
 			continue
 		}
 		byID[id] = it
@@ -124,4 +127,14 @@ func (p *parser) reportCycle(cycle []string, byID map[string]*item) {
 	path := append(append([]string{}, cycle[first:]...), cycle[:first]...)
 	path = append(path, path[0])
 	p.errorf(byID[path[0]].line, "", "", "dependency cycle: %s", strings.Join(path, " -> "))
+}
+
+// at names a line for a message: "line 3", or "file.hcl:3:5" for another
+// front end's source.
+func (p *parser) at(line int) string {
+	pos := p.pos(line)
+	if p.where == nil {
+		return fmt.Sprintf("line %d", pos.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", pos.File, pos.Line, pos.Column)
 }

@@ -54,10 +54,28 @@ type parser struct {
 	file  string
 	kinds Kinds
 	errs  Errors
+	// where, when set, maps a node's Line to a position in another
+	// front end's source (see ParseNode).
+	where func(line int) Pos
+}
+
+// Pos is a position in a graph file: the file, line and column (0 when
+// not known).
+type Pos struct {
+	File         string
+	Line, Column int
+}
+
+func (p *parser) pos(line int) Pos {
+	if p.where != nil {
+		return p.where(line)
+	}
+	return Pos{File: p.file, Line: line}
 }
 
 func (p *parser) errorf(line int, res, field, format string, args ...any) {
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Resource: res, Field: field, Msg: fmt.Sprintf(format, args...)})
+	at := p.pos(line)
+	p.errs = append(p.errs, &Error{File: at.File, Line: at.Line, Column: at.Column, Resource: res, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
 // item is one resource while the file is checked.
@@ -108,6 +126,21 @@ func Parse(filename string, data []byte, kinds Kinds) (*engine.Graph, error) {
 		p.errorf(line, "", "", "YAML aliases (*name) are not supported")
 		return nil, p.errs
 	}
+	return p.graph(root)
+}
+
+// ParseNode checks a graph that another front end (HCL) has turned into
+// the YAML document's shape: a mapping with name and resources. where maps
+// each node's Line to the position in that front end's source that it
+// came from; every Error, including those of Spec.Build, is located
+// through it. Specs are what Parse makes of the same document.
+func ParseNode(filename string, root *yaml.Node, kinds Kinds, where func(line int) Pos) (*engine.Graph, error) {
+	p := &parser{file: filename, kinds: kinds, where: where}
+	return p.graph(root)
+}
+
+// graph checks the document's root mapping.
+func (p *parser) graph(root *yaml.Node) (*engine.Graph, error) {
 	if root.Kind != yaml.MappingNode {
 		p.errorf(root.Line, "", "", "want a mapping with name: and resources:, got %s", describe(root))
 		return nil, p.errs
@@ -451,7 +484,7 @@ func walkValues(n *yaml.Node, fn func(*yaml.Node)) {
 
 // buildFunc sets Spec.Build: substitute, decode a fresh resource, validate.
 func (p *parser) buildFunc(it *item) {
-	file, label, fields, newRes := p.file, it.label, it.fields, it.newRes
+	file, where, label, fields, newRes := p.file, p.where, it.label, it.fields, it.newRes
 	it.spec.Build = func(lookup engine.Lookup) (engine.Resource, string, error) {
 		n := cloneNode(fields)
 		var subErr error
@@ -485,7 +518,7 @@ func (p *parser) buildFunc(it *item) {
 		if subErr != nil {
 			return nil, "", fmt.Errorf("%s: %w", label, subErr)
 		}
-		bp := &parser{file: file}
+		bp := &parser{file: file, where: where}
 		d := &decoder{lines: map[string]int{}, failed: map[string]bool{}, report: func(line int, field, msg string) {
 			bp.errorf(line, label, field, "%s", msg)
 		}}

@@ -112,3 +112,8 @@ func substitute(s string, lookup engine.Lookup) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// Substitute replaces every ${kind/name.key} reference in s with its value
+// from lookup (and $${ with ${), as Spec.Build does; an output lookup does
+// not have is an error naming the reference.
+func Substitute(s string, lookup engine.Lookup) (string, error) { return substitute(s, lookup) }

@@ -149,6 +149,11 @@ func (e *Engine) Swap(g *Graph) { e.e.swap(g) }
 // Status returns a snapshot of every vertex, in graph order.
 func (e *Engine) Status() []VertexStatus { return e.e.status() }
 
+// Output returns the output key of vertex id as its dependents would read
+// it now: ok is false while it has none (not run yet, or failed), and in
+// a check-only run a value only applying would give is KnownAfterApply.
+func (e *Engine) Output(id, key string) (value string, ok bool) { return e.e.lookup(id, key) }
+
 // Subscribe returns a channel (capacity 1, coalescing) that receives a value
 // whenever any vertex's status changes, and a cancel func. For live pages.
 func (e *Engine) Subscribe() (<-chan struct{}, func()) { return e.e.subscribe() }

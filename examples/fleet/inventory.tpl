@@ -1,0 +1,10 @@
+%{ for region, ips in web ~}
+[web-${region}]
+%{ for ip in ips ~}
+${ip}
+%{ endfor ~}
+%{ endfor ~}
+[api]
+%{ for ip in api ~}
+${ip}
+%{ endfor ~}

@@ -1,0 +1,202 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"kiln/internal/awsres"
+	"kiln/internal/config"
+	"kiln/internal/engine"
+	"kiln/internal/hclgraph"
+)
+
+// graphVars are the flags of the commands that read a graph: the values
+// of an HCL graph's variables.
+type graphVars struct {
+	vars  []string
+	files []string
+}
+
+func (v *graphVars) register(f *pflag.FlagSet) {
+	f.StringArrayVar(&v.vars, "var", nil, "set an HCL graph's variable: NAME=VALUE (repeatable; overrides --var-file and KILN_VAR_NAME)")
+	f.StringArrayVar(&v.files, "var-file", nil, "read HCL graph variables from a file, HCL or .json (repeatable)")
+}
+
+// graphSrc is where a command's graph comes from: a YAML file, or an HCL
+// file or directory with its variables.
+type graphSrc struct {
+	path  string
+	hcl   bool
+	vars  graphVars
+	kinds config.Kinds
+	data  hclgraph.DataReader
+	// last is the HCL evaluation last loaded (nil for YAML): its files
+	// and data sources are what a change is looked for in.
+	last *hclgraph.Graph
+}
+
+func (a *app) graphSource(path string, v graphVars, kinds config.Kinds) (*graphSrc, error) {
+	s := &graphSrc{path: path, hcl: hclgraph.IsHCL(path), vars: v, kinds: kinds, data: a.dataReader()}
+	if !s.hcl && len(v.vars)+len(v.files) > 0 {
+		return nil, &usageError{cmd: "kiln", err: errors.New("--var and --var-file are for HCL graphs (.hcl or a directory)")}
+	}
+	return s, nil
+}
+
+// load reads and checks the graph.
+func (s *graphSrc) load(ctx context.Context) (*engine.Graph, error) {
+	if !s.hcl {
+		return config.Load(s.path, s.kinds)
+	}
+	hg, err := hclgraph.Load(s.path, s.options(ctx))
+	if err != nil {
+		return nil, err
+	}
+	s.last = hg
+	return hg.Graph, nil
+}
+
+// loadGraph is load for the commands that read a graph once.
+func (a *app) loadGraph(ctx context.Context, path string, v graphVars) (*engine.Graph, error) {
+	s, err := a.graphSource(path, v, a.kinds())
+	if err != nil {
+		return nil, err
+	}
+	return s.load(ctx)
+}
+
+// watched are the files whose change may change the graph: the YAML file;
+// or the HCL files (modules' too), the variable files and the files that
+// file data sources read.
+func (s *graphSrc) watched() []string {
+	if !s.hcl {
+		return []string{s.path}
+	}
+	if s.last == nil { // not read yet: the files at the top
+		if names, _ := filepath.Glob(filepath.Join(s.path, "*.hcl")); len(names) > 0 {
+			return names
+		}
+		return []string{s.path}
+	}
+	out := slices.Clone(s.last.Files)
+	out = append(out, s.vars.files...)
+	for _, d := range s.last.Data {
+		if d.Kind == "file" {
+			out = append(out, d.Path())
+		}
+	}
+	return out
+}
+
+// dirs are the directories to watch (editors replace files by renaming
+// over them, so the directory, not the file). A graph directory is watched
+// itself, so a new .hcl file in it is seen.
+func (s *graphSrc) dirs() []string {
+	var out []string
+	for _, f := range s.watched() {
+		out = append(out, filepath.Dir(f))
+	}
+	if st, err := os.Stat(s.path); err == nil && st.IsDir() {
+		out = append(out, s.path)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// matters reports whether an event on name may change the graph.
+func (s *graphSrc) matters(name string) bool {
+	name = filepath.Clean(name)
+	for _, f := range s.watched() {
+		if filepath.Clean(f) == name {
+			return true
+		}
+	}
+	return s.hcl && strings.HasSuffix(name, ".hcl")
+}
+
+// snapshot is the text of every watched file: when it is unchanged, so
+// is the graph (data sources aside).
+func (s *graphSrc) snapshot() ([]byte, error) {
+	var b bytes.Buffer
+	for _, f := range s.watched() {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(f)
+		b.WriteByte(0)
+		b.Write(data)
+		b.WriteByte(0)
+	}
+	if s.hcl {
+		// New files in the graph's directory count too.
+		names, _ := filepath.Glob(filepath.Join(s.path, "*.hcl"))
+		b.WriteString(strings.Join(names, "\x00"))
+	}
+	return b.Bytes(), nil
+}
+
+// dataReader reads the AWS data sources of HCL graphs through the
+// command's hubs.
+func (a *app) dataReader() hclgraph.DataReader { return &awsres.DataReader{Hubs: a.awsHubs()} }
+
+// readable fails early, before anything starts, when the graph cannot be
+// read at all.
+func readable(path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil
+	}
+	if _, err := os.ReadFile(path); err != nil {
+		return fmt.Errorf("read graph file: %w", err)
+	}
+	return nil
+}
+
+// options are the evaluation options of an HCL graph.
+func (s *graphSrc) options(ctx context.Context) hclgraph.Options {
+	return hclgraph.Options{
+		Kinds: s.kinds, Vars: s.vars.vars, VarFiles: s.vars.files, Env: os.Environ(), Data: s.data, Ctx: ctx,
+	}
+}
+
+// pollEvery is how often the AWS data sources of the graph last read are
+// read again; 0: never (a YAML graph, or no such data source).
+func (s *graphSrc) pollEvery() time.Duration {
+	if s.last == nil {
+		return 0
+	}
+	return s.last.PollEvery()
+}
+
+// dataChanged reads the graph's AWS data sources again and reports whether
+// one gives another value than the graph was evaluated with. A source that
+// cannot be read now counts as unchanged (logged by the caller).
+func (s *graphSrc) dataChanged(ctx context.Context) (bool, error) {
+	if s.last == nil {
+		return false, nil
+	}
+	var errs []error
+	for _, d := range s.last.Data {
+		if d.Kind == "file" {
+			continue // watched as a file
+		}
+		changed, err := d.Changed(ctx, s.options(ctx))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if changed {
+			return true, nil
+		}
+	}
+	return false, errors.Join(errs...)
+}
