@@ -93,13 +93,10 @@ func Retry(ctx context.Context, p RetryPolicy, fn func(ctx context.Context) erro
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			if isCanceled(err) {
-				return err
-			}
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		if isCanceled(err) && ctx.Err() != nil {
+			return err
 		}
-		if rctx.Err() != nil { // the retry timeout, in a call
+		if rctx.Err() != nil && ctx.Err() == nil { // the retry timeout, in a call
 			if !isCanceled(err) {
 				t.n++
 			}
