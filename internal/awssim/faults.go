@@ -90,6 +90,14 @@ type faults struct {
 	list    []*Fault
 	latency map[string]time.Duration // "" applies to every action
 	rng     *rand.Rand
+
+	// The fault profile (profiles.go) and its own generator, so that a
+	// seed repeats its faults whatever else draws random numbers.
+	profile   *Profile
+	seed      uint64
+	prng      *rand.Rand
+	shortages []shortage
+	stats     FaultStats
 }
 
 func (f *faults) init() {

@@ -2,6 +2,7 @@ package awssim
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -109,6 +110,9 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		return
 	}
 	body, err := s.call(hr, svc, req, act, world)
+	if errors.Is(err, errConnReset) && resetConn(w) {
+		return
+	}
 	if err != nil {
 		s.writeError(w, svc, id, err)
 		return
@@ -126,10 +130,18 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action, wor
 			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "RequestCanceled", Message: "request canceled"}
 		}
 	}
+	if ferr, d := s.flaky(); ferr != nil { // profiles.go
+		return nil, ferr
+	} else if d > 0 {
+		if err := sleepCtx(hr.Context(), d); err != nil {
+			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "RequestCanceled", Message: "request canceled"}
+		}
+	}
 	if f := s.faults.take(req.Action); f != nil {
 		return nil, f
 	}
 	if svc.admit != nil && s.throttleEnabled() {
+		s.tenantBurst(world)
 		if !svc.admit(world, req) {
 			s.counters.throttled(req.Action)
 			if svc.throttled != nil {
@@ -151,6 +163,25 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action, wor
 		}
 	}()
 	return act(world, req)
+}
+
+// resetConn drops the client's connection with a TCP reset and no answer,
+// as a failing load balancer does; false when w's connection cannot be
+// taken over (the error is then answered as a 500).
+func resetConn(w http.ResponseWriter) bool {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return false
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return false
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // close sends RST, not FIN
+	}
+	_ = conn.Close()
+	return true
 }
 
 // writeError answers err in svc's format: an *APIError as it is, any other
