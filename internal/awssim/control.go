@@ -101,7 +101,7 @@ func (s *Sim) DefaultSubnets() []string {
 //	POST   /_sim/instances/{id}/{op}        op: stop | start | terminate | reboot
 //	POST   /_sim/instances/{id}/tags        {"set":{"k":"v"},"remove":["k2"]} (any resource id)
 //	POST   /_sim/instances/{id}/profile     {"profile":"name or ARN"} replaces the instance profile ("" removes it)
-//	POST   /_sim/faults                     a Fault: {"action","code","status","count","rate","message"}
+//	POST   /_sim/faults                     a Fault: {"action","code","status","count","rate","message","after"}
 //	DELETE /_sim/faults                     clear faults and latency
 //	GET    /_sim/faults/profile             the fault profile's sections and what it injected
 //	POST   /_sim/faults/profile             {"profile":"eventual,flaky","seed":42} ("" turns it off)

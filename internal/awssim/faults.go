@@ -83,6 +83,9 @@ type Fault struct {
 	Message string  `json:"message,omitempty"`
 	Count   int     `json:"count,omitempty"`
 	Rate    float64 `json:"rate,omitempty"`
+	// After serves the call first and then answers the error: the call
+	// is done but its answer lost, so a retry finds it already done.
+	After bool `json:"after,omitempty"`
 }
 
 type faults struct {
@@ -151,8 +154,9 @@ func (f *faults) latencyFor(act string) time.Duration {
 	return f.latency[act] + f.latency[""]
 }
 
-// take returns the error of a fault that fires for this call, if any.
-func (f *faults) take(act string) *APIError {
+// take returns the error of a fault that fires for this call, if any, and
+// whether it comes after the call is served (Fault.After).
+func (f *faults) take(act string) (*APIError, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, ft := range f.list {
@@ -168,9 +172,9 @@ func (f *faults) take(act string) *APIError {
 				f.list = append(f.list[:i], f.list[i+1:]...)
 			}
 		}
-		return &APIError{Status: ft.Status, Code: ft.Code, Message: ft.Message}
+		return &APIError{Status: ft.Status, Code: ft.Code, Message: ft.Message}, ft.After
 	}
-	return nil
+	return nil, false
 }
 
 // FailNextImages makes the next n CreateImage calls end in state failed.

@@ -137,7 +137,8 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action, wor
 			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "RequestCanceled", Message: "request canceled"}
 		}
 	}
-	if f := s.faults.take(req.Action); f != nil {
+	f, after := s.faults.take(req.Action)
+	if f != nil && !after {
 		return nil, f
 	}
 	if svc.admit != nil && s.throttleEnabled() {
@@ -162,7 +163,11 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action, wor
 			body, err = nil, &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: "An internal error has occurred"}
 		}
 	}()
-	return act(world, req)
+	body, err = act(world, req)
+	if f != nil { // served, but the answer is lost
+		return nil, f
+	}
+	return body, err
 }
 
 // resetConn drops the client's connection with a TCP reset and no answer,
