@@ -18,7 +18,9 @@ import (
 // tenants' load, 5xx answers and reset connections, capacity shortages,
 // and events lost, doubled, late or out of order. A nil section is off.
 // Every duration is simulated time, multiplied by Options.TimeScale like
-// the state machines' durations.
+// the state machines' durations, but throttle's: AWS's buckets refill at
+// their real rates at any TimeScale, and the other tenants' bursts come
+// in real time too.
 //
 // The random choices come from one generator seeded by Seed (0: the
 // simulator's Options.Seed, else a random seed, reported by FaultSeed), so
@@ -452,7 +454,9 @@ func (s *Sim) tenantBurst(world *Sim) {
 		f.mu.Unlock()
 		return
 	}
-	every, drain := s.scaled(f.profile.Throttle.Every), f.profile.Throttle.Drain
+	// The buckets refill in real time whatever TimeScale is (a client's
+	// rate is real), so the bursts come in real time too.
+	every, drain := f.profile.Throttle.Every, f.profile.Throttle.Drain
 	f.mu.Unlock()
 	now := world.Now()
 	t := world.buckets
