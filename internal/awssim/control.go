@@ -101,8 +101,10 @@ func (s *Sim) DefaultSubnets() []string {
 //	POST   /_sim/instances/{id}/{op}        op: stop | start | terminate | reboot
 //	POST   /_sim/instances/{id}/tags        {"set":{"k":"v"},"remove":["k2"]} (any resource id)
 //	POST   /_sim/instances/{id}/profile     {"profile":"name or ARN"} replaces the instance profile ("" removes it)
-//	POST   /_sim/faults                     a Fault: {"action","code","status","count","rate","message","body"}
+//	POST   /_sim/faults                     a Fault: {"action","code","status","count","rate","message","body","after"}
 //	DELETE /_sim/faults                     clear faults and latency
+//	GET    /_sim/faults/profile             the fault profile's sections and what it injected
+//	POST   /_sim/faults/profile             {"profile":"eventual,flaky","seed":42} ("" turns it off)
 //	POST   /_sim/latency                    {"action":"","ms":250}
 //	POST   /_sim/throttle                   {"enabled":true}
 //	POST   /_sim/images/fail                {"count":1}: the next CreateImage calls fail
@@ -183,6 +185,27 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	case path == "faults" && r.Method == http.MethodDelete:
 		s.ClearFaults()
 		reply(http.StatusOK, map[string]bool{"ok": true})
+	case path == "faults/profile" && r.Method == http.MethodGet:
+		reply(http.StatusOK, map[string]any{"profile": s.FaultProfile().Names(), "stats": s.FaultStats()})
+	case path == "faults/profile" && r.Method == http.MethodPost:
+		var body struct {
+			Profile string `json:"profile"` // names, "eventual,flaky"; "" turns the profile off
+			Seed    uint64 `json:"seed"`
+		}
+		if !decode(&body) {
+			return
+		}
+		var p *Profile
+		if body.Profile != "" {
+			var err error
+			if p, err = NamedProfile(body.Profile); err != nil {
+				fail(http.StatusBadRequest, err)
+				return
+			}
+			p.Seed = body.Seed
+		}
+		s.SetFaultProfile(p)
+		reply(http.StatusOK, map[string]any{"profile": p.Names(), "seed": s.FaultSeed()})
 	case path == "latency" && r.Method == http.MethodPost:
 		var body struct {
 			Action string  `json:"action"`

@@ -114,7 +114,7 @@ func (s *Sim) copyImage(r *request) (any, error) {
 	im := &image{
 		id: s.newID("ami"), name: name, description: r.str("Description"), owner: s.opts.Account,
 		state: imagePending, arch: src.arch, rootDevice: src.root, created: now,
-		visibleAt: now.Add(s.scaled(s.opts.Consistency)),
+		visibleAt: s.notYetLocked(now),
 	}
 	var snaps []*snapshot
 	for _, b := range src.bdms {

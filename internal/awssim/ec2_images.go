@@ -175,7 +175,7 @@ func (s *Sim) createImage(r *request) (any, error) {
 	im := &image{
 		id: s.newID("ami"), name: name, description: r.str("Description"), owner: s.opts.Account,
 		state: imagePending, arch: in.arch, rootDevice: in.rootDevice, created: now, sourceInst: in.id,
-		visibleAt: now.Add(s.scaled(s.opts.Consistency)),
+		visibleAt: s.notYetLocked(now),
 	}
 	var snaps []*snapshot
 	for _, v := range in.volumes {

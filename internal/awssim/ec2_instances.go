@@ -245,6 +245,11 @@ func (s *Sim) launchLocked(sp launchSpec, minN, maxN int, now time.Time) ([]*ins
 	if minN > maxN {
 		return nil, apiErr("InvalidParameterValue", "MinCount (%d) must be less than or equal to MaxCount (%d)", minN, maxN)
 	}
+	if sp.RequesterID == "" { // a shortage refuses RunInstances; Auto Scaling retries on its own
+		if err := s.capacityLocked(sp.InstanceType, sn.az, now); err != nil { // profiles.go
+			return nil, err
+		}
+	}
 	live := s.live
 	room := s.opts.InstanceLimit - live
 	if room < minN {
@@ -268,7 +273,7 @@ func (s *Sim) launchLocked(sp launchSpec, minN, maxN int, now time.Time) ([]*ins
 			vpcID:         sn.vpcID,
 			privateIP:     s.nextPrivateIP(sn),
 			launchTime:    now,
-			visibleAt:     now.Add(s.scaled(s.opts.Consistency)),
+			visibleAt:     s.notYetLocked(now),
 			files:         map[string]string{},
 			exitCode:      -1,
 		}

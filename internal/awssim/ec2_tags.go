@@ -241,10 +241,20 @@ func (s *Sim) createTags(r *request) (any, error) {
 			}
 		}
 	}
-	for _, id := range ids {
-		for _, tg := range tags {
-			s.tags.set(id, tg.Key, tg.Value)
+	apply := func(time.Time) {
+		for _, id := range ids {
+			if s.checkTaggableLocked(id, farFuture) != nil {
+				continue // gone meanwhile
+			}
+			for _, tg := range tags {
+				s.tags.set(id, tg.Key, tg.Value)
+			}
 		}
+	}
+	if d := s.tagsLate(); d > 0 { // the eventual profile: tags show up late
+		s.after(now, d, apply)
+	} else {
+		apply(now)
 	}
 	return &returnResponse{Return: true}, nil
 }

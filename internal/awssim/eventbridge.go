@@ -274,7 +274,7 @@ func (s *Sim) listTargetsByRule(r *request) (any, error) {
 // routeEventLocked hands a published event to the targets of every
 // enabled rule it matches; the events' mutex is held, so events reach the
 // queues in the order they were published.
-func (s *Sim) routeEventLocked(ev Event, at time.Time) {
+func (s *Sim) routeEventLocked(ev Event, at time.Time, delay time.Duration) {
 	b := &s.bridge
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -299,7 +299,7 @@ func (s *Sim) routeEventLocked(ev Event, at time.Time) {
 				payload = []byte(t.Input)
 			}
 			ru.invocations++
-			if !s.deliverToQueue(t.Arn, ru.arn, payload, at) {
+			if !s.deliverToQueue(t.Arn, ru.arn, payload, at, delay) {
 				ru.failed++
 			}
 		}
@@ -308,7 +308,7 @@ func (s *Sim) routeEventLocked(ev Event, at time.Time) {
 
 // deliverToQueue sends payload to the SQS queue arn names, if it is one of
 // this simulator's and its policy allows the rule to.
-func (s *Sim) deliverToQueue(arn, ruleArn string, payload []byte, at time.Time) bool {
+func (s *Sim) deliverToQueue(arn, ruleArn string, payload []byte, at time.Time, delay time.Duration) bool {
 	prefix := "arn:aws:sqs:" + s.opts.Region + ":" + s.opts.Account + ":"
 	if !strings.HasPrefix(arn, prefix) {
 		return false
@@ -318,7 +318,7 @@ func (s *Sim) deliverToQueue(arn, ruleArn string, payload []byte, at time.Time) 
 	q := s.sqs.queues[name]
 	allowed := q != nil && policyAllows(q.attrs["Policy"], "events.amazonaws.com", "sqs:SendMessage", q.arn, ruleArn)
 	s.sqs.mu.Unlock()
-	return allowed && s.sendEventLocked(name, payload, at)
+	return allowed && s.sendEventLocked(name, payload, at, delay)
 }
 
 // RuleInfo is a snapshot of a rule, for tests and the control API.

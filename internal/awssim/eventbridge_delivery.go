@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -39,7 +40,7 @@ const eventHistory = 1000
 
 type events struct {
 	mu        sync.Mutex
-	queue     []Event
+	queue     []queuedEvent // in publishing order; due times may disagree
 	limit     int
 	seq       uint64
 	dropped   int
@@ -48,6 +49,13 @@ type events struct {
 	history   []Event // the last eventHistory events, delivered or not
 	notify    chan struct{}
 	client    *http.Client
+}
+
+// queuedEvent is an event waiting for its delivery time (later than its
+// publication under the events fault profile).
+type queuedEvent struct {
+	ev  Event
+	due time.Time
 }
 
 func (e *events) init(limit int) {
@@ -64,6 +72,7 @@ func (e *events) init(limit int) {
 //	s.PublishEvent("aws.autoscaling", DetailRefreshSucceeded, []string{groupARN},
 //		map[string]any{"InstanceRefreshId": id, "AutoScalingGroupName": name}, now)
 func (s *Sim) PublishEvent(source, detailType string, resources []string, detail any, at time.Time) {
+	copies := s.eventCopies() // the events fault profile: dropped, doubled, late
 	e := &s.ev
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -80,15 +89,19 @@ func (s *Sim) PublishEvent(source, detailType string, resources []string, detail
 	if len(e.history) > eventHistory {
 		e.history = append(e.history[:0:0], e.history[len(e.history)-eventHistory/2:]...)
 	}
-	s.routeEventLocked(ev, at) // EventBridge rules into SQS queues (eventbridge.go)
+	for _, d := range copies {
+		s.routeEventLocked(ev, at, d) // EventBridge rules into SQS queues (eventbridge.go)
+	}
 	if len(s.opts.Events) == 0 {
 		return
 	}
-	if len(e.queue) >= e.limit {
-		e.dropped++
-		return
+	for _, d := range copies {
+		if len(e.queue) >= e.limit {
+			e.dropped++
+			return
+		}
+		e.queue = append(e.queue, queuedEvent{ev: ev, due: at.Add(d)})
 	}
-	e.queue = append(e.queue, ev)
 	select {
 	case e.notify <- struct{}{}:
 	default:
@@ -129,21 +142,43 @@ func (s *Sim) imageEventLocked(im *image, at time.Time) {
 // test sees the events of an out-of-band change without calling Advance.
 func (s *Sim) flushIfManual() {
 	if s.opts.ManualClock {
-		s.ev.deliverAll(context.Background(), s.opts.Events, s.log)
+		s.ev.deliverAll(context.Background(), s.opts.Events, s.log, s.Now())
 	}
 }
 
-func (e *events) take() []Event {
+// take removes the events due at now from the queue, in due order, and
+// returns them with the earliest due time of those left (zero: none).
+func (e *events) take(now time.Time) ([]Event, time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	q := e.queue
-	e.queue = nil
-	return q
+	var due []queuedEvent
+	var next time.Time
+	left := e.queue[:0]
+	for _, q := range e.queue {
+		if q.due.After(now) {
+			left = append(left, q)
+			if next.IsZero() || q.due.Before(next) {
+				next = q.due
+			}
+			continue
+		}
+		due = append(due, q)
+	}
+	clear(e.queue[len(left):])
+	e.queue = left
+	slices.SortStableFunc(due, func(a, b queuedEvent) int { return a.due.Compare(b.due) })
+	out := make([]Event, len(due))
+	for i, q := range due {
+		out[i] = q.ev
+	}
+	return out, next
 }
 
-// deliverAll posts every queued event to every target, one at a time.
-func (e *events) deliverAll(ctx context.Context, targets []EventTarget, log *slog.Logger) {
-	for _, ev := range e.take() {
+// deliverAll posts every event due at now to every target, one at a time,
+// and returns when the next one falls due (zero: none queued).
+func (e *events) deliverAll(ctx context.Context, targets []EventTarget, log *slog.Logger, now time.Time) time.Time {
+	evs, next := e.take(now)
+	for _, ev := range evs {
 		body, err := json.Marshal(ev)
 		if err != nil {
 			continue
@@ -162,6 +197,7 @@ func (e *events) deliverAll(ctx context.Context, targets []EventTarget, log *slo
 			}
 		}
 	}
+	return next
 }
 
 func (e *events) post(ctx context.Context, t EventTarget, body []byte) error {
@@ -185,14 +221,23 @@ func (e *events) post(ctx context.Context, t EventTarget, body []byte) error {
 	return nil
 }
 
-// run delivers events as they are queued until ctx is done.
-func (e *events) run(ctx context.Context, targets []EventTarget, log *slog.Logger) error {
+// run delivers events as they fall due until ctx is done; clock is the
+// simulator's.
+func (e *events) run(ctx context.Context, targets []EventTarget, log *slog.Logger, clock func() time.Time) error {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-e.notify:
-			e.deliverAll(ctx, targets, log)
+		case <-t.C:
 		}
+		now := clock()
+		wait := time.Hour
+		if next := e.deliverAll(ctx, targets, log, now); !next.IsZero() {
+			wait = max(next.Sub(now), time.Millisecond)
+		}
+		t.Reset(wait)
 	}
 }

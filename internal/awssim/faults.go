@@ -86,6 +86,9 @@ type Fault struct {
 	Body  string  `json:"body,omitempty"`
 	Count int     `json:"count,omitempty"`
 	Rate  float64 `json:"rate,omitempty"`
+	// After serves the call first and then answers the error: the call
+	// is done but its answer lost, so a retry finds it already done.
+	After bool `json:"after,omitempty"`
 }
 
 type faults struct {
@@ -93,6 +96,14 @@ type faults struct {
 	list    []*Fault
 	latency map[string]time.Duration // "" applies to every action
 	rng     *rand.Rand
+
+	// The fault profile (profiles.go) and its own generator, so that a
+	// seed repeats its faults whatever else draws random numbers.
+	profile   *Profile
+	seed      uint64
+	prng      *rand.Rand
+	shortages []shortage
+	stats     FaultStats
 }
 
 func (f *faults) init() {
@@ -146,8 +157,9 @@ func (f *faults) latencyFor(act string) time.Duration {
 	return f.latency[act] + f.latency[""]
 }
 
-// take returns the error of a fault that fires for this call, if any.
-func (f *faults) take(act string) *APIError {
+// take returns the error of a fault that fires for this call, if any, and
+// whether it comes after the call is served (Fault.After).
+func (f *faults) take(act string) (*APIError, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, ft := range f.list {
@@ -163,9 +175,9 @@ func (f *faults) take(act string) *APIError {
 				f.list = append(f.list[:i], f.list[i+1:]...)
 			}
 		}
-		return &APIError{Status: ft.Status, Code: ft.Code, Message: ft.Message, Body: ft.Body}
+		return &APIError{Status: ft.Status, Code: ft.Code, Message: ft.Message, Body: ft.Body}, ft.After
 	}
-	return nil
+	return nil, false
 }
 
 // FailNextImages makes the next n CreateImage calls end in state failed.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -131,6 +132,9 @@ func Serve(ctx context.Context, addr string, opts Options, w io.Writer) error {
 // v2) at url.
 func PrintUsage(w io.Writer, url string, o Options) {
 	fmt.Fprintf(w, "kiln EC2 + Auto Scaling simulator listening on %s (time scale %g, throttling %v)\n\n", url, o.TimeScale, o.Throttle)
+	if o.Faults != nil {
+		fmt.Fprintf(w, "Injecting faults: %s (seed %d; GET %s/_sim/faults/profile counts them)\n\n", strings.Join(o.Faults.Names(), ", "), o.Faults.Seed, url)
+	}
 	fmt.Fprintf(w, "Point the AWS SDK or CLI at it:\n\n")
 	fmt.Fprintf(w, "  export AWS_ENDPOINT_URL=%s\n", url)
 	fmt.Fprintf(w, "  export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", AccessKeyID, SecretAccessKey)

@@ -3,6 +3,7 @@ package awssim
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -110,6 +111,9 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		return
 	}
 	body, err := s.call(hr, svc, req, act, world)
+	if errors.Is(err, errConnReset) && resetConn(w) {
+		return
+	}
 	if err != nil {
 		s.writeError(w, svc, id, err)
 		return
@@ -127,10 +131,19 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action, wor
 			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "RequestCanceled", Message: "request canceled"}
 		}
 	}
-	if f := s.faults.take(req.Action); f != nil {
+	if ferr, d := s.flaky(); ferr != nil { // profiles.go
+		return nil, ferr
+	} else if d > 0 {
+		if err := sleepCtx(hr.Context(), d); err != nil {
+			return nil, &APIError{Status: http.StatusServiceUnavailable, Code: "RequestCanceled", Message: "request canceled"}
+		}
+	}
+	f, after := s.faults.take(req.Action)
+	if f != nil && !after {
 		return nil, f
 	}
 	if svc.admit != nil && s.throttleEnabled() {
+		s.tenantBurst(world)
 		if !svc.admit(world, req) {
 			s.counters.throttled(req.Action)
 			if svc.throttled != nil {
@@ -151,7 +164,30 @@ func (s *Sim) call(hr *http.Request, svc *service, req *request, act action, wor
 			body, err = nil, &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: "An internal error has occurred"}
 		}
 	}()
-	return act(world, req)
+	body, err = act(world, req)
+	if f != nil { // served, but the answer is lost
+		return nil, f
+	}
+	return body, err
+}
+
+// resetConn drops the client's connection with a TCP reset and no answer,
+// as a failing load balancer does; false when w's connection cannot be
+// taken over (the error is then answered as a 500).
+func resetConn(w http.ResponseWriter) bool {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return false
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return false
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // close sends RST, not FIN
+	}
+	_ = conn.Close()
+	return true
 }
 
 // writeError answers err in svc's format: an *APIError as it is, any other

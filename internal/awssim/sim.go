@@ -101,6 +101,9 @@ type Options struct {
 	// UnauthorizedOperation (EC2) or AccessDenied (Auto Scaling); see
 	// authz.go. nil allows everything.
 	Policy *Policy
+	// Faults, when set, is the fault profile in effect from the start
+	// (profiles.go; SetFaultProfile changes it).
+	Faults *Profile
 	Log    *slog.Logger
 }
 
@@ -247,6 +250,7 @@ func New(opts Options) *Sim {
 	}
 	s.rng = newRNG(seed)
 	s.policy.Store(opts.Policy)
+	s.SetFaultProfile(opts.Faults)
 	return s
 }
 
@@ -309,7 +313,7 @@ func (s *Sim) Advance(d time.Duration) {
 	s.runDueLocked(target)
 	s.manualAt = target
 	s.mu.Unlock()
-	s.ev.deliverAll(context.Background(), s.opts.Events, s.log)
+	s.ev.deliverAll(context.Background(), s.opts.Events, s.log, target)
 	if s.regions.home == nil {
 		for _, w := range s.others() {
 			w.Advance(d)
@@ -356,7 +360,7 @@ func (s *Sim) after(at time.Time, d time.Duration, fn func(now time.Time)) {
 // a manual clock it only delivers events. It returns ctx.Err().
 func (s *Sim) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.ev.run(ctx, s.opts.Events, s.log) })
+	g.Go(func() error { return s.ev.run(ctx, s.opts.Events, s.log, s.Now) })
 	if !s.opts.ManualClock {
 		g.Go(func() error { return s.timerLoop(ctx) })
 	}

@@ -548,14 +548,17 @@ func uuidFrom(n uint64, salt uint16) string {
 // sendEventLocked puts an EventBridge event's JSON into the queue named
 // name, as a rule's target does, and reports whether it could; the
 // events' mutex is held (not s.sqs.mu).
-func (s *Sim) sendEventLocked(name string, body []byte, at time.Time) bool {
+func (s *Sim) sendEventLocked(name string, body []byte, at time.Time, delay time.Duration) bool {
 	s.sqs.mu.Lock()
 	defer s.sqs.mu.Unlock()
 	q := s.sqs.queues[name]
 	if q == nil {
 		return false
 	}
-	_, err := q.sendLocked(s, string(body), nil, -1, at, "AIDAEVENTBRIDGE00000")
+	m, err := q.sendLocked(s, string(body), nil, -1, at, "AIDAEVENTBRIDGE00000")
+	if err == nil && delay > 0 { // the events fault profile: delivered late
+		m.visibleAt = m.visibleAt.Add(delay)
+	}
 	return err == nil
 }
 

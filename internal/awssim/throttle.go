@@ -73,6 +73,9 @@ type throttler struct {
 	mu      sync.Mutex
 	enabled bool
 	buckets map[string]*tokenBucket
+	// lastBurst is when other tenants last drained the buckets (the
+	// throttle fault profile).
+	lastBurst time.Time
 }
 
 func newThrottler() *throttler { return &throttler{buckets: map[string]*tokenBucket{}} }
@@ -99,8 +102,9 @@ func (s *Sim) SetThrottle(on bool) {
 
 func (s *Sim) throttleEnabled() bool {
 	s.buckets.mu.Lock()
-	defer s.buckets.mu.Unlock()
-	return s.buckets.enabled || s.opts.Throttle
+	on := s.buckets.enabled || s.opts.Throttle
+	s.buckets.mu.Unlock()
+	return on || s.throttleProfile()
 }
 
 // admit takes an EC2 request's tokens, or reports false (throttled) and

@@ -181,3 +181,52 @@ func TestEventsSetup(t *testing.T) {
 		t.Errorf("queues = %d; bad input must change nothing", n)
 	}
 }
+
+// TestRunQueueUnderFaults: the events queue still brings kiln back, with a
+// 10-minute poll, when the simulator answers under the eventual and flaky
+// fault profiles (SQS's calls fail and reset too).
+func TestRunQueueUnderFaults(t *testing.T) {
+	for _, profile := range []string{"eventual", "flaky"} {
+		t.Run(profile, func(t *testing.T) {
+			sv := simServer(t)
+			sim := sv.Sim
+			urls, err := simQueues(t.Context(), sv.URL(), "us-east-1", []string{"kiln-events"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := awssim.NamedProfile(profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Seed = 27
+			if p.Flaky != nil { // a kiln run polling its queue makes few calls: fail more of them
+				p.Flaky.Errors, p.Flaky.Resets, p.Flaky.Delays = 0.05, 0.03, 0.02
+			}
+			sim.SetFaultProfile(p)
+			graph := filepath.Join(t.TempDir(), "g.yaml")
+			if err := os.WriteFile(graph, []byte("name: queued\nresources:\n  - kind: aws:ec2\n    name: web-1\n    image: ami-000f627752e462816\n    type: t3.micro\n    meta: {poll: 10m}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, stop := startKiln(t, "run", "--events-queue", urls[0], graph)
+			defer stop()
+			eventually(t, "web-1 running", func() bool { _, s := namedInstance(sim, "web-1"); return s == "running" })
+			id, _ := namedInstance(sim, "web-1")
+			if err := sim.StopInstance(id); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "kiln to start web-1 again, woken by the queue", func() bool {
+				got, s := namedInstance(sim, "web-1")
+				return got == id && s == "running" && sim.Calls("StartInstances") >= 1
+			})
+			var live int
+			for _, in := range sim.Instances() {
+				if in.State != "terminated" {
+					live++
+				}
+			}
+			if live != 1 {
+				t.Errorf("%d live instances; want 1 (started, not replaced)", live)
+			}
+		})
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,6 +42,8 @@ func newSimCmd(a *app) *cobra.Command {
 		pushKey   string
 		queues    []string
 		policy    string
+		faults    string
+		seed      uint64
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -66,13 +70,24 @@ kiln iam-policy prints it), as IAM would for a caller with that one
 identity policy: a denied call gets UnauthorizedOperation (EC2) or
 AccessDenied (Auto Scaling), HTTP 403. Without it everything is allowed.
 
+--faults injects AWS's own failures at random, by profile: eventual (reads
+miss what was just created, tags show up late), throttle (the token buckets,
+drained by other tenants' bursts), flaky (500/503 answers, reset
+connections, slow answers), capacity (InsufficientInstanceCapacity for a
+type in a zone, for a while), events (events lost, doubled, late and out of
+order) or chaos (all of them); several joined by commas, or a YAML profile
+file for a custom mix. --faults-seed repeats a run's faults (the seed in
+use is printed).
+
 The control API lives under /_sim/ (GET /_sim/instances, POST
 /_sim/instances/ID/stop, GET /_sim/calls, ...).` + serverExitHelp,
 		Example: `  kiln sim
   kiln sim --listen 127.0.0.1:0 --time-scale 0.1 --throttle
   KILN_EVENTS_API_KEY=secret kiln sim --events http://127.0.0.1:9100/events/aws
   kiln sim --events-queue kiln-events
-  kiln iam-policy examples/ec2.yaml > policy.json && kiln sim --policy policy.json`,
+  kiln iam-policy examples/ec2.yaml > policy.json && kiln sim --policy policy.json
+  kiln sim --time-scale 0.01 --faults eventual,flaky --faults-seed 42
+  kiln sim --faults mix.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if timeScale < 0 {
@@ -93,6 +108,16 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 				opts.Policy = p
 				a.log.Info("policy enforced", "file", policy, "statements", len(p.Statements))
 			}
+			if faults != "" {
+				p, err := loadFaults("--faults", faults, seed)
+				if err != nil {
+					return err
+				}
+				opts.Faults = p
+				a.log.Info("faults injected", "profile", strings.Join(p.Names(), ","), "seed", p.Seed)
+			} else if cmd.Flags().Changed("faults-seed") {
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--faults-seed needs --faults")}
+			}
 			if len(queues) > 0 {
 				return serveSimQueues(cmd.Context(), listen, opts, queues, a.stdout)
 			}
@@ -107,7 +132,38 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 	f.StringVar(&pushKey, "events-api-key", "", "API key sent with pushed events (default: $"+eventsKeyEnv+")")
 	f.StringArrayVar(&queues, "events-queue", nil, "make this SQS queue and an EventBridge rule that puts the EC2 and Auto Scaling events into it (repeatable)")
 	f.StringVar(&policy, "policy", "", "authorize every request against this IAM policy file (JSON), as IAM would")
+	f.StringVar(&faults, "faults", "", "inject faults at random: "+strings.Join(awssim.ProfileNames, ", ")+" (comma-separated), or a YAML profile file")
+	f.Uint64Var(&seed, "faults-seed", 0, "seed of the injected faults, to repeat a run (default: the profile file's, else random)")
 	return cmd
+}
+
+// loadFaults makes the fault profile of a --faults value: built-in
+// profile names joined by commas, or a YAML profile file (a value ending
+// in .yaml or .yml, or naming a path). A seed other than 0 overrides the
+// file's; without either a random one is picked, so that the seed in use
+// can be logged and the run repeated.
+func loadFaults(flag, value string, seed uint64) (*awssim.Profile, error) {
+	var p *awssim.Profile
+	var err error
+	if strings.HasSuffix(value, ".yaml") || strings.HasSuffix(value, ".yml") || strings.ContainsRune(value, os.PathSeparator) {
+		b, rerr := os.ReadFile(value)
+		if rerr != nil {
+			return nil, fmt.Errorf("%s: %w", flag, rerr)
+		}
+		p, err = awssim.ParseProfile(value, b)
+	} else if p, err = awssim.NamedProfile(value); err != nil {
+		err = fmt.Errorf("%s: %w", flag, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if seed != 0 {
+		p.Seed = seed
+	}
+	for p.Seed == 0 {
+		p.Seed = mathrand.Uint64()
+	}
+	return p, nil
 }
 
 // loadPolicy reads and parses an IAM policy file for the simulator.
@@ -128,6 +184,8 @@ type simFlags struct {
 	on        bool
 	timeScale float64
 	policy    string // an IAM policy file the simulator enforces ("": none)
+	faults    string // the simulator's fault profile: names or a file ("": none)
+	seed      uint64 // the faults' seed (0: the file's, else random)
 }
 
 // defaultRunTimeScale makes the in-process simulator a hundred times faster
@@ -139,6 +197,8 @@ func (sf *simFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&sf.on, "sim", false, "run against kiln's EC2 simulator, started in-process on a loopback port (no AWS account needed)")
 	f.Float64Var(&sf.timeScale, "sim-time-scale", defaultRunTimeScale, "with --sim: multiply every simulated duration by this (1: realistic)")
 	f.StringVar(&sf.policy, "sim-policy", "", "with --sim: authorize every call against this IAM policy file (JSON, as kiln iam-policy prints it), as IAM would")
+	f.StringVar(&sf.faults, "sim-faults", "", "with --sim: inject faults at random: "+strings.Join(awssim.ProfileNames, ", ")+" (comma-separated), or a YAML profile file")
+	f.Uint64Var(&sf.seed, "sim-faults-seed", 0, "with --sim-faults: seed of the injected faults, to repeat a run (default: random, logged)")
 }
 
 func (sf *simFlags) check(cmd string) error {
@@ -147,6 +207,12 @@ func (sf *simFlags) check(cmd string) error {
 	}
 	if sf.policy != "" && !sf.on {
 		return &usageError{cmd: cmd, err: errors.New("--sim-policy needs --sim")}
+	}
+	if sf.faults != "" && !sf.on {
+		return &usageError{cmd: cmd, err: errors.New("--sim-faults needs --sim")}
+	}
+	if sf.seed != 0 && sf.faults == "" {
+		return &usageError{cmd: cmd, err: errors.New("--sim-faults-seed needs --sim-faults")}
 	}
 	return nil
 }
@@ -189,8 +255,16 @@ func (a *app) startSim(sf simFlags, push []awssim.EventTarget) (*awssim.Server, 
 		}
 		policy = p
 	}
+	var faults *awssim.Profile
+	if sf.faults != "" {
+		p, err := loadFaults("--sim-faults", sf.faults, sf.seed)
+		if err != nil {
+			return nil, err
+		}
+		faults = p
+	}
 	sv, err := awssim.NewServer("127.0.0.1:0", awssim.Options{
-		Region: region, TimeScale: sf.timeScale, Events: push, Log: a.log, Policy: policy,
+		Region: region, TimeScale: sf.timeScale, Events: push, Log: a.log, Policy: policy, Faults: faults,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start simulator: %w", err)
@@ -203,6 +277,9 @@ func (a *app) startSim(sf simFlags, push []awssim.EventTarget) (*awssim.Server, 
 	a.aws.Poll = scaled(60*time.Second, sf.timeScale, time.Second)
 	a.log.Info("simulator started", "url", sv.URL(), "region", region, "time_scale", sf.timeScale, "events_pushed", len(push) > 0,
 		"policy", sf.policy)
+	if faults != nil {
+		a.log.Info("faults injected", "profile", strings.Join(faults.Names(), ","), "seed", faults.Seed)
+	}
 	return sv, nil
 }
 

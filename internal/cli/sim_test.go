@@ -82,8 +82,17 @@ func getJSON(t *testing.T, url string, v any) {
 // the instance out of band through the simulator's control API, and sees
 // kiln start it again. The graph asks for an hour's fallback poll, so what
 // brings kiln back is the event the simulator pushes to POST /events/aws.
+// TestRunSimRestartsStoppedInstance: an instance stopped by hand is
+// started again, on a plain simulator and under the eventual and flaky
+// fault profiles (drift repair, issue 27).
 func TestRunSimRestartsStoppedInstance(t *testing.T) {
 	t.Setenv("AWS_REGION", "us-east-1")
+	for _, faults := range []string{"", "eventual", "flaky"} {
+		t.Run("faults="+faults, func(t *testing.T) { testRunSimRestartsStoppedInstance(t, faults) })
+	}
+}
+
+func testRunSimRestartsStoppedInstance(t *testing.T, faults string) {
 	dir := t.TempDir()
 	ipFile := filepath.Join(dir, "web-1.ip")
 	graph := filepath.Join(dir, "g.yaml")
@@ -106,7 +115,11 @@ resources:
 	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--sim", "--listen", "127.0.0.1:0", graph}, &stdout, &stderr) }()
+	args := []string{"run", "--sim", "--listen", "127.0.0.1:0", graph}
+	if faults != "" {
+		args = append(args, "--sim-faults", faults, "--sim-faults-seed", "27")
+	}
+	go func() { done <- run(ctx, args, &stdout, &stderr) }()
 	defer func() {
 		cancel()
 		if code := <-done; code != ExitInterrupted {
@@ -158,8 +171,12 @@ resources:
 		getJSON(t, sim+"/_sim/instances/"+id, &in)
 		return calls.Calls["StartInstances"] >= 1 && in.State == "running"
 	})
-	if n := calls.Calls["RunInstances"]; n != 1 {
+	if n := calls.Calls["RunInstances"]; n != 1 && faults == "" {
 		t.Errorf("RunInstances calls = %d; want 1 (started, not replaced)", n)
+	}
+	getJSON(t, sim+"/_sim/instances", &list)
+	if len(list) != 1 || list[0].ID != id {
+		t.Errorf("instances = %+v; want %s only (started, not replaced)", list, id)
 	}
 	var ev struct {
 		Delivered int `json:"delivered"`

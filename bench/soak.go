@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"kiln/internal/awsapi"
+	"kiln/internal/awssim"
+)
+
+// The soak scenario: kiln run --lock, twice on one graph, against a
+// simulator under the chaos fault profile, while drift storms stop or
+// terminate a tenth of the instances by hand and a random kiln process is
+// SIGKILLed (and started again) now and then. It prints one JSON line.
+//
+// This is the kiln run half of issue 27's soak. The kiln serve half (two
+// servers on one database, bakes every 10 s, promotions) is not built: its
+// fields are null and "partial" says so.
+//
+//	KILN_BENCH_SOAK_DURATION=10m   how long
+//	KILN_BENCH_SOAK_INSTANCES=200  the graph's instances
+//	KILN_BENCH_SOAK_STORM=30s      a drift storm this often
+//	KILN_BENCH_SOAK_KILL=2m        a SIGKILL this often
+//	KILN_BENCH_SOAK_SEED=0         the faults' seed (0: random, printed)
+//	KILN_BENCH_POSTGRES=...        the lock's database (default the local server)
+const (
+	soakDurationEnv  = "KILN_BENCH_SOAK_DURATION"
+	soakInstancesEnv = "KILN_BENCH_SOAK_INSTANCES"
+	soakStormEnv     = "KILN_BENCH_SOAK_STORM"
+	soakKillEnv      = "KILN_BENCH_SOAK_KILL"
+	soakSeedEnv      = "KILN_BENCH_SOAK_SEED"
+)
+
+// soakFigures is the soak's JSON line.
+type soakFigures struct {
+	Scenario          string   `json:"scenario"`
+	DurationS         float64  `json:"duration_s"`
+	Bakes             *int     `json:"bakes"`
+	BakesFinalPct     *float64 `json:"bakes_final_pct"`
+	ImagesExtra       *int     `json:"images_extra"`
+	BuildersLeaked    *int     `json:"builders_leaked"`
+	InstancesDup      int      `json:"instances_duplicate"`
+	DriftRepairs      int      `json:"drift_repairs"`
+	DriftRepairedPct  float64  `json:"drift_repaired_pct"`
+	DriftP50MS        float64  `json:"drift_p50_ms"`
+	DriftP99MS        float64  `json:"drift_p99_ms"`
+	PromotionsFinalPc *float64 `json:"promotions_final_pct"`
+	Kills             int      `json:"kills"`
+	Panics            int      `json:"panics"`
+	Instances         int      `json:"instances"`
+	Seed              uint64   `json:"seed"`
+	Faults            any      `json:"faults"`
+	Partial           string   `json:"partial"`
+}
+
+// soakConfig is what a soak runs; soakBench reads it from the environment.
+type soakConfig struct {
+	dsn       string
+	duration  time.Duration
+	instances int
+	storm     time.Duration
+	kill      time.Duration
+	seed      uint64
+	procs     int // GOMAXPROCS of each kiln process (0: Go's default)
+}
+
+func soakBench(ctx context.Context, emit func(v any)) error {
+	cfg := soakConfig{
+		dsn:       cmpStr(os.Getenv("KILN_BENCH_POSTGRES"), os.Getenv("KILN_TEST_POSTGRES"), clusterPGDefault),
+		duration:  envDuration(soakDurationEnv, 10*time.Minute),
+		instances: int(envFloat(soakInstancesEnv, 200)),
+		storm:     envDuration(soakStormEnv, 30*time.Second),
+		kill:      envDuration(soakKillEnv, 2*time.Minute),
+		seed:      uint64(envFloat(soakSeedEnv, 0)),
+	}
+	f, err := soak(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	emit(f)
+	return nil
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+// drift is one instance stopped or terminated by hand, and when kiln had
+// it running again.
+type drift struct {
+	resource string
+	id       string // the instance changed by hand
+	at       time.Time
+	repaired time.Duration // 0: not yet
+}
+
+func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
+	var f soakFigures
+	if c, err := pgx.Connect(ctx, cfg.dsn); err != nil {
+		return f, fmt.Errorf("PostgreSQL (KILN_BENCH_POSTGRES): %w", err)
+	} else {
+		_ = c.Close(ctx)
+	}
+	seed := cfg.seed
+	for seed == 0 {
+		seed = rand.Uint64()
+	}
+	chaos, err := awssim.NamedProfile("chaos")
+	if err != nil {
+		return f, err
+	}
+	chaos.Seed = seed
+	dir, err := os.MkdirTemp("", "kiln-bench-soak")
+	if err != nil {
+		return f, err
+	}
+	defer os.RemoveAll(dir)
+
+	sv, err := awssim.NewServer("127.0.0.1:0", awssim.Options{TimeScale: 0.01, Faults: chaos,
+		Durations: awssim.Durations{TerminatedVisible: 1000 * time.Hour}})
+	if err != nil {
+		return f, err
+	}
+	sctx, stopSim := context.WithCancel(ctx)
+	defer stopSim()
+	go func() { _ = sv.Run(sctx) }()
+	sim := sv.Sim
+
+	name := fmt.Sprintf("soak-%d", time.Now().UnixNano())
+	var g bytes.Buffer
+	fmt.Fprintf(&g, "name: %s\nresources:\n", name)
+	for i := range cfg.instances {
+		fmt.Fprintf(&g, "  - kind: aws:ec2\n    name: web-%d\n    image: ami-000f627752e462816\n    type: t3.micro\n    meta: {poll: 5s, retry: -1, delay: 1s}\n", i)
+	}
+	graph := filepath.Join(dir, "graph.yaml")
+	if err := os.WriteFile(graph, g.Bytes(), 0o644); err != nil {
+		return f, err
+	}
+	env := append(os.Environ(), lockKilnEnv+"=1",
+		"AWS_ENDPOINT_URL="+sv.URL(), "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID="+awssim.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+awssim.SecretAccessKey,
+		"AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
+	if cfg.procs > 0 {
+		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", cfg.procs))
+	}
+	logN := 0
+	start := func() (*benchKiln, error) {
+		logN++
+		return startBenchKiln(ctx, env, dir, logN, "run", "--lock", cfg.dsn, graph)
+	}
+	procs := make([]*benchKiln, 2)
+	for i := range procs {
+		if procs[i], err = start(); err != nil {
+			return f, err
+		}
+	}
+	defer func() {
+		for _, p := range procs {
+			p.kill()
+		}
+	}()
+
+	// live maps each resource to its instances that are not terminated
+	// (nor going).
+	live := func() map[string][]awssim.InstanceInfo {
+		out := map[string][]awssim.InstanceInfo{}
+		for _, in := range sim.Instances() {
+			if in.Tags[awsapi.TagOwner] != name || in.State == awssim.StateTerminated || in.State == awssim.StateShuttingDown {
+				continue
+			}
+			r := in.Tags[awsapi.TagResource]
+			out[r] = append(out[r], in)
+		}
+		return out
+	}
+	converged := func() bool {
+		l := live()
+		if len(l) != cfg.instances {
+			return false
+		}
+		for _, ins := range l {
+			if len(ins) != 1 || ins[0].State != awssim.StateRunning {
+				return false
+			}
+		}
+		return true
+	}
+	fmt.Fprintf(os.Stderr, "bench: soak: %d instances, seed %d, for %v\n", cfg.instances, seed, cfg.duration)
+	if err := until(ctx, 5*time.Minute, converged); err != nil {
+		return f, fmt.Errorf("first convergence: %w", err)
+	}
+
+	rng := rand.New(rand.NewPCG(seed, 27))
+	began := time.Now()
+	var drifts []*drift
+	dup := map[string]bool{}
+	nextStorm, nextKill := began.Add(cfg.storm), began.Add(cfg.kill)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	check := func() {
+		l := live()
+		for r, ins := range l {
+			if len(ins) > 1 {
+				dup[r] = true
+			}
+		}
+		for _, d := range drifts {
+			if d.repaired == 0 && len(l[d.resource]) == 1 && l[d.resource][0].State == awssim.StateRunning {
+				d.repaired = time.Since(d.at)
+			}
+		}
+	}
+	for time.Since(began) < cfg.duration {
+		select {
+		case <-ctx.Done():
+			return f, ctx.Err()
+		case <-tick.C:
+		}
+		check()
+		now := time.Now()
+		if now.After(nextStorm) {
+			nextStorm = now.Add(cfg.storm)
+			var running []awssim.InstanceInfo
+			for _, ins := range live() {
+				if len(ins) == 1 && ins[0].State == awssim.StateRunning {
+					running = append(running, ins[0])
+				}
+			}
+			rng.Shuffle(len(running), func(i, j int) { running[i], running[j] = running[j], running[i] })
+			for _, in := range running[:max(1, cfg.instances/10)] {
+				var err error
+				if rng.IntN(2) == 0 {
+					err = sim.StopInstance(in.ID)
+				} else {
+					err = sim.TerminateInstance(in.ID)
+				}
+				if err == nil {
+					drifts = append(drifts, &drift{resource: in.Tags[awsapi.TagResource], id: in.ID, at: time.Now()})
+				}
+			}
+		}
+		if now.After(nextKill) {
+			nextKill = now.Add(cfg.kill)
+			i := rng.IntN(len(procs))
+			procs[i].kill()
+			f.Kills++
+			if procs[i], err = start(); err != nil {
+				return f, err
+			}
+		}
+	}
+	// The last storm's repairs: as long as a repair may take.
+	_ = until(ctx, 2*time.Minute, func() bool {
+		check()
+		return !slices.ContainsFunc(drifts, func(d *drift) bool { return d.repaired == 0 })
+	})
+	check()
+
+	var lat []float64
+	for _, d := range drifts {
+		if d.repaired > 0 {
+			lat = append(lat, float64(d.repaired.Milliseconds()))
+		}
+	}
+	slices.Sort(lat)
+	f = soakFigures{Scenario: "soak", DurationS: round3(time.Since(began).Seconds()), Kills: f.Kills,
+		InstancesDup: len(dup), DriftRepairs: len(lat), Instances: cfg.instances, Seed: seed, Faults: sim.FaultStats(),
+		Partial: "the kiln run --lock half: the kiln serve half (bakes, promotions) is not built"}
+	if len(drifts) > 0 {
+		f.DriftRepairedPct = round3(100 * float64(len(lat)) / float64(len(drifts)))
+	}
+	if len(lat) > 0 {
+		f.DriftP50MS, f.DriftP99MS = pct(lat, 0.5), pct(lat, 0.99)
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "kiln.*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		f.Panics += strings.Count(string(b), "panic:") + strings.Count(string(b), "msg=\"resource panicked\"")
+	}
+	return f, nil
+}
