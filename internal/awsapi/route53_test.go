@@ -230,6 +230,7 @@ func TestDNSZoneIDsByShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := NewDNS(c, Options{Retries: Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond}})
+	runDNS(t, d)
 	for _, ref := range []string{aws.ToString(out.HostedZone.Id), strings.TrimPrefix(aws.ToString(out.HostedZone.Id), "/hostedzone/")} {
 		if z, err := d.ResolveZone(t.Context(), ref); err != nil || z.Name != "example.com." || z.ID[:3] != "hz-" {
 			t.Errorf("ResolveZone(%s) = %+v, %v; want example.com. by its id", ref, z, err)
