@@ -56,6 +56,16 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// EventuallyWithin is Eventually with a bound that is part of what the test
+// asserts (a standby notices a lost lock within half the lease): it fails
+// the test, naming what and d, if cond has not held within d.
+func EventuallyWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Within(d, cond) {
+		t.Fatalf("%s: not within %v", what, d)
+	}
+}
+
 // Within reports whether cond holds within d, checking it every few
 // milliseconds. Tests whose contract is a bound (a takeover within the lease)
 // use it; the rest use Eventually.
