@@ -16,6 +16,7 @@ import (
 
 	"kiln/internal/awssim"
 	"kiln/internal/engine"
+	"kiln/internal/testsupport"
 )
 
 // simHub is a hub over a simulator served over HTTP, with its loops running.
@@ -164,12 +165,7 @@ func TestPollNotifiesOwners(t *testing.T) {
 	b := launch(t, h, 1, tag("b")...)[0]
 	// Let both boot, so the polls below see no change of their own.
 	for _, id := range []string{a, b} {
-		for {
-			if in, _ := sim.Instance(id); in.State == "running" {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		testsupport.Eventually(t, id+" running", func() bool { in, _ := sim.Instance(id); return in.State == "running" })
 	}
 	var na, nb int
 	ca := h.Subscribe(Owner{"g", "a"}, time.Hour, func() { na++ })

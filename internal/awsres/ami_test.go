@@ -19,6 +19,7 @@ import (
 	"kiln/internal/config"
 	"kiln/internal/engine"
 	"kiln/internal/pipeline"
+	"kiln/internal/testsupport"
 )
 
 // ami returns an initialised aws:ami resource baking script.
@@ -440,7 +441,7 @@ func (w *world) startBake(t *testing.T, r *AMI, name string) (context.CancelFunc
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { _, err := r.CheckApply(ctx, true); done <- err }()
-	eventually(t, "a live builder", func() bool { _, live := w.liveBuilders(name); return live == 1 })
+	testsupport.Eventually(t, "a live builder", func() bool { _, live := w.liveBuilders(name); return live == 1 })
 	return cancel, done
 }
 
@@ -475,7 +476,7 @@ func TestAMIBuildersNoBakeOwns(t *testing.T) {
 			defer close(done)
 			_, _ = r.pipe.Bake(ctx, r.bakeSpec("k-"+name, ""), nil)
 		}()
-		eventually(t, "a live builder of "+name, func() bool { _, live := w.liveBuilders(name); return live == 1 })
+		testsupport.Eventually(t, "a live builder of "+name, func() bool { _, live := w.liveBuilders(name); return live == 1 })
 		cancel()
 		<-done
 		for _, in := range w.sim.Instances() {

@@ -1,11 +1,9 @@
 package awsres
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/engine"
 	"kiln/internal/pipeline"
+	"kiln/internal/testsupport"
 )
 
 // armImage is the newest stock al2023 arm64 image.
@@ -116,27 +115,9 @@ func TestBaseResolvesAmongTheTypesArchitecture(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the concurrent writes of a check.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestASGWaitsForCapacity(t *testing.T) {
 	w := newASGWorld(t)
-	var logs syncBuffer
+	var logs testsupport.Buffer
 	wait := 10 * time.Minute
 	r := w.asg("web", w.image, func(r *ASG) { r.Min, r.Max, r.WaitForCapacity = 3, 3, &wait })
 	_ = r.Init(engine.Env{Graph: graph, ID: "aws:asg/web", Kind: "aws:asg", Name: "web", Log: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -146,22 +127,23 @@ func TestASGWaitsForCapacity(t *testing.T) {
 	go func() { defer close(done); ok, err = checkASG(t, r) }()
 	// The check creates the group, then waits: nothing is InService before
 	// the clock moves.
-	waitFor(t, "the check to wait for capacity", func() bool {
+	testsupport.Eventually(t, "the check to wait for capacity", func() bool {
 		return strings.Contains(logs.String(), `msg="waiting for capacity" group=web in_service=0 desired=3`)
 	})
-	for step := 0; ; step++ {
+	// Move the simulator's clock 5 s at a time until the check returns.
+	step := 0
+	testsupport.Eventually(t, "the check to return", func() bool {
 		select {
 		case <-done:
+			return true
 		default:
-			if step > 100 {
-				t.Fatal("the check never returned")
-			}
-			w.sim.Advance(5 * time.Second)
-			time.Sleep(5 * time.Millisecond)
-			continue
 		}
-		break
-	}
+		if step++; step > 100 {
+			t.Fatal("the check never returned")
+		}
+		w.sim.Advance(5 * time.Second)
+		return false
+	})
 	if ok || err != nil {
 		t.Fatalf("CheckApply() = %v, %v; want false, nil", ok, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"kiln/internal/awssim"
 	"kiln/internal/config"
 	"kiln/internal/engine"
+	"kiln/internal/testsupport"
 )
 
 // asgWorld is a world on the simulator's manual clock with pushed events,
@@ -56,20 +56,6 @@ func (w *asgWorld) asg(name, image string, mod func(*ASG)) *ASG {
 	return r
 }
 
-// waitFor waits (in real time, bounded) until cond holds; it asserts
-// nothing about time.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
 // drive runs fns concurrently while it moves the simulator's clock in 10 s
 // steps, each time letting kiln look at the group (one more
 // DescribeInstanceRefreshes or DescribeAutoScalingGroups call) before the
@@ -102,7 +88,7 @@ func (w *asgWorld) drive(t *testing.T, group string, fns ...func()) (minHealthy 
 		if gi, ok := w.sim.AutoScalingGroup(group); ok {
 			minHealthy = min(minHealthy, gi.Healthy())
 		}
-		waitFor(t, "kiln to look at the group", func() bool { return isDone() || looks() > before })
+		testsupport.Eventually(t, "kiln to look at the group", func() bool { return isDone() || looks() > before })
 	}
 	return minHealthy
 }
@@ -259,7 +245,7 @@ func TestASGSecondChangeWaitsThenRollsForward(t *testing.T) {
 	w.drive(t, "web",
 		func() { _, err2 = checkASG(t, r2) },
 		func() {
-			waitFor(t, "the first refresh", func() bool { return w.sim.Calls("StartInstanceRefresh") == 1 })
+			testsupport.Eventually(t, "the first refresh", func() bool { return w.sim.Calls("StartInstanceRefresh") == 1 })
 			_, err3 = checkASG(t, r3)
 		})
 	if err2 != nil || err3 != nil {
@@ -299,7 +285,7 @@ func TestASGDriftPutBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No event is pushed for this: Watch's poll finds it.
-	waitFor(t, "Watch to report the capacity change", func() bool {
+	testsupport.Eventually(t, "Watch to report the capacity change", func() bool {
 		select {
 		case <-ev.changed:
 			return true

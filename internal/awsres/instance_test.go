@@ -25,6 +25,7 @@ import (
 	"kiln/internal/config"
 	"kiln/internal/engine"
 	"kiln/internal/events"
+	"kiln/internal/testsupport"
 )
 
 const (
@@ -149,19 +150,6 @@ func (w *world) liveIn(graph, name string) []awssim.InstanceInfo {
 	})
 }
 
-// eventually fails the test unless cond becomes true within a generous
-// bound; it polls, it does not assert on time.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // quiet waits until keepCounting's loop has returned from more than after
 // checks and stayed idle for a moment (no check running, none due), and
 // returns the count.
@@ -169,7 +157,9 @@ func quiet(t *testing.T, what string, checked *atomic.Int64, after int64) int64 
 	t.Helper()
 	for {
 		var n int64
-		eventually(t, what+" returned", func() bool { n = checked.Load(); return n > after })
+		testsupport.Eventually(t, what+" returned", func() bool { n = checked.Load(); return n > after })
+		// A sleep: idle means no event is on its way to the watch, and an
+		// event in flight inside the hub has nothing to wait on.
 		time.Sleep(30 * time.Millisecond)
 		if checked.Load() == n {
 			return n
@@ -260,7 +250,7 @@ func TestCheckOnly(t *testing.T) {
 	if err := w.sim.StopInstance(id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "stopped", func() bool { in, _ := w.sim.Instance(id); return in.State == "stopped" })
+	testsupport.Eventually(t, "stopped", func() bool { in, _ := w.sim.Instance(id); return in.State == "stopped" })
 	if ok, err := r.CheckApply(t.Context(), false); ok || err != nil {
 		t.Fatalf("CheckApply(apply=false) = %v, %v; want false, nil", ok, err)
 	}
@@ -487,7 +477,7 @@ func TestCrashAfterRunInstances(t *testing.T) {
 		_, err := r1.CheckApply(ctx, true)
 		done <- err
 	}()
-	eventually(t, "RunInstances", func() bool { return w.sim.Calls("RunInstances") == 1 })
+	testsupport.Eventually(t, "RunInstances", func() bool { return w.sim.Calls("RunInstances") == 1 })
 	cancel() // kill -9: r1 is gone
 	if err := <-done; err == nil {
 		t.Fatal("crashed CheckApply() = nil error")
@@ -606,7 +596,7 @@ func TestOutOfBandStop(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			g := keep(ctx, t, r)
 			defer func() { cancel(); _ = g.Wait() }()
-			eventually(t, "instance running", func() bool {
+			testsupport.Eventually(t, "instance running", func() bool {
 				l := w.live("web")
 				return len(l) == 1 && l[0].State == "running"
 			})
@@ -614,8 +604,8 @@ func TestOutOfBandStop(t *testing.T) {
 			if err := w.sim.StopInstance(id); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "instance started again", func() bool { return w.sim.Calls("StartInstances") == 1 })
-			eventually(t, "instance running again", func() bool {
+			testsupport.Eventually(t, "instance started again", func() bool { return w.sim.Calls("StartInstances") == 1 })
+			testsupport.Eventually(t, "instance running again", func() bool {
 				in, _ := w.sim.Instance(id)
 				return in.State == "running"
 			})
@@ -1043,7 +1033,7 @@ func TestRepeatStopPollOnly(t *testing.T) {
 			running := func(id string) func() bool {
 				return func() bool { in, _ := w.sim.Instance(id); return in.State == "running" }
 			}
-			eventually(t, "instance running", func() bool {
+			testsupport.Eventually(t, "instance running", func() bool {
 				l := w.live("web")
 				return len(l) == 1 && l[0].State == "running"
 			})
@@ -1059,20 +1049,20 @@ func TestRepeatStopPollOnly(t *testing.T) {
 				if err := w.sim.StopInstance(id); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, "instance stopped by hand", func() bool { in, _ := w.sim.Instance(id); return in.State == "stopped" })
+				testsupport.Eventually(t, "instance stopped by hand", func() bool { in, _ := w.sim.Instance(id); return in.State == "stopped" })
 				before := quiet(t, "before the poll", checked, 0)
 				if err := h.Poll(t.Context(), graph); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, fmt.Sprintf("start after stop %d", stop), func() bool { return w.sim.Calls("StartInstances") == stop })
-				eventually(t, fmt.Sprintf("running after stop %d", stop), running(id))
-				quiet(t, fmt.Sprintf("the repair's check after stop %d", stop), checked, before)
+				testsupport.Eventually(t, fmt.Sprintf("start after stop %d", stop), func() bool { return w.sim.Calls("StartInstances") == stop })
+				testsupport.Eventually(t, fmt.Sprintf("running after stop %d", stop), running(id))
+				repaired := quiet(t, fmt.Sprintf("the repair's check after stop %d", stop), checked, before)
 				if tt.late != nil {
 					tt.late(h, id)
+					// Let the check that the late events started finish:
+					// its reads are part of what the next poll compares with.
+					quiet(t, fmt.Sprintf("the late events' check after stop %d", stop), checked, repaired)
 				}
-				// Let the check that a late event started finish: its
-				// reads are part of what the next poll compares with.
-				time.Sleep(20 * time.Millisecond)
 			}
 			if n := w.sim.Calls("RunInstances"); n != 1 {
 				t.Errorf("RunInstances calls = %d; want 1", n)

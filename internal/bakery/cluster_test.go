@@ -13,6 +13,7 @@ import (
 	"kiln/internal/hook"
 	"kiln/internal/pgtest"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 )
 
 // TestTwoServersOneBakery: two services on one PostgreSQL database, bakes
@@ -66,7 +67,7 @@ func TestTwoServersOneBakery(t *testing.T) {
 	if n := w.sim.Calls("RunInstances"); n != len(ids) {
 		t.Errorf("RunInstances calls = %d; want %d (each bake launched once)", n, len(ids))
 	}
-	eventually(t, "both servers' subscribers to see every bake succeed", func() bool {
+	testsupport.Eventually(t, "both servers' subscribers to see every bake succeed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, id := range ids {
@@ -106,7 +107,7 @@ func TestTwoServersCancelAcross(t *testing.T) {
 		}
 		break
 	}
-	eventually(t, "the builder to launch", func() bool { return len(w.builders(id)) == 1 })
+	testsupport.Eventually(t, "the builder to launch", func() bool { return len(w.builders(id)) == 1 })
 	owner, _, err := stA.BakeOwner(t.Context(), id)
 	if err != nil || servers[owner] == nil {
 		t.Fatalf("BakeOwner() = %q, %v; want one of the servers", owner, err)

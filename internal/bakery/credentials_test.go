@@ -13,6 +13,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 )
 
 // TestBakeWithoutCredentials: a bake whose AWS calls cannot get
@@ -37,7 +38,7 @@ func TestBakeWithoutCredentials(t *testing.T) {
 	s := w.serve(t, st, nil)
 	id := trigger(t, s, "web")
 	const waiting = `waiting: no AWS credentials (profile "`
-	eventually(t, "the bake to say what it waits for", func() bool {
+	testsupport.Eventually(t, "the bake to say what it waits for", func() bool {
 		b, err := st.Bake(t.Context(), id)
 		return err == nil && b.State == store.Running && strings.HasPrefix(b.Reason, waiting) && strings.Contains(b.Reason, "no EC2 IMDS role found")
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 )
 
 // TestBakeRollsOutACopy: a project baked in us-east-1, copied to
@@ -43,7 +44,7 @@ func TestBakeRollsOutACopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	westSim, _ := w.sim.Region("us-west-2")
-	eventually(t, "the group to be warmed up", func() bool {
+	testsupport.Eventually(t, "the group to be warmed up", func() bool {
 		gi, ok := westSim.AutoScalingGroup("web")
 		return ok && gi.Healthy() == 2
 	})

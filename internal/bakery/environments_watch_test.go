@@ -10,6 +10,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/bakery"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 )
 
 // TestEnvironmentDriftRepaired: an environment's group set to 0 by hand
@@ -35,7 +36,7 @@ func TestEnvironmentDriftRepaired(t *testing.T) {
 		}
 		return w.svc.LiveStatuses(t.Context(), "web", bakery.EnvStatuses("web", envs, promos))[0]
 	}
-	eventually(t, "the staging watch to look at its group once", func() bool {
+	testsupport.Eventually(t, "the staging watch to look at its group once", func() bool {
 		return strings.Contains(w.logs.String(), `msg="environment checked" project=web env=staging`)
 	})
 	if st := statuses(); st.State != bakery.EnvLive || st.Live == nil || st.Live.InService != 2 || len(st.Drift) != 0 {
@@ -59,7 +60,7 @@ func TestEnvironmentDriftRepaired(t *testing.T) {
 
 	// Auto Scaling's event for the group wakes the watch, which puts it back.
 	w.hubs.Deliver(awsapi.Event{Region: "us-east-1", Source: "aws.autoscaling", Resource: "web-staging"})
-	eventually(t, "staging repaired", func() bool {
+	testsupport.Eventually(t, "staging repaired", func() bool {
 		st := statuses()
 		return st.State == bakery.EnvLive && st.Live != nil && st.Live.Min == 2 && st.Live.Desired == 2 && st.Live.InService == 2
 	})

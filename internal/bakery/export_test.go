@@ -21,5 +21,11 @@ func NewTestWorld(t *testing.T, o awssim.Options) (*awssim.Sim, *awsapi.Hubs, *e
 	return w.sim, w.hubs, w.client
 }
 
-// Eventually is eventually for the external tests.
-var Eventually = eventually
+// Deploying reports whether promotion id's rollout (with the soak and the
+// follow-ups after it) is still running on s: once it is not, whatever it
+// was going to start has been recorded.
+func Deploying(s *Service, id int64) bool {
+	s.deploys.mu.Lock()
+	defer s.deploys.mu.Unlock()
+	return s.deploys.running[promotionLease(id)]
+}

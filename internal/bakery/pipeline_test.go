@@ -24,6 +24,7 @@ import (
 	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 )
 
 var testLog = slog.New(slog.DiscardHandler)
@@ -148,25 +149,12 @@ func putProject(t *testing.T, st *store.Store, name, script string, mod func(*st
 func waitFinal(t *testing.T, st *store.Store, id int64) *store.Bake {
 	t.Helper()
 	var b *store.Bake
-	eventually(t, fmt.Sprintf("bake %d to finish", id), func() bool {
+	testsupport.Eventually(t, fmt.Sprintf("bake %d to finish", id), func() bool {
 		var err error
 		b, err = st.Bake(t.Context(), id)
 		return err == nil && b.State.Final()
 	})
 	return b
-}
-
-// eventually fails the test unless cond becomes true within a generous
-// bound; it polls, it asserts nothing on time.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func trigger(t *testing.T, s *running, project string) int64 {
@@ -513,7 +501,7 @@ func TestCancel(t *testing.T) {
 		putProject(t, st, "web", "#!/bin/sh\nsleep 3600\n", nil)
 		s := w.serve(t, st, nil)
 		id := trigger(t, s, "web")
-		eventually(t, "the wait for the script", func() bool {
+		testsupport.Eventually(t, "the wait for the script", func() bool {
 			steps, err := st.Steps(t.Context(), id)
 			return err == nil && slices.ContainsFunc(steps, func(s store.Step) bool { return s.Name == pipeline.StepWaitStopped })
 		})
@@ -546,7 +534,7 @@ func TestCancel(t *testing.T) {
 		putProject(t, st, "web", "#!/bin/sh\ntrue\n", nil)
 		s := w.serve(t, st, nil)
 		id := trigger(t, s, "web")
-		eventually(t, "the image", func() bool {
+		testsupport.Eventually(t, "the image", func() bool {
 			b, err := st.Bake(t.Context(), id)
 			return err == nil && b.ImageID != ""
 		})

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,25 +19,8 @@ import (
 	"kiln/internal/bakery"
 	"kiln/internal/project"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 )
-
-// syncBuffer is a log sink tests read while the service writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const secretValue = "pa55-w0rd-never-shown"
 
@@ -83,7 +65,7 @@ environments:
 
 type envWorld struct {
 	*rolloutWorld
-	logs *syncBuffer
+	logs *testsupport.Buffer
 	dir  string // the database's directory
 }
 
@@ -96,7 +78,7 @@ func newEnvWorld(t *testing.T) *envWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	w := &envWorld{rolloutWorld: &rolloutWorld{sim: sim, hubs: hubs, ec2: client, st: st}, logs: &syncBuffer{}, dir: dir}
+	w := &envWorld{rolloutWorld: &rolloutWorld{sim: sim, hubs: hubs, ec2: client, st: st}, logs: &testsupport.Buffer{}, dir: dir}
 	w.svc, w.stop = w.serveLogging(t, slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return w
 }
@@ -135,7 +117,7 @@ func (w *envWorld) bakeImage(t *testing.T) string {
 func (w *envWorld) waitEnv(t *testing.T, env, image string) store.Promotion {
 	t.Helper()
 	var p store.Promotion
-	eventually(t, env+" to finish rolling out "+image, func() bool {
+	testsupport.Eventually(t, env+" to finish rolling out "+image, func() bool {
 		ps, err := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: env, ImageID: image, Limit: 1})
 		if err != nil || len(ps) == 0 || ps[0].State == store.PromotionRolling {
 			return false
@@ -217,12 +199,17 @@ func TestEnvironmentsBakeToProduction(t *testing.T) {
 
 	// A changed value: a new launch-template version, the same image.
 	w.apply(t, envProject("auto", "info"))
-	eventually(t, "the configuration rollout", func() bool {
+	var rollout store.Promotion
+	testsupport.Eventually(t, "the configuration rollout", func() bool {
 		ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "staging", Limit: 1})
+		if len(ps) == 1 {
+			rollout = ps[0]
+		}
 		return len(ps) == 1 && ps[0].Cause == "configuration changed" && ps[0].State == store.PromotionSucceeded
 	})
 	w.groupRuns(t, "web-staging", img, "LOG_LEVEL='info'")
-	time.Sleep(1500 * time.Millisecond) // past a soak: production runs img already, so nothing follows
+	// Its rollout done (no soak: production runs img already), nothing follows.
+	testsupport.Eventually(t, "the configuration rollout's end", func() bool { return !bakery.Deploying(w.svc, rollout.ID) })
 	if ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "production"}); len(ps) != 1 {
 		t.Errorf("production has %d promotions; want 1 (a configuration rollout of staging promotes no image)", len(ps))
 	}
@@ -269,8 +256,8 @@ func TestEnvironmentsManualPromotionAndRollback(t *testing.T) {
 	w := newEnvWorld(t)
 	w.apply(t, envProject("manual", "debug"))
 	first := w.bakeImage(t)
-	w.waitEnv(t, "staging", first)
-	time.Sleep(50 * time.Millisecond)
+	staged := w.waitEnv(t, "staging", first)
+	testsupport.Eventually(t, "the staging rollout's end", func() bool { return !bakery.Deploying(w.svc, staged.ID) })
 	if ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "production"}); len(ps) != 0 {
 		t.Fatalf("production promoted on its own: %+v", ps)
 	}
@@ -352,7 +339,7 @@ func TestEnvironmentsSoakFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	var soaked store.Promotion
-	eventually(t, "the soak to fail", func() bool {
+	testsupport.Eventually(t, "the soak to fail", func() bool {
 		ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "staging", Limit: 1})
 		soaked = ps[0]
 		return ps[0].Soak == store.SoakFailed
@@ -360,7 +347,8 @@ func TestEnvironmentsSoakFails(t *testing.T) {
 	if !strings.Contains(soaked.Reason, "unhealthy during the soak") {
 		t.Errorf("soak reason = %q", soaked.Reason)
 	}
-	time.Sleep(3 * time.Second) // past the soak: still nothing in production
+	// The soak over (it was production's only way in), nothing in production.
+	testsupport.Eventually(t, "the failed soak's end", func() bool { return !bakery.Deploying(w.svc, soaked.ID) })
 	if ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "production"}); len(ps) != 0 {
 		t.Fatalf("production promoted after a failed soak: %+v", ps)
 	}
@@ -376,7 +364,7 @@ func TestEnvironmentsSoakFails(t *testing.T) {
 	if v, _, n, _ := w.sim.Parameter("/kiln/web/staging/DB_PASSWORD"); v != "a-new-secret-value" || n != 2 {
 		t.Fatalf("SSM after the change: %q version %d", v, n)
 	}
-	eventually(t, "the configuration rollout", func() bool {
+	testsupport.Eventually(t, "the configuration rollout", func() bool {
 		ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "staging", Limit: 1})
 		return len(ps) == 1 && ps[0].Cause == "configuration changed" && ps[0].State == store.PromotionSucceeded
 	})
@@ -386,6 +374,8 @@ func TestEnvironmentsSoakFails(t *testing.T) {
 	if _, err := w.svc.ApplyProject(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
+	// A sleep: the re-apply's follow-up runs in the background and, when it
+	// finds nothing to do, leaves no trace to wait on.
 	time.Sleep(200 * time.Millisecond)
 	after, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web"})
 	if _, _, n, _ := w.sim.Parameter("/kiln/web/staging/DB_PASSWORD"); n != 2 || len(after) != len(before) {
@@ -401,7 +391,7 @@ func TestEnvironmentsResume(t *testing.T) {
 	src := strings.Replace(envProject("manual", "debug"), "warmup: 10s}}\n    config:\n      LOG_LEVEL: debug", "warmup: 1500s}}\n    config:\n      LOG_LEVEL: debug", 1)
 	w.apply(t, src)
 	img := w.bakeImage(t)
-	eventually(t, "the staging rollout to start", func() bool {
+	testsupport.Eventually(t, "the staging rollout to start", func() bool {
 		ps, _ := w.st.Promotions(t.Context(), store.PromotionQuery{Project: "web", Env: "staging", Limit: 1})
 		return len(ps) == 1 && ps[0].State == store.PromotionRolling
 	})

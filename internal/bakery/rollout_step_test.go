@@ -20,6 +20,7 @@ import (
 	"kiln/internal/awssim"
 	"kiln/internal/engine"
 	"kiln/internal/project"
+	"kiln/internal/testsupport"
 )
 
 // TestBakeRollOut: the bake's rollOut converts the target, turns a
@@ -66,7 +67,7 @@ func TestBakeRollOut(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the group to warm up", func() bool {
+	testsupport.Eventually(t, "the group to warm up", func() bool {
 		gi, ok := sim.AutoScalingGroup("web")
 		return ok && gi.Healthy() == 3
 	})

@@ -23,6 +23,7 @@ import (
 	"kiln/internal/bakery"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 )
 
 // rolloutWorld is a simulator on a tiny time scale (a boot takes 15 ms, a
@@ -82,8 +83,6 @@ func (w *rolloutWorld) serveLogging(t *testing.T, log *slog.Logger) (svc *bakery
 	return svc, stop
 }
 
-var eventually = bakery.Eventually
-
 // group makes Auto Scaling group "web" of n instances on the base image
 // (launch template version 1) and waits until all are warmed up.
 func (w *rolloutWorld) group(t *testing.T, n int) {
@@ -112,7 +111,7 @@ func (w *rolloutWorld) group(t *testing.T, n int) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the group to be warmed up", func() bool {
+	testsupport.Eventually(t, "the group to be warmed up", func() bool {
 		gi, ok := w.sim.AutoScalingGroup("web")
 		return ok && gi.Healthy() == n && len(gi.Instances) == n
 	})
@@ -146,7 +145,7 @@ func (w *rolloutWorld) trigger(t *testing.T, warmup time.Duration) int64 {
 func (w *rolloutWorld) waitFinal(t *testing.T, id int64) *store.Bake {
 	t.Helper()
 	var b *store.Bake
-	eventually(t, "the bake to finish", func() bool {
+	testsupport.Eventually(t, "the bake to finish", func() bool {
 		var err error
 		b, err = w.st.Bake(t.Context(), id)
 		return err == nil && b.State.Final()
@@ -230,7 +229,7 @@ func TestBakeRolloutResumes(t *testing.T) {
 	w := newRolloutWorld(t)
 	w.group(t, 4)
 	id := w.trigger(t, 300*time.Second) // 300 ms per batch at this time scale
-	eventually(t, "the instance refresh to start", func() bool { return w.sim.Calls("StartInstanceRefresh") > 0 })
+	testsupport.Eventually(t, "the instance refresh to start", func() bool { return w.sim.Calls("StartInstanceRefresh") > 0 })
 	w.stop()
 	if b, err := w.st.Bake(t.Context(), id); err != nil || b.State != store.Running {
 		t.Fatalf("bake after the stop = %+v, %v; want running", b, err)
@@ -266,7 +265,7 @@ func TestBakeRolloutCancelled(t *testing.T) {
 	w := newRolloutWorld(t)
 	w.group(t, 4)
 	id := w.trigger(t, 300*time.Second)
-	eventually(t, "the instance refresh to start", func() bool { return w.sim.Calls("StartInstanceRefresh") > 0 })
+	testsupport.Eventually(t, "the instance refresh to start", func() bool { return w.sim.Calls("StartInstanceRefresh") > 0 })
 	if _, err := w.svc.Cancel(t.Context(), id, ""); err != nil {
 		t.Fatal(err)
 	}

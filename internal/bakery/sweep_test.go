@@ -13,6 +13,7 @@ import (
 	"kiln/internal/pipeline"
 	"kiln/internal/project"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 )
 
 // TestSweep: the sweeper terminates builders whose bake is over or unknown
@@ -25,7 +26,7 @@ func TestSweep(t *testing.T) {
 	s := w.serve(t, st, nil)
 
 	running := trigger(t, s, "web")
-	eventually(t, "the running bake's builder", func() bool {
+	testsupport.Eventually(t, "the running bake's builder", func() bool {
 		b, err := st.Bake(t.Context(), running)
 		return err == nil && b.BuilderID != ""
 	})

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"kiln/internal/testsupport"
+
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -50,16 +52,13 @@ func waitFile(ts *testscript.TestScript, neg bool, args []string) {
 		re = regexp.MustCompile("(?m)" + args[1]) // like testscript's stdout
 	}
 	path := ts.MkAbs(args[0])
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		data, err := os.ReadFile(path)
-		if err == nil && (re == nil || re.Match(data)) {
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("waitfile %s: gave up; last content %q (err %v)", args[0], data, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var data []byte
+	var err error
+	if !testsupport.Within(30*time.Second, func() bool {
+		data, err = os.ReadFile(path)
+		return err == nil && (re == nil || re.Match(data))
+	}) {
+		ts.Fatalf("waitfile %s: gave up; last content %q (err %v)", args[0], data, err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 	"kiln/internal/web"
 )
 
@@ -93,32 +94,25 @@ script: |
 	}
 	// Kill as soon as a copy is pending in us-west-2.
 	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, states := images("us-west-2"); len(states) > 0 && states[0] == "pending" {
-			break
-		}
-		if time.Now().After(deadline) {
-			kill(srv, exited)
-			t.Fatalf("no pending copy in us-west-2\n%s", logs())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testsupport.Within(time.Until(deadline), func() bool {
+		_, states := images("us-west-2")
+		return len(states) > 0 && states[0] == "pending"
+	}) {
+		kill(srv, exited)
+		t.Fatalf("no pending copy in us-west-2\n%s", logs())
 	}
 	kill(srv, exited)
 	srv, exited = start(1)
 	defer kill(srv, exited)
 
 	var b *web.Bake
-	for {
+	if !testsupport.Within(time.Until(deadline), func() bool {
 		if b, err = c.Bake(ctx, r.Bake.ID); err != nil {
 			t.Fatal(err)
 		}
-		if b.State.Final() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bake not over after the restart: %s\n%s", b.State, logs())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return b.State.Final()
+	}) {
+		t.Fatalf("bake not over after the restart: %s\n%s", b.State, logs())
 	}
 	if b.State != store.Succeeded {
 		t.Fatalf("bake = %s (%s)\n%s", b.State, b.Reason, logs())
@@ -163,17 +157,13 @@ script: |
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
+	if !testsupport.Within(time.Until(deadline), func() bool {
 		if b, err = c.Bake(ctx, r2.Bake.ID); err != nil {
 			t.Fatal(err)
 		}
-		if b.State.Final() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("second bake not over: %s\n%s", b.State, logs())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return b.State.Final()
+	}) {
+		t.Fatalf("second bake not over: %s\n%s", b.State, logs())
 	}
 	if b.State != store.Succeeded || len(b.Images) != 3 {
 		t.Fatalf("second bake = %s (%s), images %v", b.State, b.Reason, b.Images)

@@ -29,6 +29,7 @@ import (
 	"kiln/internal/pgtest"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 	"kiln/internal/web"
 )
 
@@ -118,7 +119,7 @@ func TestServeCrashTwoServers(t *testing.T) {
 	}
 	defer st.Close()
 	victim := -1
-	eventually(t, "a bake to run on a server", func() bool {
+	testsupport.Eventually(t, "a bake to run on a server", func() bool {
 		owners, err := st.BakeOwners(ctx)
 		if err != nil {
 			return false
@@ -289,6 +290,7 @@ func (r *crashRig) triggerSome(c *web.Client) {
 			r.t.Fatalf("trigger: %v", err)
 		}
 	}
+	// A sleep: the crash comes at a random moment of the bakes, on purpose.
 	time.Sleep(time.Duration(r.rng.IntN(700)) * time.Millisecond)
 }
 
@@ -310,30 +312,29 @@ func (r *crashRig) running(c *web.Client) bool {
 // past it the test fails, srv killed for its log.
 func (r *crashRig) waitFinal(c *web.Client, deadline time.Time, srv *crashProc) []web.Bake {
 	t := r.t
-	for {
-		list, err := c.Bakes(t.Context(), web.BakeQuery{Limit: 1000})
-		if err != nil {
+	var list *web.BakeList
+	if testsupport.Within(time.Until(deadline), func() bool {
+		var err error
+		if list, err = c.Bakes(t.Context(), web.BakeQuery{Limit: 1000}); err != nil {
 			t.Fatal(err)
 		}
 		done := true
 		for _, b := range list.Bakes {
 			done = done && b.State.Final()
 		}
-		if done {
-			return list.Bakes
-		}
-		if time.Now().After(deadline) {
-			r.kill(srv)
-			var left []string
-			for _, b := range list.Bakes {
-				if !b.State.Final() {
-					left = append(left, fmt.Sprintf("%d (%s) %s", b.ID, b.Project, b.State))
-				}
-			}
-			t.Fatalf("bakes not over in time: %s", strings.Join(left, ", "))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return done
+	}) {
+		return list.Bakes
 	}
+	r.kill(srv)
+	var left []string
+	for _, b := range list.Bakes {
+		if !b.State.Final() {
+			left = append(left, fmt.Sprintf("%d (%s) %s", b.ID, b.Project, b.State))
+		}
+	}
+	t.Fatalf("bakes not over in time: %s", strings.Join(left, ", "))
+	return nil
 }
 
 // checkImages: one image per succeeded bake, none for the others, names
@@ -375,20 +376,17 @@ func (r *crashRig) checkImages(bakes []web.Bake) {
 
 // waitBuildersGone waits until no builder is left but terminated ones.
 func (r *crashRig) waitBuildersGone(deadline time.Time) {
-	for {
-		var left []string
+	var left []string
+	if !testsupport.Within(time.Until(deadline), func() bool {
+		left = nil
 		for _, in := range simInstances(r.t, r.simURL) {
 			if in.Tags[pipeline.TagRole] == "builder" && in.State != "terminated" {
 				left = append(left, in.ID+" "+in.State)
 			}
 		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("builders left: %v", left)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return len(left) == 0
+	}) {
+		r.t.Fatalf("builders left: %v", left)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
+	"kiln/internal/testsupport"
 )
 
 // policyFor is what kiln iam-policy prints for graph, parsed as the
@@ -219,7 +220,7 @@ func TestPolicyIsEnough(t *testing.T) {
 			p, acts := policyFor(t, graph)
 			sim, _ := policySim(t, p)
 			converge := func(what string) {
-				var stdout, stderr syncBuffer
+				var stdout, stderr testsupport.Buffer
 				if code := run(t.Context(), []string{"run", "--once", graph}, &stdout, &stderr); code != ExitOK {
 					t.Fatalf("%s: kiln run --once = %d\n%s", what, code, stderr.String())
 				}

@@ -23,6 +23,7 @@ import (
 	"kiln/internal/awssim"
 	"kiln/internal/lock"
 	"kiln/internal/lock/locktest"
+	"kiln/internal/testsupport"
 )
 
 // buildKiln builds the kiln binary into a temporary directory, for tests
@@ -84,11 +85,11 @@ resources:
 `, name, aws.ToString(img.Images[0].ImageId)))
 
 	a := startLocked(t, bin, env, dir, "a", dsn, graph)
-	waitFor(t, 10*time.Second, "a holds the lock", func() bool { return a.metric(t, "kiln_lock_held") == "1" })
+	testsupport.EventuallyWithin(t, 10*time.Second, "a holds the lock", func() bool { return a.metric(t, "kiln_lock_held") == "1" })
 	id := waitRunning(t, simURL, name)
 
 	b := startLocked(t, bin, env, dir, "b", dsn, graph)
-	waitFor(t, 10*time.Second, "b stands by", func() bool { return b.metric(t, "kiln_lock_held") == "0" && b.hasHolder(t, a.pid()) })
+	testsupport.EventuallyWithin(t, 10*time.Second, "b stands by", func() bool { return b.metric(t, "kiln_lock_held") == "0" && b.hasHolder(t, a.pid()) })
 	if page := b.get(t, "/"); !strings.Contains(page, fmt.Sprintf("pid %d", a.pid())) || !strings.Contains(page, "standing by") {
 		t.Errorf("b's engine page does not say a holds the lock:\n%s", page)
 	}
@@ -96,8 +97,10 @@ resources:
 	// A stop by hand: the holder repairs it, the standby does nothing.
 	resetCalls(t, simURL)
 	simPost(t, simURL, "/_sim/instances/"+id+"/stop")
-	waitFor(t, 10*time.Second, "a repairs the stop", func() bool { return instanceState(t, simURL, id) == "running" })
-	time.Sleep(lockTTL) // b's chance to do something wrong
+	testsupport.EventuallyWithin(t, 10*time.Second, "a repairs the stop", func() bool { return instanceState(t, simURL, id) == "running" })
+	// A sleep: the standby doing nothing leaves nothing to wait on; a full
+	// lease is the chance it gets to do something wrong.
+	time.Sleep(lockTTL)
 	if n := simCalls(t, simURL)["StartInstances"]; n != 1 {
 		t.Errorf("StartInstances %d times, want 1 (the holder's)", n)
 	}
@@ -110,9 +113,9 @@ resources:
 	a.kill()
 	resetCalls(t, simURL)
 	simPost(t, simURL, "/_sim/instances/"+id+"/stop")
-	waitFor(t, 15*time.Second, "b takes over", func() bool { return b.metric(t, "kiln_lock_held") == "1" })
+	testsupport.EventuallyWithin(t, 15*time.Second, "b takes over", func() bool { return b.metric(t, "kiln_lock_held") == "1" })
 	took := time.Since(killed)
-	waitFor(t, 10*time.Second, "b repairs the stop", func() bool { return instanceState(t, simURL, id) == "running" })
+	testsupport.EventuallyWithin(t, 10*time.Second, "b repairs the stop", func() bool { return instanceState(t, simURL, id) == "running" })
 	t.Logf("holder killed -> standby holds the lock in %v, repaired in %v", took.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
 	if took > 15*time.Second {
 		t.Errorf("takeover took %v, want within 15 s", took)
@@ -128,9 +131,11 @@ resources:
 	if n := locktest.Terminate(t, dsn, lock.AppName(name, b.pid())); n != 1 {
 		t.Fatalf("terminated %d backends of b, want 1", n)
 	}
-	waitFor(t, lockTTL/2, "b notices the lost lock", func() bool { return b.metric(t, "kiln_lock_held") == "0" })
+	testsupport.EventuallyWithin(t, lockTTL/2, "b notices the lost lock", func() bool { return b.metric(t, "kiln_lock_held") == "0" })
 	resetCalls(t, simURL)
 	simPost(t, simURL, "/_sim/instances/"+id+"/stop")
+	// A sleep: nothing may happen until half a lease after the loss (the
+	// old lease lives on in the database); only the wall clock shows it.
 	time.Sleep(time.Until(terminated.Add(lockTTL / 2)))
 	if n := simCalls(t, simURL)["StartInstances"]; n != 0 || b.metric(t, "kiln_lock_held") != "0" {
 		t.Fatalf("a holder that lost its lock acted: StartInstances %d", n)
@@ -138,19 +143,19 @@ resources:
 	if n := b.metric(t, "kiln_lock_lost_total"); n != "1" {
 		t.Errorf("kiln_lock_lost_total %q, want 1", n)
 	}
-	waitFor(t, 10*time.Second, "b holds a new lease and repairs", func() bool { return instanceState(t, simURL, id) == "running" })
+	testsupport.EventuallyWithin(t, 10*time.Second, "b holds a new lease and repairs", func() bool { return instanceState(t, simURL, id) == "running" })
 	if n := b.metric(t, "kiln_lock_acquired_total"); n != "2" {
 		t.Errorf("kiln_lock_acquired_total %q, want 2", n)
 	}
 
 	// SIGTERM: the holder releases the lock and a standby takes it at once,
 	// long before the lease would have expired.
-	waitFor(t, 10*time.Second, "b holds the lock again", func() bool { return b.metric(t, "kiln_lock_held") == "1" })
+	testsupport.EventuallyWithin(t, 10*time.Second, "b holds the lock again", func() bool { return b.metric(t, "kiln_lock_held") == "1" })
 	c := startLocked(t, bin, env, dir, "c", dsn, graph)
-	waitFor(t, 10*time.Second, "c stands by", func() bool { return c.hasHolder(t, b.pid()) })
+	testsupport.EventuallyWithin(t, 10*time.Second, "c stands by", func() bool { return c.hasHolder(t, b.pid()) })
 	stopped := time.Now()
 	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	waitFor(t, lockTTL/2, "c takes over from a released lock", func() bool { return c.metric(t, "kiln_lock_held") == "1" })
+	testsupport.EventuallyWithin(t, lockTTL/2, "c takes over from a released lock", func() bool { return c.metric(t, "kiln_lock_held") == "1" })
 	t.Logf("released -> standby holds the lock in %v", time.Since(stopped).Round(time.Millisecond))
 	<-b.exited
 	if code := b.cmd.ProcessState.ExitCode(); code != 130 {
@@ -231,22 +236,11 @@ func (p *lockedProc) hasHolder(t *testing.T, pid int) bool {
 	return strings.Contains(p.get(t, "/metrics"), fmt.Sprintf(`pid="%d"`, pid))
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitRunning returns the id of the graph's running instance.
 func waitRunning(t *testing.T, simURL, graph string) string {
 	t.Helper()
 	var id string
-	waitFor(t, 10*time.Second, "the instance runs", func() bool {
+	testsupport.EventuallyWithin(t, 10*time.Second, "the instance runs", func() bool {
 		for _, in := range simInstances(t, simURL) {
 			if in.Tags["kiln:owner"] == graph && in.State == "running" {
 				id = in.ID

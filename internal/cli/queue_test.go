@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"kiln/internal/awssim"
+	"kiln/internal/testsupport"
 )
 
 // simServer runs a simulator outside kiln, as kiln sim does, so that its
@@ -38,11 +39,11 @@ func simServer(t *testing.T) *awssim.Server {
 
 // startKiln runs kiln with args until the returned stop is called, which
 // checks that it ended as interrupted.
-func startKiln(t *testing.T, args ...string) (stderr *syncBuffer, stop func()) {
+func startKiln(t *testing.T, args ...string) (stderr *testsupport.Buffer, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout syncBuffer
-	stderr = &syncBuffer{}
+	var stdout testsupport.Buffer
+	stderr = &testsupport.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, &stdout, stderr) }()
 	return stderr, func() {
@@ -87,7 +88,7 @@ resources:
 	args := []string{"run", "--events-queue", urls[0], graph}
 
 	stderr, stop := startKiln(t, args...)
-	eventually(t, "web-1 running", func() bool { _, s := namedInstance(sim, "web-1"); return s == "running" })
+	testsupport.Eventually(t, "web-1 running", func() bool { _, s := namedInstance(sim, "web-1"); return s == "running" })
 	if !strings.Contains(stderr.String(), `msg="events queue open" queue=kiln-events`) {
 		t.Errorf("no events queue in the log:\n%s", stderr.String())
 	}
@@ -95,7 +96,7 @@ resources:
 	if err := sim.StopInstance(id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "kiln to start web-1 again, woken by the queue", func() bool {
+	testsupport.Eventually(t, "kiln to start web-1 again, woken by the queue", func() bool {
 		_, s := namedInstance(sim, "web-1")
 		return sim.Calls("StartInstances") == 1 && s == "running"
 	})
@@ -111,14 +112,14 @@ resources:
 	if err := sim.StopInstance(id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the stop's events in the queue", func() bool {
+	testsupport.Eventually(t, "the stop's events in the queue", func() bool {
 		_, s := namedInstance(sim, "web-1")
 		q := sim.Queues()[0]
 		return s == "stopped" && q.Visible >= 2
 	})
 	_, stop = startKiln(t, args...)
 	defer stop()
-	eventually(t, "the queue drained and web-1 running again", func() bool {
+	testsupport.Eventually(t, "the queue drained and web-1 running again", func() bool {
 		_, s := namedInstance(sim, "web-1")
 		q := sim.Queues()[0]
 		return s == "running" && q.Visible+q.InFlight == 0
@@ -131,7 +132,7 @@ func TestRunQueueMissingIsAnErrorAtStart(t *testing.T) {
 	if err := os.WriteFile(graph, []byte("name: g\nresources:\n  - kind: noop\n    name: a\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testsupport.Buffer
 	code := run(t.Context(), []string{"run", "--once", "--events-queue", sv.URL() + "/123456789012/nope", graph}, &stdout, &stderr)
 	if code != ExitError || !strings.Contains(stderr.String(), "does not exist") || !strings.Contains(stderr.String(), "kiln events setup --queue nope") {
 		t.Errorf("kiln run with a missing queue = %d\n%s", code, stderr.String())
@@ -144,7 +145,7 @@ func TestRunQueueMissingIsAnErrorAtStart(t *testing.T) {
 
 func TestEventsSetup(t *testing.T) {
 	sv := simServer(t)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testsupport.Buffer
 	if code := run(t.Context(), []string{"events", "setup", "--queue", "ops-events"}, &stdout, &stderr); code != ExitOK {
 		t.Fatalf("events setup = %d\n%s", code, stderr.String())
 	}
@@ -152,7 +153,7 @@ func TestEventsSetup(t *testing.T) {
 	if !strings.Contains(out, "queue   ops-events: created") || !strings.Contains(out, "kiln run --events-queue "+sv.URL()+"/123456789012/ops-events") {
 		t.Errorf("first setup:\n%s", out)
 	}
-	var again syncBuffer
+	var again testsupport.Buffer
 	if code := run(t.Context(), []string{"events", "setup", "--queue", "ops-events", "--region", "us-east-1"}, &again, &stderr); code != ExitOK {
 		t.Fatalf("second setup = %d\n%s", code, stderr.String())
 	}
@@ -163,7 +164,7 @@ func TestEventsSetup(t *testing.T) {
 		t.Errorf("rules = %+v", r)
 	}
 
-	var tpl syncBuffer
+	var tpl testsupport.Buffer
 	if code := run(t.Context(), []string{"events", "setup", "--queue", "ops-events", "--print"}, &tpl, &stderr); code != ExitOK {
 		t.Fatalf("setup --print = %d\n%s", code, stderr.String())
 	}
@@ -172,7 +173,7 @@ func TestEventsSetup(t *testing.T) {
 		t.Errorf("--print is not a template: %v\n%s", err, tpl.String())
 	}
 	for _, bad := range [][]string{{"events", "setup"}, {"events", "setup", "--queue", "no spaces"}} {
-		var e syncBuffer
+		var e testsupport.Buffer
 		if code := run(t.Context(), bad, &stdout, &e); code != ExitError || !strings.Contains(e.String(), "--help") {
 			t.Errorf("kiln %v = %d\n%s", bad, code, e.String())
 		}
@@ -209,12 +210,12 @@ func TestRunQueueUnderFaults(t *testing.T) {
 			}
 			_, stop := startKiln(t, "run", "--events-queue", urls[0], graph)
 			defer stop()
-			eventually(t, "web-1 running", func() bool { _, s := namedInstance(sim, "web-1"); return s == "running" })
+			testsupport.Eventually(t, "web-1 running", func() bool { _, s := namedInstance(sim, "web-1"); return s == "running" })
 			id, _ := namedInstance(sim, "web-1")
 			if err := sim.StopInstance(id); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "kiln to start web-1 again, woken by the queue", func() bool {
+			testsupport.Eventually(t, "kiln to start web-1 again, woken by the queue", func() bool {
 				got, s := namedInstance(sim, "web-1")
 				return got == id && s == "running" && sim.Calls("StartInstances") >= 1
 			})

@@ -14,6 +14,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
+	"kiln/internal/testsupport"
 )
 
 // simEnv serves a simulator for the test and points kiln's standard AWS
@@ -72,10 +73,10 @@ resources:
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	var stderr syncBuffer
+	var stderr testsupport.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", graph}, &syncBuffer{}, &stderr) }()
-	eventually(t, "a live builder", func() bool { return len(liveBuilders(sim)) == 1 })
+	go func() { done <- run(ctx, []string{"run", graph}, &testsupport.Buffer{}, &stderr) }()
+	testsupport.Eventually(t, "a live builder", func() bool { return len(liveBuilders(sim)) == 1 })
 	cancel()
 	if code := <-done; code != ExitInterrupted {
 		t.Errorf("kiln run = %d; want %d\n%s", code, ExitInterrupted, stderr.String())
@@ -100,8 +101,8 @@ resources:
 	orphan := aws.ToString(out.Instances[0].InstanceId)
 	ctx, cancel = context.WithCancel(t.Context())
 	defer cancel()
-	go func() { done <- run(ctx, []string{"run", graph}, &syncBuffer{}, &stderr) }()
-	eventually(t, "the orphan terminated and a new builder", func() bool {
+	go func() { done <- run(ctx, []string{"run", graph}, &testsupport.Buffer{}, &stderr) }()
+	testsupport.Eventually(t, "the orphan terminated and a new builder", func() bool {
 		in, _ := sim.Instance(orphan)
 		return (in.State == "terminated" || in.State == "shutting-down") && len(liveBuilders(sim)) == 1
 	})

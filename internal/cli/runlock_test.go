@@ -19,6 +19,7 @@ import (
 	"kiln/internal/engine"
 	"kiln/internal/lock"
 	"kiln/internal/lock/locktest"
+	"kiln/internal/testsupport"
 )
 
 // straggler is a resource whose apply outlives its cancelled check, as the
@@ -123,12 +124,8 @@ func TestLockedFencesApplyInFlight(t *testing.T) {
 		t.Fatalf("the simulator received %d StopInstances after the loss", n)
 	}
 	// The next apply: only under a new lease, after the old one expired.
-	deadline := time.Now().Add(5 * time.Second)
-	for r.applies.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no apply under a new lease")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testsupport.Within(5*time.Second, func() bool { return r.applies.Load() >= 2 }) {
+		t.Fatal("no apply under a new lease")
 	}
 	lk.mu.Lock()
 	second := lk.lease.Token()

@@ -15,6 +15,7 @@ import (
 
 	"kiln/internal/hook"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 	"kiln/internal/web"
 )
 
@@ -179,19 +180,16 @@ script: |
 		t.Fatal(err)
 	}
 	// Stop once the builder is up and the script is sleeping.
-	for {
+	testsupport.Eventually(t, "the bake's builder", func() bool {
 		b, err := c.Bake(ctx, tr.Bake.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.BuilderID != "" {
-			break
-		}
-		if b.State.Final() {
+		if b.BuilderID == "" && b.State.Final() {
 			t.Fatalf("bake ended before it launched a builder: %+v", b)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return b.BuilderID != ""
+	})
 	if code, log := stop(); code != ExitInterrupted {
 		t.Fatalf("serve exited %d; want %d; log:\n%s", code, ExitInterrupted, log)
 	}

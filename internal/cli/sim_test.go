@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,9 +10,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"kiln/internal/testsupport"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -30,37 +30,6 @@ func setEnvRE(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("setenvre: %s has no match for %q", args[1], args[2])
 	}
 	ts.Setenv(args[0], string(m[1]))
-}
-
-// syncBuffer is a bytes.Buffer that a running kiln writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// eventually polls cond until it holds. The deadline only catches a hung
-// test; nothing here asserts on how long anything took.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func getJSON(t *testing.T, url string, v any) {
@@ -113,7 +82,7 @@ resources:
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testsupport.Buffer
 	done := make(chan int, 1)
 	args := []string{"run", "--sim", "--listen", "127.0.0.1:0", graph}
 	if faults != "" {
@@ -127,7 +96,7 @@ resources:
 		}
 	}()
 
-	eventually(t, "the private IP file", func() bool {
+	testsupport.Eventually(t, "the private IP file", func() bool {
 		data, err := os.ReadFile(ipFile)
 		return err == nil && net.ParseIP(strings.TrimSpace(string(data))) != nil
 	})
@@ -163,7 +132,7 @@ resources:
 	var calls struct {
 		Calls map[string]int `json:"calls"`
 	}
-	eventually(t, "kiln to start the instance again", func() bool {
+	testsupport.Eventually(t, "kiln to start the instance again", func() bool {
 		getJSON(t, sim+"/_sim/calls", &calls)
 		var in struct {
 			State string `json:"state"`

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"kiln/internal/testsupport"
 )
 
 func TestNewGraph(t *testing.T) {
@@ -48,8 +50,10 @@ func TestDependencyOrder(t *testing.T) {
 		var mu sync.Mutex
 		var order []string
 		rec := func(name string) *fake {
-			return &fake{check: func(context.Context, bool, int) (bool, error) {
-				time.Sleep(time.Second) // give a wrong order the chance to show
+			return &fake{check: func(ctx context.Context, _ bool, _ int) (bool, error) {
+				if err := testsupport.Pause(ctx, time.Second); err != nil { // give a wrong order the chance to show
+					return false, err
+				}
 				mu.Lock()
 				order = append(order, name)
 				mu.Unlock()
@@ -87,16 +91,16 @@ func TestWorkersBound(t *testing.T) {
 				var cur, peak int
 				var specs []*Spec
 				for i := range 20 {
-					f := &fake{check: func(context.Context, bool, int) (bool, error) {
+					f := &fake{check: func(ctx context.Context, _ bool, _ int) (bool, error) {
 						mu.Lock()
 						cur++
 						peak = max(peak, cur)
 						mu.Unlock()
-						time.Sleep(time.Second)
+						err := testsupport.Pause(ctx, time.Second)
 						mu.Lock()
 						cur--
 						mu.Unlock()
-						return true, nil
+						return err == nil, err
 					}}
 					specs = append(specs, spec(string(rune('a'+i)), f))
 				}
@@ -120,12 +124,14 @@ func TestWorkersBound(t *testing.T) {
 func TestEventDuringCheckApply(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fake{}
-		f.check = func(_ context.Context, _ bool, n int) (bool, error) {
+		f.check = func(ctx context.Context, _ bool, n int) (bool, error) {
 			if n == 1 {
 				ev := f.events()
 				ev.Changed()
 				ev.Changed()
-				time.Sleep(time.Second)
+				if err := testsupport.Pause(ctx, time.Second); err != nil {
+					return false, err
+				}
 				ev.Changed()
 			}
 			return true, nil
@@ -133,8 +139,7 @@ func TestEventDuringCheckApply(t *testing.T) {
 		e := New(mustGraph(t, spec("a", f)), Options{})
 		stop := start(t, e)
 		synctest.Wait()
-		time.Sleep(time.Minute)
-		synctest.Wait()
+		testsupport.Advance(time.Minute)
 		if got := f.stat(&f.checks); got != 2 {
 			t.Errorf("checks = %d; want 2", got)
 		}
@@ -268,8 +273,7 @@ func TestFailedUntilNextEvent(t *testing.T) {
 		s.Meta = Meta{Retry: 1, Delay: time.Second}
 		e := New(mustGraph(t, s), Options{})
 		stop := start(t, e)
-		time.Sleep(time.Hour)
-		synctest.Wait()
+		testsupport.Advance(time.Hour)
 		if got := f.stat(&f.checks); got != 2 {
 			t.Fatalf("checks = %d; want 2", got)
 		}
@@ -304,7 +308,7 @@ func TestLimit(t *testing.T) {
 		s := spec("a", f)
 		s.Meta = Meta{Limit: 1, Burst: 1}
 		stop := start(t, New(mustGraph(t, s), Options{}))
-		time.Sleep(5*time.Second + time.Millisecond)
+		testsupport.Advance(5*time.Second + time.Millisecond)
 		_ = stop()
 		ts := f.times()
 		if len(ts) < 5 || len(ts) > 6 {
@@ -566,7 +570,7 @@ func TestSwapKeepsLastChange(t *testing.T) {
 		if changed.IsZero() {
 			t.Fatal("LastChange is zero after an apply")
 		}
-		time.Sleep(time.Minute)
+		testsupport.Advance(time.Minute)
 		sb := spec("b", &fake{})
 		sb.Hash = "b v2"
 		e.Swap(mustGraph(t, sb))
@@ -673,8 +677,10 @@ func TestShutdown(t *testing.T) {
 
 func TestConvergedTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		a := &fake{check: func(_ context.Context, _ bool, n int) (bool, error) {
-			time.Sleep(time.Second)
+		a := &fake{check: func(ctx context.Context, _ bool, n int) (bool, error) {
+			if err := testsupport.Pause(ctx, time.Second); err != nil {
+				return false, err
+			}
 			return n > 1, nil
 		}}
 		e := New(mustGraph(t, spec("a", a), spec("b", &fake{}, id("a"))), Options{ConvergedTimeout: 10 * time.Second})
@@ -698,7 +704,7 @@ func TestPoll(t *testing.T) {
 		ss.Meta.Poll = 5 * time.Second
 		e := New(mustGraph(t, sp, ss), Options{})
 		stop := start(t, e)
-		time.Sleep(35 * time.Second)
+		testsupport.Advance(35 * time.Second)
 		_ = stop()
 		if got := polled.stat(&polled.checks); got != 4 {
 			t.Errorf("polled checks in 35s at 10s = %d; want 4", got)
@@ -738,8 +744,7 @@ func TestLastCheckFollowsPoll(t *testing.T) {
 		if !first.Equal(t0) {
 			t.Fatalf("LastCheck after the first check = %v; want %v", first, t0)
 		}
-		time.Sleep(12 * time.Second)
-		synctest.Wait()
+		testsupport.Advance(12 * time.Second)
 		s := stateOf(t, e, id("s"))
 		if want := t0.Add(10 * time.Second); !s.LastCheck.Equal(want) {
 			t.Errorf("LastCheck after polls at 5s and 10s = +%v; want +10s", s.LastCheck.Sub(t0))

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"kiln/internal/testsupport"
 )
 
 // TestRandomGraphs converges random DAGs with random permanent failures and
@@ -35,8 +37,10 @@ func TestRandomGraphs(t *testing.T) {
 						}
 					}
 					pause := time.Duration(rng.IntN(3)) * time.Millisecond
-					f := &fake{check: func(context.Context, bool, int) (bool, error) {
-						time.Sleep(pause)
+					f := &fake{check: func(ctx context.Context, _ bool, _ int) (bool, error) {
+						if err := testsupport.Pause(ctx, pause); err != nil {
+							return false, err
+						}
 						mu.Lock()
 						if _, ok := checkedAt[i]; !ok {
 							checkedAt[i] = len(checkedAt)
@@ -114,7 +118,7 @@ func TestSwapChurn(t *testing.T) {
 		e := New(graph(0), Options{})
 		stop := start(t, e)
 		for v := 1; v < 30; v++ {
-			time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+			_ = testsupport.Pause(t.Context(), time.Duration(rng.IntN(3))*time.Millisecond)
 			e.Swap(graph(v))
 		}
 		synctest.Wait()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"kiln/internal/lock/locktest"
+	"kiln/internal/testsupport"
 )
 
 const testTTL = time.Second
@@ -89,7 +90,8 @@ func TestTerminatedBackend(t *testing.T) {
 	name := newName(t)
 	a, b := open(t, dsn, name), open(t, dsn, name)
 	sa := acquire(t, a, time.Second)
-	time.Sleep(testTTL / 2) // past one renewal
+	first := sa.Deadline()
+	testsupport.Eventually(t, "a renewal", func() bool { return sa.Deadline().After(first) })
 
 	deadline := sa.Deadline()
 	killed := time.Now()

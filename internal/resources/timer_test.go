@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"kiln/internal/testsupport"
 )
 
 func TestTimer(t *testing.T) {
@@ -19,8 +21,7 @@ func TestTimer(t *testing.T) {
 		if ok, _ := r.CheckApply(ctx, true); !ok {
 			t.Errorf("CheckApply() before a tick = false; want true")
 		}
-		time.Sleep(time.Minute) // fake time: one tick
-		synctest.Wait()
+		testsupport.Advance(time.Minute) // fake time: one tick
 		select {
 		case <-ev.changed:
 		default:
