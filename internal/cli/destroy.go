@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -152,12 +153,9 @@ func (a *app) destroy(ctx context.Context, stdin io.Reader, file string, g *engi
 	return nil
 }
 
-// readsTerminal reports whether r is a terminal (a character device).
+// readsTerminal reports whether r is a terminal (not /dev/null, which is a
+// character device too).
 func readsTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && isatty.IsTerminal(f.Fd())
 }
