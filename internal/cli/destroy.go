@@ -36,7 +36,13 @@ naming it: remove protect first.
 On a terminal, destroy prints what it would destroy and asks for the graph's
 name to be typed. Without a terminal it needs --auto-approve. kiln plan
 --destroy prints the same list and changes nothing. A destroy that is
-interrupted finishes when run again: what is gone is not found any more.` + exitCodesHelp,
+interrupted finishes when run again: what is gone is not found any more.
+
+Exit codes:
+  0    destroyed (or the graph owns nothing)
+  1    error: bad usage (no terminal and no --auto-approve), a bad graph file,
+       a protected resource, not confirmed, or a destroy that failed
+  130  interrupted (SIGINT or SIGTERM): run it again to finish`,
 		Example: `  kiln plan --destroy graph.yaml
   kiln destroy graph.yaml
   kiln destroy --auto-approve graph.yaml    # in CI`,

@@ -89,7 +89,9 @@ func (o *orphanSet) get() []string {
 
 // prune looks for g's orphans and, with prune set, destroys them in rank
 // order after the mass-prune guard (confirm is --confirm-prune). Without
-// prune, it logs and records them. noop only reports.
+// prune, it logs and records them. noop only reports. A failure to list
+// what the graph owns is logged, not returned: it must not keep the
+// graph's own resources from converging.
 func (a *app) prune(ctx context.Context, g *engine.Graph, confirm int, noop bool, set *orphanSet) error {
 	if !scansEstate(g) {
 		set.set(nil)
@@ -97,7 +99,10 @@ func (a *app) prune(ctx context.Context, g *engine.Graph, confirm int, noop bool
 	}
 	owned, orphans, err := a.estateOf(ctx, g)
 	if err != nil {
-		return err
+		// The graph's own resources still converge (and say why AWS
+		// fails): only pruning waits for the next look.
+		a.log.Warn("could not look for orphans", "graph", g.Name, "err", err)
+		return nil
 	}
 	ids := orphanIDs(orphans)
 	if len(ids) == 0 {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -129,7 +130,11 @@ func (a *app) plan(ctx context.Context, file string, asJSON bool) error {
 	if scansEstate(g) {
 		owned, orphans, err := a.estateOf(ctx, g)
 		if err != nil {
-			return &exitError{code: ExitError, err: fmt.Errorf("plan: %w", err)}
+			// The plan of what the graph lists still stands: print it.
+			if perr := a.writePlanDoc(doc, asJSON, runErr); perr != nil && !errors.As(perr, new(*exitError)) {
+				return perr
+			}
+			return &exitError{code: ExitError, err: fmt.Errorf("plan: look for orphans: %w", err)}
 		}
 		addOrphans(&doc, g, owned, orphans)
 	}
