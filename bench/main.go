@@ -40,6 +40,7 @@ var scenarios = map[string]scenario{
 	"queue":        queueBench,
 	"distribute":   distributeBench,
 	"cluster":      clusterBench,
+	"estate":       estateBench,
 }
 
 func main() { os.Exit(run()) }
