@@ -110,10 +110,16 @@ func (e *Estate) Owned(ctx context.Context, graph string, regions []string) ([]e
 			if err != nil {
 				return nil, fmt.Errorf("list %s resources of graph %q in %s: %w", k.kind, graph, h.Region(), err)
 			}
-			for i := range owned {
-				owned[i].Kind, owned[i].Region, owned[i].Rank = k.kind, h.Region(), k.rank
+			for _, o := range owned {
+				// Only the kind's own: an Auto Scaling group's members carry
+				// its tags (kiln:resource = aws:asg/NAME), and a bake's
+				// builder its image's; the group or the bake owns them.
+				if !strings.HasPrefix(o.ID, k.kind+"/") {
+					continue
+				}
+				o.Kind, o.Region, o.Rank = k.kind, h.Region(), k.rank
+				out = append(out, o)
 			}
-			out = append(out, owned...)
 		}
 	}
 	engine.SortOwned(out)

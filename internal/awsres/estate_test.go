@@ -34,10 +34,21 @@ func estateWorld(t *testing.T, w *world) string {
 	other.Image, other.Type = w.image, "t3.micro"
 	_ = other.Init(engine.Env{Graph: "other", ID: "aws:ec2/web-2", Kind: "aws:ec2", Name: "web-2", Log: testLog})
 	checkApply(t, other)
-	if _, err := w.client.RunInstances(t.Context(), &ec2.RunInstancesInput{
-		ImageId: aws.String(w.image), InstanceType: "t3.micro", MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
-	}); err != nil {
-		t.Fatal(err)
+	for _, tags := range []map[string]string{
+		nil, // untagged
+		{awsapi.TagOwner: graph, awsapi.TagResource: "aws:asg/web"}, // a group's member: the group's to remove
+	} {
+		out, err := w.client.RunInstances(t.Context(), &ec2.RunInstancesInput{
+			ImageId: aws.String(w.image), InstanceType: "t3.micro", MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tags != nil {
+			if err := w.sim.SetTags(aws.ToString(out.Instances[0].InstanceId), tags); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	return groupID
 }
@@ -87,14 +98,20 @@ func TestEstatePrunesInRankOrder(t *testing.T) {
 	if live := w.liveIn("other", "web-2"); len(live) != 1 {
 		t.Errorf("the other graph's web-2: %d live instances; want 1 (untouched)", len(live))
 	}
-	untagged := 0
+	untagged, member := 0, 0
 	for _, in := range w.sim.Instances() {
-		if in.Tags[awsapi.TagOwner] == "" && in.State != "terminated" && in.State != "shutting-down" {
+		if in.State == "terminated" || in.State == "shutting-down" {
+			continue
+		}
+		switch in.Tags[awsapi.TagResource] {
+		case "":
 			untagged++
+		case "aws:asg/web":
+			member++
 		}
 	}
-	if untagged != 1 {
-		t.Errorf("untagged live instances = %d; want 1 (untouched)", untagged)
+	if untagged != 1 || member != 1 {
+		t.Errorf("live untagged instances = %d, group members = %d; want 1, 1 (untouched)", untagged, member)
 	}
 	left, err := est.Owned(t.Context(), graph, []string{""})
 	if err != nil {
@@ -163,7 +180,7 @@ func TestEstatePrunesInRankOrder(t *testing.T) {
 		}
 	}
 	slices.Sort(live)
-	if want := []string{"- -", "other aws:ec2/web-2", "shop aws:ec2/web-1"}; !slices.Equal(live, want) {
+	if want := []string{"- -", "other aws:ec2/web-2", "shop aws:asg/web", "shop aws:ec2/web-1"}; !slices.Equal(live, want) {
 		t.Errorf("aws ec2 describe-instances: live %q; want %q", live, want)
 	}
 }
