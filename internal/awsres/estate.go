@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -21,9 +23,11 @@ import (
 // before it. kiln no longer has the old graph's edges when it prunes, so
 // the order is fixed per kind.
 const (
-	rankInstance      = 10 // instances use groups, key pairs and images
-	rankSecurityGroup = 30
-	rankKeyPair       = 30
+	rankInstance       = 10 // instances use groups, key pairs and images
+	rankASG            = 10 // so does a group's every member
+	rankLaunchTemplate = 20 // after its group
+	rankSecurityGroup  = 30
+	rankKeyPair        = 30
 )
 
 // terminateBatch is how many instance ids one TerminateInstances call
@@ -33,26 +37,18 @@ const terminateBatch = 1000
 // estateKind is one kind's part of the estate: how to list what a graph
 // owns in a region, and how to destroy some of it.
 type estateKind struct {
-	kind    string
-	rank    int
-	list    func(ctx context.Context, h *awsapi.Hub, graph string) ([]engine.Owned, error)
-	destroy func(ctx context.Context, h *awsapi.Hub, refs []string, log *slog.Logger) error
+	kind, part string
+	rank       int
+	list       func(ctx context.Context, e *Estate, h *awsapi.Hub, graph string) ([]engine.Owned, error)
+	destroy    func(ctx context.Context, e *Estate, h *awsapi.Hub, refs []string) error
 }
 
 var estateKinds = []estateKind{
-	{"aws:ec2", rankInstance, listInstances, terminateInstances},
-	{"aws:security_group", rankSecurityGroup, listSecurityGroups, deleteSecurityGroups},
-	{"aws:key_pair", rankKeyPair, listKeyPairs, deleteKeyPairs},
-}
-
-// PrunedKinds are the kinds whose resources kiln finds by tag and can
-// prune or destroy. Other kinds (local ones) are never pruned.
-func PrunedKinds() []string {
-	out := make([]string, len(estateKinds))
-	for i, k := range estateKinds {
-		out[i] = k.kind
-	}
-	return out
+	{"aws:ec2", "", rankInstance, listInstances, terminateInstances},
+	{"aws:asg", "", rankASG, listASGs, deleteASGs},
+	{"aws:asg", "launch template", rankLaunchTemplate, listLaunchTemplates, deleteLaunchTemplates},
+	{"aws:security_group", "", rankSecurityGroup, listSecurityGroups, deleteSecurityGroups},
+	{"aws:key_pair", "", rankKeyPair, listKeyPairs, deleteKeyPairs},
 }
 
 // Estate lists and destroys what a graph owns in AWS, found by its tags.
@@ -106,7 +102,7 @@ func (e *Estate) Owned(ctx context.Context, graph string, regions []string) ([]e
 		}
 		seen[h] = true
 		for _, k := range estateKinds {
-			owned, err := k.list(ctx, h, graph)
+			owned, err := k.list(ctx, e, h, graph)
 			if err != nil {
 				return nil, fmt.Errorf("list %s resources of graph %q in %s: %w", k.kind, graph, h.Region(), err)
 			}
@@ -117,7 +113,7 @@ func (e *Estate) Owned(ctx context.Context, graph string, regions []string) ([]e
 				if !strings.HasPrefix(o.ID, k.kind+"/") {
 					continue
 				}
-				o.Kind, o.Region, o.Rank = k.kind, h.Region(), k.rank
+				o.Kind, o.Part, o.Region, o.Rank = k.kind, k.part, h.Region(), k.rank
 				out = append(out, o)
 			}
 		}
@@ -132,9 +128,9 @@ func (e *Estate) Owned(ctx context.Context, graph string, regions []string) ([]e
 func (e *Estate) Destroy(ctx context.Context, owned []engine.Owned) error {
 	owned = slices.Clone(owned)
 	engine.SortOwned(owned)
-	byKind := map[string]estateKind{}
+	byKind := map[[2]string]estateKind{}
 	for _, k := range estateKinds {
-		byKind[k.kind] = k
+		byKind[[2]string{k.kind, k.part}] = k
 	}
 	for len(owned) > 0 {
 		rank := owned[0].Rank
@@ -145,17 +141,17 @@ func (e *Estate) Destroy(ctx context.Context, owned []engine.Owned) error {
 		batch := owned[:n]
 		owned = owned[n:]
 		// One destroy call set per kind and region of this rank.
-		type key struct{ kind, region string }
+		type key struct{ kind, part, region string }
 		refs := map[key][]string{}
 		for _, o := range batch {
-			k := key{o.Kind, o.Region}
+			k := key{o.Kind, o.Part, o.Region}
 			refs[k] = append(refs[k], o.Ref)
 		}
 		var errs []error
 		for _, k := range slices.SortedFunc(maps.Keys(refs), func(a, b key) int {
-			return strings.Compare(a.kind+"/"+a.region, b.kind+"/"+b.region)
+			return strings.Compare(a.kind+"/"+a.part+"/"+a.region, b.kind+"/"+b.part+"/"+b.region)
 		}) {
-			ek, ok := byKind[k.kind]
+			ek, ok := byKind[[2]string{k.kind, k.part}]
 			if !ok {
 				errs = append(errs, fmt.Errorf("destroy %s: kiln cannot destroy this kind", k.kind))
 				continue
@@ -165,7 +161,7 @@ func (e *Estate) Destroy(ctx context.Context, owned []engine.Owned) error {
 				errs = append(errs, err)
 				continue
 			}
-			if err := ek.destroy(ctx, h, refs[k], e.log); err != nil {
+			if err := ek.destroy(ctx, e, h, refs[k]); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -179,7 +175,7 @@ func (e *Estate) Destroy(ctx context.Context, owned []engine.Owned) error {
 // liveStates are the instance states a graph still owns.
 var liveStates = []string{"pending", "running", "stopping", "stopped"}
 
-func listInstances(ctx context.Context, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
+func listInstances(ctx context.Context, _ *Estate, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
 	if polled, ok := h.PolledOwned(graph); ok {
 		var out []engine.Owned
 		for res, ids := range polled {
@@ -221,7 +217,7 @@ func listInstances(ctx context.Context, h *awsapi.Hub, graph string) ([]engine.O
 // terminateInstances terminates ids, terminateBatch per call. It does not
 // wait for them to be gone: a security group they hold waits in its own
 // delete until they are.
-func terminateInstances(ctx context.Context, h *awsapi.Hub, ids []string, log *slog.Logger) error {
+func terminateInstances(ctx context.Context, e *Estate, h *awsapi.Hub, ids []string) error {
 	for batch := range slices.Chunk(ids, terminateBatch) {
 		err := h.Retry(ctx, func(ctx context.Context) error {
 			_, err := h.EC2().TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: batch})
@@ -233,7 +229,7 @@ func terminateInstances(ctx context.Context, h *awsapi.Hub, ids []string, log *s
 		if err != nil {
 			return fmt.Errorf("terminate %d instances (%s...): %w", len(batch), batch[0], err)
 		}
-		log.Info("instances terminating", "count", len(batch), "first", batch[0])
+		e.log.Info("instances terminating", "count", len(batch), "first", batch[0])
 	}
 	return nil
 }
@@ -250,7 +246,7 @@ func terminateEach(ctx context.Context, h *awsapi.Hub, ids []string) error {
 	return nil
 }
 
-func listSecurityGroups(ctx context.Context, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
+func listSecurityGroups(ctx context.Context, _ *Estate, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
 	var out []engine.Owned
 	p := ec2.NewDescribeSecurityGroupsPaginator(h.EC2(), &ec2.DescribeSecurityGroupsInput{
 		Filters: []types.Filter{{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{graph}}},
@@ -277,7 +273,7 @@ func listSecurityGroups(ctx context.Context, h *awsapi.Hub, graph string) ([]eng
 // deleteSecurityGroups deletes each group. A group still in use waits
 // (the instances holding it are shutting down, or belong to the graph
 // still), its error naming the instances that hold it.
-func deleteSecurityGroups(ctx context.Context, h *awsapi.Hub, ids []string, log *slog.Logger) error {
+func deleteSecurityGroups(ctx context.Context, e *Estate, h *awsapi.Hub, ids []string) error {
 	var errs []error
 	for _, id := range ids {
 		err := h.Retry(ctx, func(ctx context.Context) error {
@@ -294,7 +290,7 @@ func deleteSecurityGroups(ctx context.Context, h *awsapi.Hub, ids []string, log 
 			errs = append(errs, fmt.Errorf("delete security group %s: %w", id, err))
 			continue
 		}
-		log.Info("security group deleted", "group", id)
+		e.log.Info("security group deleted", "group", id)
 	}
 	return errors.Join(errs...)
 }
@@ -320,7 +316,7 @@ func groupHolders(ctx context.Context, h *awsapi.Hub, id string) string {
 	return "the network interfaces of " + strings.Join(ids, ", ")
 }
 
-func listKeyPairs(ctx context.Context, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
+func listKeyPairs(ctx context.Context, _ *Estate, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
 	var out []engine.Owned
 	err := h.Retry(ctx, func(ctx context.Context) error {
 		page, err := h.EC2().DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{
@@ -340,7 +336,7 @@ func listKeyPairs(ctx context.Context, h *awsapi.Hub, graph string) ([]engine.Ow
 	return out, err
 }
 
-func deleteKeyPairs(ctx context.Context, h *awsapi.Hub, ids []string, log *slog.Logger) error {
+func deleteKeyPairs(ctx context.Context, e *Estate, h *awsapi.Hub, ids []string) error {
 	var errs []error
 	for _, id := range ids {
 		err := h.Retry(ctx, func(ctx context.Context) error {
@@ -354,7 +350,117 @@ func deleteKeyPairs(ctx context.Context, h *awsapi.Hub, ids []string, log *slog.
 			errs = append(errs, fmt.Errorf("delete key pair %s: %w", id, err))
 			continue
 		}
-		log.Info("key pair deleted", "key_pair", id)
+		e.log.Info("key pair deleted", "key_pair", id)
+	}
+	return errors.Join(errs...)
+}
+
+func listASGs(ctx context.Context, e *Estate, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
+	as, err := e.hubs.AutoScaling(ctx, h.Region())
+	if err != nil {
+		return nil, err
+	}
+	var out []engine.Owned
+	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(as, &autoscaling.DescribeAutoScalingGroupsInput{
+		Filters: []astypes.Filter{{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{graph}}},
+	})
+	for p.HasMorePages() {
+		var page *autoscaling.DescribeAutoScalingGroupsOutput
+		err := h.Retry(ctx, func(ctx context.Context) error {
+			var err error
+			page, err = p.NextPage(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range page.AutoScalingGroups {
+			for _, t := range g.Tags {
+				if aws.ToString(t.Key) == awsapi.TagResource {
+					out = append(out, engine.Owned{ID: aws.ToString(t.Value), Ref: aws.ToString(g.AutoScalingGroupName)})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// deleteASGs deletes each group with its instances (ForceDelete) and
+// waits until it is gone, so its launch template can go next.
+func deleteASGs(ctx context.Context, e *Estate, h *awsapi.Hub, names []string) error {
+	as, err := e.hubs.AutoScaling(ctx, h.Region())
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		err := h.Retry(ctx, func(ctx context.Context) error {
+			_, err := as.DeleteAutoScalingGroup(ctx, &autoscaling.DeleteAutoScalingGroupInput{
+				AutoScalingGroupName: aws.String(name), ForceDelete: aws.Bool(true)})
+			if err != nil && awsapi.Code(err) == "ValidationError" {
+				// Auto Scaling's answer for a group that is not there:
+				// gone is done, anything else is the error.
+				out, derr := as.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{name}})
+				if derr == nil && len(out.AutoScalingGroups) == 0 {
+					return nil
+				}
+			}
+			return err
+		})
+		if err == nil {
+			err = h.Await(ctx, "", func(ctx context.Context) (bool, error) {
+				out, err := as.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{name}})
+				return err == nil && len(out.AutoScalingGroups) == 0, err
+			})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delete Auto Scaling group %s: %w", name, err))
+			continue
+		}
+		e.log.Info("Auto Scaling group deleted", "group", name)
+	}
+	return errors.Join(errs...)
+}
+
+func listLaunchTemplates(ctx context.Context, _ *Estate, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
+	var out []engine.Owned
+	p := ec2.NewDescribeLaunchTemplatesPaginator(h.EC2(), &ec2.DescribeLaunchTemplatesInput{
+		Filters: []types.Filter{{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{graph}}},
+	})
+	for p.HasMorePages() {
+		var page *ec2.DescribeLaunchTemplatesOutput
+		err := h.Retry(ctx, func(ctx context.Context) error {
+			var err error
+			page, err = p.NextPage(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, lt := range page.LaunchTemplates {
+			if res := awsapi.TagValue(lt.Tags, awsapi.TagResource); res != "" {
+				out = append(out, engine.Owned{ID: res, Ref: aws.ToString(lt.LaunchTemplateId)})
+			}
+		}
+	}
+	return out, nil
+}
+
+func deleteLaunchTemplates(ctx context.Context, e *Estate, h *awsapi.Hub, ids []string) error {
+	var errs []error
+	for _, id := range ids {
+		err := h.Retry(ctx, func(ctx context.Context) error {
+			_, err := h.EC2().DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: aws.String(id)})
+			if awsapi.IsNotFound(err) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delete launch template %s: %w", id, err))
+			continue
+		}
+		e.log.Info("launch template deleted", "launch_template", id)
 	}
 	return errors.Join(errs...)
 }

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -203,7 +205,7 @@ func TestEstateInstancesFromThePoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := w.sim.Calls("DescribeInstances")
-	owned, err := listInstances(t.Context(), h, graph)
+	owned, err := listInstances(t.Context(), nil, h, graph)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,5 +215,46 @@ func TestEstateInstancesFromThePoll(t *testing.T) {
 	engine.SortOwned(owned)
 	if got := ownedIDs(owned); !slices.Equal(got, []string{"aws:ec2/web-1", "aws:ec2/web-2", "aws:ec2/web-3"}) {
 		t.Errorf("owned from the poll = %q", got)
+	}
+}
+
+// TestEstateDestroysASGThenTemplate: an Auto Scaling group removed from
+// the graph is deleted with its instances, then its launch template; its
+// members are never listed as instances of their own.
+func TestEstateDestroysASGThenTemplate(t *testing.T) {
+	w := newASGWorld(t)
+	w.created(t, "web", func(r *ASG) { r.Min, r.Max = 2, 2 })
+	est := NewEstate(w.hubs, testLog)
+	owned, err := est.Owned(t.Context(), graph, []string{""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range owned {
+		got = append(got, o.ID+" "+o.Part)
+	}
+	if want := []string{"aws:asg/web ", "aws:asg/web launch template"}; !slices.Equal(got, want) {
+		t.Fatalf("Owned() = %q; want %q (the group, then its template; no member instance)", got, want)
+	}
+	done := make(chan error, 1)
+	go func() { done <- est.Destroy(t.Context(), owned) }()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Destroy() = %v", err)
+			}
+			if _, ok := w.sim.AutoScalingGroup("web"); ok {
+				t.Error("the group is still there")
+			}
+			left, err := est.Owned(t.Context(), graph, []string{""})
+			if err != nil || len(left) != 0 {
+				t.Errorf("Owned() after Destroy = %v, %v; want nothing", left, err)
+			}
+			return
+		default:
+			w.sim.Advance(10 * time.Second)
+			runtime.Gosched()
+		}
 	}
 }

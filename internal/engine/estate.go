@@ -15,6 +15,9 @@ type Owned struct {
 	Kind   string // e.g. "aws:ec2"
 	Region string
 	Ref    string // the provider's id: i-0abc, sg-0abc, a key pair's name
+	// Part is what of the resource this is when it has several ("launch
+	// template" beside an Auto Scaling group); "" for the resource itself.
+	Part string
 	// Rank orders a prune or a destroy: lower ranks go first, so what uses
 	// a thing goes before it (instances before security groups).
 	Rank int
