@@ -41,6 +41,7 @@ var scenarios = map[string]scenario{
 	"distribute":   distributeBench,
 	"cluster":      clusterBench,
 	"soak":         soakBench,
+	"estate":       estateBench,
 }
 
 func main() { os.Exit(run()) }

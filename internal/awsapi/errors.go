@@ -28,6 +28,16 @@ func IsNotFound(err error) bool {
 	return strings.HasSuffix(c, ".NotFound") || c == "NotFound"
 }
 
+// IsInUse reports that a thing cannot be deleted while something else uses
+// it (a security group held by an instance: DependencyViolation).
+func IsInUse(err error) bool {
+	switch Code(err) {
+	case "DependencyViolation", "ResourceInUse", "InvalidGroup.InUse":
+		return true
+	}
+	return false
+}
+
 // IsThrottle reports a throttling code (RequestLimitExceeded and kin).
 func IsThrottle(err error) bool {
 	switch Code(err) {

@@ -223,3 +223,26 @@ func TagValue(tags []types.Tag, key string) string {
 	}
 	return ""
 }
+
+// PolledOwned returns, from graph's last poll, the live instances (not
+// shutting down or terminated) by their kiln:resource tag: what the graph
+// owns, read off the poll it already makes, so finding orphans costs no
+// call. ok is false when no poll of graph has happened (no aws:ec2
+// resource of the graph watches in this region): the caller lists them
+// itself.
+func (h *Hub) PolledOwned(graph string) (owned map[string][]string, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g := h.graphs[graph]
+	if g == nil || g.snap == nil {
+		return nil, false
+	}
+	owned = map[string][]string{}
+	for id, s := range g.snap {
+		if s.owner.Resource == "" || s.state == "shutting-down" || s.state == "terminated" {
+			continue
+		}
+		owned[s.owner.Resource] = append(owned[s.owner.Resource], id)
+	}
+	return owned, true
+}

@@ -41,6 +41,8 @@ type world struct {
 	client *ec2.Client
 	image  string // an Amazon Linux image
 	image2 string // another one
+	// endpoint is the simulator's URL, for a second client (the aws CLI).
+	endpoint string
 }
 
 type worldOpts struct {
@@ -92,7 +94,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	})
 	g.Go(func() error { return sim.Run(ctx) })
 	g.Go(func() error { return hubs.Run(ctx) })
-	w := &world{sim: sim, hubs: hubs}
+	w := &world{sim: sim, hubs: hubs, endpoint: srv.URL}
 	h, err := hubs.Hub(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)

@@ -22,11 +22,12 @@ import (
 type monitoring struct {
 	reg     *prometheus.Registry
 	metrics *engine.Metrics
+	orphans *orphanSet // what run last found orphaned
 }
 
 func newMonitoring() *monitoring {
 	reg := monitor.NewRegistry()
-	return &monitoring{reg: reg, metrics: newEngineMetrics(reg)}
+	return &monitoring{reg: reg, metrics: newEngineMetrics(reg), orphans: newOrphanSet(reg)}
 }
 
 // mux is run's HTTP surface: the graph page (/, live at ui.EventsPath),
@@ -36,7 +37,7 @@ func newMonitoring() *monitoring {
 // handlers mount beside these, one line each.
 func (m *monitoring) mux(eng ui.EngineView, graph string, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
-	monitor.Mount(mux, m.reg, engineHealth(eng), engineReady(eng))
+	monitor.Mount(mux, m.reg, engineHealth(eng), withOrphans(engineReady(eng), m.orphans))
 	page := ui.EnginePage(eng, graph)
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET "+ui.EventsPath, page)
@@ -84,6 +85,22 @@ func engineReady(eng ui.EngineView) monitor.Check {
 			return map[string]any{"converging": converging}, errors.New("converging")
 		}
 		return nil, nil
+	}
+}
+
+// withOrphans adds the orphaned resources to a readiness check's details:
+// they do not make run unready (it keeps what it lists converged), but
+// an operator looking at /readyz sees them.
+func withOrphans(check monitor.Check, orphans *orphanSet) monitor.Check {
+	return func(ctx context.Context) (map[string]any, error) {
+		details, err := check(ctx)
+		if ids := orphans.get(); len(ids) > 0 {
+			if details == nil {
+				details = map[string]any{}
+			}
+			details["orphaned"] = ids
+		}
+		return details, err
 	}
 }
 

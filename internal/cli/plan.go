@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -13,7 +14,7 @@ import (
 )
 
 func newPlanCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var asJSON, destroy bool
 	var v graphVars
 	cmd := &cobra.Command{
 		Use:   "plan FILE",
@@ -36,6 +37,8 @@ every change run would make, with what it sets:
           type: t3.micro → t3.small
           ! run will stop here: changing it needs a stop and start: set allow_restart: true
   -/+ aws:ec2/api                replace
+  - aws:ec2/web-2                destroy (removed from the graph)
+  ? aws:ec2/web-3                orphaned (removed from the graph; set prune to destroy it)
   ~ exec/reload                  refresh (notified)
   ? aws:route53_record/www       known after apply (waits for aws:route53_zone/shop)
   ! exec/build                   check failed: ...
@@ -52,6 +55,13 @@ restart without allow_restart: true) is still listed, with why; run stops
 there, so its dependents are planned against the resource as it is. --json
 prints the same as one JSON document.
 
+What the graph owns in AWS (by its kiln:owner tag) but no longer lists is
+an orphan: with prune: true in the graph it is listed to destroy and
+counted in "to destroy"; without, it is listed as orphaned, counted, and
+left alone (it does not make plan exit 2). A prune the mass-prune guard
+would refuse is said so. --destroy plans kiln destroy instead: everything
+the graph owns, in the order it would go, protected resources marked.
+
 Exit codes: 0 nothing would change, 2 changes are pending, 1 an error
 (a bad graph file, a failed check), 130 interrupted.`,
 		Example: `  kiln plan examples/local.yaml
@@ -60,11 +70,15 @@ Exit codes: 0 nothing would change, 2 changes are pending, 1 an error
   kiln plan graph.yaml || [ $? -eq 2 ] && echo "changes pending"`,
 		Args: fileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if destroy {
+				return a.planDestroy(cmd.Context(), args[0], asJSON)
+			}
 			return a.plan(cmd.Context(), args[0], v, asJSON)
 		},
 	}
 	v.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (resources, their changes and a summary)")
+	cmd.Flags().BoolVar(&destroy, "destroy", false, "plan kiln destroy: everything the graph owns, by its tags")
 	a.registerRetryTimeout(cmd.Flags())
 	return cmd
 }
@@ -75,13 +89,15 @@ type (
 		Graph     string         `json:"graph"`
 		Resources []planResource `json:"resources"`
 		Summary   planSummary    `json:"summary"`
+		// Refused says why run would not prune (the mass-prune guard).
+		Refused string `json:"refused,omitempty"`
 	}
 	planResource struct {
 		ID   string `json:"id"`
 		Kind string `json:"kind"`
 		Name string `json:"name"`
 		// Status is create, update, restart, replace, delete, refresh,
-		// unchanged, unknown (not checked) or failed.
+		// unchanged, unknown (not checked), failed or orphaned.
 		Status  string          `json:"status"`
 		Changes []engine.Change `json:"changes,omitempty"`
 		Reason  string          `json:"reason,omitempty"` // unknown: why; failed: the error
@@ -94,6 +110,7 @@ type (
 		Unchanged int `json:"unchanged"`
 		Unknown   int `json:"unknown"`
 		Failed    int `json:"failed"`
+		Orphaned  int `json:"orphaned"`
 	}
 )
 
@@ -111,6 +128,22 @@ func (a *app) plan(ctx context.Context, file string, v graphVars, asJSON bool) e
 		return ctx.Err()
 	}
 	doc := planOf(g.Name, eng.Status())
+	if scansEstate(g) {
+		owned, orphans, err := a.estateOf(ctx, g)
+		if err != nil {
+			// The plan of what the graph lists still stands: print it.
+			if perr := a.writePlanDoc(doc, asJSON, runErr); perr != nil && !errors.As(perr, new(*exitError)) {
+				return perr
+			}
+			return &exitError{code: ExitError, err: fmt.Errorf("plan: look for orphans: %w", err)}
+		}
+		addOrphans(&doc, g, owned, orphans)
+	}
+	return a.writePlanDoc(doc, asJSON, runErr)
+}
+
+// writePlanDoc prints doc and returns plan's exit status.
+func (a *app) writePlanDoc(doc planDoc, asJSON bool, runErr error) error {
 	if asJSON {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
@@ -130,6 +163,34 @@ func (a *app) plan(ctx context.Context, file string, v graphVars, asJSON bool) e
 		return &exitError{code: ExitError, err: fmt.Errorf("plan: %w", runErr)}
 	}
 	return nil
+}
+
+// addOrphans lists g's orphans in doc: to destroy with prune, else
+// orphaned; and the guard's refusal, if any.
+func addOrphans(doc *planDoc, g *engine.Graph, owned, orphans []engine.Owned) {
+	ids := orphanIDs(orphans)
+	for _, id := range ids {
+		kind, name, _ := strings.Cut(id, "/")
+		r := planResource{ID: id, Kind: kind, Name: name}
+		for _, o := range orphans {
+			if o.ID == id {
+				r.Changes = append(r.Changes, engine.Change{Action: engine.ActionDelete, Summary: "destroy " + o.Ref + " in " + o.Region})
+			}
+		}
+		if g.Prune {
+			r.Status, r.Reason = "delete", " (removed from the graph)"
+			doc.Summary.Destroy++
+		} else {
+			r.Status, r.Reason = "orphaned", ""
+			doc.Summary.Orphaned++
+		}
+		doc.Resources = append(doc.Resources, r)
+	}
+	if g.Prune {
+		if err := g.PruneGuard(len(ids), engine.OwnedIDs(owned), 0); err != nil {
+			doc.Refused = err.Error()
+		}
+	}
 }
 
 // planOf reads the plan off a check-only run's status.
@@ -200,6 +261,7 @@ var planMarks = map[string][2]string{
 	"create": {"+", "create"}, "update": {"~", "update in place"}, "restart": {"~", "restart"},
 	"replace": {"-/+", "replace"}, "delete": {"-", "destroy"}, "refresh": {"~", "refresh (notified)"},
 	"unknown": {"?", ""}, "failed": {"!", "check failed: "},
+	"orphaned": {"?", "orphaned (removed from the graph; set prune to destroy it)"},
 }
 
 func writePlan(w io.Writer, doc planDoc) {
@@ -244,7 +306,13 @@ func writePlan(w io.Writer, doc planDoc) {
 	if s.Failed > 0 {
 		fmt.Fprintf(&b, ", %d failed", s.Failed)
 	}
+	if s.Orphaned > 0 {
+		fmt.Fprintf(&b, ", %d orphaned", s.Orphaned)
+	}
 	b.WriteByte('\n')
+	if doc.Refused != "" {
+		fmt.Fprintf(&b, "! run will not prune: %s\n", doc.Refused)
+	}
 	_, _ = io.WriteString(w, b.String())
 }
 

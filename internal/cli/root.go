@@ -76,6 +76,7 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 	root.AddCommand(
 		newRunCmd(a),
 		a.withSim(newPlanCmd(a)),
+		newDestroyCmd(a),
 		a.withSim(newValidateCmd(a)),
 		a.withSim(newGraphCmd(a)),
 		a.withSim(newOutputCmd(a)),

@@ -35,6 +35,7 @@ type runOptions struct {
 	events           eventsFlags
 	lock             lockFlags
 	vars             graphVars
+	confirmPrune     int
 }
 
 func newRunCmd(a *app) *cobra.Command {
@@ -48,6 +49,14 @@ every resource watches the real world and is re-checked when it drifts.
 kiln watches FILE too: when it changes, the new graph is parsed and swapped
 in (unchanged resources keep running untouched, changed ones restart, removed
 ones stop). A new file with errors is reported and changes nothing.
+
+What the graph owns in AWS (by its kiln:owner tag) but no longer lists is an
+orphan, looked for at start and after every reload. Without prune: true in
+the graph it is left in place and reported (the log, /readyz details, the
+kiln_orphaned_resources metric); with it, it is destroyed, dependents first.
+A prune of more than half of what the graph owns (and more than 3) is
+refused, naming the count, unless --confirm-prune N names that count or the
+graph's prune_limit allows it.
 
 With --once, run exits after one convergence: 0 when every resource
 converged, 1 with a summary of the failed and blocked ones otherwise.
@@ -98,6 +107,7 @@ applying at once. An unreachable server or a wrong DSN is an error at start.` + 
 	o.sim.register(f)
 	o.events.register(f)
 	o.lock.register(f)
+	f.IntVar(&o.confirmPrune, "confirm-prune", 0, "with prune: true, let a prune of exactly N resources past the mass-prune guard (more than half of what the graph owns, and more than 3)")
 	a.registerRetryTimeout(f)
 	o.vars.register(f)
 	return cmd
@@ -257,6 +267,20 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if !o.noop && o.lock.dsn == "" {
 		a.sweepBuilders(runCtx, g) // once the simulator serves (with --lock, on taking the lease)
 	}
+	// Orphans: found (and with prune: true destroyed) before the engine
+	// starts and after every graph swap. With --lock the standby must not
+	// act, so only the lease holder's engine would; not wired yet.
+	pruneNow := func(g *engine.Graph) error {
+		if o.lock.dsn != "" {
+			return nil
+		}
+		return a.prune(runCtx, g, o.confirmPrune, o.noop, m.orphans)
+	}
+	if err := pruneNow(g); err != nil {
+		stop()
+		_ = group.Wait()
+		return err
+	}
 	var runErr error
 	group.Go(func() error {
 		defer stop() // the engine is done: stop the file watch, the server, the hubs and the simulator
@@ -271,7 +295,11 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	}
 	if !o.once {
 		group.Go(func() error {
-			return a.watchGraph(runCtx, src, data, view)
+			return a.watchGraph(runCtx, src, data, view, func(g *engine.Graph) {
+				if err := pruneNow(g); err != nil && runCtx.Err() == nil {
+					a.log.Error("prune after graph reload", "err", err)
+				}
+			})
 		})
 	}
 	waited = true
@@ -369,14 +397,15 @@ const settle = 100 * time.Millisecond
 // watchGraph re-reads the graph when one of its files changes (for an
 // HCL graph: its .hcl files, modules included, variable files and the
 // files its data sources read) and swaps the new graph in. A graph with
-// errors is logged and changes nothing. It returns when ctx is done.
+// errors is logged and changes nothing; after a swap it calls swapped
+// with the new graph (the prune). It returns when ctx is done.
 //
 // The files are watched through the process's shared watcher, which the
 // file resources use too (one inotify instance per process): each path
 // through its directory, so editors that rename over a file are seen. A
 // new .hcl file added to a graph directory is read at the next change of
 // any of the graph's files.
-func (a *app) watchGraph(ctx context.Context, src *graphSrc, last []byte, eng runView) error {
+func (a *app) watchGraph(ctx context.Context, src *graphSrc, last []byte, eng runView, swapped func(*engine.Graph)) error {
 	changed := make(chan struct{}, 1)
 	broken := make(chan error, 1)
 	subs := map[string]*fswatch.Sub{}
@@ -508,6 +537,7 @@ func (a *app) watchGraph(ctx context.Context, src *graphSrc, last []byte, eng ru
 			repoll()
 			eng.Swap(g)
 			a.log.Info("graph reloaded", "file", src.path, "resources", len(g.Specs))
+			swapped(g)
 		}
 	}
 }

@@ -148,6 +148,8 @@ func (p *parser) graph(root *yaml.Node) (*engine.Graph, error) {
 	var name string
 	var items []*item
 	var haveName, haveResources bool
+	var prune bool
+	var pruneLimit int
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		switch k.Value {
@@ -171,8 +173,21 @@ func (p *parser) graph(root *yaml.Node) (*engine.Graph, error) {
 					items = append(items, it)
 				}
 			}
+		case "prune":
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
+				p.errorf(v.Line, "", "prune", "want true or false, got %s", describe(v))
+				continue
+			}
+			prune = strings.EqualFold(v.Value, "true")
+		case "prune_limit":
+			n, err := strconv.Atoi(v.Value)
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || err != nil || n < 0 {
+				p.errorf(v.Line, "", "prune_limit", "want a count of resources (0 or more), got %s", describe(v))
+				continue
+			}
+			pruneLimit = n
 		default:
-			p.errorf(k.Line, "", "", "unknown field %q (want name, resources)", k.Value)
+			p.errorf(k.Line, "", "", "unknown field %q (want name, resources, prune, prune_limit)", k.Value)
 		}
 	}
 	if !haveName {
@@ -191,7 +206,12 @@ func (p *parser) graph(root *yaml.Node) (*engine.Graph, error) {
 	for i, it := range items {
 		specs[i] = it.spec
 	}
-	return engine.NewGraph(name, specs)
+	g, err := engine.NewGraph(name, specs)
+	if err != nil {
+		return nil, err
+	}
+	g.Prune, g.PruneLimit = prune, pruneLimit
+	return g, nil
 }
 
 func findAlias(n *yaml.Node) int {
@@ -319,6 +339,7 @@ type metaYAML struct {
 	Burst   *int          `yaml:"burst"`
 	Noop    bool          `yaml:"noop"`
 	Timeout time.Duration `yaml:"timeout"`
+	Protect bool          `yaml:"protect"`
 }
 
 func (p *parser) meta(n *yaml.Node, label string) engine.Meta {
@@ -334,7 +355,7 @@ func (p *parser) meta(n *yaml.Node, label string) engine.Meta {
 		p.errorf(line, label, field, "%s", msg)
 	}}
 	d.mapping(n, reflect.ValueOf(&m).Elem(), "meta.")
-	out := engine.Meta{Poll: m.Poll, Delay: m.Delay, Noop: m.Noop, Timeout: m.Timeout}
+	out := engine.Meta{Poll: m.Poll, Delay: m.Delay, Noop: m.Noop, Timeout: m.Timeout, Protect: m.Protect}
 	if m.Retry != nil {
 		if *m.Retry < -1 {
 			p.errorf(d.lines["meta.retry"], label, "meta.retry", "want -1 (forever) or more, got %d", *m.Retry)

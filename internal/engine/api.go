@@ -42,6 +42,13 @@ func (s *Spec) ID() string { return s.Kind + "/" + s.Name }
 type Graph struct {
 	Name  string
 	Specs []*Spec
+	// Prune destroys what the graph owns (by its tags) but no longer
+	// lists; without it such orphans are only reported. Both front ends
+	// (YAML prune: true, HCL prune = true) fill it.
+	Prune bool
+	// PruneLimit > 0 lets a prune of up to that many resources past the
+	// mass-prune guard (PruneGuard) without --confirm-prune.
+	PruneLimit int
 }
 
 // NewGraph checks ids are unique, every edge names a vertex, and there is no

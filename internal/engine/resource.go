@@ -151,6 +151,7 @@ type Meta struct {
 	Burst   int           // burst for Limit
 	Noop    bool          // check only, never apply
 	Timeout time.Duration // per CheckApply; 0 means none
+	Protect bool          // never destroyed by a prune or kiln destroy
 }
 
 // Permanent marks an error that retrying cannot fix (unknown AMI,
