@@ -183,6 +183,16 @@ func (l *loader) doc(root *module, name string, items []*yaml.Node) *yaml.Node {
 		l.scalar("!!str", "name", root.graph.NameRange), l.scalar("!!str", name, root.graph.Expr.Range()),
 		l.scalar("!!str", "resources", root.graph.NameRange), {Kind: yaml.SequenceNode, Tag: "!!seq", Content: items, Line: l.at(root.graph.Range)},
 	}
+	for _, a := range []*hcl.Attribute{root.prune, root.pruneLimit} {
+		if a == nil {
+			continue
+		}
+		v, d := root.eval(a.Expr, nil)
+		if d.HasErrors() || !v.IsWhollyKnown() {
+			continue // reported where it was evaluated first
+		}
+		doc.Content = append(doc.Content, l.scalar("!!str", a.Name, a.NameRange), l.node(v, a.Expr.Range()))
+	}
 	return doc
 }
 

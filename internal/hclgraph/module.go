@@ -14,7 +14,7 @@ import (
 
 // rootSchema is the block structure of a graph's (or a module's) files.
 var rootSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "graph"}},
+	Attributes: []hcl.AttributeSchema{{Name: "graph"}, {Name: "prune"}, {Name: "prune_limit"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "variable", LabelNames: []string{"name"}},
 		{Type: "locals"},
@@ -35,6 +35,9 @@ type module struct {
 	root   string // the root module's directory
 
 	graph *hcl.Attribute // root only
+	// prune and prune_limit: the graph's ownership settings (root only),
+	// checked by config as YAML's are.
+	prune, pruneLimit *hcl.Attribute
 
 	vars      map[string]cty.Value
 	varObj    cty.Value
@@ -133,6 +136,17 @@ func (l *loader) module(path, addr string, call *callBlock, inputs map[string]ct
 				diags = append(diags, errAt(a.NameRange, fmt.Sprintf("graph given twice (first at %s)", short(m.graph.NameRange))))
 			default:
 				m.graph = a
+			}
+		}
+		for _, a := range []*hcl.Attribute{content.Attributes["prune"], content.Attributes["prune_limit"]} {
+			switch {
+			case a == nil:
+			case addr != "":
+				diags = append(diags, errAt(a.NameRange, a.Name+" is set by the root graph, not in a module"))
+			case a.Name == "prune":
+				m.prune = a
+			default:
+				m.pruneLimit = a
 			}
 		}
 		for _, b := range content.Blocks {
