@@ -600,7 +600,9 @@ func bucketTime(n, burst, refill float64) float64 { return max(0, (n-burst)/refi
 // ec2Cold: n identical instances from nothing with AWS's buckets on; with
 // storm, then all stopped by hand at once.
 func ec2Cold(ctx context.Context, n int, storm bool, emit func(any)) error {
-	o := awssim.Options{TimeScale: 0.001, Throttle: true}
+	// Real time: the buckets refill in real time at any scale, so the
+	// state machines run at AWS's pace too, and the bounds are AWS's.
+	o := awssim.Options{TimeScale: 1, Throttle: true}
 	w, err := newEC2World(ctx, o, storm, time.Hour)
 	if err != nil {
 		return err

@@ -821,7 +821,10 @@ func (r *Instance) launch(ctx context.Context, prev string) (types.Instance, err
 			return types.Instance{}, fmt.Errorf("run instance %q: %w", r.env.Name, err)
 		}
 		id := aws.ToString(inst.InstanceId)
-		inst.Tags = withTags(inst.Tags, r.hub.PendingTags(id))
+		if r.hub.Claimed(r.owner()) == id {
+			// Named in the hub's background (queued or done already).
+			inst.Tags = withTags(inst.Tags, r.ownTags())
+		}
 		r.hub.Track(r.owner(), id)
 		if !awsapi.IsLive(inst) {
 			prev = id
