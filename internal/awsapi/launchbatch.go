@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -68,11 +69,43 @@ type launcher struct {
 	mu      sync.Mutex
 	claimed map[Owner]string       // resource → batch instance not yet seen under its own tags
 	pending map[string][]types.Tag // instance id → tags still to set
+	changed chan struct{}          // closed and replaced when pending shrinks
 }
 
 func newLauncher(h *Hub) *launcher {
 	return &launcher{h: h, joins: make(chan *launchJoin), names: make(chan naming, 1<<16),
-		claimed: map[Owner]string{}, pending: map[string][]types.Tag{}}
+		claimed: map[Owner]string{}, pending: map[string][]types.Tag{}, changed: make(chan struct{})}
+}
+
+// Named blocks until every batch instance launched so far carries its own
+// tags (kiln run --once waits for it before it exits), or ctx is done.
+func (h *Hub) Named(ctx context.Context) error {
+	for {
+		h.launch.mu.Lock()
+		n, ch := len(h.launch.pending), h.launch.changed
+		h.launch.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Named is Hub.Named for every hub.
+func (hs *Hubs) Named(ctx context.Context) error {
+	hs.mu.Lock()
+	hubs := slices.Collect(maps.Values(hs.hubs))
+	hs.mu.Unlock()
+	for _, h := range hubs {
+		if err := h.Named(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // launchKey identifies identical launch parameters of one graph.
@@ -421,6 +454,8 @@ func (lc *launcher) nameLoop(ctx context.Context) {
 			}
 			lc.mu.Lock()
 			delete(lc.pending, n.id)
+			close(lc.changed)
+			lc.changed = make(chan struct{})
 			lc.mu.Unlock()
 		}
 	}
