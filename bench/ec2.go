@@ -622,11 +622,11 @@ func ec2Cold(ctx context.Context, n int, storm bool, emit func(any)) error {
 	defer func() { cancel(); _ = eg.Wait() }()
 	running, err := w.until(ctx, 10*time.Minute, func(in awssim.InstanceInfo) bool { return in.State == "running" }, n)
 	if err != nil {
-		return err
+		return fmt.Errorf("running: %w", err)
 	}
 	runningS := time.Since(start).Seconds()
 	if _, err := w.until(ctx, 10*time.Minute, func(in awssim.InstanceInfo) bool { return in.Tags[awsapi.TagResource] != "" }, n); err != nil {
-		return err
+		return fmt.Errorf("named: %w", err)
 	}
 	namedS := time.Since(start).Seconds()
 	dup := 0
