@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,18 +39,32 @@ import (
 //     → time from the second stop to its StartInstances; every one must be
 //     repaired, p99 ≤ poll + 1 s.
 //
-//   - cold: N instances from nothing with AWS's throttling buckets on (real
-//     clock: RunInstances refills 2/s and kiln's limiter paces at 90 % of
-//     that, so 1,000 take ~9 minutes) → total time,
-//     calls and throttled calls per action, and the ratio to the lower bound
-//     the buckets impose.
+//   - cold: N identical instances from nothing with AWS's throttling
+//     buckets on (their refill is real time at any time scale), launched
+//     in batches → time until every instance runs (the engine's run is
+//     done: dependents unblocked) against the bound of the RunInstances
+//     buckets plus pending→running, time until every instance is named
+//     against the CreateTags bucket's bound, duplicates, calls and
+//     throttled calls per action.
+//
+//   - storm: the cold case's N instances, events on, all stopped by hand
+//     at once → time until all run again against the bound of the
+//     StartInstances buckets plus stopping→stopped→running.
 //
 //     KILN_BENCH_EC2_WATCH=1000,10000   sizes of the watch case
-//     KILN_BENCH_EC2_COLD=1000          size of the cold case (0 skips it)
+//     KILN_BENCH_EC2_COLD=1000          size of the cold and storm cases (0 skips them)
+//     KILN_BENCH_EC2_CASES=cold,storm   the cases to run (default: all)
 const (
 	ec2WatchEnv = "KILN_BENCH_EC2_WATCH"
 	ec2ColdEnv  = "KILN_BENCH_EC2_COLD"
+	ec2CasesEnv = "KILN_BENCH_EC2_CASES"
 )
+
+// ec2Case reports whether KILN_BENCH_EC2_CASES selects case c.
+func ec2Case(c string) bool {
+	s := os.Getenv(ec2CasesEnv)
+	return s == "" || slices.Contains(strings.Split(s, ","), c)
+}
 
 func ec2Bench(ctx context.Context, emit func(v any)) error {
 	watch, err := sizesFrom(ec2WatchEnv, []int{1000, 10000})
@@ -63,7 +76,7 @@ func ec2Bench(ctx context.Context, emit func(v any)) error {
 		return err
 	}
 	for _, n := range watch {
-		if n <= 0 {
+		if n <= 0 || !ec2Case("watch") {
 			continue
 		}
 		if err := ec2Watch(ctx, n, emit); err != nil {
@@ -71,16 +84,21 @@ func ec2Bench(ctx context.Context, emit func(v any)) error {
 		}
 	}
 	for _, events := range []bool{true, false} {
+		if !ec2Case("drift") {
+			break
+		}
 		if err := ec2Drift(ctx, 100, events, emit); err != nil {
 			return fmt.Errorf("drift: %w", err)
 		}
 	}
-	if err := ec2RepeatStop(ctx, 100, emit); err != nil {
-		return fmt.Errorf("repeat-stop: %w", err)
+	if ec2Case("repeat-stop") {
+		if err := ec2RepeatStop(ctx, 100, emit); err != nil {
+			return fmt.Errorf("repeat-stop: %w", err)
+		}
 	}
 	for _, n := range cold {
-		if n > 0 {
-			if err := ec2Cold(ctx, n, emit); err != nil {
+		if n > 0 && (ec2Case("cold") || ec2Case("storm")) {
+			if err := ec2Cold(ctx, n, ec2Case("storm"), emit); err != nil {
 				return fmt.Errorf("cold %d: %w", n, err)
 			}
 		}
@@ -541,20 +559,51 @@ func pct(sorted []float64, p float64) float64 {
 }
 
 type ec2ColdFigures struct {
-	Scenario   string         `json:"scenario"`
-	Case       string         `json:"case"`
-	Instances  int            `json:"instances"`
-	TotalS     float64        `json:"total_s"`
-	LowerBound float64        `json:"lower_bound_s"`
-	Ratio      float64        `json:"ratio"`
-	Calls      map[string]int `json:"calls"`
-	Throttled  map[string]int `json:"throttled"`
-	Errors     int            `json:"errors_surfaced"`
+	Scenario  string  `json:"scenario"`
+	Case      string  `json:"case"`
+	Instances int     `json:"instances"`
+	BatchSize int     `json:"batch_size"`
+	RunningS  float64 `json:"running_s"`
+	// RunningBoundS: the RunInstances request bucket (5, 2/s) for one call
+	// per batch, or the instance bucket (1,000, 2/s) if slower, plus
+	// pending→running.
+	RunningBoundS float64 `json:"running_bound_s"`
+	RunningRatio  float64 `json:"running_ratio"`
+	BootS         float64 `json:"pending_running_s"`
+	NamedS        float64 `json:"named_s"`
+	// NamedBoundS: one CreateTags per instance in its bucket (100, 10/s).
+	NamedBoundS float64        `json:"named_bound_s"`
+	NamedRatio  float64        `json:"named_ratio"`
+	Duplicates  int            `json:"duplicates"`
+	Throttled   int            `json:"throttled"`
+	Calls       map[string]int `json:"calls"`
+	ThrottledBy map[string]int `json:"throttled_by_action"`
+	Errors      int            `json:"errors_surfaced"`
 }
 
-// ec2Cold: n instances from nothing with AWS's buckets on.
-func ec2Cold(ctx context.Context, n int, emit func(any)) error {
-	w, err := newEC2World(ctx, awssim.Options{TimeScale: 0.001, Throttle: true}, false, time.Hour)
+type ec2StormFigures struct {
+	Scenario  string  `json:"scenario"`
+	Case      string  `json:"case"`
+	Instances int     `json:"instances"`
+	RunningS  float64 `json:"running_again_s"`
+	// BoundS: the StartInstances instance bucket (1,000, 2/s) and request
+	// bucket (5, 2/s, one call per batch), plus stopping→stopped→running.
+	BoundS    float64        `json:"running_again_bound_s"`
+	Ratio     float64        `json:"running_again_ratio"`
+	Throttled int            `json:"throttled"`
+	Calls     map[string]int `json:"calls"`
+}
+
+// bucketTime is how long n tokens take from a full bucket.
+func bucketTime(n, burst, refill float64) float64 { return max(0, (n-burst)/refill) }
+
+// ec2Cold: n identical instances from nothing with AWS's buckets on; with
+// storm, then all stopped by hand at once.
+func ec2Cold(ctx context.Context, n int, storm bool, emit func(any)) error {
+	// Real time: the buckets refill in real time at any scale, so the
+	// state machines run at AWS's pace too, and the bounds are AWS's.
+	o := awssim.Options{TimeScale: 1, Throttle: true}
+	w, err := newEC2World(ctx, o, storm, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -565,22 +614,102 @@ func ec2Cold(ctx context.Context, n int, emit func(any)) error {
 	}
 	w.sim.ResetCalls()
 	start := time.Now()
-	err = engine.New(g, engine.Options{Once: true, Workers: n}).Run(ctx)
-	total := time.Since(start)
-	errs := 0
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	eng := engine.New(g, engine.Options{Workers: n})
+	var eg errgroup.Group
+	eg.Go(func() error { return eng.Run(runCtx) })
+	defer func() { cancel(); _ = eg.Wait() }()
+	running, err := w.until(ctx, 10*time.Minute, func(in awssim.InstanceInfo) bool { return in.State == "running" }, n)
 	if err != nil {
-		errs = strings.Count(err.Error(), "\n") + 1
-		if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("running: %w", err)
+	}
+	runningS := time.Since(start).Seconds()
+	if _, err := w.until(ctx, 10*time.Minute, func(in awssim.InstanceInfo) bool { return in.Tags[awsapi.TagResource] != "" }, n); err != nil {
+		return fmt.Errorf("named: %w", err)
+	}
+	namedS := time.Since(start).Seconds()
+	dup := 0
+	for _, in := range w.sim.Instances() {
+		if in.Tags[awsapi.TagOwner] == "cold" && in.State != "terminated" {
+			dup++
+		}
+	}
+	dup -= n
+	calls, throttled := w.sim.CallCounts()
+	size := w.hub.Options().Batch.LaunchSize
+	d := o.Durations
+	boot := (time.Duration(float64(awssim.DefaultDurations().Boot) * o.TimeScale)).Seconds()
+	if d.Boot > 0 {
+		boot = (time.Duration(float64(d.Boot) * o.TimeScale)).Seconds()
+	}
+	batches := float64((n + size - 1) / size)
+	runBound := max(bucketTime(batches, 5, 2), bucketTime(float64(n), 1000, 2)) + boot
+	nameBound := bucketTime(float64(n), 100, 10)
+	total := 0
+	for _, v := range throttled {
+		total += v
+	}
+	emit(ec2ColdFigures{Scenario: "ec2", Case: fmt.Sprintf("cold-%d", n), Instances: n, BatchSize: size,
+		RunningS: runningS, RunningBoundS: runBound, RunningRatio: runningS / max(runBound, 1e-9), BootS: boot,
+		NamedS: namedS, NamedBoundS: nameBound, NamedRatio: namedS / max(nameBound, 1e-9),
+		Duplicates: max(dup, 0), Throttled: total, Calls: calls, ThrottledBy: throttled})
+	if !storm {
+		return nil
+	}
+	w.sim.ResetCalls()
+	t0 := time.Now()
+	for _, id := range running {
+		if err := w.sim.StopInstance(id); err != nil {
 			return err
 		}
 	}
-	calls, throttled := w.sim.CallCounts()
-	// RunInstances: 5 requests at once, then 2 per second; one request per
-	// instance. Every other action's bucket is far larger.
-	lower := max(0, float64(n-5)/2)
-	emit(ec2ColdFigures{Scenario: "ec2", Case: fmt.Sprintf("cold-%d", n), Instances: n, TotalS: total.Seconds(),
-		LowerBound: lower, Ratio: total.Seconds() / max(lower, 1e-9), Calls: calls, Throttled: throttled, Errors: errs})
+	if _, err := w.until(ctx, 10*time.Minute, func(in awssim.InstanceInfo) bool { return in.State == "stopped" || in.State == "stopping" }, 1); err != nil {
+		return err
+	}
+	// All stopped by hand; now wait until every one runs again.
+	if _, err := w.until(ctx, 10*time.Minute, func(in awssim.InstanceInfo) bool {
+		st, ok := w.sim.Instance(in.ID)
+		return ok && st.State == "running"
+	}, n); err != nil {
+		return err
+	}
+	again := time.Since(t0).Seconds()
+	calls, throttled = w.sim.CallCounts()
+	total = 0
+	for _, v := range throttled {
+		total += v
+	}
+	stop := (time.Duration(float64(awssim.DefaultDurations().Stop) * o.TimeScale)).Seconds()
+	bound := max(bucketTime(float64(n)/1000, 5, 2), bucketTime(float64(n), 1000, 2)) + stop + boot
+	emit(ec2StormFigures{Scenario: "ec2", Case: fmt.Sprintf("storm-%d", n), Instances: n, RunningS: again,
+		BoundS: bound, Ratio: again / max(bound, 1e-9), Throttled: total, Calls: calls})
 	return nil
+}
+
+// until waits (at most limit) until want instances of the world satisfy
+// ok, and returns their ids.
+func (w *ec2World) until(ctx context.Context, limit time.Duration, ok func(awssim.InstanceInfo) bool, want int) ([]string, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		var ids []string
+		for _, in := range w.sim.Instances() {
+			if ok(in) {
+				ids = append(ids, in.ID)
+			}
+		}
+		if len(ids) >= want {
+			return ids, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%d of %d instances after %v", len(ids), want, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // simRateLimit paces the calls as against AWS when the simulator throttles

@@ -27,6 +27,11 @@ type BatchOptions struct {
 	// MaxValues is the most values of the merged filter per call (200,
 	// EC2's limit on one filter's values).
 	MaxValues int
+	// LaunchSize is the most instances in one batched RunInstances (100:
+	// a batch's instances are named one CreateTags each afterwards, and a
+	// smaller batch keeps the share of one failed call small). The window
+	// a launch batch collects in is Idle and Max.
+	LaunchSize int
 }
 
 func (o *BatchOptions) fill() {
@@ -41,6 +46,9 @@ func (o *BatchOptions) fill() {
 	}
 	if o.MaxValues <= 0 {
 		o.MaxValues = 200
+	}
+	if o.LaunchSize <= 0 {
+		o.LaunchSize = 100
 	}
 }
 

@@ -255,6 +255,8 @@ type Hub struct {
 	ec2    *ec2.Client
 	o      Options
 	batch  *Batcher
+	launch *launcher     // batched launches (launchbatch.go)
+	states *StateBatcher // batched start, stop, terminate (statebatch.go)
 	wake   chan struct{} // poller: subscriptions changed
 	arch   archCache     // architectures of types and images (arch.go)
 
@@ -276,6 +278,8 @@ func newHub(region string, c *ec2.Client, o Options) *Hub {
 		graphs:  map[string]*graphPoll{},
 	}
 	h.batch.seen = h.observe
+	h.launch = newLauncher(h)
+	h.states = newStateBatcher(c, o.Batch)
 	return h
 }
 
@@ -295,14 +299,21 @@ func (h *Hub) EC2() *ec2.Client { return h.ec2 }
 // client's for lookups by id or by one varying tag.
 func (h *Hub) Instances() *Batcher { return h.batch }
 
+// States is the batcher of StartInstances, StopInstances and
+// TerminateInstances: use it in place of the client's for those calls.
+func (h *Hub) States() *StateBatcher { return h.states }
+
 // Options returns the hub's options.
 func (h *Hub) Options() Options { return h.o }
 
-// Run runs the batcher and the poller until ctx is done and returns ctx.Err().
+// Run runs the batchers (lookups, launches, state changes) and the poller
+// until ctx is done and returns ctx.Err().
 func (h *Hub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = h.batch.Run(ctx) })
 	wg.Go(func() { _ = h.pollLoop(ctx) })
+	wg.Go(func() { _ = h.launch.Run(ctx) })
+	wg.Go(func() { _ = h.states.Run(ctx) })
 	wg.Wait()
 	return ctx.Err()
 }

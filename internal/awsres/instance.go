@@ -34,16 +34,20 @@ import (
 // instanceAPI is what aws:ec2 calls, in the SDK's shape: *ec2.Client
 // satisfies it.
 type instanceAPI interface {
-	RunInstances(context.Context, *ec2.RunInstancesInput, ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error)
-	StartInstances(context.Context, *ec2.StartInstancesInput, ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error)
-	StopInstances(context.Context, *ec2.StopInstancesInput, ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
-	TerminateInstances(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
 	ModifyInstanceAttribute(context.Context, *ec2.ModifyInstanceAttributeInput, ...func(*ec2.Options)) (*ec2.ModifyInstanceAttributeOutput, error)
 	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 	DescribeIamInstanceProfileAssociations(context.Context, *ec2.DescribeIamInstanceProfileAssociationsInput, ...func(*ec2.Options)) (*ec2.DescribeIamInstanceProfileAssociationsOutput, error)
 	AssociateIamInstanceProfile(context.Context, *ec2.AssociateIamInstanceProfileInput, ...func(*ec2.Options)) (*ec2.AssociateIamInstanceProfileOutput, error)
 	ReplaceIamInstanceProfileAssociation(context.Context, *ec2.ReplaceIamInstanceProfileAssociationInput, ...func(*ec2.Options)) (*ec2.ReplaceIamInstanceProfileAssociationOutput, error)
 	DisassociateIamInstanceProfile(context.Context, *ec2.DisassociateIamInstanceProfileInput, ...func(*ec2.Options)) (*ec2.DisassociateIamInstanceProfileOutput, error)
+}
+
+// stateAPI is how aws:ec2 starts, stops and terminates; the hub's state
+// batcher satisfies it (and so does *ec2.Client).
+type stateAPI interface {
+	StartInstances(context.Context, *ec2.StartInstancesInput, ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error)
+	StopInstances(context.Context, *ec2.StopInstancesInput, ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	TerminateInstances(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
 }
 
 // describeAPI is the lookup aws:ec2 makes; the hub's batcher satisfies it
@@ -94,6 +98,7 @@ type Instance struct {
 	// Set on first use (resolve).
 	hub      *awsapi.Hub
 	api      instanceAPI
+	states   stateAPI
 	describe describeAPI
 
 	mu      sync.Mutex
@@ -242,7 +247,7 @@ func (r *Instance) resolve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("aws:ec2 %q: %w", r.env.Name, err)
 	}
-	r.hub, r.api, r.describe = h, h.EC2(), h.Instances()
+	r.hub, r.api, r.states, r.describe = h, h.EC2(), h.States(), h.Instances()
 	return nil
 }
 
@@ -288,6 +293,9 @@ func (r *Instance) find(ctx context.Context) ([]types.Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find instance %q: %w", r.env.Name, err)
 	}
+	if all, err = r.withClaimed(ctx, all); err != nil {
+		return nil, err
+	}
 	slices.SortStableFunc(all, func(a, b types.Instance) int {
 		if c := aws.ToTime(a.LaunchTime).Compare(aws.ToTime(b.LaunchTime)); c != 0 {
 			return c
@@ -295,6 +303,50 @@ func (r *Instance) find(ctx context.Context) ([]types.Instance, error) {
 		return strings.Compare(aws.ToString(a.InstanceId), aws.ToString(b.InstanceId))
 	})
 	return all, nil
+}
+
+// withClaimed adds to all the batch instance the hub gave this resource
+// and has not yet seen under its tags (its Name and kiln:resource are set
+// after the launch), or settles the claim once all holds it.
+func (r *Instance) withClaimed(ctx context.Context, all []types.Instance) ([]types.Instance, error) {
+	id := r.hub.Claimed(r.owner())
+	if id == "" {
+		return all, nil
+	}
+	for _, in := range all {
+		if aws.ToString(in.InstanceId) == id {
+			r.hub.Settle(r.owner(), id)
+			return all, nil
+		}
+	}
+	var found []types.Instance
+	err := r.hub.Retry(ctx, func(ctx context.Context) error {
+		out, err := r.describe.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if err != nil {
+			return notFoundNotYet(err)
+		}
+		found = found[:0]
+		for _, res := range out.Reservations {
+			found = append(found, res.Instances...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find instance %q: launched as %s: %w", r.env.Name, id, err)
+	}
+	for i := range found {
+		found[i].Tags = withTags(found[i].Tags, r.hub.PendingTags(id))
+	}
+	return append(all, found...), nil
+}
+
+// withTags is tags with more set over them: tags queued to be set count as
+// set.
+func withTags(tags, more []types.Tag) []types.Tag {
+	for _, t := range more {
+		tags = setTag(tags, aws.ToString(t.Key), aws.ToString(t.Value))
+	}
+	return tags
 }
 
 // CheckApply finds the instance by its tags and, when apply is set, makes
@@ -762,11 +814,17 @@ const maxLaunchHops = 10
 // instances) leads to the next token, derived from that instance.
 func (r *Instance) launch(ctx context.Context, prev string) (types.Instance, error) {
 	for range maxLaunchHops {
-		inst, err := r.hub.Launch(ctx, r.api, r.launchSpec(ClientToken(r.env.Graph, r.id(), prev)))
+		inst, err := r.hub.LaunchInBatch(ctx, r.sharedLaunch(), awsapi.BatchMember{
+			Owner: r.owner(), Prev: prev, Token: ClientToken(r.env.Graph, r.id(), prev), Tags: r.ownTags(),
+		})
 		if err != nil {
 			return types.Instance{}, fmt.Errorf("run instance %q: %w", r.env.Name, err)
 		}
 		id := aws.ToString(inst.InstanceId)
+		if r.hub.Claimed(r.owner()) == id {
+			// Named in the hub's background (queued or done already).
+			inst.Tags = withTags(inst.Tags, r.ownTags())
+		}
 		r.hub.Track(r.owner(), id)
 		if !awsapi.IsLive(inst) {
 			prev = id
@@ -782,11 +840,23 @@ func (r *Instance) launch(ctx context.Context, prev string) (types.Instance, err
 	return types.Instance{}, fmt.Errorf("run instance %q: every client token led to a terminated instance", r.env.Name)
 }
 
-func (r *Instance) launchSpec(token string) awsapi.Launch {
+// sharedLaunch is the launch without what is this instance's own (its
+// token and its Name and kiln:resource tags), so that identical instances
+// launch in one batch (awsapi.Hub.LaunchInBatch).
+func (r *Instance) sharedLaunch() awsapi.Launch {
+	tags := slices.DeleteFunc(r.tags(), func(t types.Tag) bool {
+		k := aws.ToString(t.Key)
+		return k == awsapi.TagName || k == awsapi.TagResource
+	})
 	return awsapi.Launch{
-		Token: token, Image: r.Image, Type: r.Type, UserData: r.UserData, Subnet: r.Subnet,
-		SecurityGroups: r.SecurityGroups, KeyName: r.KeyName, Profile: r.IAMProfile, Tags: r.tags(),
+		Image: r.Image, Type: r.Type, UserData: r.UserData, Subnet: r.Subnet,
+		SecurityGroups: r.SecurityGroups, KeyName: r.KeyName, Profile: r.IAMProfile, Tags: tags,
 	}
+}
+
+// ownTags are the tags only this instance carries.
+func (r *Instance) ownTags() []types.Tag {
+	return awsapi.Tags(map[string]string{awsapi.TagName: r.env.Name, awsapi.TagResource: r.id()})
 }
 
 // await waits on the hub (pushed events, then backoff re-checks through the
@@ -836,7 +906,7 @@ func (r *Instance) await(ctx context.Context, id, want string) (types.Instance, 
 
 func (r *Instance) start(ctx context.Context, id string) error {
 	err := r.hub.Retry(ctx, func(ctx context.Context) error {
-		_, err := r.api.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}})
+		_, err := r.states.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}})
 		return notFoundNotYet(err)
 	})
 	if err != nil {
@@ -848,7 +918,7 @@ func (r *Instance) start(ctx context.Context, id string) error {
 
 func (r *Instance) stop(ctx context.Context, id string) error {
 	err := r.hub.Retry(ctx, func(ctx context.Context) error {
-		_, err := r.api.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}})
+		_, err := r.states.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}})
 		return notFoundNotYet(err)
 	})
 	if err != nil {
@@ -861,7 +931,7 @@ func (r *Instance) stop(ctx context.Context, id string) error {
 func (r *Instance) terminate(ctx context.Context, in types.Instance) error {
 	id := aws.ToString(in.InstanceId)
 	err := r.hub.Retry(ctx, func(ctx context.Context) error {
-		_, err := r.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+		_, err := r.states.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
 		return notFoundNotYet(err)
 	})
 	if err != nil {

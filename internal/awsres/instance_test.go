@@ -419,12 +419,13 @@ func TestThrottlingConverges(t *testing.T) {
 
 func TestThrottlingAtAWSBuckets(t *testing.T) {
 	// AWS's buckets on a manual clock: RunInstances refills 2 per simulated
-	// second, so 20 concurrent launches must wait for the clock.
+	// second, so 20 concurrent launches must wait for the clock. Each has
+	// its own user data, so none batch together.
 	const n = 20
 	w := newWorld(t, worldOpts{sim: awssim.Options{ManualClock: true, TimeScale: 1, Throttle: true}})
 	var g errgroup.Group
 	for i := range n {
-		r := w.instance(fmt.Sprintf("web-%d", i), nil)
+		r := w.instance(fmt.Sprintf("web-%d", i), func(r *Instance) { r.UserData = fmt.Sprintf("#!/bin/sh\necho %d\n", i) })
 		g.Go(func() error {
 			_, err := r.CheckApply(t.Context(), true)
 			return err

@@ -285,6 +285,10 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	group.Go(func() error {
 		defer stop() // the engine is done: stop the file watch, the server, the hubs and the simulator
 		runErr = runEng(runCtx)
+		if o.once && runErr == nil && !o.noop {
+			// Batch-launched instances are named in the background.
+			runErr = a.awsHubs().Named(runCtx)
+		}
 		return nil
 	})
 	if ln != nil {
