@@ -50,6 +50,11 @@ type AMI struct {
 	IAMProfile     string            `yaml:"iam_profile"`     // of the builder
 	Tags           map[string]string `yaml:"tags"`            // on the image and its snapshots
 	Timeouts       AMITimeouts       `yaml:"timeouts"`
+	// DeprecateAfter ("30d", "2w", "36h") gives each image a deprecation
+	// time that long after its creation; DisableFor makes retention (keep)
+	// disable an old image that long before deregistering it.
+	DeprecateAfter string `yaml:"deprecate_after"`
+	DisableFor     string `yaml:"disable_for"`
 	// RebakeOnNewBase hashes the image a base pattern resolves to instead of
 	// the pattern: a newer base release (a patched Amazon Linux) bakes anew.
 	RebakeOnNewBase bool `yaml:"rebake_on_new_base"`
@@ -111,6 +116,14 @@ func (r *AMI) Validate() error {
 	if r.Keep < 0 {
 		errs = append(errs, config.Fieldf("keep", "want 0 (keep all) or more, got %d", r.Keep))
 	}
+	for _, f := range []struct{ field, v string }{{"deprecate_after", r.DeprecateAfter}, {"disable_for", r.DisableFor}} {
+		if _, err := pipeline.ParseAge(f.v); f.v != "" && err != nil {
+			errs = append(errs, config.Fieldf(f.field, "%v", err))
+		}
+	}
+	if r.DisableFor != "" && r.Keep == 0 {
+		errs = append(errs, config.Fieldf("disable_for", "needs keep: only images retention removes are disabled first"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -127,7 +140,17 @@ func (r *AMI) builder() pipeline.Builder {
 		Tags:           r.Tags,
 		Timeouts:       pipeline.Timeouts{Script: r.Timeouts.Script, Image: r.Timeouts.Image},
 		Distribution:   r.distribution(),
+		DeprecateAfter: age(r.DeprecateAfter),
 	}
+}
+
+// age is a validated age field's value, 0 when unset.
+func age(s string) time.Duration {
+	d, _ := pipeline.ParseAge(s)
+	if s == "" {
+		return 0
+	}
+	return d
 }
 
 // Init receives the vertex's identity.
@@ -147,6 +170,7 @@ func (r *AMI) IAMActions() []string {
 	byName := slices.ContainsFunc(r.SecurityGroups, func(g string) bool { return !strings.HasPrefix(g, "sg-") })
 	acts := slices.DeleteFunc(pipeline.IAMActions(), func(a string) bool { return a == "ec2:DescribeSecurityGroups" && !byName })
 	acts = append(acts, pipeline.DistributionIAMActions(r.distribution())...)
+	acts = append(acts, pipeline.LifecycleIAMActions(r.DeprecateAfter != "", r.DisableFor != "" && r.Keep > 0)...)
 	if r.IAMProfile != "" {
 		acts = append(acts, "iam:PassRole")
 	}
@@ -531,7 +555,7 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	r.log("image baked", "image", res.ImageID, "name", spec.ImageName, "regions", len(res.Regions))
 	if r.Keep > 0 {
 		m := map[string]string{awsapi.TagOwner: r.env.Graph, awsapi.TagResource: r.id()}
-		if _, err := r.pipe.RetainRegions(ctx, append([]string{r.hub.Region()}, r.CopyTo...), m, r.Keep); err != nil {
+		if _, err := r.pipe.RetainRegions(ctx, append([]string{r.hub.Region()}, r.CopyTo...), m, pipeline.Keep{N: r.Keep, DisableFor: age(r.DisableFor)}); err != nil {
 			return false, fmt.Errorf("aws:ami %q: %w", r.env.Name, err)
 		}
 	}

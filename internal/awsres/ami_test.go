@@ -206,6 +206,12 @@ func TestAMIValidate(t *testing.T) {
 		{"bad subnet", func(a *AMI) { a.Subnet = "subnet-xyz" }, "subnet"},
 		{"bad profile", func(a *AMI) { a.IAMProfile = "a b" }, "iam_profile"},
 		{"bad region", func(a *AMI) { a.Region = "mars-1" }, "region"},
+		// Image lifecycle.
+		{"deprecate_after", func(a *AMI) { a.DeprecateAfter = "30d" }, ""},
+		{"bad deprecate_after", func(a *AMI) { a.DeprecateAfter = "soon" }, `deprecate_after: "soon": want a duration such as 30d`},
+		{"deprecate_after too far", func(a *AMI) { a.DeprecateAfter = "4000d" }, "deprecate_after: must be more than 0 and at most 10 years"},
+		{"disable_for", func(a *AMI) { a.Keep, a.DisableFor = 2, "7d" }, ""},
+		{"disable_for without keep", func(a *AMI) { a.DisableFor = "7d" }, "disable_for: needs keep"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

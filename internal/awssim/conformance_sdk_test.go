@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -207,6 +208,32 @@ func TestConformanceSDK(t *testing.T) {
 	}
 	_, err = c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{aws.ToString(cp.ImageId)}})
 	wantCode("DescribeImages(us-east-1, the copy)", err, "InvalidAMIID.NotFound")
+	// Deprecated and disabled, then undone.
+	at := time.Now().UTC().Add(90 * 24 * time.Hour).Truncate(time.Minute)
+	_, err = c.EnableImageDeprecation(ctx, &ec2.EnableImageDeprecationInput{ImageId: img.ImageId, DeprecateAt: aws.Time(at.Add(20 * time.Second))})
+	must("EnableImageDeprecation", err)
+	di, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{aws.ToString(img.ImageId)}})
+	must("DescribeImages(deprecation)", err)
+	if got := aws.ToString(di.Images[0].DeprecationTime); got != at.Format("2006-01-02T15:04:05.000Z") {
+		t.Errorf("DescribeImages DeprecationTime = %q; want %s", got, at.Format("2006-01-02T15:04:05.000Z"))
+	}
+	_, err = c.EnableImageDeprecation(ctx, &ec2.EnableImageDeprecationInput{ImageId: img.ImageId, DeprecateAt: aws.Time(time.Now().Add(-time.Hour))})
+	wantCode("EnableImageDeprecation(in the past)", err, "InvalidParameterValue")
+	_, err = c.DisableImageDeprecation(ctx, &ec2.DisableImageDeprecationInput{ImageId: img.ImageId})
+	must("DisableImageDeprecation", err)
+	_, err = c.DisableImage(ctx, &ec2.DisableImageInput{ImageId: img.ImageId})
+	must("DisableImage", err)
+	_, err = c.DisableImage(ctx, &ec2.DisableImageInput{ImageId: img.ImageId})
+	wantCode("DisableImage(again)", err, "IncorrectState")
+	self, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
+	must("DescribeImages(self)", err)
+	withDisabled, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, IncludeDisabled: aws.Bool(true)})
+	must("DescribeImages(self, IncludeDisabled)", err)
+	if len(self.Images) != 0 || len(withDisabled.Images) != 1 || withDisabled.Images[0].State != types.ImageStateDisabled || withDisabled.Images[0].DeprecationTime != nil {
+		t.Errorf("DescribeImages(self) = %d images, with IncludeDisabled %+v; want none, then the image disabled without a deprecation time", len(self.Images), withDisabled.Images)
+	}
+	_, err = c.EnableImage(ctx, &ec2.EnableImageInput{ImageId: img.ImageId})
+	must("EnableImage", err)
 	_, err = c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: img.ImageId})
 	must("DeregisterImage", err)
 	_, err = c.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: snaps.Snapshots[0].SnapshotId})

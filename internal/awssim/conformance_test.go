@@ -291,6 +291,27 @@ func TestConformanceCLI(t *testing.T) {
 		d.str("Images.0.Name") != "cli-image" || d.str("Images.0.BlockDeviceMappings.0.Ebs.SnapshotId") == snap {
 		t.Errorf("describe-images (us-west-2, the copy) = %v; want cli-image available, on a snapshot of its own", d.v)
 	}
+	// Deprecated and disabled, then undone: DescribeImages answers the
+	// deprecation time (rounded to the minute) and the disabled state, and
+	// lists a disabled image only with --include-disabled.
+	at := time.Now().UTC().Add(90 * 24 * time.Hour).Truncate(time.Minute)
+	c.ok("ec2", "enable-image-deprecation", "--image-id", image, "--deprecate-at", at.Add(10*time.Second).Format(time.RFC3339))
+	if d := c.ok("ec2", "describe-images", "--image-ids", image); d.str("Images.0.DeprecationTime") != at.Format("2006-01-02T15:04:05.000Z") {
+		t.Errorf("describe-images DeprecationTime = %q; want %s", d.str("Images.0.DeprecationTime"), at.Format("2006-01-02T15:04:05.000Z"))
+	}
+	c.ok("ec2", "disable-image-deprecation", "--image-id", image)
+	c.ok("ec2", "disable-image", "--image-id", image)
+	if d := c.ok("ec2", "describe-images", "--owners", "self"); d.len("Images") != 0 {
+		t.Errorf("describe-images --owners self (one image, disabled) = %v; want none", d.v)
+	}
+	if d := c.ok("ec2", "describe-images", "--owners", "self", "--include-disabled"); d.len("Images") != 1 || d.str("Images.0.State") != "disabled" || d.get("Images.0.DeprecationTime") != nil {
+		t.Errorf("describe-images --include-disabled = %v; want the image, disabled, no deprecation time", d.v)
+	}
+	c.fails("InvalidAMIID.Unavailable", "ec2", "run-instances", "--image-id", image, "--instance-type", "t3.micro")
+	c.ok("ec2", "enable-image", "--image-id", image)
+	if d := c.ok("ec2", "describe-images", "--owners", "self"); d.str("Images.0.State") != "available" {
+		t.Errorf("describe-images after enable-image = %v; want available", d.v)
+	}
 	c.ok("ec2", "deregister-image", "--image-id", image)
 	c.ok("ec2", "delete-snapshot", "--snapshot-id", snaps.str("Snapshots.0.SnapshotId"))
 

@@ -15,6 +15,7 @@ const (
 	imageAvailable    = "available"
 	imageFailed       = "failed"
 	imageDeregistered = "deregistered"
+	// imageDisabled is in ec2_imagelife.go.
 )
 
 // AmazonOwner is the account that owns the stock base images (alias
@@ -43,6 +44,7 @@ type image struct {
 	stateReason  *xStateReason
 	visibleAt    time.Time
 	public       bool
+	deprecateAt  time.Time // zero: never deprecated (ec2_imagelife.go)
 }
 
 func (im *image) visible(now time.Time) bool { return !now.Before(im.visibleAt) }
@@ -224,6 +226,7 @@ type xImage struct {
 	UsageOperation     string        `xml:"usageOperation"`
 	SourceInstanceID   string        `xml:"sourceInstanceId,omitempty"`
 	StateReason        *xStateReason `xml:"stateReason,omitempty"`
+	DeprecationTime    string        `xml:"deprecationTime,omitempty"`
 	Tags               []Tag         `xml:"tagSet>item"`
 }
 
@@ -273,7 +276,7 @@ func (s *Sim) xmlImageLocked(im *image) xImage {
 		OwnerAlias: im.alias, Name: im.name, Description: im.description, RootDeviceType: "ebs",
 		RootDeviceName: im.rootDevice, VirtualizationType: "hvm", Hypervisor: "xen", EnaSupport: true,
 		PlatformDetails: "Linux/UNIX", UsageOperation: "RunInstances", SourceInstanceID: im.sourceInst,
-		StateReason: im.stateReason, Tags: s.tags.list(im.id),
+		StateReason: im.stateReason, Tags: s.tags.list(im.id), DeprecationTime: isoTime(im.deprecateAt),
 	}
 	if im.alias != "" {
 		x.ImageLocation = im.alias + "/" + im.name
@@ -316,6 +319,14 @@ func (s *Sim) describeImages(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	includeDeprecated, err := r.boolean("IncludeDeprecated")
+	if err != nil {
+		return nil, err
+	}
+	includeDisabled, err := r.boolean("IncludeDisabled")
+	if err != nil {
+		return nil, err
+	}
 	now := s.lock()
 	defer s.mu.Unlock()
 	var cands []*image
@@ -341,6 +352,9 @@ func (s *Sim) describeImages(r *request) (any, error) {
 	for ; i < len(cands); i++ {
 		im := cands[i]
 		if im.state == imageDeregistered || !im.visible(now) || !s.ownerMatches(im, owners) || !s.matchImage(fs, im) {
+			continue
+		}
+		if len(ids) == 0 && !s.listed(im, now, includeDeprecated, includeDisabled) { // ec2_imagelife.go
 			continue
 		}
 		if max > 0 && len(out.Images) == max {

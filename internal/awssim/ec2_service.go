@@ -48,6 +48,12 @@ var ec2Actions = map[string]action{
 	"DescribeSnapshots": (*Sim).describeSnapshots,
 	"DeleteSnapshot":    (*Sim).deleteSnapshot,
 
+	// Deprecation and disabling (ec2_imagelife.go).
+	"EnableImageDeprecation":  (*Sim).enableImageDeprecation,
+	"DisableImageDeprecation": (*Sim).disableImageDeprecation,
+	"DisableImage":            (*Sim).disableImage,
+	"EnableImage":             (*Sim).enableImage,
+
 	// Distribution: copies between regions (ec2_copyimage.go), sharing
 	// (ec2_imageattrs.go); the regions themselves are regions.go's.
 	"CopyImage":                 (*Sim).copyImage,

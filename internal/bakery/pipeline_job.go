@@ -338,10 +338,11 @@ func (s *Service) retain(ctx context.Context, p *project.Project, rec *storeReco
 		if err != nil {
 			return err
 		}
-		rs, err := s.pipe.RetainRegions(ctx, p.Regions(), map[string]string{pipeline.TagProject: p.Name}, max(p.Keep, 1), protect...)
-		var kept, removed, inUse int
+		rs, err := s.pipe.RetainRegions(ctx, p.Regions(), map[string]string{pipeline.TagProject: p.Name},
+			pipeline.Keep{N: max(p.Keep, 1), DisableFor: p.DisableFor}, protect...)
+		var kept, removed, inUse, disabled int
 		for _, r := range rs {
-			kept, removed, inUse = kept+len(r.Kept), removed+len(r.Removed), inUse+len(r.InUse)
+			kept, removed, inUse, disabled = kept+len(r.Kept), removed+len(r.Removed), inUse+len(r.InUse), disabled+len(r.Disabled)
 			if r.Region != p.Region {
 				continue // the store records the images of the project's own region
 			}
@@ -352,6 +353,9 @@ func (s *Service) retain(ctx context.Context, p *project.Project, rec *storeReco
 			}
 		}
 		rec.detail = fmt.Sprintf("kept %d, removed %d, in use %d", kept, removed, inUse)
+		if disabled > 0 {
+			rec.detail += fmt.Sprintf(", disabled %d", disabled)
+		}
 		if len(rs) > 1 {
 			rec.detail += fmt.Sprintf(" in %d regions", len(rs))
 		}

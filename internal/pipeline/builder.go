@@ -28,6 +28,9 @@ type Builder struct {
 	Timeouts Timeouts // zero: the defaults
 	// Distribution copies and shares the image (distribute.go).
 	Distribution Distribution
+	// DeprecateAfter, when set, gives the image a deprecation time this long
+	// after its creation (EnableImageDeprecation, lifecycle.go).
+	DeprecateAfter time.Duration
 }
 
 // Limits of a Builder.
@@ -129,6 +132,11 @@ func (b Builder) Validate(skip func(string) bool) []Problem {
 		if t.d < 0 || t.d > MaxTimeout {
 			add(t.field, "must be more than 0 and at most %s", MaxTimeout)
 		}
+	}
+	if b.DeprecateAfter < 0 || b.DeprecateAfter > MaxDeprecateAfter {
+		add("deprecate_after", "must be more than 0 and at most 10 years (3650d)")
+	} else if b.DeprecateAfter > 0 && b.DeprecateAfter < time.Minute {
+		add("deprecate_after", "at least 1m: EC2 keeps deprecation times to the minute")
 	}
 	home := b.Region
 	if skip(home) {

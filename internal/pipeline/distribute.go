@@ -359,7 +359,7 @@ func (r *run) cleanupCopies(ctx context.Context) ([]string, error) {
 // copies' regions): keep-N counts in every region on its own, and an
 // image in use there is kept there. It goes on to the other regions after
 // an error and returns what each did and the errors joined.
-func (p *Pipeline) RetainRegions(ctx context.Context, regions []string, match map[string]string, keep int, protect ...string) ([]Retained, error) {
+func (p *Pipeline) RetainRegions(ctx context.Context, regions []string, match map[string]string, keep Keep, protect ...string) ([]Retained, error) {
 	var out []Retained
 	var errs []error
 	for _, region := range slices.Compact(slices.Clone(regions)) {

@@ -82,6 +82,9 @@ type PipelineOptions struct {
 	ConsoleWait time.Duration
 	// ScriptTimeout and ImageTimeout apply when a Spec gives none.
 	ScriptTimeout, ImageTimeout time.Duration
+	// Now is the clock of image lifecycle times (deprecation, retention's
+	// disabling); default time.Now. Tests pass the simulator's.
+	Now func() time.Time
 }
 
 func (o *PipelineOptions) fill() {
@@ -93,6 +96,9 @@ func (o *PipelineOptions) fill() {
 	}
 	if o.ImageTimeout <= 0 {
 		o.ImageTimeout = DefaultImageTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 }
 
@@ -196,6 +202,9 @@ type ec2API interface {
 	// Distribution (distribute.go).
 	CopyImage(context.Context, *ec2.CopyImageInput, ...func(*ec2.Options)) (*ec2.CopyImageOutput, error)
 	ModifyImageAttribute(context.Context, *ec2.ModifyImageAttributeInput, ...func(*ec2.Options)) (*ec2.ModifyImageAttributeOutput, error)
+	// Deprecation and disabling (lifecycle.go).
+	EnableImageDeprecation(context.Context, *ec2.EnableImageDeprecationInput, ...func(*ec2.Options)) (*ec2.EnableImageDeprecationOutput, error)
+	DisableImage(context.Context, *ec2.DisableImageInput, ...func(*ec2.Options)) (*ec2.DisableImageOutput, error)
 	ModifySnapshotAttribute(context.Context, *ec2.ModifySnapshotAttributeInput, ...func(*ec2.Options)) (*ec2.ModifySnapshotAttributeOutput, error)
 	DescribeLaunchTemplates(context.Context, *ec2.DescribeLaunchTemplatesInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
 	DescribeLaunchTemplateVersions(context.Context, *ec2.DescribeLaunchTemplateVersionsInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error)
@@ -341,7 +350,7 @@ func (r *run) bake(ctx context.Context) (Result, error) {
 	if res.SourceImage == "" {
 		res.SourceImage = awsapi.TagValue(img.Tags, TagSourceImage)
 	}
-	if err := r.tagImage(ctx, res); err != nil {
+	if err := r.tagImage(ctx, res, *img); err != nil {
 		return res, err
 	}
 	if err := r.step(ctx, StepTerminate, "", func() (string, error) {
@@ -992,7 +1001,7 @@ func snapshotsOf(img types.Image) []string {
 }
 
 // tagImage (re)tags the image and its snapshots; CreateTags is idempotent.
-func (r *run) tagImage(ctx context.Context, res Result) error {
+func (r *run) tagImage(ctx context.Context, res Result, img types.Image) error {
 	return r.step(ctx, StepTagImage, res.ImageID, func() (string, error) {
 		ids := append([]string{res.ImageID}, res.Snapshots...)
 		extra := map[string]string{}
@@ -1009,6 +1018,9 @@ func (r *run) tagImage(ctx context.Context, res Result) error {
 		})
 		if err != nil {
 			return "", fmt.Errorf("tag image %s: %w", res.ImageID, err)
+		}
+		if err := r.deprecate(ctx, img); err != nil { // lifecycle.go
+			return "", err
 		}
 		return strings.Join(ids, ", "), nil
 	})

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -16,10 +17,20 @@ import (
 
 // Retained is what Retain did.
 type Retained struct {
-	Region  string
-	Kept    []string // the newest keep images
-	InUse   []string // older images kept because something uses them
-	Removed []string // deregistered, their snapshots deleted
+	Region   string
+	Kept     []string // the newest keep images
+	InUse    []string // older images kept because something uses them
+	Disabled []string // older images disabled, waiting out DisableFor (lifecycle.go)
+	Removed  []string // deregistered, their snapshots deleted
+}
+
+// Keep is a retention policy: the newest N images are kept (at least 1);
+// with DisableFor, an older image is first disabled (DisableImage, tagged
+// kiln:disabled-at) and deregistered DisableFor later, so that EnableImage
+// can still bring it back meanwhile.
+type Keep struct {
+	N          int
+	DisableFor time.Duration
 }
 
 // Retain keeps the newest keep available images of the account (owner
@@ -31,12 +42,12 @@ type Retained struct {
 // bakery's: images its environments use or used lately). Images still
 // pending are left alone. It blocks until done; an error
 // leaves the rest for the next call (it is idempotent).
-func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]string, keep int, protect ...string) (Retained, error) {
+func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]string, policy Keep, protect ...string) (Retained, error) {
 	out := Retained{Region: region}
 	if len(match) == 0 {
 		return out, fmt.Errorf("retain images: no tags to select them by")
 	}
-	keep = max(keep, 1)
+	keep := max(policy.N, 1)
 	h, err := p.hubs.Hub(ctx, region)
 	if err != nil {
 		return out, fmt.Errorf("retain images: %w", err)
@@ -46,11 +57,16 @@ func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]s
 	for _, k := range slices.Sorted(maps.Keys(match)) {
 		fs = append(fs, types.Filter{Name: aws.String("tag:" + k), Values: []string{match[k]}})
 	}
-	fs = append(fs, types.Filter{Name: aws.String("state"), Values: []string{string(types.ImageStateAvailable)}})
+	states := []string{string(types.ImageStateAvailable)}
+	if policy.DisableFor > 0 {
+		states = append(states, string(types.ImageStateDisabled))
+	}
+	fs = append(fs, types.Filter{Name: aws.String("state"), Values: states})
 	var imgs []types.Image
 	err = h.Retry(ctx, func(ctx context.Context) error {
 		imgs = imgs[:0]
-		pg := ec2.NewDescribeImagesPaginator(api, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: fs})
+		pg := ec2.NewDescribeImagesPaginator(api, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: fs,
+			IncludeDisabled: aws.Bool(policy.DisableFor > 0)})
 		for pg.HasMorePages() {
 			page, err := pg.NextPage(ctx)
 			if err != nil {
@@ -96,6 +112,16 @@ func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]s
 		if used[id] || slices.Contains(protect, id) {
 			out.InUse = append(out.InUse, id)
 			continue
+		}
+		if policy.DisableFor > 0 {
+			gone, err := p.disableFirst(ctx, h, api, im, policy.DisableFor) // lifecycle.go
+			if err != nil {
+				return out, fmt.Errorf("retain images: %w", err)
+			}
+			if !gone {
+				out.Disabled = append(out.Disabled, id)
+				continue
+			}
 		}
 		if err := removeImage(ctx, h, api, im); err != nil {
 			return out, fmt.Errorf("retain images: %w", err)

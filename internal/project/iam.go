@@ -21,6 +21,7 @@ func (p *Project) IAM() iampolicy.BakeryProject {
 	byName := slices.ContainsFunc(p.SecurityGroups, func(g string) bool { return !strings.HasPrefix(g, "sg-") })
 	out.Bake = slices.DeleteFunc(pipeline.IAMActions(), func(a string) bool { return a == "ec2:DescribeSecurityGroups" && !byName })
 	out.Bake = append(out.Bake, pipeline.DistributionIAMActions(p.Distribution)...)
+	out.Bake = append(out.Bake, pipeline.LifecycleIAMActions(p.DeprecateAfter > 0, p.DisableFor > 0)...)
 	if p.IAMProfile != "" {
 		out.Bake = append(out.Bake, "iam:PassRole")
 		out.Profiles = append(out.Profiles, p.IAMProfile)

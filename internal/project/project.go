@@ -29,8 +29,11 @@ type Project struct {
 	// type, script, the builder's network and profile, tags, timeouts and
 	// distribution, checked by the rules aws:ami's follow too.
 	pipeline.Builder
-	Keep   int    // images to keep, ≥ 1
-	Branch string // pushes to other branches are ignored; empty: the repository's default branch
+	Keep int // images to keep, ≥ 1
+	// DisableFor, when set, makes retention disable an image this long
+	// before deregistering it (pipeline.Keep).
+	DisableFor time.Duration
+	Branch     string // pushes to other branches are ignored; empty: the repository's default branch
 	// Rollout, when set, is where a successful bake's image is rolled out
 	// to, as the bake's last step.
 	Rollout *RolloutTarget
@@ -179,11 +182,13 @@ func (pp *projectParser) parse(data []byte) *Project {
 				p.Keep = v
 			}
 		},
-		"branch":         func(n *yaml.Node) { p.Branch = pp.str(n, "branch") },
-		"timeouts":       func(n *yaml.Node) { pp.timeouts(n, &p.Timeouts, lines) },
-		"webhook_secret": func(n *yaml.Node) { p.Secret = pp.secret(n) },
-		"rollout":        func(n *yaml.Node) { p.Rollout = pp.rollout(n, lines) },
-		"environments":   func(n *yaml.Node) { p.Environments = pp.environments(n, lines) },
+		"deprecate_after": func(n *yaml.Node) { p.DeprecateAfter = pp.age(n, "deprecate_after") },
+		"disable_for":     func(n *yaml.Node) { p.DisableFor = pp.age(n, "disable_for") },
+		"branch":          func(n *yaml.Node) { p.Branch = pp.str(n, "branch") },
+		"timeouts":        func(n *yaml.Node) { pp.timeouts(n, &p.Timeouts, lines) },
+		"webhook_secret":  func(n *yaml.Node) { p.Secret = pp.secret(n) },
+		"rollout":         func(n *yaml.Node) { p.Rollout = pp.rollout(n, lines) },
+		"environments":    func(n *yaml.Node) { p.Environments = pp.environments(n, lines) },
 	}
 	maps.Copy(set, pp.distributionFields(&p.Distribution)) // distribution.go
 	pp.fields(root, "", lines, set)
@@ -264,6 +269,20 @@ func (pp *projectParser) duration(n *yaml.Node, field string) (time.Duration, bo
 		return 0, false
 	}
 	return d, true
+}
+
+// age reads an image age: "30d", "2w" or a Go duration (pipeline.ParseAge).
+func (pp *projectParser) age(n *yaml.Node, field string) time.Duration {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		pp.errorf(n.Line, field, "want a duration such as 30d, 2w or 36h")
+		return 0
+	}
+	d, err := pipeline.ParseAge(n.Value)
+	if err != nil {
+		pp.errorf(n.Line, field, "%v", err)
+		return 0
+	}
+	return d
 }
 
 func (pp *projectParser) strList(n *yaml.Node, field string) []string {
@@ -582,6 +601,7 @@ func (p *Project) Record() store.Project {
 		SecurityGroups: slices.Clone(p.SecurityGroups), Subnet: p.Subnet, IAMProfile: p.IAMProfile,
 		Tags: p.Tags, Keep: p.Keep, Branch: p.Branch,
 		ScriptTimeout: p.Timeouts.Script, ImageTimeout: p.Timeouts.Image,
+		DeprecateAfter: p.DeprecateAfter, DisableFor: p.DisableFor,
 		Rollout: cloneRollout(p.Rollout),
 	}
 }
@@ -605,10 +625,11 @@ func FromRecord(r store.Project) *Project {
 			Type:           r.Type,
 			Script:         r.Script,
 			SecurityGroups: r.SecurityGroups, Subnet: r.Subnet, IAMProfile: r.IAMProfile,
-			Tags:     r.Tags,
-			Timeouts: pipeline.Timeouts{Script: r.ScriptTimeout, Image: r.ImageTimeout},
+			Tags:           r.Tags,
+			Timeouts:       pipeline.Timeouts{Script: r.ScriptTimeout, Image: r.ImageTimeout},
+			DeprecateAfter: r.DeprecateAfter,
 		},
-		Keep: r.Keep, Branch: r.Branch,
+		Keep: r.Keep, DisableFor: r.DisableFor, Branch: r.Branch,
 		Rollout: cloneRollout(r.Rollout),
 	}
 }

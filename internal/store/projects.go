@@ -33,6 +33,10 @@ type Project struct {
 	Branch         string // empty: the repository's default branch
 	ScriptTimeout  time.Duration
 	ImageTimeout   time.Duration
+	// DeprecateAfter and DisableFor: the images' deprecation time after
+	// creation, retention's disabling before deregistering (0: none).
+	DeprecateAfter time.Duration
+	DisableFor     time.Duration
 	// Rollout is where a successful bake's image goes; nil: nowhere.
 	Rollout *Rollout
 	Created time.Time // set by the store
@@ -56,7 +60,7 @@ type Rollout struct {
 
 const projectColumns = `name, region, base_id, base_owner, base_name, base_most_recent,
 	instance_type, script, security_groups, subnet, iam_profile, tags, keep, branch,
-	script_timeout_ms, image_timeout_ms, rollout, created_at, updated_at`
+	script_timeout_ms, image_timeout_ms, rollout, deprecate_after_ms, disable_for_ms, created_at, updated_at`
 
 // PutProject creates the project or replaces every field of an existing one
 // with p's (Created is kept). A non-empty secret sets the webhook secret; an
@@ -100,21 +104,23 @@ func (s *Store) PutProject(ctx context.Context, p Project, secret string) (creat
 		}
 		args := []any{p.Region, p.BaseID, p.BaseOwner, p.BaseName, flag(p.BaseMostRecent),
 			p.Type, p.Script, string(groups), p.Subnet, p.IAMProfile, string(tagJSON), p.Keep, p.Branch,
-			p.ScriptTimeout.Milliseconds(), p.ImageTimeout.Milliseconds(), rollout}
+			p.ScriptTimeout.Milliseconds(), p.ImageTimeout.Milliseconds(), rollout,
+			p.DeprecateAfter.Milliseconds(), p.DisableFor.Milliseconds()}
 		if created {
 			_, err = tx.ExecContext(ctx, `INSERT INTO projects (region, base_id, base_owner, base_name,
 				base_most_recent, instance_type, script, security_groups, subnet, iam_profile, tags, keep,
-				branch, script_timeout_ms, image_timeout_ms, rollout, name, webhook_secret, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+				branch, script_timeout_ms, image_timeout_ms, rollout, deprecate_after_ms, disable_for_ms,
+				name, webhook_secret, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 				append(args, p.Name, secret, now, now)...)
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE projects SET region = $1, base_id = $2, base_owner = $3,
 			base_name = $4, base_most_recent = $5, instance_type = $6, script = $7, security_groups = $8,
 			subnet = $9, iam_profile = $10, tags = $11, keep = $12, branch = $13, script_timeout_ms = $14,
-			image_timeout_ms = $15, rollout = $16, updated_at = $17,
-			webhook_secret = CASE WHEN $18 = '' THEN webhook_secret ELSE $19 END
-			WHERE name = $20`,
+			image_timeout_ms = $15, rollout = $16, deprecate_after_ms = $17, disable_for_ms = $18, updated_at = $19,
+			webhook_secret = CASE WHEN $20 = '' THEN webhook_secret ELSE $21 END
+			WHERE name = $22`,
 			append(args, now, secret, secret, p.Name)...)
 		return err
 	})
@@ -250,11 +256,12 @@ func scanProject(r scanner) (*Project, error) {
 		groups, tags       string
 		rollout            string
 		scriptMS, imageMS  int64
+		deprecMS, disMS    int64
 		createdMS, updated int64
 	)
 	err := r.Scan(&p.Name, &p.Region, &p.BaseID, &p.BaseOwner, &p.BaseName, &p.BaseMostRecent,
 		&p.Type, &p.Script, &groups, &p.Subnet, &p.IAMProfile, &tags, &p.Keep, &p.Branch,
-		&scriptMS, &imageMS, &rollout, &createdMS, &updated)
+		&scriptMS, &imageMS, &rollout, &deprecMS, &disMS, &createdMS, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +279,8 @@ func scanProject(r scanner) (*Project, error) {
 	}
 	p.ScriptTimeout = time.Duration(scriptMS) * time.Millisecond
 	p.ImageTimeout = time.Duration(imageMS) * time.Millisecond
+	p.DeprecateAfter = time.Duration(deprecMS) * time.Millisecond
+	p.DisableFor = time.Duration(disMS) * time.Millisecond
 	p.Created, p.Updated = fromMS(createdMS), fromMS(updated)
 	return &p, nil
 }

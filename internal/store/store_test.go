@@ -60,6 +60,7 @@ func testProject(name string) Project {
 		SecurityGroups: []string{"sg-0123abcd"}, Subnet: "subnet-0123abcd", IAMProfile: "builder",
 		Tags: map[string]string{"team": "web"}, Keep: 5, Branch: "main",
 		ScriptTimeout: 30 * time.Minute, ImageTimeout: time.Hour,
+		DeprecateAfter: 30 * 24 * time.Hour, DisableFor: 7 * 24 * time.Hour,
 	}
 }
 
