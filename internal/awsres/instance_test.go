@@ -1115,3 +1115,19 @@ func TestWatchReportsPolls(t *testing.T) {
 		}
 	}
 }
+
+// TestNameTag: an instance expanded from an HCL block carries its display
+// name (web-0) as the Name tag, and its id as kiln:resource.
+func TestNameTag(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	r := NewInstance(w.hubs)
+	r.Image, r.Type = w.image, "t3.micro"
+	_ = r.Init(engine.Env{Graph: graph, ID: "aws:ec2/web[0]", Kind: "aws:ec2", Name: "web[0]", Display: "web-0", Log: testLog})
+	if checkApply(t, r) {
+		t.Fatal("CheckApply() = true on a first converge; want false (it launches)")
+	}
+	own := w.owned("web[0]")
+	if len(own) != 1 || own[0].Tags[awsapi.TagName] != "web-0" {
+		t.Fatalf("instances of aws:ec2/web[0] = %+v; want one tagged Name=web-0", own)
+	}
+}

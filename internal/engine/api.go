@@ -15,7 +15,11 @@ type Lookup func(id, key string) (value string, ok bool)
 type Spec struct {
 	Kind string
 	Name string
-	Meta Meta
+	// Display is the name people see on what the resource makes (the AWS
+	// Name tag): the HCL front end sets it for expanded resources (web-0,
+	// web-eu) and from a block's name attribute. Empty means Name.
+	Display string
+	Meta    Meta
 	// DependsOn are ids ("kind/name") this vertex waits for, explicit or
 	// implied by references. Refs ⊆ DependsOn.
 	DependsOn []string

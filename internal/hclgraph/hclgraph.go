@@ -135,13 +135,15 @@ type loader struct {
 	files   []string
 	data    []DataValue
 	rootDir string
+	// display are the display names (Spec.Display) by resource id.
+	display map[string]string
 }
 
 func newLoader(o Options) *loader {
 	if o.Ctx == nil {
 		o.Ctx = context.Background()
 	}
-	l := &loader{o: o, parser: hclparse.NewParser(), kinds: o.Kinds, byRef: map[string]string{}, lines: map[hcl.Range]int{}}
+	l := &loader{o: o, parser: hclparse.NewParser(), kinds: o.Kinds, byRef: map[string]string{}, lines: map[hcl.Range]int{}, display: map[string]string{}}
 	for k := range o.Kinds {
 		l.byRef[refName(k)] = k
 	}

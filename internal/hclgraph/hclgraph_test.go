@@ -178,3 +178,58 @@ output "path" { value = file.f.path }
 		t.Errorf("inner file = %+v; want content tag=api-inner", f)
 	}
 }
+
+// TestDisplayNames: an expanded resource's Name tag is LABEL-INDEX or
+// LABEL-KEY (in a module, the module's name and key first) unless the
+// block sets name; a changed name changes the spec's hash.
+func TestDisplayNames(t *testing.T) {
+	dir := write(t, map[string]string{
+		"main.hcl": `
+graph = "g"
+resource "noop" "web" { count = 2 }
+resource "noop" "db" {
+  for_each = toset(["eu"])
+}
+resource "noop" "one" {}
+resource "noop" "named" {
+  count = 1
+  name  = "box-${count.index + 7}"
+}
+module "svc" {
+  for_each = toset(["us"])
+  source   = "./m"
+}
+`,
+		"m/main.hcl": `resource "noop" "node" { count = 1 }`,
+	})
+	g := load(t, dir, hclgraph.Options{})
+	want := map[string]string{
+		"noop/web[0]": "web-0", "noop/web[1]": "web-1", `noop/db["eu"]`: "db-eu", "noop/one": "",
+		"noop/named[0]": "box-7", `noop/module.svc["us"].node[0]`: "svc-us-node-0",
+	}
+	hash := map[string]string{}
+	for _, s := range g.Specs {
+		if s.Display != want[s.ID()] {
+			t.Errorf("%s: Display = %q; want %q", s.ID(), s.Display, want[s.ID()])
+		}
+		hash[s.ID()] = s.Hash
+	}
+	if len(g.Specs) != len(want) {
+		t.Errorf("ids = %v; want %d resources", ids(g), len(want))
+	}
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(`
+graph = "g"
+resource "noop" "named" {
+  count = 1
+  name  = "box-8"
+}
+resource "noop" "web" { count = 1 }
+`), 0o644)
+	g = load(t, dir, hclgraph.Options{})
+	for _, s := range g.Specs {
+		same := s.Hash == hash[s.ID()]
+		if want := s.ID() == "noop/web[0]"; same != want {
+			t.Errorf("%s: hash unchanged = %v; want %v", s.ID(), same, want)
+		}
+	}
+}
