@@ -261,6 +261,9 @@ func (m *module) resource(rb *resBlock, in instance) (*yaml.Node, hcl.Diagnostic
 	add := func(k *yaml.Node, v *yaml.Node) { n.Content = append(n.Content, k, v) }
 	add(l.scalar("!!str", "kind", b.TypeRange), l.scalar("!!str", rb.kind, b.LabelRanges[0]))
 	add(l.scalar("!!str", "name", b.LabelRanges[1]), l.scalar("!!str", m.prefix+rb.label+in.suffix, b.LabelRanges[1]))
+	if m.addr != "" {
+		add(l.scalar("!!str", "module", b.LabelRanges[1]), l.scalar("!!str", m.addr, b.LabelRanges[1]))
+	}
 	for _, field := range []string{"depends_on", "notified_by"} {
 		a := b.Body.Attributes[field]
 		if a == nil {
@@ -424,7 +427,7 @@ func (m *module) edges(a *hclsyntax.Attribute, label string) ([]idAt, hcl.Diagno
 					diags = append(diags, errAt(rng, fmt.Sprintf("%s: %s: %s.%s has no instance %s", label, a.Name, root, name, suffix)))
 					continue
 				}
-				out = append(out, idAt{kind + "/" + m.prefix + name + suffix, rng})
+				out = append(out, idAt{m.id(&resBlock{kind: kind, label: name}, instance{suffix: suffix}), rng})
 				continue
 			}
 			for _, in := range rb.insts {

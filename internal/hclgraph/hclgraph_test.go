@@ -167,14 +167,14 @@ output "path" { value = file.f.path }
 		"modules/service/inner/t.tpl": `tag=${tag}`,
 	})
 	g := load(t, dir, hclgraph.Options{})
-	want := []string{`noop/module.svc["api"].box`, `file/module.svc["api"].module.inner.f`, `noop/module.svc["web"].box`, `file/module.svc["web"].module.inner.f`}
+	want := []string{`module.svc["api"].noop/box`, `module.svc["api"].module.inner.file/f`, `module.svc["web"].noop/box`, `module.svc["web"].module.inner.file/f`}
 	if !slices.Equal(ids(g), want) {
 		t.Fatalf("ids = %v; want %v", ids(g), want)
 	}
-	if len(g.Outputs) != 1 || g.Outputs[0].Value.AsString() != `web:${noop/module.svc["web"].box.x}:${file/module.svc["web"].module.inner.f.path}` {
+	if len(g.Outputs) != 1 || g.Outputs[0].Value.AsString() != `web:${module.svc["web"].noop/box.x}:${module.svc["web"].module.inner.file/f.path}` {
 		t.Errorf("outputs = %#v", g.Outputs)
 	}
-	if f := build(t, g, `file/module.svc["api"].module.inner.f`).(*resources.File); f.Content == nil || *f.Content != "tag=api-inner" {
+	if f := build(t, g, `module.svc["api"].module.inner.file/f`).(*resources.File); f.Content == nil || *f.Content != "tag=api-inner" {
 		t.Errorf("inner file = %+v; want content tag=api-inner", f)
 	}
 }
@@ -205,7 +205,7 @@ module "svc" {
 	g := load(t, dir, hclgraph.Options{})
 	want := map[string]string{
 		"noop/web[0]": "web-0", "noop/web[1]": "web-1", `noop/db["eu"]`: "db-eu", "noop/one": "",
-		"noop/named[0]": "box-7", `noop/module.svc["us"].node[0]`: "svc-us-node-0",
+		"noop/named[0]": "box-7", `module.svc["us"].noop/node[0]`: "svc-us-node-0",
 	}
 	hash := map[string]string{}
 	for _, s := range g.Specs {

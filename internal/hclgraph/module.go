@@ -590,7 +590,10 @@ func (in instance) dashed() string {
 
 // id is the resource id of rb's instance.
 func (m *module) id(rb *resBlock, in instance) string {
-	return rb.kind + "/" + m.prefix + rb.label + in.suffix
+	if m.addr != "" {
+		return m.addr + "." + rb.kind + "/" + rb.label + in.suffix
+	}
+	return rb.kind + "/" + rb.label + in.suffix
 }
 
 // resValue is what an expression sees of a resource: an object per
