@@ -560,7 +560,7 @@ func (r *ASG) create(ctx context.Context, ltID, version string) error {
 		LaunchTemplate:       &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(ltID), Version: aws.String(version)},
 		MinSize:              &min, MaxSize: &max, DesiredCapacity: &des,
 		VPCZoneIdentifier: aws.String(strings.Join(subnets, ",")),
-		Tags:              []astypes.Tag{tag(awsapi.TagOwner, r.env.Graph), tag(awsapi.TagResource, r.id()), tag(awsapi.TagName, r.env.Name)},
+		Tags:              []astypes.Tag{tag(awsapi.TagOwner, r.env.Graph), tag(awsapi.TagResource, r.id()), tag(awsapi.TagName, r.env.NameTag())},
 	}
 	if r.Rollout.Warmup > 0 {
 		in.DefaultInstanceWarmup = aws.Int32(int32(r.Rollout.Warmup / time.Second))

@@ -755,7 +755,7 @@ func (r *Instance) tags() []types.Tag {
 	if m == nil {
 		m = map[string]string{}
 	}
-	m[awsapi.TagName] = r.env.Name
+	m[awsapi.TagName] = r.env.NameTag()
 	m[awsapi.TagOwner] = r.env.Graph
 	m[awsapi.TagResource] = r.id()
 	if d := userDataDigest(r.UserData); d != "" {

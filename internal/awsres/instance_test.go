@@ -1108,3 +1108,28 @@ func TestWatchReportsPolls(t *testing.T) {
 		}
 	}
 }
+
+// TestNameTag: an instance expanded from an HCL block carries its display
+// name (web-0) as the Name tag, and its id as kiln:resource.
+func TestNameTag(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	r := NewInstance(w.hubs)
+	r.Image, r.Type = w.image, "t3.micro"
+	_ = r.Init(engine.Env{Graph: graph, ID: "aws:ec2/web[0]", Kind: "aws:ec2", Name: "web[0]", Display: "web-0", Log: testLog})
+	if checkApply(t, r) {
+		t.Fatal("CheckApply() = true on a first converge; want false (it launches)")
+	}
+	own := w.owned("web[0]")
+	if len(own) != 1 || own[0].Tags[awsapi.TagName] != "web-0" {
+		t.Fatalf("instances of aws:ec2/web[0] = %+v; want one tagged Name=web-0", own)
+	}
+	// The block now sets name = "box": the restarted resource re-tags.
+	r = NewInstance(w.hubs)
+	r.Image, r.Type = w.image, "t3.micro"
+	_ = r.Init(engine.Env{Graph: graph, ID: "aws:ec2/web[0]", Kind: "aws:ec2", Name: "web[0]", Display: "box", Log: testLog})
+	checkApply(t, r)
+	own = w.owned("web[0]")
+	if len(own) != 1 || own[0].Tags[awsapi.TagName] != "box" {
+		t.Fatalf("instances of aws:ec2/web[0] = %+v; want the same one re-tagged Name=box", own)
+	}
+}

@@ -450,7 +450,7 @@ func (r *SecurityGroup) create(ctx context.Context) (*types.SecurityGroup, error
 	if tags == nil {
 		tags = map[string]string{}
 	}
-	tags[awsapi.TagName], tags[awsapi.TagOwner], tags[awsapi.TagResource] = r.env.Name, r.env.Graph, r.id()
+	tags[awsapi.TagName], tags[awsapi.TagOwner], tags[awsapi.TagResource] = r.env.NameTag(), r.env.Graph, r.id()
 	in := &ec2.CreateSecurityGroupInput{
 		GroupName:         aws.String(r.env.Name),
 		Description:       aws.String(r.description()),

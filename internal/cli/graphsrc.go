@@ -42,6 +42,10 @@ type graphSrc struct {
 	// last is the HCL evaluation last loaded (nil for YAML): its files
 	// and data sources are what a change is looked for in.
 	last *hclgraph.Graph
+	// read is when each data source (by address) was last read, so that
+	// each is read again at its own meta { poll }; now is the clock.
+	read map[string]time.Time
+	now  func() time.Time
 }
 
 func (a *app) graphSource(path string, v graphVars, kinds config.Kinds) (*graphSrc, error) {
@@ -62,6 +66,13 @@ func (s *graphSrc) load(ctx context.Context) (*engine.Graph, error) {
 		return nil, err
 	}
 	s.last = hg
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.read = map[string]time.Time{}
+	for _, d := range hg.Data {
+		s.read[d.Addr] = s.now()
+	}
 	return hg.Graph, nil
 }
 
@@ -177,7 +188,8 @@ func (s *graphSrc) pollEvery() time.Duration {
 	return s.last.PollEvery()
 }
 
-// dataChanged reads the graph's AWS data sources again and reports whether
+// dataChanged reads the graph's AWS data sources that are due (each at its
+// own meta { poll }, on ticks of pollEvery) again and reports whether
 // one gives another value than the graph was evaluated with. A source that
 // cannot be read now counts as unchanged (logged by the caller).
 func (s *graphSrc) dataChanged(ctx context.Context) (bool, error) {
@@ -185,10 +197,17 @@ func (s *graphSrc) dataChanged(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	var errs []error
+	tick := s.last.PollEvery()
 	for _, d := range s.last.Data {
 		if d.Kind == "file" {
 			continue // watched as a file
 		}
+		// Due at its own period; half a tick of slack absorbs the time
+		// the reads themselves take.
+		if s.now().Sub(s.read[d.Addr]) < d.PollEvery()-tick/2 {
+			continue
+		}
+		s.read[d.Addr] = s.now()
 		changed, err := d.Changed(ctx, s.options(ctx))
 		if err != nil {
 			errs = append(errs, err)

@@ -239,7 +239,7 @@ func (p *parser) resource(idx int, n *yaml.Node) *item {
 	keys := make(map[string]*yaml.Node)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if common[k.Value] {
+		if common[k.Value] || (k.Value == "module" && p.where != nil) {
 			if keys[k.Value] != nil {
 				p.errorf(k.Line, label, k.Value, "given twice")
 				continue
@@ -267,6 +267,10 @@ func (p *parser) resource(idx int, n *yaml.Node) *item {
 		it.newRes = newRes
 	}
 	it.spec.Kind, it.spec.Name = kind, name
+	if m := keys["module"]; m != nil {
+		// Only the HCL front end (ParseNode) writes module:.
+		it.spec.Module = m.Value
+	}
 	it.deps = append(p.idList(keys["depends_on"], "depends_on", label), p.idList(keys["notified_by"], "notified_by", label)...)
 	for _, e := range it.deps {
 		if e.field == "notified_by" {

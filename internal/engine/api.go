@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -15,7 +16,14 @@ type Lookup func(id, key string) (value string, ok bool)
 type Spec struct {
 	Kind string
 	Name string
-	Meta Meta
+	// Display is the name people see on what the resource makes (the AWS
+	// Name tag): the HCL front end sets it for expanded resources (web-0,
+	// web-eu) and from a block's name attribute. Empty means Name.
+	Display string
+	// Module is the HCL module address (module.web["eu"]) the resource was
+	// written in, "" at the root: ID puts it first.
+	Module string
+	Meta   Meta
 	// DependsOn are ids ("kind/name") this vertex waits for, explicit or
 	// implied by references. Refs ⊆ DependsOn.
 	DependsOn []string
@@ -35,8 +43,15 @@ type Spec struct {
 	Build func(lookup Lookup) (r Resource, fingerprint string, err error)
 }
 
-// ID is the vertex's "kind/name".
-func (s *Spec) ID() string { return s.Kind + "/" + s.Name }
+// ID is the vertex's "kind/name", or for a resource of an HCL module
+// "module.NAME.kind/label" (Name then starts with Module and a dot, so
+// that it stays unique in the graph).
+func (s *Spec) ID() string {
+	if s.Module != "" {
+		return s.Module + "." + s.Kind + "/" + strings.TrimPrefix(s.Name, s.Module+".")
+	}
+	return s.Kind + "/" + s.Name
+}
 
 // Graph is a validated set of specs.
 type Graph struct {

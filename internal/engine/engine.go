@@ -731,7 +731,7 @@ func (e *engine) build(v *vertex) {
 	if i, ok := r.(Initer); ok {
 		env := Env{
 			Graph: e.graphName(), ID: v.id, Kind: spec.Kind, Name: spec.Name,
-			Meta: spec.Meta, Log: e.log.With("resource", v.id),
+			Display: spec.Display, Meta: spec.Meta, Log: e.log.With("resource", v.id),
 		}
 		err = e.guard(v.id, "init", func() error { return i.Init(env) })
 	}

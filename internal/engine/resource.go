@@ -134,12 +134,23 @@ type (
 
 // Env is what the engine tells a resource about itself.
 type Env struct {
-	Graph string       // the graph's name (kiln tags what it creates with it)
-	ID    string       // "kind/name"
-	Kind  string       // e.g. "aws:ec2"
-	Name  string       // the resource's name
-	Meta  Meta         // its meta-params
-	Log   *slog.Logger // with "resource" = ID
+	Graph string // the graph's name (kiln tags what it creates with it)
+	ID    string // "kind/name"
+	Kind  string // e.g. "aws:ec2"
+	Name  string // the resource's name
+	// Display is the name for people (the AWS Name tag); see NameTag.
+	Display string
+	Meta    Meta         // its meta-params
+	Log     *slog.Logger // with "resource" = ID
+}
+
+// NameTag is the name a resource writes where people read it (the AWS
+// Name tag): Display when the graph set one, else Name.
+func (e Env) NameTag() string {
+	if e.Display != "" {
+		return e.Display
+	}
+	return e.Name
 }
 
 // Meta are the per-resource policies (mgmt's names).

@@ -92,6 +92,7 @@ func (m *module) instantiate(c *callBlock, rng hcl.Range) hcl.Diagnostics {
 			return diags
 		}
 		child.root = m.root
+		child.disp = m.disp + c.name + in.dashed() + "-"
 		c.children = append(c.children, child)
 	}
 	return diags
@@ -172,6 +173,12 @@ func (l *loader) build(root *module) (*Graph, hcl.Diagnostics) {
 	g, err := config.ParseNode(root.graph.Range.Filename, l.doc(root, gname, items), l.kinds, l.where)
 	if err != nil {
 		return nil, l.toDiags(err)
+	}
+	for _, s := range g.Specs {
+		if d, ok := l.display[s.ID()]; ok {
+			// A new Name tag is a changed spec: the swap restarts it.
+			s.Display, s.Hash = d, s.Hash+"\x00name="+d
+		}
 	}
 	return &Graph{Graph: g, Outputs: outs, Data: l.data, Files: l.files}, nil
 }
@@ -254,10 +261,19 @@ func (m *module) resource(rb *resBlock, in instance) (*yaml.Node, hcl.Diagnostic
 	sc := &scopeInst{mode: rb.mode, inst: in}
 	var diags hcl.Diagnostics
 	label := fmt.Sprintf("%s %q", rb.kind, rb.label)
+	disp := m.disp + rb.label + in.dashed()
+	defer func() {
+		if disp != rb.label {
+			l.display[m.id(rb, in)] = disp
+		}
+	}()
 	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: l.at(b.DefRange())}
 	add := func(k *yaml.Node, v *yaml.Node) { n.Content = append(n.Content, k, v) }
 	add(l.scalar("!!str", "kind", b.TypeRange), l.scalar("!!str", rb.kind, b.LabelRanges[0]))
 	add(l.scalar("!!str", "name", b.LabelRanges[1]), l.scalar("!!str", m.prefix+rb.label+in.suffix, b.LabelRanges[1]))
+	if m.addr != "" {
+		add(l.scalar("!!str", "module", b.LabelRanges[1]), l.scalar("!!str", m.addr, b.LabelRanges[1]))
+	}
 	for _, field := range []string{"depends_on", "notified_by"} {
 		a := b.Body.Attributes[field]
 		if a == nil {
@@ -276,8 +292,19 @@ func (m *module) resource(rb *resBlock, in instance) (*yaml.Node, hcl.Diagnostic
 		switch {
 		case reserved[name]:
 			continue
-		case name == "name" || name == "kind" || name == "meta":
-			diags = append(diags, errAt(a.NameRange, fmt.Sprintf("%s: %s is not a field here (the block's labels are the kind and name; meta is a block)", label, name)))
+		case name == "kind" || name == "meta":
+			diags = append(diags, errAt(a.NameRange, fmt.Sprintf("%s: %s is not a field here (the block's label is the kind; meta is a block)", label, name)))
+			continue
+		case name == "name":
+			v, d := m.eval(a.Expr, sc)
+			diags = append(diags, d...)
+			switch {
+			case d.HasErrors():
+			case v.IsNull() || !v.IsKnown() || v.Type() != cty.String || v.AsString() == "" || config.HasRef(v.AsString()):
+				diags = append(diags, errAt(a.Expr.Range(), fmt.Sprintf("%s: name: want a non-empty string known before the run (the AWS Name tag)", label)))
+			default:
+				disp = v.AsString()
+			}
 			continue
 		}
 		attrs = append(attrs, a)
@@ -410,7 +437,7 @@ func (m *module) edges(a *hclsyntax.Attribute, label string) ([]idAt, hcl.Diagno
 					diags = append(diags, errAt(rng, fmt.Sprintf("%s: %s: %s.%s has no instance %s", label, a.Name, root, name, suffix)))
 					continue
 				}
-				out = append(out, idAt{kind + "/" + m.prefix + name + suffix, rng})
+				out = append(out, idAt{m.id(&resBlock{kind: kind, label: name}, instance{suffix: suffix}), rng})
 				continue
 			}
 			for _, in := range rb.insts {

@@ -135,13 +135,15 @@ type loader struct {
 	files   []string
 	data    []DataValue
 	rootDir string
+	// display are the display names (Spec.Display) by resource id.
+	display map[string]string
 }
 
 func newLoader(o Options) *loader {
 	if o.Ctx == nil {
 		o.Ctx = context.Background()
 	}
-	l := &loader{o: o, parser: hclparse.NewParser(), kinds: o.Kinds, byRef: map[string]string{}, lines: map[hcl.Range]int{}}
+	l := &loader{o: o, parser: hclparse.NewParser(), kinds: o.Kinds, byRef: map[string]string{}, lines: map[hcl.Range]int{}, display: map[string]string{}}
 	for k := range o.Kinds {
 		l.byRef[refName(k)] = k
 	}
@@ -285,22 +287,33 @@ func (d DataValue) Changed(ctx context.Context, o Options) (bool, error) {
 	return !maps.Equal(attrs, d.Attrs), nil
 }
 
-// PollEvery is the period at which the graph's data sources (other than
-// file, which is watched) are read again: the shortest meta { poll } among
-// them, DefaultDataPoll when none sets one; 0 when there are none.
+// PollEvery is the period of the tick at which the graph's data sources
+// (other than file, which is watched) may be due to be read again: the
+// greatest common divisor of their meta { poll } (DefaultDataPoll when a
+// source sets none), at least a second, so that each is read at its own
+// period (see DataValue.PollEvery); 0 when there are none.
 func (g *Graph) PollEvery() time.Duration {
 	var every time.Duration
 	for _, d := range g.Data {
 		if d.Kind == "file" {
 			continue
 		}
-		p := d.Meta.Poll
-		if p == 0 {
-			p = DefaultDataPoll
-		}
-		if every == 0 || p < every {
-			every = p
+		p := d.PollEvery()
+		for every, p = p, every; p != 0; {
+			every, p = p, every%p
 		}
 	}
+	if every > 0 && every < time.Second {
+		every = time.Second
+	}
 	return every
+}
+
+// PollEvery is how often the data source is read again while kiln runs:
+// its meta { poll }, else DefaultDataPoll.
+func (d DataValue) PollEvery() time.Duration {
+	if d.Meta.Poll > 0 {
+		return d.Meta.Poll
+	}
+	return DefaultDataPoll
 }

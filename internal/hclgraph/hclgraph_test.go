@@ -167,14 +167,69 @@ output "path" { value = file.f.path }
 		"modules/service/inner/t.tpl": `tag=${tag}`,
 	})
 	g := load(t, dir, hclgraph.Options{})
-	want := []string{`noop/module.svc["api"].box`, `file/module.svc["api"].module.inner.f`, `noop/module.svc["web"].box`, `file/module.svc["web"].module.inner.f`}
+	want := []string{`module.svc["api"].noop/box`, `module.svc["api"].module.inner.file/f`, `module.svc["web"].noop/box`, `module.svc["web"].module.inner.file/f`}
 	if !slices.Equal(ids(g), want) {
 		t.Fatalf("ids = %v; want %v", ids(g), want)
 	}
-	if len(g.Outputs) != 1 || g.Outputs[0].Value.AsString() != `web:${noop/module.svc["web"].box.x}:${file/module.svc["web"].module.inner.f.path}` {
+	if len(g.Outputs) != 1 || g.Outputs[0].Value.AsString() != `web:${module.svc["web"].noop/box.x}:${module.svc["web"].module.inner.file/f.path}` {
 		t.Errorf("outputs = %#v", g.Outputs)
 	}
-	if f := build(t, g, `file/module.svc["api"].module.inner.f`).(*resources.File); f.Content == nil || *f.Content != "tag=api-inner" {
+	if f := build(t, g, `module.svc["api"].module.inner.file/f`).(*resources.File); f.Content == nil || *f.Content != "tag=api-inner" {
 		t.Errorf("inner file = %+v; want content tag=api-inner", f)
+	}
+}
+
+// TestDisplayNames: an expanded resource's Name tag is LABEL-INDEX or
+// LABEL-KEY (in a module, the module's name and key first) unless the
+// block sets name; a changed name changes the spec's hash.
+func TestDisplayNames(t *testing.T) {
+	dir := write(t, map[string]string{
+		"main.hcl": `
+graph = "g"
+resource "noop" "web" { count = 2 }
+resource "noop" "db" {
+  for_each = toset(["eu"])
+}
+resource "noop" "one" {}
+resource "noop" "named" {
+  count = 1
+  name  = "box-${count.index + 7}"
+}
+module "svc" {
+  for_each = toset(["us"])
+  source   = "./m"
+}
+`,
+		"m/main.hcl": `resource "noop" "node" { count = 1 }`,
+	})
+	g := load(t, dir, hclgraph.Options{})
+	want := map[string]string{
+		"noop/web[0]": "web-0", "noop/web[1]": "web-1", `noop/db["eu"]`: "db-eu", "noop/one": "",
+		"noop/named[0]": "box-7", `module.svc["us"].noop/node[0]`: "svc-us-node-0",
+	}
+	hash := map[string]string{}
+	for _, s := range g.Specs {
+		if s.Display != want[s.ID()] {
+			t.Errorf("%s: Display = %q; want %q", s.ID(), s.Display, want[s.ID()])
+		}
+		hash[s.ID()] = s.Hash
+	}
+	if len(g.Specs) != len(want) {
+		t.Errorf("ids = %v; want %d resources", ids(g), len(want))
+	}
+	os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(`
+graph = "g"
+resource "noop" "named" {
+  count = 1
+  name  = "box-8"
+}
+resource "noop" "web" { count = 1 }
+`), 0o644)
+	g = load(t, dir, hclgraph.Options{})
+	for _, s := range g.Specs {
+		same := s.Hash == hash[s.ID()]
+		if want := s.ID() == "noop/web[0]"; same != want {
+			t.Errorf("%s: hash unchanged = %v; want %v", s.ID(), same, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -32,7 +33,10 @@ type module struct {
 	dir    string
 	addr   string // "" for the root, else module.NAME, module.NAME[0], module.NAME["k"] (nested: dotted)
 	prefix string // addr + "." (resource names start with it), or ""
-	root   string // the root module's directory
+	// disp starts the display names (AWS Name tags) of the module's
+	// resources: "" for the root, "web-eu-" for module.web["eu"].
+	disp string
+	root string // the root module's directory
 
 	graph *hcl.Attribute // root only
 	// prune and prune_limit: the graph's ownership settings (root only),
@@ -586,9 +590,24 @@ func (m *module) resInstances(rb *resBlock) hcl.Diagnostics {
 	return diags
 }
 
+// dashed is the instance's index or key as a display name's tail: "",
+// "-0" or "-eu".
+func (in instance) dashed() string {
+	switch {
+	case in.suffix == "":
+		return ""
+	case strings.HasPrefix(in.suffix, `["`):
+		return "-" + in.key
+	}
+	return "-" + strconv.Itoa(in.index)
+}
+
 // id is the resource id of rb's instance.
 func (m *module) id(rb *resBlock, in instance) string {
-	return rb.kind + "/" + m.prefix + rb.label + in.suffix
+	if m.addr != "" {
+		return m.addr + "." + rb.kind + "/" + rb.label + in.suffix
+	}
+	return rb.kind + "/" + rb.label + in.suffix
 }
 
 // resValue is what an expression sees of a resource: an object per
