@@ -1,7 +1,6 @@
 package awsapi
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,30 +16,13 @@ import (
 
 	"kiln/internal/awssim"
 	"kiln/internal/engine"
+	"kiln/internal/testsupport"
 )
-
-// lockedBuffer is a log sink safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // faultyHub is a hub over a simulator whose DescribeKeyPairs fails as fault
 // says (posted to /_sim/faults, as an operator would), with a short retry
 // timeout and its log in a buffer.
-func faultyHub(t *testing.T, fault string) (*Hub, *awssim.Sim, *lockedBuffer) {
+func faultyHub(t *testing.T, fault string) (*Hub, *awssim.Sim, *testsupport.Buffer) {
 	t.Helper()
 	sim := awssim.New(awssim.Options{TimeScale: 0.001})
 	srv := httptest.NewServer(sim)
@@ -51,7 +32,7 @@ func faultyHub(t *testing.T, fault string) (*Hub, *awssim.Sim, *lockedBuffer) {
 		t.Fatalf("POST /_sim/faults = %v, %v", resp, err)
 	}
 	resp.Body.Close()
-	var log lockedBuffer
+	var log testsupport.Buffer
 	hs := NewHubs(Options{Config: new(awssim.ClientConfig(srv.URL)),
 		Retries:      Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond},
 		RetryTimeout: 300 * time.Millisecond,

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"kiln/internal/awssim"
+	"kiln/internal/testsupport"
 )
 
 func newSQS(t *testing.T, opts awssim.Options) (*awssim.Sim, *sqs.Client, *eventbridge.Client, *ec2.Client) {
@@ -145,23 +146,28 @@ func TestSQSQueueLifecycle(t *testing.T) {
 }
 
 func TestSQSLongPoll(t *testing.T) {
-	_, c, _, _ := newSQS(t, awssim.Options{})
+	sim, c, _, _ := newSQS(t, awssim.Options{})
 	ctx := context.Background()
 	cq, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("wait")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The message is sent once the receive has reached the queue empty:
+	// only a long poll can return it.
+	sent := make(chan struct{})
 	go func() {
-		time.Sleep(100 * time.Millisecond)
+		defer close(sent)
+		testsupport.Eventually(t, "the long poll to arrive", func() bool { return sim.Calls("ReceiveMessage") == 1 })
 		_, _ = c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: cq.QueueUrl, MessageBody: aws.String("late")})
 	}()
 	start := time.Now()
 	got, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: cq.QueueUrl, WaitTimeSeconds: 5})
-	if err != nil || len(got.Messages) != 1 {
+	<-sent
+	if err != nil || len(got.Messages) != 1 || aws.ToString(got.Messages[0].Body) != "late" {
 		t.Fatalf("long poll = %+v, %v", got, err)
 	}
-	if d := time.Since(start); d < 80*time.Millisecond || d > 2*time.Second {
-		t.Errorf("long poll returned after %v; want it woken by the send", d)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("long poll returned after %v; want it woken by the send, not by its 5 s wait", d)
 	}
 	// An empty queue answers after the wait, with no messages.
 	start = time.Now()

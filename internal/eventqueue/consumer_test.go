@@ -19,6 +19,7 @@ import (
 	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
 	"kiln/internal/eventqueue"
+	"kiln/internal/testsupport"
 )
 
 type sink struct {
@@ -100,7 +101,7 @@ func TestConsumerRoutesAndDropsPoison(t *testing.T) {
 			t.Fatalf("events routed: %+v", s.events())
 		}
 	}
-	waitFor(t, func() bool { return value(t, reg, "kiln_events_queue_deleted_total") == 5 })
+	testsupport.Eventually(t, "five deletions", func() bool { return value(t, reg, "kiln_events_queue_deleted_total") == 5 })
 	evs := s.events()
 	if evs[0].Resource != "i-1" || evs[0].State != "stopped" || evs[1].Resource != "ami-1" || evs[1].State != "available" {
 		t.Errorf("routed %+v", evs)
@@ -160,17 +161,6 @@ func value(t *testing.T, reg *prometheus.Registry, name string, label ...string)
 		}
 	}
 	return sum
-}
-
-func waitFor(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -1,7 +1,6 @@
 package resources
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"sync"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"kiln/internal/engine"
+	"kiln/internal/testsupport"
 )
 
 // events records what a Watch reports. Channels of capacity 1 coalesce the
@@ -73,24 +73,6 @@ func (e *events) drain() {
 	}
 }
 
-// logBuffer is a logger whose text output a test can read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func testEnv(id string, w *logBuffer) engine.Env {
+func testEnv(id string, w *testsupport.Buffer) engine.Env {
 	return engine.Env{ID: id, Log: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"kiln/internal/testsupport"
 )
 
 func TestExecCheckApply(t *testing.T) {
@@ -72,7 +74,7 @@ func TestExecRefresh(t *testing.T) {
 }
 
 func TestExecOutputAndFailure(t *testing.T) {
-	var logs logBuffer
+	var logs testsupport.Buffer
 	r := &Exec{Cmd: "echo to-stdout; echo to-stderr >&2; exit 4"}
 	if err := r.Init(testEnv("exec/x", &logs)); err != nil {
 		t.Fatal(err)

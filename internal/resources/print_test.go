@@ -3,10 +3,12 @@ package resources
 import (
 	"strings"
 	"testing"
+
+	"kiln/internal/testsupport"
 )
 
 func TestPrint(t *testing.T) {
-	var out, logs logBuffer
+	var out, logs testsupport.Buffer
 	r := &Print{Msg: "hello", Out: &out}
 	if err := r.Init(testEnv("print/p", &logs)); err != nil {
 		t.Fatal(err)

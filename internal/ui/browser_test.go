@@ -28,6 +28,7 @@ import (
 	"kiln/internal/project"
 	"kiln/internal/resources"
 	"kiln/internal/store"
+	"kiln/internal/testsupport"
 	"kiln/internal/web"
 )
 
@@ -478,12 +479,8 @@ environments:
 		do(t, ctx, "project page", chromedp.Navigate(base+"/projects/shop"), chromedp.WaitVisible(chromedp.CSS(`#pipeline`)))
 		return strings.Contains(text(t, ctx, `#env-staging h3`), "live")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !staged() {
-		if time.Now().After(deadline) {
-			t.Fatalf("staging never went live: %q", text(t, ctx, `#env-staging`))
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !testsupport.Within(30*time.Second, staged) {
+		t.Fatalf("staging never went live: %q", text(t, ctx, `#env-staging`))
 	}
 	if got := text(t, ctx, `#env-staging`); !strings.Contains(got, "••••••••") || strings.Contains(got, "browser-secret-value") || !strings.Contains(got, "debug") {
 		t.Errorf("staging section = %q; want the plain value and the secret masked", got)
@@ -492,16 +489,11 @@ environments:
 	if got := text(t, ctx, `#flash`); !strings.Contains(got, "is rolling out to production") {
 		t.Errorf("flash = %q", got)
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	if !testsupport.Within(30*time.Second, func() bool {
 		do(t, ctx, "project page", chromedp.Navigate(base+"/projects/shop"), chromedp.WaitVisible(chromedp.CSS(`#pipeline`)))
-		if strings.Contains(text(t, ctx, `#env-production h3`), "live") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("production never went live: %q", text(t, ctx, `#env-production`))
-		}
-		time.Sleep(200 * time.Millisecond)
+		return strings.Contains(text(t, ctx, `#env-production h3`), "live")
+	}) {
+		t.Fatalf("production never went live: %q", text(t, ctx, `#env-production`))
 	}
 	if got := text(t, ctx, `#pipeline`); strings.Count(got, "live") != 2 {
 		t.Errorf("pipeline = %q; want both environments live", got)
