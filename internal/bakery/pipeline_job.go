@@ -153,6 +153,7 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		b.Reason = ""
 	}
 	s.notify(Progress{BakeID: id, Project: b.Project, BakeState: store.Running, Detail: claim.String(), Time: time.Now()})
+	s.emit(ctx, bakeEvent(b, store.Running, "", ""))
 
 	rp, err := s.store.Project(ctx, b.Project)
 	if errors.Is(err, store.ErrNotFound) {
@@ -430,6 +431,9 @@ func (s *Service) finish(ctx context.Context, b *store.Bake, o store.Outcome) er
 		return err
 	}
 	s.notify(Progress{BakeID: b.ID, Project: b.Project, BakeState: o.State, Detail: o.Reason, Time: time.Now()})
+	if o.State != store.Cancelled {
+		s.emit(ctx, bakeEvent(b, o.State, o.ImageID, o.Reason))
+	}
 	return nil
 }
 

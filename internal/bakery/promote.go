@@ -349,6 +349,7 @@ func (s *Service) finishPromotion(ctx context.Context, log *slog.Logger, p Promo
 		log.Warn("promotion failed", "image", p.ImageID, "reason", reason)
 	}
 	s.notify(Progress{Project: p.Project, Detail: fmt.Sprintf("promotion %d to %s %s", p.ID, p.Env, state), Time: time.Now()})
+	s.emit(ctx, promotionEvent(p, state, reason))
 	if state == store.PromotionFailed {
 		s.followUp(ctx, p.Project)
 	}

@@ -40,6 +40,9 @@ type Options struct {
 	ServerID string
 	// Pipeline tunes the steps' waits (console retry, defaults for timeouts).
 	Pipeline pipeline.PipelineOptions
+	// Notifier, when set, is told of bakes and promotions (notify:,
+	// commit_status:); its worker runs on the service's River client.
+	Notifier Notifier
 }
 
 func (o *Options) fill() {
@@ -105,6 +108,11 @@ func NewService(st *store.Store, hubs *awsapi.Hubs, log *slog.Logger, o Options)
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &worker{s: s}); err != nil {
 		return nil, fmt.Errorf("new bake service: %w", err)
+	}
+	if o.Notifier != nil {
+		if err := o.Notifier.Register(workers); err != nil {
+			return nil, fmt.Errorf("new bake service: %w", err)
+		}
 	}
 	rc, err := st.NewRiverClient(workers, &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Workers}},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"kiln/internal/events"
 	"kiln/internal/hook"
 	"kiln/internal/monitor"
+	"kiln/internal/notify"
 	"kiln/internal/store"
 	"kiln/internal/ui"
 	"kiln/internal/web"
@@ -262,7 +264,12 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	hubs := a.awsHubs()
 	ready := awsReady(ctx, a, hubs, o.sim.on)
-	svc, err := bakery.NewService(st, hubs, a.log.With("component", "bake"), bakery.Options{Lease: o.lease})
+	inserts, err := st.NewRiverClient(nil, nil)
+	if err != nil {
+		return err
+	}
+	notifier := notify.New(st, inserts, notify.Options{PublicURL: cmp.Or(o.publicURL, url), Log: a.log.With("component", "notify")})
+	svc, err := bakery.NewService(st, hubs, a.log.With("component", "bake"), bakery.Options{Lease: o.lease, Notifier: notifier})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,11 @@ type Project struct {
 	Rollout *RolloutTarget
 	// Environments, in promotion order: a bake's image goes to the first.
 	Environments []Environment
+	// Notify is where the project's events are sent (notify:).
+	Notify []NotifyTarget
+	// CommitStatus, when set, is where a pushed bake's state is reported
+	// (commit_status:).
+	CommitStatus *CommitStatus
 	// Secret is webhook_secret after ${ENV} expansion; empty when the file
 	// gives none (Apply then keeps the stored one or generates one).
 	Secret string
@@ -189,6 +194,8 @@ func (pp *projectParser) parse(data []byte) *Project {
 		"webhook_secret":  func(n *yaml.Node) { p.Secret = pp.secret(n) },
 		"rollout":         func(n *yaml.Node) { p.Rollout = pp.rollout(n, lines) },
 		"environments":    func(n *yaml.Node) { p.Environments = pp.environments(n, lines) },
+		"notify":          func(n *yaml.Node) { p.Notify = pp.notifyTargets(n, lines) },
+		"commit_status":   func(n *yaml.Node) { p.CommitStatus = pp.commitStatus(n, lines) },
 	}
 	maps.Copy(set, pp.distributionFields(&p.Distribution)) // distribution.go
 	pp.fields(root, "", lines, set)
@@ -638,6 +645,8 @@ func FromRecord(r store.Project) *Project {
 type Store interface {
 	PutProject(ctx context.Context, p store.Project, secret string) (created bool, err error)
 	PutDistribution(ctx context.Context, project string, d store.Distribution) error
+	PutNotifyTargets(ctx context.Context, project string, ts []store.NotifyTarget) error
+	PutCommitStatus(ctx context.Context, project string, c *store.CommitStatus) error
 }
 
 // Applied says what Apply did.
@@ -648,7 +657,7 @@ type Applied struct {
 	GeneratedSecret string
 }
 
-// Apply stores p. The file's webhook secret, when given, replaces the
+// Apply stores p (with its notify: targets and commit_status:). The file's webhook secret, when given, replaces the
 // stored one; without one an existing project keeps its secret and a new
 // project gets a generated one, returned in Applied.GeneratedSecret.
 func Apply(ctx context.Context, s Store, p *Project) (Applied, error) {
@@ -657,17 +666,29 @@ func Apply(ctx context.Context, s Store, p *Project) (Applied, error) {
 		secret := GenerateSecret()
 		created, err = s.PutProject(ctx, p.Record(), secret)
 		if err == nil {
-			err = s.PutDistribution(ctx, p.Name, DistributionRecord(p.Distribution))
+			err = putExtras(ctx, s, p)
 		}
 		if err == nil {
 			return Applied{Created: created, GeneratedSecret: secret}, nil
 		}
 	}
 	if err == nil {
-		err = s.PutDistribution(ctx, p.Name, DistributionRecord(p.Distribution))
+		err = putExtras(ctx, s, p)
 	}
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply project %q: %w", p.Name, err)
 	}
 	return Applied{Created: created}, nil
+}
+
+// putExtras stores what lives beside the project's row: its distribution,
+// notification targets and commit-status reporter.
+func putExtras(ctx context.Context, s Store, p *Project) error {
+	if err := s.PutDistribution(ctx, p.Name, DistributionRecord(p.Distribution)); err != nil {
+		return err
+	}
+	if err := s.PutNotifyTargets(ctx, p.Name, p.Notify); err != nil {
+		return err
+	}
+	return s.PutCommitStatus(ctx, p.Name, p.CommitStatus)
 }

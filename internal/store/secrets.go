@@ -88,6 +88,13 @@ func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 		}
 		s.hooks.invalidate(r.name)
 	}
+	for _, c := range sealedColumns {
+		m, err := s.resealColumn(ctx, c.table, c.column)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
 	if n > 0 {
 		if err := s.scrub(ctx); err != nil {
 			return n, err
@@ -103,7 +110,7 @@ func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 func (s *Store) scrub(ctx context.Context) error {
 	stmts := []string{`VACUUM`, `PRAGMA wal_checkpoint(TRUNCATE)`}
 	if s.pg != nil {
-		stmts = []string{`VACUUM FULL projects`}
+		stmts = []string{`VACUUM FULL projects`, `VACUUM FULL notify_targets`, `VACUUM FULL commit_status`}
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
@@ -111,4 +118,54 @@ func (s *Store) scrub(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sealedColumns are the secrets kept beside the projects' webhook secret
+// (migration 011): notification secrets and commit-status tokens.
+var sealedColumns = []struct{ table, column string }{
+	{"notify_targets", "secret"},
+	{"commit_status", "token"},
+}
+
+// resealColumn reseals every value of table.column that is not sealed
+// under the primary key, each only if it is still the value read.
+func (s *Store) resealColumn(ctx context.Context, table, column string) (int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT `+column+` FROM `+table+` WHERE `+column+` <> ''`)
+	if err != nil {
+		return 0, fmt.Errorf("reseal %s: %w", table, err)
+	}
+	var todo []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("reseal %s: %w", table, err)
+		}
+		if !s.secrets.Primary(v) {
+			todo = append(todo, v)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("reseal %s: %w", table, err)
+	}
+	n := 0
+	for _, v := range todo {
+		plain, err := s.secrets.Open(v)
+		if err != nil {
+			return n, fmt.Errorf("reseal %s: %w", table, err)
+		}
+		sealed, err := s.secrets.Seal(plain)
+		if err != nil {
+			return n, fmt.Errorf("reseal %s: %w", table, err)
+		}
+		res, err := s.db.ExecContext(ctx, `UPDATE `+table+` SET `+column+` = $1 WHERE `+column+` = $2`, sealed, v)
+		if err != nil {
+			return n, fmt.Errorf("reseal %s: %w", table, err)
+		}
+		if c, _ := res.RowsAffected(); c > 0 {
+			n += int(c)
+		}
+	}
+	return n, nil
 }

@@ -20,7 +20,9 @@ func rawContains(t *testing.T, s *Store, target, needle string) bool {
 		err := s.DB().QueryRowContext(t.Context(), `SELECT
 			(SELECT COUNT(*) FROM projects p WHERE row_to_json(p)::text LIKE '%' || $1 || '%') +
 			(SELECT COUNT(*) FROM sessions x WHERE row_to_json(x)::text LIKE '%' || $1 || '%') +
-			(SELECT COUNT(*) FROM audit a WHERE row_to_json(a)::text LIKE '%' || $1 || '%')`, needle).Scan(&n)
+			(SELECT COUNT(*) FROM audit a WHERE row_to_json(a)::text LIKE '%' || $1 || '%') +
+			(SELECT COUNT(*) FROM notify_targets n WHERE row_to_json(n)::text LIKE '%' || $1 || '%') +
+			(SELECT COUNT(*) FROM commit_status c WHERE row_to_json(c)::text LIKE '%' || $1 || '%')`, needle).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,4 +116,60 @@ func testSecretsAtRest(t *testing.T) {
 	if !strings.HasPrefix(stored, "kiln:v1:"+secrets.KeyID(newKey)+":") {
 		t.Errorf("stored secret = %q; want sealed under the new key", stored)
 	}
+}
+
+func TestNotifySecretsAtRest(t *testing.T) { bothDrivers(t, testNotifySecretsAtRest) }
+
+// testNotifySecretsAtRest: notification secrets and commit-status tokens
+// are sealed like webhook secrets: those written in clear are sealed by
+// ResealSecrets, new ones on the way in, and a rotation re-wraps them.
+func testNotifySecretsAtRest(t *testing.T) {
+	s, target := openTest(t)
+	ctx := t.Context()
+	if _, err := s.PutProject(ctx, testProject("web"), "web-secret-0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	put := func(secret, token string) {
+		t.Helper()
+		if err := s.PutNotifyTargets(ctx, "web", []NotifyTarget{{URL: "http://127.0.0.1/x", Secret: secret, Events: []string{"bake.failed"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutCommitStatus(ctx, "web", &CommitStatus{Provider: "github", APIURL: "https://api.github.com", Token: token}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(when, secret, token string) {
+		t.Helper()
+		ts, err := s.NotifyTargets(ctx, "web")
+		if err != nil || len(ts) != 1 || ts[0].Secret != secret {
+			t.Errorf("%s: NotifyTargets() = %+v, %v; want secret %q", when, ts, err, secret)
+		}
+		c, err := s.CommitStatusOf(ctx, "web")
+		if err != nil || c == nil || c.Token != token {
+			t.Errorf("%s: CommitStatusOf() = %+v, %v; want token %q", when, c, err, token)
+		}
+	}
+	put("notify-secret-in-clear-0", "ghp_token_in_clear_0")
+	oldKey, newKey := bytes.Repeat([]byte{7}, secrets.KeySize), bytes.Repeat([]byte{9}, secrets.KeySize)
+	k, _ := secrets.NewKeyring(oldKey)
+	s.UseSecrets(k)
+	if n, err := s.ResealSecrets(ctx); err != nil || n != 3 {
+		t.Fatalf("ResealSecrets() = %d, %v; want 3 (webhook, notification, token)", n, err)
+	}
+	check("resealed", "notify-secret-in-clear-0", "ghp_token_in_clear_0")
+	put("notify-secret-sealed-1", "ghp_token_sealed_1")
+	check("sealed", "notify-secret-sealed-1", "ghp_token_sealed_1")
+	for _, secret := range []string{"notify-secret-in-clear-0", "ghp_token_in_clear_0", "notify-secret-sealed-1", "ghp_token_sealed_1"} {
+		if rawContains(t, s, target, secret) {
+			t.Errorf("the database holds %q in clear text", secret)
+		}
+	}
+	both, _ := secrets.NewKeyring(newKey, oldKey)
+	s.UseSecrets(both)
+	if n, err := s.ResealSecrets(ctx); err != nil || n != 3 {
+		t.Fatalf("ResealSecrets() after rotation = %d, %v; want 3", n, err)
+	}
+	only, _ := secrets.NewKeyring(newKey)
+	s.UseSecrets(only)
+	check("rotated", "notify-secret-sealed-1", "ghp_token_sealed_1")
 }

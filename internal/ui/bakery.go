@@ -380,6 +380,9 @@ type projectData struct {
 	// Environments are the pipeline, in order, with their state and
 	// recent promotions (secrets masked).
 	Environments []envRow
+	// Undelivered are the notification and commit status deliveries
+	// that failed or wait for a retry, newest first.
+	Undelivered []store.Delivery
 }
 
 // envRow is an environment on the project page: its status, and what its
@@ -428,6 +431,20 @@ func (b *bakeryPages) project(w http.ResponseWriter, r *http.Request, s *session
 	if d.Environments, err = b.environments(ctx, name, d.Images); err != nil {
 		b.fail(w, r, err)
 		return
+	}
+	if dl, ok := b.cfg.Records.(interface {
+		Deliveries(context.Context, string, int) ([]store.Delivery, error)
+	}); ok {
+		ds, err := dl.Deliveries(ctx, name, 100)
+		if err != nil {
+			b.fail(w, r, err)
+			return
+		}
+		for _, del := range ds {
+			if del.State != store.DeliveryDelivered {
+				d.Undelivered = append(d.Undelivered, del)
+			}
+		}
 	}
 	// Last: a failed page must not lose it.
 	if d.Secret, err = b.ss.takeSecret(ctx, s, name); err != nil {

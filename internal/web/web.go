@@ -23,6 +23,9 @@
 //	POST   /api/projects/{name}/secret    generate a new webhook secret → SecretResult, the
 //	                                      only time it is shown; the old one stops working
 //	POST   /api/projects/{name}/bakes     bake now → 202 TriggerResult
+//	GET    /api/projects/{name}/deliveries
+//	                                      {"deliveries": [Delivery...]}: notifications and
+//	                                      commit statuses, newest first, failures with why
 //	GET    /api/bakes?project=&state=&limit=&before=
 //	                                      {"bakes": [Bake...], "next_before": id} newest first
 //	GET    /api/bakes/{id}                Bake with its steps
@@ -165,6 +168,7 @@ func (s *Server) routes() *http.ServeMux {
 	route("POST /api/projects/{name}/bakes", auth.Deployer, "bake.trigger", s.triggerBake)
 	route("GET /api/projects/{name}/environments", auth.Viewer, "", s.listEnvironments)
 	route("GET /api/projects/{name}/images", auth.Viewer, "", s.listImages)
+	route("GET /api/projects/{name}/deliveries", auth.Viewer, "", s.listDeliveries)
 	route("POST /api/projects/{name}/environments/{env}/promote", auth.Deployer, "promotion.start", s.promote)
 	route("GET /api/bakes", auth.Viewer, "", s.listBakes)
 	route("GET /api/bakes/{id}", auth.Viewer, "", s.showBake)
