@@ -68,6 +68,7 @@ type soakFigures struct {
 	Seed              uint64   `json:"seed"`
 	Faults            any      `json:"faults"`
 	Partial           string   `json:"partial,omitempty"`
+	BakesSucceeded    int      `json:"bakes_succeeded"`
 	Promotions        int      `json:"promotions"`
 	PromotionsRefused int      `json:"promotions_refused"`
 }
@@ -180,9 +181,6 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 		}
 		defer drop()
 		bk.target = target
-		if err := bk.apply(ctx, cfg.projects); err != nil {
-			return f, err
-		}
 	}
 	logN := 0
 	// procs[0:2] run the graph, procs[2:4] serve the bakery.
@@ -208,6 +206,12 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 			p.kill()
 		}
 	}()
+	rng := rand.New(rand.NewPCG(seed, 27))
+	if cfg.projects > 0 {
+		if err := bk.apply(ctx, rng, cfg.projects); err != nil {
+			return f, err
+		}
+	}
 
 	// live maps each resource to its instances that are not terminated
 	// (nor going).
@@ -239,7 +243,6 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 		return f, fmt.Errorf("first convergence: %w", err)
 	}
 
-	rng := rand.New(rand.NewPCG(seed, 27))
 	began := time.Now()
 	var drifts []*drift
 	dup := map[string]bool{}
@@ -342,7 +345,7 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 	slices.Sort(lat)
 	f = soakFigures{Scenario: "soak", DurationS: round3(time.Since(began).Seconds()), Kills: f.Kills,
 		InstancesDup: len(dup), DriftRepairs: len(lat), Instances: cfg.instances, Seed: seed, Faults: sim.FaultStats(),
-		Promotions: sf.promotions, PromotionsRefused: bk.refused}
+		Promotions: sf.promotions, PromotionsRefused: bk.refused, BakesSucceeded: sf.bakesSucceeded}
 	if cfg.projects > 0 {
 		f.Bakes, f.ImagesExtra, f.BuildersLeaked = &sf.bakes, &sf.imagesExtra, &sf.buildersLeaked
 		f.BakesFinalPct, f.PromotionsFinalPc = pctOf(sf.bakesFinal, sf.bakes), pctOf(sf.promoFin, sf.promotions)

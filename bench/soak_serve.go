@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
 	"kiln/internal/pipeline"
-	"kiln/internal/project"
 	"kiln/internal/store"
 )
 
@@ -52,20 +52,17 @@ type soakBakery struct {
 	refused  int            // promotions refused (no image yet, one running)
 }
 
-// apply stores the projects before the servers start.
-func (b *soakBakery) apply(ctx context.Context, n int) error {
-	st, err := store.Open(ctx, b.target)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+// apply posts the projects to the servers (kiln project apply) once one
+// answers.
+func (b *soakBakery) apply(ctx context.Context, rng *rand.Rand, n int) error {
 	for i := range n {
 		name := fmt.Sprint("soak", i)
-		p, err := project.Parse(name+".yaml", fmt.Appendf(nil, soakProject, name, bakeSecret, bakeScript), nil)
+		file := fmt.Appendf(nil, soakProject, name, bakeSecret, bakeScript)
+		err := until(ctx, time.Minute, func() bool {
+			status, _, err := b.call(ctx, rng, "/api/projects", file)
+			return err == nil && status < 300
+		})
 		if err != nil {
-			return err
-		}
-		if _, err := project.Apply(ctx, st, p); err != nil {
 			return fmt.Errorf("apply project %s: %w", name, err)
 		}
 		b.projects = append(b.projects, name)
@@ -75,13 +72,13 @@ func (b *soakBakery) apply(ctx context.Context, n int) error {
 
 // call posts to path on the servers, starting with a random one, until
 // one answers; it returns the status and the body.
-func (b *soakBakery) call(ctx context.Context, rng *rand.Rand, path string) (int, []byte, error) {
+func (b *soakBakery) call(ctx context.Context, rng *rand.Rand, path string, body []byte) (int, []byte, error) {
 	srv := b.servers()
 	first := rng.IntN(len(srv))
 	var last error
 	for k := range srv {
 		s := srv[(first+k)%len(srv)]
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+path, bytes.NewReader(body))
 		if err != nil {
 			return 0, nil, err
 		}
@@ -91,13 +88,13 @@ func (b *soakBakery) call(ctx context.Context, rng *rand.Rand, path string) (int
 			last = err // killed, or not listening yet
 			continue
 		}
-		body, _ := io.ReadAll(resp.Body)
+		out, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode >= 500 {
-			last = fmt.Errorf("POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(body))
+			last = fmt.Errorf("POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(out))
 			continue
 		}
-		return resp.StatusCode, body, nil
+		return resp.StatusCode, out, nil
 	}
 	return 0, nil, last
 }
@@ -105,7 +102,7 @@ func (b *soakBakery) call(ctx context.Context, rng *rand.Rand, path string) (int
 // bake triggers a bake of a random project.
 func (b *soakBakery) bake(ctx context.Context, rng *rand.Rand) {
 	p := b.projects[rng.IntN(len(b.projects))]
-	status, body, err := b.call(ctx, rng, "/api/projects/"+p+"/bakes")
+	status, body, err := b.call(ctx, rng, "/api/projects/"+p+"/bakes", nil)
 	if err != nil || status != http.StatusAccepted {
 		fmt.Fprintf(os.Stderr, "bench: soak: trigger %s: %d %v %s\n", p, status, err, bytes.TrimSpace(body))
 		return
@@ -125,7 +122,7 @@ func (b *soakBakery) bake(ctx context.Context, rng *rand.Rand) {
 // promote rolls a random project's newest image out to staging.
 func (b *soakBakery) promote(ctx context.Context, rng *rand.Rand) {
 	p := b.projects[rng.IntN(len(b.projects))]
-	status, body, err := b.call(ctx, rng, "/api/projects/"+p+"/environments/staging/promote")
+	status, body, err := b.call(ctx, rng, "/api/projects/"+p+"/environments/staging/promote", nil)
 	switch {
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "bench: soak: promote %s: %v\n", p, err)
@@ -141,6 +138,7 @@ func (b *soakBakery) promote(ctx context.Context, rng *rand.Rand) {
 // soakServeFigures are the serve half's figures.
 type soakServeFigures struct {
 	bakes, bakesFinal    int
+	bakesSucceeded       int
 	imagesExtra          int
 	buildersLeaked       int
 	promotions, promoFin int
@@ -175,8 +173,12 @@ func (b *soakBakery) measure(ctx context.Context, sim *awssim.Sim) (soakServeFig
 	for id := range b.bakes {
 		f.bakes++
 		bk, ok := all[id]
-		if ok && bk.State.Final() {
+		// Final: succeeded, or over with the reason why.
+		if ok && (bk.State == store.Succeeded || bk.State.Final() && bk.Reason != "") {
 			f.bakesFinal++
+		}
+		if ok && bk.State == store.Succeeded {
+			f.bakesSucceeded++
 		}
 	}
 	for _, bk := range all {
@@ -211,7 +213,7 @@ func (b *soakBakery) measure(ctx context.Context, sim *awssim.Sim) (soakServeFig
 	}
 	for _, p := range promos {
 		f.promotions++
-		if p.State != store.PromotionRolling {
+		if p.State == store.PromotionSucceeded || p.State == store.PromotionFailed && p.Reason != "" {
 			f.promoFin++
 		}
 	}
