@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,15 +23,19 @@ import (
 // terminate a tenth of the instances by hand and a random kiln process is
 // SIGKILLed (and started again) now and then. It prints one JSON line.
 //
-// This is the kiln run half of issue 27's soak. The kiln serve half (two
-// servers on one database, bakes every 10 s, promotions) is not built: its
-// fields are null and "partial" says so.
+// Beside them, two kiln serve on one PostgreSQL database of their own
+// bake 20 projects: a bake of a random project every 10 s and a promotion
+// of one to its environment a minute, through the API of a random live
+// server. The SIGKILL picks any of the four processes.
 //
 //	KILN_BENCH_SOAK_DURATION=10m   how long
 //	KILN_BENCH_SOAK_INSTANCES=200  the graph's instances
 //	KILN_BENCH_SOAK_STORM=30s      a drift storm this often
 //	KILN_BENCH_SOAK_KILL=2m        a SIGKILL this often
 //	KILN_BENCH_SOAK_SEED=0         the faults' seed (0: random, printed)
+//	KILN_BENCH_SOAK_PROJECTS=20    the bakery's projects (0: no kiln serve)
+//	KILN_BENCH_SOAK_BAKE=10s       a bake this often
+//	KILN_BENCH_SOAK_PROMOTE=1m     a promotion this often
 //	KILN_BENCH_POSTGRES=...        the lock's database (default the local server)
 const (
 	soakDurationEnv  = "KILN_BENCH_SOAK_DURATION"
@@ -38,6 +43,9 @@ const (
 	soakStormEnv     = "KILN_BENCH_SOAK_STORM"
 	soakKillEnv      = "KILN_BENCH_SOAK_KILL"
 	soakSeedEnv      = "KILN_BENCH_SOAK_SEED"
+	soakProjectsEnv  = "KILN_BENCH_SOAK_PROJECTS"
+	soakBakeEnv      = "KILN_BENCH_SOAK_BAKE"
+	soakPromoteEnv   = "KILN_BENCH_SOAK_PROMOTE"
 )
 
 // soakFigures is the soak's JSON line.
@@ -59,7 +67,10 @@ type soakFigures struct {
 	Instances         int      `json:"instances"`
 	Seed              uint64   `json:"seed"`
 	Faults            any      `json:"faults"`
-	Partial           string   `json:"partial"`
+	Partial           string   `json:"partial,omitempty"`
+	BakesSucceeded    int      `json:"bakes_succeeded"`
+	Promotions        int      `json:"promotions"`
+	PromotionsRefused int      `json:"promotions_refused"`
 }
 
 // soakConfig is what a soak runs; soakBench reads it from the environment.
@@ -71,6 +82,9 @@ type soakConfig struct {
 	kill      time.Duration
 	seed      uint64
 	procs     int // GOMAXPROCS of each kiln process (0: Go's default)
+	projects  int // the bakery's projects (0: no kiln serve)
+	bake      time.Duration
+	promote   time.Duration
 }
 
 func soakBench(ctx context.Context, emit func(v any)) error {
@@ -81,6 +95,9 @@ func soakBench(ctx context.Context, emit func(v any)) error {
 		storm:     envDuration(soakStormEnv, 30*time.Second),
 		kill:      envDuration(soakKillEnv, 2*time.Minute),
 		seed:      uint64(envFloat(soakSeedEnv, 0)),
+		projects:  int(envFloat(soakProjectsEnv, 20)),
+		bake:      envDuration(soakBakeEnv, 10*time.Second),
+		promote:   envDuration(soakPromoteEnv, time.Minute),
 	}
 	f, err := soak(ctx, cfg)
 	if err != nil {
@@ -148,21 +165,39 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 	if err := os.WriteFile(graph, g.Bytes(), 0o644); err != nil {
 		return f, err
 	}
-	env := append(os.Environ(), lockKilnEnv+"=1",
+	env := append(os.Environ(), lockKilnEnv+"=1", "KILN_TOKEN="+soakToken,
 		"AWS_ENDPOINT_URL="+sv.URL(), "AWS_REGION=us-east-1",
 		"AWS_ACCESS_KEY_ID="+awssim.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+awssim.SecretAccessKey,
 		"AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
 	if cfg.procs > 0 {
 		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", cfg.procs))
 	}
+	// The bakery's database: one of its own, dropped at the end.
+	bk := &soakBakery{bakes: map[int64]bool{}, client: &http.Client{Timeout: 10 * time.Second}}
+	if cfg.projects > 0 {
+		target, drop, err := clusterDB(ctx, cfg.dsn, true)
+		if err != nil {
+			return f, err
+		}
+		defer drop()
+		bk.target = target
+	}
 	logN := 0
-	start := func() (*benchKiln, error) {
+	// procs[0:2] run the graph, procs[2:4] serve the bakery.
+	start := func(i int) (*benchKiln, error) {
 		logN++
+		if i >= 2 {
+			return startBenchKiln(ctx, env, dir, logN, serveArgs(bk.target)...)
+		}
 		return startBenchKiln(ctx, env, dir, logN, "run", "--lock", cfg.dsn, graph)
 	}
 	procs := make([]*benchKiln, 2)
+	if cfg.projects > 0 {
+		procs = make([]*benchKiln, 4)
+	}
+	bk.servers = func() []*benchKiln { return procs[2:] }
 	for i := range procs {
-		if procs[i], err = start(); err != nil {
+		if procs[i], err = start(i); err != nil {
 			return f, err
 		}
 	}
@@ -171,6 +206,12 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 			p.kill()
 		}
 	}()
+	rng := rand.New(rand.NewPCG(seed, 27))
+	if cfg.projects > 0 {
+		if err := bk.apply(ctx, rng, cfg.projects); err != nil {
+			return f, err
+		}
+	}
 
 	// live maps each resource to its instances that are not terminated
 	// (nor going).
@@ -202,11 +243,11 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 		return f, fmt.Errorf("first convergence: %w", err)
 	}
 
-	rng := rand.New(rand.NewPCG(seed, 27))
 	began := time.Now()
 	var drifts []*drift
 	dup := map[string]bool{}
 	nextStorm, nextKill := began.Add(cfg.storm), began.Add(cfg.kill)
+	nextBake, nextPromote := began, began.Add(cfg.promote)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	check := func() {
@@ -251,12 +292,20 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 				}
 			}
 		}
+		if cfg.projects > 0 && now.After(nextBake) {
+			nextBake = now.Add(cfg.bake)
+			bk.bake(ctx, rng)
+		}
+		if cfg.projects > 0 && now.After(nextPromote) {
+			nextPromote = now.Add(cfg.promote)
+			bk.promote(ctx, rng)
+		}
 		if now.After(nextKill) {
 			nextKill = now.Add(cfg.kill)
 			i := rng.IntN(len(procs))
 			procs[i].kill()
 			f.Kills++
-			if procs[i], err = start(); err != nil {
+			if procs[i], err = start(i); err != nil {
 				return f, err
 			}
 		}
@@ -267,6 +316,25 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 		return !slices.ContainsFunc(drifts, func(d *drift) bool { return d.repaired == 0 })
 	})
 	check()
+	// Every bake and promotion over: as long as one may take, a server's
+	// lease run out included.
+	var sf soakServeFigures
+	if cfg.projects > 0 {
+		for deadline := time.Now().Add(3 * time.Minute); ; {
+			var done bool
+			if sf, done, err = bk.measure(ctx, sim); err != nil {
+				return f, err
+			}
+			if done || time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return f, ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+	}
 
 	var lat []float64
 	for _, d := range drifts {
@@ -277,7 +345,13 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 	slices.Sort(lat)
 	f = soakFigures{Scenario: "soak", DurationS: round3(time.Since(began).Seconds()), Kills: f.Kills,
 		InstancesDup: len(dup), DriftRepairs: len(lat), Instances: cfg.instances, Seed: seed, Faults: sim.FaultStats(),
-		Partial: "the kiln run --lock half: the kiln serve half (bakes, promotions) is not built"}
+		Promotions: sf.promotions, PromotionsRefused: bk.refused, BakesSucceeded: sf.bakesSucceeded}
+	if cfg.projects > 0 {
+		f.Bakes, f.ImagesExtra, f.BuildersLeaked = &sf.bakes, &sf.imagesExtra, &sf.buildersLeaked
+		f.BakesFinalPct, f.PromotionsFinalPc = pctOf(sf.bakesFinal, sf.bakes), pctOf(sf.promoFin, sf.promotions)
+	} else {
+		f.Partial = "no kiln serve (" + soakProjectsEnv + "=0): no bakes nor promotions"
+	}
 	if len(drifts) > 0 {
 		f.DriftRepairedPct = round3(100 * float64(len(lat)) / float64(len(drifts)))
 	}

@@ -115,15 +115,17 @@ func (ro *roller) converge(ctx context.Context, ltID, version string, apply bool
 	res := RolloutResult{Group: ro.group, LaunchTemplateID: ltID, Version: version}
 	for {
 		var g *astypes.AutoScalingGroup
+		// The group exists (it was just created, or found): not listed
+		// yet is Auto Scaling's eventual consistency, waited out here.
 		if err := ro.hub.Retry(ctx, func(ctx context.Context) error {
 			var err error
 			g, err = describeGroup(ctx, ro.as, ro.group)
+			if err == nil && g == nil {
+				return awsapi.NotYet(fmt.Errorf("group %q not found", ro.group))
+			}
 			return err
 		}); err != nil {
 			return res, fmt.Errorf("describe group %q: %w", ro.group, err)
-		}
-		if g == nil {
-			return res, awsapi.NotYet(fmt.Errorf("group %q not found", ro.group))
 		}
 		res.group = g
 		act, err := ro.active(ctx)

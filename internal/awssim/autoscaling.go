@@ -106,6 +106,7 @@ type asGroup struct {
 	deleting        bool
 	gone            bool
 	nextSubnet      int
+	visibleAt       time.Time // eventual consistency: Describe lists it from then on
 }
 
 type asgTag struct {
@@ -530,7 +531,7 @@ func (s *Sim) createAutoScalingGroup(r *request) (any, error) {
 	g := &asGroup{
 		seq: s.asg.seq, name: name, created: now, lt: ref, min: minS, max: maxS, desired: desired,
 		subnets: subnets, zones: zones, healthCheckType: hct, gracePeriod: grace, defaultWarmup: warm,
-		defaultCooldown: cooldown, tags: tags,
+		defaultCooldown: cooldown, tags: tags, visibleAt: s.eventualLocked(now),
 	}
 	g.arn = fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", s.opts.Region, s.opts.Account, s.uuidLocked(), name)
 	s.asg.groups[name] = g
@@ -755,11 +756,11 @@ func (s *Sim) describeAutoScalingGroups(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.lock()
+	now := s.lock()
 	defer s.mu.Unlock()
 	out := &describeAutoScalingGroupsResult{}
 	for _, g := range s.asg.order {
-		if g.gone || g.seq < start || (len(names) > 0 && !slices.Contains(names, g.name)) || !g.matches(fs) {
+		if g.gone || g.seq < start || now.Before(g.visibleAt) || (len(names) > 0 && !slices.Contains(names, g.name)) || !g.matches(fs) {
 			continue
 		}
 		if len(out.Groups) == max {

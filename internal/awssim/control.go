@@ -70,6 +70,27 @@ func (s *Sim) Instances() []InstanceInfo {
 	return out
 }
 
+// ImageInfo is a read-only snapshot of an image, for tests and soaks.
+type ImageInfo struct {
+	ID    string            `json:"id"`
+	Name  string            `json:"name"`
+	State string            `json:"state"`
+	Owner string            `json:"owner"`
+	Tags  map[string]string `json:"tags,omitempty"`
+}
+
+// Images returns snapshots of every registered image (deregistered ones
+// are gone), oldest first, ignoring consistency windows.
+func (s *Sim) Images() []ImageInfo {
+	s.lock()
+	defer s.mu.Unlock()
+	out := make([]ImageInfo, 0, len(s.imgOrder))
+	for _, im := range s.imgOrder {
+		out = append(out, ImageInfo{ID: im.id, Name: im.name, State: im.state, Owner: im.owner, Tags: maps.Clone(s.tags.get(im.id))})
+	}
+	return out
+}
+
 // ImageState returns an image's state ("" when unknown).
 func (s *Sim) ImageState(id string) string {
 	s.lock()

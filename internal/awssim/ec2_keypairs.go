@@ -32,6 +32,7 @@ type keyPair struct {
 	fingerprint string
 	publicKey   string // OpenSSH authorized_keys line
 	created     time.Time
+	visibleAt   time.Time // eventual consistency
 }
 
 // keyPairsLocked is the key pairs by name; s.mu is held.
@@ -250,7 +251,7 @@ func (s *Sim) addKeyLocked(r *request, kp *keyPair, now time.Time) (*createKeyPa
 		return nil, apiErr("InvalidKeyPair.Duplicate", "The keypair '%s' already exists.", kp.name)
 	}
 	s.instSeq++
-	kp.seq, kp.id, kp.created = s.instSeq, s.newID("key"), now
+	kp.seq, kp.id, kp.created, kp.visibleAt = s.instSeq, s.newID("key"), now, s.eventualLocked(now)
 	keys[kp.name] = kp
 	for _, tg := range tags {
 		s.tags.set(kp.id, tg.Key, tg.Value)
@@ -352,9 +353,10 @@ func (s *Sim) describeKeyPairs(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.lock()
+	now := s.lock()
 	defer s.mu.Unlock()
-	keys := s.keyPairsLocked()
+	keys := maps.Clone(s.keyPairsLocked())
+	maps.DeleteFunc(keys, func(_ string, k *keyPair) bool { return now.Before(k.visibleAt) }) // not yet
 	for _, n := range names {
 		if _, ok := keys[n]; !ok {
 			return nil, apiErr("InvalidKeyPair.NotFound", "The key pair '%s' does not exist", n)

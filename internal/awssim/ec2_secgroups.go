@@ -3,6 +3,7 @@ package awssim
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 // The default VPC: one subnet per availability zone and the "default"
@@ -18,6 +19,7 @@ type secGroup struct {
 	description string
 	vpcID       string
 	rules       []*sgRule // ingress and egress, in the order they were added (ec2_sgrules.go)
+	visibleAt   time.Time // eventual consistency
 }
 
 func (s *Sim) seedWorld() {
@@ -98,7 +100,7 @@ func (s *Sim) createSecurityGroup(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.lock()
+	now := s.lock()
 	defer s.mu.Unlock()
 	vpc := r.str("VpcId")
 	if vpc == "" {
@@ -111,7 +113,7 @@ func (s *Sim) createSecurityGroup(r *request) (any, error) {
 			return nil, apiErr("InvalidGroup.Duplicate", "The security group '%s' already exists for VPC '%s'", name, vpc)
 		}
 	}
-	g := &secGroup{id: s.newID("sg"), name: name, description: desc, vpcID: vpc}
+	g := &secGroup{id: s.newID("sg"), name: name, description: desc, vpcID: vpc, visibleAt: s.eventualLocked(now)}
 	s.addGroup(g)
 	for _, tg := range tags {
 		s.tags.set(g.id, tg.Key, tg.Value)
@@ -189,15 +191,17 @@ func (s *Sim) describeSecurityGroups(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.lock()
+	now := s.lock()
 	defer s.mu.Unlock()
 	for _, id := range ids {
-		if _, err := s.groupLocked(id); err != nil {
+		if g, err := s.groupLocked(id); err != nil {
 			return nil, err
+		} else if now.Before(g.visibleAt) { // not yet
+			return nil, apiErr("InvalidGroup.NotFound", "The security group '%s' does not exist", id)
 		}
 	}
 	for _, n := range names {
-		if s.groupByNameLocked(n) == nil {
+		if g := s.groupByNameLocked(n); g == nil || now.Before(g.visibleAt) {
 			return nil, apiErr("InvalidGroup.NotFound", "The security group '%s' does not exist in default VPC '%s'", n, s.subnets[0].vpcID)
 		}
 	}
@@ -208,7 +212,7 @@ func (s *Sim) describeSecurityGroups(r *request) (any, error) {
 	slices.SortFunc(all, func(a, b *secGroup) int { return int(a.seq) - int(b.seq) })
 	out := &describeSecurityGroupsResponse{}
 	for _, g := range all {
-		if g.seq < start || (len(ids) > 0 && !slices.Contains(ids, g.id)) || (len(names) > 0 && !slices.Contains(names, g.name)) {
+		if g.seq < start || now.Before(g.visibleAt) || (len(ids) > 0 && !slices.Contains(ids, g.id)) || (len(names) > 0 && !slices.Contains(names, g.name)) {
 			continue
 		}
 		if !s.matchGroup(fs, g) {

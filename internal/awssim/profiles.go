@@ -35,7 +35,9 @@ type Profile struct {
 }
 
 // EventualFaults is eventual consistency: a new instance, image (created
-// or copied) answers NotFound to reads for a random time up to NotFound;
+// or copied), security group, key pair, Auto Scaling group or Route 53
+// record answers NotFound to reads (or is not listed) for a random time
+// up to NotFound;
 // tags set by CreateTags appear a random time up to TagsLate later.
 // Terminated instances stay listed (Durations.TerminatedVisible) anyway.
 type EventualFaults struct {
@@ -419,6 +421,22 @@ func (s *Sim) notYetLocked(now time.Time) time.Time {
 	}
 	f.mu.Unlock()
 	return now.Add(s.scaled(d))
+}
+
+// eventualLocked is when a security group, key pair, Auto Scaling group
+// or Route 53 record created at now becomes visible to reads: now, but
+// under the eventual profile a random time up to its NotFound window
+// later. (Options.Consistency is the instances' and images' alone.) s.mu
+// is held.
+func (s *Sim) eventualLocked(now time.Time) time.Time {
+	f := &s.root().faults
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.profile == nil || f.profile.Eventual == nil {
+		return now
+	}
+	f.stats.NotYet++
+	return now.Add(s.scaled(f.upTo(f.profile.Eventual.NotFound)))
 }
 
 // tagsLate is how long (simulated, unscaled) CreateTags' tags take to

@@ -173,6 +173,9 @@ type hostedZone struct {
 	// records is sorted by rrOrder: the order ListResourceRecordSets
 	// returns them in.
 	records []*rrset
+	// hidden is when new records (by key) become visible to
+	// ListResourceRecordSets, under the eventual fault profile.
+	hidden map[string]time.Time
 }
 
 type r53VPC struct {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Route 53 record sets: ChangeResourceRecordSets applies a batch
@@ -208,9 +209,18 @@ func (s *Sim) changeResourceRecordSets(r *request) (any, error) {
 	}
 	for k, rs := range overlay {
 		if rs != nil {
+			if _, ok := z.find(k); !ok {
+				if at := s.eventualLocked(now); at.After(now) {
+					if z.hidden == nil {
+						z.hidden = map[string]time.Time{}
+					}
+					z.hidden[k] = at
+				}
+			}
 			z.put(rs)
 		} else if i, ok := z.find(k); ok {
 			z.records = slices.Delete(z.records, i, i+1)
+			delete(z.hidden, k)
 		}
 	}
 	return changeResourceRecordSetsResponse{ChangeInfo: s.newChangeLocked(now, in.ChangeBatch.Comment).wire()}, nil
@@ -393,7 +403,7 @@ func (s *Sim) listResourceRecordSets(r *request) (any, error) {
 	if typ != "" && !slices.Contains(rrTypes, typ) {
 		return nil, route53Input("Invalid type: %s", typ)
 	}
-	s.lock()
+	now := s.lock()
 	defer s.mu.Unlock()
 	z, err := s.zoneLocked(r.str("Id"))
 	if err != nil {
@@ -405,6 +415,9 @@ func (s *Sim) listResourceRecordSets(r *request) (any, error) {
 	}
 	out := listResourceRecordSetsResponse{MaxItems: max, ResourceRecordSets: []*rrset{}}
 	for _, rs := range z.records[start:] {
+		if now.Before(z.hidden[rs.key()]) {
+			continue // not yet: eventual consistency
+		}
 		if len(out.ResourceRecordSets) == max {
 			out.IsTruncated = true
 			out.NextRecordName, out.NextRecordType, out.NextRecordIdentifier = rs.Name, rs.Type, rs.SetIdentifier

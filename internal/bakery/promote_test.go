@@ -71,7 +71,14 @@ type envWorld struct {
 
 func newEnvWorld(t *testing.T) *envWorld {
 	t.Helper()
-	sim, hubs, client := bakery.NewTestWorld(t, awssim.Options{TimeScale: 0.001, Durations: awssim.Durations{TerminatedVisible: 1000 * time.Hour}})
+	return newEnvWorldFaults(t, nil)
+}
+
+// newEnvWorldFaults is newEnvWorld on a simulator injecting faults (nil:
+// none).
+func newEnvWorldFaults(t *testing.T, faults *awssim.Profile) *envWorld {
+	t.Helper()
+	sim, hubs, client := bakery.NewTestWorld(t, awssim.Options{TimeScale: 0.001, Durations: awssim.Durations{TerminatedVisible: 1000 * time.Hour}, Faults: faults})
 	dir := t.TempDir()
 	st, err := store.Open(t.Context(), filepath.Join(dir, "kiln.db"))
 	if err != nil {

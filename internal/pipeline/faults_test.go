@@ -303,3 +303,87 @@ func states(s ...string) []pipeline.StepState {
 	}
 	return out
 }
+
+// TestRetainFaultTable injects one fault per call of retention (keep-N)
+// and error class: three images made, keep 1. It checks the error class of
+// the first Retain, what it removed, and that the next Retain (the next
+// bake's) leaves the newest image alone with its snapshot, and nothing
+// else but what the table says.
+func TestRetainFaultTable(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		action    string
+		fault     awssim.Fault
+		wantFirst string // errClass of the first Retain
+		wantGone  int    // images the first Retain removed
+		// snapshots left behind for good: a snapshot whose deletion was
+		// refused once its image is deregistered has nothing left to find
+		// it by.
+		wantOrphans int
+	}{
+		{name: "list permanent", action: "DescribeImages", fault: denied, wantFirst: "permanent", wantGone: 0},
+		{name: "list retried", action: "DescribeImages", fault: failing(4), wantFirst: "none", wantGone: 2},
+		{name: "in use retried", action: "DescribeInstances", fault: failing(4), wantFirst: "none", wantGone: 2},
+		{name: "deregister permanent", action: "DeregisterImage", fault: denied, wantFirst: "permanent", wantGone: 0},
+		{name: "deregister retried", action: "DeregisterImage", fault: failing(4), wantFirst: "none", wantGone: 2},
+		{name: "deregister already done", action: "DeregisterImage", fault: lost(3), wantFirst: "none", wantGone: 2},
+		{name: "snapshot permanent", action: "DeleteSnapshot", fault: denied, wantFirst: "permanent", wantGone: 0, wantOrphans: 1},
+		{name: "snapshot retried", action: "DeleteSnapshot", fault: failing(4), wantFirst: "none", wantGone: 2},
+		{name: "snapshot already done", action: "DeleteSnapshot", fault: lost(3), wantFirst: "none", wantGone: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, awssim.Options{})
+			p := pipeline.NewPipeline(w.hubs, slog.New(slog.DiscardHandler), pipeline.PipelineOptions{ConsoleWait: 200 * time.Millisecond})
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a hang, not a figure
+			defer cancel()
+			match := map[string]string{pipeline.TagProject: "web"}
+			var made []string
+			for _, id := range []string{"1", "2", "3"} {
+				spec := pipeline.Spec{
+					ID: id, ImageName: "web-" + id,
+					Builder: pipeline.Builder{
+						Region: "us-east-1", Type: "t3.small", Script: "#!/bin/sh\ntrue\n",
+						Base:     pipeline.Base{Owner: "amazon", Name: alName, MostRecent: true},
+						Timeouts: pipeline.Timeouts{Script: 10 * time.Second, Image: 10 * time.Second},
+					},
+					Match: map[string]string{pipeline.TagProject: "web", awsapi.TagBake: id},
+				}
+				res, err := p.Bake(ctx, spec, newRecorder())
+				if err != nil {
+					t.Fatalf("Bake(%s) = %v", id, err)
+				}
+				made = append(made, res.ImageID)
+			}
+			f := tc.fault
+			f.Action = tc.action
+			w.sim.InjectFault(f)
+			r, err := p.Retain(ctx, "us-east-1", match, 1)
+			if got := errClass(err); got != tc.wantFirst {
+				t.Errorf("first Retain() = %v (%s); want %s", err, got, tc.wantFirst)
+			}
+			if len(r.Removed) != tc.wantGone {
+				t.Errorf("first Retain() removed %v; want %d images", r.Removed, tc.wantGone)
+			}
+			if _, err := p.Retain(ctx, "us-east-1", match, 1); err != nil {
+				t.Errorf("next Retain() = %v; want nil", err)
+			}
+			if imgs := w.images(t, "us-east-1"); !slices.Equal(imgs, made[2:]) {
+				t.Errorf("images = %v; want the newest, %v", imgs, made[2:])
+			}
+			if n := w.snapshots(t, "us-east-1"); n != 1+tc.wantOrphans {
+				t.Errorf("%d snapshots; want %d", n, 1+tc.wantOrphans)
+			}
+		})
+	}
+}
+
+// snapshots counts the account's own snapshots in region.
+func (w *world) snapshots(t *testing.T, region string) int {
+	t.Helper()
+	c := ec2.NewFromConfig(awssim.ClientConfig(w.url, region))
+	out, err := c.DescribeSnapshots(context.Background(), &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}})
+	if err != nil {
+		t.Fatalf("DescribeSnapshots(%s) = %v", region, err)
+	}
+	return len(out.Snapshots)
+}
