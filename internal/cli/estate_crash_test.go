@@ -93,7 +93,7 @@ func TestDestroyKilledThenRerun(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("destroy terminated nothing within 30 s")
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // polls for the first termination: the kill must land mid-destroy, and nothing signals that moment
 	}
 	_ = first.Process.Signal(syscall.SIGKILL)
 	<-exited

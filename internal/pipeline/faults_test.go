@@ -357,14 +357,14 @@ func TestRetainFaultTable(t *testing.T) {
 			f := tc.fault
 			f.Action = tc.action
 			w.sim.InjectFault(f)
-			r, err := p.Retain(ctx, "us-east-1", match, 1)
+			r, err := p.Retain(ctx, "us-east-1", match, pipeline.Keep{N: 1})
 			if got := errClass(err); got != tc.wantFirst {
 				t.Errorf("first Retain() = %v (%s); want %s", err, got, tc.wantFirst)
 			}
 			if len(r.Removed) != tc.wantGone {
 				t.Errorf("first Retain() removed %v; want %d images", r.Removed, tc.wantGone)
 			}
-			if _, err := p.Retain(ctx, "us-east-1", match, 1); err != nil {
+			if _, err := p.Retain(ctx, "us-east-1", match, pipeline.Keep{N: 1}); err != nil {
 				t.Errorf("next Retain() = %v; want nil", err)
 			}
 			if imgs := w.images(t, "us-east-1"); !slices.Equal(imgs, made[2:]) {
