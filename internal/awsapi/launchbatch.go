@@ -66,6 +66,12 @@ type launcher struct {
 	joins chan *launchJoin
 	names chan naming
 
+	// keys serializes the batches of one launch key: a batch's adopt must
+	// not run while an earlier batch of its key is in RunInstances, or it
+	// would take that batch's instances (live, unnamed, not yet given) as
+	// left over from a crash and give them out twice.
+	keys sync.Map // launch key → *sync.Mutex
+
 	mu      sync.Mutex
 	claimed map[Owner]string       // resource → batch instance not yet seen under its own tags
 	pending map[string][]types.Tag // instance id → tags still to set
@@ -255,6 +261,9 @@ func (lc *launcher) exec(ctx context.Context, g []*launchJoin) {
 	slices.SortFunc(g, func(a, b *launchJoin) int {
 		return cmp.Or(strings.Compare(a.m.Owner.Resource, b.m.Owner.Resource), strings.Compare(a.m.Prev, b.m.Prev))
 	})
+	km, _ := lc.keys.LoadOrStore(g[0].key, new(sync.Mutex))
+	km.(*sync.Mutex).Lock()
+	defer km.(*sync.Mutex).Unlock()
 	rest, err := lc.adopt(ctx, g)
 	if err != nil {
 		lc.fail(rest, err)
