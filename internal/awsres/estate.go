@@ -55,6 +55,20 @@ var estateKinds = []estateKind{
 type Estate struct {
 	hubs *awsapi.Hubs
 	log  *slog.Logger
+	// kinds, when set, limits Owned to these kinds: orphans are looked
+	// for only among the kinds a graph uses, so watching a graph makes no
+	// call (and needs no permission) for kinds it never declared. Destroy
+	// lists every kind.
+	kinds map[string]bool
+}
+
+// OnlyKinds limits what Owned lists to kinds and returns e.
+func (e *Estate) OnlyKinds(kinds []string) *Estate {
+	e.kinds = map[string]bool{}
+	for _, k := range kinds {
+		e.kinds[k] = true
+	}
+	return e
 }
 
 // NewEstate returns the estate reader over hubs.
@@ -102,6 +116,9 @@ func (e *Estate) Owned(ctx context.Context, graph string, regions []string) ([]e
 		}
 		seen[h] = true
 		for _, k := range estateKinds {
+			if e.kinds != nil && !e.kinds[k.kind] {
+				continue
+			}
 			owned, err := k.list(ctx, e, h, graph)
 			if err != nil {
 				return nil, fmt.Errorf("list %s resources of graph %q in %s: %w", k.kind, graph, h.Region(), err)

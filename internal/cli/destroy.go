@@ -58,7 +58,7 @@ Exit codes:
 
 // destroyPlan lists everything g owns and what blocks its destroy.
 func (a *app) destroyPlan(ctx context.Context, g *engine.Graph) (planDoc, []engine.Owned, error) {
-	owned, _, err := a.estateOf(ctx, g)
+	owned, _, err := a.estateOf(ctx, g, true)
 	if err != nil {
 		return planDoc{}, nil, err
 	}

@@ -33,14 +33,23 @@ func scansEstate(g *engine.Graph) bool {
 // estateOf lists everything g's name owns in the regions g names (and
 // the default region), and its orphans: what carries the owner tag but
 // is no longer a vertex of g.
-func (a *app) estateOf(ctx context.Context, g *engine.Graph) (owned, orphans []engine.Owned, err error) {
+//
+// With all false, only the kinds g uses are listed (run and plan: no call
+// for a kind the graph never declared); kiln destroy lists every kind.
+func (a *app) estateOf(ctx context.Context, g *engine.Graph, all bool) (owned, orphans []engine.Owned, err error) {
 	var rs []engine.Resource
+	var kinds []string
 	for _, s := range g.Specs {
+		kinds = append(kinds, s.Kind)
 		if r, _, err := s.Build(unresolved); err == nil {
 			rs = append(rs, r)
 		}
 	}
-	owned, err = awsres.NewEstate(a.awsHubs(), a.log).Owned(ctx, g.Name, awsres.Regions(rs))
+	est := awsres.NewEstate(a.awsHubs(), a.log)
+	if !all {
+		est.OnlyKinds(kinds)
+	}
+	owned, err = est.Owned(ctx, g.Name, awsres.Regions(rs))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,7 +106,7 @@ func (a *app) prune(ctx context.Context, g *engine.Graph, confirm int, noop bool
 		set.set(nil)
 		return nil
 	}
-	owned, orphans, err := a.estateOf(ctx, g)
+	owned, orphans, err := a.estateOf(ctx, g, false)
 	if err != nil {
 		// The graph's own resources still converge (and say why AWS
 		// fails): only pruning waits for the next look.

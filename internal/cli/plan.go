@@ -129,7 +129,7 @@ func (a *app) plan(ctx context.Context, file string, v graphVars, asJSON bool) e
 	}
 	doc := planOf(g.Name, eng.Status())
 	if scansEstate(g) {
-		owned, orphans, err := a.estateOf(ctx, g)
+		owned, orphans, err := a.estateOf(ctx, g, false)
 		if err != nil {
 			// The plan of what the graph lists still stands: print it.
 			if perr := a.writePlanDoc(doc, asJSON, runErr); perr != nil && !errors.As(perr, new(*exitError)) {
