@@ -1,497 +1,397 @@
 package awssim
 
 import (
-	"strconv"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
 	"strings"
+	"sync"
 	"time"
+
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/interp"
+	"mvdan.cc/sh/v3/syntax"
 )
 
-// The guest model: see the package comment. A script is interpreted once,
-// up front, into a timeline of steps (console output at simulated offsets,
-// then the end: power-off, or the script's exit status); the steps are then
-// scheduled on the simulator's clock and dropped if the instance stops or
-// reboots before they fall due.
+// The guest model: see the package comment. A user-data script is run by a
+// real shell interpreter (mvdan.cc/sh/v3: its parser and its runner), on a
+// goroutine of its own, against a file system kept in memory per instance
+// (ec2_guest_fs.go); the commands the shell does not have built in are the
+// guest's (ec2_guest_cmds.go). Time is the simulator's: a command or sleep
+// that takes simulated time parks the script and hands a wait to the
+// simulator, which resumes it from a timer when the time is due. The
+// script therefore runs as a coroutine of the simulator's timers: between
+// two waits it runs while the timer callback (holding s.mu) waits for it,
+// and it never takes s.mu itself. So what a script prints appears on the
+// console at the simulated time it is printed, files change when the
+// commands that change them run, and Advance on a manual clock runs a
+// script exactly as far as the clock goes.
 
-type guestStep struct {
-	at       time.Duration // since the script started (simulated, unscaled)
-	output   string        // console text to append
-	end      bool          // the script is over
-	status   int           // its exit status, when end
-	powerOff bool          // the OS powers off, when end
-	reboot   bool          // the OS reboots, when end
-}
+// scriptPath is where cloud-init keeps the user-data script it runs; the
+// guest names the script so in its messages, as a real instance does.
+const scriptPath = "/var/lib/cloud/instance/scripts/part-001"
 
-// shell is one run of the interpreter over a guest's files.
-type shell struct {
-	files   map[string]string
-	cmdTime time.Duration
-	t       time.Duration
-	steps   []guestStep
-}
+// guestBudget is how long (wall clock) a script may run without taking
+// simulated time (a command or a sleep) before the guest kills it: the
+// simulator's lock is held meanwhile, so a busy loop must not hang it.
+const guestBudget = 5 * time.Second
 
-// shellState is one script's state: its last status and set -e.
-type shellState struct {
-	last    int
-	errexit bool
-	depth   int
-}
+// maxShellDepth bounds scripts that run scripts (sh FILE, sh -c, ./FILE).
+const maxShellDepth = 32
 
-// flow says how a block ended.
-type flow int
+// guestEnd says how a script ended.
+type guestEnd int
 
 const (
-	flowNext     flow = iota // carry on
-	flowExit                 // exit N, or set -e with a failure
-	flowPowerOff             // the OS is going down
-	flowReboot
-	flowHalt
+	endExit     guestEnd = iota // the shell returned (or exit N)
+	endPowerOff                 // poweroff, shutdown -h, halt -p, ...
+	endReboot                   // reboot, shutdown -r
+	endHalt                     // halt: the OS stops, the instance stays running
 )
 
-// interpret runs script and returns its timeline. The last step has end
-// set.
-func interpret(script string, files map[string]string, cmdTime time.Duration) []guestStep {
-	sh := &shell{files: files, cmdTime: cmdTime}
-	st := &shellState{}
-	f := sh.exec(splitLines(script), st)
-	end := guestStep{at: sh.t, end: true, status: st.last, powerOff: f == flowPowerOff, reboot: f == flowReboot}
-	return append(sh.steps, end)
+// guestWait is a script parked for d of simulated time.
+type guestWait struct {
+	d      time.Duration
+	resume chan struct{} // closed by the timer that resumes it
 }
 
-func splitLines(s string) []string {
-	return strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
+// guest is one run of an instance's user-data script.
+type guest struct {
+	s       *Sim
+	in      *instance // read and changed only under s.mu (by the timers)
+	boot    uint64    // the boot the script belongs to
+	fs      *guestFS
+	cmdTime time.Duration
+	host    guestHost
+
+	ctx    context.Context // cancelled to kill the script
+	cancel context.CancelFunc
+	wg     sync.WaitGroup   // the script's goroutine
+	yields chan *guestWait  // a parked command hands its wait to the timers
+	done   chan struct{}    // closed when the script's shell has returned
+	src    string           // the script
+	seq    int              // mktemp names; guarded by mu
+	mu     sync.Mutex       // guards out, now, end, status, seq
+	out    []byte           // console text not yet flushed to in.console
+	now    time.Time        // the simulated time of the current step
+	end    guestEnd         // set by the power commands
+	status int              // the script's exit status, when done
 }
 
-func (sh *shell) print(s string) {
-	sh.steps = append(sh.steps, guestStep{at: sh.t, output: s})
-}
-
-// exec runs lines; st.last is the status of the last command.
-func (sh *shell) exec(lines []string, st *shellState) flow {
-	for i := 0; i < len(lines); i++ {
-		line := strings.TrimSpace(lines[i])
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if rest, ok := strings.CutPrefix(line, "if "); ok {
-			end, f := sh.execIf(rest, lines, i, st)
-			if f != flowNext {
-				return f
-			}
-			i = end
-			continue
-		}
-		if strings.Contains(line, "<<") {
-			i = sh.hereDoc(line, lines, i, st)
-			continue
-		}
-		f := sh.simple(line, st)
-		if f != flowNext {
-			return f
-		}
-		if st.last != 0 && st.errexit {
-			return flowExit
-		}
-	}
-	return flowNext
-}
-
-// execIf runs "if CMD; then ... [else ...] fi" starting at lines[i]; it
-// returns the index of the "fi" line.
-func (sh *shell) execIf(rest string, lines []string, i int, st *shellState) (int, flow) {
-	cond, hasThen := strings.CutSuffix(strings.TrimSpace(rest), "then")
-	cond = strings.TrimSuffix(strings.TrimSpace(cond), ";")
-	j := i + 1
-	if !hasThen {
-		for j < len(lines) && strings.TrimSpace(lines[j]) == "" {
-			j++
-		}
-		if j < len(lines) && strings.TrimSpace(lines[j]) == "then" {
-			j++
-		}
-	}
-	var thenB, elseB []string
-	inElse, depth := false, 0
-	for ; j < len(lines); j++ {
-		l := strings.TrimSpace(lines[j])
-		switch {
-		case strings.HasPrefix(l, "if "):
-			depth++
-		case l == "fi" || strings.HasPrefix(l, "fi ") || l == "fi;":
-			if depth == 0 {
-				goto done
-			}
-			depth--
-		case l == "else" && depth == 0:
-			inElse = true
-			continue
-		}
-		if inElse {
-			elseB = append(elseB, lines[j])
-		} else {
-			thenB = append(thenB, lines[j])
-		}
-	}
-done:
-	saved := st.errexit
-	st.errexit = false // the condition never trips set -e
-	f := sh.simple(cond, st)
-	st.errexit = saved
-	if f != flowNext { // "if exit 3" or "if poweroff" ends the script
-		return j, f
-	}
-	block := thenB
-	if st.last != 0 {
-		block = elseB
-	}
-	if len(block) == 0 {
-		st.last = 0
-		return j, flowNext
-	}
-	return j, sh.exec(block, st)
-}
-
-// hereDoc handles "cat > PATH <<'TAG'" (or "cat <<TAG > PATH", ">>" to
-// append, "<<-" to strip tabs) and returns the index of the TAG line.
-func (sh *shell) hereDoc(line string, lines []string, i int, st *shellState) int {
-	before, after, _ := strings.Cut(line, "<<")
-	strip := strings.HasPrefix(after, "-")
-	after = strings.TrimPrefix(after, "-")
-	words := strings.Fields(after)
-	if len(words) == 0 {
-		st.last = 2
-		return i
-	}
-	tag := strings.Trim(words[0], `'"`)
-	redir := strings.TrimSpace(before + " " + strings.Join(words[1:], " "))
-	var body []string
-	j := i + 1
-	for ; j < len(lines); j++ {
-		l := lines[j]
-		if strip {
-			l = strings.TrimLeft(l, "\t")
-		}
-		if strings.TrimRight(l, " \r") == tag {
-			break
-		}
-		body = append(body, l)
-	}
-	text := strings.Join(body, "\n")
-	if len(body) > 0 {
-		text += "\n"
-	}
-	path, appendTo := "", false
-	if k := strings.Index(redir, ">"); k >= 0 {
-		appendTo = strings.HasPrefix(redir[k:], ">>")
-		path = strings.Trim(strings.TrimSpace(strings.TrimLeft(redir[k:], ">")), `'"`)
-	}
-	switch {
-	case path == "" || path == "/dev/console" || path == "/dev/stdout" || path == "/dev/stderr" || path == "&2":
-		sh.print(text)
-	case appendTo:
-		sh.files[path] += text
-	default:
-		sh.files[path] = text
-	}
-	st.last = 0
-	return j
-}
-
-// simple runs one simple command line.
-func (sh *shell) simple(line string, st *shellState) flow {
-	words, redir := splitCommand(line, st.last)
-	if len(words) == 0 {
-		st.last = 0
-		return flowNext
-	}
-	if words[0] == "sudo" && len(words) > 1 {
-		words = words[1:]
-	}
-	switch cmd, args := words[0], words[1:]; cmd {
-	case "echo":
-		nl := "\n"
-		if len(args) > 0 && args[0] == "-n" {
-			args, nl = args[1:], ""
-		}
-		out := strings.Join(args, " ") + nl
-		switch redir.path {
-		case "", "/dev/console", "/dev/stdout", "/dev/stderr", "/dev/tty", "&1", "&2":
-			sh.print(out)
-		case "/dev/null":
-		default:
-			if redir.append {
-				sh.files[redir.path] += out
-			} else {
-				sh.files[redir.path] = out
-			}
-		}
-		st.last = 0
-	case "true", ":":
-		st.last = 0
-	case "false":
-		st.last = 1
-	case "sleep":
-		d, ok := parseSleep(args)
-		if !ok {
-			sh.print("sleep: invalid time interval\n")
-			st.last = 1
-			break
-		}
-		sh.t += d
-		st.last = 0
-	case "exit":
-		if len(args) > 0 {
-			n, err := strconv.Atoi(args[0])
-			if err != nil {
-				n = 2
-			}
-			st.last = n & 0xff
-		}
-		return flowExit
-	case "set":
-		for _, a := range args {
-			switch {
-			case strings.HasPrefix(a, "-") && strings.Contains(a, "e"):
-				st.errexit = true
-			case strings.HasPrefix(a, "+") && strings.Contains(a, "e"):
-				st.errexit = false
-			}
-		}
-		st.last = 0
-	case "sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/sh", "/usr/bin/bash", "dash":
-		return sh.runFile(args, st)
-	case "poweroff", "/sbin/poweroff", "/usr/sbin/poweroff":
-		return flowPowerOff
-	case "shutdown", "/sbin/shutdown", "/usr/sbin/shutdown":
-		for _, a := range args {
-			if a == "-r" || a == "--reboot" {
-				return flowReboot
-			}
-		}
-		return flowPowerOff
-	case "halt", "/sbin/halt":
-		for _, a := range args {
-			if a == "-p" || a == "--poweroff" {
-				return flowPowerOff
-			}
-		}
-		return flowHalt
-	case "reboot", "/sbin/reboot":
-		return flowReboot
-	case "systemctl":
-		if len(args) > 0 && args[0] == "poweroff" {
-			return flowPowerOff
-		}
-		if len(args) > 0 && args[0] == "reboot" {
-			return flowReboot
-		}
-		sh.t += sh.cmdTime
-		st.last = 0
-	case "init":
-		if len(args) > 0 && args[0] == "0" {
-			return flowPowerOff
-		}
-		sh.t += sh.cmdTime
-		st.last = 0
-	default:
-		sh.t += sh.cmdTime
-		st.last = 0
-	}
-	return flowNext
-}
-
-// runFile runs "sh [-e] [-x] PATH": a script from the guest's files; its
-// status is the script's exit status.
-func (sh *shell) runFile(args []string, st *shellState) flow {
-	sub := &shellState{depth: st.depth + 1}
-	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
-		if strings.Contains(args[0], "e") {
-			sub.errexit = true
-		}
-		if args[0] == "-c" {
-			sh.t += sh.cmdTime
-			st.last = 0
-			return flowNext
-		}
-		args = args[1:]
-	}
-	if len(args) == 0 {
-		st.last = 0
-		return flowNext
-	}
-	body, ok := sh.files[args[0]]
-	if !ok {
-		sh.print("sh: 0: cannot open " + args[0] + ": No such file\n")
-		st.last = 2
-		return flowNext
-	}
-	if sub.depth > 8 {
-		st.last = 2
-		return flowNext
-	}
-	f := sh.exec(splitLines(body), sub)
-	st.last = sub.last
-	switch f {
-	case flowPowerOff, flowReboot, flowHalt:
-		return f
-	}
-	return flowNext
-}
-
-func parseSleep(args []string) (time.Duration, bool) {
-	if len(args) == 0 {
-		return 0, false
-	}
-	var total time.Duration
-	for _, a := range args {
-		unit := time.Second
-		switch {
-		case strings.HasSuffix(a, "s"):
-			a = strings.TrimSuffix(a, "s")
-		case strings.HasSuffix(a, "m"):
-			a, unit = strings.TrimSuffix(a, "m"), time.Minute
-		case strings.HasSuffix(a, "h"):
-			a, unit = strings.TrimSuffix(a, "h"), time.Hour
-		case strings.HasSuffix(a, "d"):
-			a, unit = strings.TrimSuffix(a, "d"), 24*time.Hour
-		}
-		f, err := strconv.ParseFloat(a, 64)
-		if err != nil || f < 0 || f > 1e7 {
-			return 0, false
-		}
-		total += time.Duration(f * float64(unit))
-	}
-	return total, true
-}
-
-type redirect struct {
-	path   string
-	append bool
-}
-
-// splitCommand splits a command line into words: quotes removed, $?
-// expanded outside single quotes, and the output redirection taken out.
-func splitCommand(line string, last int) ([]string, redirect) {
-	var words []string
-	var red redirect
-	var cur strings.Builder
-	inWord, sq, dq := false, false, false
-	expectPath := false
-	flush := func() {
-		if !inWord {
-			return
-		}
-		w := cur.String()
-		cur.Reset()
-		inWord = false
-		if expectPath {
-			red.path = w
-			expectPath = false
-			return
-		}
-		words = append(words, w)
-	}
-	status := strconv.Itoa(last)
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case sq:
-			if c == '\'' {
-				sq = false
-			} else {
-				cur.WriteByte(c)
-			}
-		case c == '\'' && !dq:
-			sq, inWord = true, true
-		case c == '"':
-			dq = !dq
-			inWord = true
-		case c == '\\' && i+1 < len(line):
-			i++
-			cur.WriteByte(line[i])
-			inWord = true
-		case c == '$' && i+1 < len(line) && line[i+1] == '?':
-			cur.WriteString(status)
-			inWord = true
-			i++
-		case c == '$' && strings.HasPrefix(line[i:], "${?}"):
-			cur.WriteString(status)
-			inWord = true
-			i += 3
-		case dq:
-			cur.WriteByte(c)
-		case c == ' ' || c == '\t':
-			flush()
-		case c == ';':
-			flush()
-			return words, red // one command per line: the rest is ignored
-		case c == '>' || (c >= '0' && c <= '9' && !inWord && i+1 < len(line) && line[i+1] == '>'):
-			flush()
-			if c != '>' {
-				i++ // the fd number
-			}
-			red = redirect{}
-			if i+1 < len(line) && line[i+1] == '>' {
-				red.append = true
-				i++
-			}
-			if i+1 < len(line) && line[i+1] == '&' {
-				j := i + 2
-				for j < len(line) && line[j] != ' ' {
-					j++
-				}
-				red.path = "&" + line[i+2:j]
-				i = j
-				continue
-			}
-			expectPath = true
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-	}
-	flush()
-	return words, red
+// guestHost is what the guest's commands report about the machine.
+type guestHost struct {
+	id, hostname, arch string
 }
 
 // startGuestLocked runs the user-data script of an instance that has just
-// booted for the first time; s.mu is held.
+// booted for the first time; s.mu is held. The script starts from a timer
+// due now, so that it never changes the instance's state inside the
+// transition to running.
 func (s *Sim) startGuestLocked(in *instance, now time.Time) {
 	ud := string(in.spec.UserData)
 	if !strings.HasPrefix(ud, "#!") {
 		return
 	}
-	steps := interpret(ud, in.files, s.opts.Durations.Command)
-	boot := in.boot
-	for _, st := range steps {
-		s.after(now, st.at, func(at time.Time) {
-			if in.boot != boot || in.state != StateRunning || in.removed {
-				return
-			}
-			if st.output != "" {
-				in.appendConsole(st.output)
-			}
-			if !st.end {
-				return
-			}
-			in.exitCode = st.status
-			switch {
-			case st.powerOff:
-				in.appendConsole("[  OK  ] Stopped target Multi-User System.\n")
-				reason := "Client.InstanceInitiatedShutdown: Instance initiated shutdown"
-				if in.spec.ShutdownBehavior == "terminate" {
-					s.setStateLocked(in, StateShuttingDown, at, "")
-				} else {
-					s.setStateLocked(in, StateStopping, at, "")
-				}
-				in.stateReason = &xStateReason{Code: "Client.InstanceInitiatedShutdown", Message: reason}
-			case st.reboot:
-				s.rebootLocked(in, at)
-			default:
-				if st.status != 0 {
-					in.appendConsole("cloud-init[1867]: " + at.UTC().Format("2006-01-02 15:04:05,000") + " - cc_scripts_user.py[WARNING]: Failed to run module scripts_user (scripts in /var/lib/cloud/instance/scripts)\n")
-				}
-				in.appendConsole("cloud-init[1867]: Cloud-init v. 22.2.2 finished at " + at.UTC().Format(time.RFC1123Z) + ". Datasource DataSourceEc2.\n")
-			}
-		})
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &guest{
+		s: s, in: in, boot: in.boot, cmdTime: s.opts.Durations.Command,
+		host:   guestHost{id: in.id, hostname: hostnameOf(in.privateIP), arch: in.arch},
+		ctx:    ctx,
+		cancel: cancel,
+		yields: make(chan *guestWait),
+		done:   make(chan struct{}),
+		src:    ud,
+		now:    now,
 	}
+	g.fs = newGuestFS(g)
+	g.fs.put(scriptPath, []byte(ud), 0o700)
+	s.after(now, 0, func(at time.Time) {
+		if !g.alive() {
+			cancel()
+			return
+		}
+		g.wg.Go(g.run)
+		g.step(at, nil)
+	})
+}
+
+// hostnameOf is EC2's IP-based host name.
+func hostnameOf(ip string) string {
+	if ip == "" {
+		return "localhost"
+	}
+	return "ip-" + strings.ReplaceAll(ip, ".", "-") + ".ec2.internal"
+}
+
+// alive reports whether the instance still runs the boot the script
+// belongs to; s.mu is held.
+func (g *guest) alive() bool {
+	return g.in.boot == g.boot && g.in.state == StateRunning && !g.in.removed
+}
+
+// run is the script's goroutine: the shell over the whole script.
+func (g *guest) run() {
+	defer close(g.done)
+	w := g.console()
+	status := g.shell(g.ctx, scriptPath, []byte(g.src), guestEnv(nil), "/", nil, nil, w, w)
+	g.mu.Lock()
+	g.status = status
+	g.mu.Unlock()
+}
+
+// step lets the script run until it parks on a wait or ends, at simulated
+// time at, first resuming the wait it is parked on, if any; s.mu is held,
+// and the script runs while step waits for it. A stop, reboot or
+// termination since the last step kills the script instead.
+func (g *guest) step(at time.Time, resume chan struct{}) {
+	if !g.alive() {
+		g.kill()
+		return
+	}
+	g.mu.Lock()
+	g.now = at
+	g.mu.Unlock()
+	if resume != nil {
+		close(resume)
+	}
+	budget := time.NewTimer(guestBudget)
+	defer budget.Stop()
+	select {
+	case w := <-g.yields:
+		g.flush()
+		g.s.after(at, w.d, func(at time.Time) { g.step(at, w.resume) })
+	case <-g.done:
+		g.flush()
+		g.finish(at)
+	case <-budget.C:
+		g.s.log.Warn("guest script killed: it ran without a command or sleep for too long",
+			"instance", g.in.id, "budget", guestBudget)
+		g.kill()
+	}
+}
+
+// kill stops the script: every command it waits in returns, and the shell
+// stops at its next statement. Its output since the last step is lost, as
+// it would be on a machine that went down. s.mu is held.
+func (g *guest) kill() {
+	g.cancel()
+	t := time.NewTimer(guestBudget)
+	defer t.Stop()
+	select {
+	case <-g.done:
+		g.wg.Wait()
+	case <-t.C: // a goroutine of the shell is stuck; let it go
+	}
+}
+
+// flush appends what the script printed to the console; s.mu is held.
+func (g *guest) flush() {
+	g.mu.Lock()
+	out := g.out
+	g.out = nil
+	g.mu.Unlock()
+	if len(out) > 0 {
+		g.in.appendConsole(string(out))
+	}
+}
+
+// finish applies the end of the script at simulated time at: the OS
+// powers off, reboots or halts, or cloud-init reports the script's status.
+// s.mu is held.
+func (g *guest) finish(at time.Time) {
+	g.cancel() // background jobs die with the script
+	g.wg.Wait()
+	g.mu.Lock()
+	status, end := g.status, g.end
+	g.mu.Unlock()
+	s, in := g.s, g.in
+	in.exitCode = status
+	switch end {
+	case endPowerOff:
+		in.appendConsole("[  OK  ] Stopped target Multi-User System.\n")
+		reason := "Client.InstanceInitiatedShutdown: Instance initiated shutdown"
+		if in.spec.ShutdownBehavior == "terminate" {
+			s.setStateLocked(in, StateShuttingDown, at, "")
+		} else {
+			s.setStateLocked(in, StateStopping, at, "")
+		}
+		in.stateReason = &xStateReason{Code: "Client.InstanceInitiatedShutdown", Message: reason}
+	case endReboot:
+		s.rebootLocked(in, at)
+	case endHalt:
+		in.appendConsole("[  OK  ] Reached target System Halt.\n[ 1312.227015] reboot: System halted\n")
+	default:
+		if status != 0 {
+			in.appendConsole("cloud-init[1867]: " + at.UTC().Format("2006-01-02 15:04:05,000") + " - cc_scripts_user.py[WARNING]: Failed to run module scripts_user (scripts in /var/lib/cloud/instance/scripts)\n")
+		}
+		in.appendConsole("cloud-init[1867]: Cloud-init v. 22.2.2 finished at " + at.UTC().Format(time.RFC1123Z) + ". Datasource DataSourceEc2.\n")
+	}
+}
+
+// wait parks the calling command for d of simulated time. It returns
+// ctx's error when the script is killed meanwhile.
+func (g *guest) wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	w := &guestWait{d: d, resume: make(chan struct{})}
+	select {
+	case g.yields <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-w.resume:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// powerDown ends the script the way the OS going down does: at once, for
+// every process.
+func (g *guest) powerDown(ctx context.Context, end guestEnd) error {
+	g.mu.Lock()
+	g.end = end
+	g.mu.Unlock()
+	g.cancel()
+	return ctx.Err()
+}
+
+// clock is the simulated time of the current step.
+func (g *guest) clock() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.now
+}
+
+// consoleWriter appends to the guest's console buffer.
+type consoleWriter struct{ g *guest }
+
+func (w consoleWriter) Write(p []byte) (int, error) {
+	w.g.mu.Lock()
+	w.g.out = append(w.g.out, p...)
+	w.g.mu.Unlock()
+	return len(p), nil
+}
+
+func (g *guest) console() io.Writer { return consoleWriter{g} }
+
+// depthKey carries how deep a script runs inside others.
+type depthKey struct{}
+
+// shell parses src (named name in messages) and runs it with params
+// (options and positional parameters, as after "set"), in directory dir,
+// with env and the given standard streams. It returns the exit status: 2
+// for a script the shell cannot parse (the parser's message, with line and
+// column, goes to stderr), -1 when the script was killed.
+func (g *guest) shell(ctx context.Context, name string, src []byte, env expand.Environ, dir string, params []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	depth, _ := ctx.Value(depthKey{}).(int)
+	if depth >= maxShellDepth {
+		fmt.Fprintf(stderr, "%s: maximum nesting level exceeded\n", name)
+		return 2
+	}
+	ctx = context.WithValue(ctx, depthKey{}, depth+1)
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(bytes.NewReader(src), name)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 2
+	}
+	if pos, ok := procSubst(f); ok {
+		fmt.Fprintf(stderr, "%s:%s: process substitution is not supported by the simulator's guest\n", name, pos)
+		return 2
+	}
+	r, err := interp.New(
+		interp.Env(env),
+		interp.Dir("/"), // the runner checks it on the host; the guest's is set below
+		interp.StdIO(stdin, stdout, stderr),
+		interp.OpenHandler(g.fs.open),
+		interp.StatHandler(g.fs.stat),
+		interp.ReadDirHandler2(g.fs.readDir),
+		interp.AccessHandler(g.fs.access),
+		interp.CallHandler(g.call),
+		interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return g.exec }),
+	)
+	if err == nil && len(params) > 0 {
+		err = interp.Params(params...)(r)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	r.Dir = dir
+	err = r.Run(ctx, f)
+	if n, ok := interp.IsExitStatus(err); ok {
+		return int(n)
+	}
+	if err == nil {
+		return 0
+	}
+	if ctx.Err() != nil {
+		return -1
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	return 2
+}
+
+// procSubst finds a process substitution: the interpreter makes those
+// with FIFOs on the host, which the guest must never touch.
+func procSubst(f *syntax.File) (syntax.Pos, bool) {
+	var pos syntax.Pos
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if ps, ok := n.(*syntax.ProcSubst); ok && !pos.IsValid() {
+			pos = ps.Pos()
+		}
+		return !pos.IsValid()
+	})
+	return pos, pos.IsValid()
+}
+
+// guestEnv is the environment cloud-init gives a user-data script, plus
+// extra ("NAME=value").
+func guestEnv(extra []string) expand.Environ {
+	base := []string{
+		"HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/bash", "LANG=C.UTF-8",
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"UID=0", "EUID=0", "GID=0",
+	}
+	return expand.ListEnviron(append(base, extra...)...)
+}
+
+// exported is the environment a child process gets: the exported
+// variables of env.
+func exported(env expand.Environ) expand.Environ {
+	var list []string
+	for name, vr := range env.Each {
+		if vr.Exported && vr.IsSet() {
+			list = append(list, name+"="+vr.String())
+		}
+	}
+	return expand.ListEnviron(list...)
+}
+
+// exitStatus turns a status into what an exec handler returns.
+func exitStatus(n int) error {
+	if n == 0 {
+		return nil
+	}
+	if n < 0 {
+		return context.Canceled
+	}
+	return interp.NewExitStatus(uint8(n))
+}
+
+// stdinOf is a command's standard input; an empty reader when it has none.
+func stdinOf(hc interp.HandlerContext) io.Reader {
+	switch f := hc.Stdin.(type) {
+	case nil:
+		return strings.NewReader("")
+	case *os.File:
+		if f == nil {
+			return strings.NewReader("")
+		}
+	}
+	return hc.Stdin
 }

@@ -211,6 +211,9 @@ type Sim struct {
 	// regions routes requests to the other regions' worlds and holds the
 	// copy tokens and sharing permissions (regions.go).
 	regions regionWorlds
+	// guestCmds are SetGuestCommand's rules, the home world's for all
+	// (ec2_guest_cmds.go); it has its own mutex.
+	guestCmds guestCommands
 
 	wake chan struct{} // Run's timer loop: the earliest timer changed
 }
