@@ -68,16 +68,16 @@ type guest struct {
 
 	ctx    context.Context // cancelled to kill the script
 	cancel context.CancelFunc
-	wg     sync.WaitGroup   // the script's goroutine
-	yields chan *guestWait  // a parked command hands its wait to the timers
-	done   chan struct{}    // closed when the script's shell has returned
-	src    string           // the script
-	seq    int              // mktemp names; guarded by mu
-	mu     sync.Mutex       // guards out, now, end, status, seq
-	out    []byte           // console text not yet flushed to in.console
-	now    time.Time        // the simulated time of the current step
-	end    guestEnd         // set by the power commands
-	status int              // the script's exit status, when done
+	wg     sync.WaitGroup  // the script's goroutine
+	yields chan *guestWait // a parked command hands its wait to the timers
+	done   chan struct{}   // closed when the script's shell has returned
+	src    string          // the script
+	seq    int             // mktemp names; guarded by mu
+	mu     sync.Mutex      // guards out, now, end, status, seq
+	out    []byte          // console text not yet flushed to in.console
+	now    time.Time       // the simulated time of the current step
+	end    guestEnd        // set by the power commands
+	status int             // the script's exit status, when done
 }
 
 // guestHost is what the guest's commands report about the machine.
