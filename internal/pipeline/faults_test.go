@@ -223,7 +223,9 @@ func TestBakeFaultTable(t *testing.T) {
 		}, step: pipeline.StepTestImage, wantFirst: "failed", wantStates: states("failed"), wantState: "failed", wantReason: "image failed its tests: exit 3"},
 		{name: "test retried", action: "", setup: func(w *world, spec *pipeline.Spec, rec *recorder) {
 			spec.Tests = &pipeline.Tests{Script: "#!/bin/sh\ntrue\n", Timeout: 10 * time.Second}
-			rec.onBuilder = func(string) { w.sim.InjectFault(awssim.Fault{Action: "RunInstances", Code: "InternalError", Count: 3, After: true}) }
+			rec.onBuilder = func(string) {
+				w.sim.InjectFault(awssim.Fault{Action: "RunInstances", Code: "InternalError", Count: 3, After: true})
+			}
 		}, step: pipeline.StepTestImage, wantFirst: "none", wantStates: states("succeeded"), wantState: "succeeded"},
 		{name: "copy permanent", action: "CopyImage", fault: denied, step: pipeline.StepCopy,
 			wantFirst: "permanent", wantStates: states("failed"), wantState: "failed", wantReason: "UnauthorizedOperation"},
