@@ -29,11 +29,10 @@ const (
 	StepWaitImage   = "wait for image"
 	StepTagImage    = "tag image"
 	StepTerminate   = "terminate builder"
-	// StepTestImage ("test image", imagetest.go) follows when the spec has Tests.
-	StepRetention = "retention"
-	StepRecord    = "record image"
-	StepRollout   = "rollout" // when the project has a rollout target: the last step
-	StepCleanup   = "clean up"
+	StepRetention   = "retention"
+	StepRecord      = "record image"
+	StepRollout     = "rollout" // when the project has a rollout target: the last step
+	StepCleanup     = "clean up"
 )
 
 // Tags the bakery puts on what it makes, besides awsapi.TagBake.
