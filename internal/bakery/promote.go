@@ -445,6 +445,9 @@ func (s *Service) soak(ctx context.Context, p Promotion, env, next project.Envir
 		case <-time.After(wait):
 		}
 	}
+	if s.awaitApproval(ctx, p, next) { // approve.go: a gated next environment
+		return
+	}
 	ok, err := s.store.SetSoak(ctx, p.ID, store.SoakPassed, p.SoakUntil, "")
 	if err != nil || !ok {
 		return // abandoned: a newer promotion of env came first
