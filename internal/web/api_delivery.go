@@ -43,7 +43,7 @@ func actorOf(r *http.Request) string {
 }
 
 func (s *Server) revokeImage(w http.ResponseWriter, r *http.Request) {
-	name, image := r.PathValue("name"), r.PathValue("id")
+	name, image := r.PathValue("name"), r.PathValue("image")
 	rv, ok := s.cfg.Bakery.(revoker)
 	if !ok {
 		writeError(w, http.StatusNotImplemented, "this server does not revoke images")
@@ -61,7 +61,7 @@ func (s *Server) revokeImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	note := audit.NoteOf(r)
-	note.Target, note.Detail = image, req.Reason
+	note.Target, note.Detail = "image "+image, req.Reason
 	out, err := rv.Revoke(r.Context(), name, image, req.Reason, actorOf(r))
 	var re *bakery.RevokeError
 	switch {
@@ -90,7 +90,6 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	note := audit.NoteOf(r)
-	note.Target = env
 	p, err := ap.Approve(r.Context(), name, env, actorOf(r))
 	if p != nil {
 		note.Detail = fmt.Sprintf("promotion %d of %s", p.ID, p.ImageID)
