@@ -89,5 +89,6 @@ func EnvStatuses(projectName string, envs []project.Environment, promos []store.
 		}
 		out[i] = st
 	}
+	markAwaiting(projectName, out) // approve.go
 	return out
 }

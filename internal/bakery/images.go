@@ -25,6 +25,7 @@ type ImageStatus struct {
 	Copies       []ImageCopy // the other regions', in region order
 	Environments []string    // the environments that run it (their last succeeded promotion), in order
 	Rolling      []string    // the environments a running promotion takes it to
+	Revoked      string      // the revocation's reason; "" when not revoked (revoke.go)
 }
 
 // InUse reports whether an environment runs the image or is taking it.
@@ -71,10 +72,15 @@ func (s *Service) Images(ctx context.Context, project string) ([]ImageStatus, er
 			rolling[st.Promotions[0].ImageID] = append(rolling[st.Promotions[0].ImageID], st.Name)
 		}
 	}
+	revoked, err := s.store.Revocations(ctx, project)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]ImageStatus, len(imgs))
 	byRegion := map[string][]string{} // region → image ids to describe
 	for i, im := range imgs {
-		st := ImageStatus{Image: im, Region: p.Region, Environments: running[im.ImageID], Rolling: rolling[im.ImageID]}
+		st := ImageStatus{Image: im, Region: p.Region, Environments: running[im.ImageID], Rolling: rolling[im.ImageID],
+			Revoked: revoked[im.ImageID].Reason}
 		if im.BakeID != 0 {
 			copies, err := s.store.BakeImages(ctx, im.BakeID)
 			if err != nil {

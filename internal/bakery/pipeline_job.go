@@ -168,6 +168,11 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 	}
 	p := project.FromRecord(*rp)
 	p.Distribution = project.DistributionFromRecord(d)
+	tests, err := s.store.Tests(ctx, b.Project)
+	if err != nil {
+		return err
+	}
+	p.Tests = project.TestsFromRecord(tests)
 	spec := SpecFor(p, b, s.store.BakeryID())
 	rec := &storeRecorder{s: s, bake: b}
 	if b.CancelRequested {
@@ -190,7 +195,9 @@ func (s *Service) work(ctx context.Context, id int64, last bool) error {
 		return s.cancelled(ctx, b, spec, rec)
 	case errors.As(err, &fe):
 		log.Info("bake failed", "reason", fe.Reason)
-		return s.finish(ctx, b, store.Outcome{State: store.Failed, Reason: fe.Reason, ConsoleTail: fe.ConsoleTail})
+		// An image that failed its tests is kept (fe.ImageID), never recorded
+		// among the project's images, so never promoted.
+		return s.finish(ctx, b, store.Outcome{State: store.Failed, Reason: fe.Reason, ConsoleTail: fe.ConsoleTail, ImageID: fe.ImageID})
 	case ctx.Err() != nil:
 		return err // shutting down: resumed by the next run
 	case isNoCredentials(err):

@@ -167,6 +167,12 @@ func (s *Service) isRollback(ctx context.Context, project, env, image string) bo
 }
 
 func (s *Service) promote(ctx context.Context, projectName, env, image, cause string) (*Promotion, error) {
+	return s.promoteWith(ctx, projectName, env, image, cause, false)
+}
+
+// promoteWith is promote; anyOrder skips the check that the previous
+// environment ran image (a revocation's replacement, revoke.go).
+func (s *Service) promoteWith(ctx context.Context, projectName, env, image, cause string, anyOrder bool) (*Promotion, error) {
 	if _, err := s.store.Project(ctx, projectName); err != nil {
 		return nil, err
 	}
@@ -217,7 +223,10 @@ func (s *Service) promote(ctx context.Context, projectName, env, image, cause st
 	if !slices.ContainsFunc(imgs, func(im store.Image) bool { return im.ImageID == image }) {
 		return nil, &PromotionError{Msg: fmt.Sprintf("%s is not an image of project %q (or retention removed it)", image, projectName)}
 	}
-	if i > 0 {
+	if err := s.revokedError(ctx, projectName, image); err != nil { // revoke.go
+		return nil, err
+	}
+	if i > 0 && !anyOrder {
 		prev := envs[i-1].Name
 		ok, err := s.store.Promotions(ctx, store.PromotionQuery{Project: projectName, Env: prev, ImageID: image, State: store.PromotionSucceeded, Limit: 1})
 		if err != nil {
@@ -435,6 +444,9 @@ func (s *Service) soak(ctx context.Context, p Promotion, env, next project.Envir
 			return
 		case <-time.After(wait):
 		}
+	}
+	if s.awaitApproval(ctx, p, next) { // approve.go: a gated next environment
+		return
 	}
 	ok, err := s.store.SetSoak(ctx, p.ID, store.SoakPassed, p.SoakUntil, "")
 	if err != nil || !ok {

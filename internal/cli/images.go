@@ -66,8 +66,12 @@ func (a *app) images(ctx context.Context, o *clientOptions, project string) erro
 		if im.Deprecation != nil {
 			dep = im.Deprecation.UTC().Format("2006-01-02 15:04 MST")
 		}
+		state := im.State
+		if im.Revoked != "" {
+			state += ", REVOKED: " + im.Revoked
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", im.ID, bake, im.CreatedAt.Local().Format("2006-01-02 15:04:05"),
-			im.Region, im.State, orDash(use), orDash(strings.Join(copies, " ")), dep)
+			im.Region, state, orDash(use), orDash(strings.Join(copies, " ")), dep)
 	}
 	return tw.Flush()
 }

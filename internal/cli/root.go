@@ -87,6 +87,8 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		newProjectCmd(a),
 		newBakeCmd(a),
 		newPromoteCmd(a),
+		newApproveCmd(a),
+		newRevokeCmd(a),
 		newImagesCmd(a),
 		newSimCmd(a),
 		newIAMPolicyCmd(a),

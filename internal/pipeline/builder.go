@@ -31,6 +31,9 @@ type Builder struct {
 	// DeprecateAfter, when set, gives the image a deprecation time this long
 	// after its creation (EnableImageDeprecation, lifecycle.go).
 	DeprecateAfter time.Duration
+	// Tests, when set, is the image test run before the image is copied,
+	// shared or promoted (imagetest.go).
+	Tests *Tests
 }
 
 // Limits of a Builder.
@@ -138,6 +141,7 @@ func (b Builder) Validate(skip func(string) bool) []Problem {
 	} else if b.DeprecateAfter > 0 && b.DeprecateAfter < time.Minute {
 		add("deprecate_after", "at least 1m: EC2 keeps deprecation times to the minute")
 	}
+	out = append(out, b.Tests.Validate(skip)...)
 	home := b.Region
 	if skip(home) {
 		home = ""

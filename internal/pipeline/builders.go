@@ -15,7 +15,8 @@ import (
 // liveStates are the states of a builder that still runs or could run again.
 var liveStates = []string{"pending", "running", "stopping", "stopped"}
 
-// Builders lists the live builders in region (tag kiln:role=builder, not
+// Builders lists the live builders in region (tag kiln:role=builder, or
+// tester for a bake's test instance; not
 // terminated or shutting down) that match filters as well. It blocks until
 // the listing is complete (one paginated DescribeInstances).
 func (p *Pipeline) Builders(ctx context.Context, region string, filters ...types.Filter) ([]types.Instance, error) {
@@ -24,7 +25,7 @@ func (p *Pipeline) Builders(ctx context.Context, region string, filters ...types
 		return nil, err
 	}
 	fs := append([]types.Filter{
-		{Name: aws.String("tag:" + TagRole), Values: []string{roleBuilder}},
+		{Name: aws.String("tag:" + TagRole), Values: []string{roleBuilder, roleTester}},
 		{Name: aws.String("instance-state-name"), Values: liveStates},
 	}, filters...)
 	var builders []types.Instance

@@ -218,6 +218,15 @@ func TestBakeFaultTable(t *testing.T) {
 			wantFirst: "none", wantStates: states("succeeded"), wantState: "succeeded"},
 		{name: "terminate already done", action: "TerminateInstances", fault: lost(3), step: pipeline.StepTerminate,
 			wantFirst: "none", wantStates: states("succeeded"), wantState: "succeeded"},
+		{name: "test failed", action: "", setup: func(_ *world, spec *pipeline.Spec, _ *recorder) {
+			spec.Tests = &pipeline.Tests{Script: "#!/bin/sh\nexit 3\n", Timeout: 10 * time.Second}
+		}, step: pipeline.StepTestImage, wantFirst: "failed", wantStates: states("failed"), wantState: "failed", wantReason: "image failed its tests: exit 3"},
+		{name: "test retried", action: "", setup: func(w *world, spec *pipeline.Spec, rec *recorder) {
+			spec.Tests = &pipeline.Tests{Script: "#!/bin/sh\ntrue\n", Timeout: 10 * time.Second}
+			rec.onBuilder = func(string) {
+				w.sim.InjectFault(awssim.Fault{Action: "RunInstances", Code: "InternalError", Count: 3, After: true})
+			}
+		}, step: pipeline.StepTestImage, wantFirst: "none", wantStates: states("succeeded"), wantState: "succeeded"},
 		{name: "copy permanent", action: "CopyImage", fault: denied, step: pipeline.StepCopy,
 			wantFirst: "permanent", wantStates: states("failed"), wantState: "failed", wantReason: "UnauthorizedOperation"},
 		{name: "copy retried", action: "CopyImage", fault: failing(4), step: pipeline.StepCopy,
@@ -279,6 +288,9 @@ func TestBakeFaultTable(t *testing.T) {
 			if tc.step == pipeline.StepResolve || tc.step == pipeline.StepLaunch && state == "failed" {
 				wantBuilders = 0 // none launched
 			}
+			if spec.Tests != nil {
+				wantBuilders++ // and one test instance
+			}
 			if builders != wantBuilders {
 				t.Errorf("%d builders launched; want %d", builders, wantBuilders)
 			}
@@ -286,7 +298,11 @@ func TestBakeFaultTable(t *testing.T) {
 			if state == "succeeded" {
 				want = 1
 			}
-			if imgs := w.images(t, "us-east-1"); len(imgs) != want {
+			wantHome := want
+			if tc.step == pipeline.StepTestImage {
+				wantHome = 1 // an image that failed its tests is kept
+			}
+			if imgs := w.images(t, "us-east-1"); len(imgs) != wantHome {
 				t.Errorf("images = %v; want %d", imgs, want)
 			}
 			if imgs := w.images(t, copyTo); len(imgs) != want {

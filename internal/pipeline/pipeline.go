@@ -183,6 +183,9 @@ func (r *run) deadline(ctx context.Context, name string, d time.Duration) time.T
 type FailedError struct {
 	Reason      string
 	ConsoleTail string
+	// ImageID is set when the image is kept: it failed its tests (tagged
+	// kiln:tests=failed, for inspection; retention removes it first).
+	ImageID string
 }
 
 func (e *FailedError) Error() string { return "bake failed: " + e.Reason }
@@ -297,6 +300,9 @@ func (p *Pipeline) Bake(ctx context.Context, spec Spec, rec Recorder) (Result, e
 	res, err := r.bake(ctx)
 	var fe *FailedError
 	if errors.As(err, &fe) {
+		if fe.ImageID != "" {
+			r.spec.KeepImage = true // failed its tests: kept for inspection
+		}
 		// Clean up even when ctx ended meanwhile: a failed bake must not
 		// leave its builder running.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -357,6 +363,9 @@ func (r *run) bake(ctx context.Context) (Result, error) {
 		ids, err := r.terminateBuilders(ctx)
 		return strings.Join(ids, ", "), err
 	}); err != nil {
+		return res, err
+	}
+	if err := r.testImage(ctx, *img); err != nil { // imagetest.go
 		return res, err
 	}
 	if err := r.distribute(ctx, &res); err != nil {
@@ -750,8 +759,14 @@ const consoleTailBytes = 4096
 // or wait has passed (console output is posted a while after the stop),
 // and returns whether the script succeeded and the console's tail.
 func (r *run) readResult(ctx context.Context, id string, wait time.Duration) (ok bool, tail string, err error) {
-	okLine := "kiln-bake " + r.spec.ID + " ok"
-	failLine := "kiln-bake " + r.spec.ID + " failed"
+	return r.readMarker(ctx, id, r.spec.ID, wait)
+}
+
+// readMarker is readResult for the marker of marker id (the bake's, or
+// its test's).
+func (r *run) readMarker(ctx context.Context, id, marker string, wait time.Duration) (ok bool, tail string, err error) {
+	okLine := "kiln-bake " + marker + " ok"
+	failLine := "kiln-bake " + marker + " failed"
 	deadline := time.Now().Add(wait)
 	b := r.hub.Options().Wait
 	for n := 0; ; n++ {
@@ -1063,6 +1078,11 @@ func (r *run) cleanup(ctx context.Context) error {
 		if err != nil {
 			return "", err
 		}
+		testers, err := r.terminateTesters(ctx) // imagetest.go
+		if err != nil {
+			return "", err
+		}
+		ids = append(ids, testers...)
 		img, err := r.ownImage(ctx)
 		if err != nil {
 			return "", err

@@ -92,6 +92,7 @@ func (p *Pipeline) Retain(ctx context.Context, region string, match map[string]s
 		}
 		return strings.Compare(nb, na)
 	})
+	testsFailedLast(imgs) // imagetest.go: removed first
 	for _, im := range imgs[:min(keep, len(imgs))] {
 		out.Kept = append(out.Kept, aws.ToString(im.ImageId))
 	}

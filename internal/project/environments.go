@@ -73,6 +73,7 @@ func (pp *projectParser) environments(n *yaml.Node, lines map[string]int) []Envi
 			"group":     func(v *yaml.Node) { pp.envGroup(v, prefix+".group", &e.Group, groupLines) },
 			"config":    func(v *yaml.Node) { e.Config = pp.envConfig(v, prefix+".config") },
 			"promotion": func(v *yaml.Node) { e.Promotion = pp.str(v, prefix+".promotion") },
+			"approval":  func(v *yaml.Node) { e.Approval = pp.str(v, prefix+".approval") },
 			"soak": func(v *yaml.Node) {
 				if d := pp.seconds(v, prefix+".soak", maxSoak); d > 0 {
 					e.Soak = d
@@ -108,6 +109,7 @@ func (pp *projectParser) environments(n *yaml.Node, lines map[string]int) []Envi
 		default:
 			pp.errorf(at("promotion"), prefix+".promotion", "want auto or manual, not %q", e.Promotion)
 		}
+		pp.checkApproval(e, i, prefix, at) // approval.go
 		if _, ok := local[prefix+".soak"]; ok && (i == 0 || e.Promotion != PromoteAuto) {
 			pp.errorf(at("soak"), prefix+".soak", "only an auto promotion after a previous environment soaks")
 		}
@@ -397,7 +399,7 @@ func shellQuote(s string) string {
 // changed.
 func Digest(e Environment) string {
 	e.Project = ""
-	e.Promotion, e.Soak = "", 0
+	e.Promotion, e.Soak, e.Approval = "", 0, ""
 	e.Config = slices.Clone(e.Config)
 	for i := range e.Config {
 		if e.Config[i].Secret {

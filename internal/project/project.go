@@ -196,6 +196,7 @@ func (pp *projectParser) parse(data []byte) *Project {
 		"environments":    func(n *yaml.Node) { p.Environments = pp.environments(n, lines) },
 		"notify":          func(n *yaml.Node) { p.Notify = pp.notifyTargets(n, lines) },
 		"commit_status":   func(n *yaml.Node) { p.CommitStatus = pp.commitStatus(n, lines) },
+		"tests":           func(n *yaml.Node) { p.Tests = pp.tests(n, lines) }, // tests.go
 	}
 	maps.Copy(set, pp.distributionFields(&p.Distribution)) // distribution.go
 	pp.fields(root, "", lines, set)
@@ -647,6 +648,7 @@ type Store interface {
 	PutDistribution(ctx context.Context, project string, d store.Distribution) error
 	PutNotifyTargets(ctx context.Context, project string, ts []store.NotifyTarget) error
 	PutCommitStatus(ctx context.Context, project string, c *store.CommitStatus) error
+	PutTests(ctx context.Context, project string, t *store.ImageTests) error
 }
 
 // Applied says what Apply did.
@@ -688,6 +690,9 @@ func putExtras(ctx context.Context, s Store, p *Project) error {
 		return err
 	}
 	if err := s.PutNotifyTargets(ctx, p.Name, p.Notify); err != nil {
+		return err
+	}
+	if err := s.PutTests(ctx, p.Name, TestsRecord(p.Tests)); err != nil {
 		return err
 	}
 	return s.PutCommitStatus(ctx, p.Name, p.CommitStatus)

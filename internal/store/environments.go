@@ -22,6 +22,7 @@ type Environment struct {
 	Config    []ConfigValue `json:"config,omitempty"`
 	Promotion string        `json:"promotion"` // auto | manual
 	Soak      time.Duration `json:"soak,omitempty"`
+	Approval  string        `json:"approval,omitempty"` // "manual": an auto promotion waits for kiln approve after the soak
 }
 
 // EnvGroup is an environment's kiln-managed Auto Scaling group, with the
@@ -124,6 +125,9 @@ const (
 	SoakPassed    = "passed"
 	SoakFailed    = "failed"
 	SoakAbandoned = "abandoned" // a newer promotion of the environment came first
+	// SoakAwaiting: soaked, and the next environment's approval gate holds
+	// the promotion until someone approves it (ApproveSoak).
+	SoakAwaiting = "awaiting approval"
 )
 
 // Promotion is one rollout of an image to an environment: a promotion, a
@@ -169,8 +173,8 @@ func (s *Store) AddPromotion(ctx context.Context, p Promotion) (*Promotion, erro
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM promotions`).Scan(&p.ID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE promotions SET soak = $1 WHERE project = $2 AND env = $3 AND soak = $4`,
-			SoakAbandoned, p.Project, p.Env, SoakRunning); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE promotions SET soak = $1 WHERE project = $2 AND env = $3 AND soak IN ($4, $5)`,
+			SoakAbandoned, p.Project, p.Env, SoakRunning, SoakAwaiting); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO promotions (`+promotionColumns+`)
@@ -205,7 +209,7 @@ func (s *Store) SetSoak(ctx context.Context, id int64, soak string, until time.T
 	q := `UPDATE promotions SET soak = $1, soak_until = $2, reason = $3 WHERE id = $4`
 	args := []any{soak, ms(until), reason, id}
 	if soak != SoakRunning {
-		q, args = q+` AND soak IN ($5, $6)`, append(args, SoakRunning, SoakPassed)
+		q, args = q+` AND soak IN ($5, $6, $7)`, append(args, SoakRunning, SoakPassed, SoakAwaiting)
 	}
 	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {

@@ -95,6 +95,9 @@ type BakeryConfig struct {
 //	GET  /projects/{name}/edit, POST /projects/{name}/edit
 //	POST /projects/{name}/bake      bake now
 //	POST /projects/{name}/secret    new webhook secret, shown once on the project page
+//	POST /projects/{name}/environments/{env}/promote, .../approve
+//	                                promote; approve a promotion held at a gate
+//	POST /projects/{name}/images/{image}/revoke   revoke an image (form field reason)
 //	GET  /projects/{name}/delete, POST /projects/{name}/delete
 //	                                confirm (form field confirm) and delete; 409 while a bake runs
 //	GET  /bakes/{id}                step timeline (live: /bakes/{id}/events)
@@ -141,6 +144,8 @@ func newBakery(cfg BakeryConfig) (*bakeryPages, http.Handler) {
 	mux.Handle("POST /projects/{name}/edit", cfg.Audit.Wrap("project.apply", b.auth(auth.Admin, b.saveProject)))
 	mux.Handle("POST /projects/{name}/bake", cfg.Audit.Wrap("bake.trigger", b.auth(auth.Deployer, b.bakeNow)))
 	mux.Handle("POST /projects/{name}/environments/{env}/promote", cfg.Audit.Wrap("promotion.start", b.auth(auth.Deployer, b.promote)))
+	mux.Handle("POST /projects/{name}/environments/{env}/approve", cfg.Audit.Wrap("promotion.approve", b.auth(auth.Deployer, b.approve)))
+	mux.Handle("POST /projects/{name}/images/{image}/revoke", cfg.Audit.Wrap("image.revoke", b.auth(auth.Admin, b.revoke)))
 	mux.Handle("POST /projects/{name}/secret", cfg.Audit.Wrap("secret.rotate", b.auth(auth.Admin, b.rotateSecret)))
 	mux.HandleFunc("GET /projects/{name}/delete", b.auth(auth.Admin, b.confirmDelete))
 	mux.Handle("POST /projects/{name}/delete", cfg.Audit.Wrap("project.delete", b.auth(auth.Admin, b.deleteProject)))
@@ -375,6 +380,7 @@ type projectData struct {
 	// that of the next, older page (0: there is none).
 	Before, Older int64
 	Images        []store.Image
+	Revoked       map[string]string // image → the revocation's reason (delivery.go)
 	WebhookURL    string
 	Secret        newSecret // only right after creation or rotation
 	// Environments are the pipeline, in order, with their state and
@@ -428,10 +434,15 @@ func (b *bakeryPages) project(w http.ResponseWriter, r *http.Request, s *session
 		b.fail(w, r, err)
 		return
 	}
+	if d.Revoked, err = b.revoked(ctx, name); err != nil { // delivery.go
+		b.fail(w, r, err)
+		return
+	}
 	if d.Environments, err = b.environments(ctx, name, d.Images); err != nil {
 		b.fail(w, r, err)
 		return
 	}
+	dropRevoked(d.Environments, d.Revoked)
 	if dl, ok := b.cfg.Records.(interface {
 		Deliveries(context.Context, string, int) ([]store.Delivery, error)
 	}); ok {

@@ -95,6 +95,8 @@ func TestPageRoles(t *testing.T) {
 		{"POST", "/projects/p1/delete", auth.Admin},
 		{"POST", "/projects/p1/bake", auth.Deployer},
 		{"POST", "/projects/p1/environments/prod/promote", auth.Deployer},
+		{"POST", "/projects/p1/environments/prod/approve", auth.Deployer},
+		{"POST", "/projects/p1/images/ami-0123456789abcdef0/revoke", auth.Admin},
 		{"POST", "/bakes/1/cancel", auth.Deployer},
 	}
 	for who, c := range map[auth.Role]*http.Client{auth.Viewer: viewer, auth.Deployer: deployer} {
@@ -122,9 +124,9 @@ func TestPageRoles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The viewer's sign-in and its 7 refused changes.
-	if len(rows) != 8 || rows[len(rows)-1].Action != "signin" || rows[len(rows)-1].Outcome != "ok" {
-		t.Errorf("viewer's audit rows = %+v; want its sign-in and 7 refusals", rows)
+	// The viewer's sign-in and its 9 refused changes.
+	if len(rows) != 10 || rows[len(rows)-1].Action != "signin" || rows[len(rows)-1].Outcome != "ok" {
+		t.Errorf("viewer's audit rows = %+v; want its sign-in and 9 refusals", rows)
 	}
 	for _, e := range rows[:len(rows)-1] {
 		if !strings.HasPrefix(e.Outcome, "403: this needs the") || e.Actor != "token ro" {

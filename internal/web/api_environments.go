@@ -23,6 +23,7 @@ type Environment struct {
 	Group      string               `json:"group"`
 	Promotion  string               `json:"promotion"`
 	Soak       string               `json:"soak,omitempty"`
+	Approval   string               `json:"approval,omitempty"` // manual: a gate after the previous soak
 	Image      string               `json:"image,omitempty"`
 	State      string               `json:"state"`
 	Detail     string               `json:"detail,omitempty"`
@@ -105,7 +106,7 @@ func (s *Server) environments(r *http.Request, project string) ([]Environment, e
 		sts = l.LiveStatuses(r.Context(), project, sts)
 	}
 	for _, st := range sts {
-		e := Environment{Name: st.Name, Region: st.Region, Group: st.Group.Name, Promotion: st.Promotion, Image: st.Image,
+		e := Environment{Name: st.Name, Region: st.Region, Group: st.Group.Name, Promotion: st.Promotion, Approval: st.Approval, Image: st.Image,
 			State: st.State, Detail: st.Detail, Config: st.Config, Promotions: []Promotion{},
 			Min: st.Group.Min, Max: st.Group.Max, Live: st.Live, Drift: st.Drift}
 		if st.Soak > 0 {

@@ -24,6 +24,7 @@ type Image struct {
 	Environments []string    `json:"environments"`      // running it
 	Rolling      []string    `json:"rolling,omitempty"` // a promotion is taking it there
 	Copies       []ImageCopy `json:"copies"`
+	Revoked      string      `json:"revoked,omitempty"` // the revocation's reason
 }
 
 // ImageCopy is an image's copy in another region.
@@ -54,7 +55,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 	for _, im := range imgs {
 		j := Image{ID: im.ImageID, Name: im.Name, BakeID: im.BakeID, Commit: im.Commit, CreatedAt: im.Created,
 			Region: im.Region, State: im.State, Deprecation: timePtr(im.Deprecation), InUse: im.InUse(),
-			Environments: im.Environments, Rolling: im.Rolling, Copies: []ImageCopy{}}
+			Environments: im.Environments, Rolling: im.Rolling, Copies: []ImageCopy{}, Revoked: im.Revoked}
 		if j.Environments == nil {
 			j.Environments = []string{}
 		}

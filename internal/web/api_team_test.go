@@ -60,6 +60,8 @@ func TestRolesOnEveryRoute(t *testing.T) {
 		{"POST", "/api/projects/web/bakes", auth.Deployer, ""},
 		{"POST", "/api/bakes/1/cancel", auth.Deployer, ""},
 		{"POST", "/api/projects/web/environments/prod/promote", auth.Deployer, ""},
+		{"POST", "/api/projects/web/environments/prod/approve", auth.Deployer, ""},
+		{"POST", "/api/projects/web/images/ami-0123456789abcdef0/revoke", auth.Admin, `{"reason": "bad"}`},
 		{"POST", "/api/projects", auth.Admin, webYAML},
 		{"POST", "/api/projects/web/secret", auth.Admin, ""},
 		{"GET", "/api/tokens", auth.Admin, ""},

@@ -170,6 +170,8 @@ func (s *Server) routes() *http.ServeMux {
 	route("GET /api/projects/{name}/images", auth.Viewer, "", s.listImages)
 	route("GET /api/projects/{name}/deliveries", auth.Viewer, "", s.listDeliveries)
 	route("POST /api/projects/{name}/environments/{env}/promote", auth.Deployer, "promotion.start", s.promote)
+	route("POST /api/projects/{name}/environments/{env}/approve", auth.Deployer, "promotion.approve", s.approve)
+	route("POST /api/projects/{name}/images/{image}/revoke", auth.Admin, "image.revoke", s.revokeImage)
 	route("GET /api/bakes", auth.Viewer, "", s.listBakes)
 	route("GET /api/bakes/{id}", auth.Viewer, "", s.showBake)
 	route("POST /api/bakes/{id}/cancel", auth.Deployer, "bake.cancel", s.cancelBake)
