@@ -12,8 +12,12 @@ import (
 // Notifier is told of the bakery's events and delivers them with the
 // service's River workers; *notify.Notifier satisfies it. Emit must be
 // idempotent per event (a resumed bake emits bake.started again).
+// Prepare returns the queueing of e as work for the store transaction
+// that records a bake's or promotion's end, so that a crash between the
+// two cannot lose the event.
 type Notifier interface {
 	Emit(ctx context.Context, e notify.Event) error
+	Prepare(ctx context.Context, e notify.Event) (store.TxFunc, error)
 	Register(workers *river.Workers) error
 }
 
@@ -26,6 +30,15 @@ func (s *Service) emit(ctx context.Context, e notify.Event) {
 	if err := s.o.Notifier.Emit(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Warn("queue notification", "project", e.Project, "event", e.Event, "err", err)
 	}
+}
+
+// prepare is e's queueing for the transaction that records what e tells;
+// nil without a notifier or anyone who wants e.
+func (s *Service) prepare(ctx context.Context, e notify.Event) (store.TxFunc, error) {
+	if s.o.Notifier == nil {
+		return nil, nil
+	}
+	return s.o.Notifier.Prepare(context.WithoutCancel(ctx), e)
 }
 
 // bakeEvent is the event of bake b reaching state; "" for states that

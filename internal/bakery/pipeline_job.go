@@ -430,17 +430,24 @@ func (s *Service) cancelled(ctx context.Context, b *store.Bake, spec pipeline.Sp
 	return s.finish(ctx, b, store.Outcome{State: store.Cancelled, Reason: reason})
 }
 
+// finish records the bake's end and, in the same transaction, queues its
+// notification: both are stored or neither (an error: River runs the job
+// again).
 func (s *Service) finish(ctx context.Context, b *store.Bake, o store.Outcome) error {
-	if err := s.store.FinishBake(context.WithoutCancel(ctx), b.ID, o); err != nil {
+	var then store.TxFunc
+	if o.State != store.Cancelled {
+		var err error
+		if then, err = s.prepare(ctx, bakeEvent(b, o.State, o.ImageID, o.Reason)); err != nil {
+			return err
+		}
+	}
+	if err := s.store.FinishBakeThen(context.WithoutCancel(ctx), b.ID, o, then); err != nil {
 		if errors.Is(err, store.ErrBakeFinished) {
 			return nil
 		}
 		return err
 	}
 	s.notify(Progress{BakeID: b.ID, Project: b.Project, BakeState: o.State, Detail: o.Reason, Time: time.Now()})
-	if o.State != store.Cancelled {
-		s.emit(ctx, bakeEvent(b, o.State, o.ImageID, o.Reason))
-	}
 	return nil
 }
 

@@ -349,7 +349,14 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 }
 
 func (s *Service) finishPromotion(ctx context.Context, log *slog.Logger, p Promotion, state store.PromotionState, reason, version string) {
-	if err := s.store.FinishPromotion(context.WithoutCancel(ctx), p.ID, state, reason, version); err != nil {
+	// The event is queued in the transaction that records the end, so a
+	// crash cannot record one without the other. Targets that cannot be
+	// read leave the end recorded without its event (logged).
+	then, err := s.prepare(ctx, promotionEvent(p, state, reason))
+	if err != nil {
+		log.Warn("queue notification", "err", err)
+	}
+	if err := s.store.FinishPromotionThen(context.WithoutCancel(ctx), p.ID, state, reason, version, then); err != nil {
 		log.Warn("record promotion", "err", err)
 	}
 	if state == store.PromotionSucceeded {
@@ -358,7 +365,6 @@ func (s *Service) finishPromotion(ctx context.Context, log *slog.Logger, p Promo
 		log.Warn("promotion failed", "image", p.ImageID, "reason", reason)
 	}
 	s.notify(Progress{Project: p.Project, Detail: fmt.Sprintf("promotion %d to %s %s", p.ID, p.Env, state), Time: time.Now()})
-	s.emit(ctx, promotionEvent(p, state, reason))
 	if state == store.PromotionFailed {
 		s.followUp(ctx, p.Project)
 	}

@@ -122,6 +122,45 @@ func (n *Notifier) Register(workers *river.Workers) error {
 // nothing new. An error means nothing or only part was queued: the
 // caller may emit again.
 func (n *Notifier) Emit(ctx context.Context, e Event) error {
+	jobs, err := n.jobsOf(ctx, e)
+	for _, a := range jobs {
+		if _, ierr := n.jobs.Insert(ctx, a, n.insertOpts()); ierr != nil {
+			err = errors.Join(err, fmt.Errorf("queue delivery to %s: %w", redact(a.Target), ierr))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("emit %s: %w", e.Event, err)
+	}
+	return nil
+}
+
+// Prepare reads what e goes to (as Emit does) and returns the queueing of
+// its deliveries as work for the store transaction that records what e
+// tells (a bake's or promotion's end): the deliveries are stored if and
+// only if that is. Nil when nobody wants e. An error means nothing was
+// read in full; nothing is queued.
+func (n *Notifier) Prepare(ctx context.Context, e Event) (store.TxFunc, error) {
+	jobs, err := n.jobsOf(ctx, e)
+	if err != nil {
+		return nil, fmt.Errorf("emit %s: %w", e.Event, err)
+	}
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	return func(ctx context.Context, tx *store.Tx) error {
+		for _, a := range jobs {
+			if _, err := n.jobs.InsertTx(ctx, tx, a, n.insertOpts()); err != nil {
+				return fmt.Errorf("emit %s: queue delivery to %s: %w", e.Event, redact(a.Target), err)
+			}
+		}
+		return nil
+	}, nil
+}
+
+// jobsOf returns e's deliveries: one per target of its project that wants
+// it, and one for the commit status of a bake of a pushed commit. With an
+// error, the jobs it could name are returned too.
+func (n *Notifier) jobsOf(ctx context.Context, e Event) ([]JobArgs, error) {
 	if n.o.PublicURL != "" {
 		e.Links.Project = n.o.PublicURL + "/projects/" + e.Project
 		if e.Bake != 0 {
@@ -130,38 +169,28 @@ func (n *Notifier) Emit(ctx context.Context, e Event) error {
 	}
 	targets, err := n.store.NotifyTargets(ctx, e.Project)
 	if err != nil {
-		return fmt.Errorf("emit %s: %w", e.Event, err)
+		return nil, err
 	}
-	var errs []error
+	var jobs []JobArgs
 	for _, t := range targets {
 		if slices.Contains(t.Events, e.Event) {
-			errs = append(errs, n.insert(ctx, e, t.URL))
+			jobs = append(jobs, JobArgs{ID: e.ID(), Target: t.URL, Event: e})
 		}
 	}
 	if e.Bake != 0 && e.Commit != "" && e.Repo != "" && statusState(GitHub, e.Event) != "" {
 		cs, err := n.store.CommitStatusOf(ctx, e.Project)
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-		case cs != nil:
-			errs = append(errs, n.insert(ctx, e, CommitStatusTarget))
+		if err != nil {
+			return jobs, err
+		}
+		if cs != nil {
+			jobs = append(jobs, JobArgs{ID: e.ID(), Target: CommitStatusTarget, Event: e})
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("emit %s: %w", e.Event, err)
-	}
-	return nil
+	return jobs, nil
 }
 
-func (n *Notifier) insert(ctx context.Context, e Event, target string) error {
-	_, err := n.jobs.Insert(ctx, JobArgs{ID: e.ID(), Target: target, Event: e}, &river.InsertOpts{
-		MaxAttempts: n.o.MaxAttempts,
-		UniqueOpts:  river.UniqueOpts{ByArgs: true},
-	})
-	if err != nil {
-		return fmt.Errorf("queue delivery to %s: %w", target, err)
-	}
-	return nil
+func (n *Notifier) insertOpts() *river.InsertOpts {
+	return &river.InsertOpts{MaxAttempts: n.o.MaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // worker delivers one JobArgs.

@@ -526,11 +526,25 @@ var ErrBakeFinished = errors.New("bake already finished")
 // bake again with the same state is a no-op (a retried job); with another
 // state it is ErrBakeFinished.
 func (s *Store) FinishBake(ctx context.Context, id int64, o Outcome) error {
+	return s.FinishBakeThen(ctx, id, o, nil)
+}
+
+// TxFunc is work done inside a store transaction, such as inserting River
+// jobs with Jobs.InsertTx: it commits or rolls back with the transaction.
+type TxFunc func(ctx context.Context, tx *Tx) error
+
+// FinishBakeThen is FinishBake that also runs then (if not nil) inside the
+// transaction that records the final state: the bake's notifications are
+// stored if and only if its state is. then runs only when the state
+// changes (not when the bake had reached o.State before); an error from
+// it rolls the state change back and is returned.
+func (s *Store) FinishBakeThen(ctx context.Context, id int64, o Outcome, then TxFunc) error {
 	if !o.State.Final() {
 		return fmt.Errorf("finish bake %d: %q is not a final state", id, o.State)
 	}
 	now := ms(s.now())
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inJobTx(ctx, func(jtx *Tx) error {
+		tx := jtx.sql
 		var state string
 		err := tx.QueryRowContext(ctx, `SELECT state FROM bakes WHERE id = $1`, id).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -548,7 +562,10 @@ func (s *Store) FinishBake(ctx context.Context, id int64, o Outcome) error {
 		_, err = tx.ExecContext(ctx, `UPDATE bakes SET state = $1, finished_at = $2, updated_at = $3,
 			image_id = CASE WHEN $4 = '' THEN image_id ELSE $5 END, reason = $6, console_tail = $7
 			WHERE id = $8`, string(o.State), now, now, o.ImageID, o.ImageID, o.Reason, o.ConsoleTail, id)
-		return err
+		if err != nil || then == nil {
+			return err
+		}
+		return then(ctx, jtx)
 	})
 	if err != nil {
 		return fmt.Errorf("finish bake %d: %w", id, err)

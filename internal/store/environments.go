@@ -190,11 +190,25 @@ func (s *Store) AddPromotion(ctx context.Context, p Promotion) (*Promotion, erro
 
 // FinishPromotion records the end of promotion id.
 func (s *Store) FinishPromotion(ctx context.Context, id int64, state PromotionState, reason, version string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE promotions SET state = $1, reason = $2, version = $3, finished_at = $4 WHERE id = $5`,
-		string(state), reason, version, ms(s.now()), id)
-	if err == nil {
-		err = wantOne(res)
-	}
+	return s.FinishPromotionThen(ctx, id, state, reason, version, nil)
+}
+
+// FinishPromotionThen is FinishPromotion that also runs then (if not nil)
+// inside the transaction that records the promotion's end: its
+// notifications are stored if and only if the end is. An error from then
+// rolls the change back and is returned.
+func (s *Store) FinishPromotionThen(ctx context.Context, id int64, state PromotionState, reason, version string, then TxFunc) error {
+	err := s.inJobTx(ctx, func(tx *Tx) error {
+		res, err := tx.sql.ExecContext(ctx, `UPDATE promotions SET state = $1, reason = $2, version = $3, finished_at = $4 WHERE id = $5`,
+			string(state), reason, version, ms(s.now()), id)
+		if err == nil {
+			err = wantOne(res)
+		}
+		if err != nil || then == nil {
+			return err
+		}
+		return then(ctx, tx)
+	})
 	if err != nil {
 		return fmt.Errorf("finish promotion %d: %w", id, err)
 	}

@@ -43,10 +43,14 @@ type Records interface {
 	Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
 }
 
-// TokenStore finds personal API tokens by hash, for signing in with one;
-// *store.Store satisfies it.
+// TokenStore finds personal API tokens by hash, for signing in with one,
+// and lists, creates and revokes them for the tokens page; *store.Store
+// satisfies it.
 type TokenStore interface {
 	UseToken(ctx context.Context, hash string, now time.Time) (*store.APIToken, error)
+	Tokens(ctx context.Context) ([]store.APIToken, error)
+	CreateToken(ctx context.Context, t store.APIToken, hash string) error
+	RevokeToken(ctx context.Context, name string, now time.Time) error
 }
 
 // progressSource is optionally implemented by a Service (bakery.Service is):
@@ -66,7 +70,8 @@ type BakeryConfig struct {
 	// OIDC, when set, offers single sign-on through an OpenID Connect
 	// provider on the sign-in page.
 	OIDC *OIDC
-	// Tokens, when set, lets a personal API token sign in, with its role.
+	// Tokens, when set, lets a personal API token sign in, with its role,
+	// and serves the tokens page (admin).
 	Tokens TokenStore
 	// Audit records sign-ins and every change made from the pages; nil
 	// records nothing.
@@ -90,6 +95,8 @@ type BakeryConfig struct {
 //	GET  /login/oidc, GET /login/oidc/callback   single sign-on (OIDC set)
 //	GET  /                          projects
 //	GET  /audit                     the audit log (?project=&actor=&action=&since=&before=)
+//	GET  /tokens, POST /tokens      personal API tokens: list, create (shown once) (Tokens set)
+//	POST /tokens/{token}/revoke
 //	GET  /projects/new, POST /projects/new
 //	GET  /projects/{name}           settings, webhook, bakes (?before=ID: older ones), images
 //	GET  /projects/{name}/edit, POST /projects/{name}/edit
@@ -137,6 +144,11 @@ func newBakery(cfg BakeryConfig) (*bakeryPages, http.Handler) {
 	mux.HandleFunc("POST /logout", b.auth(auth.Viewer, b.logout))
 	mux.HandleFunc("GET /{$}", b.auth(auth.Viewer, b.projects))
 	mux.HandleFunc("GET /audit", b.auth(auth.Viewer, b.auditPage))
+	if cfg.Tokens != nil {
+		mux.HandleFunc("GET /tokens", b.auth(auth.Admin, b.tokensPage))
+		mux.Handle("POST /tokens", cfg.Audit.Wrap("token.create", b.auth(auth.Admin, b.createToken)))
+		mux.Handle("POST /tokens/{token}/revoke", cfg.Audit.Wrap("token.revoke", b.auth(auth.Admin, b.revokeToken)))
+	}
 	mux.HandleFunc("GET /projects/new", b.auth(auth.Admin, b.newProject))
 	mux.Handle("POST /projects/new", cfg.Audit.Wrap("project.apply", b.auth(auth.Admin, b.saveProject)))
 	mux.HandleFunc("GET /projects/{name}", b.auth(auth.Viewer, b.project))

@@ -1,12 +1,6 @@
 package ui
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -14,126 +8,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/go-jose/go-jose/v4"
 
 	"kiln/internal/audit"
 	"kiln/internal/auth"
 	"kiln/internal/bakery"
 	"kiln/internal/store"
 )
-
-// testProvider is an OpenID Connect provider for tests: discovery, keys,
-// a login page that asks for a user name, and a token endpoint that
-// insists on PKCE (S256) and the client's secret. Users and their groups
-// are fixed.
-type testProvider struct {
-	*httptest.Server
-	key    *rsa.PrivateKey
-	users  map[string][]string // name → groups
-	mu     sync.Mutex
-	codes  map[string]grant
-	logins int
-}
-
-type grant struct {
-	user, nonce, challenge, redirect string
-}
-
-const (
-	testClientID     = "kiln"
-	testClientSecret = "kiln-client-secret"
-)
-
-func newTestProvider(t *testing.T, users map[string][]string) *testProvider {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &testProvider{key: key, users: users, codes: map[string]grant{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{
-			"issuer": p.URL, "authorization_endpoint": p.URL + "/authorize", "token_endpoint": p.URL + "/token",
-			"jwks_uri": p.URL + "/keys", "response_types_supported": []string{"code"},
-			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"RS256"},
-			"code_challenge_methods_supported": []string{"S256"},
-		})
-	})
-	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
-	})
-	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		if q.Get("client_id") != testClientID || q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
-			http.Error(w, "want client_id and a S256 code_challenge", http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintf(w, `<!doctype html><title>test provider</title><form method="post" action="/authorize?%s">
-<label>User <input id="username" name="username"></label><button id="submit" type="submit">Sign in</button></form>`, html.EscapeString(r.URL.RawQuery))
-	})
-	mux.HandleFunc("POST /authorize", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		user := r.PostFormValue("username")
-		if _, ok := p.users[user]; !ok {
-			http.Error(w, "no such user", http.StatusUnauthorized)
-			return
-		}
-		code := randomToken()
-		p.mu.Lock()
-		p.codes[code] = grant{user: user, nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri")}
-		p.logins++
-		p.mu.Unlock()
-		http.Redirect(w, r, q.Get("redirect_uri")+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), http.StatusFound)
-	})
-	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
-		id, secret, ok := r.BasicAuth()
-		if !ok {
-			id, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
-		}
-		p.mu.Lock()
-		g, found := p.codes[r.PostFormValue("code")]
-		delete(p.codes, r.PostFormValue("code"))
-		p.mu.Unlock()
-		sum := sha256.Sum256([]byte(r.PostFormValue("code_verifier")))
-		switch {
-		case id != testClientID || secret != testClientSecret:
-			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
-			return
-		case !found || g.redirect != r.PostFormValue("redirect_uri"):
-			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
-			return
-		case base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge:
-			http.Error(w, `{"error":"invalid_grant","error_description":"PKCE verifier does not match"}`, http.StatusBadRequest)
-			return
-		}
-		now := time.Now()
-		claims, _ := json.Marshal(map[string]any{"iss": p.URL, "sub": "sub-" + g.user, "aud": testClientID,
-			"exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(), "nonce": g.nonce,
-			"email": g.user + "@example.com", "groups": p.users[g.user]})
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: p.key, KeyID: "k1"}}, nil)
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		jws, err := signer.Sign(claims)
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		idToken, _ := jws.CompactSerialize()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"access_token": randomToken(), "token_type": "Bearer", "expires_in": 300, "id_token": idToken})
-	})
-	p.Server = httptest.NewServer(mux)
-	t.Cleanup(p.Close)
-	return p
-}
 
 func newSSOServer(t *testing.T, p *testProvider, roleMap string) (*httptest.Server, *store.Store) {
 	t.Helper()
@@ -156,24 +39,41 @@ func newSSOServer(t *testing.T, p *testProvider, roleMap string) (*httptest.Serv
 
 // ssoSignIn goes through the sign-on as a browser would without script:
 // kiln's start, the provider's login page and form, kiln's callback.
-func ssoSignIn(t *testing.T, c *http.Client, srv *httptest.Server, user string) (int, string) {
+func ssoSignIn(t *testing.T, c *http.Client, p *testProvider, srv *httptest.Server, user string) (int, string) {
 	t.Helper()
 	code, body, h := get(t, c, srv.URL+"/login/oidc?next=/projects/p0")
 	if code != http.StatusFound {
 		t.Fatalf("GET /login/oidc = %d %s", code, body)
 	}
-	authz := h.Get("Location")
-	code, body, _ = get(t, c, authz)
+	// The provider's authorization endpoint sends the browser on to its
+	// login page.
+	loc := h.Get("Location")
+	for range 3 {
+		code, body, h = get(t, c, loc)
+		if code != http.StatusFound {
+			break
+		}
+		loc = resolve(t, loc, h.Get("Location"))
+	}
 	if code != http.StatusOK || !strings.Contains(body, `id="username"`) {
 		t.Fatalf("provider's login page = %d %s", code, body)
 	}
 	action := html.UnescapeString(regexp.MustCompile(`action="([^"]+)"`).FindStringSubmatch(body)[1])
-	u, _ := url.Parse(authz)
-	code, _, h = post(t, c, u.Scheme+"://"+u.Host+action, url.Values{"username": {user}})
+	code, _, h = post(t, c, resolve(t, loc, action), url.Values{"username": {user}, "password": {testPassword}})
 	if code != http.StatusFound {
 		t.Fatalf("provider's sign-in = %d", code)
 	}
-	code, body, _ = get(t, c, h.Get("Location"))
+	// The login hands back to the library, which redirects to kiln with
+	// the code.
+	loc = resolve(t, loc, h.Get("Location"))
+	for strings.HasPrefix(loc, p.URL) {
+		code, body, h = get(t, c, loc)
+		if code != http.StatusFound {
+			t.Fatalf("provider after sign-in = %d %s", code, body)
+		}
+		loc = resolve(t, loc, h.Get("Location"))
+	}
+	code, body, _ = get(t, c, loc)
 	return code, body
 }
 
@@ -191,7 +91,7 @@ func TestSingleSignOn(t *testing.T) {
 	}
 
 	alice := client(t)
-	code, body := ssoSignIn(t, alice, srv, "alice")
+	code, body := ssoSignIn(t, alice, p, srv, "alice")
 	if code != http.StatusOK || !strings.Contains(body, `href="/projects/p0"`) {
 		t.Fatalf("callback = %d %s; want 200 and a way on to next", code, body)
 	}
@@ -208,13 +108,13 @@ func TestSingleSignOn(t *testing.T) {
 	}
 
 	olga := client(t)
-	ssoSignIn(t, olga, srv, "olga")
+	ssoSignIn(t, olga, p, srv, "olga")
 	if _, body, _ := get(t, olga, srv.URL+"/"); !strings.Contains(body, `user olga@example.com (admin)`) {
 		t.Error("olga (kiln-admins) is not an admin")
 	}
 
 	mallory := client(t)
-	code, body = ssoSignIn(t, mallory, srv, "mallory")
+	code, body = ssoSignIn(t, mallory, p, srv, "mallory")
 	if code != http.StatusForbidden || !strings.Contains(body, "mallory@example.com is in no group that has a role here (groups: sales).") {
 		t.Errorf("sign-on of a user in no mapped group = %d; want 403 saying so", code)
 	}
@@ -257,6 +157,7 @@ func TestSingleSignOnBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#sso`)),
 		chromedp.WaitVisible(chromedp.CSS(`#username`)),
 		chromedp.SendKeys(chromedp.CSS(`#username`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
 		chromedp.Click(chromedp.CSS(`#submit`)),
 		chromedp.WaitVisible(chromedp.CSS(`#who`)))
 	if got := text(t, ctx, `#who`); got != "user alice@example.com (deployer)" {
@@ -264,5 +165,58 @@ func TestSingleSignOnBrowser(t *testing.T) {
 	}
 	if got := eval[string](t, ctx, `location.pathname`); got != "/projects/p0" {
 		t.Errorf("after sign-on the browser is at %q; want the page it asked for, /projects/p0", got)
+	}
+}
+
+// resolve reads ref against the URL base.
+func resolve(t *testing.T, base, ref string) string {
+	t.Helper()
+	b, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.Parse(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.String()
+}
+
+// TestSingleSignOnRoleMap maps the provider's groups claim through a
+// role map of the operator's: a group named in it gives its role, the
+// highest of several wins, and the provider's own login refuses a wrong
+// password before kiln sees anything.
+func TestSingleSignOnRoleMap(t *testing.T) {
+	p := newTestProvider(t, map[string][]string{"vic": {"eng"}, "dora": {"eng", "ops"}, "ann": {"root"}})
+	srv, _ := newSSOServer(t, p, "viewer=eng,deployer=ops,admin=root")
+	for _, tc := range []struct{ user, want string }{
+		{"vic", "user vic@example.com (viewer)"},
+		{"dora", "user dora@example.com (deployer)"},
+		{"ann", "user ann@example.com (admin)"},
+	} {
+		c := client(t)
+		if code, body := ssoSignIn(t, c, p, srv, tc.user); code != http.StatusOK {
+			t.Fatalf("sign-on of %s = %d %s", tc.user, code, body)
+		}
+		if _, body, _ := get(t, c, srv.URL+"/"); !strings.Contains(body, `id="who">`+tc.want) {
+			t.Errorf("%s signed in; want %q on the page", tc.user, tc.want)
+		}
+	}
+	if got := p.logins(); got != 3 {
+		t.Errorf("provider saw %d sign-ins; want 3", got)
+	}
+
+	c := client(t)
+	_, _, h := get(t, c, srv.URL+"/login/oidc?next=/")
+	loc := h.Get("Location")
+	code, body, h := get(t, c, loc)
+	for code == http.StatusFound {
+		loc = resolve(t, loc, h.Get("Location"))
+		code, body, h = get(t, c, loc)
+	}
+	action := html.UnescapeString(regexp.MustCompile(`action="([^"]+)"`).FindStringSubmatch(body)[1])
+	code, body, _ = post(t, c, resolve(t, loc, action), url.Values{"username": {"vic"}, "password": {"guess"}})
+	if code != http.StatusUnauthorized || !strings.Contains(body, "Wrong user name or password.") {
+		t.Errorf("wrong password at the provider = %d; want 401 and its login page again", code)
 	}
 }

@@ -34,6 +34,14 @@ var funcs = template.FuncMap{
 	"can":  func(role auth.Role, need string) bool { return role.Allows(auth.Role(need)) },
 	"when": when,
 	"dur":  dur,
+	// roles lists the roles, least first, for a form's choice.
+	"roles": func() []string {
+		out := make([]string, len(auth.Roles))
+		for i, r := range auth.Roles {
+			out[i] = string(r)
+		}
+		return out
+	},
 	"join": strings.Join,
 	// stateLabel is an engine state as the graph page says it.
 	"stateLabel": stateLabel,

@@ -100,6 +100,34 @@ func ParseExpiry(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// TokenRecord checks a request for a new token (name, role, expiry) and
+// returns the record to store for it, created by p at now. The API and
+// the tokens page both create tokens through it.
+func TokenRecord(req TokenRequest, p auth.Principal, now time.Time) (store.APIToken, error) {
+	if !tokenName.MatchString(req.Name) {
+		return store.APIToken{}, fmt.Errorf("name %q: want 1 to 64 letters, digits, '.', '_', '@' or '-'", req.Name)
+	}
+	role, err := auth.ParseRole(string(req.Role))
+	if err != nil {
+		return store.APIToken{}, err
+	}
+	ttl, err := ParseExpiry(req.Expires)
+	if err != nil {
+		return store.APIToken{}, err
+	}
+	now = now.UTC().Truncate(time.Millisecond)
+	rec := store.APIToken{Name: req.Name, Role: string(role), CreatedBy: p.String(), Created: now}
+	if ttl > 0 {
+		rec.Expires = now.Add(ttl)
+	}
+	return rec, nil
+}
+
+// TokenExistsMessage says that a token's name is taken.
+func TokenExistsMessage(name string) string {
+	return fmt.Sprintf("a token named %q exists (revoked ones keep their name)", name)
+}
+
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 	ts, err := s.cfg.Store.Tokens(r.Context())
 	if err != nil {
@@ -125,38 +153,26 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	n := audit.NoteOf(r)
 	n.Target, n.Detail = "token "+req.Name, "role "+string(req.Role)
-	if !tokenName.MatchString(req.Name) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("name %q: want 1 to 64 letters, digits, '.', '_', '@' or '-'", req.Name))
-		return
-	}
-	role, err := auth.ParseRole(string(req.Role))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	ttl, err := ParseExpiry(req.Expires)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
 	p, _ := auth.FromContext(r.Context())
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	rec := store.APIToken{Name: req.Name, Role: string(role), CreatedBy: p.String(), Created: now}
-	if ttl > 0 {
-		rec.Expires = now.Add(ttl)
+	rec, err := TokenRecord(req, p, time.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !rec.Expires.IsZero() {
 		n.Detail += ", expires " + rec.Expires.Format(time.RFC3339)
 	}
 	secret := auth.NewToken()
 	err = s.cfg.Store.CreateToken(r.Context(), rec, auth.HashToken(secret))
 	if errors.Is(err, store.ErrTokenExists) {
-		writeError(w, http.StatusConflict, fmt.Sprintf("a token named %q exists (revoked ones keep their name)", req.Name))
+		writeError(w, http.StatusConflict, TokenExistsMessage(req.Name))
 		return
 	}
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	s.cfg.Log.Info("token created", "token", req.Name, "role", role, "by", p.String())
+	s.cfg.Log.Info("token created", "token", req.Name, "role", rec.Role, "by", p.String())
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, NewToken{Token: tokenJSON(rec), Secret: secret})
 }
