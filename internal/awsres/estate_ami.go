@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -52,27 +53,44 @@ func deleteImages(ctx context.Context, e *Estate, h *awsapi.Hub, ids []string) e
 	if err != nil {
 		return fmt.Errorf("describe images %v: %w", ids, err)
 	}
+	// Each round removes the images nothing uses any more; those still
+	// in use wait for the next round.
 	var errs []error
-	for _, im := range imgs {
-		id := aws.ToString(im.ImageId)
-		err := h.Retry(ctx, func(ctx context.Context) error {
-			used, err := pipeline.ImagesInUse(ctx, e.hubs, h, []string{id})
-			if err != nil {
-				return err
-			}
-			if used[id] {
-				return awsapi.NotYet(fmt.Errorf("%w: an instance or an Auto Scaling group's launch template still uses it", errImageInUse))
-			}
-			return nil
-		})
-		if err == nil {
-			err = pipeline.RemoveImage(ctx, h, im)
+	left := imgs
+	err = h.Retry(ctx, func(ctx context.Context) error {
+		ids := make([]string, len(left))
+		for i, im := range left {
+			ids[i] = aws.ToString(im.ImageId)
 		}
+		used, err := pipeline.ImagesInUse(ctx, e.hubs, h, ids)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("deregister image %s: %w", id, err))
-			continue
+			return err
 		}
-		e.log.Info("image deregistered", "image", id, "name", aws.ToString(im.Name))
+		var busy []types.Image
+		for _, im := range left {
+			id := aws.ToString(im.ImageId)
+			if used[id] {
+				busy = append(busy, im)
+				continue
+			}
+			if err := pipeline.RemoveImage(ctx, h, im); err != nil {
+				errs = append(errs, fmt.Errorf("deregister image %s: %w", id, err))
+				continue
+			}
+			e.log.Info("image deregistered", "image", id, "name", aws.ToString(im.Name))
+		}
+		left = busy
+		if len(busy) == 0 {
+			return nil
+		}
+		var names []string
+		for _, im := range busy {
+			names = append(names, aws.ToString(im.ImageId))
+		}
+		return awsapi.NotYet(fmt.Errorf("deregister images %s: %w: an instance or an Auto Scaling group's launch template still uses them", strings.Join(names, ", "), errImageInUse))
+	})
+	if err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
