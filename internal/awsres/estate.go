@@ -39,6 +39,14 @@ const (
 // destroy.
 const TagProtect = "kiln:protect"
 
+// protectTag adds kiln:protect=true to tags m when env's meta protect
+// is set.
+func protectTag(env engine.Env, m map[string]string) {
+	if env.Meta.Protect {
+		m[TagProtect] = "true"
+	}
+}
+
 // terminateBatch is how many instance ids one TerminateInstances call
 // carries: one call per 1,000 orphans, not one each.
 const terminateBatch = 1000
@@ -385,10 +393,17 @@ func listASGs(ctx context.Context, e *Estate, h *awsapi.Hub, graph string) ([]en
 	})
 	return ownedPages(ctx, h, p.HasMorePages, p.NextPage, func(page *autoscaling.DescribeAutoScalingGroupsOutput) (out []engine.Owned) {
 		for _, g := range page.AutoScalingGroups {
+			o := engine.Owned{Ref: aws.ToString(g.AutoScalingGroupName)}
 			for _, t := range g.Tags {
-				if aws.ToString(t.Key) == awsapi.TagResource {
-					out = append(out, engine.Owned{ID: aws.ToString(t.Value), Ref: aws.ToString(g.AutoScalingGroupName)})
+				switch aws.ToString(t.Key) {
+				case awsapi.TagResource:
+					o.ID = aws.ToString(t.Value)
+				case TagProtect:
+					o.Protected = aws.ToString(t.Value) == "true"
 				}
+			}
+			if o.ID != "" {
+				out = append(out, o)
 			}
 		}
 		return out
@@ -508,7 +523,7 @@ func ownerFilter(graph string) []types.Filter {
 // tagged is the thing ref as owned, when its tags name a kiln resource.
 func tagged(tags []types.Tag, ref string) []engine.Owned {
 	if res := awsapi.TagValue(tags, awsapi.TagResource); res != "" {
-		return []engine.Owned{{ID: res, Ref: ref}}
+		return []engine.Owned{{ID: res, Ref: ref, Protected: awsapi.TagValue(tags, TagProtect) == "true"}}
 	}
 	return nil
 }

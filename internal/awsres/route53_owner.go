@@ -182,7 +182,7 @@ func listZones(ctx context.Context, e *Estate, h *awsapi.Hub, graph string) ([]e
 	for _, z := range zones {
 		id := strings.TrimPrefix(aws.ToString(z.Id), "/hostedzone/")
 		if t := tags[id]; t[awsapi.TagOwner] == graph && t[awsapi.TagResource] != "" {
-			out = append(out, engine.Owned{ID: t[awsapi.TagResource], Ref: id})
+			out = append(out, engine.Owned{ID: t[awsapi.TagResource], Ref: id, Protected: t[TagProtect] == "true"})
 		}
 	}
 	return out, nil

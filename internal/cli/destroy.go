@@ -75,7 +75,7 @@ func (a *app) destroyPlan(ctx context.Context, g *engine.Graph) (planDoc, []engi
 		doc.Summary.Destroy++
 	}
 	if prot := engine.Protected(g, owned); len(prot) > 0 {
-		doc.Refused = fmt.Sprintf("%s: meta protect is set; remove it to destroy %s", strings.Join(prot, ", "), plural(len(prot), "it", "them"))
+		doc.Refused = fmt.Sprintf("%s: meta protect is set (in the graph, or by the kiln:protect tag of a resource the graph no longer lists); remove it to destroy %s", strings.Join(prot, ", "), plural(len(prot), "it", "them"))
 	}
 	return doc, owned, nil
 }

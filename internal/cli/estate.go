@@ -130,7 +130,7 @@ func (a *app) prune(ctx context.Context, g *engine.Graph, confirm int, noop bool
 		}
 		return nil
 	}
-	if err := g.PruneGuard(len(ids), engine.OwnedIDs(owned), confirm); err != nil {
+	if err := pruneRefusal(g, owned, orphans, confirm); err != nil {
 		set.set(ids)
 		return err
 	}
@@ -145,6 +145,20 @@ func (a *app) prune(ctx context.Context, g *engine.Graph, confirm int, noop bool
 
 // errProtected is wrapped by destroy's refusals of protected resources.
 var errProtected = errors.New("protected")
+
+// pruneRefusal says why a prune of orphans must not go ahead (nil when
+// it may): the mass-prune guard (confirm is --confirm-prune), or an
+// orphan that carries the kiln:protect tag.
+func pruneRefusal(g *engine.Graph, owned, orphans []engine.Owned, confirm int) error {
+	if err := g.PruneGuard(len(orphanIDs(orphans)), engine.OwnedIDs(owned), confirm); err != nil {
+		return err
+	}
+	if prot := engine.Protected(g, orphans); len(prot) > 0 {
+		return fmt.Errorf("graph %q: prune refused: %w: %s %s the kiln:protect tag (meta protect was set); delete the tag to let prune destroy %s",
+			g.Name, errProtected, strings.Join(prot, ", "), plural(len(prot), "carries", "carry"), plural(len(prot), "it", "them"))
+	}
+	return nil
+}
 
 // estatePolicy is what kiln does to a graph's estate, for kiln
 // iam-policy: the reads of the orphan scan (every kind's listing,

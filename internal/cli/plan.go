@@ -187,7 +187,7 @@ func addOrphans(doc *planDoc, g *engine.Graph, owned, orphans []engine.Owned) {
 		doc.Resources = append(doc.Resources, r)
 	}
 	if g.Prune {
-		if err := g.PruneGuard(len(ids), engine.OwnedIDs(owned), 0); err != nil {
+		if err := pruneRefusal(g, owned, orphans, 0); err != nil {
 			doc.Refused = err.Error()
 		}
 	}
