@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -222,7 +223,8 @@ type dnsSub struct {
 }
 
 type dnsChange struct {
-	ch   types.Change
+	// chs go in one batch, together: a record and its ownership record.
+	chs  []types.Change
 	done chan struct{}
 	id   string // the ChangeInfo id, without /change/
 	err  error
@@ -552,7 +554,14 @@ const (
 // a batch of several changes, its halves are sent again (and theirs), so
 // the good changes go through and the bad one gets its own answer. Errors that retrying cannot fix are permanent.
 func (d *DNS) Change(ctx context.Context, zone string, ch types.Change) (string, error) {
-	c := &dnsChange{ch: ch, done: make(chan struct{})}
+	return d.ChangeTogether(ctx, zone, ch)
+}
+
+// ChangeTogether is Change for changes that must be applied together or
+// not at all (a record and the TXT record that says who owns it): they
+// always share one batch, and a bisection never splits them.
+func (d *DNS) ChangeTogether(ctx context.Context, zone string, chs ...types.Change) (string, error) {
+	c := &dnsChange{chs: chs, done: make(chan struct{})}
 	d.mu.Lock()
 	z := d.zone(zone)
 	now := time.Now()
@@ -600,16 +609,23 @@ func (d *DNS) flush(ctx context.Context, z *dnsZone, queue []*dnsChange) {
 		seen := map[RecordKey]bool{}
 		records := 0
 		for _, c := range queue {
-			k := KeyOf(*c.ch.ResourceRecordSet)
-			n := len(c.ch.ResourceRecordSet.ResourceRecords)
-			if c.ch.Action == types.ChangeActionUpsert {
-				n *= 2
+			var keys []RecordKey
+			n := 0
+			for _, ch := range c.chs {
+				keys = append(keys, KeyOf(*ch.ResourceRecordSet))
+				m := len(ch.ResourceRecordSet.ResourceRecords)
+				if ch.Action == types.ChangeActionUpsert {
+					m *= 2
+				}
+				n += m
 			}
-			if seen[k] || len(batch) == maxBatchChanges || (len(batch) > 0 && records+n > maxBatchRecords) {
+			if slices.ContainsFunc(keys, func(k RecordKey) bool { return seen[k] }) || len(batch)+len(c.chs) > maxBatchChanges || (len(batch) > 0 && records+n > maxBatchRecords) {
 				rest = append(rest, c)
 				continue
 			}
-			seen[k] = true
+			for _, k := range keys {
+				seen[k] = true
+			}
 			records += n
 			batch = append(batch, c)
 		}
@@ -625,7 +641,7 @@ func (d *DNS) send(ctx context.Context, z *dnsZone, batch []*dnsChange) {
 	defer cancel()
 	in := &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(z.id), ChangeBatch: &types.ChangeBatch{Comment: aws.String("kiln")}}
 	for _, c := range batch {
-		in.ChangeBatch.Changes = append(in.ChangeBatch.Changes, c.ch)
+		in.ChangeBatch.Changes = append(in.ChangeBatch.Changes, c.chs...)
 	}
 	var out *route53.ChangeResourceRecordSetsOutput
 	err := Retry(ctx, d.o.RetryPolicy(), func(ctx context.Context) (err error) {
@@ -676,12 +692,14 @@ func (d *DNS) recordChanges(z *dnsZone, batch []*dnsChange) {
 		l.Sets[k] = v
 	}
 	for _, c := range batch {
-		rs := *c.ch.ResourceRecordSet
-		rs.Name = aws.String(CanonicalName(aws.ToString(rs.Name)))
-		if c.ch.Action == types.ChangeActionDelete {
-			delete(l.Sets, KeyOf(rs))
-		} else {
-			l.Sets[KeyOf(rs)] = rs
+		for _, ch := range c.chs {
+			rs := *ch.ResourceRecordSet
+			rs.Name = aws.String(CanonicalName(aws.ToString(rs.Name)))
+			if ch.Action == types.ChangeActionDelete {
+				delete(l.Sets, KeyOf(rs))
+			} else {
+				l.Sets[KeyOf(rs)] = rs
+			}
 		}
 	}
 	z.last, z.wrote = l, time.Now()

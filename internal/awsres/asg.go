@@ -562,6 +562,9 @@ func (r *ASG) create(ctx context.Context, ltID, version string) error {
 		VPCZoneIdentifier: aws.String(strings.Join(subnets, ",")),
 		Tags:              []astypes.Tag{tag(awsapi.TagOwner, r.env.Graph), tag(awsapi.TagResource, r.id()), tag(awsapi.TagName, r.env.NameTag())},
 	}
+	if r.env.Meta.Protect {
+		in.Tags = append(in.Tags, tag(TagProtect, "true"))
+	}
 	if r.Rollout.Warmup > 0 {
 		in.DefaultInstanceWarmup = aws.Int32(int32(r.Rollout.Warmup / time.Second))
 	}

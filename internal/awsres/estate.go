@@ -23,52 +23,95 @@ import (
 // before it. kiln no longer has the old graph's edges when it prunes, so
 // the order is fixed per kind.
 const (
+	rankRecord         = 5  // a record before its zone, and before what it points at
 	rankInstance       = 10 // instances use groups, key pairs and images
 	rankASG            = 10 // so does a group's every member
-	rankLaunchTemplate = 20 // after its group
+	rankLaunchTemplate = 20 // after its group; a template version may name an image
 	rankSecurityGroup  = 30
 	rankKeyPair        = 30
+	rankImage          = 40 // after the instances and templates that use it
+	rankZone           = 50 // after its records
 )
+
+// TagProtect marks a resource with meta protect set: kiln writes it on
+// what it creates (and keeps it in step with the graph), so a protected
+// resource deleted from the graph file is still refused by prune and
+// destroy.
+const TagProtect = "kiln:protect"
+
+// protectTag adds kiln:protect=true to tags m when env's meta protect
+// is set.
+func protectTag(env engine.Env, m map[string]string) {
+	if env.Meta.Protect {
+		m[TagProtect] = "true"
+	}
+}
 
 // terminateBatch is how many instance ids one TerminateInstances call
 // carries: one call per 1,000 orphans, not one each.
 const terminateBatch = 1000
 
 // estateKind is one kind's part of the estate: how to list what a graph
-// owns in a region, and how to destroy some of it.
+// owns in a region, and how to destroy some of it. A global kind (Route
+// 53) is listed once, not per region, and its things carry no region.
 type estateKind struct {
 	kind, part string
 	rank       int
+	global     bool
 	list       func(ctx context.Context, e *Estate, h *awsapi.Hub, graph string) ([]engine.Owned, error)
 	destroy    func(ctx context.Context, e *Estate, h *awsapi.Hub, refs []string) error
 }
 
 var estateKinds = []estateKind{
-	{"aws:ec2", "", rankInstance, listInstances, terminateInstances},
-	{"aws:asg", "", rankASG, listASGs, deleteASGs},
-	{"aws:asg", "launch template", rankLaunchTemplate, listLaunchTemplates, deleteLaunchTemplates},
-	{"aws:security_group", "", rankSecurityGroup, listSecurityGroups, deleteSecurityGroups},
-	{"aws:key_pair", "", rankKeyPair, listKeyPairs, deleteKeyPairs},
+	{"aws:route53_record", "", rankRecord, true, listRecords, deleteRecords},
+	{"aws:ec2", "", rankInstance, false, listInstances, terminateInstances},
+	{"aws:asg", "", rankASG, false, listASGs, deleteASGs},
+	{"aws:asg", "launch template", rankLaunchTemplate, false, listLaunchTemplates, deleteLaunchTemplates},
+	{"aws:security_group", "", rankSecurityGroup, false, listSecurityGroups, deleteSecurityGroups},
+	{"aws:key_pair", "", rankKeyPair, false, listKeyPairs, deleteKeyPairs},
+	{"aws:ami", "", rankImage, false, listImages, deleteImages},
+	{"aws:route53_zone", "", rankZone, true, listZones, deleteZones},
+}
+
+// EstateKinds are the kinds whose things the estate finds by their tags
+// (or, for records, their ownership records): the kinds prune and
+// destroy remove.
+func EstateKinds() []string {
+	var out []string
+	for _, k := range estateKinds {
+		if !slices.Contains(out, k.kind) {
+			out = append(out, k.kind)
+		}
+	}
+	return out
+}
+
+// EstateIAMActions are the read calls listing the estate makes, for the
+// least-privilege policy of a graph (its orphans are looked for among
+// every kind, whatever kinds it declares).
+func EstateIAMActions() []string {
+	return []string{
+		"ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeKeyPairs",
+		"ec2:DescribeLaunchTemplates", "ec2:DescribeImages",
+		"autoscaling:DescribeAutoScalingGroups",
+		"route53:ListHostedZones", "route53:ListTagsForResources", "route53:ListResourceRecordSets",
+	}
+}
+
+// EstateDestroyIAMActions are the calls a prune or destroy may make.
+func EstateDestroyIAMActions() []string {
+	return []string{
+		"ec2:TerminateInstances", "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair",
+		"ec2:DeleteLaunchTemplate", "ec2:DeregisterImage", "ec2:DeleteSnapshot",
+		"autoscaling:DescribeAutoScalingGroups", "autoscaling:DeleteAutoScalingGroup",
+		"route53:ChangeResourceRecordSets", "route53:GetChange", "route53:DeleteHostedZone",
+	}
 }
 
 // Estate lists and destroys what a graph owns in AWS, found by its tags.
 type Estate struct {
 	hubs *awsapi.Hubs
 	log  *slog.Logger
-	// kinds, when set, limits Owned to these kinds: orphans are looked
-	// for only among the kinds a graph uses, so watching a graph makes no
-	// call (and needs no permission) for kinds it never declared. Destroy
-	// lists every kind.
-	kinds map[string]bool
-}
-
-// OnlyKinds limits what Owned lists to kinds and returns e.
-func (e *Estate) OnlyKinds(kinds []string) *Estate {
-	e.kinds = map[string]bool{}
-	for _, k := range kinds {
-		e.kinds[k] = true
-	}
-	return e
 }
 
 // NewEstate returns the estate reader over hubs.
@@ -115,8 +158,9 @@ func (e *Estate) Owned(ctx context.Context, graph string, regions []string) ([]e
 			continue // "" and the default region by name
 		}
 		seen[h] = true
+		first := len(seen) == 1
 		for _, k := range estateKinds {
-			if e.kinds != nil && !e.kinds[k.kind] {
+			if k.global && !first {
 				continue
 			}
 			owned, err := k.list(ctx, e, h, graph)
@@ -131,6 +175,9 @@ func (e *Estate) Owned(ctx context.Context, graph string, regions []string) ([]e
 					continue
 				}
 				o.Kind, o.Part, o.Region, o.Rank = k.kind, k.part, h.Region(), k.rank
+				if k.global {
+					o.Region = ""
+				}
 				out = append(out, o)
 			}
 		}
@@ -202,33 +249,18 @@ func listInstances(ctx context.Context, _ *Estate, h *awsapi.Hub, graph string) 
 		}
 		return out, nil
 	}
-	var out []engine.Owned
 	p := ec2.NewDescribeInstancesPaginator(h.EC2(), &ec2.DescribeInstancesInput{
-		Filters: []types.Filter{
-			{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{graph}},
-			{Name: aws.String("instance-state-name"), Values: liveStates},
-		},
+		Filters:    append(ownerFilter(graph), types.Filter{Name: aws.String("instance-state-name"), Values: liveStates}),
 		MaxResults: aws.Int32(1000),
 	})
-	for p.HasMorePages() {
-		var page *ec2.DescribeInstancesOutput
-		err := h.Retry(ctx, func(ctx context.Context) error {
-			var err error
-			page, err = p.NextPage(ctx)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	return ownedPages(ctx, h, p.HasMorePages, p.NextPage, func(page *ec2.DescribeInstancesOutput) (out []engine.Owned) {
 		for _, r := range page.Reservations {
 			for _, in := range r.Instances {
-				if res := awsapi.TagValue(in.Tags, awsapi.TagResource); res != "" {
-					out = append(out, engine.Owned{ID: res, Ref: aws.ToString(in.InstanceId)})
-				}
+				out = append(out, tagged(in.Tags, aws.ToString(in.InstanceId))...)
 			}
 		}
-	}
-	return out, nil
+		return out
+	})
 }
 
 // terminateInstances terminates ids, terminateBatch per call. It does not
@@ -264,27 +296,13 @@ func terminateEach(ctx context.Context, h *awsapi.Hub, ids []string) error {
 }
 
 func listSecurityGroups(ctx context.Context, _ *Estate, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
-	var out []engine.Owned
-	p := ec2.NewDescribeSecurityGroupsPaginator(h.EC2(), &ec2.DescribeSecurityGroupsInput{
-		Filters: []types.Filter{{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{graph}}},
-	})
-	for p.HasMorePages() {
-		var page *ec2.DescribeSecurityGroupsOutput
-		err := h.Retry(ctx, func(ctx context.Context) error {
-			var err error
-			page, err = p.NextPage(ctx)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	p := ec2.NewDescribeSecurityGroupsPaginator(h.EC2(), &ec2.DescribeSecurityGroupsInput{Filters: ownerFilter(graph)})
+	return ownedPages(ctx, h, p.HasMorePages, p.NextPage, func(page *ec2.DescribeSecurityGroupsOutput) (out []engine.Owned) {
 		for _, g := range page.SecurityGroups {
-			if res := awsapi.TagValue(g.Tags, awsapi.TagResource); res != "" {
-				out = append(out, engine.Owned{ID: res, Ref: aws.ToString(g.GroupId)})
-			}
+			out = append(out, tagged(g.Tags, aws.ToString(g.GroupId))...)
 		}
-	}
-	return out, nil
+		return out
+	})
 }
 
 // deleteSecurityGroups deletes each group. A group still in use waits
@@ -334,23 +352,16 @@ func groupHolders(ctx context.Context, h *awsapi.Hub, id string) string {
 }
 
 func listKeyPairs(ctx context.Context, _ *Estate, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
-	var out []engine.Owned
-	err := h.Retry(ctx, func(ctx context.Context) error {
-		page, err := h.EC2().DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{
-			Filters: []types.Filter{{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{graph}}},
-		})
-		if err != nil {
-			return err
-		}
-		out = out[:0]
-		for _, kp := range page.KeyPairs {
-			if res := awsapi.TagValue(kp.Tags, awsapi.TagResource); res != "" {
-				out = append(out, engine.Owned{ID: res, Ref: aws.ToString(kp.KeyPairId)})
-			}
-		}
-		return nil
+	// DescribeKeyPairs answers in one page.
+	p := onePage(func(ctx context.Context, opts ...func(*ec2.Options)) (*ec2.DescribeKeyPairsOutput, error) {
+		return h.EC2().DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: ownerFilter(graph)}, opts...)
 	})
-	return out, err
+	return ownedPages(ctx, h, p.more, p.next, func(page *ec2.DescribeKeyPairsOutput) (out []engine.Owned) {
+		for _, kp := range page.KeyPairs {
+			out = append(out, tagged(kp.Tags, aws.ToString(kp.KeyPairId))...)
+		}
+		return out
+	})
 }
 
 func deleteKeyPairs(ctx context.Context, e *Estate, h *awsapi.Hub, ids []string) error {
@@ -377,29 +388,26 @@ func listASGs(ctx context.Context, e *Estate, h *awsapi.Hub, graph string) ([]en
 	if err != nil {
 		return nil, err
 	}
-	var out []engine.Owned
 	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(as, &autoscaling.DescribeAutoScalingGroupsInput{
 		Filters: []astypes.Filter{{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{graph}}},
 	})
-	for p.HasMorePages() {
-		var page *autoscaling.DescribeAutoScalingGroupsOutput
-		err := h.Retry(ctx, func(ctx context.Context) error {
-			var err error
-			page, err = p.NextPage(ctx)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	return ownedPages(ctx, h, p.HasMorePages, p.NextPage, func(page *autoscaling.DescribeAutoScalingGroupsOutput) (out []engine.Owned) {
 		for _, g := range page.AutoScalingGroups {
+			o := engine.Owned{Ref: aws.ToString(g.AutoScalingGroupName)}
 			for _, t := range g.Tags {
-				if aws.ToString(t.Key) == awsapi.TagResource {
-					out = append(out, engine.Owned{ID: aws.ToString(t.Value), Ref: aws.ToString(g.AutoScalingGroupName)})
+				switch aws.ToString(t.Key) {
+				case awsapi.TagResource:
+					o.ID = aws.ToString(t.Value)
+				case TagProtect:
+					o.Protected = aws.ToString(t.Value) == "true"
 				}
 			}
+			if o.ID != "" {
+				out = append(out, o)
+			}
 		}
-	}
-	return out, nil
+		return out
+	})
 }
 
 // deleteASGs deletes each group with its instances (ForceDelete) and
@@ -440,27 +448,13 @@ func deleteASGs(ctx context.Context, e *Estate, h *awsapi.Hub, names []string) e
 }
 
 func listLaunchTemplates(ctx context.Context, _ *Estate, h *awsapi.Hub, graph string) ([]engine.Owned, error) {
-	var out []engine.Owned
-	p := ec2.NewDescribeLaunchTemplatesPaginator(h.EC2(), &ec2.DescribeLaunchTemplatesInput{
-		Filters: []types.Filter{{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{graph}}},
-	})
-	for p.HasMorePages() {
-		var page *ec2.DescribeLaunchTemplatesOutput
-		err := h.Retry(ctx, func(ctx context.Context) error {
-			var err error
-			page, err = p.NextPage(ctx)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	p := ec2.NewDescribeLaunchTemplatesPaginator(h.EC2(), &ec2.DescribeLaunchTemplatesInput{Filters: ownerFilter(graph)})
+	return ownedPages(ctx, h, p.HasMorePages, p.NextPage, func(page *ec2.DescribeLaunchTemplatesOutput) (out []engine.Owned) {
 		for _, lt := range page.LaunchTemplates {
-			if res := awsapi.TagValue(lt.Tags, awsapi.TagResource); res != "" {
-				out = append(out, engine.Owned{ID: res, Ref: aws.ToString(lt.LaunchTemplateId)})
-			}
+			out = append(out, tagged(lt.Tags, aws.ToString(lt.LaunchTemplateId))...)
 		}
-	}
-	return out, nil
+		return out
+	})
 }
 
 func deleteLaunchTemplates(ctx context.Context, e *Estate, h *awsapi.Hub, ids []string) error {
@@ -480,4 +474,56 @@ func deleteLaunchTemplates(ctx context.Context, e *Estate, h *awsapi.Hub, ids []
 		e.log.Info("launch template deleted", "launch_template", id)
 	}
 	return errors.Join(errs...)
+}
+
+// ownedPages pages a listing (an SDK paginator's HasMorePages and
+// NextPage), each page with the hub's retries, and collects what each
+// page owns (owned: its things that carry a kiln:resource tag). Every
+// kind's listing has this shape; only the call and the page differ.
+func ownedPages[T, O any](ctx context.Context, h *awsapi.Hub, more func() bool, next func(context.Context, ...func(O)) (T, error), owned func(T) []engine.Owned) ([]engine.Owned, error) {
+	var out []engine.Owned
+	for more() {
+		var page T
+		err := h.Retry(ctx, func(ctx context.Context) error {
+			var err error
+			page, err = next(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, owned(page)...)
+	}
+	return out, nil
+}
+
+// single is a listing of one page, for a call with no paginator.
+type single[T, O any] struct {
+	call func(context.Context, ...func(O)) (T, error)
+	done bool
+}
+
+func onePage[T, O any](call func(context.Context, ...func(O)) (T, error)) *single[T, O] {
+	return &single[T, O]{call: call}
+}
+
+func (s *single[T, O]) more() bool { return !s.done }
+
+func (s *single[T, O]) next(ctx context.Context, opts ...func(O)) (T, error) {
+	out, err := s.call(ctx, opts...)
+	s.done = err == nil
+	return out, err
+}
+
+// ownerFilter selects what carries graph's owner tag.
+func ownerFilter(graph string) []types.Filter {
+	return []types.Filter{{Name: aws.String("tag:" + awsapi.TagOwner), Values: []string{graph}}}
+}
+
+// tagged is the thing ref as owned, when its tags name a kiln resource.
+func tagged(tags []types.Tag, ref string) []engine.Owned {
+	if res := awsapi.TagValue(tags, awsapi.TagResource); res != "" {
+		return []engine.Owned{{ID: res, Ref: ref, Protected: awsapi.TagValue(tags, TagProtect) == "true"}}
+	}
+	return nil
 }

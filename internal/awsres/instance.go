@@ -758,6 +758,7 @@ func (r *Instance) tags() []types.Tag {
 	m[awsapi.TagName] = r.env.NameTag()
 	m[awsapi.TagOwner] = r.env.Graph
 	m[awsapi.TagResource] = r.id()
+	protectTag(r.env, m)
 	if d := userDataDigest(r.UserData); d != "" {
 		m[tagUserData] = d
 	}

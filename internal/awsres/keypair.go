@@ -244,7 +244,8 @@ func (r *KeyPair) describe(ctx context.Context) (*types.KeyPairInfo, error) {
 }
 
 func (r *KeyPair) ours(kp *types.KeyPairInfo) bool {
-	return awsapi.TagValue(kp.Tags, awsapi.TagOwner) == r.env.Graph && awsapi.TagValue(kp.Tags, awsapi.TagResource) == r.id()
+	return awsapi.TagValue(kp.Tags, awsapi.TagOwner) == r.env.Graph && awsapi.TagValue(kp.Tags, awsapi.TagResource) == r.id() &&
+		(!r.env.Meta.Protect || awsapi.TagValue(kp.Tags, TagProtect) == "true")
 }
 
 // CheckApply imports the key pair when there is none of this name, and
@@ -320,6 +321,7 @@ func (r *KeyPair) tags() []types.Tag {
 		m = map[string]string{}
 	}
 	m[awsapi.TagOwner], m[awsapi.TagResource] = r.env.Graph, r.id()
+	protectTag(r.env, m)
 	return awsapi.Tags(m)
 }
 

@@ -446,7 +446,14 @@ func (r *Record) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		return false, err
 	}
 	cur := r.current(l)
+	owner := r.currentOwner(l)
+	if err := r.checkOwner(owner); err != nil {
+		return false, err
+	}
 	d := r.diff(cur)
+	if od := r.diffOwner(owner); len(d) == 0 && od != "" {
+		d = []string{od}
+	}
 	if len(d) == 0 {
 		return true, nil
 	}
@@ -454,14 +461,22 @@ func (r *Record) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		r.plan(d...)
 		return false, nil
 	}
-	ch := types.Change{Action: types.ChangeActionUpsert}
+	// The record and its ownership record change in one batch: both or
+	// neither.
+	var chs []types.Change
 	if r.State == StateAbsent {
-		ch.Action, ch.ResourceRecordSet = types.ChangeActionDelete, cur
+		if cur != nil {
+			chs = append(chs, types.Change{Action: types.ChangeActionDelete, ResourceRecordSet: cur})
+		}
+		if owner != nil {
+			chs = append(chs, types.Change{Action: types.ChangeActionDelete, ResourceRecordSet: owner})
+		}
 	} else {
-		want := r.desired()
-		ch.ResourceRecordSet = &want
+		want, own := r.desired(), r.ownerSet()
+		chs = append(chs, types.Change{Action: types.ChangeActionUpsert, ResourceRecordSet: &want},
+			types.Change{Action: types.ChangeActionUpsert, ResourceRecordSet: &own})
 	}
-	id, err := r.dns.Change(ctx, r.zone.ID, ch)
+	id, err := r.dns.ChangeTogether(ctx, r.zone.ID, chs...)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", d[0], err)
 	}
@@ -470,6 +485,47 @@ func (r *Record) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		return false, fmt.Errorf("wait for change %s to be INSYNC: %w", id, err)
 	}
 	return false, nil
+}
+
+// ownerSet is the record's ownership record set (route53_owner.go).
+func (r *Record) ownerSet() types.ResourceRecordSet {
+	return ownerSet(r.key(), r.env.Graph, r.env.ID)
+}
+
+// currentOwner is the record's ownership record set in l, nil when none.
+func (r *Record) currentOwner(l *awsapi.Listing) *types.ResourceRecordSet {
+	rs, ok := l.Sets[ownerKey(r.key())]
+	if !ok {
+		return nil
+	}
+	return &rs
+}
+
+// checkOwner refuses a record whose ownership record names another
+// graph or resource: kiln never changes a record someone else owns. A
+// record with no ownership record is taken over (the graph declares it);
+// kiln adopt does the same without changing the record.
+func (r *Record) checkOwner(owner *types.ResourceRecordSet) error {
+	g, id := recordOwner(owner)
+	if owner == nil || (g == r.env.Graph && id == r.env.ID) {
+		return nil
+	}
+	k := r.key()
+	return engine.Permanent(fmt.Errorf("record %s %s: %w: its ownership record %s says graph %q, resource %q",
+		k.Name, k.Type, errOwnedElsewhere, OwnerRecordName(k.Name, k.Type), g, id))
+}
+
+// diffOwner is the change the ownership record needs ("" none): written
+// beside a present record, deleted with an absent one.
+func (r *Record) diffOwner(owner *types.ResourceRecordSet) string {
+	name := OwnerRecordName(r.key().Name, r.key().Type)
+	switch {
+	case r.State == StateAbsent && owner != nil:
+		return "delete ownership record " + name
+	case r.State != StateAbsent && owner == nil:
+		return "write ownership record " + name + " " + OwnerValue(r.env.Graph, r.env.ID)
+	}
+	return ""
 }
 
 // current is the record's set in listing l, nil when there is none.

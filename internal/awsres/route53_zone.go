@@ -30,6 +30,8 @@ type zoneAPI interface {
 	CreateHostedZone(context.Context, *route53.CreateHostedZoneInput, ...func(*route53.Options)) (*route53.CreateHostedZoneOutput, error)
 	UpdateHostedZoneComment(context.Context, *route53.UpdateHostedZoneCommentInput, ...func(*route53.Options)) (*route53.UpdateHostedZoneCommentOutput, error)
 	DeleteHostedZone(context.Context, *route53.DeleteHostedZoneInput, ...func(*route53.Options)) (*route53.DeleteHostedZoneOutput, error)
+	ListTagsForResource(context.Context, *route53.ListTagsForResourceInput, ...func(*route53.Options)) (*route53.ListTagsForResourceOutput, error)
+	ChangeTagsForResource(context.Context, *route53.ChangeTagsForResourceInput, ...func(*route53.Options)) (*route53.ChangeTagsForResourceOutput, error)
 }
 
 // HostedZone is the aws:route53_zone kind: a hosted zone kiln owns, named
@@ -104,7 +106,8 @@ func (r *HostedZone) IAMActions() []string {
 	if r.State == StateAbsent {
 		return append(acts, "route53:DeleteHostedZone")
 	}
-	acts = append(acts, "route53:CreateHostedZone", "route53:UpdateHostedZoneComment", "route53:GetChange")
+	acts = append(acts, "route53:CreateHostedZone", "route53:UpdateHostedZoneComment", "route53:GetChange",
+		"route53:ListTagsForResource", "route53:ChangeTagsForResource")
 	if r.Private {
 		acts = append(acts, "ec2:DescribeVpcs", "route53:AssociateVPCWithHostedZone")
 	}
@@ -214,13 +217,17 @@ func (r *HostedZone) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if g.HostedZone.Config != nil {
 		comment = aws.ToString(g.HostedZone.Config.Comment)
 	}
+	tagChange, err := r.ownTags(ctx, id, apply)
+	if err != nil {
+		return false, err
+	}
 	if comment == r.Comment {
 		r.setOutputs(g)
-		return true, nil
+		return tagChange == "", nil
 	}
 	change := fmt.Sprintf("update comment of zone %s (%s): %q -> %q", r.name(), id, comment, r.Comment)
 	if !apply {
-		r.plan(change)
+		r.plan(slices.DeleteFunc([]string{tagChange, change}, func(s string) bool { return s == "" })...)
 		return false, nil
 	}
 	err = awsapi.Retry(ctx, r.dns.Options().RetryPolicy(), func(ctx context.Context) error {
@@ -301,6 +308,9 @@ func (r *HostedZone) create(ctx context.Context, apply bool) error {
 	}
 	id := strings.TrimPrefix(aws.ToString(out.HostedZone.Id), "/hostedzone/")
 	r.log().Info("zone created", "zone", r.name(), "id", id)
+	if _, err := r.ownTags(ctx, id, true); err != nil {
+		return err // found again by its caller reference and tagged next time
+	}
 	if err := r.dns.AwaitInsync(ctx, aws.ToString(out.ChangeInfo.Id)); err != nil {
 		return fmt.Errorf("wait for zone %s to be INSYNC: %w", id, err)
 	}
@@ -335,6 +345,73 @@ func (r *HostedZone) delete(ctx context.Context, apply bool, z *types.HostedZone
 	r.out = map[string]string{"zone_id": "", "name": r.name(), "name_servers": ""}
 	r.mu.Unlock()
 	return nil
+}
+
+// zoneTags are the tags kiln keeps on its zones: the owner and resource
+// tags that prune and destroy find them by, and kiln:protect with meta
+// protect.
+func (r *HostedZone) zoneTags() map[string]string {
+	id := r.env.ID
+	if id == "" {
+		id = "aws:route53_zone/" + r.env.Name
+	}
+	m := map[string]string{awsapi.TagOwner: r.env.Graph, awsapi.TagResource: id}
+	if r.env.Meta.Protect {
+		m[TagProtect] = "true"
+	}
+	return m
+}
+
+// ownTags reads zone id's tags and, with apply, writes those of
+// zoneTags that differ (and drops kiln:protect when protect is off). It
+// returns the change ("" when the tags are right).
+func (r *HostedZone) ownTags(ctx context.Context, id string, apply bool) (string, error) {
+	var got *route53.ListTagsForResourceOutput
+	err := awsapi.Retry(ctx, r.dns.Options().RetryPolicy(), func(ctx context.Context) (err error) {
+		got, err = r.api.ListTagsForResource(ctx, &route53.ListTagsForResourceInput{ResourceType: types.TagResourceTypeHostedzone, ResourceId: aws.String(id)})
+		if awsapi.Code(err) == "NoSuchHostedZone" {
+			err = awsapi.NotYet(err)
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("read tags of zone %s (%s): %w", r.name(), id, err)
+	}
+	have := map[string]string{}
+	if got.ResourceTagSet != nil {
+		for _, t := range got.ResourceTagSet.Tags {
+			have[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
+	}
+	in := &route53.ChangeTagsForResourceInput{ResourceType: types.TagResourceTypeHostedzone, ResourceId: aws.String(id)}
+	want := r.zoneTags()
+	var what []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if have[k] != want[k] {
+			in.AddTags = append(in.AddTags, types.Tag{Key: aws.String(k), Value: aws.String(want[k])})
+			what = append(what, k+"="+want[k])
+		}
+	}
+	if _, ok := have[TagProtect]; ok && want[TagProtect] == "" {
+		in.RemoveTagKeys = append(in.RemoveTagKeys, TagProtect)
+		what = append(what, "-"+TagProtect)
+	}
+	if len(what) == 0 {
+		return "", nil
+	}
+	change := fmt.Sprintf("tag zone %s (%s): %s", r.name(), id, strings.Join(what, ", "))
+	if !apply {
+		return change, nil
+	}
+	err = awsapi.Retry(ctx, r.dns.Options().RetryPolicy(), func(ctx context.Context) error {
+		_, err := r.api.ChangeTagsForResource(ctx, in)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", change, awsapi.Classify(err, "InvalidInput"))
+	}
+	r.log().Info("zone tagged", "zone", r.name(), "id", id)
+	return change, nil
 }
 
 func (r *HostedZone) setOutputs(g *route53.GetHostedZoneOutput) {

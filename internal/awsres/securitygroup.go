@@ -451,6 +451,7 @@ func (r *SecurityGroup) create(ctx context.Context) (*types.SecurityGroup, error
 		tags = map[string]string{}
 	}
 	tags[awsapi.TagName], tags[awsapi.TagOwner], tags[awsapi.TagResource] = r.env.NameTag(), r.env.Graph, r.id()
+	protectTag(r.env, tags)
 	in := &ec2.CreateSecurityGroupInput{
 		GroupName:         aws.String(r.env.Name),
 		Description:       aws.String(r.description()),

@@ -43,6 +43,11 @@ var route53Actions = map[string]action{
 	"UpdateHostedZoneComment": (*Sim).updateHostedZoneComment,
 	"DeleteHostedZone":        (*Sim).deleteHostedZone,
 
+	// Tags of hosted zones (route53_tags.go).
+	"ChangeTagsForResource": (*Sim).changeTagsForResource,
+	"ListTagsForResource":   (*Sim).listTagsForResource,
+	"ListTagsForResources":  (*Sim).listTagsForResources,
+
 	// Record sets and changes (route53_records.go).
 	"ChangeResourceRecordSets": (*Sim).changeResourceRecordSets,
 	"ListResourceRecordSets":   (*Sim).listResourceRecordSets,
@@ -82,6 +87,9 @@ var route53Routes = []struct {
 	{http.MethodPost, []string{"hostedzone", "*", "rrset"}, "ChangeResourceRecordSets"},
 	{http.MethodGet, []string{"hostedzone", "*", "rrset"}, "ListResourceRecordSets"},
 	{http.MethodGet, []string{"change", "*"}, "GetChange"},
+	{http.MethodPost, []string{"tags", "hostedzone", "*"}, "ChangeTagsForResource"},
+	{http.MethodGet, []string{"tags", "hostedzone", "*"}, "ListTagsForResource"},
+	{http.MethodPost, []string{"tags", "hostedzone"}, "ListTagsForResources"},
 }
 
 // decodeRoute53 reads a Route 53 request: the action from its method and
@@ -170,6 +178,7 @@ type hostedZone struct {
 	private                      bool
 	vpcs                         []r53VPC
 	nameServers                  []string
+	tags                         map[string]string // route53_tags.go
 	// records is sorted by rrOrder: the order ListResourceRecordSets
 	// returns them in.
 	records []*rrset

@@ -58,7 +58,7 @@ Exit codes:
 
 // destroyPlan lists everything g owns and what blocks its destroy.
 func (a *app) destroyPlan(ctx context.Context, g *engine.Graph) (planDoc, []engine.Owned, error) {
-	owned, _, err := a.estateOf(ctx, g, true)
+	owned, _, err := a.estateOf(ctx, g)
 	if err != nil {
 		return planDoc{}, nil, err
 	}
@@ -68,14 +68,14 @@ func (a *app) destroyPlan(ctx context.Context, g *engine.Graph) (planDoc, []engi
 		r := planResource{ID: id, Kind: kind, Name: name, Status: "delete"}
 		for _, o := range owned {
 			if o.ID == id {
-				r.Changes = append(r.Changes, engine.Change{Action: engine.ActionDelete, Summary: "destroy " + o.Ref + " in " + o.Region})
+				r.Changes = append(r.Changes, engine.Change{Action: engine.ActionDelete, Summary: destroySummary(o)})
 			}
 		}
 		doc.Resources = append(doc.Resources, r)
 		doc.Summary.Destroy++
 	}
 	if prot := engine.Protected(g, owned); len(prot) > 0 {
-		doc.Refused = fmt.Sprintf("%s: meta protect is set; remove it to destroy %s", strings.Join(prot, ", "), plural(len(prot), "it", "them"))
+		doc.Refused = fmt.Sprintf("%s: meta protect is set (in the graph, or by the kiln:protect tag of a resource the graph no longer lists); remove it to destroy %s", strings.Join(prot, ", "), plural(len(prot), "it", "them"))
 	}
 	return doc, owned, nil
 }

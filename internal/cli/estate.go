@@ -32,28 +32,33 @@ func scansEstate(g *engine.Graph) bool {
 
 // estateOf lists everything g's name owns in the regions g names (and
 // the default region), and its orphans: what carries the owner tag but
-// is no longer a vertex of g.
-//
-// With all false, only the kinds g uses are listed (run and plan: no call
-// for a kind the graph never declared); kiln destroy lists every kind.
-func (a *app) estateOf(ctx context.Context, g *engine.Graph, all bool) (owned, orphans []engine.Owned, err error) {
+// is no longer a vertex of g. Every kind is looked at, whatever kinds g
+// declares: a graph that drops its last aws:asg still owns its groups.
+func (a *app) estateOf(ctx context.Context, g *engine.Graph) (owned, orphans []engine.Owned, err error) {
 	var rs []engine.Resource
-	var kinds []string
 	for _, s := range g.Specs {
-		kinds = append(kinds, s.Kind)
 		if r, _, err := s.Build(unresolved); err == nil {
 			rs = append(rs, r)
 		}
 	}
-	est := awsres.NewEstate(a.awsHubs(), a.log)
-	if !all {
-		est.OnlyKinds(kinds)
-	}
-	owned, err = est.Owned(ctx, g.Name, awsres.Regions(rs))
+	owned, err = awsres.NewEstate(a.awsHubs(), a.log).Owned(ctx, g.Name, awsres.Regions(rs))
 	if err != nil {
 		return nil, nil, err
 	}
 	return owned, engine.Orphans(g, owned), nil
+}
+
+// destroySummary says what destroying o does, for plan: its AWS id and
+// region (Route 53 has none).
+func destroySummary(o engine.Owned) string {
+	what := o.Ref
+	if o.Part != "" {
+		what = o.Part + " " + what
+	}
+	if o.Region == "" {
+		return "destroy " + what
+	}
+	return "destroy " + what + " in " + o.Region
 }
 
 // orphanIDs are the distinct resource ids of owned, in order.
@@ -106,7 +111,7 @@ func (a *app) prune(ctx context.Context, g *engine.Graph, confirm int, noop bool
 		set.set(nil)
 		return nil
 	}
-	owned, orphans, err := a.estateOf(ctx, g, false)
+	owned, orphans, err := a.estateOf(ctx, g)
 	if err != nil {
 		// The graph's own resources still converge (and say why AWS
 		// fails): only pruning waits for the next look.
@@ -125,7 +130,7 @@ func (a *app) prune(ctx context.Context, g *engine.Graph, confirm int, noop bool
 		}
 		return nil
 	}
-	if err := g.PruneGuard(len(ids), engine.OwnedIDs(owned), confirm); err != nil {
+	if err := pruneRefusal(g, owned, orphans, confirm); err != nil {
 		set.set(ids)
 		return err
 	}
@@ -140,3 +145,30 @@ func (a *app) prune(ctx context.Context, g *engine.Graph, confirm int, noop bool
 
 // errProtected is wrapped by destroy's refusals of protected resources.
 var errProtected = errors.New("protected")
+
+// pruneRefusal says why a prune of orphans must not go ahead (nil when
+// it may): the mass-prune guard (confirm is --confirm-prune), or an
+// orphan that carries the kiln:protect tag.
+func pruneRefusal(g *engine.Graph, owned, orphans []engine.Owned, confirm int) error {
+	if err := g.PruneGuard(len(orphanIDs(orphans)), engine.OwnedIDs(owned), confirm); err != nil {
+		return err
+	}
+	if prot := engine.Protected(g, orphans); len(prot) > 0 {
+		return fmt.Errorf("graph %q: prune refused: %w: %s %s the kiln:protect tag (meta protect was set); delete the tag to let prune destroy %s",
+			g.Name, errProtected, strings.Join(prot, ", "), plural(len(prot), "carries", "carry"), plural(len(prot), "it", "them"))
+	}
+	return nil
+}
+
+// estatePolicy is what kiln does to a graph's estate, for kiln
+// iam-policy: the reads of the orphan scan (every kind's listing,
+// whatever kinds the graph declares) and, with prune, the destroy calls.
+type estatePolicy struct{ prune bool }
+
+func (e estatePolicy) IAMActions() []string {
+	acts := awsres.EstateIAMActions()
+	if e.prune {
+		acts = append(acts, awsres.EstateDestroyIAMActions()...)
+	}
+	return acts
+}

@@ -39,7 +39,7 @@ func TestPruneAndDestroy(t *testing.T) {
 		b.WriteString(head + "resources:\n")
 		for _, in := range instances {
 			fmt.Fprintf(&b, "  - kind: aws:ec2\n    name: %s\n    image: ami-000f627752e462816\n    type: t3.micro\n", in)
-			if in == "db" {
+			if in == "db" && !strings.Contains(head, "# unprotected") {
 				b.WriteString("    meta: {protect: true}\n")
 			}
 		}
@@ -123,10 +123,28 @@ func TestPruneAndDestroy(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "aws:ec2/db: meta protect is set") {
 		t.Fatalf("destroy of a protected resource = %d: %s; want refused, naming it", code, stderr)
 	}
-	unprotected := write("unprotected.yaml", "name: shop\n", "web-1")
+	// db carries the kiln:protect tag: a file that no longer lists it
+	// still cannot destroy it (nor prune it); one that lists it without
+	// protect can.
+	gone := write("gone.yaml", "name: shop\nprune: true\n", "web-1")
+	code, _, stderr = kiln("destroy", "--auto-approve", gone)
+	if code != 1 || !strings.Contains(stderr, "aws:ec2/db: meta protect is set") {
+		t.Fatalf("destroy of a protected resource the file no longer lists = %d: %s; want refused by its tag, naming it", code, stderr)
+	}
+	code, stdout, _ = kiln("plan", gone)
+	if code != 2 || !strings.Contains(stdout, "aws:ec2/db carries the kiln:protect tag") {
+		t.Fatalf("plan of a prune of a protected orphan = %d\n%s; want the refusal naming it", code, stdout)
+	}
+	if code, _, stderr := kiln("run", "--once", gone); code != 1 || !strings.Contains(stderr, "aws:ec2/db carries the kiln:protect tag") {
+		t.Fatalf("run --once pruning a protected orphan = %d: %s; want refused, naming it", code, stderr)
+	}
+	if got := live("shop"); !slices.Equal(got, all[:1]) {
+		t.Fatalf("live after a refused prune of a protected orphan = %q; want %q", got, all[:1])
+	}
+	unprotected := write("unprotected.yaml", "name: shop # unprotected\n", "db")
 	code, stdout, _ = kiln("plan", "--destroy", unprotected)
 	if code != 2 || !strings.Contains(stdout, "- aws:ec2/db") || !strings.Contains(stdout, "1 to destroy") {
-		t.Fatalf("plan --destroy = %d\n%s; want db listed (found by tag, not in the file)", code, stdout)
+		t.Fatalf("plan --destroy = %d\n%s; want db listed", code, stdout)
 	}
 	if code, _, stderr := kiln("destroy", unprotected); code != 1 || !strings.Contains(stderr, "--auto-approve") {
 		t.Fatalf("destroy without a terminal = %d: %s; want a usage error naming --auto-approve", code, stderr)

@@ -30,8 +30,12 @@ when they tag what they create kiln:owner=<graph name>; stop, terminate,
 deregister, retag and the other changes only on resources already tagged
 kiln:owner=<graph name>; iam:PassRole only for the roles of the graph's
 instance profiles (a role is assumed to have its profile's name), passed
-to EC2. Local kinds add nothing. It makes no AWS call and needs no
-credentials.
+to EC2. Local kinds add nothing. A graph with an AWS resource (or prune)
+also gets the read calls of the orphan scan, which lists what the graph
+owns among every kind kiln prunes (instances, groups, launch templates,
+security groups, key pairs, images, hosted zones and their records),
+whatever kinds the graph still declares; with prune, also the calls that
+destroy them. It makes no AWS call and needs no credentials.
 
 With --events-queue (repeatable, as given to kiln run or kiln serve) the
 policy also allows reading and deleting that queue's messages, in a
@@ -90,6 +94,9 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 			}()
 			if err != nil {
 				return err
+			}
+			if scansEstate(g) {
+				rs = append(rs, estatePolicy{prune: g.Prune})
 			}
 			return a.writePolicy(g.Name, iampolicy.Policy(g.Name, rs...), queues)
 		},

@@ -129,7 +129,7 @@ func (a *app) plan(ctx context.Context, file string, v graphVars, asJSON bool) e
 	}
 	doc := planOf(g.Name, eng.Status())
 	if scansEstate(g) {
-		owned, orphans, err := a.estateOf(ctx, g, false)
+		owned, orphans, err := a.estateOf(ctx, g)
 		if err != nil {
 			// The plan of what the graph lists still stands: print it.
 			if perr := a.writePlanDoc(doc, asJSON, runErr); perr != nil && !errors.As(perr, new(*exitError)) {
@@ -174,7 +174,7 @@ func addOrphans(doc *planDoc, g *engine.Graph, owned, orphans []engine.Owned) {
 		r := planResource{ID: id, Kind: kind, Name: name}
 		for _, o := range orphans {
 			if o.ID == id {
-				r.Changes = append(r.Changes, engine.Change{Action: engine.ActionDelete, Summary: "destroy " + o.Ref + " in " + o.Region})
+				r.Changes = append(r.Changes, engine.Change{Action: engine.ActionDelete, Summary: destroySummary(o)})
 			}
 		}
 		if g.Prune {
@@ -187,7 +187,7 @@ func addOrphans(doc *planDoc, g *engine.Graph, owned, orphans []engine.Owned) {
 		doc.Resources = append(doc.Resources, r)
 	}
 	if g.Prune {
-		if err := g.PruneGuard(len(ids), engine.OwnedIDs(owned), 0); err != nil {
+		if err := pruneRefusal(g, owned, orphans, 0); err != nil {
 			doc.Refused = err.Error()
 		}
 	}

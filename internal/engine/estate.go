@@ -21,6 +21,10 @@ type Owned struct {
 	// Rank orders a prune or a destroy: lower ranks go first, so what uses
 	// a thing goes before it (instances before security groups).
 	Rank int
+	// Protected is set when the thing carries the kiln:protect tag (meta
+	// protect wrote it): a prune or destroy refuses it while the graph
+	// no longer lists it.
+	Protected bool
 }
 
 // The prune guard's thresholds: a prune of more than half of what the
@@ -81,11 +85,16 @@ func (g *Graph) PruneGuard(orphans, owned, confirm int) error {
 		g.Name, ErrPruneGuard, orphans, owned, orphans)
 }
 
-// Protected returns the ids of g's vertices with meta protect set that
-// are among owned: a destroy must refuse them.
+// Protected returns the ids among owned that a prune or destroy must
+// refuse: g's vertices with meta protect set, and things tagged
+// kiln:protect (meta protect wrote it) that g no longer lists. A resource
+// g lists without protect is not refused, whatever its tag says: the
+// file decides while it names the resource.
 func Protected(g *Graph, owned []Owned) []string {
 	prot := map[string]bool{}
+	listed := map[string]bool{}
 	for _, s := range g.Specs {
+		listed[s.ID()] = true
 		if s.Meta.Protect {
 			prot[s.ID()] = true
 		}
@@ -93,7 +102,7 @@ func Protected(g *Graph, owned []Owned) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, o := range owned {
-		if prot[o.ID] && !seen[o.ID] {
+		if (prot[o.ID] || (o.Protected && !listed[o.ID])) && !seen[o.ID] {
 			seen[o.ID] = true
 			out = append(out, o.ID)
 		}
