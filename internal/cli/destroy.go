@@ -14,17 +14,19 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"kiln/internal/awsres"
-	"kiln/internal/config"
 	"kiln/internal/engine"
 )
 
 func newDestroyCmd(a *app) *cobra.Command {
 	var autoApprove bool
+	var v graphVars
 	cmd := &cobra.Command{
 		Use:   "destroy FILE",
 		Short: "Destroy everything the graph owns in AWS",
 		Long: `Destroy destroys everything that carries the graph's owner tag
 (kiln:owner = the graph's name): what FILE lists and what it no longer lists.
+FILE is a YAML graph, or an HCL graph (a .hcl file or a directory, with
+--var and --var-file as for run).
 It goes in a fixed order per kind, dependents first (instances before
 security groups and key pairs). Nothing else is touched: another graph's
 resources and untagged ones are not looked at. Local kinds (file, exec, ...)
@@ -48,10 +50,11 @@ Exit codes:
   kiln destroy --auto-approve graph.yaml    # in CI`,
 		Args: fileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.destroyCmd(cmd.Context(), cmd.InOrStdin(), args[0], autoApprove)
+			return a.destroyCmd(cmd.Context(), cmd.InOrStdin(), args[0], v, autoApprove)
 		},
 	}
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "destroy without asking (required without a terminal)")
+	v.register(cmd.Flags())
 	a.registerRetryTimeout(cmd.Flags())
 	return cmd
 }
@@ -80,8 +83,10 @@ func (a *app) destroyPlan(ctx context.Context, g *engine.Graph) (planDoc, []engi
 	return doc, owned, nil
 }
 
-func (a *app) loadForEstate(ctx context.Context, file string) (*engine.Graph, error) {
-	g, err := config.Load(file, a.kinds())
+// loadForEstate reads the graph (YAML or HCL, as every command does) and
+// makes sure there are AWS credentials to list what it owns.
+func (a *app) loadForEstate(ctx context.Context, file string, v graphVars) (*engine.Graph, error) {
+	g, err := a.loadGraph(ctx, file, v)
 	if err != nil {
 		return nil, err
 	}
@@ -93,8 +98,8 @@ func (a *app) loadForEstate(ctx context.Context, file string) (*engine.Graph, er
 
 // planDestroy is kiln plan --destroy: exit 2 when something would be
 // destroyed, 0 when the graph owns nothing.
-func (a *app) planDestroy(ctx context.Context, file string, asJSON bool) error {
-	g, err := a.loadForEstate(ctx, file)
+func (a *app) planDestroy(ctx context.Context, file string, v graphVars, asJSON bool) error {
+	g, err := a.loadForEstate(ctx, file, v)
 	if err != nil {
 		return err
 	}
@@ -105,10 +110,9 @@ func (a *app) planDestroy(ctx context.Context, file string, asJSON bool) error {
 	return a.writePlanDoc(doc, asJSON, nil)
 }
 
-func (a *app) destroyCmd(ctx context.Context, stdin io.Reader, file string, autoApprove bool) error {
-	g, err := config.Load(file, a.kinds())
-	if err != nil {
-		return err
+func (a *app) destroyCmd(ctx context.Context, stdin io.Reader, file string, v graphVars, autoApprove bool) error {
+	if _, err := a.graphSource(file, v, a.kinds()); err != nil {
+		return err // bad usage: --var on a YAML graph
 	}
 	group, gctx := errgroup.WithContext(ctx)
 	runCtx, stop := context.WithCancel(gctx)
@@ -116,6 +120,13 @@ func (a *app) destroyCmd(ctx context.Context, stdin io.Reader, file string, auto
 	var destroyErr error
 	group.Go(func() error {
 		defer stop()
+		// Loaded once the hubs run: an HCL graph's AWS data sources are
+		// read while it is evaluated.
+		g, err := a.loadGraph(runCtx, file, v)
+		if err != nil {
+			destroyErr = err
+			return nil
+		}
 		destroyErr = a.destroy(runCtx, stdin, file, g, autoApprove)
 		return nil
 	})

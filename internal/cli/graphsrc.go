@@ -5,10 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -85,20 +84,30 @@ func (a *app) loadGraph(ctx context.Context, path string, v graphVars) (*engine.
 	return s.load(ctx)
 }
 
-// watched are the files whose change may change the graph: the YAML file;
-// or the HCL files (modules' too), the variable files and the files that
-// file data sources read.
+// watched are the files whose change may change the graph, besides the
+// *.hcl files of globs' directories: the YAML file; or the HCL graph when
+// it is one file, the variable files and the files that file data sources
+// read.
 func (s *graphSrc) watched() []string {
 	if !s.hcl {
 		return []string{s.path}
 	}
-	if s.last == nil { // not read yet: the files at the top
-		if names, _ := filepath.Glob(filepath.Join(s.path, "*.hcl")); len(names) > 0 {
-			return names
+	if s.last == nil { // not read yet
+		if isDir(s.path) {
+			return nil
 		}
 		return []string{s.path}
 	}
-	out := slices.Clone(s.last.Files)
+	in := map[string]bool{}
+	for _, d := range s.last.Dirs {
+		in[filepath.Clean(d)] = true
+	}
+	var out []string
+	for _, f := range s.last.Files {
+		if !in[filepath.Dir(filepath.Clean(f))] {
+			out = append(out, f)
+		}
+	}
 	out = append(out, s.vars.files...)
 	for _, d := range s.last.Data {
 		if d.Kind == "file" {
@@ -108,50 +117,62 @@ func (s *graphSrc) watched() []string {
 	return out
 }
 
-// dirs are the directories to watch (editors replace files by renaming
-// over them, so the directory, not the file). A graph directory is watched
-// itself, so a new .hcl file in it is seen.
-func (s *graphSrc) dirs() []string {
-	var out []string
-	for _, f := range s.watched() {
-		out = append(out, filepath.Dir(f))
+// globs are the DIR/*.hcl patterns of the directories an HCL graph reads
+// whole (its own and its modules'): a file added to one, removed or
+// renamed changes the graph as an edit does.
+func (s *graphSrc) globs() []string {
+	if !s.hcl {
+		return nil
 	}
-	if st, err := os.Stat(s.path); err == nil && st.IsDir() {
-		out = append(out, s.path)
+	var dirs []string
+	switch {
+	case s.last != nil:
+		dirs = s.last.Dirs
+	case isDir(s.path):
+		dirs = []string{s.path}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	out := make([]string, len(dirs))
+	for i, d := range dirs {
+		out[i] = filepath.Join(d, "*.hcl")
+	}
+	return out
 }
 
-// matters reports whether an event on name may change the graph.
-func (s *graphSrc) matters(name string) bool {
-	name = filepath.Clean(name)
-	for _, f := range s.watched() {
-		if filepath.Clean(f) == name {
-			return true
-		}
-	}
-	return s.hcl && strings.HasSuffix(name, ".hcl")
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
-// snapshot is the text of every watched file: when it is unchanged, so
-// is the graph (data sources aside).
+// snapshot is the text of every watched file and of the *.hcl files the
+// globs match now (their names too): when it is unchanged, so is the
+// graph (data sources aside).
 func (s *graphSrc) snapshot() ([]byte, error) {
 	var b bytes.Buffer
-	for _, f := range s.watched() {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
+	add := func(f string, data []byte) {
 		b.WriteString(f)
 		b.WriteByte(0)
 		b.Write(data)
 		b.WriteByte(0)
 	}
-	if s.hcl {
-		// New files in the graph's directory count too.
-		names, _ := filepath.Glob(filepath.Join(s.path, "*.hcl"))
-		b.WriteString(strings.Join(names, "\x00"))
+	for _, f := range s.watched() {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		add(f, data)
+	}
+	for _, g := range s.globs() {
+		names, _ := filepath.Glob(g)
+		for _, f := range names {
+			data, err := os.ReadFile(f)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // gone since the glob: its event is on the way
+			}
+			if err != nil {
+				return nil, err
+			}
+			add(f, data)
+		}
 	}
 	return b.Bytes(), nil
 }

@@ -71,7 +71,7 @@ Exit codes: 0 nothing would change, 2 changes are pending, 1 an error
 		Args: fileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if destroy {
-				return a.planDestroy(cmd.Context(), args[0], asJSON)
+				return a.planDestroy(cmd.Context(), args[0], v, asJSON)
 			}
 			return a.plan(cmd.Context(), args[0], v, asJSON)
 		},

@@ -406,9 +406,10 @@ const settle = 100 * time.Millisecond
 //
 // The files are watched through the process's shared watcher, which the
 // file resources use too (one inotify instance per process): each path
-// through its directory, so editors that rename over a file are seen. A
-// new .hcl file added to a graph directory is read at the next change of
-// any of the graph's files.
+// through its directory, so editors that rename over a file are seen. The
+// directories an HCL graph reads whole (its own, its modules') are watched
+// by glob (fswatch.WatchGlob): a *.hcl file added, removed or renamed there
+// re-reads the graph at once.
 func (a *app) watchGraph(ctx context.Context, src *graphSrc, last []byte, eng runView, swapped func(*engine.Graph)) error {
 	changed := make(chan struct{}, 1)
 	broken := make(chan error, 1)
@@ -425,26 +426,37 @@ func (a *app) watchGraph(ctx context.Context, src *graphSrc, last []byte, eng ru
 		}
 	}()
 	watch := func() error {
+		// want maps a key of subs to whether it is a glob.
 		want := map[string]bool{}
 		for _, f := range src.watched() {
-			want[f] = true
+			want[f] = false
+		}
+		for _, g := range src.globs() {
+			want["glob:"+g] = true
 		}
 		for f, sub := range subs {
-			if !want[f] {
+			if _, ok := want[f]; !ok {
 				sub.Close()
 				delete(subs, f)
 			}
 		}
-		for f := range want {
+		for f, glob := range want {
 			if subs[f] != nil {
 				continue
 			}
-			sub, err := fswatch.Shared().Watch(f, func() {
+			poke := func() {
 				select {
 				case changed <- struct{}{}:
 				default:
 				}
-			})
+			}
+			var sub *fswatch.Sub
+			var err error
+			if glob {
+				sub, err = fswatch.Shared().WatchGlob(strings.TrimPrefix(f, "glob:"), poke)
+			} else {
+				sub, err = fswatch.Shared().Watch(f, poke)
+			}
 			if err != nil {
 				return fmt.Errorf("watch graph file %s: %w", f, err)
 			}

@@ -35,6 +35,9 @@ type Watcher struct {
 	dirs   map[string]int    // watched directory → subscriptions armed on it
 	byDir  map[string]map[*Sub]struct{}
 	byNext map[string]map[*Sub]struct{}
+	// byGlob are the glob subscriptions (WatchGlob) by the directory they
+	// match entries of, while that directory is the one watched.
+	byGlob map[string]map[*Sub]struct{}
 	subs   map[*Sub]struct{}
 }
 
@@ -51,6 +54,10 @@ type Sub struct {
 	path    string // absolute, clean
 	changed func()
 	errc    chan error
+	// glob is WatchGlob's pattern for the names of path's directory
+	// (path is then the directory joined with the pattern); "" for a
+	// plain path.
+	glob string
 
 	// Guarded by w.mu.
 	watched string // the directory armed on; "" none
@@ -66,11 +73,27 @@ type Sub struct {
 // it may be called once more just after Close returns. An error is one the
 // fsnotify watcher could not establish.
 func (w *Watcher) Watch(path string, changed func()) (*Sub, error) {
+	return w.watch(path, "", changed)
+}
+
+// WatchGlob is Watch for every entry of a directory whose name matches a
+// pattern (filepath.Match's syntax): pattern is DIR/PATTERN, and changed is
+// called when an entry of DIR that matches is created, written, removed or
+// renamed, and when DIR itself appears or goes. A graph directory is
+// watched so: a new *.hcl file is seen without any known file changing.
+func (w *Watcher) WatchGlob(pattern string, changed func()) (*Sub, error) {
+	if _, err := filepath.Match(filepath.Base(pattern), ""); err != nil {
+		return nil, fmt.Errorf("watch %s: %w", pattern, err)
+	}
+	return w.watch(pattern, filepath.Base(pattern), changed)
+}
+
+func (w *Watcher) watch(path, glob string, changed func()) (*Sub, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", path, err)
 	}
-	s := &Sub{w: w, path: abs, changed: changed, errc: make(chan error, 1)}
+	s := &Sub{w: w, path: abs, changed: changed, errc: make(chan error, 1), glob: glob}
 	w.mu.Lock()
 	if w.fw == nil {
 		fw, err := fsnotify.NewWatcher()
@@ -82,6 +105,7 @@ func (w *Watcher) Watch(path string, changed func()) (*Sub, error) {
 		w.dirs = map[string]int{}
 		w.byDir = map[string]map[*Sub]struct{}{}
 		w.byNext = map[string]map[*Sub]struct{}{}
+		w.byGlob = map[string]map[*Sub]struct{}{}
 		w.subs = map[*Sub]struct{}{}
 		// Owned by the Watcher: the Close of the last subscription
 		// closes fw and waits for done.
@@ -147,7 +171,7 @@ func (w *Watcher) drop(s *Sub) func() {
 	}
 	fw, done := w.fw, w.done
 	w.fw, w.done = nil, nil
-	w.dirs, w.byDir, w.byNext, w.subs = nil, nil, nil, nil
+	w.dirs, w.byDir, w.byNext, w.byGlob, w.subs = nil, nil, nil, nil, nil
 	return func() {
 		_ = fw.Close()
 		<-done
@@ -178,12 +202,16 @@ func (w *Watcher) arm(s *Sub) error {
 	}
 	add(w.byDir, s.watched, s)
 	add(w.byNext, s.next, s)
+	if s.glob != "" && s.watched == filepath.Dir(s.path) {
+		add(w.byGlob, s.watched, s)
+	}
 	return nil
 }
 
 func (w *Watcher) unindex(s *Sub) {
 	remove(w.byDir, s.watched, s)
 	remove(w.byNext, s.next, s)
+	remove(w.byGlob, s.watched, s)
 }
 
 func add(m map[string]map[*Sub]struct{}, k string, s *Sub) {
@@ -262,8 +290,9 @@ func (w *Watcher) read(fw *fsnotify.Watcher, done chan struct{}) {
 }
 
 // dispatch hands an event to the subscriptions it concerns: those watching
-// through the directory it names (events on the directory itself), and
-// those whose next step toward their path is the entry it names.
+// through the directory it names (events on the directory itself), those
+// whose next step toward their path is the entry it names, and the globs
+// of the directory holding it that its name matches.
 func (w *Watcher) dispatch(fw *fsnotify.Watcher, e fsnotify.Event) {
 	name := filepath.Clean(e.Name)
 	w.mu.Lock()
@@ -276,7 +305,14 @@ func (w *Watcher) dispatch(fw *fsnotify.Watcher, e fsnotify.Event) {
 		hit = append(hit, s)
 	}
 	for s := range w.byNext[name] {
-		hit = append(hit, s)
+		if s.glob == "" || s.watched != filepath.Dir(s.path) {
+			hit = append(hit, s) // a glob's own entry is matched below
+		}
+	}
+	for s := range w.byGlob[filepath.Dir(name)] {
+		if ok, _ := filepath.Match(s.glob, filepath.Base(name)); ok {
+			hit = append(hit, s)
+		}
 	}
 	if _, watched := w.dirs[name]; watched && e.Has(fsnotify.Remove|fsnotify.Rename) {
 		// The watch went with its directory: arm anew even if a

@@ -172,3 +172,74 @@ func TestFollowsDirectories(t *testing.T) {
 		t.Errorf("Stats() dirs = %d; want 1 (the ancestors unwatched)", dirs)
 	}
 }
+
+// TestWatchGlob: a glob sees entries of its directory that match being
+// created, written, renamed and removed, and not others; it follows its
+// directory when the directory is made after the watch and when it goes.
+func TestWatchGlob(t *testing.T) {
+	var w Watcher
+	base := t.TempDir()
+	dir := filepath.Join(base, "graph")
+	globbed, gc := signal()
+	g, err := w.WatchGlob(filepath.Join(dir, "*.hcl"), globbed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	// The directory does not exist yet: its creation is seen, and the
+	// watch moves into it.
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, gc, "mkdir of the directory")
+	// sync writes a new sentinel file watched by path: events are
+	// dispatched in order, so once its event came every event before it
+	// did. It reports whether the glob was signalled meanwhile.
+	n := 0
+	sync := func(what string) bool {
+		t.Helper()
+		n++
+		sentinel := filepath.Join(dir, fmt.Sprintf("sentinel-%d", n))
+		sent, sc := signal()
+		s, err := w.Watch(sentinel, sent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		write(t, sentinel, what)
+		wait(t, sc, "the sentinel after "+what)
+		select {
+		case <-gc:
+			return true
+		default:
+			return false
+		}
+	}
+	sync("start")
+	step := func(what string, want bool, do func() error) {
+		t.Helper()
+		if err := do(); err != nil {
+			t.Fatal(err)
+		}
+		if got := sync(what); got != want {
+			t.Errorf("glob signalled after %s: %v; want %v", what, got, want)
+		}
+	}
+	step("a new a.hcl", true, func() error { return os.WriteFile(filepath.Join(dir, "a.hcl"), []byte("x"), 0o644) })
+	step("notes.txt written", false, func() error { return os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644) })
+	step("a.hcl renamed to b.hcl", true, func() error { return os.Rename(filepath.Join(dir, "a.hcl"), filepath.Join(dir, "b.hcl")) })
+	step("b.hcl renamed away", true, func() error { return os.Rename(filepath.Join(dir, "b.hcl"), filepath.Join(dir, "b.hcl.bak")) })
+	step("b.hcl.bak removed", false, func() error { return os.Remove(filepath.Join(dir, "b.hcl.bak")) })
+	step("c.hcl written", true, func() error { return os.WriteFile(filepath.Join(dir, "c.hcl"), []byte("x"), 0o644) })
+	step("c.hcl removed", true, func() error { return os.Remove(filepath.Join(dir, "c.hcl")) })
+	// The directory goes and comes back: the glob follows it.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, gc, "the directory removed")
+	write(t, filepath.Join(dir, "d.hcl"), "x")
+	wait(t, gc, "d.hcl in the new directory")
+	if _, err := w.WatchGlob(filepath.Join(dir, "[.hcl"), func() {}); err == nil {
+		t.Error("WatchGlob of a bad pattern: no error")
+	}
+}

@@ -180,7 +180,8 @@ func (l *loader) build(root *module) (*Graph, hcl.Diagnostics) {
 			s.Display, s.Hash = d, s.Hash+"\x00name="+d
 		}
 	}
-	return &Graph{Graph: g, Outputs: outs, Data: l.data, Files: l.files}, nil
+	slices.Sort(l.dirs)
+	return &Graph{Graph: g, Outputs: outs, Data: l.data, Files: l.files, Dirs: slices.Compact(l.dirs)}, nil
 }
 
 // doc is the graph in the YAML document's shape.

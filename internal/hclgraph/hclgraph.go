@@ -74,6 +74,10 @@ type Graph struct {
 	Data []DataValue
 	// Files are the graph's source files, for watching.
 	Files []string
+	// Dirs are the directories whose *.hcl files were read together (the
+	// graph's, when it is a directory, and every module's): a file added
+	// to one, or removed, changes the graph.
+	Dirs []string
 }
 
 // Output is one output block's value.
@@ -133,6 +137,7 @@ type loader struct {
 	pos     []hcl.Range // pos[i] is where YAML node line i+1 came from
 	lines   map[hcl.Range]int
 	files   []string
+	dirs    []string
 	data    []DataValue
 	rootDir string
 	// display are the display names (Spec.Display) by resource id.
@@ -179,6 +184,9 @@ func (l *loader) parseFiles(path string) ([]*hcl.File, hcl.Diagnostics) {
 	names, err := hclFiles(path)
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: err.Error()}}
+	}
+	if len(names) != 1 || names[0] != path {
+		l.dirs = append(l.dirs, path)
 	}
 	var files []*hcl.File
 	var diags hcl.Diagnostics
