@@ -246,15 +246,35 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 	began := time.Now()
 	var drifts []*drift
 	dup := map[string]bool{}
+	unnamed := map[string]bool{} // instance ids seen live and unnamed
 	nextStorm, nextKill := began.Add(cfg.storm), began.Add(cfg.kill)
 	nextBake, nextPromote := began, began.Add(cfg.promote)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	check := func() {
 		l := live()
+		// Unnamed instances ("") are a batch's, between its launch and
+		// their naming. One that goes away unnamed (kiln terminated it as
+		// an extra) was a duplicate launch; one still unnamed at the end
+		// too (counted there).
+		now := map[string]bool{}
 		for r, ins := range l {
-			if len(ins) > 1 {
+			if r != "" && len(ins) > 1 {
 				dup[r] = true
+			}
+			for _, in := range ins {
+				now[in.ID] = r != ""
+				if r == "" {
+					unnamed[in.ID] = true
+				}
+			}
+		}
+		for id := range unnamed {
+			if named, ok := now[id]; !ok || named {
+				delete(unnamed, id)
+				if !ok {
+					dup["extra "+id] = true
+				}
 			}
 		}
 		for _, d := range drifts {
@@ -274,8 +294,8 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 		if now.After(nextStorm) {
 			nextStorm = now.Add(cfg.storm)
 			var running []awssim.InstanceInfo
-			for _, ins := range live() {
-				if len(ins) == 1 && ins[0].State == awssim.StateRunning {
+			for r, ins := range live() {
+				if r != "" && len(ins) == 1 && ins[0].State == awssim.StateRunning {
 					running = append(running, ins[0])
 				}
 			}
@@ -316,6 +336,12 @@ func soak(ctx context.Context, cfg soakConfig) (soakFigures, error) {
 		return !slices.ContainsFunc(drifts, func(d *drift) bool { return d.repaired == 0 })
 	})
 	check()
+	// An instance still unnamed once kiln has had the time to name it is
+	// an extra: launched and never given to a resource.
+	_ = until(ctx, 30*time.Second, func() bool { check(); return len(live()[""]) == 0 })
+	for _, in := range live()[""] {
+		dup["unnamed "+in.ID] = true
+	}
 	// Every bake and promotion over: as long as one may take, a server's
 	// lease run out included.
 	var sf soakServeFigures

@@ -14,15 +14,6 @@ import (
 // goals: every drift repaired, every bake and promotion final, no extra
 // image, no leaked builder, no duplicate instance, no panic.
 func TestSoakShort(t *testing.T) {
-	if os.Getenv("KILN_SOAK_TEST") == "" {
-		// Known defect, found by this soak after the batched launches
-		// landed: under chaos, a kiln killed mid-batch can launch one
-		// duplicate instance on restart (eventual consistency hides part of
-		// the batch, and the new batch's members differ, so its client
-		// token does too). Until that is fixed (issue 26), the suite skips
-		// the soak rather than fail every run; KILN_SOAK_TEST=1 runs it.
-		t.Skip("the soak finds a duplicate instance after a kill mid-batch (issue 26); KILN_SOAK_TEST=1 runs it")
-	}
 	if testing.Short() {
 		t.Skip("a 75 s soak")
 	}

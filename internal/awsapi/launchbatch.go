@@ -25,6 +25,67 @@ import (
 // such a batch, whichever call launched it, is found again by it.
 const TagBatch = "kiln:batch"
 
+// TagMembers is the prefix of the tags that record, at launch, which
+// resource each instance of a batched RunInstances is for:
+// "kiln:members:0", "kiln:members:1", ... hold, concatenated in launch
+// index order, a digest of each member's resource id (MemberDigest), up
+// to membersPerTag of them a tag. An instance's resource is then
+// recoverable from the instance alone (its AmiLaunchIndex into the list)
+// from the moment it is listed, whichever process launched it, whatever
+// the batch's composition, before its Name and kiln:resource are set.
+const TagMembers = "kiln:members:"
+
+// memberDigestLen is a member digest's length in hex digits (40 bits:
+// two resources of a graph sharing one is a one in 10^6 chance at 1,000
+// instances of one launch key, and would only swap which of the two
+// adopts an unnamed instance).
+const memberDigestLen = 10
+
+// membersPerTag is how many member digests one tag value holds (EC2: 256
+// characters a value).
+const membersPerTag = 25
+
+// maxTags is EC2's limit of tags on one resource.
+const maxTags = 50
+
+// MemberDigest is the digest that TagMembers records for resource.
+func MemberDigest(resource string) string {
+	sum := sha256.Sum256([]byte(resource))
+	return hex.EncodeToString(sum[:])[:memberDigestLen]
+}
+
+// membersTags are the TagMembers tags recording digests in launch order.
+func membersTags(digests []string) []types.Tag {
+	var tags []types.Tag
+	for i := 0; i*membersPerTag < len(digests); i++ {
+		part := digests[i*membersPerTag : min(len(digests), (i+1)*membersPerTag)]
+		tags = append(tags, types.Tag{Key: aws.String(fmt.Sprintf("%s%d", TagMembers, i)), Value: aws.String(strings.Join(part, ""))})
+	}
+	return tags
+}
+
+// LaunchedFor is the member digest an instance of a batch was launched
+// for, read from its TagMembers tags at its AmiLaunchIndex ("" when it
+// records none: not a batch instance, or launched before kiln recorded
+// members).
+func LaunchedFor(in types.Instance) string {
+	i := int(aws.ToInt32(in.AmiLaunchIndex))
+	v := TagValue(in.Tags, fmt.Sprintf("%s%d", TagMembers, i/membersPerTag))
+	at := (i % membersPerTag) * memberDigestLen
+	if at+memberDigestLen > len(v) {
+		return ""
+	}
+	return v[at : at+memberDigestLen]
+}
+
+// maxMembers is how many members one RunInstances of l may launch: the
+// launch size, and as many as the member tags fit beside l's tags, the
+// batch tag and the Name and kiln:resource each instance gets later.
+func maxMembers(l Launch, size int) int {
+	free := maxTags - len(l.Tags) - 3
+	return max(1, min(size, free*membersPerTag))
+}
+
 // BatchMember is one instance of a batched launch: the resource that will
 // own it and the tags only it carries (Name, kiln:resource), set after the
 // launch.
@@ -45,6 +106,12 @@ type launchJoin struct {
 	l    Launch // shared parameters and tags
 	m    BatchMember
 	done chan launchRes
+	// also are the later calls for the same member made while this one
+	// was under way (a caller that gave up and asked again): they get
+	// this join's answer (or, for other launch parameters, go once it is
+	// in), so one member is never in two batches at once. Guarded by
+	// launcher.mu.
+	also []chan launchRes
 }
 
 type launchRes struct {
@@ -66,21 +133,19 @@ type launcher struct {
 	joins chan *launchJoin
 	names chan naming
 
-	// keys serializes the batches of one launch key: a batch's adopt must
-	// not run while an earlier batch of its key is in RunInstances, or it
-	// would take that batch's instances (live, unnamed, not yet given) as
-	// left over from a crash and give them out twice.
-	keys sync.Map // launch key → *sync.Mutex
-
 	mu      sync.Mutex
+	active  map[Owner]*launchJoin  // members between LaunchInBatch and their answer
+	flying  map[string]bool        // ClientTokens of RunInstances not answered yet
 	claimed map[Owner]string       // resource → batch instance not yet seen under its own tags
 	pending map[string][]types.Tag // instance id → tags still to set
+	set     map[string][]types.Tag // instance id → tags set, perhaps not visible yet
 	changed chan struct{}          // closed and replaced when pending shrinks
 }
 
 func newLauncher(h *Hub) *launcher {
 	return &launcher{h: h, joins: make(chan *launchJoin), names: make(chan naming, 1<<16),
-		claimed: map[Owner]string{}, pending: map[string][]types.Tag{}, changed: make(chan struct{})}
+		active: map[Owner]*launchJoin{}, flying: map[string]bool{},
+		claimed: map[Owner]string{}, pending: map[string][]types.Tag{}, set: map[string][]types.Tag{}, changed: make(chan struct{})}
 }
 
 // Named blocks until every batch instance launched so far carries its own
@@ -135,15 +200,24 @@ func launchKey(graph string, l Launch) (string, error) {
 // with identical parameters within the batch window (BatchOptions.Idle):
 // one RunInstances of up to BatchOptions.LaunchSize instances, MinCount 1,
 // a ClientToken derived from the members' owners and previous instances,
-// kiln:batch among its tags. Each instance goes to the member at its
-// AmiLaunchIndex (members sorted by owner) and gets m.Tags afterwards, one
-// CreateTags per instance in the hub's background, paced by the CreateTags
-// bucket: until then PendingTags and Claimed answer for it.
+// kiln:batch and the members' digests (TagMembers) among its tags. Each
+// instance goes to the member at its AmiLaunchIndex (members sorted by
+// owner) and gets m.Tags afterwards, one CreateTags per instance in the
+// hub's background, paced by the CreateTags bucket: until then
+// GivenTags and Claimed answer for it.
 //
-// Before launching, the batch adopts unnamed instances of an earlier batch
-// with the same parameters (a process killed between launch and naming),
-// so a restart launches only what is missing. A batch of one is a single
-// launch (Hub.Launch) with m.Token and every tag at once.
+// Before launching, the batch adopts the live instances of earlier
+// batches with the same parameters that were launched for its members
+// and never named (a process killed between launch and naming), found by
+// kiln:batch and matched by the member digest recorded at launch, so a
+// restart launches only what is missing whatever the earlier batches'
+// composition. Instances of RunInstances calls this process still waits
+// for are never adopted. A batch of one is a single launch (Hub.Launch)
+// with m.Token and every tag at once.
+//
+// A second call for a member whose first is still under way (its caller
+// gave up) gets the first one's answer, or with other parameters waits
+// for it: one member is never in two batches at once.
 //
 // It blocks until EC2 has answered, not until the instance runs; the
 // answer may be an instance that is no longer live (a token spent on one
@@ -155,16 +229,53 @@ func (h *Hub) LaunchInBatch(ctx context.Context, l Launch, m BatchMember) (types
 		return types.Instance{}, engine.Permanent(err)
 	}
 	j := &launchJoin{key: key, l: l, m: m, done: make(chan launchRes, 1)}
+	lc := h.launch
+	for {
+		lc.mu.Lock()
+		first := lc.active[m.Owner]
+		if first == nil {
+			lc.active[m.Owner] = j
+			lc.mu.Unlock()
+			break
+		}
+		ch := make(chan launchRes, 1)
+		first.also = append(first.also, ch)
+		lc.mu.Unlock()
+		select {
+		case r := <-ch:
+			if first.key == key {
+				return r.inst, r.err
+			}
+			// Another launch (an older spec): over now, so this one may go.
+		case <-ctx.Done():
+			return types.Instance{}, ctx.Err()
+		}
+	}
 	select {
-	case h.launch.joins <- j:
+	case lc.joins <- j:
 	case <-ctx.Done():
-		return types.Instance{}, ctx.Err()
+		lc.answer(j, launchRes{err: ctx.Err()})
 	}
 	select {
 	case r := <-j.done:
 		return r.inst, r.err
 	case <-ctx.Done():
 		return types.Instance{}, ctx.Err()
+	}
+}
+
+// answer hands r to j's caller and to the later calls for its member.
+func (lc *launcher) answer(j *launchJoin, r launchRes) {
+	lc.mu.Lock()
+	if lc.active[j.m.Owner] == j {
+		delete(lc.active, j.m.Owner)
+	}
+	also := j.also
+	j.also = nil
+	lc.mu.Unlock()
+	j.done <- r
+	for _, ch := range also {
+		ch <- r
 	}
 }
 
@@ -182,14 +293,21 @@ func (h *Hub) Settle(owner Owner, id string) {
 	defer h.launch.mu.Unlock()
 	if h.launch.claimed[owner] == id && h.launch.pending[id] == nil {
 		delete(h.launch.claimed, owner)
+		delete(h.launch.set, id)
 	}
 }
 
-// PendingTags are the tags queued for instance id and not yet set.
-func (h *Hub) PendingTags(id string) []types.Tag {
+// GivenTags are the own tags of batch instance id that count as set: queued
+// for the hub's naming, or set by it and perhaps not visible yet (tags
+// show up late under eventual consistency). None once its naming failed:
+// its resource then sets them itself.
+func (h *Hub) GivenTags(id string) []types.Tag {
 	h.launch.mu.Lock()
 	defer h.launch.mu.Unlock()
-	return slices.Clone(h.launch.pending[id])
+	if t := h.launch.pending[id]; t != nil {
+		return slices.Clone(t)
+	}
+	return slices.Clone(h.launch.set[id])
 }
 
 // namers is how many CreateTags calls naming keeps in flight: enough to
@@ -230,9 +348,7 @@ func (lc *launcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			for _, g := range pending {
-				for _, j := range g {
-					j.done <- launchRes{err: ctx.Err()}
-				}
+				lc.fail(g, ctx.Err())
 			}
 			return ctx.Err()
 		case j := <-lc.joins:
@@ -261,9 +377,6 @@ func (lc *launcher) exec(ctx context.Context, g []*launchJoin) {
 	slices.SortFunc(g, func(a, b *launchJoin) int {
 		return cmp.Or(strings.Compare(a.m.Owner.Resource, b.m.Owner.Resource), strings.Compare(a.m.Prev, b.m.Prev))
 	})
-	km, _ := lc.keys.LoadOrStore(g[0].key, new(sync.Mutex))
-	km.(*sync.Mutex).Lock()
-	defer km.(*sync.Mutex).Unlock()
 	rest, err := lc.adopt(ctx, g)
 	if err != nil {
 		lc.fail(rest, err)
@@ -274,11 +387,13 @@ func (lc *launcher) exec(ctx context.Context, g []*launchJoin) {
 		l := j.l
 		l.Token, l.Tags = j.m.Token, mergeTags(j.l.Tags, j.m.Tags)
 		inst, err := lc.h.Launch(ctx, lc.h.ec2, l)
-		j.done <- launchRes{inst: inst, err: err}
+		lc.answer(j, launchRes{inst: inst, err: err})
 		return
 	}
+	size := maxMembers(g[0].l, lc.h.o.Batch.LaunchSize)
 	for len(rest) > 0 {
-		ins, err := lc.run(ctx, rest)
+		call := rest[:min(len(rest), size)]
+		ins, err := lc.run(ctx, call)
 		if err != nil {
 			lc.fail(rest, err)
 			return
@@ -286,8 +401,8 @@ func (lc *launcher) exec(ctx context.Context, g []*launchJoin) {
 		slices.SortFunc(ins, func(a, b types.Instance) int {
 			return cmp.Compare(aws.ToInt32(a.AmiLaunchIndex), aws.ToInt32(b.AmiLaunchIndex))
 		})
-		var next []*launchJoin
-		for i, j := range rest {
+		next := slices.Clone(rest[len(call):])
+		for i, j := range call {
 			if i >= len(ins) {
 				next = append(next, j) // fewer than asked (capacity): the rest go again
 				continue
@@ -300,7 +415,7 @@ func (lc *launcher) exec(ctx context.Context, g []*launchJoin) {
 
 func (lc *launcher) fail(g []*launchJoin, err error) {
 	for _, j := range g {
-		j.done <- launchRes{err: err}
+		lc.answer(j, launchRes{err: err})
 	}
 }
 
@@ -315,12 +430,16 @@ func (lc *launcher) give(j *launchJoin, in types.Instance) {
 		lc.names <- naming{id: id, owner: j.m.Owner, tags: j.m.Tags}
 	}
 	lc.h.Track(j.m.Owner, id)
-	j.done <- launchRes{inst: in}
+	lc.answer(j, launchRes{inst: in})
 }
 
-// adopt gives the members unnamed live instances of earlier batches with
-// the same key (oldest launch first, then launch index) and returns the
-// members still without one.
+// adopt gives each member the live instance an earlier batch with the
+// same key launched for it (TagMembers at its launch index) and nobody
+// named for another resource, the oldest when there are several, and
+// terminates the others: they are extras, launched for a member that
+// has one. It returns the members still without an instance. Instances
+// of this process's RunInstances calls still in flight are left to their
+// own batch.
 func (lc *launcher) adopt(ctx context.Context, g []*launchJoin) ([]*launchJoin, error) {
 	graph := g[0].m.Owner.Graph
 	var all []types.Instance
@@ -344,26 +463,52 @@ func (lc *launcher) adopt(ctx context.Context, g []*launchJoin) ([]*launchJoin, 
 	if err != nil {
 		return g, fmt.Errorf("find unnamed instances of batch %s: %w", g[0].key, err)
 	}
+	byDigest := map[string]*launchJoin{}
+	for _, j := range g {
+		byDigest[MemberDigest(j.m.Owner.Resource)] = j
+	}
 	lc.mu.Lock()
-	taken := map[string]bool{}
-	for _, id := range lc.claimed {
-		taken[id] = true
+	found := map[*launchJoin][]types.Instance{}
+	for _, in := range all {
+		j := byDigest[LaunchedFor(in)]
+		if j == nil || !IsLive(in) || lc.flying[aws.ToString(in.ClientToken)] {
+			continue
+		}
+		if r := TagValue(in.Tags, TagResource); r != "" && r != j.m.Owner.Resource {
+			continue // named for another resource since: not ours to take
+		}
+		found[j] = append(found[j], in)
 	}
 	lc.mu.Unlock()
-	free := slices.DeleteFunc(all, func(in types.Instance) bool {
-		return TagValue(in.Tags, TagResource) != "" || !IsLive(in) || taken[aws.ToString(in.InstanceId)]
-	})
-	slices.SortFunc(free, func(a, b types.Instance) int {
-		return cmp.Or(aws.ToTime(a.LaunchTime).Compare(aws.ToTime(b.LaunchTime)),
-			strings.Compare(aws.ToString(a.ClientToken), aws.ToString(b.ClientToken)),
-			cmp.Compare(aws.ToInt32(a.AmiLaunchIndex), aws.ToInt32(b.AmiLaunchIndex)))
-	})
-	n := min(len(free), len(g))
-	for i := range n {
-		lc.h.o.Log.Info("batch instance adopted", "instance", aws.ToString(free[i].InstanceId), "resource", g[i].m.Owner.Resource)
-		lc.give(g[i], free[i])
+	var rest []*launchJoin
+	var extras []string
+	for _, j := range g {
+		ins := found[j]
+		if len(ins) == 0 {
+			rest = append(rest, j)
+			continue
+		}
+		slices.SortFunc(ins, func(a, b types.Instance) int {
+			return cmp.Or(aws.ToTime(a.LaunchTime).Compare(aws.ToTime(b.LaunchTime)),
+				strings.Compare(aws.ToString(a.InstanceId), aws.ToString(b.InstanceId)))
+		})
+		for _, x := range ins[1:] {
+			extras = append(extras, aws.ToString(x.InstanceId))
+		}
+		lc.h.o.Log.Info("batch instance adopted", "instance", aws.ToString(ins[0].InstanceId), "resource", j.m.Owner.Resource)
+		lc.give(j, ins[0])
 	}
-	return g[n:], nil
+	if len(extras) > 0 {
+		lc.h.o.Log.Warn("extra batch instances terminated", "batch", g[0].key, "instances", extras)
+		err := lc.h.Retry(ctx, func(ctx context.Context) error {
+			_, err := lc.h.states.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: extras})
+			return err
+		})
+		if err != nil {
+			lc.h.o.Log.Warn("extra batch instances not terminated", "instances", extras, "err", err)
+		}
+	}
+	return rest, nil
 }
 
 // run is one RunInstances for members g (MinCount 1), retried as a launch
@@ -375,11 +520,23 @@ func (lc *launcher) run(ctx context.Context, g []*launchJoin) ([]types.Instance,
 		parts = append(parts, j.m.Owner.Resource, j.m.Prev)
 	}
 	l.Token = ClientToken("kiln-b-", parts...) // 55 chars
-	l.Tags = mergeTags(l.Tags, []types.Tag{{Key: aws.String(TagBatch), Value: aws.String(g[0].key)}})
+	digests := make([]string, len(g))
+	for i, j := range g {
+		digests[i] = MemberDigest(j.m.Owner.Resource)
+	}
+	l.Tags = mergeTags(l.Tags, append(membersTags(digests), types.Tag{Key: aws.String(TagBatch), Value: aws.String(g[0].key)}))
 	in, err := l.input()
 	if err != nil {
 		return nil, engine.Permanent(err)
 	}
+	lc.mu.Lock()
+	lc.flying[l.Token] = true
+	lc.mu.Unlock()
+	defer func() {
+		lc.mu.Lock()
+		delete(lc.flying, l.Token)
+		lc.mu.Unlock()
+	}()
 	in.MaxCount = aws.Int32(int32(len(g)))
 	var ins []types.Instance
 	var since time.Time
@@ -463,6 +620,9 @@ func (lc *launcher) nameLoop(ctx context.Context) {
 			}
 			lc.mu.Lock()
 			delete(lc.pending, n.id)
+			if err == nil && lc.claimed[n.owner] == n.id {
+				lc.set[n.id] = n.tags
+			}
 			close(lc.changed)
 			lc.changed = make(chan struct{})
 			lc.mu.Unlock()

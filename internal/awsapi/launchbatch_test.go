@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/sync/errgroup"
+
+	"kiln/internal/testsupport"
 )
 
 func baseImage(t *testing.T, h *Hub) string {
@@ -106,6 +108,18 @@ func TestLaunchInBatch(t *testing.T) {
 		t.Errorf("RunInstances calls = %d for 250 identical launches; want 3 to 6", n)
 	}
 	tagged := named(t, h, "g", 250)
+	out, err := h.EC2().DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{Filters: []types.Filter{
+		{Name: aws.String("tag:" + TagOwner), Values: []string{"g"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if res := TagValue(in.Tags, TagResource); LaunchedFor(in) != MemberDigest(res) {
+				t.Errorf("%s records member %q at launch; want %s's %q", aws.ToString(in.InstanceId), LaunchedFor(in), res, MemberDigest(res))
+			}
+		}
+	}
 	for r, id := range got {
 		if tagged[r] != id {
 			t.Errorf("%s: launched %s, tagged %s", r, id, tagged[r])
@@ -138,29 +152,45 @@ func TestLaunchInBatchAloneIsASingleLaunch(t *testing.T) {
 	}
 }
 
-// A process killed after its batch launched and before the naming: the
-// next one adopts the unnamed instances and launches only what is missing.
-func TestLaunchInBatchAdoptsUnnamed(t *testing.T) {
-	h, sim := simHub(t)
-	l := Launch{Image: baseImage(t, h), Type: "t3.micro", Tags: Tags(map[string]string{TagOwner: "g"})}
+// deadBatch is a batch that a killed process launched for members (in
+// this order of launch index) and never named: one RunInstances with the
+// batch's tags at launch, as the launcher makes it.
+func deadBatch(t *testing.T, h *Hub, l Launch, token string, members ...int) []string {
+	t.Helper()
 	key, err := launchKey("g", l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The dead process's batch: 7 instances, 3 of them named.
-	ids := launch(t, h, 7, types.Tag{Key: aws.String(TagOwner), Value: aws.String("g")}, types.Tag{Key: aws.String(TagBatch), Value: aws.String(key)})
-	for i := range 3 {
-		m := member("g", i)
-		if _, err := h.EC2().CreateTags(t.Context(), &ec2.CreateTagsInput{Resources: []string{ids[i]}, Tags: m.Tags}); err != nil {
-			t.Fatal(err)
-		}
+	var digests []string
+	for _, i := range members {
+		digests = append(digests, MemberDigest(member("g", i).Owner.Resource))
 	}
-	sim.ResetCalls()
-	// The restart: members 3..9 have no named instance.
+	l.Token = token
+	l.Tags = mergeTags(l.Tags, append(membersTags(digests), types.Tag{Key: aws.String(TagBatch), Value: aws.String(key)}))
+	in, err := l.input()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.MinCount, in.MaxCount = aws.Int32(int32(len(members))), aws.Int32(int32(len(members)))
+	out, err := h.EC2().RunInstances(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(members))
+	for _, in := range out.Instances {
+		ids[aws.ToInt32(in.AmiLaunchIndex)] = aws.ToString(in.InstanceId)
+	}
+	return ids
+}
+
+// relaunch asks for members concurrently, as a restarted kiln's resources
+// do, and returns resource → instance given.
+func relaunch(t *testing.T, h *Hub, l Launch, members ...int) map[string]string {
+	t.Helper()
 	var mu sync.Mutex
 	got := map[string]string{}
 	var g errgroup.Group
-	for i := 3; i < 10; i++ {
+	for _, i := range members {
 		g.Go(func() error {
 			m := member("g", i)
 			in, err := h.LaunchInBatch(t.Context(), l, m)
@@ -173,8 +203,44 @@ func TestLaunchInBatchAdoptsUnnamed(t *testing.T) {
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+// A process killed after its batch launched and before the naming
+// finished: the next one gives each resource the very instance launched
+// for it (its digest at the instance's launch index), whatever the dead
+// batch's composition and whether its name shows yet, and launches only
+// what is missing.
+func TestLaunchInBatchAdoptsByMember(t *testing.T) {
+	h, sim := simHub(t)
+	l := Launch{Image: baseImage(t, h), Type: "t3.micro", Tags: Tags(map[string]string{TagOwner: "g"})}
+	// The dead process's batch: members 8, 1, 5, 3, 0 (another
+	// composition and token than any the restart makes); member 8 named,
+	// member 1's name set but not visible yet (eventual consistency: to a
+	// reader it is unnamed).
+	launched := []int{8, 1, 5, 3, 0}
+	ids := deadBatch(t, h, l, "dead-process-token", launched...)
+	for k, i := range launched {
+		if i == 8 {
+			if _, err := h.EC2().CreateTags(t.Context(), &ec2.CreateTagsInput{Resources: []string{ids[k]}, Tags: member("g", i).Tags}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sim.ResetCalls()
+	// The restart: every member but 8 finds nothing under its own tags.
+	got := relaunch(t, h, l, 0, 1, 2, 3, 4, 5, 6, 7, 9)
+	for k, i := range launched[1:] {
+		r := member("g", i).Owner.Resource
+		if got[r] != ids[k+1] {
+			t.Errorf("%s given %s; want %s, launched for it", r, got[r], ids[k+1])
+		}
+	}
 	if n := sim.Calls("RunInstances"); n != 1 {
-		t.Errorf("RunInstances calls = %d; want 1 (for the 3 missing)", n)
+		t.Errorf("RunInstances calls = %d; want 1 (for the 5 never launched)", n)
+	}
+	if n := sim.Calls("TerminateInstances"); n != 0 {
+		t.Errorf("TerminateInstances calls = %d; want 0", n)
 	}
 	tagged := named(t, h, "g", 10)
 	for r, id := range got {
@@ -182,10 +248,61 @@ func TestLaunchInBatchAdoptsUnnamed(t *testing.T) {
 			t.Errorf("%s: given %s, tagged %s", r, id, tagged[r])
 		}
 	}
-	for i := 3; i < 7; i++ {
-		if got[member("g", i).Owner.Resource] == "" {
-			t.Errorf("member %d got no instance", i)
+}
+
+// Two dead batches launched for one member (the second process did not
+// see the first one's instance yet): the member gets the older, the other
+// is terminated, and nothing is launched.
+func TestLaunchInBatchTerminatesExtras(t *testing.T) {
+	h, sim := simHub(t)
+	l := Launch{Image: baseImage(t, h), Type: "t3.micro", Tags: Tags(map[string]string{TagOwner: "g"})}
+	a := deadBatch(t, h, l, "first-process", 1, 2)
+	b := deadBatch(t, h, l, "second-process", 2, 3)
+	sim.ResetCalls()
+	got := relaunch(t, h, l, 1, 2, 3)
+	want := map[int]string{1: a[0], 2: a[1], 3: b[1]}
+	for i, id := range want {
+		if r := member("g", i).Owner.Resource; got[r] != id {
+			t.Errorf("%s given %s; want %s", r, got[r], id)
 		}
+	}
+	if n := sim.Calls("RunInstances"); n != 0 {
+		t.Errorf("RunInstances calls = %d; want 0", n)
+	}
+	testsupport.Eventually(t, "the extra instance terminated", func() bool {
+		in, ok := sim.Instance(b[0])
+		return ok && (in.State == "shutting-down" || in.State == "terminated")
+	})
+}
+
+// A caller that gave up and asks again while its first launch is in a
+// batch gets that launch's instance, never a second one.
+func TestLaunchInBatchSameMemberTwice(t *testing.T) {
+	h, sim := simHub(t)
+	l := Launch{Image: baseImage(t, h), Type: "t3.micro", Tags: Tags(map[string]string{TagOwner: "g"})}
+	ctx, cancel := context.WithCancel(t.Context())
+	var g errgroup.Group
+	for i := range 3 {
+		g.Go(func() error {
+			c := t.Context()
+			if i == 0 {
+				c = ctx
+			}
+			_, err := h.LaunchInBatch(c, l, member("g", i))
+			return err
+		})
+	}
+	cancel() // member 0's first caller gives up at once
+	_ = g.Wait()
+	got := relaunch(t, h, l, 0, 1, 2)
+	tagged := named(t, h, "g", 3)
+	for r, id := range got {
+		if tagged[r] != id {
+			t.Errorf("%s: given %s, tagged %s", r, id, tagged[r])
+		}
+	}
+	if n := sim.Calls("RunInstances"); n > 2 {
+		t.Errorf("RunInstances calls = %d; want at most 2", n)
 	}
 }
 

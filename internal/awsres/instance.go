@@ -335,9 +335,19 @@ func (r *Instance) withClaimed(ctx context.Context, all []types.Instance) ([]typ
 		return nil, fmt.Errorf("find instance %q: launched as %s: %w", r.env.Name, id, err)
 	}
 	for i := range found {
-		found[i].Tags = withTags(found[i].Tags, r.hub.PendingTags(id))
+		found[i].Tags = withTags(found[i].Tags, r.hub.GivenTags(id))
 	}
 	return append(all, found...), nil
+}
+
+// withGiven is tags with, when id is the batch instance the hub gave this
+// resource, the own tags the hub's naming set or will set (it names them
+// in the background; CheckApply must not tag them a second time).
+func (r *Instance) withGiven(tags []types.Tag, id string) []types.Tag {
+	if r.hub.Claimed(r.owner()) != id {
+		return tags
+	}
+	return withTags(tags, r.hub.GivenTags(id))
 }
 
 // withTags is tags with more set over them: tags queued to be set count as
@@ -822,10 +832,7 @@ func (r *Instance) launch(ctx context.Context, prev string) (types.Instance, err
 			return types.Instance{}, fmt.Errorf("run instance %q: %w", r.env.Name, err)
 		}
 		id := aws.ToString(inst.InstanceId)
-		if r.hub.Claimed(r.owner()) == id {
-			// Named in the hub's background (queued or done already).
-			inst.Tags = withTags(inst.Tags, r.ownTags())
-		}
+		inst.Tags = r.withGiven(inst.Tags, id)
 		r.hub.Track(r.owner(), id)
 		if !awsapi.IsLive(inst) {
 			prev = id
@@ -833,6 +840,9 @@ func (r *Instance) launch(ctx context.Context, prev string) (types.Instance, err
 		}
 		r.log().Info("instance launched", "instance", id)
 		cur, err := r.await(ctx, id, StateRunning)
+		// await read the instance as EC2 lists it: the tags the hub is
+		// setting count as set, or CheckApply would set them a second time.
+		cur.Tags = r.withGiven(cur.Tags, id)
 		if errors.Is(err, errMoved) {
 			return cur, nil // converge takes it from there
 		}
@@ -857,7 +867,7 @@ func (r *Instance) sharedLaunch() awsapi.Launch {
 
 // ownTags are the tags only this instance carries.
 func (r *Instance) ownTags() []types.Tag {
-	return awsapi.Tags(map[string]string{awsapi.TagName: r.env.Name, awsapi.TagResource: r.id()})
+	return awsapi.Tags(map[string]string{awsapi.TagName: r.env.NameTag(), awsapi.TagResource: r.id()})
 }
 
 // await waits on the hub (pushed events, then backoff re-checks through the

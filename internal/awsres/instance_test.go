@@ -1133,3 +1133,51 @@ func TestNameTag(t *testing.T) {
 		t.Fatalf("instances of aws:ec2/web[0] = %+v; want the same one re-tagged Name=box", own)
 	}
 }
+
+// Identical instances launch in one batch and are named by the hub in the
+// background; CheckApply counts the tags the hub is setting as set, so
+// each instance gets exactly one CreateTags, even when the naming is
+// slower than the boot (CreateTags throttled), and its Name is the
+// resource's Name tag (display name).
+func TestBatchedLaunchTagsOnce(t *testing.T) {
+	const n, throttled = 12, 30
+	w := newWorld(t, worldOpts{})
+	w.sim.InjectFault(awssim.Fault{Action: "CreateTags", Code: "RequestLimitExceeded", Count: throttled})
+	rs := make([]*Instance, n)
+	var g errgroup.Group
+	for i := range n {
+		name := fmt.Sprintf("web-%d", i)
+		r := NewInstance(w.hubs)
+		r.Image, r.Type = w.image, "t3.micro"
+		_ = r.Init(engine.Env{Graph: graph, ID: "aws:ec2/" + name, Kind: "aws:ec2", Name: name, Display: "Web " + name, Log: testLog})
+		rs[i] = r
+		g.Go(func() error {
+			_, err := r.CheckApply(t.Context(), true)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("CheckApply() = %v", err)
+	}
+	if c := w.sim.Calls("RunInstances"); c >= n {
+		t.Errorf("RunInstances calls = %d for %d identical instances; want them batched", c, n)
+	}
+	h, _ := w.hubs.Hub(t.Context(), "")
+	if err := h.Named(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs { // a second pass finds every tag in place
+		if ok, err := r.CheckApply(t.Context(), true); !ok || err != nil {
+			t.Errorf("second CheckApply() = %v, %v; want converged", ok, err)
+		}
+	}
+	if c := w.sim.Calls("CreateTags"); c != n+throttled {
+		t.Errorf("CreateTags calls = %d; want one per instance (%d) plus the %d throttled", c, n, throttled)
+	}
+	for i := range n {
+		name := fmt.Sprintf("web-%d", i)
+		if l := w.live(name); len(l) != 1 || l[0].Tags[awsapi.TagName] != "Web "+name {
+			t.Errorf("%s: live %+v; want one instance named %q", name, l, "Web "+name)
+		}
+	}
+}
