@@ -2,6 +2,7 @@ package awssim
 
 import (
 	"encoding/base64"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,9 @@ func TestBakeWrapper(t *testing.T) {
 			text, _ := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
 			if !strings.Contains(string(text), tt.want+"\n") {
 				t.Fatalf("console = %q; want a line %q", text, tt.want)
+			}
+			if tt.name == "parse error" && !strings.Contains(string(text), "/var/lib/kiln-bake/script:4:8: reached EOF without closing quote `\"`\n") {
+				t.Errorf("console = %q; want the parser's error with the script's line and column", text)
 			}
 			d, _ := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 			if r := d.Reservations[0].Instances[0].StateReason; r == nil || aws.ToString(r.Code) != "Client.InstanceInitiatedShutdown" {
@@ -190,6 +194,7 @@ func TestGuestShell(t *testing.T) {
 		{"sudo and command -v", "#!/bin/sh\nsudo -u root mkdir /srv/www && echo made\ncommand -v dnf\ntype echo\n", "made\n/usr/bin/dnf\necho is a shell builtin\n", 0},
 		{"sourcing", "#!/bin/sh\n. /etc/os-release\necho \"$ID $VERSION_ID\"\n", "amzn 2023\n", 0},
 		{"simulated time", "#!/bin/sh\na=$(date +%s)\nsleep 10\ndnf install -y nginx\nsleep 1.5\nb=$(date +%s)\necho \"took $((b-a))\"\n", "took 13\n", 0},
+		{"syntax check and stdin", "#!/bin/sh\nprintf 'if true\\n' > /opt/bad.sh\nsh -n /opt/bad.sh; echo \"bad $?\"\necho 'echo from stdin' > /opt/ok.sh\nsh -n /opt/ok.sh && sh < /opt/ok.sh\n", "/opt/bad.sh:1:1: `if <cond>` must be followed by `then`\nbad 2\nfrom stdin\n", 0},
 		{"bad sleep", "#!/bin/sh\nsleep forever\necho $?\n", "sleep: invalid time interval 'forever'\n1\n", 0},
 	}
 	for _, tt := range tests {
@@ -285,4 +290,22 @@ func FuzzGuestScript(f *testing.F) {
 			t.Fatalf("instance %s is gone", id)
 		}
 	})
+}
+
+func TestGuestNeverTouchesHostFiles(t *testing.T) {
+	s, c := newTestSim(t, Options{})
+	dir := t.TempDir()
+	script := "#!/bin/sh\n" +
+		"echo x > " + dir + "/probe; echo \"write $?\"\n" +
+		"mkdir -p " + dir + "/made && echo y > " + dir + "/made/probe\n" +
+		"[ -e /etc/passwd ] || echo \"no passwd\"\n" +
+		"cat " + dir + "/made/probe\n"
+	_, console := runGuest(t, s, c, script, time.Minute)
+	want := "open " + dir + "/probe: no such file or directory\nwrite 1\nno passwd\ny\n"
+	if got := scriptOutput(console); got != want {
+		t.Fatalf("script printed %q; want %q", got, want)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Fatalf("host directory after the script: %v, %v; want it untouched", entries, err)
+	}
 }
