@@ -310,3 +310,21 @@ func TestGuestNeverTouchesHostFiles(t *testing.T) {
 		t.Fatalf("host directory after the script: %v, %v; want it untouched", entries, err)
 	}
 }
+
+// BenchmarkGuestBake is the guest's cost for one bake: boot, the wrapper
+// with a small script (here-document, a loop, packages, a config file),
+// power-off, on the manual clock.
+func BenchmarkGuestBake(b *testing.B) {
+	s, c := newTestSim(b, Options{})
+	ami := baseImage(b, c)
+	script := "#!/bin/sh\nset -e\nfor p in nginx git jq; do dnf install -y $p; done\n" +
+		"mkdir -p /etc/app\ncat > /etc/app/app.conf <<EOF\nhost=$(hostname)\nEOF\ngrep -q host= /etc/app/app.conf\n"
+	ud := aws.String(base64.StdEncoding.EncodeToString([]byte(bakeWrapper("bench", script))))
+	for b.Loop() {
+		id := *run(b, c, &ec2.RunInstancesInput{ImageId: aws.String(ami), UserData: ud})[0].InstanceId
+		s.Advance(2 * time.Minute)
+		if in, _ := s.Instance(id); in.State != StateStopped || !strings.Contains(in.Console, "kiln-bake bench ok") {
+			b.Fatalf("state %s, console %q", in.State, in.Console)
+		}
+	}
+}
