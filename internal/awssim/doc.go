@@ -52,32 +52,30 @@
 // # Guest model
 //
 // User data that starts with "#!" is run by the guest once, on the
-// instance's first boot, when it reaches running. The guest interprets a
-// small subset of POSIX sh, line by line, so that the same script behaves
-// the same on a real Linux instance:
+// instance's first boot, when it reaches running, by a real shell: the
+// parser and interpreter of mvdan.cc/sh/v3 (ec2_guest.go), so that a
+// script's control flow, exit status and output are what a real instance
+// shows. Each instance has a file system of its own in memory
+// (ec2_guest_fs.go), reached through the interpreter's open, stat,
+// read-dir and access handlers and by the file commands the guest
+// implements (ec2_guest_cmds.go: cat, mkdir, cp, grep, ...), never the
+// host's. Other commands are simulated: each takes Durations.Command and
+// succeeds, unless SetGuestCommand says otherwise; sleep takes simulated
+// time; poweroff, shutdown and halt -p power the OS off, and the instance
+// goes stopping→stopped, or shutting-down→terminated when its
+// InstanceInitiatedShutdownBehavior is terminate; reboot reboots. What the
+// script writes to stdout, stderr or /dev/console is appended to the
+// console at the simulated time it is written. The script runs as a
+// coroutine of the simulator's timers, so Advance runs it exactly as far
+// as the clock goes. A script that does not parse prints the parser's
+// error (name:line:col) and exits 2.
 //
-//   - echo ARGS, optionally "> /dev/console" or ">&2": ARGS (quotes
-//     removed, $? expanded) are appended to the console output; "> FILE"
-//     or ">> FILE" writes the guest's file instead;
-//   - sleep N: N seconds of simulated time (scaled); true; false (status
-//     1); exit N; set -e (a failing command ends the script with its status);
-//   - cat > PATH <<'TAG' ... TAG: a here-document written to the guest's
-//     files; sh PATH / bash PATH runs that file with the same interpreter,
-//     and its status is that script's exit status;
-//   - if CMD; then ... else ... fi, CMD a simple command; in the else
-//     branch $? is CMD's status;
-//   - poweroff, shutdown -h now, halt -p: the OS powers off, and the
-//     instance goes stopping→stopped, or shutting-down→terminated when its
-//     InstanceInitiatedShutdownBehavior is terminate; reboot reboots;
-//   - comments and blank lines are skipped; any other command succeeds and
-//     takes Durations.Command (2 s simulated by default).
-//
-// A stop or reboot kills the script; it does not run again. A script that
-// ends without powering off leaves the instance running (a failing status
-// is logged by "cloud-init" on the console). Console output is buffered as
-// on AWS: what GetConsoleOutput returns is posted Durations.Console after
-// boot, reboot, stop and termination (Latest=true on a running instance
-// returns it live); the last 64 KB are kept.
+// A stop, reboot or termination kills the script; it does not run again. A
+// script that ends without powering off leaves the instance running (a
+// failing status is logged by "cloud-init" on the console). Console output
+// is buffered as on AWS: what GetConsoleOutput returns is posted
+// Durations.Console after boot, reboot, stop and termination (Latest=true
+// on a running instance returns it live); the last 64 KB are kept.
 //
 // # Regions
 //

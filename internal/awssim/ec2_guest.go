@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mvdan.cc/sh/v3/expand"
@@ -72,6 +73,7 @@ type guest struct {
 	yields chan *guestWait // a parked command hands its wait to the timers
 	done   chan struct{}   // closed when the script's shell has returned
 	src    string          // the script
+	calls  atomic.Int64    // simple commands run, for call's recursion check
 	seq    int             // mktemp names; guarded by mu
 	mu     sync.Mutex      // guards out, now, end, status, seq
 	out    []byte          // console text not yet flushed to in.console
@@ -273,6 +275,9 @@ type consoleWriter struct{ g *guest }
 func (w consoleWriter) Write(p []byte) (int, error) {
 	w.g.mu.Lock()
 	w.g.out = append(w.g.out, p...)
+	if len(w.g.out) > 2*consoleMax { // the console keeps the last consoleMax bytes
+		w.g.out = append(w.g.out[:0], w.g.out[len(w.g.out)-consoleMax:]...)
+	}
 	w.g.mu.Unlock()
 	return len(p), nil
 }

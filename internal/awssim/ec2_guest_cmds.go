@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,11 +105,31 @@ func (gc *guestCommands) match(args []string) (GuestCommand, bool) {
 	return found, best >= 0
 }
 
-// call is the interpreter's CallHandler: "command -v NAME" and "type NAME"
-// would look NAME up in the host's PATH; for a name that is not a builtin
-// the guest answers instead (every command is installed, unless a rule
+// maxGoFrames bounds the interpreter's recursion (a shell function level
+// is about a dozen Go frames, so some 680 levels): a script whose
+// functions recurse without end must stop with an error, not overflow the
+// simulator's stack.
+const maxGoFrames = 8 << 10
+
+var framePool = sync.Pool{New: func() any { b := make([]uintptr, maxGoFrames); return &b }}
+
+// deepStack reports whether the calling goroutine's stack is maxGoFrames
+// deep.
+func deepStack() bool {
+	b := framePool.Get().(*[]uintptr)
+	defer framePool.Put(b)
+	return runtime.Callers(0, *b) >= maxGoFrames
+}
+
+// call is the interpreter's CallHandler, run before every simple command:
+// it stops runaway recursion; and "command -v NAME" and "type NAME", which
+// would look NAME up in the host's PATH, it answers in the guest for a
+// name that is not a builtin (every command is installed, unless a rule
 // says it exits 127).
 func (g *guest) call(_ context.Context, args []string) ([]string, error) {
+	if g.calls.Add(1)%64 == 0 && deepStack() { // a check walks the stack: not at every call
+		return nil, errors.New("maximum function nesting level exceeded")
+	}
 	var names []string
 	switch {
 	case len(args) > 2 && args[0] == "command" && args[1] == "-v":
@@ -429,7 +450,12 @@ func inputs(g *guest, hc interp.HandlerContext, cmd string, ops []string, fn fun
 			fn(op, stdinOf(hc))
 			continue
 		}
-		data, err := g.fs.read(abs(hc.Dir, op))
+		p := abs(hc.Dir, op)
+		if d := device(hc, g, p); d != nil {
+			fn(op, d)
+			continue
+		}
+		data, err := g.fs.read(p)
 		if err != nil {
 			fail(hc, "%s: %s: %s", cmd, op, errText(err))
 			status = 1

@@ -19,7 +19,7 @@ import (
 // opens, stats and lists (through the interpreter's handlers) and what its
 // commands change. It starts with the usual directories of a Linux
 // instance, /etc/os-release and /etc/hostname; /dev has the devices a
-// script writes to (null, console, stdout, stderr). Nothing reaches the
+// script writes to (null, console, tty, kmsg, stdin, stdout, stderr). Nothing reaches the
 // host's files. Everything runs as root: permission bits are kept (chmod,
 // test -x) but only the execute bits are checked.
 type guestFS struct {
@@ -92,8 +92,6 @@ func device(hc interp.HandlerContext, g *guest, p string) io.ReadWriteCloser {
 	switch p {
 	case "/dev/null":
 		return nopRWC{r: strings.NewReader(""), w: io.Discard}
-	case "/dev/zero":
-		return nopRWC{r: zeroReader{}, w: io.Discard}
 	case "/dev/console", "/dev/tty", "/dev/ttyS0", "/dev/kmsg":
 		return nopRWC{r: strings.NewReader(""), w: g.console()}
 	case "/dev/stdout", "/dev/fd/1":
@@ -114,13 +112,6 @@ type nopRWC struct {
 func (d nopRWC) Read(p []byte) (int, error)  { return d.r.Read(p) }
 func (d nopRWC) Write(p []byte) (int, error) { return d.w.Write(p) }
 func (d nopRWC) Close() error                { return nil }
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
 
 // open is the interpreter's OpenHandler: redirections, here-documents
 // written by cat, "source" and "$(< FILE)".
