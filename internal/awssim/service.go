@@ -14,14 +14,16 @@ import (
 // to the service whose version it names; one with an unknown or missing
 // Version goes to the first, EC2, and is answered as EC2 answers it.
 var services = []*service{
-	ec2Service,            // ec2_service.go
-	autoscalingService,    // autoscaling.go
-	sqsService,            // sqs.go
-	eventbridgeService,    // eventbridge.go
-	route53Service,        // route53.go
-	ssmService,            // ssm.go
-	cloudwatchService,     // cloudwatch.go: RPC v2 CBOR
-	cloudwatchJSONService, // and AWS JSON 1.0
+	ec2Service,         // ec2_service.go
+	autoscalingService, // autoscaling.go
+	sqsService,         // sqs.go
+	eventbridgeService, // eventbridge.go
+	route53Service,     // route53.go
+	ssmService,         // ssm.go
+
+	// CloudWatch (cloudwatch.go): one action table in two protocols.
+	cloudwatchService,     // RPC v2 CBOR (the Go SDK)
+	cloudwatchJSONService, // AWS JSON 1.0 (the aws CLI v1)
 }
 
 // A service is one simulated AWS API: the requests that are its, the wire
