@@ -1,6 +1,8 @@
 package project
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -89,5 +91,29 @@ func TestParseEnvironmentAlarmErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The alarm gate example of docs/bakery/safe-delivery.md must parse.
+func TestSafeDeliveryAlarmExample(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("..", "..", "docs", "bakery", "safe-delivery.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(page), "## Alarm gate")
+	if !ok {
+		t.Fatal("docs/bakery/safe-delivery.md has no alarm gate section")
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	if !ok {
+		t.Fatal("the alarm gate section has no yaml block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	p, err := Parse("safe-delivery.md", []byte(envBase+block), func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("the alarm gate example: %v", err)
+	}
+	if got := p.Environments[0].Group.Rollout.Alarms; len(got) != 2 {
+		t.Errorf("the example's staging alarms = %v; want 2", got)
 	}
 }
