@@ -323,3 +323,24 @@ func FuzzCloudWatchCBOR(f *testing.F) {
 		}
 	})
 }
+
+// CloudWatch's calls are authorized as cloudwatch:ACTION; a denial is
+// AccessDenied (403) in both protocols.
+func TestCloudWatchAuthorization(t *testing.T) {
+	s := New(Options{})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	p, err := ParsePolicy([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"cloudwatch:DescribeAlarms","Resource":"*"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetPolicy(p)
+	c := cloudwatch.NewFromConfig(ClientConfig(srv.URL), func(o *cloudwatch.Options) { o.RetryMaxAttempts = 1 })
+	if _, err := c.DescribeAlarms(t.Context(), &cloudwatch.DescribeAlarmsInput{}); err != nil {
+		t.Fatalf("DescribeAlarms() = %v; want allowed", err)
+	}
+	_, err = c.SetAlarmState(t.Context(), &cloudwatch.SetAlarmStateInput{AlarmName: aws.String("a"), StateValue: cwtypes.StateValueAlarm, StateReason: aws.String("x")})
+	if errCode(err) != "AccessDenied" || !strings.Contains(err.Error(), "cloudwatch:SetAlarmState") {
+		t.Fatalf("SetAlarmState() = %v; want AccessDenied naming cloudwatch:SetAlarmState", err)
+	}
+}
