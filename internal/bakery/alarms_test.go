@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -106,6 +107,7 @@ func TestAlarmGatedPromotion(t *testing.T) {
 	})
 	w.groupRuns(t, "web-staging", second)
 	setState("ALARM", "5XX above 5")
+	fired, calls := time.Now(), w.sim.Calls("DescribeAlarms")
 	testsupport.Eventually(t, "the soak to fail on the alarm", func() bool {
 		ps, err := w.st.Promotions(ctx, store.PromotionQuery{Project: "web", Env: "staging", ImageID: second, Limit: 1})
 		if err == nil && len(ps) == 1 {
@@ -113,6 +115,7 @@ func TestAlarmGatedPromotion(t *testing.T) {
 		}
 		return st2.State == store.PromotionFailed
 	})
+	t.Logf("alarm to failed promotion: %s, %d DescribeAlarms", time.Since(fired).Round(time.Millisecond), w.sim.Calls("DescribeAlarms")-calls)
 	if st2.Soak != store.SoakFailed || !strings.Contains(st2.Reason, "web-5xx") || !strings.Contains(st2.Reason, "5XX above 5") {
 		t.Fatalf("staging promotion of %s after the alarm: soak %s, reason %q; want failed naming web-5xx and its reason", second, st2.Soak, st2.Reason)
 	}
@@ -131,6 +134,7 @@ func TestAlarmGatedPromotion(t *testing.T) {
 	if back.Version != st1.Version {
 		t.Errorf("staging went back to launch template version %s; want %s, the version that ran %s", back.Version, st1.Version, first)
 	}
+	t.Logf("alarm to staging back on %s: %s", first, time.Since(fired).Round(time.Millisecond))
 	w.groupRuns(t, "web-staging", first)
 	as := autoscaling.NewFromConfig(awssim.ClientConfig(srv.URL))
 	g, err := as.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"web-staging"}})
