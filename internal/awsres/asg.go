@@ -58,6 +58,12 @@ type ASG struct {
 	// changing the group, until its desired capacity is InService and
 	// healthy: the check converges only then. Default 10m; 0 skips the wait.
 	WaitForCapacity *time.Duration `yaml:"wait_for_capacity"`
+	// Reuse are launch-template versions (numbers) to go back to when
+	// their data is what the spec asks for, besides the latest version and
+	// those the group uses: a promotion back to an earlier image names the
+	// version that ran it, so the group returns to that version instead of
+	// a new copy of it. Not a graph field.
+	Reuse []string `yaml:"-"`
 
 	hubs *awsapi.Hubs
 	env  engine.Env

@@ -401,6 +401,7 @@ func (ro *roller) failed(ctx context.Context, end *astypes.InstanceRefresh, vers
 	f, t := false, true
 	back.prefs.AutoRollback, back.prefs.SkipMatching = &f, &t
 	back.prefs.Checkpoints, back.prefs.CheckpointDelay = nil, 0
+	back.prefs.Alarms = nil // the alarm that failed the refresh must not fail its rollback
 	id, err := back.start(ctx, aws.ToString(g.LaunchTemplate.LaunchTemplateId), aws.ToString(g.LaunchTemplate.Version), g)
 	if err != nil || id == "" {
 		return errors.Join(e, fmt.Errorf("roll back group %q: %v", ro.group, err))

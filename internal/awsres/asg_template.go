@@ -156,7 +156,13 @@ func (r *ASG) template(ctx context.Context, apply bool, g *astypes.AutoScalingGr
 	}
 	id = aws.ToString(lt.LaunchTemplateId)
 	r.recallFailure(lt.Tags)
-	v, changed, err := ensureVersion(ctx, r.hub, r.ec, id, versionsInUse(g, id), r.matches, r.templateData(), nil, apply, r.log())
+	also := versionsInUse(g, id)
+	for _, v := range r.Reuse {
+		if _, err := strconv.ParseInt(v, 10, 64); err == nil && !slices.Contains(also, v) {
+			also = append(also, v)
+		}
+	}
+	v, changed, err := ensureVersion(ctx, r.hub, r.ec, id, also, r.matches, r.templateData(), nil, apply, r.log())
 	if err != nil {
 		return "", 0, false, fmt.Errorf("aws:asg %q: %w", r.env.Name, err)
 	}

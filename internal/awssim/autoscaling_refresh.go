@@ -154,6 +154,10 @@ func (r *refresh) progressIn(g *asGroup, now time.Time) progress {
 // old instances (fillCapacityLocked then launches their replacements),
 // pauses at checkpoints and ends the refresh. s.mu is held.
 func (s *Sim) stepRefreshLocked(g *asGroup, r *refresh, now time.Time) {
+	if a := s.firingAlarmLocked(r); a != "" {
+		s.failRefreshLocked(g, r, now, alarmReason(a))
+		return
+	}
 	switch r.status {
 	case refreshPending:
 		r.status = refreshInProgress
@@ -340,6 +344,38 @@ func (r *refresh) irreversible() string {
 		return "The Auto Scaling group's launch template uses the " + r.original.version + " version; rollback needs a specific version number."
 	}
 	return ""
+}
+
+// firingAlarmLocked is the first alarm of r's AlarmSpecification that is
+// in ALARM while r can still fail (Pending, InProgress, Baking), "" when
+// there is none. s.mu is held.
+func (s *Sim) firingAlarmLocked(r *refresh) string {
+	switch r.status {
+	case refreshPending, refreshInProgress, refreshBaking:
+	default:
+		return ""
+	}
+	for _, name := range r.prefs.alarms {
+		if s.alarmStateLocked(name) == AlarmAlarm {
+			return name
+		}
+	}
+	return ""
+}
+
+// alarmReason is a refresh's status reason when alarm fails it.
+func alarmReason(alarm string) string {
+	return fmt.Sprintf("The instance refresh failed because the CloudWatch alarm %s is in ALARM state.", alarm)
+}
+
+// alarmFiredLocked moves on at once every refresh that alarm (now in
+// ALARM) fails. s.mu is held.
+func (s *Sim) alarmFiredLocked(alarm string, now time.Time) {
+	for _, g := range slices.Clone(s.asg.order) {
+		if r := g.activeRefresh(); r != nil && slices.Contains(r.prefs.alarms, alarm) {
+			s.reconcileLocked(g, now)
+		}
+	}
 }
 
 // --- StartInstanceRefresh ---

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -494,6 +496,22 @@ func TestConformanceSDK(t *testing.T) {
 	if len(bp.Parameters) != 0 {
 		t.Errorf("GetParametersByPath after the deletes = %s; want none", js(bp.Parameters))
 	}
+
+	// CloudWatch alarms (Smithy RPC v2 CBOR: the protocol the SDK speaks).
+	cw := cloudwatch.NewFromConfig(ClientConfig(srv.URL), func(o *cloudwatch.Options) { o.RetryMaxAttempts = 1 })
+	_, err = cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{AlarmName: aws.String("conform-5xx"), MetricName: aws.String("5XXError"),
+		Namespace: aws.String("AWS/ApplicationELB"), Statistic: cwtypes.StatisticSum, Period: aws.Int32(60), EvaluationPeriods: aws.Int32(1),
+		Threshold: aws.Float64(5), ComparisonOperator: cwtypes.ComparisonOperatorGreaterThanThreshold})
+	must("PutMetricAlarm", err)
+	_, err = cw.SetAlarmState(ctx, &cloudwatch.SetAlarmStateInput{AlarmName: aws.String("conform-5xx"), StateValue: cwtypes.StateValueAlarm, StateReason: aws.String("conformance")})
+	must("SetAlarmState", err)
+	da, err := cw.DescribeAlarms(ctx, &cloudwatch.DescribeAlarmsInput{StateValue: cwtypes.StateValueAlarm})
+	must("DescribeAlarms", err)
+	if len(da.MetricAlarms) != 1 || aws.ToString(da.MetricAlarms[0].AlarmName) != "conform-5xx" || aws.ToString(da.MetricAlarms[0].StateReason) != "conformance" {
+		t.Errorf("DescribeAlarms(ALARM) = %s; want conform-5xx", js(da.MetricAlarms))
+	}
+	_, err = cw.DeleteAlarms(ctx, &cloudwatch.DeleteAlarmsInput{AlarmNames: []string{"conform-5xx"}})
+	must("DeleteAlarms", err)
 
 	wantAllServed(t, s, "SDK")
 }

@@ -505,5 +505,15 @@ func TestConformanceCLI(t *testing.T) {
 		t.Errorf("get-parameters-by-path after the deletes = %v; want none", p.v)
 	}
 
+	// CloudWatch alarms (AWS JSON 1.0: the protocol the CLI v1 picks).
+	c.ok("cloudwatch", "put-metric-alarm", "--alarm-name", "conform-5xx", "--metric-name", "5XXError", "--namespace", "AWS/ApplicationELB",
+		"--statistic", "Sum", "--period", "60", "--evaluation-periods", "1", "--threshold", "5", "--comparison-operator", "GreaterThanThreshold")
+	c.ok("cloudwatch", "set-alarm-state", "--alarm-name", "conform-5xx", "--state-value", "ALARM", "--state-reason", "conformance")
+	if d := c.ok("cloudwatch", "describe-alarms", "--state-value", "ALARM"); d.len("MetricAlarms") != 1 || d.str("MetricAlarms.0.AlarmName") != "conform-5xx" ||
+		d.str("MetricAlarms.0.StateReason") != "conformance" {
+		t.Errorf("describe-alarms --state-value ALARM = %v; want conform-5xx", d.v)
+	}
+	c.ok("cloudwatch", "delete-alarms", "--alarm-names", "conform-5xx")
+
 	wantAllServed(t, s, "CLI")
 }

@@ -1,12 +1,13 @@
-// Package awssim is kiln's stand-in for AWS: EC2, Auto Scaling, Route 53, SQS, EventBridge
-// and SSM Parameter Store, one http.Handler that speaks the EC2 Query
+// Package awssim is kiln's stand-in for AWS: EC2, Auto Scaling, Route 53, SQS, EventBridge,
+// SSM Parameter Store and CloudWatch alarms, one http.Handler that speaks the EC2 Query
 // protocol (Version 2016-11-15, form POST, XML in the EC2 namespace,
 // errors as <Response><Errors><Error><Code>), the Auto Scaling awsquery
 // protocol (Version 2011-01-01, <XResponse><XResult>, errors as
 // <ErrorResponse><Error><Type/><Code/><Message/>), Route 53's REST-XML
 // API (2013-04-01: method and path under /2013-04-01/, XML bodies, status
 // codes such as 201, the same ErrorResponse shape) and the AWS JSON
-// protocols of SQS, EventBridge and SSM exactly as aws-sdk-go-v2
+// protocols of SQS, EventBridge, SSM and CloudWatch, and CloudWatch's
+// Smithy RPC v2 CBOR (cloudwatch_cbor.go), exactly as aws-sdk-go-v2
 // serializes and deserializes them, so the SDK's retries, paginators and
 // waiters run unchanged against it.
 //
@@ -96,7 +97,8 @@
 // autoscalingService in autoscaling.go, sqsService in sqs.go,
 // eventbridgeService in eventbridge.go, route53Service in route53.go
 // (record sets and changes in route53_records.go), ssmService in ssm.go
-// (Parameter Store). A service names the
+// (Parameter Store), cloudwatchService and cloudwatchJSONService in
+// cloudwatch.go (alarms; one action table, two protocols). A service names the
 // requests that are its (the Query Version, or match), the protocol that
 // writes its answers and errors (ec2Query or awsQuery in protocol.go,
 // awsJSON in jsonproto.go, Route 53's REST-XML in restxml.go), its

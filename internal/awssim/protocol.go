@@ -40,6 +40,7 @@ type request struct {
 	Version string
 	Params  url.Values
 	Body    []byte          // the raw body, for services that are not Query APIs
+	CBOR    bool            // Body is CBOR (Smithy RPC v2), not JSON
 	Host    string          // the Host header, for services that answer URLs (SQS)
 	ctx     context.Context // the HTTP request's, for actions that wait (long polls)
 	ID      string          // request id

@@ -20,6 +20,10 @@ var services = []*service{
 	eventbridgeService, // eventbridge.go
 	route53Service,     // route53.go
 	ssmService,         // ssm.go
+
+	// CloudWatch (cloudwatch.go): one action table in two protocols.
+	cloudwatchService,     // RPC v2 CBOR (the Go SDK)
+	cloudwatchJSONService, // AWS JSON 1.0 (the aws CLI v1)
 }
 
 // A service is one simulated AWS API: the requests that are its, the wire

@@ -193,6 +193,9 @@ type Sim struct {
 	// ssm is Parameter Store (ssm.go), guarded by mu.
 	ssm ssmState
 
+	// cw is CloudWatch's alarms (cloudwatch.go), guarded by mu.
+	cw cwState
+
 	// r53 is the Route 53 state, guarded by mu (r53State, in route53.go).
 	r53 r53State
 

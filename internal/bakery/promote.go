@@ -319,6 +319,7 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 	}
 	e := envs[i]
 	asg := project.GroupResource(s.hubs, p.Project, e, p.ImageID)
+	s.prepareRollout(ctx, asg, p) // alarms.go
 	_, err = engine.Converge(ctx, asg, project.GroupEnv(p.Project, e, deployMeta, log))
 	if ctx.Err() != nil {
 		return // resumed at the next start
@@ -334,7 +335,14 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 		}
 		return
 	}
+	if p.Cause != CauseRollback {
+		if reason := s.alarmsOf(ctx, log, e); reason != "" { // alarms.go
+			s.alarmFailed(ctx, log, p, e, reason, version)
+			return
+		}
+	}
 	s.finishPromotion(ctx, log, p, store.PromotionSucceeded, "", version)
+	p.Version = version
 	s.startOwned(envWatchLease(p.Project, p.Env), func(ctx context.Context) { s.watchEnv(ctx, p.Project, p.Env) })
 	if i+1 < len(envs) && envs[i+1].Promotion == project.PromoteAuto && !s.runs(ctx, p.Project, envs[i+1].Name, p.ImageID) {
 		until := time.Now().Add(envs[i+1].Soak)
@@ -411,9 +419,11 @@ func soakCheck(soak time.Duration) time.Duration {
 }
 
 // soak waits until p.SoakUntil while env's group stays healthy
-// (awsres.GroupHealth, and the same instances throughout), then promotes p's image to next. An unhealthy
+// (awsres.GroupHealth, and the same instances throughout) and none of
+// env's alarms is in ALARM, then promotes p's image to next. An unhealthy
 // group, or a newer promotion of env (which abandons the soak), ends it
-// without a promotion.
+// without a promotion; an alarm also fails p and rolls env back
+// (alarms.go).
 func (s *Service) soak(ctx context.Context, p Promotion, env, next project.Environment) {
 	log := s.log.With("project", p.Project, "env", p.Env, "promotion", p.ID, "next", next.Name)
 	log.Info("soaking before the promotion", "until", p.SoakUntil.Format(time.RFC3339))
@@ -430,6 +440,15 @@ func (s *Service) soak(ctx context.Context, p Promotion, env, next project.Envir
 				first = h.Instances
 			} else if !slices.Equal(first, h.Instances) {
 				h.Healthy, reason = false, fmt.Sprintf("instances replaced (%v, now %v)", first, h.Instances)
+			}
+		}
+		if err == nil && h.Healthy && p.Cause != CauseRollback {
+			if a := s.alarmsOf(ctx, log, env); a != "" { // alarms.go
+				if ok, _ := s.store.SetSoak(ctx, p.ID, store.SoakFailed, p.SoakUntil, a); ok {
+					log.Warn("soak failed: an alarm fired; no promotion", "reason", a)
+					s.alarmFailed(ctx, log, p, env, a, p.Version)
+				}
+				return
 			}
 		}
 		if err != nil {

@@ -67,7 +67,11 @@ func (pp *projectParser) environments(n *yaml.Node, lines map[string]int) []Envi
 		}
 		local := map[string]int{}
 		groupLines := map[string]int{}
+		var alarms []string
+		rollback := ""
 		pp.fields(c, prefix+".", local, map[string]func(*yaml.Node){
+			"alarms":    func(v *yaml.Node) { alarms = pp.strList(v, prefix+".alarms") },
+			"rollback":  func(v *yaml.Node) { rollback = pp.str(v, prefix+".rollback") },
 			"name":      func(v *yaml.Node) { e.Name = pp.str(v, prefix+".name") },
 			"region":    func(v *yaml.Node) { e.Region = pp.str(v, prefix+".region") },
 			"group":     func(v *yaml.Node) { pp.envGroup(v, prefix+".group", &e.Group, groupLines) },
@@ -92,6 +96,7 @@ func (pp *projectParser) environments(n *yaml.Node, lines map[string]int) []Envi
 			}
 			return c.Line
 		}
+		pp.alarmGate(&e, prefix, alarms, rollback, at, local)
 		switch {
 		case e.Name == "":
 			pp.errorf(c.Line, prefix+".name", "required")

@@ -15,7 +15,8 @@ import (
 // security groups by name only when the builder names one, the copies and
 // sharing its distribution asks for), its environments' groups (aws:asg's
 // actions for each group's settings), its rollout target's, its secrets'
-// SSM calls, and the instance profiles it passes.
+// SSM calls, the reads of its environments' alarms, and the instance
+// profiles it passes.
 func (p *Project) IAM() iampolicy.BakeryProject {
 	out := iampolicy.BakeryProject{Name: p.Name}
 	byName := slices.ContainsFunc(p.SecurityGroups, func(g string) bool { return !strings.HasPrefix(g, "sg-") })
@@ -30,6 +31,10 @@ func (p *Project) IAM() iampolicy.BakeryProject {
 		out.Groups = append(out.Groups, GroupResource(nil, p.Name, e, "ami-00000000").IAMActions()...)
 		if e.Group.IAMProfile != "" {
 			out.Profiles = append(out.Profiles, e.Group.IAMProfile)
+		}
+		if len(e.Group.Rollout.Alarms) > 0 && !slices.Contains(out.Read, "cloudwatch:DescribeAlarms") {
+			// A promotion watches its environment's alarms.
+			out.Read = append(out.Read, "cloudwatch:DescribeAlarms")
 		}
 		if slices.ContainsFunc(e.Config, func(c store.ConfigValue) bool { return c.Secret }) {
 			out.SSM = []string{"ssm:DeleteParameter", "ssm:GetParameter", "ssm:PutParameter"}
