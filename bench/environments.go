@@ -10,6 +10,7 @@ import (
 
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
+	"kiln/internal/pipeline"
 	"kiln/internal/project"
 	"kiln/internal/store"
 )
@@ -28,8 +29,13 @@ import (
 // group is created), one boot; for a later one (case "steady": an
 // instance refresh), batches × (boot + warm-up), batches =
 // ceil(N / (N − ceil(N·min%))). The simulator's durations are scaled by
-// the time scale, the soak (kiln's own wait, real time) is not. Figures:
-// time, bound, overhead and ratio, each environment's share, API calls.
+// the time scale, the soak (kiln's own wait, real time) is not. The bake
+// tests its image (tests:) before the promotion: the "test image" step's
+// bound is a test instance's launch, its script and its power-off, and the
+// console read (boot + test script + stop + console); the termination is
+// asked for and not waited on. The bake's bound includes it. Figures: time,
+// bound, overhead and ratio, each environment's share, the test step's
+// time against its bound, API calls.
 //
 //	KILN_BENCH_ENV_SCALE=0.05   time scale (0 skips the scenario)
 //	KILN_BENCH_ENV_SOAK=2s      production's soak
@@ -44,6 +50,9 @@ type envFigures struct {
 	TimeScale      float64        `json:"time_scale"`
 	SoakS          float64        `json:"soak_s"`
 	BakeMS         float64        `json:"bake_ms"`       // push → bake succeeded
+	TestMS         float64        `json:"test_ms"`       // the "test image" step
+	TestBoundMS    float64        `json:"test_bound_ms"` // launch + script + stop + console
+	TestOverheadMS float64        `json:"test_overhead_ms"`
 	StagingMS      float64        `json:"staging_ms"`    // staging promotion created → succeeded
 	ProductionMS   float64        `json:"production_ms"` // production promotion created → succeeded
 	TookMS         float64        `json:"took_ms"`       // push → production succeeded
@@ -72,6 +81,10 @@ environments:
     soak: %s
     group: {type: t3.micro, min: 4, max: 4, rollout: {min_healthy_percent: 50, warmup: 30s}}
     config: {LOG_LEVEL: warn}
+tests:
+  script: |
+    #!/bin/sh
+    %s
 `
 
 func environmentsBench(ctx context.Context, emit func(v any)) error {
@@ -100,7 +113,7 @@ func environmentsBench(ctx context.Context, emit func(v any)) error {
 		return err
 	}
 	defer b.stop()
-	p, err := project.Parse("web.yaml", fmt.Appendf(nil, envBenchProject, bakeSecret, bakeScript, soak), nil)
+	p, err := project.Parse("web.yaml", fmt.Appendf(nil, envBenchProject, bakeSecret, bakeScript, soak, testScript), nil)
 	if err != nil {
 		return err
 	}
@@ -108,7 +121,8 @@ func environmentsBench(ctx context.Context, emit func(v any)) error {
 		return err
 	}
 	scaled := func(x time.Duration) time.Duration { return time.Duration(float64(x) * scale) }
-	bake := scaled(d.Boot + bakeScriptTime + d.Stop + d.Console + d.Image)
+	test := scaled(d.Boot + testScriptTime + d.Stop + d.Console)
+	bake := scaled(d.Boot+bakeScriptTime+d.Stop+d.Console+d.Image) + test
 	refresh := func(n, minPct int, warmup time.Duration) time.Duration {
 		keep := int(math.Ceil(float64(n) * float64(minPct) / 100))
 		batches := int(math.Ceil(float64(n) / float64(max(n-keep, 1))))
@@ -128,6 +142,10 @@ func environmentsBench(ctx context.Context, emit func(v any)) error {
 			return err
 		}
 		baked := time.Since(start)
+		tested, err := stepTime(ctx, b.st, bk.ID, pipeline.StepTestImage)
+		if err != nil {
+			return err
+		}
 		st, err := waitPromotion(ctx, b.st, "staging", bk.ImageID)
 		if err != nil {
 			return err
@@ -139,7 +157,8 @@ func environmentsBench(ctx context.Context, emit func(v any)) error {
 		took := time.Since(start)
 		lower := bake + cs.stage + soak + cs.prod
 		f := envFigures{Scenario: "environments", Case: cs.name, TimeScale: scale, SoakS: soak.Seconds(),
-			BakeMS: ms(baked), StagingMS: ms(st.Finished.Sub(st.Created)), ProductionMS: ms(pr.Finished.Sub(pr.Created)),
+			BakeMS: ms(baked), TestMS: ms(tested), TestBoundMS: ms(test), TestOverheadMS: ms(tested - test),
+			StagingMS: ms(st.Finished.Sub(st.Created)), ProductionMS: ms(pr.Finished.Sub(pr.Created)),
 			TookMS: ms(took), LowerBoundMS: ms(lower), OverheadMS: ms(took - lower), Ratio: float64(took) / float64(lower),
 			CallsPerAction: map[string]int{}}
 		calls, _ := b.sim.CallCounts()
@@ -151,6 +170,27 @@ func environmentsBench(ctx context.Context, emit func(v any)) error {
 		emit(f)
 	}
 	return nil
+}
+
+// testScript is the image test of the scenario: half a minute of
+// simulated checks.
+const (
+	testScript     = "sleep 30"
+	testScriptTime = 30 * time.Second
+)
+
+// stepTime is how long step of bake id took, from its records.
+func stepTime(ctx context.Context, st *store.Store, id int64, step string) (time.Duration, error) {
+	steps, err := st.Steps(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range steps {
+		if s.Name == step && s.State == store.StepSucceeded {
+			return s.Finished.Sub(s.Started), nil
+		}
+	}
+	return 0, fmt.Errorf("bake %d has no succeeded step %q", id, step)
 }
 
 // waitPromotion returns env's promotion of image once it succeeded.

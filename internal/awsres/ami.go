@@ -67,6 +67,9 @@ type AMI struct {
 	ShareWith     []string `yaml:"share_with"`
 	ShareWithOrgs []string `yaml:"share_with_orgs"`
 	ShareWithOUs  []string `yaml:"share_with_ous"`
+	// Tests (ami_tests.go) runs a test on an instance of each new image
+	// before it is used; an image that fails is kept, never output.
+	Tests *AMITests `yaml:"tests"`
 
 	hubs     *awsapi.Hubs
 	env      engine.Env
@@ -141,6 +144,7 @@ func (r *AMI) builder() pipeline.Builder {
 		Timeouts:       pipeline.Timeouts{Script: r.Timeouts.Script, Image: r.Timeouts.Image},
 		Distribution:   r.distribution(),
 		DeprecateAfter: age(r.DeprecateAfter),
+		Tests:          r.tests(),
 	}
 }
 
@@ -280,7 +284,7 @@ func (r *AMI) specDigest(resolved string) string {
 		IAMProfile     string
 	}{base, r.Script, r.Type, r.SecurityGroups, r.Subnet, r.IAMProfile})
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
+	return r.testsDigest(hex.EncodeToString(sum[:16])) // ami_tests.go
 }
 
 // match are the tags of this resource's images for the spec with base
@@ -472,7 +476,18 @@ func (r *AMI) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	for _, im := range imgs {
 		switch im.State {
 		case types.ImageStateAvailable:
+			if err := r.testsFailed(im); err != nil { // ami_tests.go
+				return false, err
+			}
 			if have != nil {
+				continue
+			}
+			if r.untested(im) {
+				if !apply {
+					r.plan(r.bakeChange("test image "+aws.ToString(im.ImageId), base))
+					return false, nil
+				}
+				have, bakeID = &im, awsapi.TagValue(im.Tags, awsapi.TagBake)
 				continue
 			}
 			regions, todo, err := r.distributed(ctx, im)

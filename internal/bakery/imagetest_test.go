@@ -1,12 +1,17 @@
 package bakery
 
 import (
+	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
+	"kiln/internal/notify"
 	"kiln/internal/pipeline"
 	"kiln/internal/store"
 	"kiln/internal/testsupport"
@@ -55,4 +60,52 @@ func TestImageTestCrashResume(t *testing.T) {
 		t.Errorf("test instance ran %s; want the bake's image %s", ts[0].ImageID, b.ImageID)
 	}
 	w.checkOneBuilderGone(t, id)
+}
+
+// recNotifier records the events it is handed.
+type recNotifier struct {
+	mu     sync.Mutex
+	events []notify.Event
+}
+
+func (n *recNotifier) Emit(_ context.Context, e notify.Event) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.events = append(n.events, e)
+	return nil
+}
+
+func (n *recNotifier) Register(*river.Workers) error { return nil }
+
+func (n *recNotifier) of(name string) []notify.Event {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []notify.Event
+	for _, e := range n.events {
+		if e.Event == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestRevokeNotifies: a revocation emits image.revoked with the image and
+// the reason, saying which environments have nothing to go back to.
+func TestRevokeNotifies(t *testing.T) {
+	w := newWorld(t, awssim.Options{})
+	st := w.open(t)
+	putProject(t, st, "web", "#!/bin/sh\necho hello\n", nil)
+	rec := &recNotifier{}
+	s := w.serve(t, st, func(s *Service) { s.o.Notifier = rec })
+	b := waitFinal(t, st, trigger(t, s, "web"))
+	if b.State != store.Succeeded {
+		t.Fatalf("bake = %s (%s)", b.State, b.Reason)
+	}
+	if _, err := s.Revoke(t.Context(), "web", b.ImageID, "bad build", "user alice"); err != nil {
+		t.Fatal(err)
+	}
+	evs := rec.of(notify.ImageRevoked)
+	if len(evs) != 1 || evs[0].Image != b.ImageID || evs[0].Project != "web" || evs[0].Reason != "bad build" {
+		t.Errorf("image.revoked events = %+v; want one with the image and the reason", evs)
+	}
 }

@@ -508,6 +508,9 @@ func (s *Service) catchUp(ctx context.Context, projectName string) error {
 	if err != nil || len(envs) == 0 {
 		return err
 	}
+	if err := s.replaceRevoked(ctx, projectName); err != nil { // revoke.go
+		return err
+	}
 	for i, e := range envs {
 		last, err := s.store.Promotions(ctx, store.PromotionQuery{Project: projectName, Env: e.Name, Limit: 1})
 		if err != nil {

@@ -105,7 +105,7 @@ func (s *Service) Revoke(ctx context.Context, projectName, image, reason, actor 
 	if again {
 		return nil, &RevokeError{Msg: fmt.Sprintf("image %s of %q is revoked already", image, projectName), Already: true}
 	}
-	out, err := s.planReplacements(ctx, projectName, image, imgs[i+1:])
+	out, err := s.planReplacements(ctx, projectName, image, imgs)
 	if err != nil {
 		return nil, err
 	}
@@ -119,15 +119,15 @@ func (s *Service) Revoke(ctx context.Context, projectName, image, reason, actor 
 	s.emit(ctx, notify.Event{Event: notify.ImageRevoked, Project: projectName, Image: image, Reason: detail})
 	s.notify(Progress{Project: projectName, Detail: "image " + image + " revoked", Time: time.Now()})
 	if len(out.Replace) > 0 {
-		cause := CauseRevokedPrefix + image + ": " + reason
-		s.deploys.start(func(ctx context.Context) { s.replaceRevoked(ctx, projectName, out.Replace, cause) })
+		s.deploys.start(func(ctx context.Context) { s.followUp(ctx, projectName) }) // replaceRevoked, in order
 	}
 	return out, nil
 }
 
 // planReplacements finds, for each environment running image (in
-// pipeline order), the newest good image among older (newest first).
-func (s *Service) planReplacements(ctx context.Context, projectName, image string, older []store.Image) (*Revoked, error) {
+// pipeline order), the newest good image before it among imgs (newest
+// first): what replaceRevoked will promote.
+func (s *Service) planReplacements(ctx context.Context, projectName, image string, imgs []store.Image) (*Revoked, error) {
 	envs, err := s.store.Environments(ctx, projectName)
 	if err != nil {
 		return nil, err
@@ -136,13 +136,7 @@ func (s *Service) planReplacements(ctx context.Context, projectName, image strin
 	if err != nil {
 		return nil, err
 	}
-	var good string
-	for _, im := range older {
-		if _, bad := revoked[im.ImageID]; !bad {
-			good = im.ImageID
-			break
-		}
-	}
+	good := goodBefore(imgs, revoked, image)
 	out := &Revoked{Project: projectName, ImageID: image, Replace: []Replacement{}}
 	for _, e := range envs {
 		cur, err := s.current(ctx, projectName, e.Name)
@@ -165,73 +159,68 @@ func (s *Service) planReplacements(ctx context.Context, projectName, image strin
 	return out, nil
 }
 
-// replaceRevoked promotes each replacement in order, each after the one
-// before has ended (a rollout of the revoked image still running there is
-// waited out first). A refused or failed replacement is logged and the
-// next environment still goes back: a revoked image must not stay where
-// it can be avoided.
-func (s *Service) replaceRevoked(ctx context.Context, projectName string, rs []Replacement, cause string) {
-	for _, r := range rs {
-		log := s.log.With("project", projectName, "env", r.Env, "image", r.To)
-		var p *Promotion
-		err := s.untilNotRolling(ctx, func() error {
-			var err error
-			p, err = s.promoteReplacement(ctx, projectName, r.Env, r.To, cause)
-			return err
-		})
+// replaceRevoked starts the next replacement of a revoked image in
+// project, if any: the first environment, in pipeline order, that runs a
+// revoked image and has a good image before it, unless a rollout runs in
+// it or in an environment before it (each replacement waits for the one
+// before). catchUp calls it after every rollout and at every start, so
+// the replacements go on, one after the other, across restarts.
+func (s *Service) replaceRevoked(ctx context.Context, projectName string) error {
+	revoked, err := s.store.Revocations(ctx, projectName)
+	if err != nil || len(revoked) == 0 {
+		return err
+	}
+	envs, err := s.store.Environments(ctx, projectName)
+	if err != nil {
+		return err
+	}
+	imgs, err := s.store.Images(ctx, projectName)
+	if err != nil {
+		return err
+	}
+	for _, e := range envs {
+		last, err := s.store.Promotions(ctx, store.PromotionQuery{Project: projectName, Env: e.Name, Limit: 1})
 		if err != nil {
-			if ctx.Err() == nil {
-				log.Error("replacing a revoked image failed", "err", err)
-			}
+			return err
+		}
+		if len(last) > 0 && last[0].State == store.PromotionRolling {
+			return nil // the next turn comes when it ends
+		}
+		cur, err := s.current(ctx, projectName, e.Name)
+		if err != nil {
+			return err
+		}
+		r, bad := revoked[cur]
+		if !bad {
 			continue
 		}
-		if err := s.untilFinished(ctx, *p); err != nil {
-			return // stopping: the promotion resumes at the next start
+		to := goodBefore(imgs, revoked, cur)
+		if to == "" {
+			continue // stranded: said when it was revoked
 		}
+		cause := CauseRevokedPrefix + cur + ": " + r.Reason
+		if _, err := s.promoteWith(ctx, projectName, e.Name, to, cause, true); err != nil {
+			s.log.Error("replacing a revoked image failed", "project", projectName, "env", e.Name, "image", to, "err", err)
+			continue
+		}
+		return nil
 	}
+	return nil
 }
 
-// promoteReplacement is promote for a revocation's replacement: the
-// image has run in the environments before already, or is older than
-// what they ran, so the pipeline order is not checked again.
-func (s *Service) promoteReplacement(ctx context.Context, projectName, env, image, cause string) (*Promotion, error) {
-	return s.promoteWith(ctx, projectName, env, image, cause, true)
-}
-
-// untilNotRolling calls fn until it is not refused for a rollout running.
-func (s *Service) untilNotRolling(ctx context.Context, fn func() error) error {
-	b := s.hubs.Options().Wait
-	delay := b.Min
-	for {
-		err := fn()
-		if !errors.Is(err, store.ErrPromotionRunning) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, b.Max)
+// goodBefore is the newest image of imgs (newest first) baked before
+// image that is not revoked; "" when there is none.
+func goodBefore(imgs []store.Image, revoked map[string]store.Revocation, image string) string {
+	i := slices.IndexFunc(imgs, func(im store.Image) bool { return im.ImageID == image })
+	if i < 0 {
+		return ""
 	}
-}
-
-// untilFinished waits until promotion p is no longer rolling.
-func (s *Service) untilFinished(ctx context.Context, p Promotion) error {
-	b := s.hubs.Options().Wait
-	delay := b.Min
-	for {
-		ps, err := s.store.Promotions(ctx, store.PromotionQuery{Project: p.Project, Env: p.Env, Limit: 1})
-		if err == nil && (len(ps) == 0 || ps[0].ID != p.ID || ps[0].State != store.PromotionRolling) {
-			return nil
+	for _, im := range imgs[i+1:] {
+		if _, bad := revoked[im.ImageID]; !bad {
+			return im.ImageID
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, b.Max)
 	}
+	return ""
 }
 
 // tagRevoked tags image in region kiln:revoked = reason.

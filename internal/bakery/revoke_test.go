@@ -111,3 +111,29 @@ func (w *envWorld) waitEnvCause(t *testing.T, env, image, cause string) store.Pr
 	})
 	return p
 }
+
+// TestRevokeResumesAfterRestart: a server that recorded a revocation and
+// died before taking the environments off the image leaves the work to the
+// next start, which does it in pipeline order.
+func TestRevokeResumesAfterRestart(t *testing.T) {
+	w := newEnvWorld(t)
+	w.apply(t, envProject("manual", "debug"))
+	first := w.bakeImage(t)
+	w.waitEnv(t, "staging", first)
+	second := w.bakeImage(t)
+	w.waitEnv(t, "staging", second)
+	if _, err := w.svc.Promote(t.Context(), "web", "production", second); err != nil {
+		t.Fatal(err)
+	}
+	w.waitEnv(t, "production", second)
+	w.stop()
+	if err := w.st.AddRevocation(t.Context(), store.Revocation{Project: "web", ImageID: second, Reason: "bad", Actor: "user alice"}); err != nil {
+		t.Fatal(err)
+	}
+	w.svc, w.stop = w.serve(t)
+	st := w.waitEnvCause(t, "staging", first, "revoked ")
+	pr := w.waitEnvCause(t, "production", first, "revoked ")
+	if st.State != store.PromotionSucceeded || pr.State != store.PromotionSucceeded || pr.Created.Before(st.Finished) {
+		t.Errorf("replacements: staging %+v, production %+v; want both, in order", st, pr)
+	}
+}

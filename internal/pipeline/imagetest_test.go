@@ -172,3 +172,37 @@ func TestImageTestResumed(t *testing.T) {
 		t.Errorf("test instances after a repeated bake = %d; want 1", n)
 	}
 }
+
+// TestRetentionRemovesFailedTestsFirst: keep 1 over an older image that
+// passed and a newer one that failed its tests keeps the one that passed.
+func TestRetentionRemovesFailedTestsFirst(t *testing.T) {
+	w := newWorld(t, awssim.Options{})
+	p := pipeline.NewPipeline(w.hubs, slog.New(slog.DiscardHandler), pipeline.PipelineOptions{ConsoleWait: 2 * time.Second})
+	good, err := p.Bake(t.Context(), testSpec("#!/bin/sh\ntrue\n"), newRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec("#!/bin/sh\nexit 1\n")
+	spec.ID, spec.ImageName = "b2", "web-b2"
+	_, err = p.Bake(t.Context(), spec, newRecorder())
+	var fe *pipeline.FailedError
+	if !errors.As(err, &fe) || fe.ImageID == "" {
+		t.Fatalf("second Bake() = %v; want failed tests, image kept", err)
+	}
+	// An instance shutting down still uses its image: wait until all are gone.
+	testsupport.Eventually(t, "the instances to terminate", func() bool {
+		for _, in := range w.sim.Instances() {
+			if in.State != awssim.StateTerminated {
+				return false
+			}
+		}
+		return true
+	})
+	ret, err := p.Retain(t.Context(), "us-east-1", map[string]string{pipeline.TagProject: "web"}, pipeline.Keep{N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ret.Kept, []string{good.ImageID}) || !slices.Equal(ret.Removed, []string{fe.ImageID}) {
+		t.Errorf("Retain() kept %v, removed %v; want %s kept, %s (failed its tests, newer) removed", ret.Kept, ret.Removed, good.ImageID, fe.ImageID)
+	}
+}

@@ -83,16 +83,15 @@ func (s *Store) AddRevocation(ctx context.Context, r Revocation) error {
 	if r.Created.IsZero() {
 		r.Created = s.now()
 	}
+	if _, err := s.Project(ctx, r.Project); err != nil {
+		return err
+	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO image_revocations (project, image_id, reason, actor, created_at)
-		SELECT name, $1, $2, $3, $4 FROM projects WHERE name = $5
-		ON CONFLICT (project, image_id) DO NOTHING`, r.ImageID, r.Reason, r.Actor, ms(r.Created), r.Project)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project, image_id) DO NOTHING`, r.Project, r.ImageID, r.Reason, r.Actor, ms(r.Created))
 	if err != nil {
 		return fmt.Errorf("revoke image %s of %q: %w", r.ImageID, r.Project, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		if _, perr := s.Project(ctx, r.Project); perr != nil {
-			return perr
-		}
 		return ErrRevoked
 	}
 	return nil
