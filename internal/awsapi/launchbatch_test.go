@@ -381,3 +381,33 @@ func waitState(t *testing.T, h *Hub, ids []string, state string) {
 		}
 	}
 }
+
+// The poll terminates an unnamed batch instance launched for a resource
+// that has a named one (a second launch by a kiln that restarted before
+// AWS listed the first), and leaves alone an unnamed one whose resource
+// has none yet.
+func TestPollReapsExtras(t *testing.T) {
+	h, _ := simHub(t)
+	l := Launch{Image: baseImage(t, h), Type: "t3.micro", Tags: Tags(map[string]string{TagOwner: "g"})}
+	first := deadBatch(t, h, l, "first-process", 5, 6)
+	if _, err := h.EC2().CreateTags(t.Context(), &ec2.CreateTagsInput{Resources: []string{first[0]}, Tags: member("g", 5).Tags}); err != nil {
+		t.Fatal(err)
+	}
+	extra := deadBatch(t, h, l, "second-process", 5)
+	if err := h.Poll(t.Context(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.EC2().DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{InstanceIds: append(first, extra...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{first[0]: true, first[1]: true, extra[0]: false}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			id := aws.ToString(in.InstanceId)
+			if IsLive(in) != want[id] {
+				t.Errorf("%s (recorded for %s, named %q) live = %v; want %v", id, LaunchedFor(in), TagValue(in.Tags, TagResource), IsLive(in), want[id])
+			}
+		}
+	}
+}
