@@ -113,9 +113,15 @@ func TestLaunchInBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lone := map[string]bool{} // a member that came after its window closed, alone: a single launch
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {
-			if res := TagValue(in.Tags, TagResource); LaunchedFor(in) != MemberDigest(res) {
+			res := TagValue(in.Tags, TagResource)
+			if TagValue(in.Tags, TagBatch) == "" {
+				lone[res] = true
+				continue
+			}
+			if LaunchedFor(in) != MemberDigest(res) {
 				t.Errorf("%s records member %q at launch; want %s's %q", aws.ToString(in.InstanceId), LaunchedFor(in), res, MemberDigest(res))
 			}
 		}
@@ -124,12 +130,12 @@ func TestLaunchInBatch(t *testing.T) {
 		if tagged[r] != id {
 			t.Errorf("%s: launched %s, tagged %s", r, id, tagged[r])
 		}
-		if h.Claimed(Owner{Graph: "g", Resource: r}) != id {
-			t.Errorf("Claimed(%s) = %q; want %s until a lookup sees its tags", r, h.Claimed(Owner{Graph: "g", Resource: r}), id)
+		if c := h.Claimed(Owner{Graph: "g", Resource: r}); c != id && !lone[r] {
+			t.Errorf("Claimed(%s) = %q; want %s until a lookup sees its tags", r, c, id)
 		}
 	}
-	if n := sim.Calls("CreateTags"); n != 250 {
-		t.Errorf("CreateTags calls = %d; want one per instance (250)", n)
+	if n := sim.Calls("CreateTags"); n != 250-len(lone) {
+		t.Errorf("CreateTags calls = %d; want one per batched instance (%d)", n, 250-len(lone))
 	}
 }
 
