@@ -393,7 +393,8 @@ func (lc *launcher) exec(ctx context.Context, g []*launchJoin) {
 	size := maxMembers(g[0].l, lc.h.o.Batch.LaunchSize)
 	for len(rest) > 0 {
 		call := rest[:min(len(rest), size)]
-		ins, err := lc.run(ctx, call)
+		ins, token, err := lc.run(ctx, call)
+		defer lc.landed(token)
 		if err != nil {
 			lc.fail(rest, err)
 			return
@@ -417,6 +418,30 @@ func (lc *launcher) fail(g []*launchJoin, err error) {
 	for _, j := range g {
 		lc.answer(j, launchRes{err: err})
 	}
+}
+
+// landed forgets a batch token once its instances are given.
+func (lc *launcher) landed(token string) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	delete(lc.flying, token)
+}
+
+// holds reports whether this process still has to give or name instance
+// id (of token), or gave it to a resource whose lookup has not seen it
+// under its tags yet.
+func (lc *launcher) holds(id, token string) bool {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.flying[token] || lc.pending[id] != nil || lc.set[id] != nil {
+		return true
+	}
+	for _, c := range lc.claimed {
+		if c == id {
+			return true
+		}
+	}
+	return false
 }
 
 // give hands in to j and queues its naming.
@@ -512,8 +537,9 @@ func (lc *launcher) adopt(ctx context.Context, g []*launchJoin) ([]*launchJoin, 
 }
 
 // run is one RunInstances for members g (MinCount 1), retried as a launch
-// is; it returns the instances launched, perhaps fewer than len(g).
-func (lc *launcher) run(ctx context.Context, g []*launchJoin) ([]types.Instance, error) {
+// is; it returns the instances launched, perhaps fewer than len(g), and
+// the call's token, held in flight until exec calls landed.
+func (lc *launcher) run(ctx context.Context, g []*launchJoin) (ins []types.Instance, token string, err error) {
 	l := g[0].l
 	parts := []string{g[0].key}
 	for _, j := range g {
@@ -527,18 +553,12 @@ func (lc *launcher) run(ctx context.Context, g []*launchJoin) ([]types.Instance,
 	l.Tags = mergeTags(l.Tags, append(membersTags(digests), types.Tag{Key: aws.String(TagBatch), Value: aws.String(g[0].key)}))
 	in, err := l.input()
 	if err != nil {
-		return nil, engine.Permanent(err)
+		return nil, "", engine.Permanent(err)
 	}
 	lc.mu.Lock()
-	lc.flying[l.Token] = true
+	lc.flying[l.Token] = true // until exec has given its instances
 	lc.mu.Unlock()
-	defer func() {
-		lc.mu.Lock()
-		delete(lc.flying, l.Token)
-		lc.mu.Unlock()
-	}()
 	in.MaxCount = aws.Int32(int32(len(g)))
-	var ins []types.Instance
 	var since time.Time
 	err = lc.h.Retry(ctx, func(ctx context.Context) error {
 		out, err := lc.h.ec2.RunInstances(ctx, in)
@@ -571,10 +591,10 @@ func (lc *launcher) run(ctx context.Context, g []*launchJoin) ([]types.Instance,
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("run batch of %d instances: %w", len(g), err)
+		return nil, l.Token, fmt.Errorf("run batch of %d instances: %w", len(g), err)
 	}
 	lc.h.o.Log.Info("batch launched", "batch", g[0].key, "asked", len(g), "launched", len(ins))
-	return ins, nil
+	return ins, l.Token, nil
 }
 
 // allByToken lists every instance launched with token.

@@ -3,6 +3,7 @@ package awsapi
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -28,6 +29,9 @@ type instSnap struct {
 	state, typ, image   string
 	privateIP, publicIP string
 	keyName, profile    string // drift aws:ec2 checks too
+	// launchedFor is the member digest an unnamed batch instance records
+	// (LaunchedFor), token its ClientToken: how the poll finds extras.
+	launchedFor, token string
 }
 
 // refresh recomputes the interval from the graph's subscribers and reports
@@ -122,6 +126,8 @@ func (h *Hub) Poll(ctx context.Context, graph string) error {
 		}
 	}
 
+	h.reapExtras(ctx, graph, snap)
+
 	h.mu.Lock()
 	g := h.graphs[graph]
 	if g == nil { // no subscriber left
@@ -211,7 +217,44 @@ func snapOf(graph string, in types.Instance) instSnap {
 	if in.State != nil {
 		s.state = string(in.State.Name)
 	}
+	if s.owner.Resource == "" {
+		s.launchedFor, s.token = LaunchedFor(in), aws.ToString(in.ClientToken)
+	}
 	return s
+}
+
+// reapExtras terminates the extras a poll found: live unnamed batch
+// instances launched for a resource that has a live named instance, which
+// this process neither launched and still has to give or name nor gave
+// to anyone. They are a second launch for one resource by a kiln that
+// restarted before AWS listed the first (its token was another batch's);
+// nothing uses them.
+func (h *Hub) reapExtras(ctx context.Context, graph string, snap map[string]instSnap) {
+	live := func(s instSnap) bool { return s.state != "shutting-down" && s.state != "terminated" }
+	has := map[string]bool{}
+	for _, s := range snap {
+		if s.owner.Resource != "" && live(s) {
+			has[MemberDigest(s.owner.Resource)] = true
+		}
+	}
+	var extras []string
+	for id, s := range snap {
+		if s.owner.Resource == "" && s.launchedFor != "" && live(s) && has[s.launchedFor] && !h.launch.holds(id, s.token) {
+			extras = append(extras, id)
+		}
+	}
+	if len(extras) == 0 {
+		return
+	}
+	slices.Sort(extras)
+	h.o.Log.Warn("extra batch instances terminated", "graph", graph, "instances", extras)
+	err := h.Retry(ctx, func(ctx context.Context) error {
+		_, err := h.states.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: extras})
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		h.o.Log.Warn("extra batch instances not terminated", "instances", extras, "err", err)
+	}
 }
 
 // TagValue returns the value of tag key in tags ("" when absent).

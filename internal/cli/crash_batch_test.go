@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
+	"kiln/internal/testsupport"
 )
 
 // batchCrashInstances and batchCrashKills size TestRunCrashBatchedLaunch.
@@ -22,12 +24,16 @@ const (
 )
 
 // TestRunCrashBatchedLaunch is issue 26's crash test: kiln run --once of a
-// graph of 300 identical aws:ec2, a real process, is SIGKILLed at random
-// points of its batched launch (before any launch, after some instances
-// exist, while they are being named), ten times, and started again each
-// time; the simulator is a process of its own. After each kill no resource
-// has two instances; after the last run: exactly 300 live instances, each
-// named and claimed by its own resource.
+// graph of 300 identical aws:ec2, a real process, is SIGKILLed at a random
+// point of its batched launch (before any launch, after some instances
+// exist, while they are being named), then run again to the end; ten
+// times, under the simulator's eventual consistency (new instances
+// unlisted for a while, tags showing late), the simulator a process of
+// its own. After each kill no resource has two instances; after each
+// restart: exactly 300 live instances, each named and claimed by its own
+// resource. Each round after the first terminates up to 100 of the
+// instances by hand first, so that the killed run has a batch of
+// replacements under way.
 func TestRunCrashBatchedLaunch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds kiln and kills it repeatedly")
@@ -99,9 +105,34 @@ func TestRunCrashBatchedLaunch(t *testing.T) {
 		go func() { done <- cmd.Wait(); logf.Close() }()
 		return cmd, done
 	}
+	// The eventual profile: what a restarted kiln reads lags what the
+	// killed one launched and named.
+	resp, err := http.Post(simURL+"/_sim/faults/profile", "application/json", strings.NewReader(`{"profile":"eventual","seed":26}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /_sim/faults/profile: %s", resp.Status)
+	}
 	for i := range batchCrashKills {
+		if i > 0 {
+			// Replacements to launch: up to 100 terminated by hand (a
+			// new kiln's CreateTags burst names them at once: kiln paces
+			// its calls to AWS's buckets against a given endpoint too).
+			var live []string
+			for _, in := range simInstances(t, simURL) {
+				if in.Tags[awsapi.TagOwner] == "fleet" && in.State == "running" {
+					live = append(live, in.ID)
+				}
+			}
+			rng.Shuffle(len(live), func(a, b int) { live[a], live[b] = live[b], live[a] })
+			for _, id := range live[:1+rng.IntN(min(100, len(live)))] {
+				simPost(t, simURL, "/_sim/instances/"+id+"/terminate")
+			}
+		}
 		before := count()
-		cmd, done := run(i)
+		cmd, done := run(2 * i)
 		// Where to kill: at once, once more instances exist, or once more
 		// are named than before this run.
 		var reached func(counts) bool
@@ -134,20 +165,28 @@ func TestRunCrashBatchedLaunch(t *testing.T) {
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			<-done
 		}
-		c := count()
-		t.Logf("kill %d: %d live, %d named", i, c.live, c.named)
-	}
-	_, done := run(batchCrashKills)
-	select {
-	case err := <-done:
-		if err != nil {
-			log, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("run.%d.log", batchCrashKills)))
-			t.Fatalf("last kiln run --once = %v\n%s", err, log)
+		killed := count()
+		// The restart, to the end.
+		_, done = run(2*i + 1)
+		select {
+		case err := <-done:
+			if err != nil {
+				log, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("run.%d.log", 2*i+1)))
+				t.Fatalf("kiln run --once after kill %d = %v\n%s", i, err, log)
+			}
+		case <-time.After(3 * time.Minute):
+			t.Fatalf("kiln run --once after kill %d did not finish in 3 minutes", i)
 		}
-	case <-time.After(3 * time.Minute):
-		t.Fatal("last kiln run --once did not finish in 3 minutes")
-	}
-	if c := count(); c.live != batchCrashInstances || c.named != batchCrashInstances {
-		t.Errorf("after the last run: %d live instances, %d named; want %d of each", c.live, c.named, batchCrashInstances)
+		var c counts
+		// kiln has set every name when it exits; under eventual
+		// consistency the last ones may show a moment later.
+		testsupport.Within(5*time.Second, func() bool {
+			c = count()
+			return c.live == batchCrashInstances && c.named == batchCrashInstances
+		})
+		t.Logf("kill %d: %d live, %d named; after the restart %d live, %d named", i, killed.live, killed.named, c.live, c.named)
+		if c.live != batchCrashInstances || c.named != batchCrashInstances {
+			t.Fatalf("after restart %d: %d live instances, %d named; want %d of each", i, c.live, c.named, batchCrashInstances)
+		}
 	}
 }
