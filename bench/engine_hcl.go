@@ -100,8 +100,10 @@ func hclCase(ctx context.Context, name string) (*hclFigures, error) {
 	// As kiln's own noop kind (resources.Noop), the resources are
 	// engine.Static: nothing to watch, no Watch goroutine.
 	kinds := config.Kinds{
-		"noop":  func() engine.Resource { return &benchStatic{benchNoop{checks: &checks, last: &last}} },
-		"value": func() engine.Resource { return &benchValue{benchStatic: benchStatic{benchNoop{checks: &checks, last: &last}}} },
+		"noop": func() engine.Resource { return &benchStatic{benchNoop{checks: &checks, last: &last}} },
+		"value": func() engine.Resource {
+			return &benchValue{benchStatic: benchStatic{benchNoop{checks: &checks, last: &last}}}
+		},
 	}
 	fig := &hclFigures{Scenario: "engine", Case: name, Resources: n, GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	runtime.GC()
