@@ -1,8 +1,8 @@
 package config
 
 import (
-	"fmt"
 	"slices"
+	"strconv"
 
 	"go.yaml.in/yaml/v3"
 
@@ -35,7 +35,7 @@ func (p *parser) clones(it *item) []*item {
 		spec.NotifiedBy = slices.Clone(it.spec.NotifiedBy)
 		spec.Hash = it.hashBase + "\x00" + nm.Value
 		c.spec, c.instances = spec, nil
-		c.label = fmt.Sprintf("%s %q", spec.Kind, spec.Name)
+		c.label = spec.Kind + " " + strconv.Quote(spec.Name) // as resource's %q
 		if it.newRes != nil && it.res != nil {
 			p.buildFunc(c)
 		}
