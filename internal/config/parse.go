@@ -94,6 +94,11 @@ type item struct {
 	res   engine.Resource
 	lines map[string]int
 	skip  map[string]bool
+	// instances (HCL only) names the other instances that share this
+	// resource's fields (see clones); hashBase is their hash without the
+	// name.
+	instances *yaml.Node
+	hashBase  string
 }
 
 type edge struct {
@@ -171,6 +176,7 @@ func (p *parser) graph(root *yaml.Node) (*engine.Graph, error) {
 			for j, rn := range v.Content {
 				if it := p.resource(j, rn); it != nil {
 					items = append(items, it)
+					items = append(items, p.clones(it)...)
 				}
 			}
 		case "prune":
@@ -239,7 +245,7 @@ func (p *parser) resource(idx int, n *yaml.Node) *item {
 	keys := make(map[string]*yaml.Node)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if common[k.Value] || (k.Value == "module" && p.where != nil) {
+		if common[k.Value] || ((k.Value == "module" || k.Value == "instances") && p.where != nil) {
 			if keys[k.Value] != nil {
 				p.errorf(k.Line, label, k.Value, "given twice")
 				continue
@@ -281,7 +287,14 @@ func (p *parser) resource(idx int, n *yaml.Node) *item {
 		it.spec.Meta = p.meta(m, label)
 	}
 	p.fields(it)
-	it.spec.Hash = hashNode(n)
+	if in := keys["instances"]; in != nil {
+		// Only the HCL front end (ParseNode) writes instances:.
+		it.instances = in
+		it.hashBase = hashShared(n)
+		it.spec.Hash = it.hashBase + "\x00" + name
+	} else {
+		it.spec.Hash = hashNode(n)
+	}
 	if kind == "" || name == "" {
 		return nil
 	}

@@ -222,6 +222,16 @@ func (m *module) emit(items *[]*yaml.Node) hcl.Diagnostics {
 			diags = append(diags, d...)
 			continue
 		}
+		if rb.mode != single && len(rb.insts) > 0 && !perInstance(rb.block.Body) {
+			// Every instance has the same fields: evaluated and
+			// checked once, the others named after them.
+			n, d := m.resource(rb, rb.insts[0])
+			diags = append(diags, d...)
+			if !d.HasErrors() {
+				*items = append(*items, m.shared(rb, n))
+			}
+			continue
+		}
 		for _, in := range rb.insts {
 			n, d := m.resource(rb, in)
 			diags = append(diags, d...)
@@ -249,6 +259,53 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// perInstance reports whether an expression of the block's body (nested
+// blocks included) reads count or each, so that its instances differ by
+// more than their names.
+func perInstance(b *hclsyntax.Body) bool {
+	for name, a := range b.Attributes {
+		if name == "count" || name == "for_each" {
+			continue
+		}
+		for _, t := range a.Expr.Variables() {
+			if r := t.RootName(); r == "count" || r == "each" {
+				return true
+			}
+		}
+	}
+	for _, blk := range b.Blocks {
+		if perInstance(blk.Body) {
+			return true
+		}
+	}
+	return false
+}
+
+// shared adds to n, the node of rb's first instance, the names of the
+// others (config makes them from it: see config's clones), and records
+// their display names.
+func (m *module) shared(rb *resBlock, n *yaml.Node) *yaml.Node {
+	l := m.l
+	b := rb.block
+	first := m.id(rb, rb.insts[0])
+	named, fixed := l.display[first]
+	fixed = fixed && b.Body.Attributes["name"] != nil // name = "..." names them all
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: l.at(b.LabelRanges[1]), Content: make([]*yaml.Node, 0, len(rb.insts)-1)}
+	line := l.at(b.LabelRanges[1])
+	for _, in := range rb.insts[1:] {
+		seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: m.prefix + rb.label + in.suffix, Line: line})
+		disp := m.disp + rb.label + in.dashed()
+		if fixed {
+			disp = named
+		}
+		if disp != rb.label {
+			l.display[m.id(rb, in)] = disp
+		}
+	}
+	n.Content = append(n.Content, l.scalar("!!str", "instances", b.LabelRanges[1]), seq)
+	return n
 }
 
 // reserved are a resource block's attributes that are not its kind's fields.

@@ -533,7 +533,7 @@ func (m *module) expand(b *hclsyntax.Block, what string) (expandMode, []instance
 		}
 		insts := make([]instance, n)
 		for i := range insts {
-			insts[i] = instance{suffix: fmt.Sprintf("[%d]", i), index: i}
+			insts[i] = instance{suffix: "[" + strconv.Itoa(i) + "]", index: i}
 		}
 		return byCount, insts, diags
 	}
