@@ -47,7 +47,7 @@ type Field struct {
 func (a Adoptable) Tag(ctx context.Context, graph string) error { return a.tag(ctx, graph) }
 
 // AdoptKinds are the kinds kiln adopt finds.
-var AdoptKinds = []string{"aws:ec2", "aws:key_pair", "aws:security_group", "aws:route53_zone", "aws:route53_record"}
+var AdoptKinds = []string{"aws:ec2", "aws:asg", "aws:key_pair", "aws:security_group", "aws:route53_zone", "aws:route53_record"}
 
 // ErrAdoptUsage is wrapped by Adoptables' refusals of bad arguments.
 var ErrAdoptUsage = errors.New("bad adopt arguments")
@@ -64,6 +64,8 @@ func (e *Estate) Adoptables(ctx context.Context, kind, region string, filters ma
 	switch kind {
 	case "aws:ec2":
 		return adoptInstances(ctx, h, filters, ids)
+	case "aws:asg":
+		return e.adoptGroups(ctx, h, filters, ids)
 	case "aws:key_pair":
 		return adoptKeyPairs(ctx, h, filters, ids)
 	case "aws:security_group":

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
@@ -53,6 +55,18 @@ func TestAdopt(t *testing.T) {
 		t.Fatal(err)
 	}
 	instance := aws.ToString(launched.Instances[0].InstanceId)
+	lt, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("web"), LaunchTemplateData: &ec2types.RequestLaunchTemplateData{
+		ImageId: aws.String("ami-000f627752e462816"), InstanceType: "t3.micro", UserData: aws.String(base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\necho hi\n")))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := autoscaling.NewFromConfig(cfg).CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String("web-asg"), MinSize: aws.Int32(1), MaxSize: aws.Int32(2), DesiredCapacity: aws.Int32(1),
+		VPCZoneIdentifier: launched.Instances[0].SubnetId,
+		LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateId: lt.LaunchTemplate.LaunchTemplateId, Version: aws.String("1")},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	blob := append([]byte{0, 0, 0, 11}, "ssh-ed25519"...)
 	blob = append(blob, 0, 0, 0, 32)
 	blob = append(blob, bytes.Repeat([]byte{7}, 32)...)
@@ -100,6 +114,7 @@ func TestAdopt(t *testing.T) {
 		format string
 	}{
 		{"aws:ec2", []string{"--filter", "tag:team=shop"}, "yaml"},
+		{"aws:asg", []string{"--id", "web-asg"}, "hcl"},
 		{"aws:key_pair", []string{"--filter", "key-name=ops"}, "hcl"},
 		{"aws:security_group", []string{"--id", aws.ToString(sg.GroupId)}, "yaml"},
 		{"aws:route53_zone", []string{"--filter", "name=adopt.example.com"}, "hcl"},
