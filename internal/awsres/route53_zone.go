@@ -169,6 +169,16 @@ func (r *HostedZone) find(ctx context.Context) (*types.HostedZone, error) {
 	for _, z := range all {
 		if strings.HasPrefix(aws.ToString(z.CallerReference), r.refPrefix()) {
 			mine = append(mine, z)
+			continue
+		}
+		// A zone kiln did not create is this resource's when kiln adopt
+		// tagged it so.
+		ok, err := r.taggedMine(ctx, strings.TrimPrefix(aws.ToString(z.Id), "/hostedzone/"))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			mine = append(mine, z)
 		}
 	}
 	switch len(mine) {
@@ -345,6 +355,32 @@ func (r *HostedZone) delete(ctx context.Context, apply bool, z *types.HostedZone
 	r.out = map[string]string{"zone_id": "", "name": r.name(), "name_servers": ""}
 	r.mu.Unlock()
 	return nil
+}
+
+// taggedMine reports whether zone id carries this resource's owner and
+// resource tags.
+func (r *HostedZone) taggedMine(ctx context.Context, id string) (bool, error) {
+	var got *route53.ListTagsForResourceOutput
+	err := awsapi.Retry(ctx, r.dns.Options().RetryPolicy(), func(ctx context.Context) (err error) {
+		got, err = r.api.ListTagsForResource(ctx, &route53.ListTagsForResourceInput{ResourceType: types.TagResourceTypeHostedzone, ResourceId: aws.String(id)})
+		return err
+	})
+	if awsapi.Code(err) == "NoSuchHostedZone" {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read tags of zone %s (%s): %w", r.name(), id, err)
+	}
+	want := r.zoneTags()
+	n := 0
+	if got.ResourceTagSet != nil {
+		for _, t := range got.ResourceTagSet.Tags {
+			if k := aws.ToString(t.Key); (k == awsapi.TagOwner || k == awsapi.TagResource) && aws.ToString(t.Value) == want[k] {
+				n++
+			}
+		}
+	}
+	return n == 2, nil
 }
 
 // zoneTags are the tags kiln keeps on its zones: the owner and resource

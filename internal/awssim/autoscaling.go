@@ -39,6 +39,7 @@ var autoscalingActions = map[string]action{
 	"DescribeAutoScalingGroups": (*Sim).describeAutoScalingGroups,
 	"UpdateAutoScalingGroup":    (*Sim).updateAutoScalingGroup,
 	"DeleteAutoScalingGroup":    (*Sim).deleteAutoScalingGroup,
+	"CreateOrUpdateTags":        (*Sim).createOrUpdateTags, // autoscaling_tags.go
 
 	// Instance refreshes (autoscaling_refresh.go).
 	"StartInstanceRefresh":      (*Sim).startInstanceRefresh,

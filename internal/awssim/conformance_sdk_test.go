@@ -261,6 +261,9 @@ func TestConformanceSDK(t *testing.T) {
 	must("CreateAutoScalingGroup", err)
 	_, err = as.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{AutoScalingGroupName: group, DesiredCapacity: aws.Int32(2)})
 	must("UpdateAutoScalingGroup", err)
+	_, err = as.CreateOrUpdateTags(ctx, &autoscaling.CreateOrUpdateTagsInput{Tags: []astypes.Tag{{ResourceId: group, ResourceType: aws.String("auto-scaling-group"),
+		Key: aws.String("team"), Value: aws.String("web"), PropagateAtLaunch: aws.Bool(true)}}})
+	must("CreateOrUpdateTags", err)
 	_, err = as.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"web"}})
 	must("DescribeAutoScalingGroups", err)
 	_, err = as.StartInstanceRefresh(ctx, &autoscaling.StartInstanceRefreshInput{AutoScalingGroupName: group,
@@ -307,6 +310,20 @@ func TestConformanceSDK(t *testing.T) {
 	must("UpdateHostedZoneComment", err)
 	if aws.ToString(uz.HostedZone.Config.Comment) != "conformance" {
 		t.Errorf("UpdateHostedZoneComment = %s", js(uz.HostedZone.Config))
+	}
+	bare := strings.TrimPrefix(aws.ToString(zoneID), "/hostedzone/")
+	_, err = r53.ChangeTagsForResource(ctx, &route53.ChangeTagsForResourceInput{ResourceType: r53types.TagResourceTypeHostedzone, ResourceId: aws.String(bare),
+		AddTags: []r53types.Tag{{Key: aws.String("team"), Value: aws.String("dns")}}})
+	must("ChangeTagsForResource", err)
+	zt, err := r53.ListTagsForResource(ctx, &route53.ListTagsForResourceInput{ResourceType: r53types.TagResourceTypeHostedzone, ResourceId: aws.String(bare)})
+	must("ListTagsForResource", err)
+	if len(zt.ResourceTagSet.Tags) != 1 || aws.ToString(zt.ResourceTagSet.Tags[0].Value) != "dns" {
+		t.Errorf("ListTagsForResource = %s", js(zt.ResourceTagSet))
+	}
+	zts, err := r53.ListTagsForResources(ctx, &route53.ListTagsForResourcesInput{ResourceType: r53types.TagResourceTypeHostedzone, ResourceIds: []string{bare}})
+	must("ListTagsForResources", err)
+	if len(zts.ResourceTagSets) != 1 || aws.ToString(zts.ResourceTagSets[0].ResourceId) != bare {
+		t.Errorf("ListTagsForResources = %s", js(zts.ResourceTagSets))
 	}
 	lz, err := r53.ListHostedZones(ctx, &route53.ListHostedZonesInput{})
 	must("ListHostedZones", err)

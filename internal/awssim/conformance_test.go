@@ -329,6 +329,7 @@ func TestConformanceCLI(t *testing.T) {
 	c.ok("autoscaling", "create-auto-scaling-group", "--auto-scaling-group-name", "web", "--launch-template", "LaunchTemplateId="+lt+",Version=1",
 		"--min-size", "1", "--max-size", "3", "--vpc-zone-identifier", subnet)
 	c.ok("autoscaling", "update-auto-scaling-group", "--auto-scaling-group-name", "web", "--desired-capacity", "2")
+	c.ok("autoscaling", "create-or-update-tags", "--tags", "ResourceId=web,ResourceType=auto-scaling-group,Key=team,Value=web,PropagateAtLaunch=true")
 	if g := c.ok("autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", "web"); g.get("AutoScalingGroups.0.DesiredCapacity") != 2.0 {
 		t.Errorf("describe-auto-scaling-groups = %v", g.v)
 	}
@@ -364,6 +365,14 @@ func TestConformanceCLI(t *testing.T) {
 	}
 	if z := c.ok("route53", "update-hosted-zone-comment", "--id", zoneID, "--comment", "conformance"); z.str("HostedZone.Config.Comment") != "conformance" {
 		t.Errorf("update-hosted-zone-comment = %v", z.v)
+	}
+	bare := strings.TrimPrefix(zoneID, "/hostedzone/")
+	c.ok("route53", "change-tags-for-resource", "--resource-type", "hostedzone", "--resource-id", bare, "--add-tags", "Key=team,Value=dns")
+	if tg := c.ok("route53", "list-tags-for-resource", "--resource-type", "hostedzone", "--resource-id", bare); tg.str("ResourceTagSet.Tags.0.Value") != "dns" {
+		t.Errorf("list-tags-for-resource = %v", tg.v)
+	}
+	if tg := c.ok("route53", "list-tags-for-resources", "--resource-type", "hostedzone", "--resource-ids", bare); tg.str("ResourceTagSets.0.ResourceId") != bare {
+		t.Errorf("list-tags-for-resources = %v", tg.v)
 	}
 	if l := c.ok("route53", "list-hosted-zones"); l.len("HostedZones") != 1 || l.str("HostedZones.0.Id") != zoneID {
 		t.Errorf("list-hosted-zones = %v", l.v)

@@ -77,6 +77,7 @@ out (kiln serve). --sim runs either against the built-in EC2 simulator.` + exitC
 		newRunCmd(a),
 		a.withSim(newPlanCmd(a)),
 		newDestroyCmd(a),
+		newAdoptCmd(a),
 		a.withSim(newValidateCmd(a)),
 		a.withSim(newGraphCmd(a)),
 		a.withSim(newOutputCmd(a)),
