@@ -75,6 +75,12 @@ func (n *recNotifier) Emit(_ context.Context, e notify.Event) error {
 	return nil
 }
 
+// Prepare records e when the transaction that ends the bake or promotion
+// runs it, as the real notifier queues its job there.
+func (n *recNotifier) Prepare(_ context.Context, e notify.Event) (store.TxFunc, error) {
+	return func(ctx context.Context, _ *store.Tx) error { return n.Emit(ctx, e) }, nil
+}
+
 func (n *recNotifier) Register(*river.Workers) error { return nil }
 
 func (n *recNotifier) of(name string) []notify.Event {
