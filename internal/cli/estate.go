@@ -12,6 +12,7 @@ import (
 
 	"kiln/internal/awsres"
 	"kiln/internal/engine"
+	"kiln/internal/ui"
 )
 
 // scansEstate reports whether kiln looks for what g owns in AWS: when it
@@ -72,10 +73,13 @@ func orphanIDs(owned []engine.Owned) []string {
 	return ids
 }
 
-// orphanSet is what run last found orphaned, for /readyz and /metrics.
+// orphanSet is what run last found orphaned, for /readyz, /metrics and
+// the engine page.
 type orphanSet struct {
 	mu    sync.Mutex
 	ids   []string
+	prune bool   // prune will destroy them
+	why   string // what happens to them, for the page
 	gauge prometheus.Gauge
 }
 
@@ -88,11 +92,25 @@ func newOrphanSet(reg prometheus.Registerer) *orphanSet {
 	return o
 }
 
-func (o *orphanSet) set(ids []string) {
+func (o *orphanSet) set(ids []string) { o.setStatus(ids, false, "") }
+
+// setStatus records ids with whether prune will destroy them and why.
+func (o *orphanSet) setStatus(ids []string, prune bool, why string) {
 	o.mu.Lock()
-	o.ids = ids
+	o.ids, o.prune, o.why = ids, prune, why
 	o.mu.Unlock()
 	o.gauge.Set(float64(len(ids)))
+}
+
+// page is the set as the engine page shows it.
+func (o *orphanSet) page() []ui.Orphan {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]ui.Orphan, len(o.ids))
+	for i, id := range o.ids {
+		out[i] = ui.Orphan{ID: id, Prune: o.prune, Why: o.why}
+	}
+	return out
 }
 
 func (o *orphanSet) get() []string {
@@ -124,19 +142,24 @@ func (a *app) prune(ctx context.Context, g *engine.Graph, confirm int, noop bool
 		return nil
 	}
 	if !g.Prune || noop {
-		set.set(ids)
+		why := "prune is off: set prune to destroy it"
+		if g.Prune {
+			why = "noop: prune is not applied"
+		}
+		set.setStatus(ids, false, why)
 		for _, id := range ids {
 			a.log.Warn("orphaned resource left in place: it carries this graph's tags but the graph no longer lists it (set prune to destroy it)", "resource", id)
 		}
 		return nil
 	}
 	if err := pruneRefusal(g, owned, orphans, confirm); err != nil {
-		set.set(ids)
+		set.setStatus(ids, false, "prune refused: "+err.Error())
 		return err
 	}
+	set.setStatus(ids, true, "being destroyed (removed from the graph)")
 	a.log.Info("pruning resources removed from the graph", "resources", strings.Join(ids, ", "))
 	if err := awsres.NewEstate(a.awsHubs(), a.log).Destroy(ctx, orphans); err != nil {
-		set.set(ids)
+		set.setStatus(ids, true, "destroy failed: "+err.Error())
 		return fmt.Errorf("prune graph %q: %w", g.Name, err)
 	}
 	set.set(nil)

@@ -38,7 +38,7 @@ func newMonitoring() *monitoring {
 func (m *monitoring) mux(eng ui.EngineView, graph string, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	monitor.Mount(mux, m.reg, engineHealth(eng), withOrphans(engineReady(eng), m.orphans))
-	page := ui.EnginePage(eng, graph)
+	page := ui.EnginePageWithOrphans(eng, graph, m.orphans.page)
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET "+ui.EventsPath, page)
 	if evh != nil {

@@ -28,6 +28,20 @@ func EnginePage(eng EngineView, graphName string) http.Handler {
 	return &enginePage{eng: eng, name: graphName, t: parse("engine.html")}
 }
 
+// EnginePageWithOrphans is EnginePage with a section that names the
+// graph's orphans (what carries its owner tag but it no longer lists),
+// as orphans reports them, and whether prune will destroy each.
+func EnginePageWithOrphans(eng EngineView, graphName string, orphans func() []Orphan) http.Handler {
+	return &enginePage{eng: eng, name: graphName, t: parse("engine.html"), orphans: orphans}
+}
+
+// Orphan is one orphan of the graph, as the engine page shows it.
+type Orphan struct {
+	ID    string // kind/name
+	Prune bool   // prune will destroy it
+	Why   string // what happens to it, for people ("prune is off", a refusal)
+}
+
 // EngineView is what the engine page reads; *engine.Engine is one.
 type EngineView interface {
 	Status() []engine.VertexStatus
@@ -35,9 +49,10 @@ type EngineView interface {
 }
 
 type enginePage struct {
-	eng  EngineView
-	name string
-	t    *template.Template
+	eng     EngineView
+	name    string
+	t       *template.Template
+	orphans func() []Orphan // nil: no orphan section
 }
 
 func (p *enginePage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +80,7 @@ type engineData struct {
 	SVG     graphSVG
 	Problem bool
 	Lock    string // kiln run --lock: who holds the graph's lock
+	Orphans []Orphan
 }
 
 type stateCount struct {
@@ -80,6 +96,9 @@ func (p *enginePage) data() engineData {
 	}
 	if l, ok := p.eng.(interface{ LockStatus() string }); ok {
 		d.Lock = l.LockStatus()
+	}
+	if p.orphans != nil {
+		d.Orphans = p.orphans()
 	}
 	n := map[engine.State]int{}
 	for _, s := range st {
