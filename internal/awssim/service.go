@@ -20,6 +20,7 @@ var services = []*service{
 	eventbridgeService, // eventbridge.go
 	route53Service,     // route53.go
 	ssmService,         // ssm.go
+	kmsService,         // kms.go
 }
 
 // A service is one simulated AWS API: the requests that are its, the wire

@@ -192,6 +192,8 @@ type Sim struct {
 
 	// ssm is Parameter Store (ssm.go), guarded by mu.
 	ssm ssmState
+	// kms is the region's KMS keys (kms.go), guarded by mu.
+	kms kmsState
 
 	// r53 is the Route 53 state, guarded by mu (r53State, in route53.go).
 	r53 r53State
