@@ -495,5 +495,7 @@ func TestConformanceSDK(t *testing.T) {
 		t.Errorf("GetParametersByPath after the deletes = %s; want none", js(bp.Parameters))
 	}
 
+	conformKMSSDK(t, srv.URL) // kms_conformance_test.go
+
 	wantAllServed(t, s, "SDK")
 }

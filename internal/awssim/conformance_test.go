@@ -505,5 +505,7 @@ func TestConformanceCLI(t *testing.T) {
 		t.Errorf("get-parameters-by-path after the deletes = %v; want none", p.v)
 	}
 
+	conformKMSCLI(t, c) // kms_conformance_test.go
+
 	wantAllServed(t, s, "CLI")
 }

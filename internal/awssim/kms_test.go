@@ -2,16 +2,8 @@ package awssim_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/base64"
-	"encoding/json"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -115,74 +107,5 @@ func TestKMSEnvelope(t *testing.T) {
 	}
 	if _, err := eu.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob}); code(err) != "InvalidCiphertextException" {
 		t.Errorf("Decrypt in another region = %v; want InvalidCiphertextException", err)
-	}
-}
-
-// The aws CLI (botocore's serializers) against the simulator's KMS: a
-// key made with the CLI encrypts a file whose blob the Go SDK decrypts,
-// and a data key made by the SDK is decrypted by the CLI.
-func TestKMSWithAWSCLI(t *testing.T) {
-	bin, err := exec.LookPath("aws")
-	if err != nil {
-		t.Skip("the aws CLI is not installed")
-	}
-	c, url := newKMS(t)
-	dir := t.TempDir()
-	cli := func(args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, append([]string{"--endpoint-url", url, "--output", "json"}, args...)...)
-		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+awssim.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+awssim.SecretAccessKey,
-			"AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE="+filepath.Join(dir, "config"),
-			"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"), "AWS_PAGER=")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	var created struct{ KeyMetadata struct{ KeyId, Arn, KeyState string } }
-	if err := json.Unmarshal([]byte(cli("kms", "create-key", "--description", "from the cli")), &created); err != nil ||
-		created.KeyMetadata.KeyState != "Enabled" {
-		t.Fatalf("create-key: %+v %v", created, err)
-	}
-	var described struct{ KeyMetadata struct{ Arn, Description string } }
-	if err := json.Unmarshal([]byte(cli("kms", "describe-key", "--key-id", created.KeyMetadata.KeyId)), &described); err != nil ||
-		described.KeyMetadata.Arn != created.KeyMetadata.Arn || described.KeyMetadata.Description != "from the cli" {
-		t.Fatalf("describe-key: %+v %v", described, err)
-	}
-	plain := filepath.Join(dir, "plain.txt")
-	if err := os.WriteFile(plain, []byte("a secret of the cli"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var enc struct{ CiphertextBlob, KeyId string }
-	if err := json.Unmarshal([]byte(cli("kms", "encrypt", "--key-id", created.KeyMetadata.KeyId, "--plaintext", "fileb://"+plain,
-		"--encryption-context", "purpose=cli")), &enc); err != nil || enc.KeyId != created.KeyMetadata.Arn {
-		t.Fatalf("encrypt: %+v %v", enc, err)
-	}
-	blob, err := base64.StdEncoding.DecodeString(enc.CiphertextBlob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := c.Decrypt(t.Context(), &kms.DecryptInput{CiphertextBlob: blob, EncryptionContext: map[string]string{"purpose": "cli"}})
-	if err != nil || string(dec.Plaintext) != "a secret of the cli" {
-		t.Fatalf("SDK Decrypt of the CLI's blob = %+v, %v", dec, err)
-	}
-
-	dk, err := c.GenerateDataKey(t.Context(), &kms.GenerateDataKeyInput{KeyId: aws.String(created.KeyMetadata.Arn), KeySpec: kmstypes.DataKeySpecAes128})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct := filepath.Join(dir, "key.blob")
-	if err := os.WriteFile(ct, dk.CiphertextBlob, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out struct{ Plaintext, KeyId string }
-	if err := json.Unmarshal([]byte(cli("kms", "decrypt", "--ciphertext-blob", "fileb://"+ct)), &out); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := base64.StdEncoding.DecodeString(out.Plaintext); !bytes.Equal(got, dk.Plaintext) || out.KeyId != created.KeyMetadata.Arn {
-		t.Errorf("CLI decrypt of the SDK's data key = %x (%s); want %x", got, out.KeyId, dk.Plaintext)
 	}
 }
