@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ import (
 	"kiln/internal/bakery"
 	"kiln/internal/events"
 	"kiln/internal/hook"
+	"kiln/internal/notify"
 	"kiln/internal/project"
 	"kiln/internal/store"
 )
@@ -52,7 +54,9 @@ import (
 //     the part of the burst's latency that is HTTP on this machine.
 //
 //   - many: 100 projects baking at once with the simulator's throttling on
-//     → all succeed, none fails on throttling; time and throttled calls.
+//     → all succeed, none fails on throttling; time and throttled calls;
+//     and the delivery latency (p50, p99) of each bake's bake.succeeded
+//     notification to a local receiver.
 //
 //     KILN_BENCH_BAKE_SCALE=0.05   time scale of the overhead case (0 skips it)
 //     KILN_BENCH_BAKE_MANY=100     projects of the many case (0 skips it)
@@ -103,6 +107,12 @@ type testBakery struct {
 }
 
 func newBakery(ctx context.Context, o awssim.Options, so bakery.Options) (*testBakery, error) {
+	return newBakeryWith(ctx, o, so, nil)
+}
+
+// newBakeryWith is newBakery whose service is told of its events by the
+// notifier that notifier makes on the bakery's store (nil: none).
+func newBakeryWith(ctx context.Context, o awssim.Options, so bakery.Options, notifier func(*store.Store) (bakery.Notifier, error)) (*testBakery, error) {
 	dir, err := os.MkdirTemp("", "kiln-bench-bake-")
 	if err != nil {
 		return nil, err
@@ -136,6 +146,12 @@ func newBakery(ctx context.Context, o awssim.Options, so bakery.Options) (*testB
 	if b.st, err = store.Open(ctx, filepath.Join(dir, "kiln.db")); err != nil {
 		b.stop()
 		return nil, err
+	}
+	if notifier != nil {
+		if so.Notifier, err = notifier(b.st); err != nil {
+			b.stop()
+			return nil, err
+		}
 	}
 	if b.svc, err = bakery.NewService(b.st, hubs, nil, so); err != nil {
 		b.stop()
@@ -574,18 +590,93 @@ type bakeManyFigures struct {
 	Calls          int            `json:"calls"`
 	Throttled      map[string]int `json:"throttled"`
 	ThrottledTotal int            `json:"throttled_total"`
+	// Notification delivery: from a bake's recorded end to its
+	// bake.succeeded event's arrival at a local receiver (a notify:
+	// target of every project), through River as kiln serve sends it.
+	Notified    int     `json:"notified,omitempty"`
+	NotifyP50MS float64 `json:"notify_p50_ms,omitempty"`
+	NotifyP99MS float64 `json:"notify_p99_ms,omitempty"`
+	NotifyMaxMS float64 `json:"notify_max_ms,omitempty"`
+}
+
+// notifyReceiver is a local notification target: when each bake's event
+// arrived.
+type notifyReceiver struct {
+	mu  sync.Mutex
+	got map[int64]time.Time
+	all chan struct{} // closed once want events arrived
+	n   int
+}
+
+func (nr *notifyReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
+	var e struct {
+		Bake int64 `json:"bake"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	nr.mu.Lock()
+	defer nr.mu.Unlock()
+	if _, ok := nr.got[e.Bake]; !ok {
+		nr.got[e.Bake] = at
+		if len(nr.got) == nr.n {
+			close(nr.all)
+		}
+	}
+}
+
+// notifyLatency fills in f's delivery figures: each bake's event arrival
+// after its recorded end, waiting up to a minute for the last.
+func notifyLatency(ctx context.Context, b *testBakery, nr *notifyReceiver, ids []int64, f *bakeManyFigures) error {
+	select {
+	case <-nr.all:
+	case <-time.After(time.Minute):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	nr.mu.Lock()
+	defer nr.mu.Unlock()
+	var lat []float64
+	for _, id := range ids {
+		at, ok := nr.got[id]
+		if !ok {
+			continue
+		}
+		bk, err := b.st.Bake(ctx, id)
+		if err != nil {
+			return err
+		}
+		lat = append(lat, max(ms(at.Sub(bk.Finished)), 0))
+	}
+	f.Notified = len(lat)
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		f.NotifyP50MS, f.NotifyP99MS, f.NotifyMaxMS = pct(lat, 0.5), pct(lat, 0.99), lat[len(lat)-1]
+	}
+	return nil
 }
 
 func bakeMany(ctx context.Context, n int, emit func(any)) error {
 	const scale = 0.01
-	b, err := newBakery(ctx, awssim.Options{TimeScale: scale, Durations: awssim.DefaultDurations(), Throttle: true},
-		bakery.Options{Workers: n})
+	nr := &notifyReceiver{got: map[int64]time.Time{}, all: make(chan struct{}), n: n}
+	target := httptest.NewServer(nr)
+	defer target.Close()
+	b, err := newBakeryWith(ctx, awssim.Options{TimeScale: scale, Durations: awssim.DefaultDurations(), Throttle: true},
+		bakery.Options{Workers: n}, func(st *store.Store) (bakery.Notifier, error) {
+			ins, err := st.NewRiverClient(nil, nil)
+			if err != nil {
+				return nil, err
+			}
+			return notify.New(st, ins, notify.Options{}), nil
+		})
 	if err != nil {
 		return err
 	}
 	defer b.stop()
 	for i := range n {
-		if err := b.project(ctx, fmt.Sprint("many", i)); err != nil {
+		if err := b.project(ctx, fmt.Sprint("many", i), fmt.Sprintf(`notify: [{url: "%s/events", events: [bake.succeeded]}]`, target.URL)); err != nil {
 			return err
 		}
 	}
@@ -601,6 +692,9 @@ func bakeMany(ctx context.Context, n int, emit func(any)) error {
 	}
 	f := bakeManyFigures{Scenario: "bake", Case: "many", Projects: n, TimeScale: scale}
 	if err := waitMany(ctx, b, ids, start, &f); err != nil {
+		return err
+	}
+	if err := notifyLatency(ctx, b, nr, ids, &f); err != nil {
 		return err
 	}
 	emit(f)

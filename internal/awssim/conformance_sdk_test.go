@@ -529,6 +529,7 @@ func TestConformanceSDK(t *testing.T) {
 	}
 	_, err = cw.DeleteAlarms(ctx, &cloudwatch.DeleteAlarmsInput{AlarmNames: []string{"conform-5xx"}})
 	must("DeleteAlarms", err)
+	conformKMSSDK(t, srv.URL) // kms_conformance_test.go
 
 	wantAllServed(t, s, "SDK")
 }

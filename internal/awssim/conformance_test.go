@@ -523,6 +523,7 @@ func TestConformanceCLI(t *testing.T) {
 		t.Errorf("describe-alarms --state-value ALARM = %v; want conform-5xx", d.v)
 	}
 	c.ok("cloudwatch", "delete-alarms", "--alarm-names", "conform-5xx")
+	conformKMSCLI(t, c) // kms_conformance_test.go
 
 	wantAllServed(t, s, "CLI")
 }

@@ -20,6 +20,7 @@ var services = []*service{
 	eventbridgeService, // eventbridge.go
 	route53Service,     // route53.go
 	ssmService,         // ssm.go
+	kmsService,         // kms.go
 
 	// CloudWatch (cloudwatch.go): one action table in two protocols.
 	cloudwatchService,     // RPC v2 CBOR (the Go SDK)

@@ -192,6 +192,8 @@ type Sim struct {
 
 	// ssm is Parameter Store (ssm.go), guarded by mu.
 	ssm ssmState
+	// kms is the region's KMS keys (kms.go), guarded by mu.
+	kms kmsState
 
 	// cw is CloudWatch's alarms (cloudwatch.go), guarded by mu.
 	cw cwState

@@ -201,7 +201,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return &usageError{cmd: "kiln serve", err: err}
 	}
-	if _, err := o.secretKey.keyring(); err != nil {
+	keys, err := o.secretKey.keyring(ctx)
+	if err != nil {
 		return &usageError{cmd: "kiln serve", err: err}
 	}
 	if !store.IsPostgres(o.db) {
@@ -218,12 +219,12 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	defer st.Close()
-	resealed, err := o.secretKey.sealSecrets(ctx, st)
+	resealed, err := sealSecrets(ctx, st, keys)
 	if err != nil {
 		return err
 	}
 	if resealed < 0 {
-		a.log.Warn("secrets are kept in clear text in the database: give a key with --secret-key-file or KILN_SECRET_KEY")
+		a.log.Warn("secrets are kept in clear text in the database: give a key with --secret-key-file or KILN_SECRET_KEY, or an AWS KMS key with --kms-key-id or KILN_KMS_KEY_ID")
 	} else if resealed > 0 {
 		a.log.Info("secrets re-sealed under the current key", "count", resealed)
 	}

@@ -1,7 +1,9 @@
 // Package secrets seals the secrets kiln keeps in its database (webhook
 // secrets today) with AES-256-GCM envelope encryption: each value is
 // encrypted with a data key of its own, and the data key with the master
-// key (from --secret-key-file or KILN_SECRET_KEY). A sealed value names its
+// key (from --secret-key-file or KILN_SECRET_KEY, or an AWS KMS key:
+// then KMS makes and unwraps the data keys, and the master key never
+// leaves KMS). A sealed value names its
 // master key by id, so a keyring holding the new key and the old ones reads
 // everything during a rotation (kiln secrets rotate-key re-wraps the data
 // keys under the new one).
@@ -35,9 +37,32 @@ type Keyring struct {
 	keys []key
 }
 
+// key is a master key: a local AES key (aead), or one held by AWS KMS.
 type key struct {
 	id   string
 	aead cipher.AEAD
+	kms  *KMSKey
+}
+
+// MasterKey is a key a Keyring seals or opens with: a LocalKey, or a
+// *KMSKey.
+type MasterKey interface {
+	masterKey() (key, error)
+}
+
+// LocalKey is a master key held by kiln itself: KeySize bytes, from a key
+// file or KILN_SECRET_KEY.
+type LocalKey []byte
+
+func (raw LocalKey) masterKey() (key, error) {
+	if len(raw) != KeySize {
+		return key{}, fmt.Errorf("secret key: want %d bytes, got %d", KeySize, len(raw))
+	}
+	aead, err := newAEAD(raw)
+	if err != nil {
+		return key{}, err
+	}
+	return key{id: KeyID(raw), aead: aead}, nil
 }
 
 // ErrNoKey is Open's answer for a value sealed under a key the keyring
@@ -73,21 +98,32 @@ func ReadKeyFile(file string) ([]byte, error) {
 	return k, nil
 }
 
-// NewKeyring seals with primary and opens with primary and old.
+// NewKeyring seals with primary and opens with primary and old, all
+// local keys.
 func NewKeyring(primary []byte, old ...[]byte) (*Keyring, error) {
+	var olds []MasterKey
+	for _, raw := range old {
+		olds = append(olds, LocalKey(raw))
+	}
+	return NewKeyringOf(LocalKey(primary), olds...)
+}
+
+// NewKeyringOf seals with primary and opens with primary and old, each a
+// local key or a KMS key.
+func NewKeyringOf(primary MasterKey, old ...MasterKey) (*Keyring, error) {
 	k := &Keyring{}
-	for _, raw := range append([][]byte{primary}, old...) {
-		if len(raw) != KeySize {
-			return nil, fmt.Errorf("secret key: want %d bytes, got %d", KeySize, len(raw))
-		}
-		aead, err := newAEAD(raw)
+	for _, m := range append([]MasterKey{primary}, old...) {
+		mk, err := m.masterKey()
 		if err != nil {
 			return nil, err
 		}
-		k.keys = append(k.keys, key{id: KeyID(raw), aead: aead})
+		k.keys = append(k.keys, mk)
 	}
 	return k, nil
 }
+
+// PrimaryID names the key the keyring seals with.
+func (k *Keyring) PrimaryID() string { return k.keys[0].id }
 
 // KeyID names a master key in the values it seals.
 func KeyID(raw []byte) string {
@@ -120,18 +156,28 @@ func open(aead cipher.AEAD, sealed, ad []byte) ([]byte, error) {
 
 var b64 = base64.RawURLEncoding
 
-// Seal encrypts plain under a new data key, wrapped by the primary key.
+// Seal encrypts plain under a new data key, wrapped by the primary key
+// (for a KMS key: a data key from KMS GenerateDataKey, which blocks on
+// KMS for at most kmsTimeout).
 func (k *Keyring) Seal(plain string) (string, error) {
-	dk := make([]byte, KeySize)
-	rand.Read(dk) // never fails
+	primary := k.keys[0]
+	var dk, wrapped []byte
+	if primary.kms != nil {
+		var err error
+		if dk, wrapped, err = primary.kms.generate(primary.id); err != nil {
+			return "", fmt.Errorf("seal secret: %w", err)
+		}
+	} else {
+		dk = make([]byte, KeySize)
+		rand.Read(dk) // never fails
+		// The key id is authenticated with the wrapped data key, so a
+		// value cannot be passed off as sealed under another key.
+		wrapped = seal(primary.aead, dk, []byte(primary.id))
+	}
 	daead, err := newAEAD(dk)
 	if err != nil {
 		return "", err
 	}
-	primary := k.keys[0]
-	// The key id is authenticated with the wrapped data key, so a value
-	// cannot be passed off as sealed under another key.
-	wrapped := seal(primary.aead, dk, []byte(primary.id))
 	ct := seal(daead, []byte(plain), nil)
 	return prefix + primary.id + ":" + b64.EncodeToString(wrapped) + ":" + b64.EncodeToString(ct), nil
 }
@@ -159,7 +205,13 @@ func (k *Keyring) Open(v string) (string, error) {
 		if err := errors.Join(err1, err2); err != nil {
 			return "", fmt.Errorf("open secret: %w", err)
 		}
-		dk, err := open(mk.aead, wrapped, []byte(id))
+		var dk []byte
+		var err error
+		if mk.kms != nil {
+			dk, err = mk.kms.unwrap(id, wrapped)
+		} else {
+			dk, err = open(mk.aead, wrapped, []byte(id))
+		}
 		if err != nil {
 			return "", fmt.Errorf("open secret: data key: %w", err)
 		}
