@@ -238,3 +238,48 @@ func TestAccountRoleRefused(t *testing.T) {
 		t.Errorf("validate with an undeclared account = %d: %s; want the line and the name", code, stderr)
 	}
 }
+
+// TestAccountsHCLForEach builds a fleet over accounts × regions from one
+// HCL block (for_each over their product): each instance lands in its
+// account and region.
+func TestAccountsHCLForEach(t *testing.T) {
+	sim, url := accountsEnv(t)
+	east, west := stockImage(t, url, "us-east-1"), stockImage(t, url, "us-west-2")
+	p := filepath.Join(t.TempDir(), "fleet.hcl")
+	src := `graph = "fleet"
+
+account "prod" {
+  role_arn    = "` + prodRoleARN + `"
+  external_id = "shop-7"
+}
+
+locals {
+  images = { "us-east-1" = "` + east + `", "us-west-2" = "` + west + `" }
+  placements = {
+    for pair in setproduct(["", "prod"], ["us-east-1", "us-west-2"]) :
+    "${pair[0] == "" ? "shared" : pair[0]}-${pair[1]}" => { account = pair[0], region = pair[1] }
+  }
+}
+
+resource "aws:ec2" "web" {
+  for_each = local.placements
+  account  = each.value.account
+  region   = each.value.region
+  image    = local.images[each.value.region]
+  type     = "t3.micro"
+}
+`
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := kilnCmd(t, "run", "--once", p); code != 0 {
+		t.Fatalf("run --once = %d: %s", code, stderr)
+	}
+	for _, acct := range []string{"123456789012", prodAccountID} {
+		for _, region := range []string{"us-east-1", "us-west-2"} {
+			if got := liveIn(t, sim, acct, region, "fleet"); len(got) != 1 {
+				t.Errorf("live in %s %s = %q; want one instance", acct, region, got)
+			}
+		}
+	}
+}

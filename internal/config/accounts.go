@@ -102,7 +102,10 @@ func (p *parser) accounts(v *yaml.Node) map[string]Account {
 // inAccount makes newRes's resources work in the account v names, after
 // checking that the graph declares it and that the kind has accounts.
 func (p *parser) inAccount(it *item, v *yaml.Node, newRes func() engine.Resource) func() engine.Resource {
-	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" || v.Value == "" {
+	if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" && v.Value == "" {
+		return newRes // "": the starting credentials (for_each over accounts may hold it)
+	}
+	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
 		p.errorf(v.Line, it.label, "account", "want the name of an account declared under accounts:, got %s", describe(v))
 		return newRes
 	}
