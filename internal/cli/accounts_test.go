@@ -283,3 +283,26 @@ resource "aws:ec2" "web" {
 		}
 	}
 }
+
+// TestAccountsDocExamples: the graphs of docs/accounts.md validate.
+func TestAccountsDocExamples(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "docs", "accounts.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, lang := range []string{"yaml", "hcl"} {
+		_, rest, ok := strings.Cut(string(b), "```"+lang+"\n")
+		body, _, ok2 := strings.Cut(rest, "```")
+		if !ok || !ok2 {
+			t.Fatalf("docs/accounts.md has no %s example", lang)
+		}
+		p := filepath.Join(dir, "fleet."+lang)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, stdout, stderr := kilnCmd(t, "validate", p); code != 0 {
+			t.Errorf("kiln validate (the %s example of docs/accounts.md) = %d: %s%s", lang, code, stdout, stderr)
+		}
+	}
+}
