@@ -87,6 +87,10 @@ type Hubs struct {
 	cfg     *aws.Config
 	hubs    map[string]*Hub
 	started map[*Hub]bool
+
+	// account, when set, makes these the hubs of another account, reached
+	// by assuming a role from the parent's credentials (accounts.go).
+	account *accountOf
 }
 
 // NewHubs makes the hub set. It starts nothing and loads no configuration.
@@ -114,6 +118,9 @@ func (hs *Hubs) config(ctx context.Context) (aws.Config, error) {
 	hs.mu.Unlock()
 	if cfg != nil {
 		return *cfg, nil
+	}
+	if hs.account != nil {
+		return hs.account.config(ctx) // accounts.go
 	}
 	c, err := LoadConfig(ctx, hs.o.Retry, hs.o.Log)
 	if err != nil {
@@ -190,7 +197,14 @@ func (hs *Hubs) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	dnsStarted := false
+	accountsStarted := map[*Hubs]bool{}
 	for {
+		for _, c := range hs.accounts() { // accounts.go
+			if !accountsStarted[c] {
+				accountsStarted[c] = true
+				wg.Go(func() { _ = c.Run(ctx) })
+			}
+		}
 		hs.mu.Lock()
 		for _, h := range hs.hubs {
 			if !hs.started[h] {
@@ -219,6 +233,9 @@ func (hs *Hubs) Deliver(ev Event) {
 	hs.mu.Unlock()
 	if h != nil {
 		h.Deliver(ev)
+	}
+	for _, c := range hs.accounts() { // an event names no account: ids are unique across them
+		c.Deliver(ev)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 )
 
@@ -530,6 +531,19 @@ func TestConformanceSDK(t *testing.T) {
 	_, err = cw.DeleteAlarms(ctx, &cloudwatch.DeleteAlarmsInput{AlarmNames: []string{"conform-5xx"}})
 	must("DeleteAlarms", err)
 	conformKMSSDK(t, srv.URL) // kms_conformance_test.go
+	// STS: who the static credentials are, and a role assumed in the
+	// starting account itself (accounts_test.go drives other accounts).
+	st := sts.NewFromConfig(ClientConfig(srv.URL), func(o *sts.Options) { o.RetryMaxAttempts = 1 })
+	who, err := st.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	must("GetCallerIdentity", err)
+	if aws.ToString(who.Account) != "123456789012" {
+		t.Errorf("GetCallerIdentity = %s; want account 123456789012", aws.ToString(who.Account))
+	}
+	ar, err := st.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/kiln"), RoleSessionName: aws.String("conform")})
+	must("AssumeRole", err)
+	if aws.ToString(ar.AssumedRoleUser.Arn) != "arn:aws:sts::123456789012:assumed-role/kiln/conform" || ar.Credentials.Expiration == nil {
+		t.Errorf("AssumeRole = %s", js(ar.AssumedRoleUser))
+	}
 
 	wantAllServed(t, s, "SDK")
 }

@@ -524,6 +524,15 @@ func TestConformanceCLI(t *testing.T) {
 	}
 	c.ok("cloudwatch", "delete-alarms", "--alarm-names", "conform-5xx")
 	conformKMSCLI(t, c) // kms_conformance_test.go
+	// STS.
+	if who := c.ok("sts", "get-caller-identity"); who.str("Account") != "123456789012" {
+		t.Errorf("sts get-caller-identity = %v", who.v)
+	}
+	if ar := c.ok("sts", "assume-role", "--role-arn", "arn:aws:iam::123456789012:role/kiln", "--role-session-name", "conform"); ar.str("AssumedRoleUser.Arn") != "arn:aws:sts::123456789012:assumed-role/kiln/conform" ||
+		!strings.HasPrefix(ar.str("Credentials.AccessKeyId"), "ASIA") {
+		t.Errorf("sts assume-role = %v", ar.v)
+	}
+	c.fails("AccessDenied", "sts", "assume-role", "--role-arn", "arn:aws:iam::123456789012:role/admin", "--role-session-name", "conform")
 
 	wantAllServed(t, s, "CLI")
 }

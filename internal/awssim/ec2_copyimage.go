@@ -191,6 +191,7 @@ func (s *Sim) completeImageAfter(im *image, snaps []*snapshot, now time.Time, d 
 		for _, sn := range snaps {
 			sn.state = st
 		}
+		s.publishImageLocked(im) // accounts.go
 		s.imageEventLocked(im, at)
 	})
 }

@@ -209,6 +209,7 @@ func (s *Sim) modifyImageAttribute(r *request) (any, error) {
 	perms := applyPerms(s.regions.launchPerms[im.id], add, remove)
 	s.regions.launchPerms[im.id] = perms
 	im.public = im.owner == AmazonOwner || slices.Contains(perms, permission{Group: "all"})
+	s.publishImageLocked(im) // accounts.go
 	return &returnResponse{Return: true}, nil
 }
 

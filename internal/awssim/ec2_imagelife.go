@@ -90,6 +90,7 @@ func (s *Sim) disableImage(r *request) (any, error) {
 	im.state = imageDisabled
 	im.public = false
 	delete(s.regions.launchPerms, im.id)
+	s.publishImageLocked(im) // accounts.go
 	s.imageEventLocked(im, now)
 	return &returnResponse{Return: true}, nil
 }

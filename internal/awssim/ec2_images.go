@@ -306,6 +306,7 @@ func (s *Sim) ownerMatches(im *image, owners []string) bool {
 func (s *Sim) describeImages(r *request) (any, error) {
 	ids := r.list("ImageId")
 	owners := r.list("Owner")
+	execBy := r.list("ExecutableBy")
 	fs, err := r.filters(filterNames(imageFilters, true))
 	if err != nil {
 		return nil, err
@@ -330,10 +331,17 @@ func (s *Sim) describeImages(r *request) (any, error) {
 	now := s.lock()
 	defer s.mu.Unlock()
 	var cands []*image
+	shared := s.sharedWithLocked() // accounts.go: other accounts' images shared with this one
 	if len(ids) > 0 {
 		var missing []string
 		for _, id := range ids {
 			im, ok := s.images[id]
+			if !ok {
+				if i := slices.IndexFunc(shared, func(im *image) bool { return im.id == id }); i >= 0 {
+					cands = append(cands, shared[i])
+					continue
+				}
+			}
 			if !ok || !im.visible(now) || im.state == imageDeregistered {
 				missing = append(missing, id)
 				continue
@@ -344,6 +352,11 @@ func (s *Sim) describeImages(r *request) (any, error) {
 			return nil, apiErr("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", strings.Join(missing, ", "))
 		}
 		owners = append(owners[:len(owners):len(owners)], "self", AmazonOwner)
+		for _, im := range cands {
+			if im.owner != s.opts.Account && !im.public {
+				owners = append(owners, im.owner) // shared with this account
+			}
+		}
 	} else {
 		cands = s.imgOrder
 	}
@@ -351,7 +364,8 @@ func (s *Sim) describeImages(r *request) (any, error) {
 	out := &describeImagesResponse{}
 	for ; i < len(cands); i++ {
 		im := cands[i]
-		if im.state == imageDeregistered || !im.visible(now) || !s.ownerMatches(im, owners) || !s.matchImage(fs, im) {
+		if im.state == imageDeregistered || !im.visible(now) || !s.ownerMatches(im, owners) || !s.matchImage(fs, im) ||
+			!s.executableBy(im, execBy) {
 			continue
 		}
 		if len(ids) == 0 && !s.listed(im, now, includeDeprecated, includeDisabled) { // ec2_imagelife.go
@@ -363,7 +377,42 @@ func (s *Sim) describeImages(r *request) (any, error) {
 		}
 		out.Images = append(out.Images, s.xmlImageLocked(im))
 	}
+	if len(ids) == 0 && out.NextToken == "" {
+		// The images other accounts share with this one come after its
+		// own, on the page where those end: they have no place in this
+		// world's paging order, and a page may hold more than max of them.
+		for _, im := range shared {
+			if (len(owners) == 0 || s.ownerMatches(im, owners)) && s.matchImage(fs, im) && s.executableBy(im, execBy) &&
+				(includeDeprecated || !im.deprecated(now)) {
+				out.Images = append(out.Images, s.xmlImageLocked(im))
+			}
+		}
+	}
 	return out, nil
+}
+
+// executableBy reports whether im has an explicit launch permission for
+// one of users (ExecutableBy: an account id, "self" for the caller's, or
+// "all" for public images); true when users is empty. An image of another
+// account is in this world only when it is shared with this account.
+func (s *Sim) executableBy(im *image, users []string) bool {
+	if len(users) == 0 {
+		return true
+	}
+	for _, u := range users {
+		if u == "self" {
+			u = s.opts.Account
+		}
+		switch {
+		case u == "all" && im.public:
+			return true
+		case u == s.opts.Account && im.owner != s.opts.Account && s.images[im.id] == nil: // shared with this account
+			return true
+		case slices.Contains(s.regions.launchPerms[im.id], permission{UserID: u}):
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Sim) matchImage(fs []filter, im *image) bool {
@@ -392,6 +441,7 @@ func (s *Sim) deregisterImage(r *request) (any, error) {
 	delete(s.images, im.id)
 	s.imgOrder = slices.DeleteFunc(s.imgOrder, func(x *image) bool { return x == im })
 	s.tags.drop(im.id)
+	s.publishImageLocked(im) // accounts.go
 	s.imageEventLocked(im, now)
 	return &returnResponse{Return: true}, nil
 }

@@ -158,8 +158,8 @@ func (s *Sim) validateLaunchLocked(sp *launchSpec, now time.Time) (*image, *subn
 	if !wellFormed("ami", sp.ImageID) {
 		return nil, nil, apiErr("InvalidAMIID.Malformed", "Invalid id: \"%s\" (expecting \"ami-...\")", sp.ImageID)
 	}
-	im, ok := s.images[sp.ImageID]
-	if !ok || !im.visible(now) || im.state == imageDeregistered {
+	im, ok := s.launchImageLocked(sp.ImageID, now) // accounts.go: its own, or shared with it
+	if !ok {
 		return nil, nil, apiErr("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", sp.ImageID)
 	}
 	if im.state != imageAvailable {

@@ -149,7 +149,7 @@ func archMismatch(ti typeInfo, imageArch string) *APIError {
 // either is unset or unknown (the launch reports those).
 func (s *Sim) templateArchLocked(v *ltVersion) error {
 	img, typ := deref(v.data.ImageID), deref(v.data.InstanceType)
-	im, ok := s.images[img]
+	im, ok := s.launchImageLocked(img, s.nowLocked())
 	if img == "" || typ == "" || !ok {
 		return nil
 	}

@@ -216,7 +216,7 @@ func (s *Sim) warningsLocked(d ltData, now time.Time) []xValidationError {
 	if d.ImageID != nil {
 		if !wellFormed("ami", *d.ImageID) {
 			out = append(out, xValidationError{Code: "InvalidAMIID.Malformed", Message: fmt.Sprintf("Invalid id: \"%s\" (expecting \"ami-...\")", *d.ImageID)})
-		} else if im, ok := s.images[*d.ImageID]; !ok || !im.visible(now) || im.state == imageDeregistered {
+		} else if _, ok := s.launchImageLocked(*d.ImageID, now); !ok { // accounts.go
 			out = append(out, xValidationError{Code: "InvalidAmiID.NotFound", Message: fmt.Sprintf("The image id '[%s]' does not exist", *d.ImageID)})
 		}
 	}

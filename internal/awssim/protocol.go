@@ -45,6 +45,9 @@ type request struct {
 	ctx     context.Context // the HTTP request's, for actions that wait (long polls)
 	ID      string          // request id
 	Region  string          // the region the request is signed for, "" when unsigned (ec2_vpcs.go)
+	// AccessKey is the access key id the request is signed with, "" when
+	// unsigned (accounts.go).
+	AccessKey string
 }
 
 // decodeRequest reads a Query request from the form body (POST) or the

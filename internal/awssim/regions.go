@@ -105,7 +105,8 @@ func (s *Sim) Region(region string) (*Sim, error) {
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
-	w := New(o)
+	w := newSim(o)
+	w.acct = h.acct
 	w.regions.home = h
 	rw.worlds[region] = w
 	if rw.runG != nil {
@@ -170,9 +171,14 @@ func signingRegion(hr *http.Request) string {
 	return parts[2]
 }
 
-// worldFor is the world a request is for: its signing region's.
+// worldFor is the world a request is for: its credentials' account's
+// (accounts.go), in its signing region.
 func (s *Sim) worldFor(hr *http.Request) (*Sim, error) {
-	return s.Region(signingRegion(hr))
+	acct, err := s.acct.accountWorld(hr)
+	if err != nil {
+		return nil, err
+	}
+	return acct.Region(signingRegion(hr))
 }
 
 // serveRegionControl serves /_sim/regions (the regions with a world) and

@@ -143,4 +143,9 @@ func PrintUsage(w io.Writer, url string, o Options) {
 	fmt.Fprintf(w, "  aws ec2 describe-images --owners amazon --filters Name=name,Values='al2023-ami-2023*-x86_64'\n")
 	fmt.Fprintf(w, "  aws ec2 describe-images --region us-west-2 --owners amazon   # every region is a world of its own\n")
 	fmt.Fprintf(w, "  curl %s/_sim/calls        # per-action call counts\n", url)
+	if len(o.Accounts) > 0 {
+		fmt.Fprintf(w, "\nAccounts besides %s (the static credentials'): %s. In each, STS AssumeRole on\n", o.Account, strings.Join(o.Accounts, ", "))
+		fmt.Fprintf(w, "arn:aws:iam::ID:role/kiln gives credentials for that account:\n\n")
+		fmt.Fprintf(w, "  aws sts assume-role --role-arn arn:aws:iam::%s:role/kiln --role-session-name me\n", o.Accounts[0])
+	}
 }

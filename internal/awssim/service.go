@@ -20,6 +20,7 @@ var services = []*service{
 	eventbridgeService, // eventbridge.go
 	route53Service,     // route53.go
 	ssmService,         // ssm.go
+	stsService,         // sts.go
 	kmsService,         // kms.go
 
 	// CloudWatch (cloudwatch.go): one action table in two protocols.
@@ -92,7 +93,7 @@ const controlPrefix = "/_sim/"
 // and the control API under /_sim/.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	if strings.HasPrefix(hr.URL.Path, controlPrefix) {
-		if !s.serveRegionControl(w, hr) {
+		if !s.serveAccountControl(w, hr) && !s.serveRegionControl(w, hr) {
 			s.serveControl(w, hr)
 		}
 		return
@@ -110,6 +111,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	}
 	req.ID = id
 	req.Region = signedRegion(hr)
+	req.AccessKey = accessKey(hr)
 	act, ok := svc.actions[req.Action]
 	if !ok {
 		s.writeError(w, svc, id, apiErr("InvalidAction", "The action %s is not valid for this web service.", req.Action))

@@ -61,7 +61,16 @@ type EventTarget struct {
 // immediate transitions (TimeScale 0). DefaultOptions is realistic.
 type Options struct {
 	Region  string // default us-east-1
-	Account string // default 123456789012
+	Account string // default 123456789012: the starting account, whose are the static credentials
+	// Accounts are the other accounts (12-digit ids), each a world of its
+	// own reached through STS AssumeRole (accounts.go, sts.go).
+	Accounts []string
+	// Roles are the roles every account has besides "kiln", each trusting
+	// the starting account (sts.go).
+	Roles []string
+	// ExternalIDs are the external ids roles require (sts:ExternalId in
+	// their trust policy), by role ARN.
+	ExternalIDs map[string]string
 	// TimeScale multiplies every simulated duration: 1 is realistic, 0.01 runs
 	// a hundred times faster, 0 makes every transition immediate (due at the
 	// next request or Advance).
@@ -219,6 +228,10 @@ type Sim struct {
 	// guestCmds are SetGuestCommand's rules, the home world's for all
 	// (ec2_guest_cmds.go); it has its own mutex.
 	guestCmds guestCommands
+	// acct routes requests to the accounts' worlds and holds the issued
+	// credentials and the images shared across accounts (accounts.go); one
+	// for the whole simulator.
+	acct *accountWorlds
 
 	wake chan struct{} // Run's timer loop: the earliest timer changed
 }
@@ -226,6 +239,15 @@ type Sim struct {
 // New makes a simulator. It starts no goroutines: call Run to drive timers
 // on the real clock and deliver events, or Advance with a manual clock.
 func New(opts Options) *Sim {
+	s := newSim(opts)
+	s.acct = &accountWorlds{}
+	s.acct.init(s)
+	s.acct.addAccounts()
+	return s
+}
+
+// newSim makes one world: one account's one region.
+func newSim(opts Options) *Sim {
 	opts.fill()
 	s := &Sim{
 		opts:      opts,
@@ -326,6 +348,11 @@ func (s *Sim) Advance(d time.Duration) {
 		for _, w := range s.others() {
 			w.Advance(d)
 		}
+		if s.acct.top == s {
+			for _, w := range s.acct.otherAccounts() {
+				w.Advance(d)
+			}
+		}
 	}
 }
 
@@ -374,6 +401,9 @@ func (s *Sim) Run(ctx context.Context) error {
 	}
 	if s.regions.home == nil {
 		g.Go(func() error { return s.runRegions(ctx) })
+		if s.acct.top == s {
+			g.Go(func() error { return s.acct.runAccounts(ctx) })
+		}
 	}
 	return g.Wait()
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"kiln/internal/awsres"
 	"kiln/internal/engine"
 )
 
@@ -163,7 +162,7 @@ func (a *app) destroy(ctx context.Context, stdin io.Reader, file string, g *engi
 			return &exitError{code: ExitError, err: errors.New("destroy: not confirmed; nothing destroyed")}
 		}
 	}
-	if err := awsres.NewEstate(a.awsHubs(), a.log).Destroy(ctx, owned); err != nil {
+	if err := a.destroyOwned(ctx, owned); err != nil {
 		return fmt.Errorf("destroy graph %q: %w", g.Name, err)
 	}
 	fmt.Fprintf(a.stdout, "destroyed %d %s of graph %q\n", doc.Summary.Destroy, plural(doc.Summary.Destroy, "resource", "resources"), g.Name)

@@ -42,10 +42,27 @@ func (a *app) estateOf(ctx context.Context, g *engine.Graph) (owned, orphans []e
 			rs = append(rs, r)
 		}
 	}
-	owned, err = awsres.NewEstate(a.awsHubs(), a.log).Owned(ctx, g.Name, awsres.Regions(rs))
-	if err != nil {
-		return nil, nil, err
+	anyRS := make([]any, len(rs))
+	for i, r := range rs {
+		anyRS[i] = r
 	}
+	// Each account the graph works in has its own estate (accounts.go):
+	// its owned things are listed with their account's hubs, and carry
+	// the account in their region ("prod/us-west-2").
+	for _, h := range awsres.AccountHubs(a.awsHubs(), anyRS) {
+		got, err := awsres.NewEstate(h, a.log).Owned(ctx, g.Name, awsres.Regions(rs))
+		if err != nil {
+			if name := h.AccountName(); name != "" {
+				err = fmt.Errorf("account %q: %w", name, err)
+			}
+			return nil, nil, err
+		}
+		for i := range got {
+			got[i].Region = accountRegion(h.AccountName(), got[i].Region)
+		}
+		owned = append(owned, got...)
+	}
+	engine.SortOwned(owned)
 	return owned, engine.Orphans(g, owned), nil
 }
 
@@ -60,6 +77,46 @@ func destroySummary(o engine.Owned) string {
 		return "destroy " + what
 	}
 	return "destroy " + what + " in " + o.Region
+}
+
+// accountRegion is where an owned thing lives as plans show it: its
+// region, after its account's name and a slash when it is not in the
+// starting account.
+func accountRegion(account, region string) string {
+	if account == "" {
+		return region
+	}
+	return account + "/" + region
+}
+
+// destroyOwned destroys owned (estateOf's), each with its account's hubs.
+func (a *app) destroyOwned(ctx context.Context, owned []engine.Owned) error {
+	byAccount := map[string][]engine.Owned{}
+	var order []string
+	for _, o := range owned {
+		acct, region, ok := strings.Cut(o.Region, "/")
+		if !ok {
+			acct, region = "", o.Region
+		}
+		o.Region = region
+		if _, seen := byAccount[acct]; !seen {
+			order = append(order, acct)
+		}
+		byAccount[acct] = append(byAccount[acct], o)
+	}
+	for _, acct := range order {
+		h := a.awsHubs().AccountNamed(acct)
+		if h == nil {
+			return fmt.Errorf("account %q: not declared by the graph", acct)
+		}
+		if err := awsres.NewEstate(h, a.log).Destroy(ctx, byAccount[acct]); err != nil {
+			if acct != "" {
+				return fmt.Errorf("account %q: %w", acct, err)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // orphanIDs are the distinct resource ids of owned, in order.
@@ -158,7 +215,7 @@ func (a *app) prune(ctx context.Context, g *engine.Graph, confirm int, noop bool
 	}
 	set.setStatus(ids, true, "being destroyed (removed from the graph)")
 	a.log.Info("pruning resources removed from the graph", "resources", strings.Join(ids, ", "))
-	if err := awsres.NewEstate(a.awsHubs(), a.log).Destroy(ctx, orphans); err != nil {
+	if err := a.destroyOwned(ctx, orphans); err != nil {
 		set.setStatus(ids, true, "destroy failed: "+err.Error())
 		return fmt.Errorf("prune graph %q: %w", g.Name, err)
 	}

@@ -41,6 +41,9 @@ func newSimCmd(a *app) *cobra.Command {
 		pushURL   string
 		pushKey   string
 		queues    []string
+		accounts  []string
+		roles     []string
+		extIDs    []string
 		policy    string
 		faults    string
 		seed      uint64
@@ -79,6 +82,14 @@ order) or chaos (all of them); several joined by commas, or a YAML profile
 file for a custom mix. --faults-seed repeats a run's faults (the seed in
 use is printed).
 
+--account ID[,ID...] adds accounts besides the starting one (123456789012,
+whose are the simulator's static credentials), each a world of its own:
+a request lands in the account its credentials belong to. STS AssumeRole
+on arn:aws:iam::ID:role/kiln (or a role named with --role NAME) from the
+starting account returns temporary credentials for that account;
+--external-id ROLE_ARN=ID makes a role require that external id. Any other
+role is refused with AccessDenied, as STS refuses it.
+
 The control API lives under /_sim/ (GET /_sim/instances, POST
 /_sim/instances/ID/stop, GET /_sim/calls, ...).` + serverExitHelp,
 		Example: `  kiln sim
@@ -87,7 +98,8 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
   kiln sim --events-queue kiln-events
   kiln iam-policy examples/ec2.yaml > policy.json && kiln sim --policy policy.json
   kiln sim --time-scale 0.01 --faults eventual,flaky --faults-seed 42
-  kiln sim --faults mix.yaml`,
+  kiln sim --faults mix.yaml
+  kiln sim --account 210987654321,333333333333 --role deploy`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if timeScale < 0 {
@@ -118,6 +130,9 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 			} else if cmd.Flags().Changed("faults-seed") {
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--faults-seed needs --faults")}
 			}
+			if err := simAccounts(&opts, accounts, roles, extIDs); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
 			if len(queues) > 0 {
 				return serveSimQueues(cmd.Context(), listen, opts, queues, a.stdout)
 			}
@@ -131,6 +146,9 @@ The control API lives under /_sim/ (GET /_sim/instances, POST
 	f.StringVar(&pushURL, "events", "", "push state-change events to this URL, as an EventBridge API destination")
 	f.StringVar(&pushKey, "events-api-key", "", "API key sent with pushed events (default: $"+eventsKeyEnv+")")
 	f.StringArrayVar(&queues, "events-queue", nil, "make this SQS queue and an EventBridge rule that puts the EC2 and Auto Scaling events into it (repeatable)")
+	f.StringSliceVar(&accounts, "account", nil, "add these accounts (12-digit ids, comma-separated or repeated), reached by STS AssumeRole")
+	f.StringArrayVar(&roles, "role", nil, "a role every account has besides kiln, trusting the starting account (repeatable)")
+	f.StringArrayVar(&extIDs, "external-id", nil, "ROLE_ARN=ID: that role requires this external id (repeatable)")
 	f.StringVar(&policy, "policy", "", "authorize every request against this IAM policy file (JSON), as IAM would")
 	f.StringVar(&faults, "faults", "", "inject faults at random: "+strings.Join(awssim.ProfileNames, ", ")+" (comma-separated), or a YAML profile file")
 	f.Uint64Var(&seed, "faults-seed", 0, "seed of the injected faults, to repeat a run (default: the profile file's, else random)")
@@ -389,4 +407,25 @@ func eventsURL(ln net.Listener) string {
 		ip = net.IPv4(127, 0, 0, 1)
 	}
 	return "http://" + net.JoinHostPort(ip.String(), fmt.Sprint(addr.Port)) + events.Path
+}
+
+// simAccounts puts the --account, --role and --external-id flags into o.
+func simAccounts(o *awssim.Options, accounts, roles, extIDs []string) error {
+	for _, id := range accounts {
+		if len(id) != 12 || strings.Trim(id, "0123456789") != "" {
+			return fmt.Errorf("--account %q: an account id is 12 digits", id)
+		}
+	}
+	o.Accounts, o.Roles = accounts, roles
+	for _, kv := range extIDs {
+		arn, id, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(arn, "arn:aws:iam::") || !strings.Contains(arn, ":role/") || id == "" {
+			return fmt.Errorf("--external-id %q: want ROLE_ARN=ID (arn:aws:iam::ACCOUNT:role/NAME=ID)", kv)
+		}
+		if o.ExternalIDs == nil {
+			o.ExternalIDs = map[string]string{}
+		}
+		o.ExternalIDs[arn] = id
+	}
+	return nil
 }

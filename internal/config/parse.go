@@ -47,13 +47,14 @@ func Load(path string, kinds Kinds) (*engine.Graph, error) {
 }
 
 // common are the fields every resource has; the rest belong to its kind.
-var common = map[string]bool{"kind": true, "name": true, "depends_on": true, "notified_by": true, "meta": true}
+var common = map[string]bool{"kind": true, "name": true, "depends_on": true, "notified_by": true, "meta": true, "account": true}
 
 // parser collects the problems of one file.
 type parser struct {
 	file  string
 	kinds Kinds
 	errs  Errors
+	accts map[string]Account // the graph's accounts: (accounts.go)
 	// where, when set, maps a node's Line to a position in another
 	// front end's source (see ParseNode).
 	where func(line int) Pos
@@ -155,6 +156,11 @@ func (p *parser) graph(root *yaml.Node) (*engine.Graph, error) {
 	var haveName, haveResources bool
 	var prune bool
 	var pruneLimit int
+	for i := 0; i+1 < len(root.Content); i += 2 { // accounts first: resources name them
+		if root.Content[i].Value == "accounts" {
+			p.accts = p.accounts(root.Content[i+1])
+		}
+	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		switch k.Value {
@@ -192,8 +198,9 @@ func (p *parser) graph(root *yaml.Node) (*engine.Graph, error) {
 				continue
 			}
 			pruneLimit = n
+		case "accounts":
 		default:
-			p.errorf(k.Line, "", "", "unknown field %q (want name, resources, prune, prune_limit)", k.Value)
+			p.errorf(k.Line, "", "", "unknown field %q (want name, resources, prune, prune_limit, accounts)", k.Value)
 		}
 	}
 	if !haveName {
@@ -271,6 +278,9 @@ func (p *parser) resource(idx int, n *yaml.Node) *item {
 			p.errorf(keys["kind"].Line, label, "kind", "unknown kind %q (known: %s)", kind, strings.Join(p.known(), ", "))
 		}
 		it.newRes = newRes
+	}
+	if v := keys["account"]; v != nil {
+		it.newRes = p.inAccount(it, v, it.newRes) // accounts.go
 	}
 	it.spec.Kind, it.spec.Name = kind, name
 	if m := keys["module"]; m != nil {

@@ -73,7 +73,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"g.yaml:1: empty graph file (want name: and resources:)"}},
 		{"not a mapping", "- a\n", []string{`g.yaml:1: want a mapping with name: and resources:, got a list`}},
 		{"top-level", "nam: x\nresources: []\n", []string{
-			`g.yaml:1: unknown field "nam" (want name, resources, prune, prune_limit)`,
+			`g.yaml:1: unknown field "nam" (want name, resources, prune, prune_limit, accounts)`,
 			`g.yaml:1: name: required`}},
 		{"alias", "name: &a x\nresources: [*a]\n", []string{"g.yaml:2: YAML aliases (*name) are not supported"}},
 		{"resources not list", "name: x\nresources: 3\n", []string{`g.yaml:2: resources: want a list, got "3"`}},

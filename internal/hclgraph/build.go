@@ -191,6 +191,9 @@ func (l *loader) doc(root *module, name string, items []*yaml.Node) *yaml.Node {
 		l.scalar("!!str", "name", root.graph.NameRange), l.scalar("!!str", name, root.graph.Expr.Range()),
 		l.scalar("!!str", "resources", root.graph.NameRange), {Kind: yaml.SequenceNode, Tag: "!!seq", Content: items, Line: l.at(root.graph.Range)},
 	}
+	if accts := l.accounts(root); accts != nil {
+		doc.Content = append(doc.Content, l.scalar("!!str", "accounts", root.graph.NameRange), accts)
+	}
 	for _, a := range []*hcl.Attribute{root.prune, root.pruneLimit} {
 		if a == nil {
 			continue
@@ -586,4 +589,29 @@ func (l *loader) listField(kind, name string) bool {
 		}
 	}
 	return false
+}
+
+// accounts is the root's account blocks as YAML's accounts: mapping
+// (account "prod" { role_arn = ... } → prod: {role_arn: ...}), nil when
+// there are none. Their attributes are evaluated as the root's (var and
+// local may be used); config checks the names and values.
+func (l *loader) accounts(root *module) *yaml.Node {
+	if len(root.accounts) == 0 {
+		return nil
+	}
+	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: l.at(root.accounts[0].DefRange)}
+	for _, b := range root.accounts {
+		attrs, _ := b.Body.JustAttributes()
+		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: l.at(b.DefRange)}
+		for _, name := range sortedKeys(attrs) {
+			a := attrs[name]
+			v, d := root.eval(a.Expr, nil)
+			if d.HasErrors() || !v.IsWhollyKnown() {
+				continue
+			}
+			m.Content = append(m.Content, l.scalar("!!str", name, a.NameRange), l.node(v, a.Expr.Range()))
+		}
+		out.Content = append(out.Content, l.scalar("!!str", b.Labels[0], b.LabelRanges[0]), m)
+	}
+	return out
 }

@@ -23,6 +23,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "data", LabelNames: []string{"kind", "name"}},
 		{Type: "module", LabelNames: []string{"name"}},
 		{Type: "output", LabelNames: []string{"name"}},
+		{Type: "account", LabelNames: []string{"name"}},
 	},
 }
 
@@ -42,6 +43,9 @@ type module struct {
 	// prune and prune_limit: the graph's ownership settings (root only),
 	// checked by config as YAML's are.
 	prune, pruneLimit *hcl.Attribute
+	// accounts are the graph's account blocks (root only), checked by
+	// config as YAML's accounts: are (build.go).
+	accounts []*hcl.Block
 
 	vars      map[string]cty.Value
 	varObj    cty.Value
@@ -186,6 +190,18 @@ func (m *module) declare(b *hcl.Block, syn *hclsyntax.Block, decls *[]*varDecl) 
 		diags = append(diags, errAt(b.DefRange, fmt.Sprintf("%s given twice (first at %s)", what, short(first))))
 	}
 	switch b.Type {
+	case "account":
+		if m.addr != "" {
+			diags = append(diags, errAt(b.DefRange, "accounts are declared by the root graph, not in a module"))
+			return diags
+		}
+		for _, o := range m.accounts {
+			if o.Labels[0] == b.Labels[0] {
+				dup(fmt.Sprintf("account %q", b.Labels[0]), o.DefRange)
+				return diags
+			}
+		}
+		m.accounts = append(m.accounts, b)
 	case "variable":
 		v, d := decodeVariable(b)
 		diags = append(diags, d...)
