@@ -89,6 +89,14 @@ func deleteImages(ctx context.Context, e *Estate, h *awsapi.Hub, ids []string) e
 		}
 		return awsapi.NotYet(fmt.Errorf("deregister images %s: %w: an instance or an Auto Scaling group's launch template still uses them", strings.Join(names, ", "), errImageInUse))
 	})
+	if err != nil && ctx.Err() != nil && len(left) > 0 && !errors.Is(err, errImageInUse) {
+		// Cut short in the middle of a round: still name what is left.
+		var names []string
+		for _, im := range left {
+			names = append(names, aws.ToString(im.ImageId))
+		}
+		err = fmt.Errorf("deregister images %s: not done when the wait ended: %w", strings.Join(names, ", "), err)
+	}
 	if err != nil {
 		errs = append(errs, err)
 	}
