@@ -64,9 +64,11 @@ func TestEnvironmentDriftRepaired(t *testing.T) {
 		st := statuses()
 		return st.State == bakery.EnvLive && st.Live != nil && st.Live.Min == 2 && st.Live.Desired == 2 && st.Live.InService == 2
 	})
-	if logs := w.logs.String(); !strings.Contains(logs, "environment drifted: putting it back") || !strings.Contains(logs, "environment repaired") {
-		t.Errorf("the logs do not say the drift and the repair:\n%s", logs)
-	}
+	// The group is right before the watch logs its repair: wait for the line.
+	testsupport.Eventually(t, "the logs to say the drift and the repair", func() bool {
+		logs := w.logs.String()
+		return strings.Contains(logs, "environment drifted: putting it back") && strings.Contains(logs, "environment repaired")
+	})
 	gi, _ := w.sim.AutoScalingGroup("web-staging")
 	if gi.Desired != 2 {
 		t.Errorf("simulator group desired = %d; want 2", gi.Desired)
