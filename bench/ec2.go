@@ -97,6 +97,13 @@ func ec2Bench(ctx context.Context, emit func(v any)) error {
 		}
 	}
 	for _, n := range cold {
+		if n > 0 && ec2Case("accounts") { // accounts.go
+			if err := ec2Accounts(ctx, n, emit); err != nil {
+				return fmt.Errorf("accounts %d: %w", n, err)
+			}
+		}
+	}
+	for _, n := range cold {
 		if n > 0 && (ec2Case("cold") || ec2Case("storm")) {
 			if err := ec2Cold(ctx, n, ec2Case("storm"), emit); err != nil {
 				return fmt.Errorf("cold %d: %w", n, err)

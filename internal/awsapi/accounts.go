@@ -220,3 +220,12 @@ func (hs *Hubs) AccountNamed(name string) *Hubs {
 	}
 	return nil
 }
+
+// AccountDef is the account of hs as ForAccount was given it (zero for the
+// starting credentials).
+func (hs *Hubs) AccountDef() Account {
+	if hs.account == nil {
+		return Account{}
+	}
+	return hs.account.acct
+}

@@ -306,3 +306,60 @@ func TestAccountsDocExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestAccountsPolicy: kiln iam-policy prints one policy per account (the
+// starting credentials' with sts:AssumeRole on the role) and the trust
+// relationship the role needs; each account's policy, enforced by the
+// simulator in that account, is enough to converge the graph.
+func TestAccountsPolicy(t *testing.T) {
+	sim, url := accountsEnv(t)
+	east, west := stockImage(t, url, "us-east-1"), stockImage(t, url, "us-west-2")
+	p := filepath.Join(t.TempDir(), "fleet.yaml")
+	body := "name: fleet\naccounts:\n  prod: {role_arn: \"" + prodRoleARN + "\", external_id: shop-7}\nresources:\n" +
+		"  - kind: aws:ec2\n    name: shared\n    image: " + east + "\n    type: t3.micro\n" +
+		"  - kind: aws:ec2\n    name: prod\n    region: us-west-2\n    image: " + west + "\n    type: t3.micro\n    account: prod\n"
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := kilnCmd(t, "iam-policy", "--trusted-account", "123456789012", p)
+	if code != 0 {
+		t.Fatalf("iam-policy = %d: %s", code, stderr)
+	}
+	var list []struct {
+		Account string          `json:"account"`
+		RoleARN string          `json:"role_arn"`
+		Policy  json.RawMessage `json:"policy"`
+		Trust   struct {
+			Statement []struct {
+				Principal map[string]string
+				Action    string
+				Condition map[string]map[string][]string
+			}
+		} `json:"trust_relationship"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil || len(list) != 2 {
+		t.Fatalf("iam-policy = %v, %s; want a list of two accounts", err, stdout)
+	}
+	if list[0].Account != "" || !strings.Contains(string(list[0].Policy), `"sts:AssumeRole"`) || !strings.Contains(string(list[0].Policy), prodRoleARN) {
+		t.Errorf("starting credentials' policy = %s; want sts:AssumeRole on %s", list[0].Policy, prodRoleARN)
+	}
+	tr := list[1].Trust.Statement
+	if list[1].Account != "prod" || list[1].RoleARN != prodRoleARN || len(tr) != 1 || tr[0].Principal["AWS"] != "arn:aws:iam::123456789012:root" ||
+		tr[0].Action != "sts:AssumeRole" || tr[0].Condition["StringEquals"]["sts:ExternalId"][0] != "shop-7" {
+		t.Errorf("prod entry = %+v; want its role and a trust relationship for 123456789012 with the external id", list[1])
+	}
+	for i, acct := range []string{"123456789012", prodAccountID} {
+		pol, err := awssim.ParsePolicy(list[i].Policy)
+		if err != nil {
+			t.Fatalf("policy of %s: %v", acct, err)
+		}
+		w, _ := sim.Account(acct)
+		w.SetPolicy(pol)
+	}
+	if code, _, stderr := kilnCmd(t, "run", "--once", p); code != 0 {
+		t.Fatalf("run --once under the printed policies = %d: %s", code, stderr)
+	}
+	if got := liveIn(t, sim, prodAccountID, "us-west-2", "fleet"); len(got) != 1 {
+		t.Errorf("prod us-west-2 = %q; want the prod instance", got)
+	}
+}

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"kiln/internal/awsres"
 	"kiln/internal/engine"
 	"kiln/internal/eventqueue"
 	"kiln/internal/iampolicy"
@@ -18,6 +21,7 @@ import (
 func newIAMPolicyCmd(a *app) *cobra.Command {
 	var queues []string
 	var bakery bool
+	var trusted string
 	var v graphVars
 	cmd := &cobra.Command{
 		Use:   "iam-policy [FILE] [--events-queue QUEUE_URL]... | --bakery PROJECT_FILE...",
@@ -52,6 +56,14 @@ parameter path, and iam:PassRole for the builders' and groups' instance
 profiles. Apply the projects with the same files afterwards; a new project
 needs the policy made again. ${VAR} references in the files need not be
 set: no secret is read.
+
+A graph whose resources work in other accounts (account: NAME, see
+docs/accounts.md) needs a policy in each: iam-policy then prints a JSON
+list with one entry per account, the starting credentials' first (its
+policy also allows sts:AssumeRole on the accounts' roles), each other
+account's with its role_arn, the policy to attach to that role and the
+trust_relationship the role needs, trusting the account of the starting
+credentials (--trusted-account ID; a placeholder without it).
 
 A graph with no AWS resources (and no --events-queue) needs no
 permissions: iam-policy says so on stderr, prints no policy and exits 0.
@@ -95,6 +107,14 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 			if err != nil {
 				return err
 			}
+			if byAccount, roles := a.accountResources(rs); len(roles) > 0 {
+				if scansEstate(g) { // each account's estate is scanned with its own hubs
+					for name := range byAccount {
+						byAccount[name] = append(byAccount[name], estatePolicy{prune: g.Prune})
+					}
+				}
+				return a.writeAccountPolicies(iampolicy.AccountPolicies(g.Name, byAccount, roles, trusted), queues)
+			}
 			if scansEstate(g) {
 				rs = append(rs, estatePolicy{prune: g.Prune})
 			}
@@ -103,6 +123,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 	}
 	v.register(cmd.Flags())
 	cmd.Flags().StringArrayVar(&queues, "events-queue", nil, "add what reading this events queue (URL or name) needs (repeatable)")
+	cmd.Flags().StringVar(&trusted, "trusted-account", "STARTING_ACCOUNT_ID", "the account id of the credentials kiln starts with, as the accounts' trust relationships name it")
 	cmd.Flags().BoolVar(&bakery, "bakery", false, "the arguments are project files: print the policy of kiln serve with those projects")
 	return cmd
 }
@@ -172,4 +193,35 @@ func specResources(g *engine.Graph) ([]any, error) {
 		rs = append(rs, r)
 	}
 	return rs, nil
+}
+
+// accountResources groups rs by the account they work in ("" for the
+// starting credentials), with the roles of the accounts used; no roles
+// when every resource uses the starting credentials.
+func (a *app) accountResources(rs []any) (map[string][]any, []iampolicy.AccountRole) {
+	by := map[string][]any{}
+	var roles []iampolicy.AccountRole
+	for _, r := range rs {
+		name := awsres.Account(r)
+		if _, seen := by[name]; !seen && name != "" {
+			if h := a.awsHubs().AccountNamed(name); h != nil {
+				d := h.AccountDef()
+				roles = append(roles, iampolicy.AccountRole{Name: name, RoleARN: d.RoleARN, ExternalID: d.ExternalID})
+			}
+		}
+		by[name] = append(by[name], r)
+	}
+	slices.SortFunc(roles, func(x, y iampolicy.AccountRole) int { return strings.Compare(x.Name, y.Name) })
+	return by, roles
+}
+
+// writeAccountPolicies prints the policies of a graph working in several
+// accounts; the events queues' statements go to the starting credentials'.
+func (a *app) writeAccountPolicies(list []iampolicy.AccountPolicy, queues []string) error {
+	list[0].Policy.Statement = append(list[0].Policy.Statement, eventqueue.Statements(queues)...)
+	b, _ := json.MarshalIndent(list, "", "  ")
+	if _, err := a.stdout.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write policy: %w", err)
+	}
+	return nil
 }
