@@ -64,9 +64,12 @@ func TestEnvironmentDriftRepaired(t *testing.T) {
 		st := statuses()
 		return st.State == bakery.EnvLive && st.Live != nil && st.Live.Min == 2 && st.Live.Desired == 2 && st.Live.InService == 2
 	})
-	if logs := w.logs.String(); !strings.Contains(logs, "environment drifted: putting it back") || !strings.Contains(logs, "environment repaired") {
-		t.Errorf("the logs do not say the drift and the repair:\n%s", logs)
-	}
+	// The repair is logged once its check returns, a moment after the
+	// group is back.
+	testsupport.Eventually(t, "the logs to say the drift and the repair", func() bool {
+		logs := w.logs.String()
+		return strings.Contains(logs, "environment drifted: putting it back") && strings.Contains(logs, "environment repaired")
+	})
 	gi, _ := w.sim.AutoScalingGroup("web-staging")
 	if gi.Desired != 2 {
 		t.Errorf("simulator group desired = %d; want 2", gi.Desired)
