@@ -65,6 +65,9 @@ func (s *Service) Approve(ctx context.Context, projectName, env, actor string) (
 		return nil, &PromotionError{Msg: fmt.Sprintf("nothing awaits approval for %s: no image of %s has soaked since the last one", env, prev)}
 	}
 	p := waiting[0]
+	if s.runs(ctx, projectName, env, p.ImageID) {
+		return nil, &PromotionError{Msg: fmt.Sprintf("%s runs %s already: nothing to approve", env, p.ImageID)}
+	}
 	ok, err := s.store.ApproveSoak(ctx, store.Approval{Project: projectName, Env: env, PromotionID: p.ID, ImageID: p.ImageID, Actor: actor})
 	if err != nil {
 		return nil, err
@@ -89,8 +92,8 @@ func markAwaiting(projectName string, out []EnvStatus) {
 		if out[i].Approval != project.ApprovalManual || len(prev) == 0 || prev[0].Soak != store.SoakAwaiting {
 			continue
 		}
-		if out[i].State == EnvRolling {
-			continue
+		if out[i].State == EnvRolling || out[i].Image == prev[0].ImageID {
+			continue // on its way, or there already (a revocation's replacement)
 		}
 		out[i].State = EnvAwaiting
 		out[i].Detail = fmt.Sprintf("%s soaked in %s: kiln approve %s %s", prev[0].ImageID, out[i-1].Name, projectName, out[i].Name)
