@@ -26,7 +26,7 @@ func Example() {
 
 	imgs, _ := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"},
 		Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"al2023-ami-2023.9.*-x86_64"}}}})
-	script := "#!/bin/sh\n" +
+	script := "#!/bin/sh\nmkdir -p /var/lib/kiln-bake\n" +
 		"cat > /var/lib/kiln-bake/script <<'KILN_BAKE_SCRIPT'\n#!/bin/sh\ndnf install -y nginx\nKILN_BAKE_SCRIPT\n" +
 		"if sh /var/lib/kiln-bake/script; then\necho \"kiln-bake b1 ok\" > /dev/console\n" +
 		"else\necho \"kiln-bake b1 failed: exit $?\" > /dev/console\nfi\npoweroff\n"

@@ -38,7 +38,9 @@ import (
 //     milliseconds on a machine; so do date, uname, hostname, id, whoami,
 //     which and env;
 //   - anything else (dnf, yum, apt-get, curl, systemctl enable, ...) is
-//     simulated: it takes Durations.Command and succeeds, printing nothing.
+//     simulated: it takes Durations.Command and succeeds, printing nothing;
+//     a package manager's install also makes the package's usual
+//     directories (installDirs).
 
 // GuestCommand is what a command run by a guest's script does instead of
 // the guest's default (ec2_guest_cmds.go): it takes Time of simulated time
@@ -217,6 +219,12 @@ func (g *guest) exec(ctx context.Context, args []string) error {
 				return g.powerDown(ctx, endHalt)
 			}
 		}
+	case "dnf", "yum", "apt-get", "apt", "zypper":
+		if err := g.wait(ctx, g.cmdTime); err != nil {
+			return err
+		}
+		g.installDirs(args)
+		return nil
 	case "init", "telinit":
 		if len(args) > 1 && args[1] == "0" {
 			return g.powerDown(ctx, endPowerOff)
@@ -226,6 +234,26 @@ func (g *guest) exec(ctx context.Context, args []string) error {
 		}
 	}
 	return g.wait(ctx, g.cmdTime)
+}
+
+// installDirs makes the directories a package usually brings
+// (/etc/PKG/conf.d, /usr/share/PKG, /var/lib/PKG, /var/log/PKG) for each
+// package a package manager's install command names, so that a script can
+// write a package's configuration after installing it, as on a real
+// instance.
+func (g *guest) installDirs(args []string) {
+	i := slices.Index(args, "install")
+	if i < 0 {
+		return
+	}
+	for _, pkg := range args[i+1:] {
+		if strings.HasPrefix(pkg, "-") || strings.ContainsAny(pkg, "/=*") {
+			continue
+		}
+		for _, d := range []string{"/etc/" + pkg + "/conf.d", "/usr/share/" + pkg, "/var/lib/" + pkg, "/var/log/" + pkg} {
+			_ = g.fs.mkdir(d, true, 0o755) // a file in the way: the package brings none
+		}
+	}
 }
 
 // stripSudo drops "sudo [options]": the script already runs as root.

@@ -186,6 +186,7 @@ func TestGuestShell(t *testing.T) {
 		{"here-documents", "#!/bin/sh\nname=web\ncat > /etc/app.conf <<EOF\nname=$name\nEOF\ncat >> /etc/app.conf <<'EOF'\nliteral=$name\nEOF\ncat /etc/app.conf\n", "name=web\nliteral=$name\n", 0},
 		{"files persist", "#!/bin/sh\necho one > /etc/motd\necho two >> /etc/motd\n[ -f /etc/motd ] && echo exists\nwc -l < /etc/motd\ngrep -q two /etc/motd && echo found\nmkdir -p /opt/a/b && touch /opt/a/b/c && ls /opt/a/b\nrm /etc/motd\n[ -e /etc/motd ] || echo gone\n", "exists\n2\nfound\nc\ngone\n", 0},
 		{"no such directory", "#!/bin/sh\necho x > /no/such/file\necho \"status $?\"\ncat /etc/nothing\necho \"cat $?\"\n", "open /no/such/file: no such file or directory\nstatus 1\ncat: /etc/nothing: No such file or directory\ncat 1\n", 0},
+		{"packages bring their directories", "#!/bin/sh\nset -e\ndnf install -y nginx\necho 'server {}' > /etc/nginx/conf.d/app.conf\nls /etc/nginx/conf.d\n", "app.conf\n", 0},
 		{"set -e", "#!/bin/sh\nset -e\necho a\nfalse\necho never\n", "a\n", 1},
 		{"set -e spares conditions", "#!/bin/sh\nset -e\nif false; then echo a; fi\nfalse || true\necho b\n", "b\n", 0},
 		{"exit code", "#!/bin/sh\necho a\nexit 7\necho b\n", "a\n", 7},
