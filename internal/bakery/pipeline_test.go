@@ -327,6 +327,8 @@ func TestBakeFails(t *testing.T) {
 	}{
 		{"script fails", "#!/bin/sh\necho about to fail\nexit 3\n", 0, "exit 3", "failed: exit 3"},
 		{"set -e", "set -e\necho one\nfalse\necho never\n", 0, "exit 1", "one"},
+		// The shell cannot parse it: the reason names the line and column.
+		{"parse error", "#!/bin/sh\necho one\nif true; then\necho 'unclosed\n", 0, "exit 2 (script:4:", "script:4:"},
 		{"script times out", "#!/bin/sh\necho working\nsleep 3600\n", 300 * time.Millisecond, "timed out", "working"},
 		{"no marker", "#!/bin/sh\necho bye\npoweroff\n", 0, "no result", "bye"},
 	}

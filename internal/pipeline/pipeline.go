@@ -583,6 +583,10 @@ func ClientToken(id string, match map[string]string) string {
 // scriptDelimiter ends the here-document holding the project's script.
 const scriptDelimiter = "KILN_BAKE_SCRIPT"
 
+// scriptFile is where the wrapper writes the bake script on the builder;
+// the shell names it in its error messages.
+const scriptFile = "/var/lib/kiln-bake/script"
+
 // ErrScriptDelimiter: a script holding the wrapper's delimiter line would
 // end the here-document early.
 var ErrScriptDelimiter = errors.New("script contains a line " + scriptDelimiter)
@@ -600,10 +604,10 @@ func WrapScript(id, script string) (string, error) {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
 	b.WriteString("mkdir -p /var/lib/kiln-bake\n")
-	b.WriteString("cat > /var/lib/kiln-bake/script <<'" + scriptDelimiter + "'\n")
+	b.WriteString("cat > " + scriptFile + " <<'" + scriptDelimiter + "'\n")
 	b.WriteString(strings.TrimSuffix(script, "\n") + "\n")
 	b.WriteString(scriptDelimiter + "\n")
-	b.WriteString("if sh /var/lib/kiln-bake/script; then\n")
+	b.WriteString("if sh " + scriptFile + "; then\n")
 	b.WriteString("echo \"kiln-bake " + id + " ok\" > /dev/console\n")
 	b.WriteString("else\n")
 	b.WriteString("echo \"kiln-bake " + id + " failed: exit $?\" > /dev/console\n")
@@ -833,12 +837,31 @@ func consoleTail(s string) string {
 // missing.
 func failureLine(tail, id string) string {
 	marker := "kiln-bake " + id + " failed"
-	for _, l := range slices.Backward(strings.Split(tail, "\n")) {
+	lines := strings.Split(tail, "\n")
+	for at, l := range slices.Backward(lines) {
 		if i := strings.Index(l, marker); i >= 0 {
-			return "script " + strings.TrimSpace(strings.TrimPrefix(l[i:], "kiln-bake "+id+" "))
+			reason := "script " + strings.TrimSpace(strings.TrimPrefix(l[i:], "kiln-bake "+id+" "))
+			if why := shellError(lines[max(0, at-3):at]); why != "" {
+				reason += " (" + why + ")"
+			}
+			return reason
 		}
 	}
 	return "no result on the builder's console (the script powered off by itself, or its output was lost)"
+}
+
+// shellError is the last message the shell wrote about the script in
+// lines (the few console lines before the failure marker), such as a
+// syntax error with its line and column, with the script's path
+// shortened to "script"; "" when there is none.
+func shellError(lines []string) string {
+	const path = scriptFile + ":"
+	for _, l := range slices.Backward(lines) {
+		if i := strings.Index(l, path); i >= 0 {
+			return "script:" + strings.TrimSpace(l[i+len(path):])
+		}
+	}
+	return ""
 }
 
 // findImage looks the bake's image up by its name; nil when there is none.
