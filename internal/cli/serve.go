@@ -207,8 +207,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	if !store.IsPostgres(o.db) {
 		// One server per SQLite file: a second one would run a bakery of
-		// its own on it. Several servers need PostgreSQL.
-		lock, err := store.LockSQLite(o.db)
+		// its own on it. Several servers need PostgreSQL. A restart right
+		// after a crash waits a moment for the dead holder's lock to go.
+		lock, err := store.LockSQLiteWait(o.db, 3*time.Second)
 		if err != nil {
 			return err
 		}

@@ -29,13 +29,24 @@ type FileLock struct {
 // ends, however it ends, so a SIGKILLed server's lock file (which stays)
 // never blocks a restart. Within one process, a second lock on the same
 // file fails too. Release gives the lock up.
-func LockSQLite(path string) (*FileLock, error) {
+func LockSQLite(path string) (*FileLock, error) { return LockSQLiteWait(path, 0) }
+
+// LockSQLiteWait is LockSQLite that tries again, for up to wait, while
+// another process holds the file: a server started again right after
+// its predecessor was killed does not fail on a lock that is about to
+// go (kiln serve waits 3 s).
+func LockSQLiteWait(path string, wait time.Duration) (*FileLock, error) {
 	name := path + ".lock"
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock database %q: %w", path, err)
 	}
+	deadline := time.Now().Add(wait)
 	held, err := lockFile(f)
+	for err == nil && held && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		held, err = lockFile(f)
+	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock database %q: lock %s: %w", path, name, err)

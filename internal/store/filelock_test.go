@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // lockHolderEnv makes the test binary a process that takes the lock on the
@@ -101,4 +102,27 @@ func TestLockSQLiteKilled(t *testing.T) {
 		t.Fatalf("LockSQLite() after the holder was killed = %v; want the lock", err)
 	}
 	l.Release()
+}
+
+// TestLockSQLiteWaitsForRelease: a lock released while LockSQLiteWait
+// waits is taken; one that stays held is refused once the wait is over.
+func TestLockSQLiteWaitsForRelease(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no flock: the lock is not enforced")
+	}
+	path := filepath.Join(t.TempDir(), "kiln.db")
+	first, err := LockSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockSQLiteWait(path, 100*time.Millisecond); !errors.Is(err, ErrFileHeld) {
+		t.Fatalf("LockSQLiteWait() while held = %v; want ErrFileHeld after the wait", err)
+	}
+	release := time.AfterFunc(100*time.Millisecond, func() { _ = first.Release() })
+	defer release.Stop()
+	second, err := LockSQLiteWait(path, time.Minute)
+	if err != nil {
+		t.Fatalf("LockSQLiteWait() with the holder releasing = %v; want the lock", err)
+	}
+	_ = second.Release()
 }
