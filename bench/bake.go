@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"golang.org/x/sync/errgroup"
 
+	"kiln/internal/audit"
 	"kiln/internal/awsapi"
 	"kiln/internal/awssim"
 	"kiln/internal/bakery"
@@ -49,7 +50,9 @@ import (
 //     of a real push's size (7 KB), on the same 2 cores. Target ≥ 2,000/s,
 //     p99 < 50 ms on 2 cores. Sent all at once (intake), the latency is
 //     mostly the wait in line (1,000 / rate); intake-2000/s offers the same
-//     1,000 at 2,000/s, the latency at the target rate; intake-http-floor
+//     1,000 at 2,000/s, the latency at the target rate; intake-audited
+//     and intake-audited-2000/s are the same through the audit log's wrap,
+//     as kiln serve mounts the handler; intake-http-floor
 //     sends the burst to a handler that only reads the body and answers,
 //     the part of the burst's latency that is HTTP on this machine.
 //
@@ -434,10 +437,18 @@ func bakeIntake(ctx context.Context, n int, emit func(any)) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /hooks/{project}", hook.NewHandler(hook.NewQueue(st, rc), nil))
+	// The audited cases go through the audit log's wrap, as kiln serve
+	// mounts the handler: each delivery also leaves its audit row.
+	amux := http.NewServeMux()
+	amux.Handle("POST /hooks/{project}", audit.New(st, nil).Wrap("bake.webhook", hook.NewHandler(hook.NewQueue(st, rc), nil)))
 	// The floor case answers every delivery at once, without checking or
 	// storing it: what the HTTP stack and the senders cost by themselves.
-	var floor atomic.Bool
+	var floor, audited atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if audited.Load() {
+			amux.ServeHTTP(w, r)
+			return
+		}
 		if !floor.Load() {
 			mux.ServeHTTP(w, r)
 			return
@@ -510,11 +521,16 @@ func bakeIntake(ctx context.Context, n int, emit func(any)) error {
 	// intake-2000/s: n offered at the target rate, latency at that load;
 	// intake-http-floor: all n at once to the bare handler.
 	for _, c := range []struct {
-		name  string
-		every time.Duration
-		floor bool
-	}{{"intake", 0, false}, {"intake-2000/s", time.Second / 2000, false}, {"intake-http-floor", 0, true}} {
+		name           string
+		every          time.Duration
+		floor, audited bool
+	}{
+		{"intake", 0, false, false}, {"intake-2000/s", time.Second / 2000, false, false},
+		{"intake-audited", 0, false, true}, {"intake-audited-2000/s", time.Second / 2000, false, true},
+		{"intake-http-floor", 0, true, false},
+	} {
 		floor.Store(c.floor)
+		audited.Store(c.audited)
 		lat, accepted, took, err := round(c.name, c.every)
 		if err != nil {
 			return err

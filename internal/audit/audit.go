@@ -51,6 +51,18 @@ func (l *Log) Record(r *http.Request, e store.AuditEntry) {
 	if l == nil {
 		return
 	}
+	e = l.fill(r, e)
+	// The request may be cancelled (the client went away) after the action
+	// took effect: the row is still due.
+	ctx := context.WithoutCancel(r.Context())
+	if _, err := l.st.AppendAudit(ctx, e); err != nil {
+		l.log.Error("audit row not appended", "action", e.Action, "actor", e.Actor, "project", e.Project, "err", err)
+	}
+}
+
+// fill sets e's actor (the principal of r's context), address and time
+// where e leaves them empty.
+func (l *Log) fill(r *http.Request, e store.AuditEntry) store.AuditEntry {
 	if e.Actor == "" {
 		if p, ok := auth.FromContext(r.Context()); ok {
 			e.Actor = p.String()
@@ -64,12 +76,7 @@ func (l *Log) Record(r *http.Request, e store.AuditEntry) {
 	if e.At.IsZero() {
 		e.At = l.now()
 	}
-	// The request may be cancelled (the client went away) after the action
-	// took effect: the row is still due.
-	ctx := context.WithoutCancel(r.Context())
-	if _, err := l.st.AppendAudit(ctx, e); err != nil {
-		l.log.Error("audit row not appended", "action", e.Action, "actor", e.Actor, "project", e.Project, "err", err)
-	}
+	return e
 }
 
 // RemoteAddr is the address r came from, without the port.
@@ -88,6 +95,10 @@ type Note struct {
 	Detail  string
 	// Actor replaces the principal's name (a webhook names its delivery).
 	Actor string
+
+	l       *Log   // the Wrap it belongs to
+	action  string // Wrap's action
+	written bool   // the handler wrote the row itself (Written)
 }
 
 type noteKey struct{}
@@ -111,27 +122,56 @@ func (l *Log) Wrap(action string, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := &Note{}
+		n := &Note{l: l, action: action}
 		r = r.WithContext(context.WithValue(r.Context(), noteKey{}, n))
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(rec, r)
-		e := store.AuditEntry{Action: action, Project: n.Project, Target: n.Target, Detail: n.Detail, Actor: n.Actor, Outcome: OK}
-		if e.Project == "" {
-			e.Project = r.PathValue("name")
+		if n.written {
+			return
 		}
-		if e.Target == "" {
-			switch {
-			case r.PathValue("id") != "":
-				e.Target = "bake " + r.PathValue("id")
-			case r.PathValue("env") != "":
-				e.Target = "environment " + r.PathValue("env")
-			}
-		}
+		e := n.entry(r)
 		if rec.status >= 400 {
 			e.Outcome = rec.outcome()
 		}
 		l.Record(r, e)
 	})
+}
+
+// entry is n's row as Wrap appends it for a request that succeeded.
+func (n *Note) entry(r *http.Request) store.AuditEntry {
+	e := store.AuditEntry{Action: n.action, Project: n.Project, Target: n.Target, Detail: n.Detail, Actor: n.Actor, Outcome: OK}
+	if e.Project == "" {
+		e.Project = r.PathValue("name")
+	}
+	if e.Target == "" {
+		switch {
+		case r.PathValue("id") != "":
+			e.Target = "bake " + r.PathValue("id")
+		case r.PathValue("env") != "":
+			e.Target = "environment " + r.PathValue("env")
+		}
+	}
+	return e
+}
+
+// Row returns the row Wrap would append for r if its handler succeeds, for
+// a handler that writes it itself inside the transaction of its action (a
+// webhook's push: one commit for both). ok is false outside Wrap. Once that
+// transaction has committed, the handler calls Written; until then, or if
+// it fails, Wrap appends the row with the answer's outcome as usual.
+func Row(r *http.Request) (e store.AuditEntry, ok bool) {
+	n, ok := r.Context().Value(noteKey{}).(*Note)
+	if !ok {
+		return store.AuditEntry{}, false
+	}
+	return n.l.fill(r, n.entry(r)), true
+}
+
+// Written tells Wrap that the handler wrote r's row itself (see Row).
+func Written(r *http.Request) {
+	if n, ok := r.Context().Value(noteKey{}).(*Note); ok {
+		n.written = true
+	}
 }
 
 // recorder keeps an answer's status and the start of an error answer's body.

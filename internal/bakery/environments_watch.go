@@ -22,6 +22,8 @@ type GroupLive struct {
 	Desired   int    `json:"desired"`
 	InService int    `json:"in_service"` // InService and healthy
 	Version   string `json:"launch_template_version,omitempty"`
+	// Seen is when the environment watch read the group.
+	Seen time.Time `json:"seen"`
 }
 
 // EnvDrifted is the state of an environment whose group differs from what
@@ -54,31 +56,53 @@ func drift(e store.Environment, version string, g awsres.GroupState) []string {
 	return d
 }
 
-// liveReadTimeout bounds LiveStatuses' read of one group: a page or an
-// API answer must not wait through an AWS outage (reads are retried).
-const liveReadTimeout = 5 * time.Second
+// groupSeen is an environment watch's last look at its group.
+type groupSeen struct {
+	region, group string
+	g             awsres.GroupState
+	at            time.Time
+}
+
+func envKey(project, env string) string { return project + "/" + env }
+
+// see records the watch's look at env's group.
+func (s *Service) see(project, env string, e store.Environment, g awsres.GroupState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = map[string]groupSeen{}
+	}
+	s.seen[envKey(project, env)] = groupSeen{region: e.Region, group: e.Group.Name, g: g, at: time.Now()}
+}
+
+// unsee forgets env's group when its watch stops: a look nobody renews
+// is not shown.
+func (s *Service) unsee(project, env string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.seen, envKey(project, env))
+}
 
 // LiveStatuses adds to sts (EnvStatuses of project) what each environment's
-// group is now: the live InService count beside the declared range, and
-// for an environment that runs an image with no rollout running, the
-// drift from what its last promotion left (State drifted, Detail saying
-// what differs). One DescribeAutoScalingGroups per environment; a group
-// that cannot be read within liveReadTimeout is shown with the error as
-// its Detail.
+// group was at the environment watch's last look (watchEnv; GroupLive.Seen
+// says when): the InService count beside the declared range, and for an
+// environment that runs an image with no rollout running, the drift from
+// what its last promotion left (State drifted, Detail saying what
+// differs). It makes no AWS call: a page or an API answer never waits on
+// AWS. An environment this server does not watch (none runs an image yet,
+// or another server holds its watch) has no Live.
 func (s *Service) LiveStatuses(ctx context.Context, project string, sts []EnvStatus) []EnvStatus {
 	out := slices.Clone(sts)
 	for i := range out {
 		st := &out[i]
-		rctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
-		g, err := awsres.ReadGroup(rctx, s.hubs, st.Region, st.Group.Name)
-		cancel()
-		if err != nil {
-			if st.Detail == "" {
-				st.Detail = "group not read: " + err.Error()
-			}
+		s.mu.Lock()
+		seen, ok := s.seen[envKey(project, st.Name)]
+		s.mu.Unlock()
+		if !ok || seen.region != st.Region || seen.group != st.Group.Name {
 			continue
 		}
-		st.Live = &GroupLive{Exists: g.Exists, Min: g.Min, Max: g.Max, Desired: g.Desired, InService: g.InService, Version: g.Version}
+		g := seen.g
+		st.Live = &GroupLive{Exists: g.Exists, Min: g.Min, Max: g.Max, Desired: g.Desired, InService: g.InService, Version: g.Version, Seen: seen.at}
 		if st.State != EnvLive && st.State != EnvSoaking {
 			continue
 		}
@@ -118,15 +142,16 @@ func (s *Service) watchEnvs(ctx context.Context, project string) error {
 
 // watchEnv keeps env's group as its last succeeded promotion left it, as
 // aws:asg keeps its group: woken by the group's pushed Auto Scaling events
-// and every poll, it reads the group, and when its size or launch-template
-// version differs (someone set it to 0 by hand), logs the drift and puts
-// the declared size and template back by converging the group's aws:asg
-// through the engine (engine.Converge, as a promotion does). It leaves the
-// group alone while a promotion of env rolls, and when env's
-// configuration changed since (a configuration rollout follows). It
-// returns when ctx is done or env is gone.
+// and every poll, it reads the group (the look LiveStatuses shows), and
+// when its size or launch-template version differs (someone set it to 0
+// by hand), logs the drift and puts the declared size and template back by
+// converging the group's aws:asg through the engine (engine.Converge, as a
+// promotion does). It leaves the group alone while a promotion of env
+// rolls, and when env's configuration changed since (a configuration
+// rollout follows). It returns when ctx is done or env is gone.
 func (s *Service) watchEnv(ctx context.Context, project, env string) {
 	log := s.log.With("project", project, "env", env)
+	defer s.unsee(project, env)
 	var wake <-chan struct{}
 	t := time.NewTicker(s.hubs.Options().Poll)
 	defer t.Stop()
@@ -146,8 +171,13 @@ func (s *Service) watchEnv(ctx context.Context, project, env string) {
 				wake = ch
 			}
 		}
-		if ok {
-			s.repair(ctx, log, *e, p)
+		if e.Group.Name != "" { // "": not read from the store this time
+			if g, err := awsres.ReadGroup(ctx, s.hubs, e.Region, e.Group.Name); err == nil {
+				s.see(project, env, *e, g)
+				if ok {
+					s.repair(ctx, log, *e, p, g)
+				}
+			} // else the next wake looks again
 		}
 		select {
 		case <-ctx.Done():
@@ -182,13 +212,9 @@ func (s *Service) watched(ctx context.Context, projectName, env string) (e *stor
 	return e, ok1[0], true
 }
 
-// repair reads e's group and puts it back when it drifted from what
+// repair puts e's group, as read (g), back when it drifted from what
 // promotion p left.
-func (s *Service) repair(ctx context.Context, log *slog.Logger, e store.Environment, p store.Promotion) {
-	g, err := awsres.ReadGroup(ctx, s.hubs, e.Region, e.Group.Name)
-	if err != nil {
-		return // the next wake looks again
-	}
+func (s *Service) repair(ctx context.Context, log *slog.Logger, e store.Environment, p store.Promotion, g awsres.GroupState) {
 	d := drift(e, p.Version, g)
 	if len(d) == 0 {
 		log.Debug("environment checked", "group", e.Group.Name, "in_service", g.InService, "desired", g.Desired)
@@ -203,6 +229,10 @@ func (s *Service) repair(ctx context.Context, log *slog.Logger, e store.Environm
 			log.Warn("environment drift not repaired", "group", e.Group.Name, "err", err)
 		}
 		return
+	}
+	// Read again, so what LiveStatuses shows is the group repaired.
+	if g, err := awsres.ReadGroup(ctx, s.hubs, e.Region, e.Group.Name); err == nil {
+		s.see(p.Project, e.Name, e, g)
 	}
 	log.Info("environment repaired", "group", e.Group.Name, "was", what)
 	s.notify(Progress{Project: p.Project, Detail: fmt.Sprintf("environment %s repaired (was: %s)", e.Name, what), Time: time.Now()})

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/awssim"
 	"kiln/internal/bakery"
 	"kiln/internal/store"
 	"kiln/internal/testsupport"
@@ -39,8 +40,13 @@ func TestEnvironmentDriftRepaired(t *testing.T) {
 	testsupport.Eventually(t, "the staging watch to look at its group once", func() bool {
 		return strings.Contains(w.logs.String(), `msg="environment checked" project=web env=staging`)
 	})
-	if st := statuses(); st.State != bakery.EnvLive || st.Live == nil || st.Live.InService != 2 || len(st.Drift) != 0 {
-		t.Fatalf("staging before = %s %+v drift %v; want live with 2 in service", st.State, st.Live, st.Drift)
+	// A status is the watch's last look: showing it reads nothing from AWS.
+	reads := w.sim.Calls("DescribeAutoScalingGroups")
+	if st := statuses(); st.State != bakery.EnvLive || st.Live == nil || st.Live.InService != 2 || len(st.Drift) != 0 || st.Live.Seen.IsZero() {
+		t.Fatalf("staging before = %s %+v drift %v; want live with 2 in service, and when it was seen", st.State, st.Live, st.Drift)
+	}
+	if n := w.sim.Calls("DescribeAutoScalingGroups") - reads; n != 0 {
+		t.Errorf("statuses made %d DescribeAutoScalingGroups; want 0", n)
 	}
 
 	as, err := w.hubs.AutoScaling(t.Context(), "us-east-1")
@@ -52,13 +58,21 @@ func TestEnvironmentDriftRepaired(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	st := statuses()
-	if st.State != bakery.EnvDrifted || !strings.Contains(st.Detail, "desired capacity 0 (declared 2)") ||
+	// Auto Scaling's event for the group wakes the watch, which sees the
+	// drift and puts it back; throttled, the repair waits, and the status
+	// shows the drift meanwhile.
+	w.sim.InjectFault(awssim.Fault{Action: "UpdateAutoScalingGroup", Code: "Throttling"})
+	w.hubs.Deliver(awsapi.Event{Region: "us-east-1", Source: "aws.autoscaling", Resource: "web-staging"})
+	var st bakery.EnvStatus
+	testsupport.Eventually(t, "staging shown drifted", func() bool {
+		st = statuses()
+		return st.State == bakery.EnvDrifted
+	})
+	if !strings.Contains(st.Detail, "desired capacity 0 (declared 2)") ||
 		!strings.Contains(st.Detail, "size 0-2 (declared 2-2)") || st.Live == nil || st.Live.Desired != 0 {
 		t.Errorf("staging after a hand change = %s (%s) live %+v; want drifted, naming desired capacity and size", st.State, st.Detail, st.Live)
 	}
-
-	// Auto Scaling's event for the group wakes the watch, which puts it back.
+	w.sim.ClearFaults()
 	w.hubs.Deliver(awsapi.Event{Region: "us-east-1", Source: "aws.autoscaling", Resource: "web-staging"})
 	testsupport.Eventually(t, "staging repaired", func() bool {
 		st := statuses()

@@ -87,6 +87,7 @@ type Service struct {
 	mu      sync.Mutex
 	active  map[int64]context.CancelCauseFunc // bakes worked on in this process
 	subs    map[*subscription]struct{}
+	seen    map[string]groupSeen                  // environment watches' last looks (environments_watch.go)
 	testHop func(bakeID int64, step string) error // tests: after each step; an error stops the bake there
 }
 

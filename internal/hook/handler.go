@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"kiln/internal/audit"
 	"kiln/internal/store"
 )
 
@@ -20,7 +21,8 @@ type Backend interface {
 	// error wrapping store.ErrNotFound.
 	HookTarget(ctx context.Context, project string) (store.HookTarget, error)
 	// Enqueue records the push and creates or coalesces a queued bake (see
-	// store.EnqueuePush); it must be fast and do no AWS work.
+	// store.EnqueuePush), and p.Audit when set, in the same transaction; it
+	// must be fast and do no AWS work.
 	Enqueue(ctx context.Context, p store.Push) (store.PushResult, error)
 }
 
@@ -121,9 +123,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, Response{Status: "ignored", Reason: reason})
 		return
 	}
-	res, err := h.backend.Enqueue(ctx, store.Push{
+	push := store.Push{
 		Project: name, DeliveryID: d.DeliveryID, Commit: d.Commit, Ref: d.Ref, Message: d.Message, Repo: d.Repo,
-	})
+	}
+	// Under audit.Wrap the delivery's audit row goes in the push's
+	// transaction: a webhook costs one commit.
+	if row, ok := audit.Row(r); ok {
+		push.Audit = &row
+	}
+	res, err := h.backend.Enqueue(ctx, push)
 	if errors.Is(err, store.ErrNotFound) { // deleted since the lookup
 		writeError(w, http.StatusNotFound, "unknown project")
 		return
@@ -131,6 +139,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.internal(w, "enqueue bake", err, "project", name, "delivery", d.DeliveryID)
 		return
+	}
+	if push.Audit != nil {
+		audit.Written(r)
 	}
 	log.Info("webhook push queued", "bake", res.BakeID, "commit", d.Commit, "new", res.New, "duplicate", res.Duplicate)
 	writeJSON(w, http.StatusAccepted, Response{

@@ -81,6 +81,10 @@ type Push struct {
 	Ref        string
 	Message    string
 	Repo       string
+	// Audit, when set, is the delivery's audit row, appended in the push's
+	// transaction when the push succeeds (a duplicate too), so a webhook
+	// costs one commit; Outcome and At are the caller's.
+	Audit *AuditEntry
 }
 
 // PushResult says what EnqueuePush did.
@@ -147,11 +151,33 @@ const (
 		VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8) RETURNING id`
 	qInsertDelivery = `INSERT INTO deliveries (project, delivery_id, bake_id, received_at) VALUES ($1, $2, $3, $4)`
 	qHookTarget     = `SELECT branch, webhook_secret FROM projects WHERE name = $1`
+	qInsertAudit    = `INSERT INTO audit (at, actor, action, project, target, detail, remote, outcome)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 )
 
-// pushOne is one push's share of a batch transaction (see pushBatcher). It
-// returns ErrNotFound for an unknown project having written nothing.
+// pushOne is one push's share of a batch transaction (see pushBatcher):
+// the push, then its audit row when it has one. It returns ErrNotFound for
+// an unknown project having written nothing.
 func (s *Store) pushOne(ctx context.Context, bt *batchTx, p Push, enqueue EnqueueFunc, now int64) (PushResult, error) {
+	res, err := s.pushRecord(ctx, bt, p, enqueue, now)
+	if err != nil || p.Audit == nil {
+		return res, err
+	}
+	e := p.Audit
+	at := now
+	if !e.At.IsZero() {
+		at = ms(e.At)
+	}
+	if _, err := bt.stmt(ctx, qInsertAudit).ExecContext(ctx,
+		at, e.Actor, e.Action, e.Project, e.Target, e.Detail, e.Remote, e.Outcome); err != nil {
+		return res, fmt.Errorf("append audit %s: %w", e.Action, err)
+	}
+	return res, nil
+}
+
+// pushRecord records push p in a batch transaction. It returns
+// ErrNotFound for an unknown project having written nothing.
+func (s *Store) pushRecord(ctx context.Context, bt *batchTx, p Push, enqueue EnqueueFunc, now int64) (PushResult, error) {
 	var res PushResult
 	if !bt.exists[p.Project] {
 		return res, ErrNotFound

@@ -297,7 +297,7 @@ func (s *Store) inJobTx(ctx context.Context, fn func(tx *Tx) error) error {
 // while a transaction holds the connection would wait forever. Inside a
 // transaction Tx.StmtContext finds them on the same connection.
 var hotQueries = []string{
-	qDeliveryBake, qCoalesce, qInsertBake, qInsertDelivery, qHookTarget,
+	qDeliveryBake, qCoalesce, qInsertBake, qInsertDelivery, qHookTarget, qInsertAudit,
 	`SAVEPOINT push`, `RELEASE push`, `ROLLBACK TO push`,
 }
 

@@ -694,7 +694,11 @@ func (h storeHooks) HookTarget(ctx context.Context, project string) (store.HookT
 }
 
 func (h storeHooks) Enqueue(ctx context.Context, p store.Push) (store.PushResult, error) {
-	return h.st.CreateBake(ctx, p.Project, p.Commit, p.Ref, nil)
+	res, err := h.st.CreateBake(ctx, p.Project, p.Commit, p.Ref, nil)
+	if err == nil && p.Audit != nil {
+		_, err = h.st.AppendAudit(ctx, *p.Audit)
+	}
+	return res, err
 }
 
 // TestRotateSecret: the new secret is shown once, differs from the old,
