@@ -70,7 +70,7 @@ func (s *Service) LiveStatuses(ctx context.Context, project string, sts []EnvSta
 	for i := range out {
 		st := &out[i]
 		rctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
-		g, err := awsres.ReadGroup(rctx, s.hubs, st.Region, st.Group.Name)
+		g, err := awsres.ReadGroup(rctx, s.envHubs(st.Environment), st.Region, st.Group.Name)
 		cancel()
 		if err != nil {
 			if st.Detail == "" {
@@ -140,7 +140,7 @@ func (s *Service) watchEnv(ctx context.Context, project, env string) {
 			return
 		}
 		if wake == nil {
-			if hub, err := s.hubs.Hub(ctx, e.Region); err == nil {
+			if hub, err := s.envHubs(*e).Hub(ctx, e.Region); err == nil {
 				ch, cancel := hub.Changes(e.Group.Name)
 				defer cancel()
 				wake = ch
@@ -185,7 +185,7 @@ func (s *Service) watched(ctx context.Context, projectName, env string) (e *stor
 // repair reads e's group and puts it back when it drifted from what
 // promotion p left.
 func (s *Service) repair(ctx context.Context, log *slog.Logger, e store.Environment, p store.Promotion) {
-	g, err := awsres.ReadGroup(ctx, s.hubs, e.Region, e.Group.Name)
+	g, err := awsres.ReadGroup(ctx, s.envHubs(e), e.Region, e.Group.Name)
 	if err != nil {
 		return // the next wake looks again
 	}
@@ -197,7 +197,7 @@ func (s *Service) repair(ctx context.Context, log *slog.Logger, e store.Environm
 	what := strings.Join(d, "; ")
 	log.Warn("environment drifted: putting it back", "group", e.Group.Name, "drift", what)
 	s.notify(Progress{Project: p.Project, Detail: fmt.Sprintf("environment %s drifted: %s", e.Name, what), Time: time.Now()})
-	asg := project.GroupResource(s.hubs, p.Project, e, p.ImageID)
+	asg := project.GroupResource(s.envHubs(e), p.Project, e, p.ImageID)
 	if _, err := engine.Converge(ctx, asg, project.GroupEnv(p.Project, e, deployMeta, log)); err != nil {
 		if ctx.Err() == nil {
 			log.Warn("environment drift not repaired", "group", e.Group.Name, "err", err)

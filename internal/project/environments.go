@@ -74,6 +74,7 @@ func (pp *projectParser) environments(n *yaml.Node, lines map[string]int) []Envi
 			"rollback":  func(v *yaml.Node) { rollback = pp.str(v, prefix+".rollback") },
 			"name":      func(v *yaml.Node) { e.Name = pp.str(v, prefix+".name") },
 			"region":    func(v *yaml.Node) { e.Region = pp.str(v, prefix+".region") },
+			"account":   func(v *yaml.Node) { e.Account = pp.envAccount(v, prefix+".account") },
 			"group":     func(v *yaml.Node) { pp.envGroup(v, prefix+".group", &e.Group, groupLines) },
 			"config":    func(v *yaml.Node) { e.Config = pp.envConfig(v, prefix+".config") },
 			"promotion": func(v *yaml.Node) { e.Promotion = pp.str(v, prefix+".promotion") },
