@@ -6,6 +6,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"kiln/internal/awsapi"
+	"kiln/internal/iampolicy"
 	"kiln/internal/store"
 )
 
@@ -91,4 +92,38 @@ func roleNameOf(arn string) string {
 		}
 	}
 	return arn
+}
+
+// IAMByAccount is IAM split by the account each part runs in, for a
+// project whose environments live in other accounts: the bakery's own
+// account (key "") has the bakes, the rollout target and the environments
+// in it; each other account (keyed by AccountOf's name) the groups,
+// secrets and alarms of its environments. roles are those accounts' roles,
+// in the order of the environments.
+func (p *Project) IAMByAccount() (map[string]iampolicy.BakeryProject, []iampolicy.AccountRole) {
+	out := map[string]iampolicy.BakeryProject{}
+	var roles []iampolicy.AccountRole
+	envs := map[string][]Environment{}
+	for _, e := range p.Environments {
+		a := AccountOf(e)
+		if _, seen := envs[a.Name]; !seen && a.Name != "" {
+			roles = append(roles, iampolicy.AccountRole{Name: a.Name, RoleARN: a.RoleARN, ExternalID: a.ExternalID})
+		}
+		envs[a.Name] = append(envs[a.Name], e)
+	}
+	home := *p
+	home.Environments = envs[""]
+	out[""] = home.IAM()
+	for _, r := range roles {
+		q := Project{Name: p.Name, Environments: envs[r.Name]}
+		b := q.IAM()
+		b.Bake, b.Profiles = nil, nil
+		for _, e := range q.Environments {
+			if e.Group.IAMProfile != "" {
+				b.Profiles = append(b.Profiles, e.Group.IAMProfile)
+			}
+		}
+		out[r.Name] = b
+	}
+	return out, roles
 }
