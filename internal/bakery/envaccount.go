@@ -7,6 +7,7 @@ import (
 
 	"kiln/internal/awsapi"
 	"kiln/internal/project"
+	"kiln/internal/store"
 )
 
 // Environments in other accounts. An environment with an account
@@ -58,4 +59,34 @@ func (s *Service) sharedWith(ctx context.Context, projectName string, e project.
 	}
 	return &PromotionError{Msg: fmt.Sprintf("environment %s lives in account %s, and project %q does not share its images with it: add %s to share_with (image %s)",
 		e.Name, id, projectName, id, image)}
+}
+
+// imageIn is image (the id of a project's image in the project's region)
+// as it is in region: itself there, else its copy (copy_to), as the bake
+// recorded it. An environment in another region runs the copy.
+func (s *Service) imageIn(ctx context.Context, projectName, region, image string) (string, error) {
+	pr, err := s.store.Project(ctx, projectName)
+	if err != nil {
+		return "", err
+	}
+	if region == "" || region == pr.Region {
+		return image, nil
+	}
+	imgs, err := s.store.Images(ctx, projectName)
+	if err != nil {
+		return "", err
+	}
+	i := slices.IndexFunc(imgs, func(im store.Image) bool { return im.ImageID == image })
+	if i >= 0 && imgs[i].BakeID != 0 {
+		copies, err := s.store.BakeImages(ctx, imgs[i].BakeID)
+		if err != nil {
+			return "", err
+		}
+		for _, c := range copies {
+			if c.Region == region && c.ImageID != "" {
+				return c.ImageID, nil
+			}
+		}
+	}
+	return "", &PromotionError{Msg: fmt.Sprintf("image %s has no copy in %s (copy_to): it was baked before %s was added, or its copy failed", image, region, region)}
 }

@@ -125,3 +125,66 @@ func TestPromotionToAnotherAccount(t *testing.T) {
 		t.Fatalf("Promote() of an image never shared = %v; want a PromotionError naming %s", err, otherAccount)
 	}
 }
+
+// TestPromotionToAnotherAccountsRegion: production in the prod account's
+// us-west-2 runs the bake's copy there (copy_to), shared with the prod
+// account, not the image of the project's region.
+func TestPromotionToAnotherAccountsRegion(t *testing.T) {
+	w := newAccountsEnvWorld(t)
+	src := strings.Replace(accountProject(prodAccount, prodAccount), "share_with:", "copy_to: [us-west-2]\nshare_with:", 1)
+	src = strings.Replace(src, "    account:", "    region: us-west-2\n    account:", 1)
+	w.apply(t, src)
+	res, err := w.svc.Trigger(t.Context(), "web", "c0ffee", "refs/heads/main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := w.waitFinal(t, res.BakeID)
+	if b.State != store.Succeeded {
+		t.Fatalf("bake %s: %s", b.State, b.Reason)
+	}
+	copies, err := w.st.BakeImages(t.Context(), res.BakeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	west := ""
+	for _, c := range copies {
+		if c.Region == "us-west-2" {
+			west = c.ImageID
+		}
+	}
+	if west == "" || west == b.ImageID {
+		t.Fatalf("bake's copies = %+v; want a copy in us-west-2", copies)
+	}
+	p := w.waitEnv(t, "production", b.ImageID)
+	if p.State != store.PromotionSucceeded {
+		t.Fatalf("production promotion: %+v\n%s", p, w.logs)
+	}
+	prod, err := w.sim.Account(prodAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prodWest, err := prod.Region("us-west-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, ok := prodWest.AutoScalingGroup("web-production")
+	if !ok {
+		t.Fatalf("no group web-production in the prod account's us-west-2")
+	}
+	images := map[string]string{}
+	for _, in := range prodWest.Instances() {
+		images[in.ID] = in.ImageID
+	}
+	live := 0
+	for _, in := range gi.Instances {
+		if in.LifecycleState == "InService" {
+			live++
+			if images[in.ID] != west {
+				t.Errorf("prod us-west-2 instance %s runs %q, want the copy %s", in.ID, images[in.ID], west)
+			}
+		}
+	}
+	if live != 2 {
+		t.Errorf("prod us-west-2 group has %d instances in service, want 2", live)
+	}
+}

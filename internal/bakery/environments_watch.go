@@ -197,7 +197,12 @@ func (s *Service) repair(ctx context.Context, log *slog.Logger, e store.Environm
 	what := strings.Join(d, "; ")
 	log.Warn("environment drifted: putting it back", "group", e.Group.Name, "drift", what)
 	s.notify(Progress{Project: p.Project, Detail: fmt.Sprintf("environment %s drifted: %s", e.Name, what), Time: time.Now()})
-	asg := project.GroupResource(s.envHubs(e), p.Project, e, p.ImageID)
+	img, err := s.imageIn(ctx, p.Project, e.Region, p.ImageID) // envaccount.go: its copy in another region
+	if err != nil {
+		log.Warn("environment drift not repaired", "group", e.Group.Name, "err", err)
+		return
+	}
+	asg := project.GroupResource(s.envHubs(e), p.Project, e, img)
 	if _, err := engine.Converge(ctx, asg, project.GroupEnv(p.Project, e, deployMeta, log)); err != nil {
 		if ctx.Err() == nil {
 			log.Warn("environment drift not repaired", "group", e.Group.Name, "err", err)

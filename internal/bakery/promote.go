@@ -239,7 +239,11 @@ func (s *Service) promoteWith(ctx context.Context, projectName, env, image, caus
 	if err := s.sharedWith(ctx, projectName, e, image); err != nil { // envaccount.go
 		return nil, err
 	}
-	if err := s.imageAvailableIn(ctx, s.envHubs(e), project.AccountID(e), e.Region, image); err != nil {
+	regional, err := s.imageIn(ctx, projectName, e.Region, image) // its copy, in another region
+	if err != nil {
+		return nil, err
+	}
+	if err := s.imageAvailableIn(ctx, s.envHubs(e), project.AccountID(e), e.Region, regional); err != nil {
 		return nil, err
 	}
 	p, err := s.store.AddPromotion(ctx, store.Promotion{Project: projectName, Env: env, ImageID: image, Cause: cause, Digest: project.Digest(e)})
@@ -326,7 +330,14 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 		return
 	}
 	e := envs[i]
-	asg := project.GroupResource(s.envHubs(e), p.Project, e, p.ImageID)
+	img, err := s.imageIn(ctx, p.Project, e.Region, p.ImageID) // envaccount.go
+	if err != nil {
+		if ctx.Err() == nil {
+			s.finishPromotion(ctx, log, p, store.PromotionFailed, err.Error(), "")
+		}
+		return
+	}
+	asg := project.GroupResource(s.envHubs(e), p.Project, e, img)
 	s.prepareRollout(ctx, asg, p) // alarms.go
 	_, err = engine.Converge(ctx, asg, project.GroupEnv(p.Project, e, deployMeta, log))
 	if ctx.Err() != nil {

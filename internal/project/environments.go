@@ -268,8 +268,8 @@ func (pp *projectParser) validateEnvironments(p *Project, at func(string) int, l
 		prefix := fmt.Sprintf("environments[%d]", i)
 		if e.Region == "" {
 			e.Region = p.Region
-		} else if e.Region != p.Region {
-			pp.errorf(at(prefix+".region"), prefix+".region", "%q: images are baked in %s, and kiln does not copy them to other regions yet", e.Region, p.Region)
+		} else if e.Region != p.Region && !slices.Contains(p.Distribution.CopyTo, e.Region) {
+			pp.errorf(at(prefix+".region"), prefix+".region", "%q: images are baked in %s and copied to %v (copy_to): an environment runs in one of those", e.Region, p.Region, p.Distribution.CopyTo)
 		}
 		if e.Group.Name == "" && e.Name != "" {
 			e.Group.Name = p.Name + "-" + e.Name
