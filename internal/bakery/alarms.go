@@ -33,7 +33,7 @@ func (s *Service) alarmsOf(ctx context.Context, log *slog.Logger, env project.En
 	if len(names) == 0 {
 		return ""
 	}
-	g, err := alarmGate(ctx, s.hubs, env.Region, names)
+	g, err := alarmGate(ctx, s.envHubs(env), env.Region, names)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("reading the environment's alarms failed", "err", err)

@@ -165,14 +165,14 @@ func (s *Service) watchEnv(ctx context.Context, project, env string) {
 			return
 		}
 		if wake == nil {
-			if hub, err := s.hubs.Hub(ctx, e.Region); err == nil {
+			if hub, err := s.envHubs(*e).Hub(ctx, e.Region); err == nil {
 				ch, cancel := hub.Changes(e.Group.Name)
 				defer cancel()
 				wake = ch
 			}
 		}
 		if e.Group.Name != "" { // "": not read from the store this time
-			if g, err := awsres.ReadGroup(ctx, s.hubs, e.Region, e.Group.Name); err == nil {
+			if g, err := awsres.ReadGroup(ctx, s.envHubs(*e), e.Region, e.Group.Name); err == nil {
 				s.see(project, env, *e, g)
 				if ok {
 					s.repair(ctx, log, *e, p, g)
@@ -223,7 +223,12 @@ func (s *Service) repair(ctx context.Context, log *slog.Logger, e store.Environm
 	what := strings.Join(d, "; ")
 	log.Warn("environment drifted: putting it back", "group", e.Group.Name, "drift", what)
 	s.notify(Progress{Project: p.Project, Detail: fmt.Sprintf("environment %s drifted: %s", e.Name, what), Time: time.Now()})
-	asg := project.GroupResource(s.hubs, p.Project, e, p.ImageID)
+	img, err := s.imageIn(ctx, p.Project, e.Region, p.ImageID) // envaccount.go: its copy in another region
+	if err != nil {
+		log.Warn("environment drift not repaired", "group", e.Group.Name, "err", err)
+		return
+	}
+	asg := project.GroupResource(s.envHubs(e), p.Project, e, img)
 	if _, err := engine.Converge(ctx, asg, project.GroupEnv(p.Project, e, deployMeta, log)); err != nil {
 		if ctx.Err() == nil {
 			log.Warn("environment drift not repaired", "group", e.Group.Name, "err", err)
@@ -231,7 +236,7 @@ func (s *Service) repair(ctx context.Context, log *slog.Logger, e store.Environm
 		return
 	}
 	// Read again, so what LiveStatuses shows is the group repaired.
-	if g, err := awsres.ReadGroup(ctx, s.hubs, e.Region, e.Group.Name); err == nil {
+	if g, err := awsres.ReadGroup(ctx, s.envHubs(e), e.Region, e.Group.Name); err == nil {
 		s.see(p.Project, e.Name, e, g)
 	}
 	log.Info("environment repaired", "group", e.Group.Name, "was", what)

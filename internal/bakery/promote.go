@@ -236,7 +236,14 @@ func (s *Service) promoteWith(ctx context.Context, projectName, env, image, caus
 			return nil, &PromotionError{Msg: fmt.Sprintf("%s has not run in %s: promote it to %s first (environments go in order)", image, prev, prev)}
 		}
 	}
-	if err := s.imageAvailable(ctx, e.Region, image); err != nil {
+	if err := s.sharedWith(ctx, projectName, e, image); err != nil { // envaccount.go
+		return nil, err
+	}
+	regional, err := s.imageIn(ctx, projectName, e.Region, image) // its copy, in another region
+	if err != nil {
+		return nil, err
+	}
+	if err := s.imageAvailableIn(ctx, s.envHubs(e), project.AccountID(e), e.Region, regional); err != nil {
 		return nil, err
 	}
 	p, err := s.store.AddPromotion(ctx, store.Promotion{Project: projectName, Env: env, ImageID: image, Cause: cause, Digest: project.Digest(e)})
@@ -248,9 +255,11 @@ func (s *Service) promoteWith(ctx context.Context, projectName, env, image, caus
 	return p, nil
 }
 
-// imageAvailable checks with EC2 that image is available.
-func (s *Service) imageAvailable(ctx context.Context, region, image string) error {
-	hub, err := s.hubs.Hub(ctx, region)
+// imageAvailableIn checks with EC2, with hubs (those of account, "" for
+// the bakery's own), that image is available there: in another account,
+// that it was shared with it.
+func (s *Service) imageAvailableIn(ctx context.Context, hubs *awsapi.Hubs, account, region, image string) error {
+	hub, err := hubs.Hub(ctx, region)
 	if err != nil {
 		return err
 	}
@@ -272,6 +281,9 @@ func (s *Service) imageAvailable(ctx context.Context, region, image string) erro
 		return fmt.Errorf("look up image %s: %w", image, err)
 	}
 	if state != types.ImageStateAvailable {
+		if state == "" && account != "" {
+			return &PromotionError{Msg: fmt.Sprintf("image %s is not shared with account %s (EC2 there does not list it): bake it again after adding %s to share_with", image, account, account)}
+		}
 		if state == "" {
 			state = "gone"
 		}
@@ -318,7 +330,14 @@ func (s *Service) deploy(ctx context.Context, p Promotion) {
 		return
 	}
 	e := envs[i]
-	asg := project.GroupResource(s.hubs, p.Project, e, p.ImageID)
+	img, err := s.imageIn(ctx, p.Project, e.Region, p.ImageID) // envaccount.go
+	if err != nil {
+		if ctx.Err() == nil {
+			s.finishPromotion(ctx, log, p, store.PromotionFailed, err.Error(), "")
+		}
+		return
+	}
+	asg := project.GroupResource(s.envHubs(e), p.Project, e, img)
 	s.prepareRollout(ctx, asg, p) // alarms.go
 	_, err = engine.Converge(ctx, asg, project.GroupEnv(p.Project, e, deployMeta, log))
 	if ctx.Err() != nil {
@@ -390,7 +409,7 @@ func (s *Service) awaitHealthy(ctx context.Context, e project.Environment) strin
 	deadline := time.Now().Add(healthyWithin)
 	reason := ""
 	for {
-		h, err := groupHealth(ctx, s.hubs, e.Region, e.Group.Name)
+		h, err := groupHealth(ctx, s.envHubs(e), e.Region, e.Group.Name)
 		switch {
 		case ctx.Err() != nil:
 			return "stopped"
@@ -430,7 +449,7 @@ func (s *Service) soak(ctx context.Context, p Promotion, env, next project.Envir
 	every := soakCheck(next.Soak)
 	var first []string // the instances at the first look: a replaced one was unhealthy
 	for {
-		h, err := groupHealth(ctx, s.hubs, env.Region, env.Group.Name)
+		h, err := groupHealth(ctx, s.envHubs(env), env.Region, env.Group.Name)
 		if ctx.Err() != nil {
 			return // resumed at the next start
 		}
@@ -623,7 +642,7 @@ func (s *Service) applySecrets(ctx context.Context, projectName string, envs []p
 			if !c.Secret || (c.Value == "" && c.Version > 0) {
 				continue // plain, or kept as stored (a parsed file never has an empty secret)
 			}
-			v, err := s.putSecret(ctx, e.Region, project.ParameterName(projectName, e.Name, c.Key), c.Value)
+			v, err := s.putSecret(ctx, s.envHubs(*e), e.Region, project.ParameterName(projectName, e.Name, c.Key), c.Value)
 			if err != nil {
 				return fmt.Errorf("environment %s: secret %s: %w", e.Name, c.Key, err)
 			}
@@ -633,8 +652,8 @@ func (s *Service) applySecrets(ctx context.Context, projectName string, envs []p
 	return nil
 }
 
-func (s *Service) putSecret(ctx context.Context, region, name, value string) (int64, error) {
-	c, err := s.hubs.SSM(ctx, region)
+func (s *Service) putSecret(ctx context.Context, hubs *awsapi.Hubs, region, name, value string) (int64, error) {
+	c, err := hubs.SSM(ctx, region)
 	if err != nil {
 		return 0, err
 	}
@@ -670,7 +689,7 @@ func (s *Service) dropSecrets(ctx context.Context, projectName string, old, envs
 			if !c.Secret || keep[name] {
 				continue
 			}
-			cl, err := s.hubs.SSM(ctx, e.Region)
+			cl, err := s.envHubs(e).SSM(ctx, e.Region)
 			if err == nil {
 				_, err = cl.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(name)})
 			}

@@ -23,6 +23,8 @@ type monitoring struct {
 	reg     *prometheus.Registry
 	metrics *engine.Metrics
 	orphans *orphanSet // what run last found orphaned
+	// accounts are the resources' accounts (runaccounts.go)
+	accounts resourceAccounts
 }
 
 func newMonitoring() *monitoring {
@@ -38,7 +40,7 @@ func newMonitoring() *monitoring {
 func (m *monitoring) mux(eng ui.EngineView, graph string, evh http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	monitor.Mount(mux, m.reg, engineHealth(eng), withOrphans(engineReady(eng), m.orphans))
-	page := ui.EnginePageWithOrphans(eng, graph, m.orphans.page)
+	page := ui.EnginePageWithAccounts(eng, graph, m.orphans.page, m.accounts.get)
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET "+ui.EventsPath, page)
 	if evh != nil {

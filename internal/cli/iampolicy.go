@@ -63,7 +63,12 @@ list with one entry per account, the starting credentials' first (its
 policy also allows sts:AssumeRole on the accounts' roles), each other
 account's with its role_arn, the policy to attach to that role and the
 trust_relationship the role needs, trusting the account of the starting
-credentials (--trusted-account ID; a placeholder without it).
+credentials (--trusted-account ID; a placeholder without it). So does
+--bakery when a project's environments live in other accounts (account:
+on an environment, see docs/bakery/environments.md): the bakery's policy
+first (bakes, the environments in its own account, sts:AssumeRole on the
+roles), then each account's, named by its id, for its environments'
+groups, templates and secrets.
 
 A graph with no AWS resources (and no --events-queue) needs no
 permissions: iam-policy says so on stderr, prints no policy and exits 0.
@@ -87,7 +92,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if bakery {
-				return a.writeBakeryPolicy(args, queues)
+				return a.writeBakeryPolicy(args, queues, trusted)
 			}
 			if len(args) == 0 {
 				return a.writePolicy("", iampolicy.Policy(""), queues)
@@ -146,8 +151,10 @@ func (a *app) writePolicy(graph string, doc iampolicy.PolicyDocument, queues []s
 
 // writeBakeryPolicy prints the policy of kiln serve with the projects of
 // files (project.Parse's errors, with file and line, when one is bad).
-func (a *app) writeBakeryPolicy(files, queues []string) error {
+func (a *app) writeBakeryPolicy(files, queues []string, trusted string) error {
 	var ps []iampolicy.BakeryProject
+	byAccount := map[string][]iampolicy.BakeryProject{}
+	var roles []iampolicy.AccountRole
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -166,6 +173,18 @@ func (a *app) writeBakeryPolicy(files, queues []string) error {
 			return err
 		}
 		ps = append(ps, p.IAM())
+		parts, rs := p.IAMByAccount()
+		for name, b := range parts {
+			byAccount[name] = append(byAccount[name], b)
+		}
+		for _, r := range rs {
+			if !slices.ContainsFunc(roles, func(x iampolicy.AccountRole) bool { return x.Name == r.Name }) {
+				roles = append(roles, r)
+			}
+		}
+	}
+	if len(roles) > 0 { // environments in other accounts: a policy in each
+		return a.writeAccountPolicies(iampolicy.BakeryAccounts(byAccount, roles, trusted), queues)
 	}
 	doc := iampolicy.Bakery(ps...)
 	doc.Statement = append(doc.Statement, eventqueue.Statements(queues)...)

@@ -276,6 +276,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		}
 		return a.prune(runCtx, g, o.confirmPrune, o.noop, m.orphans)
 	}
+	m.accounts.set(g, a.log)
 	if err := pruneNow(g); err != nil {
 		stop()
 		_ = group.Wait()
@@ -300,6 +301,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 	if !o.once {
 		group.Go(func() error {
 			return a.watchGraph(runCtx, src, data, view, func(g *engine.Graph) {
+				m.accounts.set(g, a.log)
 				if err := pruneNow(g); err != nil && runCtx.Err() == nil {
 					a.log.Error("prune after graph reload", "err", err)
 				}
@@ -314,7 +316,7 @@ func (a *app) run(ctx context.Context, file string, o runOptions) error {
 		return ctx.Err()
 	}
 	if runErr != nil {
-		return a.notConverged(view, runErr)
+		return a.notConverged(view, runErr, m.accounts.of)
 	}
 	if o.once {
 		a.log.Info("converged", "resources", len(view.Status()))
@@ -367,7 +369,7 @@ func (a *app) sweepBuilders(ctx context.Context, g *engine.Graph) {
 }
 
 // notConverged prints a summary of the failed and blocked vertices.
-func (a *app) notConverged(eng runView, runErr error) error {
+func (a *app) notConverged(eng runView, runErr error, account func(id string) string) error {
 	var failed, blocked []engine.VertexStatus
 	for _, s := range eng.Status() {
 		switch s.State {
@@ -382,14 +384,14 @@ func (a *app) notConverged(eng runView, runErr error) error {
 	}
 	fmt.Fprintf(a.stderr, "kiln: not converged: %d failed, %d blocked\n", len(failed), len(blocked))
 	for _, s := range failed {
-		fmt.Fprintf(a.stderr, "  failed   %s: %s\n", s.ID, s.LastError)
+		fmt.Fprintf(a.stderr, "  failed   %s%s: %s\n", s.ID, account(s.ID), s.LastError)
 	}
 	for _, s := range blocked {
 		by := s.BlockedBy
 		if len(by) == 0 {
 			by = s.DependsOn
 		}
-		fmt.Fprintf(a.stderr, "  blocked  %s (by %s)\n", s.ID, strings.Join(by, ", "))
+		fmt.Fprintf(a.stderr, "  blocked  %s%s (by %s)\n", s.ID, account(s.ID), strings.Join(by, ", "))
 	}
 	return &exitError{code: ExitError}
 }

@@ -75,3 +75,33 @@ func AccountPolicies(graph string, byAccount map[string][]any, roles []AccountRo
 	}
 	return out
 }
+
+// BakeryAccounts are the policies of kiln serve when projects' environments
+// live in other accounts: byAccount holds each account's part of every
+// project (project.IAMByAccount; "" is the bakery's own account, which
+// bakes), roles those accounts' roles and trusted the bakery's account id
+// as the trust relationships name it. The bakery's policy comes first,
+// with sts:AssumeRole on every role; then each account's, with the role
+// to attach it to and the role's trust relationship.
+func BakeryAccounts(byAccount map[string][]BakeryProject, roles []AccountRole, trusted string) []AccountPolicy {
+	start := Bakery(byAccount[""]...)
+	var arns []string
+	for _, r := range roles {
+		arns = append(arns, r.RoleARN)
+	}
+	if len(arns) > 0 {
+		slices.Sort(arns)
+		start.Statement = append(start.Statement, Statement{Sid: "AssumeAccountRoles", Effect: "Allow",
+			Action: []string{"sts:AssumeRole"}, Resource: slices.Compact(arns)})
+	}
+	out := []AccountPolicy{{Account: "", Policy: start}}
+	for _, r := range roles {
+		ts := TrustStatement{Effect: "Allow", Principal: map[string]string{"AWS": "arn:aws:iam::" + trusted + ":root"}, Action: "sts:AssumeRole"}
+		if r.ExternalID != "" {
+			ts.Condition = map[string]map[string][]string{"StringEquals": {"sts:ExternalId": {r.ExternalID}}}
+		}
+		out = append(out, AccountPolicy{Account: r.Name, RoleARN: r.RoleARN, Policy: Bakery(byAccount[r.Name]...),
+			Trust: &TrustDocument{Version: "2012-10-17", Statement: []TrustStatement{ts}}})
+	}
+	return out
+}

@@ -74,6 +74,7 @@ func (pp *projectParser) environments(n *yaml.Node, lines map[string]int) []Envi
 			"rollback":  func(v *yaml.Node) { rollback = pp.str(v, prefix+".rollback") },
 			"name":      func(v *yaml.Node) { e.Name = pp.str(v, prefix+".name") },
 			"region":    func(v *yaml.Node) { e.Region = pp.str(v, prefix+".region") },
+			"account":   func(v *yaml.Node) { e.Account = pp.envAccount(v, prefix+".account") },
 			"group":     func(v *yaml.Node) { pp.envGroup(v, prefix+".group", &e.Group, groupLines) },
 			"config":    func(v *yaml.Node) { e.Config = pp.envConfig(v, prefix+".config") },
 			"promotion": func(v *yaml.Node) { e.Promotion = pp.str(v, prefix+".promotion") },
@@ -267,8 +268,8 @@ func (pp *projectParser) validateEnvironments(p *Project, at func(string) int, l
 		prefix := fmt.Sprintf("environments[%d]", i)
 		if e.Region == "" {
 			e.Region = p.Region
-		} else if e.Region != p.Region {
-			pp.errorf(at(prefix+".region"), prefix+".region", "%q: images are baked in %s, and kiln does not copy them to other regions yet", e.Region, p.Region)
+		} else if e.Region != p.Region && !slices.Contains(p.Distribution.CopyTo, e.Region) {
+			pp.errorf(at(prefix+".region"), prefix+".region", "%q: images are baked in %s and copied to %v (copy_to): an environment runs in one of those", e.Region, p.Region, p.Distribution.CopyTo)
 		}
 		if e.Group.Name == "" && e.Name != "" {
 			e.Group.Name = p.Name + "-" + e.Name

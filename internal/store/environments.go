@@ -23,6 +23,7 @@ type Environment struct {
 	Promotion string        `json:"promotion"` // auto | manual
 	Soak      time.Duration `json:"soak,omitempty"`
 	Approval  string        `json:"approval,omitempty"` // "manual": an auto promotion waits for kiln approve after the soak
+	Account   *EnvAccount   `json:"account,omitempty"`  // nil: the bakery's own account (envaccount.go)
 }
 
 // EnvGroup is an environment's kiln-managed Auto Scaling group, with the

@@ -35,6 +35,15 @@ func EnginePageWithOrphans(eng EngineView, graphName string, orphans func() []Or
 	return &enginePage{eng: eng, name: graphName, t: parse("engine.html"), orphans: orphans}
 }
 
+// EnginePageWithAccounts is EnginePageWithOrphans (orphans may be nil)
+// for a graph whose resources work in several AWS accounts: accounts
+// returns the account of each resource (by id) that works in another
+// account than the starting credentials', and the page shows it beside
+// the resource.
+func EnginePageWithAccounts(eng EngineView, graphName string, orphans func() []Orphan, accounts func() map[string]string) http.Handler {
+	return &enginePage{eng: eng, name: graphName, t: parse("engine.html"), orphans: orphans, accounts: accounts}
+}
+
 // Orphan is one orphan of the graph, as the engine page shows it.
 type Orphan struct {
 	ID    string // kind/name
@@ -53,6 +62,9 @@ type enginePage struct {
 	name    string
 	t       *template.Template
 	orphans func() []Orphan // nil: no orphan section
+	// accounts are the resources' accounts, by id (nil, or a resource not
+	// in it: the starting credentials').
+	accounts func() map[string]string
 }
 
 func (p *enginePage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -81,6 +93,9 @@ type engineData struct {
 	Problem bool
 	Lock    string // kiln run --lock: who holds the graph's lock
 	Orphans []Orphan
+	// Accounts are the accounts of the resources working in another
+	// account than the starting credentials', by id.
+	Accounts map[string]string
 }
 
 type stateCount struct {
@@ -99,6 +114,14 @@ func (p *enginePage) data() engineData {
 	}
 	if p.orphans != nil {
 		d.Orphans = p.orphans()
+	}
+	if p.accounts != nil {
+		d.Accounts = p.accounts()
+		for i, n := range d.SVG.Nodes {
+			if a := d.Accounts[n.ID]; a != "" {
+				d.SVG.Nodes[i].Account = a
+			}
+		}
 	}
 	n := map[engine.State]int{}
 	for _, s := range st {
@@ -163,6 +186,7 @@ type graphSVG struct {
 
 type svgNode struct {
 	ID, Label, Kind string
+	Account         string // another account than the starting one's
 	State           engine.State
 	X, Y            int
 }
