@@ -21,6 +21,7 @@ import (
 func newIAMPolicyCmd(a *app) *cobra.Command {
 	var queues []string
 	var bakery bool
+	var kmsKey string
 	var trusted string
 	var v graphVars
 	cmd := &cobra.Command{
@@ -92,7 +93,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if bakery {
-				return a.writeBakeryPolicy(args, queues, trusted)
+				return a.writeBakeryPolicy(args, queues, trusted, kmsKey)
 			}
 			if len(args) == 0 {
 				return a.writePolicy("", iampolicy.Policy(""), queues)
@@ -130,6 +131,7 @@ Exit codes: 0 ok (also when there is nothing to allow), 1 a bad graph file.`,
 	cmd.Flags().StringArrayVar(&queues, "events-queue", nil, "add what reading this events queue (URL or name) needs (repeatable)")
 	cmd.Flags().StringVar(&trusted, "trusted-account", "STARTING_ACCOUNT_ID", "the account id of the credentials kiln starts with, as the accounts' trust relationships name it")
 	cmd.Flags().BoolVar(&bakery, "bakery", false, "the arguments are project files: print the policy of kiln serve with those projects")
+	cmd.Flags().StringVar(&kmsKey, "kms-key-id", "", "with --bakery: add what sealing secrets under this AWS KMS key needs (kiln serve --kms-key-id)")
 	return cmd
 }
 
@@ -151,7 +153,7 @@ func (a *app) writePolicy(graph string, doc iampolicy.PolicyDocument, queues []s
 
 // writeBakeryPolicy prints the policy of kiln serve with the projects of
 // files (project.Parse's errors, with file and line, when one is bad).
-func (a *app) writeBakeryPolicy(files, queues []string, trusted string) error {
+func (a *app) writeBakeryPolicy(files, queues []string, trusted, kmsKey string) error {
 	var ps []iampolicy.BakeryProject
 	byAccount := map[string][]iampolicy.BakeryProject{}
 	var roles []iampolicy.AccountRole
@@ -184,9 +186,16 @@ func (a *app) writeBakeryPolicy(files, queues []string, trusted string) error {
 		}
 	}
 	if len(roles) > 0 { // environments in other accounts: a policy in each
-		return a.writeAccountPolicies(iampolicy.BakeryAccounts(byAccount, roles, trusted), queues)
+		list := iampolicy.BakeryAccounts(byAccount, roles, trusted)
+		if kmsKey != "" { // the server's own key, in the starting account's policy
+			list[0].Policy.Statement = append(list[0].Policy.Statement, iampolicy.SecretsKey(kmsKey))
+		}
+		return a.writeAccountPolicies(list, queues)
 	}
 	doc := iampolicy.Bakery(ps...)
+	if kmsKey != "" {
+		doc.Statement = append(doc.Statement, iampolicy.SecretsKey(kmsKey))
+	}
 	doc.Statement = append(doc.Statement, eventqueue.Statements(queues)...)
 	b, _ := json.MarshalIndent(doc, "", "  ")
 	if _, err := a.stdout.Write(append(b, '\n')); err != nil {
