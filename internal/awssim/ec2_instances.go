@@ -67,7 +67,6 @@ type instance struct {
 	console  []byte // what the guest wrote, last 64 KB
 	posted   []byte // what GetConsoleOutput shows
 	postedAt time.Time
-	files    map[string]string // the guest's file system, for the guest model
 	ranUser  bool              // user data runs on the first boot only
 	exitCode int               // the user-data script's status, -1 while running
 }
@@ -274,7 +273,6 @@ func (s *Sim) launchLocked(sp launchSpec, minN, maxN int, now time.Time) ([]*ins
 			privateIP:     s.nextPrivateIP(sn),
 			launchTime:    now,
 			visibleAt:     s.notYetLocked(now),
-			files:         map[string]string{},
 			exitCode:      -1,
 		}
 		in.spec.SecurityGroupIDs = slices.Clone(sp.SecurityGroupIDs)
