@@ -67,8 +67,8 @@ type instance struct {
 	console  []byte // what the guest wrote, last 64 KB
 	posted   []byte // what GetConsoleOutput shows
 	postedAt time.Time
-	ranUser  bool              // user data runs on the first boot only
-	exitCode int               // the user-data script's status, -1 while running
+	ranUser  bool // user data runs on the first boot only
+	exitCode int  // the user-data script's status, -1 while running
 }
 
 func (in *instance) visible(now time.Time) bool { return !now.Before(in.visibleAt) }
