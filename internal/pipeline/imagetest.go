@@ -231,32 +231,9 @@ func cmpDuration(d, def time.Duration) time.Duration {
 	return def
 }
 
-// testerFilters find the bake's test instances.
-func (r *run) testerFilters() []types.Filter {
-	return append(r.matchFilters(), types.Filter{Name: aws.String("tag:" + TagRole), Values: []string{roleTester}})
-}
-
 // findTesters lists the instances tagged as this bake's test instance.
 func (r *run) findTesters(ctx context.Context) ([]types.Instance, error) {
-	var all []types.Instance
-	err := r.hub.Retry(ctx, func(ctx context.Context) error {
-		all = all[:0]
-		p := ec2.NewDescribeInstancesPaginator(r.api, &ec2.DescribeInstancesInput{Filters: r.testerFilters()})
-		for p.HasMorePages() {
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				return err
-			}
-			for _, res := range out.Reservations {
-				all = append(all, res.Instances...)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find test instance of bake %s: %w", r.spec.ID, err)
-	}
-	return all, nil
+	return r.findRole(ctx, roleTester, "test instance")
 }
 
 // findTester returns the live test instance, else the newest gone one
@@ -266,14 +243,7 @@ func (r *run) findTester(ctx context.Context) (*types.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	var gone *types.Instance
-	for i := range all {
-		if isLive(all[i]) {
-			return &all[i], nil
-		}
-		gone = &all[i]
-	}
-	return gone, nil
+	return liveOrLast(all), nil
 }
 
 // TestClientToken is the RunInstances token of a bake's test instance:

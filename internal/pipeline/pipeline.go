@@ -639,7 +639,13 @@ func isLive(in types.Instance) bool { return awsapi.IsLive(in) }
 
 // findBuilders lists the instances tagged as this bake's builder.
 func (r *run) findBuilders(ctx context.Context) ([]types.Instance, error) {
-	fs := append(r.matchFilters(), types.Filter{Name: aws.String("tag:" + TagRole), Values: []string{roleBuilder}})
+	return r.findRole(ctx, roleBuilder, "builder")
+}
+
+// findRole lists the instances tagged as this bake's role (its builder,
+// or its test instance: what names it in an error).
+func (r *run) findRole(ctx context.Context, role, what string) ([]types.Instance, error) {
+	fs := append(r.matchFilters(), types.Filter{Name: aws.String("tag:" + TagRole), Values: []string{role}})
 	var all []types.Instance
 	err := r.hub.Retry(ctx, func(ctx context.Context) error {
 		all = all[:0]
@@ -656,7 +662,7 @@ func (r *run) findBuilders(ctx context.Context) ([]types.Instance, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("find builder of bake %s: %w", r.spec.ID, err)
+		return nil, fmt.Errorf("find %s of bake %s: %w", what, r.spec.ID, err)
 	}
 	return all, nil
 }
@@ -667,14 +673,20 @@ func (r *run) findBuilder(ctx context.Context) (*types.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	return liveOrLast(all), nil
+}
+
+// liveOrLast is the live instance of all, else the last gone one (its
+// console still tells the result), else nil.
+func liveOrLast(all []types.Instance) *types.Instance {
 	var gone *types.Instance
 	for i := range all {
 		if isLive(all[i]) {
-			return &all[i], nil
+			return &all[i]
 		}
 		gone = &all[i]
 	}
-	return gone, nil
+	return gone
 }
 
 // launch runs the builder with the bake's client token and tags (in the
