@@ -295,31 +295,7 @@ func (r *run) terminateTesters(ctx context.Context) ([]string, error) {
 	if r.spec.Tests == nil {
 		return nil, nil
 	}
-	all, err := r.findTesters(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, in := range all {
-		if isLive(in) {
-			ids = append(ids, aws.ToString(in.InstanceId))
-		}
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	err = r.hub.Retry(ctx, func(ctx context.Context) error {
-		_, err := r.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
-		if awsapi.IsNotFound(err) {
-			return awsapi.NotYet(err)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("terminate test instance %s: %w", strings.Join(ids, ", "), err)
-	}
-	r.log.Info("test instance terminating", "instance", strings.Join(ids, ", "))
-	return ids, nil
+	return r.terminateRole(ctx, roleTester, "test instance")
 }
 
 // tagTests records the test's outcome on the image.

@@ -1079,7 +1079,13 @@ func (r *run) tagImage(ctx context.Context, res Result, img types.Image) error {
 // terminateBuilders terminates every live builder of the bake (there is at
 // most one) and returns their ids. It does not wait for them to be gone.
 func (r *run) terminateBuilders(ctx context.Context) ([]string, error) {
-	all, err := r.findBuilders(ctx)
+	return r.terminateRole(ctx, roleBuilder, "builder")
+}
+
+// terminateRole terminates every live instance of the bake's role (see
+// findRole) and returns their ids; it does not wait for them to be gone.
+func (r *run) terminateRole(ctx context.Context, role, what string) ([]string, error) {
+	all, err := r.findRole(ctx, role, what)
 	if err != nil {
 		return nil, err
 	}
@@ -1100,9 +1106,9 @@ func (r *run) terminateBuilders(ctx context.Context) ([]string, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("terminate builder %s: %w", strings.Join(ids, ", "), err)
+		return nil, fmt.Errorf("terminate %s %s: %w", what, strings.Join(ids, ", "), err)
 	}
-	r.log.Info("builder terminating", "instance", strings.Join(ids, ", "))
+	r.log.Info(what+" terminating", "instance", strings.Join(ids, ", "))
 	return ids, nil
 }
 
