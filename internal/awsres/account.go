@@ -39,23 +39,31 @@ func (r *Record) UseAccount(a config.Account) { r.hubs = r.hubs.ForAccount(accou
 // Account is the graph's name of the account r works in, "" for the
 // starting credentials (for kiln iam-policy, the lock page and orphans).
 func Account(r any) string {
-	switch r := r.(type) {
-	case *Instance:
-		return r.hubs.AccountName()
-	case *AMI:
-		return r.hubs.AccountName()
-	case *ASG:
-		return r.hubs.AccountName()
-	case *SecurityGroup:
-		return r.hubs.AccountName()
-	case *KeyPair:
-		return r.hubs.AccountName()
-	case *HostedZone:
-		return r.hubs.AccountName()
-	case *Record:
-		return r.hubs.AccountName()
+	if h := hubsOf(r); h != nil {
+		return h.AccountName()
 	}
 	return ""
+}
+
+// hubsOf is the hubs of r's account when r is an AWS kind, else nil.
+func hubsOf(r any) *awsapi.Hubs {
+	switch r := r.(type) {
+	case *Instance:
+		return r.hubs
+	case *AMI:
+		return r.hubs
+	case *ASG:
+		return r.hubs
+	case *SecurityGroup:
+		return r.hubs
+	case *KeyPair:
+		return r.hubs
+	case *HostedZone:
+		return r.hubs
+	case *Record:
+		return r.hubs
+	}
+	return nil
 }
 
 // AccountHubs are the hubs of every account the resources rs work in, the
@@ -65,24 +73,7 @@ func AccountHubs(base *awsapi.Hubs, rs []any) []*awsapi.Hubs {
 	out := []*awsapi.Hubs{base}
 	seen := map[*awsapi.Hubs]bool{base: true}
 	for _, r := range rs {
-		var h *awsapi.Hubs
-		switch r := r.(type) {
-		case *Instance:
-			h = r.hubs
-		case *AMI:
-			h = r.hubs
-		case *ASG:
-			h = r.hubs
-		case *SecurityGroup:
-			h = r.hubs
-		case *KeyPair:
-			h = r.hubs
-		case *HostedZone:
-			h = r.hubs
-		case *Record:
-			h = r.hubs
-		}
-		if h != nil && !seen[h] {
+		if h := hubsOf(r); h != nil && !seen[h] {
 			seen[h] = true
 			out = append(out, h)
 		}
