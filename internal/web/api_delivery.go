@@ -13,7 +13,6 @@ import (
 	"kiln/internal/audit"
 	"kiln/internal/auth"
 	"kiln/internal/bakery"
-	"kiln/internal/store"
 )
 
 // Revocations and approvals (safe delivery).
@@ -94,20 +93,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 	if p != nil {
 		note.Detail = fmt.Sprintf("promotion %d of %s", p.ID, p.ImageID)
 	}
-	var pe *bakery.PromotionError
-	switch {
-	case errors.As(err, &pe):
-		writeError(w, http.StatusBadRequest, pe.Msg)
-		return
-	case errors.Is(err, store.ErrPromotionRunning):
-		writeError(w, http.StatusConflict, fmt.Sprintf("environment %s of %q has a rollout running; wait for it to end", env, name))
-		return
-	case s.projectFailed(w, r, name, err):
-		return
-	}
-	writeJSON(w, http.StatusAccepted, struct {
-		Promotion Promotion `json:"promotion"`
-	}{promotionJSON(*p)})
+	s.writePromotion(w, r, name, env, p, err)
 }
 
 // Revoke revokes image of project with reason.

@@ -145,6 +145,12 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 	} else if req.Image != "" {
 		audit.NoteOf(r).Detail = "image " + req.Image
 	}
+	s.writePromotion(w, r, name, env, p, err)
+}
+
+// writePromotion answers a request that started promotion p of project
+// name's environment env (promote, approve), or failed with err.
+func (s *Server) writePromotion(w http.ResponseWriter, r *http.Request, name, env string, p *store.Promotion, err error) {
 	var pe *bakery.PromotionError
 	switch {
 	case errors.As(err, &pe):
